@@ -1,0 +1,27 @@
+"""The `chc-equity` command line: one Typer app, each stage contributing its own sub-commands.
+
+Each stage keeps its CLI in a module here (``cli/ingest.py``, ``cli/views.py`` ...) that only
+parses arguments and prints; the work happens in the stage package.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="chc-equity",
+    help="Quality and health-equity analytics for community health centers.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    # Imported here so that each stage's CLI module registers itself on `app`.
+    from chc_equity.cli import ingest as _ingest  # noqa: F401
+    from chc_equity.cli import views as _views  # noqa: F401
+
+
+def main() -> None:
+    _register()
+    app()

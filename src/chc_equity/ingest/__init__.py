@@ -1,0 +1,1 @@
+"""FHIR ingest: bulk NDJSON, Bundles and single resources into the warehouse's ``resources`` table."""

@@ -1,0 +1,1 @@
+"""Value sets and direct-reference codes, shipped as package data and loaded into DuckDB."""

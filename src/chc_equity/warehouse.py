@@ -1,0 +1,92 @@
+"""The embedded DuckDB warehouse: where it lives and the tables every stage shares.
+
+The raw layer is one table, ``resources``, keyed by (center, type, id); every later stage reads
+from it or from tables derived from it. Keeping the DDL here (and only here) means ingest, views
+and measures agree on one schema without importing each other.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+DEFAULT_WAREHOUSE = "chc_equity.duckdb"
+WAREHOUSE_ENV = "CHC_EQUITY_WAREHOUSE"
+
+# Schema for the flat tables that the built-in ViewDefinitions materialize (flat.patient, ...).
+FLAT_SCHEMA = "flat"
+
+DDL = f"""
+CREATE SEQUENCE IF NOT EXISTS load_id_seq START 1;
+
+CREATE TABLE IF NOT EXISTS loads (
+    load_id        BIGINT PRIMARY KEY,
+    center         VARCHAR NOT NULL,
+    started_at     TIMESTAMPTZ NOT NULL,
+    finished_at    TIMESTAMPTZ,
+    duration_s     DOUBLE,
+    files          VARCHAR[],
+    resources_read BIGINT,
+    inserted       BIGINT,
+    updated        BIGINT,
+    unchanged      BIGINT,
+    quarantined    BIGINT,
+    status         VARCHAR NOT NULL
+);
+
+-- One row per FHIR resource, upserted by (center, type, id); a newer meta.lastUpdated wins.
+CREATE TABLE IF NOT EXISTS resources (
+    center       VARCHAR NOT NULL,
+    type         VARCHAR NOT NULL,
+    id           VARCHAR NOT NULL,
+    last_updated TIMESTAMPTZ,
+    source_file  VARCHAR,
+    source_pos   VARCHAR,
+    load_id      BIGINT,
+    resource     JSON NOT NULL,
+    PRIMARY KEY (center, type, id)
+);
+
+-- Quarantine: what could not be loaded, why, and the raw text, so nothing is lost.
+CREATE TABLE IF NOT EXISTS rejects (
+    load_id      BIGINT,
+    center       VARCHAR,
+    source_file  VARCHAR,
+    source_pos   VARCHAR,
+    resource_type VARCHAR,
+    resource_id  VARCHAR,
+    field        VARCHAR,
+    reason       VARCHAR NOT NULL,
+    raw          VARCHAR
+);
+
+CREATE SCHEMA IF NOT EXISTS {FLAT_SCHEMA};
+"""
+
+
+def warehouse_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """Resolve the warehouse file: explicit argument, else $CHC_EQUITY_WAREHOUSE, else ./chc_equity.duckdb."""
+    if path is not None:
+        return Path(path)
+    return Path(os.environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE)
+
+
+def connect(path: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the warehouse and make sure the shared tables exist."""
+    target = warehouse_path(path)
+    if read_only:
+        if not target.exists():
+            raise FileNotFoundError(f"warehouse {target} does not exist; run `chc-equity ingest` first")
+        return duckdb.connect(str(target), read_only=True)
+    con = duckdb.connect(str(target))
+    con.execute(DDL)
+    return con
+
+
+def connect_memory() -> duckdb.DuckDBPyConnection:
+    """An in-memory warehouse with the shared schema (tests, conformance runs, `measures evaluate`)."""
+    con = duckdb.connect(":memory:")
+    con.execute(DDL)
+    return con
