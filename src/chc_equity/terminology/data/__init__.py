@@ -1,0 +1,1 @@
+"""Package data: terminology.json.gz, built by scripts/build_terminology.py (a package so wheels ship it)."""
