@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS rejects (
     resource_id  VARCHAR,
     field        VARCHAR,
     reason       VARCHAR NOT NULL,
+    detail       VARCHAR,
     raw          VARCHAR
 );
 
@@ -73,7 +74,9 @@ def warehouse_path(path: str | os.PathLike[str] | None = None) -> Path:
     return Path(os.environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE)
 
 
-def connect(path: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(
+    path: str | os.PathLike[str] | None = None, *, read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) the warehouse and make sure the shared tables exist."""
     target = warehouse_path(path)
     if read_only:

@@ -1,0 +1,149 @@
+"""Ingest benchmark: DuckDB's raw ``read_json`` scan vs our ingest (+ views) over the same files.
+
+    python benchmarks/ingest.py                      # ../shared/synthea/ma-bundles
+    python benchmarks/ingest.py PATH...              # any files / directories
+    python benchmarks/ingest.py --generate-gb 1      # a generated ~1 GB NDJSON (peak-RAM check)
+
+Each side runs in a fresh subprocess so its peak RSS (``ru_maxrss``) is its own. The raw scan is
+``CREATE TEMP TABLE AS SELECT * FROM read_json(files)`` -- every value parsed and materialized, which is
+the honest floor for "read these files into DuckDB". Ours is ``chc_equity.ingest.load`` into a
+fresh file warehouse, with ``chc_equity.views.build.build_views`` as ``after_load`` when it exists.
+Targets: ours <= 2x the raw scan on the shared bundles; peak RSS <= 2 GB ingesting 1 GB NDJSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_INPUT = REPO.parent / "shared" / "synthea" / "ma-bundles"
+
+SCAN_CHILD = """
+import json, resource, sys, time, duckdb
+files, tmp = json.loads(sys.argv[1]), sys.argv[2]
+con = duckdb.connect(tmp + "/scan.duckdb")
+t = time.perf_counter()
+con.execute("CREATE TEMP TABLE scan AS SELECT * FROM read_json($f, maximum_object_size = 268435456)",
+            {"f": files})
+print(json.dumps({"seconds": time.perf_counter() - t,
+                  "rows": con.execute("SELECT count(*) FROM scan").fetchone()[0],
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+INGEST_CHILD = """
+import json, resource, sys, time
+from chc_equity.ingest import load
+from chc_equity.warehouse import connect
+files, tmp = json.loads(sys.argv[1]), sys.argv[2]
+views_s = []
+try:
+    from chc_equity.views.build import build_views
+    def after(con, center):
+        t0 = time.perf_counter()
+        build_views(con, centers=[center])
+        views_s.append(time.perf_counter() - t0)
+    views = True
+except ImportError:
+    after, views = None, False
+con = connect(tmp + "/ingest.duckdb")
+t = time.perf_counter()
+r = load(con, files, "bench", after_load=after)
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": time.perf_counter() - t, "loaded": r.loaded, "quarantined": r.quarantined,
+                  "views": views, "views_s": sum(views_s), "peak_rss_mb": rss}))
+"""
+
+
+def _run(code: str, files: list[str], tmp: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(files), tmp], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark child failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _files(paths: list[Path]) -> list[str]:
+    from chc_equity.ingest.sources import discover
+
+    return [str(p) for p in discover(paths)]
+
+
+def generate_ndjson(target: Path, gigabytes: float) -> Path:
+    """Write ~``gigabytes`` of Synthea-like NDJSON (templates from the shared bundles, unique ids)."""
+    templates = _templates()
+    limit = int(gigabytes * (1 << 30))
+    written, n = 0, 0
+    with target.open("wb") as fh:
+        while written < limit:
+            for tpl in templates:
+                tpl["id"] = f"g{n}"
+                line = orjson.dumps(tpl) + b"\n"
+                fh.write(line)
+                written += len(line)
+                n += 1
+    return target
+
+
+def _templates() -> list[dict]:
+    import gzip
+
+    bundles = sorted(DEFAULT_INPUT.glob("*.json.gz"))[:3]
+    if bundles:
+        return [e["resource"] for b in bundles for e in orjson.loads(gzip.open(b).read())["entry"]]
+    return [
+        {
+            "resourceType": "Observation",
+            "id": "x",
+            "status": "final",
+            "code": {"text": "demo"},
+            "effectiveDateTime": "2024-01-02T03:04:05Z",
+            "valueQuantity": {"value": 1.5, "unit": "mg"},
+        }
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("paths", nargs="*", type=Path)
+    parser.add_argument("--generate-gb", type=float, help="benchmark a generated NDJSON of this many GB")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="chc-bench-") as tmp:
+        if args.generate_gb:
+            paths = [generate_ndjson(Path(tmp) / "Generated.ndjson", args.generate_gb)]
+        else:
+            paths = args.paths or [DEFAULT_INPUT]
+        files = _files(paths)
+        size = sum(Path(f).stat().st_size for f in files)
+        print(f"input: {len(files)} files, {size / 1e6:,.1f} MB on disk")
+        scan = _run(SCAN_CHILD, files, tmp)
+        ours = _run(INGEST_CHILD, files, tmp)
+    label = "ingest + views" if ours["views"] else "ingest (views: chc_equity.views.build not available)"
+    print(
+        f"duckdb read_json scan: {scan['seconds']:7.2f} s  ({scan['rows']:,} rows, "
+        f"peak RSS {scan['peak_rss_mb']:,.0f} MB)"
+    )
+    print(
+        f"{label}: {ours['seconds']:7.2f} s  ({ours['loaded']:,} resources, {ours['quarantined']:,} "
+        f"quarantined, peak RSS {ours['peak_rss_mb']:,.0f} MB)"
+    )
+    if ours["views"]:
+        alone = ours["seconds"] - ours["views_s"]
+        print(
+            f"  of which views build: {ours['views_s']:.2f} s, ingest alone: {alone:.2f} s "
+            f"({alone / scan['seconds']:.2f}x)"
+        )
+    print(f"ratio ours / scan: {ours['seconds'] / scan['seconds']:.2f}x (target <= 2x)")
+
+
+if __name__ == "__main__":
+    main()

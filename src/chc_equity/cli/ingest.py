@@ -1,0 +1,154 @@
+"""`chc-equity ingest` and `chc-equity rejects`: argument parsing and printing only.
+
+The work is ``chc_equity.ingest.load``. The views refresh is passed in as ``after_load`` so it runs
+inside the load's transaction; ingest itself never imports the views stage.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from chc_equity.cli import app
+from chc_equity.ingest import LoadResult, list_rejects, load
+from chc_equity.ingest.loader import AfterLoad
+from chc_equity.ingest.sources import discover
+from chc_equity.warehouse import connect
+
+
+def _err() -> Console:
+    """Consoles are made per call so they follow the terminal (and COLUMNS) of that invocation."""
+    return Console(stderr=True)
+
+
+class _RateColumn(ProgressColumn):
+    """Resources per second, from the count kept in the task's fields."""
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.elapsed or 0.0
+        count = task.fields.get("resources", 0)
+        rate = count / elapsed if elapsed > 0 else 0.0
+        return Text(f"{count:,} resources  {rate:,.0f}/s", style="progress.data.speed")
+
+
+def _views_refresh() -> AfterLoad | None:
+    """The views build if that stage exists yet (temporary guard until chc_equity.views.build lands)."""
+    try:
+        from chc_equity.views.build import build_views
+    except ImportError:
+        _err().print("[yellow]warning:[/] chc_equity.views.build not available; views not refreshed")
+        return None
+
+    def refresh(con, center: str) -> None:
+        build_views(con, centers=[center])
+
+    return refresh
+
+
+def _summary(result: LoadResult) -> Table:
+    table = Table(title=f"load {result.load_id} - center {result.center}")
+    table.add_column("resource type")
+    table.add_column("loaded", justify="right")
+    table.add_column("quarantined", justify="right")
+    for rtype in sorted(set(result.loaded_by_type) | set(result.quarantined_by_type)):
+        table.add_row(rtype, f"{result.loaded_by_type[rtype]:,}", f"{result.quarantined_by_type[rtype]:,}")
+    table.add_section()
+    table.add_row("total", f"{result.loaded:,}", f"{result.quarantined:,}", style="bold")
+    table.caption = (
+        f"{len(result.files)} files, {result.inserted:,} inserted, {result.updated:,} updated, "
+        f"{result.unchanged:,} unchanged, {result.duration_s:.1f}s"
+    )
+    return table
+
+
+@app.command("ingest")
+def ingest_command(
+    paths: Annotated[list[Path], typer.Argument(help="NDJSON / JSON / Bundle files or directories (.gz ok)")],
+    center: Annotated[str, typer.Option("--center", help="health center id the data belongs to")],
+    warehouse: Annotated[
+        Path | None,
+        typer.Option(
+            "--warehouse", help="DuckDB file (default $CHC_EQUITY_WAREHOUSE or ./chc_equity.duckdb)"
+        ),
+    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="exit 1 when anything was quarantined")] = False,
+) -> None:
+    """Load FHIR data for one center; bad input is quarantined (see `chc-equity rejects`)."""
+    try:
+        files = discover(paths)
+    except FileNotFoundError as exc:
+        _err().print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    total = sum(os.path.getsize(f) for f in files)
+    after_load = _views_refresh()
+    con = connect(warehouse)
+    try:
+        with Progress(
+            TextColumn("ingest"),
+            BarColumn(),
+            DownloadColumn(),
+            _RateColumn(),
+            TimeElapsedColumn(),
+            console=_err(),
+            transient=True,
+        ) as bar:
+            task = bar.add_task("ingest", total=total, resources=0)
+
+            def progress(nbytes: int, nresources: int) -> None:
+                fields = bar.tasks[task].fields
+                bar.update(task, advance=nbytes, resources=fields.get("resources", 0) + nresources)
+
+            result = load(con, files, center, after_load=after_load, progress=progress)
+    finally:
+        con.close()
+    out = Console()
+    out.print(_summary(result))
+    if result.quarantined:
+        out.print(f"{result.quarantined:,} quarantined: `chc-equity rejects --load {result.load_id}`")
+    if strict and result.quarantined:
+        raise typer.Exit(1)
+
+
+@app.command("rejects")
+def rejects_command(
+    load_id: Annotated[int | None, typer.Option("--load", help="only this load")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="at most this many rows")] = 50,
+    show_raw: Annotated[
+        bool, typer.Option("--show-raw", help="also print raw text (may hold patient data)")
+    ] = False,
+    warehouse: Annotated[Path | None, typer.Option("--warehouse", help="DuckDB file")] = None,
+) -> None:
+    """List quarantined input: where, which field, and why (raw text only with --show-raw)."""
+    try:
+        con = connect(warehouse, read_only=True)
+    except FileNotFoundError as exc:
+        _err().print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    try:
+        rows = list_rejects(con, load_id=load_id, limit=limit)
+    finally:
+        con.close()
+    table = Table(title=f"rejects{'' if load_id is None else f' of load {load_id}'} ({len(rows)} shown)")
+    columns = ["load_id", "source_file", "source_pos", "resource_type", "field", "reason", "detail"]
+    if show_raw:
+        columns.append("raw")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
+    Console().print(table)

@@ -1,0 +1,148 @@
+"""``load()``: one ingest run = one warehouse transaction.
+
+Everything a load writes (staged resources, the merge, rejects, its ``loads`` row, and whatever
+``after_load`` does) happens inside a single DuckDB transaction, so an exception or a ``kill -9``
+mid-load leaves the warehouse exactly as it was: DuckDB only makes a transaction durable at commit.
+A failed load therefore leaves no ``loads`` row either -- the caller sees the exception.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import duckdb
+
+from chc_equity.ingest.records import Resource
+from chc_equity.ingest.sources import discover, read_file
+from chc_equity.ingest.store import Stager, merge, next_load_id
+
+AfterLoad = Callable[[duckdb.DuckDBPyConnection, str], None]
+# progress(bytes_delta, resources_delta): bytes of input files consumed (compressed size for .gz).
+Progress = Callable[[int, int], None]
+
+# Bounded DuckDB memory during a load; staging spills to the temp directory beyond it.
+DEFAULT_MEMORY_LIMIT = "1GB"
+UNKNOWN_TYPE = "(unknown)"
+
+
+@dataclass
+class LoadResult:
+    """What one load did; mirrors its ``loads`` row plus per-type counts for the CLI table."""
+
+    load_id: int
+    center: str
+    files: list[str]
+    resources_read: int = 0
+    loaded: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    duration_s: float = 0.0
+    status: str = "ok"
+    loaded_by_type: Counter[str] = field(default_factory=Counter)
+    quarantined_by_type: Counter[str] = field(default_factory=Counter)
+
+
+def load(
+    con: duckdb.DuckDBPyConnection,
+    paths: Iterable[str | os.PathLike[str]],
+    center: str,
+    *,
+    after_load: AfterLoad | None = None,
+    progress: Progress | None = None,
+    memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+) -> LoadResult:
+    """Ingest files/directories for ``center`` into the warehouse behind ``con``, atomically.
+
+    ``after_load(con, center)`` runs inside the load's transaction, just before commit, so derived
+    tables are refreshed in the same atomic step (the CLI passes the views refresh).
+    """
+    if not center or not center.strip():
+        raise ValueError("center must be a non-empty id")
+    files = discover(paths)
+    started = time.perf_counter()
+    started_at = datetime.now(UTC)
+    previous_limit = _set_memory_limit(con, memory_limit)
+    con.begin()
+    try:
+        result = _run(con, files, center, progress)
+        result.duration_s = time.perf_counter() - started
+        _record(con, result, started_at)
+        if after_load is not None:
+            after_load(con, center)
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    finally:
+        _set_memory_limit(con, previous_limit)
+    return result
+
+
+def _run(con: duckdb.DuckDBPyConnection, files: list, center: str, progress: Progress | None) -> LoadResult:
+    load_id = next_load_id(con)
+    names = [str(path.resolve()) for path in files]
+    result = LoadResult(load_id, center, names)
+    stager = Stager(con, load_id, center)
+    on_bytes = (lambda n: progress(n, 0)) if progress is not None else None
+    pending = 0
+    for path, name in zip(files, names, strict=True):
+        for item in read_file(path, on_bytes):
+            result.resources_read += 1
+            if isinstance(item, Resource):
+                stager.add(item, name)
+                result.loaded_by_type[item.type] += 1
+            else:
+                stager.reject(item, name)
+                result.quarantined_by_type[item.resource_type or UNKNOWN_TYPE] += 1
+            pending += 1
+            if progress is not None and pending >= 1000:
+                progress(0, pending)
+                pending = 0
+    if progress is not None and pending:
+        progress(0, pending)
+    stager.flush()
+    result.loaded = sum(result.loaded_by_type.values())
+    result.quarantined = sum(result.quarantined_by_type.values())
+    result.inserted, result.updated, result.unchanged = merge(con, center, load_id)
+    result.status = "ok" if result.quarantined == 0 else "quarantined"
+    return result
+
+
+def _record(con: duckdb.DuckDBPyConnection, r: LoadResult, started_at: datetime) -> None:
+    con.execute(
+        """INSERT INTO loads (load_id, center, started_at, finished_at, duration_s, files, resources_read,
+                              inserted, updated, unchanged, quarantined, status)
+           VALUES (?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?)""",
+        [
+            r.load_id,
+            r.center,
+            started_at,
+            r.duration_s,
+            r.files,
+            r.resources_read,
+            r.inserted,
+            r.updated,
+            r.unchanged,
+            r.quarantined,
+            r.status,
+        ],
+    )
+
+
+def _set_memory_limit(con: duckdb.DuckDBPyConnection, limit: str | None) -> str | None:
+    """Set DuckDB's memory_limit, returning the previous value so it can be restored."""
+    if limit is None:
+        return None
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", limit):
+        raise ValueError(f"memory_limit must look like '1GB' or '512MiB', got {limit!r}")
+    previous = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    con.execute(f"SET memory_limit = '{limit}'")
+    return previous
