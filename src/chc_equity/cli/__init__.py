@@ -19,6 +19,8 @@ app = typer.Typer(
 def _register() -> None:
     # Imported here so that each stage's CLI module registers itself on `app`.
     from chc_equity.cli import ingest as _ingest  # noqa: F401
+    from chc_equity.cli import measures as _measures  # noqa: F401
+    from chc_equity.cli import synth as _synth  # noqa: F401
     from chc_equity.cli import views as _views  # noqa: F401
 
 

@@ -1,0 +1,77 @@
+"""Compare measure results with the official eCQM test cases (``../shared/ecqm``).
+
+``expected.csv`` has one row per (test patient, group, population) with the expected count; we run
+`evaluate` on each measure's test folder and compare population membership row by row.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from chc_equity.measures.engine import MeasureModule
+from chc_equity.measures.evaluate import evaluate
+
+
+@dataclass
+class MeasureConformance:
+    """Agreement of one measure with its official test cases."""
+
+    measure: str
+    cases: int = 0
+    compared: int = 0
+    agreed: int = 0
+    disagreements: list[str] = field(default_factory=list)
+
+    @property
+    def agreement(self) -> float:
+        return self.agreed / self.compared if self.compared else 0.0
+
+
+def test_folder(ecqm_dir: Path, module: MeasureModule) -> Path:
+    """The measure's test-case folder, e.g. tests/CMS122FHIR-v1.0.000-FHIR-TestCases."""
+    matches = sorted((ecqm_dir / "tests").glob(f"{module.measure.cms_id}FHIR-*"))
+    if len(matches) != 1:
+        raise FileNotFoundError(
+            f"no unique test folder for {module.measure.cms_id} under {ecqm_dir / 'tests'}"
+        )
+    return matches[0]
+
+
+def expected_rows(ecqm_dir: Path, measure: str) -> list[dict[str, str]]:
+    with open(ecqm_dir / "expected.csv", newline="") as fh:
+        return [row for row in csv.DictReader(fh) if row["measure"] == measure]
+
+
+def check_measure(ecqm_dir: Path, module: MeasureModule) -> MeasureConformance:
+    """Evaluate one measure on its official test patients and compare every expected population."""
+    name = module.measure.name
+    expected = expected_rows(ecqm_dir, name)
+    result = MeasureConformance(name)
+    if not expected:
+        return result
+    period_start = date.fromisoformat(expected[0]["period_start"])
+    period_end = date.fromisoformat(expected[0]["period_end"])
+    rows = evaluate(test_folder(ecqm_dir, module), [module], period_start=period_start, period_end=period_end)
+    actual: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    for row in rows:
+        actual[(str(row["group_id"]), str(row["patient_id"]), str(row["population_code"]))].append(
+            int(row["count"])
+        )
+    result.cases = len({row["patient_id"] for row in expected})
+    for row in expected:
+        key = (row["group_id"], row["patient_id"], row["population_code"])
+        result.compared += 1
+        got = actual.get(key)
+        want = int(row["expected_count"])
+        if got is not None and len(got) == 1 and got[0] == want:
+            result.agreed += 1
+        else:
+            result.disagreements.append(
+                f"{row['test_case']} ({row['patient_id']}) {row['group_id']} {row['population_code']}: "
+                f"expected {want}, got {got}"
+            )
+    return result

@@ -1,0 +1,163 @@
+"""SQL fragments for the CQL semantics the eCQMs rely on, written once and named after CQL.
+
+Measure files build their SQL from these so that a reviewer reads ``during_day_of_mp(...)`` where the
+CQL says ``during day of "Measurement Period"``. Everything here returns DuckDB SQL text; the macros in
+:data:`MACROS` are created once per connection by the engine.
+
+Conventions (checked against the official eCQM test cases):
+
+- FHIR date/dateTime/instant text (kept verbatim by the views) is parsed by the ``fhir_ts`` macro to a
+  ``TIMESTAMP`` normalised to UTC; a date without time is midnight. The Measurement Period is
+  ``Interval[start 00:00:00.000, end 23:59:59.999]`` in UTC.
+- A FHIR Period maps to ``Interval[start, end]`` (FHIRHelpers.ToInterval). A missing start is unbounded
+  below; a missing end is a closed null boundary, which the CQL engines treat as unbounded above (so an
+  encounter without an end never ends "during" the period but does "overlap" it).
+- "X day of" comparisons compare calendar dates (precision day), so they are done on ``DATE`` values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+# Created per connection (TEMP) by the engine before any measure runs.
+MACROS: tuple[str, ...] = (
+    # FHIR date/dateTime/instant text -> TIMESTAMP (UTC). Partial dates (YYYY, YYYY-MM) take the first
+    # instant of their precision; that is the low end of CQL's uncertainty interval.
+    """CREATE OR REPLACE TEMP MACRO fhir_ts(s) AS CASE
+         WHEN s IS NULL THEN NULL
+         WHEN length(s) = 4 THEN make_timestamp(CAST(s AS INTEGER), 1, 1, 0, 0, 0)
+         WHEN length(s) = 7 THEN make_timestamp(CAST(substr(s, 1, 4) AS INTEGER),
+                                                CAST(substr(s, 6, 2) AS INTEGER), 1, 0, 0, 0)
+         WHEN length(s) = 10 THEN CAST(TRY_CAST(s AS DATE) AS TIMESTAMP)
+         ELSE timezone('UTC', TRY_CAST(s AS TIMESTAMPTZ))
+       END""",
+    "CREATE OR REPLACE TEMP MACRO fhir_date(s) AS CAST(fhir_ts(s) AS DATE)",
+    # CQL AgeInYearsAt / years between: whole years completed.
+    "CREATE OR REPLACE TEMP MACRO years_between(a, b) AS date_sub('year', CAST(a AS DATE), CAST(b AS DATE))",
+    "CREATE OR REPLACE TEMP MACRO months_between(a, b) AS "
+    "date_sub('month', CAST(a AS DATE), CAST(b AS DATE))",
+)
+
+
+@dataclass(frozen=True)
+class Period:
+    """The Measurement Period (calendar dates, inclusive)."""
+
+    start: date
+    end: date
+
+    @property
+    def start_ts(self) -> str:
+        return f"TIMESTAMP '{self.start.isoformat()} 00:00:00'"
+
+    @property
+    def end_ts(self) -> str:
+        return f"TIMESTAMP '{self.end.isoformat()} 23:59:59.999'"
+
+    @property
+    def start_date(self) -> str:
+        return f"DATE '{self.start.isoformat()}'"
+
+    @property
+    def end_date(self) -> str:
+        return f"DATE '{self.end.isoformat()}'"
+
+
+def ts(col: str) -> str:
+    """FHIR dateTime text column -> TIMESTAMP (UTC)."""
+    return f"fhir_ts({col})"
+
+
+def day(col: str) -> str:
+    """FHIR dateTime text column -> DATE (for 'day of' comparisons)."""
+    return f"fhir_date({col})"
+
+
+def during_day_of_mp(start: str, end: str, mp: Period) -> str:
+    """``Interval[start, end] during day of "Measurement Period"`` (start/end are FHIR text columns).
+
+    Both boundaries must be known and fall on a day of the period; a missing end is unbounded and so
+    never lies within the period.
+    """
+    return (
+        f"({day(start)} >= {mp.start_date} AND {day(start)} <= {mp.end_date} "
+        f"AND {day(end)} >= {mp.start_date} AND {day(end)} <= {mp.end_date})"
+    )
+
+
+def point_during_day_of_mp(point: str, mp: Period) -> str:
+    """``<dateTime> during day of "Measurement Period"`` for a single point (FHIR text column)."""
+    return f"({day(point)} BETWEEN {mp.start_date} AND {mp.end_date})"
+
+
+def overlaps_day_of_mp(start: str, end: str, mp: Period) -> str:
+    """``Interval[start, end] overlaps day of "Measurement Period"``; missing boundaries are unbounded."""
+    return (
+        f"(({start} IS NULL OR {day(start)} <= {mp.end_date}) "
+        f"AND ({end} IS NULL OR {day(end)} >= {mp.start_date}))"
+    )
+
+
+def ends_during_day_of_mp(end: str, mp: Period) -> str:
+    """``Interval ends during day of "Measurement Period"``: a known end on a day of the period."""
+    return point_during_day_of_mp(end, mp)
+
+
+def age_at_end(birth_date: str, mp: Period) -> str:
+    """``AgeInYearsAt(date from end of "Measurement Period")``."""
+    return f"years_between(fhir_date({birth_date}), {mp.end_date})"
+
+
+def age_at_start(birth_date: str, mp: Period) -> str:
+    """``AgeInYearsAt(date from start of "Measurement Period")``."""
+    return f"years_between(fhir_date({birth_date}), {mp.start_date})"
+
+
+def latest(datetime_col: str | None, period_start: str | None, period_end: str | None) -> str:
+    """QICoreCommon ``latest()`` of a dateTime | Period choice: the end if the period has one, else its
+    start; a plain dateTime is itself. Arguments are FHIR text columns (None when the choice lacks it)."""
+    parts = [p for p in (datetime_col, period_end, period_start) if p]
+    return f"coalesce({', '.join(parts)})"
+
+
+def earliest(datetime_col: str | None, period_start: str | None, period_end: str | None) -> str:
+    """QICoreCommon ``earliest()``: the start if the period has one, else its end."""
+    parts = [p for p in (datetime_col, period_start, period_end) if p]
+    return f"coalesce({', '.join(parts)})"
+
+
+def sql_str(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def observation_has_value(o: str) -> str:
+    """``<o>.value is not null`` for a flat.observation row alias: any value[x] variant is present.
+
+    A valueCodeableConcept counts when it has a coding (child table ``observation_value_code``) or text.
+    """
+    scalar = " OR ".join(
+        f"{o}.{col} IS NOT NULL"
+        for col in (
+            "value_quantity_value", "value_quantity_unit", "value_quantity_code", "value_boolean",
+            "value_string", "value_integer", "value_datetime", "value_period_start", "value_period_end",
+            "value_code_text",
+        )
+    )
+    return (
+        f"({scalar} OR EXISTS (SELECT 1 FROM flat.observation_value_code ov_ "
+        f"WHERE ov_.center = {o}.center AND ov_.id = {o}.id))"
+    )
+
+
+def interval_during_day(start: str, end: str, lo: str, hi: str) -> str:
+    """``Interval[start, end] during day of Interval[lo, hi]`` for FHIR text ``start``/``end`` and SQL DATE
+    expressions ``lo``/``hi`` (e.g. ``Interval[start of "Measurement Period" - 6 months, end of ...]``).
+
+    Both boundaries must be known and fall on days within ``[lo, hi]`` (a missing end is unbounded, so
+    never during), as :func:`during_day_of_mp` does for the Measurement Period itself.
+    """
+    return (
+        f"(fhir_date({start}) BETWEEN {lo} AND {hi} AND fhir_date({end}) BETWEEN {lo} AND {hi})"
+    )

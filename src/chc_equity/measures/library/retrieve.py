@@ -1,0 +1,60 @@
+"""QI-Core 6 profile retrieves (``[ConditionEncounterDiagnosis: "X"]`` ...) as SQL row sources.
+
+Each function returns a ``FROM``-able SQL fragment (``flat.<table> <alias> WHERE ...`` pieces are
+assembled by the caller) so the semantics of a profile retrieve live in one place:
+
+- the code filter is the ELM ``codeProperty`` of the profile (Condition.code, Observation.code,
+  Encounter.type, MedicationRequest.medication[x] as CodeableConcept, ...), any coding matching;
+- the profile itself adds *no* filter: the official test cases were produced by fqm-execution, whose
+  data source returns every resource of the profile's base type (no ``meta.profile`` check, no
+  category filter), e.g. a Condition categorised ``problem-list-item`` is still returned by
+  ``[ConditionEncounterDiagnosis: "Diabetes"]``. Profiles whose *meaning* is a negation
+  (MedicationNotRequested, ServiceNotRequested, ObservationCancelled ...) are not plain retrieves and
+  are handled by the measures that use them.
+"""
+
+from __future__ import annotations
+
+from chc_equity.measures.codes import FLAT, has_code, in_valueset, vs
+
+# Flat table of a resource type and the child table holding its retrieve code path.
+CODE_PATH: dict[str, tuple[str, str]] = {
+    "Condition": ("condition", "condition_code"),
+    "Encounter": ("encounter", "encounter_type"),
+    "Observation": ("observation", "observation_code"),
+    "Procedure": ("procedure", "procedure_code"),
+    "ServiceRequest": ("service_request", "service_request_code"),
+    "DeviceRequest": ("device_request", "device_request_code"),
+    "MedicationRequest": ("medication_request", "medication_request_medication_code"),
+    "Immunization": ("immunization", "immunization_vaccine_code"),
+    "AllergyIntolerance": ("allergy_intolerance", "allergy_intolerance_code"),
+}
+
+
+def table(resource: str) -> str:
+    """``flat.<table>`` of a resource type."""
+    return f"{FLAT}.{CODE_PATH[resource][0]}"
+
+
+def code_in(resource: str, alias: str, valueset: str) -> str:
+    """The retrieve's value-set filter: ``[<resource>: "<valueset>"]`` on row ``alias``.
+
+    A MedicationRequest matches by its medicationCodeableConcept *or* by the code of the Medication its
+    medicationReference points at (the official test case "DementiaMedicationRequestAsReference" expects
+    the referenced Medication's code to count).
+    """
+    direct = in_valueset(CODE_PATH[resource][1], alias, valueset)
+    if resource != "MedicationRequest":
+        return direct
+    referenced = (
+        f"EXISTS (SELECT 1 FROM {FLAT}.medication_code mc_ JOIN valueset_codes mv_ "
+        f"ON mv_.system = mc_.system AND mv_.code = mc_.code "
+        f"WHERE mc_.center = {alias}.center AND mc_.id = {alias}.medication_id "
+        f"AND mv_.valueset = {vs(valueset)})"
+    )
+    return f"({direct} OR {referenced})"
+
+
+def code_is(resource: str, alias: str, system: str, code: str) -> str:
+    """The retrieve's direct-code filter: ``[<resource>: "<code>"]`` on row ``alias``."""
+    return has_code(CODE_PATH[resource][1], alias, system, code)

@@ -1,0 +1,69 @@
+"""The eCQMs chc-equity implements: one module per measure under ``chc_equity.measures.ecqm``.
+
+A module defines ``MEASURE`` (a :class:`~chc_equity.measures.model.Measure`) and
+``criteria(ctx) -> str`` (its CQL population definitions as one SQL query). Adding a measure means
+adding its module name here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+
+from chc_equity.measures.engine import MeasureModule
+
+# Module names under chc_equity.measures.ecqm, in CMS-number order.
+MODULES: tuple[str, ...] = (
+    "cms2",
+    "cms22",
+    "cms69",
+    "cms74",
+    "cms75",
+    "cms117",
+    "cms122",
+    "cms124",
+    "cms125",
+    "cms130",
+    "cms131",
+    "cms138",
+    "cms139",
+    "cms155",
+    "cms159",
+    "cms165",
+    "cms177",
+    "cms314",
+    "cms347",
+    "cms349",
+    "cms951",
+)
+
+
+@cache
+def all_measures() -> tuple[MeasureModule, ...]:
+    """Every implemented measure (modules not written yet are skipped)."""
+    found = []
+    for name in MODULES:
+        try:
+            module = importlib.import_module(f"chc_equity.measures.ecqm.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"chc_equity.measures.ecqm.{name}":
+                continue
+            raise
+        found.append(MeasureModule(module.MEASURE, module.criteria))
+    return tuple(found)
+
+
+def find(ids: list[str] | tuple[str, ...] | None) -> tuple[MeasureModule, ...]:
+    """Measures by folder-style name ("CMS122FHIRDiabetesAssessGT9Pct") or CMS id ("CMS122", "cms122")."""
+    measures = all_measures()
+    if not ids:
+        return measures
+    wanted = []
+    for ident in ids:
+        key = ident.lower()
+        match = [m for m in measures if key in (m.measure.name.lower(), m.measure.cms_id.lower())]
+        if not match:
+            known = ", ".join(m.measure.cms_id for m in measures)
+            raise KeyError(f"unknown measure {ident!r}; implemented: {known}")
+        wanted.extend(match)
+    return tuple(wanted)
