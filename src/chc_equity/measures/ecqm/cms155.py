@@ -1,0 +1,184 @@
+"""CMS155 Weight Assessment and Counseling for Nutrition and Physical Activity for Children/Adolescents
+(CMS155FHIRWgtAssessCounseling 1.0.000). UDS Table 6B Line 12.
+
+Patients 3-17 at the end of the Measurement Period with a qualifying visit in it; three rates: BMI
+percentile + height + weight recorded (Group_1), nutrition counseling (Group_2), physical-activity
+counseling (Group_3), each stratified by age 3-11 / 12-17. Read side by side with
+``../shared/ecqm/input/cql/CMS155FHIRWgtAssessCounseling.cql``.
+
+The vital-sign retrieves (``[USCoreBodyHeightProfile]``, ``[USCoreBodyWeightProfile]``,
+``[USCorePediatricBMIforAgeObservationProfile]``) carry no code filter in the ELM; the profile is what
+selects the Observations. The test cases show the profile *does* filter (a body-weight Observation in the
+period does not count as a BMI percentile), and real EHR data rarely tags ``meta.profile``, so the profile
+is applied through the LOINC code each US Core profile fixes (8302-2, 29463-7, 59576-9).
+"""
+
+from __future__ import annotations
+
+from chc_equity.measures.codes import has_code
+from chc_equity.measures.cql import age_at_end, during_day_of_mp
+from chc_equity.measures.engine import Context
+from chc_equity.measures.library import hospice, qicore, status
+from chc_equity.measures.library.retrieve import code_in, table
+from chc_equity.measures.model import Group, Measure
+
+LOINC = "http://loinc.org"
+BODY_HEIGHT = "8302-2"  # US Core body height profile's fixed code
+BODY_WEIGHT = "29463-7"  # US Core body weight
+PEDIATRIC_BMI_PERCENTILE = "59576-9"  # US Core pediatric BMI-for-age percentile
+
+POPULATIONS = ("initial-population", "denominator", "denominator-exclusion", "numerator")
+STRATIFIERS = ("Stratification 1", "Stratification 2")
+
+MEASURE = Measure(
+    name="CMS155FHIRWgtAssessCounseling",
+    cms_id="CMS155",
+    version="1.0.000",
+    title="Weight Assessment and Counseling for Nutrition and Physical Activity for Children/Adolescents",
+    groups=(
+        Group("Group_1", POPULATIONS, STRATIFIERS, "BMI percentile, height and weight documented"),
+        Group("Group_2", POPULATIONS, STRATIFIERS, "Counseling for nutrition"),
+        Group("Group_3", POPULATIONS, STRATIFIERS, "Counseling for physical activity"),
+    ),
+    improvement_notation="increase",
+    uds=("Table 6B Line 12",),
+    steward="National Committee for Quality Assurance",
+    description="Percentage of patients 3-17 years of age who had an outpatient visit with a primary care "
+    "physician or OB/GYN and who had evidence of BMI percentile documentation, counseling for nutrition "
+    "and counseling for physical activity during the measurement period.",
+)
+
+QUALIFYING_ENCOUNTER_VALUESETS = (
+    "Office Visit",
+    "Preventive Care Services Individual Counseling",
+    "Preventive Care, Established Office Visit, 0 to 17",
+    "Preventive Care Services, Initial Office Visit, 0 to 17",
+    "Preventive Care Services Group Counseling",
+    "Home Healthcare Services",
+    "Telephone Visits",
+)
+
+
+def _effective_during_mp(o: str, ctx: Context) -> str:
+    """``<o>.effective.toInterval() during day of "Measurement Period"`` (dateTime, instant or Period)."""
+    start = f"coalesce({o}.effective_datetime, {o}.effective_instant, {o}.effective_period_start)"
+    end = f"coalesce({o}.effective_datetime, {o}.effective_instant, {o}.effective_period_end)"
+    return during_day_of_mp(start, end, ctx.period)
+
+
+def _vital_sign(ctx: Context, code: str) -> str:
+    """A US Core vital-sign profile retrieve ``.isObservation...()`` with a value, effective during the
+    Measurement Period: ``SELECT center, patient_id``."""
+    return f"""
+  SELECT o.center, o.patient_id
+  FROM {table("Observation")} o
+  WHERE {has_code("observation_code", "o", LOINC, code)}
+    AND {status.is_observation_performed("o")}
+    AND {_effective_during_mp("o", ctx)}
+    AND o.value_quantity_value IS NOT NULL"""
+
+
+def _counseling(ctx: Context, valueset: str) -> str:
+    """``exists ([Procedure: <valueset>]).isInterventionPerformed() where performed.toInterval() during
+    day of "Measurement Period"``: ``SELECT center, patient_id``."""
+    p = "p"
+    start = f"coalesce({p}.performed_datetime, {p}.performed_period_start)"
+    end = f"coalesce({p}.performed_datetime, {p}.performed_period_end)"
+    return f"""
+  SELECT p.center, p.patient_id
+  FROM {table("Procedure")} p
+  WHERE {code_in("Procedure", "p", valueset)}
+    AND {status.is_intervention_performed("p")}
+    AND {during_day_of_mp(start, end, ctx.period)}"""
+
+
+def criteria(ctx: Context) -> str:
+    mp = ctx.period
+    lo, hi = qicore.mp_dates(mp)
+    age = age_at_end("p.birth_date", mp)
+    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
+    encounter_types = " OR ".join(code_in("Encounter", "e", v) for v in QUALIFYING_ENCOUNTER_VALUESETS)
+
+    def met(cte: str) -> str:
+        return f"EXISTS (SELECT 1 FROM {cte} x WHERE x.center = ip.center AND x.patient_id = ip.patient_id)"
+
+    return f"""
+WITH
+-- CQL: define "Qualifying Encounters"  (union of 7 encounter value sets).isEncounterPerformed()
+--   where ValidEncounters.period during day of "Measurement Period"
+qualifying_encounters AS (
+  SELECT e.center, e.patient_id, e.id
+  FROM {table("Encounter")} e
+  WHERE ({encounter_types})
+    AND {status.is_encounter_performed("e")}
+    AND {during_day_of_mp("e.period_start", "e.period_end", mp)}
+),
+-- CQL: define "Initial Population"
+--   AgeInYearsAt(date from end of "Measurement Period") in Interval[3, 17] and exists "Qualifying Encounters"
+initial_population AS (
+  SELECT p.center, p.id AS patient_id,
+         -- CQL: define "Stratification 1" (age 3-11) / define "Stratification 2" (age 12-17)
+         list_filter([CASE WHEN {age} BETWEEN 3 AND 11 THEN 'Stratification 1' END,
+                      CASE WHEN {age} BETWEEN 12 AND 17 THEN 'Stratification 2' END],
+                     lambda s: s IS NOT NULL) AS strata
+  FROM {ctx.patients()} p
+  WHERE {age} BETWEEN 3 AND 17
+    AND EXISTS (SELECT 1 FROM qualifying_encounters q WHERE q.center = p.center AND q.patient_id = p.id)
+),
+-- CQL: define "Pregnancy Diagnosis Which Overlaps Measurement Period"
+--   ([ConditionProblemsHealthConcerns: "Pregnancy"] union [ConditionEncounterDiagnosis: "Pregnancy"])
+--   .verified()
+--   where PregnancyDiag.prevalenceInterval() overlaps "Measurement Period"
+pregnancy_diagnosis_which_overlaps_measurement_period AS (
+  SELECT c.center, c.patient_id
+  FROM {table("Condition")} c
+  JOIN {ctx.patients()} pt ON pt.center = c.center AND pt.id = c.patient_id
+  WHERE {code_in("Condition", "c", "Pregnancy")}
+    AND {status.verified("c")}
+    AND {qicore.prevalence_overlaps_day("c", "pt.birth_date", lo, hi)}
+),
+-- CQL: define "Denominator Exclusions"
+--   Hospice."Has Hospice Services" or exists "Pregnancy Diagnosis Which Overlaps Measurement Period"
+denominator_exclusions AS (
+  SELECT center, patient_id FROM {has_hospice}
+  UNION
+  SELECT center, patient_id FROM pregnancy_diagnosis_which_overlaps_measurement_period
+),
+-- CQL: define "BMI Percentile in Measurement Period"
+--   ([USCorePediatricBMIforAgeObservationProfile]).isObservationPediatricBMI() ... and value is not null
+bmi_percentile_in_measurement_period AS ({_vital_sign(ctx, PEDIATRIC_BMI_PERCENTILE)}
+),
+-- CQL: define "Height in Measurement Period"  ([USCoreBodyHeightProfile]).isObservationBodyHeight()
+height_in_measurement_period AS ({_vital_sign(ctx, BODY_HEIGHT)}
+),
+-- CQL: define "Weight in Measurement Period"  ([USCoreBodyWeightProfile]).isObservationBodyWeight()
+weight_in_measurement_period AS ({_vital_sign(ctx, BODY_WEIGHT)}
+),
+-- CQL: define "Numerator 2"  [Procedure: "Counseling for Nutrition"] performed during day of MP
+numerator_2 AS ({_counseling(ctx, "Counseling for Nutrition")}
+),
+-- CQL: define "Numerator 3"  [Procedure: "Counseling for Physical Activity"] performed during day of MP
+numerator_3 AS ({_counseling(ctx, "Counseling for Physical Activity")}
+),
+patient_criteria AS (
+  SELECT ip.center, ip.patient_id, ip.strata,
+         {met("denominator_exclusions")} AS denominator_exclusion,
+         -- CQL: define "Numerator 1": BMI percentile and height and weight in the Measurement Period
+         {met("bmi_percentile_in_measurement_period")} AND {met("height_in_measurement_period")}
+           AND {met("weight_in_measurement_period")} AS numerator_1,
+         {met("numerator_2")} AS numerator_2,
+         {met("numerator_3")} AS numerator_3
+  FROM initial_population ip
+)
+SELECT pc.center, pc.patient_id, pc.patient_id AS subject_id, g.group_id,
+       TRUE AS initial_population,
+       TRUE AS denominator,                                      -- CQL: define "Denominator"
+       pc.denominator_exclusion,
+       FALSE AS denominator_exception,
+       CASE g.group_id WHEN 'Group_1' THEN pc.numerator_1 WHEN 'Group_2' THEN pc.numerator_2
+                       ELSE pc.numerator_3 END AS numerator,
+       FALSE AS numerator_exclusion,
+       pc.strata
+FROM patient_criteria pc
+CROSS JOIN (VALUES ('Group_1'), ('Group_2'), ('Group_3')) AS g(group_id)
+"""

@@ -1,0 +1,78 @@
+"""CMS75 Children Who Have Dental Decay or Cavities (CMS75FHIRChildrenDentalDecay 1.0.000).
+
+Children 1-20 at the start of the Measurement Period with a clinical oral evaluation during it, who had
+dental caries prevalent at some point in the period. An *outcome* measure: lower is better. Read side by
+side with ``../shared/ecqm/input/cql/CMS75FHIRChildrenDentalDecay.cql``. Not a UDS Table 6B line; kept
+for the dental dashboard (UDS counts dental services in Table 5, not this rate).
+"""
+
+from __future__ import annotations
+
+from chc_equity.measures.cql import age_at_start, during_day_of_mp
+from chc_equity.measures.engine import Context
+from chc_equity.measures.library import hospice, qicore, status
+from chc_equity.measures.library.retrieve import code_in, table
+from chc_equity.measures.model import Group, Measure
+
+MEASURE = Measure(
+    name="CMS75FHIRChildrenDentalDecay",
+    cms_id="CMS75",
+    version="1.0.000",
+    title="Children Who Have Dental Decay or Cavities",
+    groups=(
+        Group("Group_1", ("initial-population", "denominator", "denominator-exclusion", "numerator")),
+    ),
+    improvement_notation="decrease",
+    steward="Centers for Medicare & Medicaid Services (CMS)",
+    description="Percentage of children, 1-20 years of age, who have had tooth decay or cavities during "
+    "the measurement period.",
+    extra={"measure_type": "outcome"},
+)
+
+
+def criteria(ctx: Context) -> str:
+    mp = ctx.period
+    lo, hi = qicore.mp_dates(mp)
+    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
+    return f"""
+WITH
+-- CQL: define "Qualifying Encounters"
+--   ([Encounter: "Clinical Oral Evaluation"]).isEncounterPerformed() during day of "Measurement Period"
+qualifying_encounters AS (
+  SELECT e.center, e.patient_id, e.id
+  FROM {table("Encounter")} e
+  WHERE {code_in("Encounter", "e", "Clinical Oral Evaluation")}
+    AND {status.is_encounter_performed("e")}
+    AND {during_day_of_mp("e.period_start", "e.period_end", mp)}
+),
+-- CQL: define "Initial Population"
+--   AgeInYearsAt(date from start of "Measurement Period") in Interval[1, 20]
+--   and exists "Qualifying Encounters"
+initial_population AS (
+  SELECT p.center, p.id AS patient_id
+  FROM {ctx.patients()} p
+  WHERE {age_at_start("p.birth_date", mp)} BETWEEN 1 AND 20
+    AND EXISTS (SELECT 1 FROM qualifying_encounters q WHERE q.center = p.center AND q.patient_id = p.id)
+),
+-- CQL: define "Numerator"
+--   exists ([ConditionProblemsHealthConcerns: "Dental Caries"] union [ConditionEncounterDiagnosis: ...])
+--   where DentalCaries.prevalenceInterval() overlaps day of "Measurement Period"   (no verified() here)
+numerator AS (
+  SELECT DISTINCT c.center, c.patient_id
+  FROM {table("Condition")} c
+  JOIN {ctx.patients()} pt ON pt.center = c.center AND pt.id = c.patient_id
+  WHERE {code_in("Condition", "c", "Dental Caries")}
+    AND {qicore.prevalence_overlaps_day("c", "pt.birth_date", lo, hi)}
+)
+SELECT ip.center, ip.patient_id, ip.patient_id AS subject_id, 'Group_1' AS group_id,
+       TRUE AS initial_population,
+       TRUE AS denominator,                                      -- CQL: define "Denominator"
+       EXISTS (SELECT 1 FROM {has_hospice} h                     -- CQL: define "Denominator Exclusions"
+               WHERE h.center = ip.center AND h.patient_id = ip.patient_id) AS denominator_exclusion,
+       FALSE AS denominator_exception,
+       n.patient_id IS NOT NULL AS numerator,
+       FALSE AS numerator_exclusion,
+       CAST(NULL AS VARCHAR[]) AS strata
+FROM initial_population ip
+LEFT JOIN numerator n ON n.center = ip.center AND n.patient_id = ip.patient_id
+"""
