@@ -1,7 +1,8 @@
 """`chc-equity measures evaluate`: run measures over a folder of test data, one row per population.
 
 Each FHIR Bundle file is evaluated in isolation, as its own data set (a test case is a self-contained
-patient record; two test cases may reuse resource ids with different content). NDJSON and single
+patient record; two test cases may reuse resource ids with different content); a Bundle holding exactly
+one Patient is that patient's whole record. NDJSON and single
 resources in the folder form one data set together. MeasureReports in the input are loaded like any
 resource but never read: the measures only read the flat clinical tables.
 
@@ -51,6 +52,25 @@ def _is_bundle(path: Path) -> bool:
         return False
 
 
+def _bundle_is_one_record(con) -> None:
+    """A test-case Bundle is one patient's record: every patient-linked row of a bundle that holds
+    exactly one Patient belongs to that patient, even when its subject reference is malformed or
+    points elsewhere (reference engines evaluate the bundle as the patient's whole record)."""
+    tables = con.execute(
+        "SELECT table_name FROM information_schema.columns "
+        "WHERE table_schema = 'flat' AND column_name = 'patient_id' AND table_name <> 'patient'"
+    ).fetchall()
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE single_patient AS SELECT center, any_value(id) AS patient_id "
+        "FROM flat.patient WHERE center LIKE 'bundle:%' GROUP BY center HAVING count(*) = 1"
+    )
+    for (table,) in tables:
+        con.execute(
+            f"UPDATE flat.{table} t SET patient_id = s.patient_id FROM single_patient s "
+            "WHERE t.center = s.center AND t.patient_id IS DISTINCT FROM s.patient_id"
+        )
+
+
 def evaluate(
     input_dir: str | os.PathLike[str],
     measures: Sequence[MeasureModule],
@@ -71,6 +91,7 @@ def evaluate(
     if others:
         load(con, others, "input")
     build_views(con)
+    _bundle_is_one_record(con)
     run_measures(con, measures, period_start=period_start, period_end=period_end)
 
     rows: list[dict[str, object]] = []

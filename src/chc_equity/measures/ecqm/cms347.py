@@ -1,0 +1,333 @@
+"""CMS347 Statin Therapy for the Prevention and Treatment of Cardiovascular Disease
+(CMS347FHIRStatinPreventionTxCVD 1.0.000). UDS Table 6B line 17a.
+
+Four risk groups (clinical ASCVD; LDL >= 190 mg/dL or familial hypercholesterolemia at 20-75; diabetes at
+40-75; 10-year CVD risk >= 20 % at 40-75), each with a qualifying visit in the Measurement Period; the
+numerator is a statin ordered in, or active during, the period. Read side by side with
+``../shared/ecqm/input/cql/CMS347FHIRStatinPreventionTxCVD.cql``.
+
+Semantics established on the official test cases:
+
+- ``[MedicationRequest: "<statin VS>"]`` matches ``medicationCodeableConcept`` *or* the code of a
+  referenced Medication (the ELM expands the retrieve into both); ``[MedicationNotRequested: X]`` is a
+  MedicationRequest with ``doNotPerform = true`` matching ``medicationCodeableConcept`` only, and the
+  plain ``[MedicationRequest]`` retrieve leaves those out (DENEXCEP*MedicalReason* cases: a completed
+  doNotPerform statin order in the period is not a numerator hit).
+- A condition neither active nor abated overlaps nothing (DENEXPop2Fail-RhabdomyolysisStatusInactive).
+- Profile retrieves add no category filter (``library/retrieve.py``; in these test cases category and
+  profile always agree, so they neither confirm nor refute it).
+- ``value as Quantity >= 190 'mg/dL'`` compares UCUM-convertible units (FHIRHelpers.ToQuantity takes the
+  UCUM ``code``, else the ``unit``, else '1'); a quantity with a comparator is not comparable.
+"""
+
+from __future__ import annotations
+
+from chc_equity.measures.codes import in_valueset, vs
+from chc_equity.measures.cql import age_at_start, during_day_of_mp
+from chc_equity.measures.engine import Context
+from chc_equity.measures.library import cmd, hospice, palliative, qicore, status
+from chc_equity.measures.library.retrieve import code_in, code_is, table
+from chc_equity.measures.model import Group, Measure
+from chc_equity.terminology import valueset_url
+
+_POPULATIONS = (
+    "initial-population",
+    "denominator",
+    "denominator-exclusion",
+    "numerator",
+    "denominator-exception",
+)
+LIBRARY = "CMS347FHIRStatinPreventionTxCVD"
+
+MEASURE = Measure(
+    name="CMS347FHIRStatinPreventionTxCVD",
+    cms_id="CMS347",
+    version="1.0.000",
+    title="Statin Therapy for the Prevention and Treatment of Cardiovascular Disease",
+    groups=tuple(Group(f"Group_{n}", _POPULATIONS, title=f"Population {n}") for n in (1, 2, 3, 4)),
+    improvement_notation="increase",
+    uds=("Table 6B Line 17a",),
+    steward="Centers for Medicare & Medicaid Services (CMS)",
+    description="Percentage of high-risk patients aged 20 years and older who were prescribed or were on "
+    "statin therapy during the measurement period (four risk groups).",
+)
+
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+NSTEMI = "I22.2"  # Subsequent non-ST elevation (NSTEMI) myocardial infarction
+CVD_RISK_CODES = ("99055-6", "79423-0")  # Cardiovascular disease 10Y risk [Likelihood] (generic, Goff 2013)
+
+QUALIFYING_ENCOUNTER_VALUESETS = (
+    "Annual Wellness Visit",
+    "Office Visit",
+    "Outpatient Consultation",
+    "Outpatient Encounters for Preventive Care",
+    "Preventive Care Services Established Office Visit, 18 and Up",
+    "Preventive Care Services Individual Counseling",
+    "Preventive Care Services Initial Office Visit, 18 and Up",
+    "Preventive Care Services Other",
+    "Telemedicine Services",
+)
+ASCVD_DIAGNOSIS_VALUESETS = (
+    "Myocardial Infarction",
+    "Cerebrovascular Disease Stroke or TIA",
+    "Atherosclerosis and Peripheral Arterial Disease",
+    "Ischemic Heart Disease or Other Related Diagnoses",
+    "Stable and Unstable Angina",
+)
+ASCVD_PROCEDURE_VALUESETS = ("PCI", "CABG Surgeries", "Carotid Intervention", "CABG or PCI Procedure")
+STATIN_VALUESETS = (
+    "Low Intensity Statin Therapy",
+    "Moderate Intensity Statin Therapy",
+    "High Intensity Statin Therapy",
+)
+EXCEPTION_DIAGNOSIS_VALUESETS = (
+    "Hepatitis A",
+    "Hepatitis B",
+    "Liver Disease",
+    "Statin Associated Muscle Symptoms",
+    "End Stage Renal Disease",
+)
+
+# UCUM units convertible to the unit the CQL compares against, with their factor to that unit.
+TO_MG_PER_DL = {"mg/dL": 1.0, "g/dL": 1000.0, "g/L": 100.0, "mg/L": 0.1, "ug/dL": 0.001, "mg/mL": 100.0}
+TO_PERCENT = {"%": 1.0, "1": 100.0}
+
+
+def quantity_as(o: str, factors: dict[str, float]) -> str:
+    """``<o>.value as Quantity`` in the target unit of ``factors`` (null when not a convertible quantity).
+
+    FHIRHelpers.ToQuantity reads ``Coalesce(code, unit, '1')`` as the UCUM unit when the system is UCUM
+    or absent, and refuses a quantity with a comparator.
+    """
+    unit = f"coalesce({o}.value_quantity_code, {o}.value_quantity_unit, '1')"
+    cases = " ".join(f"WHEN '{u}' THEN {f!r}" for u, f in factors.items())
+    return (
+        f"(CASE WHEN {o}.value_quantity_comparator IS NULL "
+        f"AND coalesce({o}.value_quantity_system, '{UCUM}') = '{UCUM}' "
+        f"THEN {o}.value_quantity_value * (CASE {unit} {cases} END) END)"
+    )
+
+
+def vs_url(name: str) -> str:
+    """The canonical URL of a value set as this measure's CQL declares it (names alone can be ambiguous:
+    two "Hepatitis B" value sets exist)."""
+    return valueset_url(name, library=LIBRARY)
+
+
+def retrieve(resource: str, alias: str, *valuesets: str) -> str:
+    """``[<resource>: "A"] union [<resource>: "B"] ...``: the row's code is in any of the value sets."""
+    return "(" + " OR ".join(code_in(resource, alias, vs_url(v)) for v in valuesets) + ")"
+
+
+def statin_request(m: str) -> str:
+    """``[MedicationRequest: <statin VS>]`` (x3, union): the medication CodeableConcept, or the code of the
+    referenced Medication, is in one of the statin value sets (the ELM's medication-reference expansion)."""
+    listed = ", ".join(vs(vs_url(v)) for v in STATIN_VALUESETS)
+    return (
+        f"({retrieve('MedicationRequest', m, *STATIN_VALUESETS)} OR EXISTS (SELECT 1 "
+        f"FROM flat.medication_code mc_ JOIN valueset_codes v_ "
+        f"ON v_.system = mc_.system AND v_.code = mc_.code "
+        f"WHERE mc_.center = {m}.center AND mc_.id = {m}.medication_id AND v_.valueset IN ({listed})))"
+    )
+
+
+def prevalence_overlaps(c: str, birth: str, lo: str, hi: str) -> str:
+    """``<c>.prevalenceInterval() overlaps day of Interval[lo, hi]``.
+
+    A condition that is neither active nor abated has the prevalence interval ``[onset, null)``, whose
+    end is unknown; cql-execution then answers null (not true) even for an onset inside the period
+    (test case DENEXPop2Fail-RhabdomyolysisStatusInactive). Otherwise QICoreCommon's closed interval.
+    """
+    known_end = f"({qicore.is_active(c)} OR {qicore.abatement_end(c, birth)} IS NOT NULL)"
+    return f"({known_end} AND {qicore.prevalence_overlaps_day(c, birth, lo, hi)})"
+
+
+def _has(cte: str) -> str:
+    """The patient ``p`` has a row in the per-patient CTE ``cte`` (CQL ``exists "<definition>"``)."""
+    return f"EXISTS (SELECT 1 FROM {cte} x WHERE x.center = p.center AND x.patient_id = p.id)"
+
+
+def criteria(ctx: Context) -> str:
+    mp = ctx.period
+    lo, hi = qicore.mp_dates(mp)
+    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
+    request_period = ctx.shared("cmd_medication_request_period", cmd.medication_request_period)
+    has_palliative = ctx.shared(
+        "palliative_has_palliative_care_in_the_measurement_period",
+        palliative.has_palliative_care_in_the_measurement_period,
+    )
+    conditions = (
+        f"{table('Condition')} c JOIN {ctx.patients()} pt ON pt.center = c.center AND pt.id = c.patient_id"
+    )
+    prevalence_overlaps_mp = prevalence_overlaps("c", "pt.birth_date", lo, hi)
+    # prevalenceInterval() starts on or before day of end of MP: a missing onset is a closed null start,
+    # i.e. the beginning of time.
+    prevalence_starts_by_end = f"coalesce({qicore.onset_start('c', 'pt.birth_date')} <= {hi}, TRUE)"
+    ldl_unknown_start = "coalesce(o.effective_datetime, o.effective_instant, o.effective_period_start)"
+    return f"""
+WITH
+-- CQL: define "Qualifying Encounter During Day of Measurement Period"
+qualifying_encounter AS (
+  SELECT e.center, e.patient_id, e.id, e.period_start, e.period_end
+  FROM {table("Encounter")} e
+  WHERE {retrieve("Encounter", "e", *QUALIFYING_ENCOUNTER_VALUESETS)}
+    AND {during_day_of_mp("e.period_start", "e.period_end", mp)}
+    AND e.status = 'finished'
+),
+-- CQL: define "ASCVD Diagnosis or Procedure before End of Measurement Period"
+ascvd_diagnosis_or_procedure AS (
+  SELECT c.center, c.patient_id FROM {conditions}
+  WHERE ({retrieve("Condition", "c", *ASCVD_DIAGNOSIS_VALUESETS)}
+         OR {code_is("Condition", "c", ICD10CM, NSTEMI)})
+    AND {prevalence_starts_by_end}
+    AND {status.verified("c")}                                     -- isVerified()
+  UNION
+  SELECT p.center, p.patient_id FROM {table("Procedure")} p
+  WHERE {retrieve("Procedure", "p", *ASCVD_PROCEDURE_VALUESETS)}
+    AND fhir_date(coalesce(p.performed_datetime, p.performed_period_start)) <= {hi}
+    AND p.status = 'completed'
+),
+-- CQL: define "LDL Result Greater Than or Equal To 190"
+ldl_result_ge_190 AS (
+  SELECT o.center, o.patient_id FROM {table("Observation")} o
+  WHERE {retrieve("Observation", "o", "LDL Cholesterol")}
+    AND {quantity_as("o", TO_MG_PER_DL)} >= 190
+    AND fhir_date({ldl_unknown_start}) <= {hi}
+    AND o.status IN ('final', 'amended', 'corrected', 'appended')
+),
+-- CQL: define "Hypercholesterolemia Diagnosis"
+hypercholesterolemia_diagnosis AS (
+  SELECT c.center, c.patient_id FROM {conditions}
+  WHERE {retrieve("Condition", "c", "Familial Hypercholesterolemia")}
+    AND {prevalence_starts_by_end}
+    AND {status.verified("c")}
+),
+-- CQL: define "Has Diabetes Diagnosis"
+has_diabetes_diagnosis AS (
+  SELECT c.center, c.patient_id FROM {conditions}
+  WHERE {retrieve("Condition", "c", "Diabetes")} AND {prevalence_overlaps_mp} AND {status.verified("c")}
+),
+-- CQL: define "Ten Year CVD Risk is High"
+ten_year_cvd_risk_is_high AS (
+  SELECT o.center, o.patient_id FROM {table("Observation")} o
+  WHERE ({" OR ".join(code_is("Observation", "o", LOINC, code) for code in CVD_RISK_CODES)})
+    AND {quantity_as("o", TO_PERCENT)} >= 20
+    AND (CASE WHEN coalesce(o.effective_datetime, o.effective_instant) IS NOT NULL
+              THEN fhir_date(coalesce(o.effective_datetime, o.effective_instant)) BETWEEN {lo} AND {hi}
+              ELSE {during_day_of_mp("o.effective_period_start", "o.effective_period_end", mp)} END)
+    AND o.status IN ('final', 'amended', 'corrected')
+),
+-- CQL: define "Denominator Exclusions"  (breastfeeding or rhabdomyolysis: problem list or encounter dx)
+denominator_exclusions AS (
+  SELECT c.center, c.patient_id FROM {conditions}
+  WHERE ({retrieve("Condition", "c", "Breastfeeding")} OR {retrieve("Condition", "c", "Rhabdomyolysis")})
+    AND {prevalence_overlaps_mp} AND {status.verified("c")}
+),
+-- CQL: define "Has Allergy to Statin"
+has_allergy_to_statin AS (
+  SELECT a.center, a.patient_id FROM {table("AllergyIntolerance")} a
+  WHERE {retrieve("AllergyIntolerance", "a", "Statin Allergen")}
+    AND {qicore.choice_overlaps_day("a", "onset", lo, hi)}
+    AND a.clinical_status_system = '{ALLERGY_CLINICAL}' AND a.clinical_status_code = 'active'
+),
+-- CQL: define "Has Hepatitis or Liver Disease Diagnosis", "Has Statin Associated Muscle Symptoms",
+--      "Has ESRD Diagnosis" (problem-list conditions prevalent during the Measurement Period)
+exception_diagnoses AS (
+  SELECT c.center, c.patient_id FROM {conditions}
+  WHERE {retrieve("Condition", "c", *EXCEPTION_DIAGNOSIS_VALUESETS)}
+    AND {prevalence_overlaps_mp} AND {status.verified("c")}
+),
+-- CQL: define "Has Adverse Reaction to Statin"
+has_adverse_reaction_to_statin AS (
+  SELECT ae.center, ae.patient_id FROM flat.adverse_event ae
+  WHERE {in_valueset("adverse_event_event", "ae", vs_url("Statin Allergen"))}
+    AND fhir_date(coalesce(ae.date, ae.recorded_date)) BETWEEN {lo} AND {hi}
+),
+-- CQL: define "Has Medical Reason for Not Ordering Statin Therapy"  ([MedicationNotRequested] = doNotPerform)
+has_medical_reason_for_not_ordering_statin AS (
+  SELECT m.center, m.patient_id FROM {table("MedicationRequest")} m
+  JOIN qualifying_encounter q ON q.center = m.center AND q.patient_id = m.patient_id
+  WHERE m.do_not_perform
+    AND {retrieve("MedicationRequest", "m", *STATIN_VALUESETS)}
+    AND fhir_date(m.authored_on) BETWEEN fhir_date(q.period_start) AND fhir_date(q.period_end)
+    AND m.status IN ('active', 'completed')
+    AND {in_valueset("medication_request_reason_code", "m", vs_url("Medical Reason"))}
+),
+-- CQL: define "Denominator Exceptions"
+denominator_exceptions AS (
+  SELECT center, patient_id FROM has_allergy_to_statin
+  UNION SELECT center, patient_id FROM {has_hospice}               -- Hospice."Has Hospice Services"
+  UNION SELECT center, patient_id FROM {has_palliative}  -- PalliativeCare."Has Palliative Care in the MP"
+  UNION SELECT center, patient_id FROM exception_diagnoses
+  UNION SELECT center, patient_id FROM has_adverse_reaction_to_statin
+  UNION SELECT center, patient_id FROM has_medical_reason_for_not_ordering_statin
+),
+-- CQL: define "Statin Therapy Ordered during Measurement Period"
+statin_therapy_ordered AS (
+  SELECT m.center, m.patient_id FROM {table("MedicationRequest")} m
+  WHERE {statin_request("m")} AND m.do_not_perform IS NOT TRUE
+    AND fhir_date(m.authored_on) BETWEEN {lo} AND {hi}
+    AND m.status IN ('active', 'completed')
+    AND m.intent IN ('order', 'original-order', 'reflex-order', 'filter-order', 'instance-order')
+),
+-- CQL: define "Medication Active during the Measurement Period"  (CMD medicationRequestPeriod())
+medication_active AS (
+  SELECT m.center, m.patient_id FROM {table("MedicationRequest")} m
+  JOIN {request_period} rp ON rp.center = m.center AND rp.id = m.id
+  WHERE {statin_request("m")} AND m.do_not_perform IS NOT TRUE
+    AND rp.period_start <= {hi} AND rp.period_end >= {lo}
+    AND m.status IN ('active', 'completed')
+),
+-- CQL: define "Numerator"
+numerator AS (
+  SELECT center, patient_id FROM statin_therapy_ordered
+  UNION SELECT center, patient_id FROM medication_active
+),
+patient_flags AS (
+  SELECT p.center, p.id AS patient_id,
+         {_has("qualifying_encounter")} AS enc,
+         {_has("ascvd_diagnosis_or_procedure")} AS ascvd,
+         {_has("ldl_result_ge_190")} AS ldl,
+         {_has("hypercholesterolemia_diagnosis")} AS fh,
+         {_has("has_diabetes_diagnosis")} AS diabetes,
+         {_has("ten_year_cvd_risk_is_high")} AS cvd_risk,
+         {age_at_start("p.birth_date", mp)} AS age,
+         {_has("denominator_exclusions")} AS denex,
+         {_has("denominator_exceptions")} AS denexcep,
+         {_has("numerator")} AS num
+  FROM {ctx.patients()} p
+),
+-- CQL: define "Initial Population 1" .. "Initial Population 4"
+initial_populations AS (
+  SELECT center, patient_id, 'Group_1' AS group_id, ascvd AND enc AS ip, denex, denexcep, num
+  FROM patient_flags
+  UNION ALL
+  -- "Patients Aged 20 to 75 with LDL Cholesterol Result Greater than or Equal to 190 or
+  --  Hypercholesterolemia without ASCVD"
+  SELECT center, patient_id, 'Group_2', age BETWEEN 20 AND 75 AND (ldl OR fh) AND NOT ascvd AND enc,
+         denex, denexcep, num FROM patient_flags
+  UNION ALL
+  -- "Patients Aged 40 to 75 Years with Diabetes without ASCVD or LDL Greater than 190 or
+  --  Hypercholesterolemia"
+  SELECT center, patient_id, 'Group_3',
+         age BETWEEN 40 AND 75 AND diabetes AND NOT ascvd AND NOT ldl AND NOT fh AND enc,
+         denex, denexcep, num FROM patient_flags
+  UNION ALL
+  -- "Patients Age 40 to 75 Years and have a 10 Year CVD Risk of High without ASCVD and High LDL and Diabetes"
+  SELECT center, patient_id, 'Group_4', age BETWEEN 40 AND 75 AND cvd_risk
+         AND NOT (ascvd OR fh OR ldl OR diabetes) AND enc, denex, denexcep, num FROM patient_flags
+)
+SELECT center, patient_id, patient_id AS subject_id, group_id,
+       TRUE AS initial_population,
+       TRUE AS denominator,                                        -- CQL: define "Denominator n"
+       denex AS denominator_exclusion,
+       denexcep AS denominator_exception,
+       num AS numerator,
+       FALSE AS numerator_exclusion,
+       CAST(NULL AS VARCHAR[]) AS strata
+FROM initial_populations
+WHERE coalesce(ip, FALSE)
+"""
