@@ -22,6 +22,7 @@ def _register() -> None:
     from chc_equity.cli import measures as _measures  # noqa: F401
     from chc_equity.cli import synth as _synth  # noqa: F401
     from chc_equity.cli import views as _views  # noqa: F401
+    from chc_equity.cli import web as _web  # noqa: F401
 
 
 def main() -> None:

@@ -1,0 +1,144 @@
+"""`chc-equity serve` and `chc-equity users ...`: argument parsing and printing only.
+
+uvicorn's own access log is turned off: it writes the full request line, query string included, and a
+query string could carry an identifier. The app logs method, path (no query), status, time and username.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from chc_equity.cli import app
+from chc_equity.warehouse import warehouse_path
+from chc_equity.web.roles import Role
+
+console = Console(stderr=True)
+out = Console()
+
+users_app = typer.Typer(help="Manage web users (stored in <warehouse>.auth.sqlite).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+WarehouseOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--warehouse",
+        "-w",
+        help="DuckDB warehouse file (default: $CHC_EQUITY_WAREHOUSE or ./chc_equity.duckdb).",
+    ),
+]
+
+
+def _store(warehouse: Path | None):
+    from chc_equity.web.authstore import AuthStore, auth_path
+
+    return AuthStore(auth_path(warehouse_path(warehouse)))
+
+
+def _log_config() -> dict:
+    """uvicorn's default logging plus our path-only access logger."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["chc"] = {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    config["handlers"]["chc"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "chc",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["chc_equity.web.access"] = {"handlers": ["chc"], "level": "INFO", "propagate": False}
+    return config
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    warehouse: WarehouseOpt = None,
+    secure_cookies: Annotated[
+        bool,
+        typer.Option("--secure-cookies/--no-secure-cookies", help="Mark cookies Secure (use behind HTTPS)."),
+    ] = False,
+) -> None:
+    """Run the web app (pages and /api). The warehouse is only ever opened read-only."""
+    import uvicorn
+
+    from chc_equity.web import WebConfig, create_app
+
+    path = warehouse_path(warehouse)
+    config = WebConfig(warehouse=path.resolve(), secure_cookies=secure_cookies)
+    web = create_app(config)
+    if web.state.auth.count_admins() == 0:
+        console.print(
+            "[yellow]warning:[/] no network_admin yet: `chc-equity users add NAME --role network_admin`"
+        )
+    console.print(f"serving {path} on http://{host}:{port}/ (users in {config.auth_file.name})")
+    uvicorn.run(web, host=host, port=port, access_log=False, log_config=_log_config(), server_header=False)
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="Login name (case-insensitive).")],
+    role: Annotated[Role, typer.Option(help="network_admin, network_analyst, center_staff or viewer.")],
+    center: Annotated[
+        str | None, typer.Option(help="The user's center (center_staff; optional for viewer).")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Add a web user."""
+    try:
+        _store(warehouse).add_user(username, _read_password(password_stdin), role, center)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    out.print(f"added {username.strip().lower()} ({role.value}{', ' + center if center else ''})")
+
+
+@users_app.command("list")
+def users_list(warehouse: WarehouseOpt = None) -> None:
+    """List web users."""
+    table = Table("username", "role", "center")
+    for user in _store(warehouse).list_users():
+        table.add_row(user.username, user.role.value, user.center or "all")
+    out.print(table)
+
+
+@users_app.command("delete")
+def users_delete(username: str, warehouse: WarehouseOpt = None) -> None:
+    """Delete a web user and end their sessions."""
+    if not _store(warehouse).delete_user(username.strip().lower()):
+        console.print(f"[red]error:[/] no user {username!r}")
+        raise typer.Exit(1)
+    out.print(f"deleted {username}")
+
+
+@users_app.command("passwd")
+def users_passwd(
+    username: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Set a user's password (ends their sessions)."""
+    try:
+        _store(warehouse).set_password(username.strip().lower(), _read_password(password_stdin))
+    except (ValueError, KeyError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    out.print(f"password changed for {username}")

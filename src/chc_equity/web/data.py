@@ -1,0 +1,255 @@
+"""Read-only queries against the warehouse for the web pages and the API.
+
+The warehouse is opened READ-ONLY and only for the duration of one request (:func:`open_warehouse`):
+ingest writes to the same DuckDB file from another process, and DuckDB lets one process write a file
+at a time, so the web app must never hold a lock longer than a query. While ingest holds the write lock
+a read-only open fails; that surfaces as :class:`WarehouseUnavailable` (HTTP 503 "try again"), never as
+a stale or partial answer.
+
+Every function takes ``center``: ``None`` means all centers (network roles), a string restricts the rows
+to that one center. The authorization layer decides which value a user may pass; these functions only
+make sure the filter is applied in SQL, so no row of another center is ever read into Python.
+
+Nothing here returns raw resource text or reject ``raw``/``detail`` columns: those can hold patient data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from chc_equity.warehouse import FLAT_SCHEMA
+
+LOAD_LIMIT = 50
+PATIENT_LIST_LIMIT = 5000
+
+
+class WarehouseUnavailable(RuntimeError):
+    """The warehouse file is missing or locked by a writer; the message is safe to show to users."""
+
+
+@contextmanager
+def open_warehouse(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived read-only connection; closed when the request is done."""
+    if not path.exists():
+        raise WarehouseUnavailable(f"No warehouse yet at {path.name}: run `chc-equity ingest` first.")
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.IOException as exc:
+        raise WarehouseUnavailable(
+            "The warehouse is busy (an ingest is probably writing to it). Try again in a moment."
+        ) from exc
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _scope(center: str | None, column: str = "center") -> tuple[str, list[str]]:
+    """SQL ``WHERE`` fragment and parameters restricting rows to ``center`` (or nothing for all)."""
+    if center is None:
+        return "TRUE", []
+    return f"{column} = ?", [center]
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    row = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [schema, table],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+# -- centers ------------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class CenterSummary:
+    center: str
+    loads: int
+    last_load: str | None
+    last_status: str | None
+    resources: int | None = 0  # None: suppressed (viewers)
+    by_type: dict[str, int | None] = field(default_factory=dict)
+
+
+def centers(con: duckdb.DuckDBPyConnection, center: str | None = None) -> list[CenterSummary]:
+    """Centers that appear in ``loads``, with their load count, last load and resource counts by type."""
+    where, params = _scope(center)
+    rows = con.execute(
+        f"""
+        SELECT center, count(*) AS n,
+               strftime(max(started_at), '%Y-%m-%d %H:%M:%S %Z') AS last_load,
+               arg_max(status, started_at) AS last_status
+        FROM loads WHERE {where} GROUP BY center ORDER BY center
+        """,
+        params,
+    ).fetchall()
+    out = {c: CenterSummary(c, int(n), last, status) for c, n, last, status in rows}
+    counts = con.execute(
+        f"SELECT center, type, count(*) FROM resources WHERE {where} GROUP BY ALL ORDER BY ALL", params
+    ).fetchall()
+    for c, rtype, n in counts:
+        summary = out.get(c)
+        if summary is not None:
+            summary.by_type[rtype] = int(n)
+            summary.resources = (summary.resources or 0) + int(n)
+    return list(out.values())
+
+
+def center_exists(con: duckdb.DuckDBPyConnection, center: str) -> bool:
+    row = con.execute("SELECT count(*) FROM loads WHERE center = ?", [center]).fetchone()
+    return bool(row and row[0])
+
+
+# -- loads --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class LoadRow:
+    load_id: int
+    center: str
+    started_at: str | None
+    duration_s: float | None
+    files: int
+    resources_read: int | None
+    inserted: int | None
+    updated: int | None
+    unchanged: int | None
+    quarantined: int | None
+    status: str
+
+
+def loads(
+    con: duckdb.DuckDBPyConnection, center: str | None = None, limit: int = LOAD_LIMIT
+) -> list[LoadRow]:
+    """The most recent loads, newest first (file count only: paths are shown per reject group)."""
+    where, params = _scope(center)
+    rows = con.execute(
+        f"""
+        SELECT load_id, center, strftime(started_at, '%Y-%m-%d %H:%M:%S %Z'), duration_s,
+               coalesce(len(files), 0), resources_read, inserted, updated, unchanged, quarantined, status
+        FROM loads WHERE {where} ORDER BY started_at DESC, load_id DESC LIMIT ?
+        """,
+        [*params, limit],
+    ).fetchall()
+    return [LoadRow(*row) for row in rows]
+
+
+# -- rejects ------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RejectGroup:
+    """Rejected records counted by file, type, reason and field: never the raw text or detail."""
+
+    center: str | None
+    source_file: str | None
+    resource_type: str | None
+    reason: str
+    field: str | None
+    count: int
+
+
+def reject_groups(con: duckdb.DuckDBPyConnection, center: str | None = None) -> list[RejectGroup]:
+    where, params = _scope(center)
+    rows = con.execute(
+        f"""
+        SELECT center, source_file, resource_type, reason, field, count(*) AS n
+        FROM rejects WHERE {where}
+        GROUP BY ALL ORDER BY center, source_file, n DESC, reason, field
+        """,
+        params,
+    ).fetchall()
+    return [RejectGroup(c, f, t, r, fld, int(n)) for c, f, t, r, fld, n in rows]
+
+
+# -- demographics -------------------------------------------------------------------------------------
+# What counts as "unknown" for each demographic field of flat.patient: NULL/blank, plus the codes that
+# explicitly say unknown (US Core data-absent codes UNK/ASKU, BCP-47 'und'). Each entry is the SQL
+# expression that is TRUE when the value is unknown, and the columns it needs.
+DEMOGRAPHIC_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "birth_sex": ("coalesce(trim(birth_sex), '') IN ('', 'UNK', 'ASKU')", ("birth_sex",)),
+    "race": ("coalesce(trim(race_omb_code), '') IN ('', 'UNK', 'ASKU')", ("race_omb_code",)),
+    "ethnicity": ("coalesce(trim(ethnicity_omb_code), '') IN ('', 'UNK', 'ASKU')", ("ethnicity_omb_code",)),
+    "language": (
+        "lower(coalesce(trim(coalesce(preferred_language_code, first_language_code)), ''))"
+        " IN ('', 'unk', 'und')",
+        ("preferred_language_code", "first_language_code"),
+    ),
+    "postal_code": ("coalesce(trim(postal_code), '') IN ('', '00000')", ("postal_code",)),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownRate:
+    """Patients of one center with an unknown value of one field. ``None`` counts are suppressed."""
+
+    center: str
+    field: str
+    patients: int | None
+    unknown: int | None
+
+    @property
+    def rate(self) -> float | None:
+        if self.patients is None or self.unknown is None or self.patients == 0:
+            return None
+        return self.unknown / self.patients
+
+
+@dataclass(slots=True)
+class Demographics:
+    available: bool
+    message: str | None = None
+    rates: list[UnknownRate] = field(default_factory=list)
+
+
+def patient_columns(con: duckdb.DuckDBPyConnection) -> set[str] | None:
+    """Columns of ``flat.patient``, or None when the views stage has not built it yet."""
+    if not _table_exists(con, FLAT_SCHEMA, "patient"):
+        return None
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = ? AND table_name = 'patient'",
+        [FLAT_SCHEMA],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def demographics(con: duckdb.DuckDBPyConnection, center: str | None = None) -> Demographics:
+    """Share of patients with an unknown birth sex, race, ethnicity, language, postal code, per center."""
+    columns = patient_columns(con)
+    if columns is None:
+        return Demographics(False, "flat.patient does not exist yet: run `chc-equity views build`.")
+    fields = {name: expr for name, (expr, needs) in DEMOGRAPHIC_FIELDS.items() if set(needs) <= columns}
+    if not fields or "center" not in columns:
+        return Demographics(False, "flat.patient lacks the demographic columns this page expects.")
+    where, params = _scope(center)
+    selects = ", ".join(f"count(*) FILTER (WHERE {expr})" for expr in fields.values())
+    rows = con.execute(
+        f"SELECT center, count(*), {selects} FROM {FLAT_SCHEMA}.patient WHERE {where} GROUP BY center "
+        "ORDER BY center",
+        params,
+    ).fetchall()
+    rates = [
+        UnknownRate(row[0], name, int(row[1]), int(n))
+        for row in rows
+        for name, n in zip(fields, row[2:], strict=True)
+    ]
+    missing = [name for name in DEMOGRAPHIC_FIELDS if name not in fields]
+    note = f"not in flat.patient: {', '.join(missing)}" if missing else None
+    return Demographics(True, note, rates)
+
+
+def patients_missing(con: duckdb.DuckDBPyConnection, center: str, field_name: str) -> list[str] | None:
+    """Ids of ``center``'s patients whose ``field_name`` is unknown (patient-level: callers authorize).
+
+    Returns None when flat.patient or the field's columns are not there.
+    """
+    expr, needs = DEMOGRAPHIC_FIELDS[field_name]
+    columns = patient_columns(con)
+    if columns is None or not set(needs) <= columns:
+        return None
+    rows = con.execute(
+        f"SELECT id FROM {FLAT_SCHEMA}.patient WHERE center = ? AND ({expr}) ORDER BY id LIMIT ?",
+        [center, PATIENT_LIST_LIMIT],
+    ).fetchall()
+    return [r[0] for r in rows]

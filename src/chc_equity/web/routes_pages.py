@@ -1,0 +1,118 @@
+"""Server-rendered pages. Each handler gathers data through the same functions as the API, so a page can
+never show what the matching API call would refuse."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
+
+from chc_equity.web import data
+from chc_equity.web.authstore import AuthStore
+from chc_equity.web.roles import ADMIN_ROLES, PATIENT_LEVEL_ROLES, Principal, Role
+from chc_equity.web.routes_api import DemographicField, center_summaries, data_quality
+from chc_equity.web.security import (
+    CenterScope,
+    auth_store,
+    csrf_protect,
+    optional_center_access,
+    require_center_access,
+    require_role,
+)
+
+router = APIRouter(include_in_schema=False)
+
+
+def _render(request: Request, template: str, user: Principal, status: int = 200, **context) -> Response:
+    context.update(user=user, csrf_token=user.csrf_token, patient_level=user.role in PATIENT_LEVEL_ROLES)
+    return request.app.state.templates.TemplateResponse(request, template, context, status_code=status)
+
+
+@router.get("/")
+def overview(request: Request, user: Annotated[Principal, Depends(require_role())]) -> Response:
+    """Placeholder overview: the centers you may see (the measure heat map replaces it later)."""
+    return _render(request, "overview.html", user, centers=center_summaries(request, user))
+
+
+def _center_page(request: Request, scope: CenterScope, **extra) -> Response:
+    center = scope.center or ""
+    summaries = center_summaries(request, scope.user)
+    summary = next((s for s in summaries if s.center == center), None)
+    if summary is None:
+        raise HTTPException(status_code=404, detail="No such center.")
+    quality = data_quality(request, scope)
+    fields = list(data.DEMOGRAPHIC_FIELDS)
+    return _render(
+        request, "center.html", scope.user, center=summary, quality=quality, fields=fields, **extra
+    )
+
+
+@router.get("/centers/{center}")
+def center_page(
+    request: Request, scope: Annotated[CenterScope, Depends(require_center_access())]
+) -> Response:
+    return _center_page(request, scope)
+
+
+@router.post("/centers/{center}/missing-demographics", dependencies=[Depends(csrf_protect)])
+def center_missing(
+    request: Request,
+    scope: Annotated[CenterScope, Depends(require_center_access(patient_level=True))],
+    field: Annotated[DemographicField, Form()],
+) -> Response:
+    """Patient-level list on the center page; POST so that nothing identifying is in the URL."""
+    with data.open_warehouse(request.app.state.config.warehouse) as con:
+        ids = data.patients_missing(con, scope.center or "", field)
+    return _center_page(request, scope, missing_field=field, missing_ids=ids)
+
+
+@router.get("/data-quality")
+def data_quality_page(
+    request: Request, scope: Annotated[CenterScope, Depends(optional_center_access())]
+) -> Response:
+    return _render(request, "data_quality.html", scope.user, quality=data_quality(request, scope))
+
+
+# -- users admin (network admin only) -----------------------------------------------------------------
+def _users_page(request: Request, user: Principal, message: str | None = None, status: int = 200) -> Response:
+    store: AuthStore = request.app.state.auth
+    return _render(
+        request, "users.html", user, status, users=store.list_users(), roles=list(Role), message=message
+    )
+
+
+@router.get("/admin/users")
+def users_page(request: Request, user: Annotated[Principal, Depends(require_role(*ADMIN_ROLES))]) -> Response:
+    return _users_page(request, user)
+
+
+@router.post("/admin/users", dependencies=[Depends(csrf_protect)])
+def add_user(
+    request: Request,
+    user: Annotated[Principal, Depends(require_role(*ADMIN_ROLES))],
+    store: Annotated[AuthStore, Depends(auth_store)],
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=1000)],
+    role: Annotated[Role, Form()],
+    center: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    try:
+        store.add_user(username, password, role, center.strip() or None)
+    except ValueError as exc:
+        return _users_page(request, user, str(exc), status=400)
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+@router.post("/admin/users/{username}/delete", dependencies=[Depends(csrf_protect)])
+def delete_user(
+    request: Request,
+    username: str,
+    user: Annotated[Principal, Depends(require_role(*ADMIN_ROLES))],
+    store: Annotated[AuthStore, Depends(auth_store)],
+) -> Response:
+    if username == user.username:
+        return _users_page(request, user, "You cannot delete your own account.", status=400)
+    if not store.delete_user(username):
+        raise HTTPException(status_code=404, detail="No such user.")
+    return RedirectResponse("/admin/users", status_code=303)

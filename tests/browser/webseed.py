@@ -1,0 +1,196 @@
+"""A small synthetic two-center warehouse and user set for the web tests (plain SQL, no ingest needed).
+
+Shared by tests/test_web*.py (``from browser.webseed import ...``) and the Playwright tests. Every value
+is invented; the sentinels let tests assert that raw reject text and other centers' data never appear.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import httpx
+import uvicorn
+
+from chc_equity.warehouse import connect
+from chc_equity.web import WebConfig, create_app
+from chc_equity.web.authstore import AuthStore, SessionPolicy, auth_path
+from chc_equity.web.roles import Role
+
+NORTH, SOUTH = "ctr-north", "ctr-south"
+PASSWORD = "correct-horse-battery"
+RAW_SENTINEL = "RAWTEXT-MUST-NOT-LEAK"
+DETAIL_SENTINEL = "DETAIL-MUST-NOT-LEAK"
+USERS: dict[str, tuple[Role, str | None]] = {
+    "admin": (Role.NETWORK_ADMIN, None),
+    "analyst": (Role.NETWORK_ANALYST, None),
+    "staff-north": (Role.CENTER_STAFF, NORTH),
+    "staff-south": (Role.CENTER_STAFF, SOUTH),
+    "viewer": (Role.VIEWER, None),
+    "viewer-north": (Role.VIEWER, NORTH),
+}
+# Per center: patients, and how many have an unknown value of each field (some below 11 on purpose).
+PATIENTS = {
+    NORTH: (40, {"birth_sex": 12, "race": 5, "ethnicity": 0, "language": 20, "postal_code": 3}),
+    SOUTH: (30, {"birth_sex": 2, "race": 15, "ethnicity": 11, "language": 0, "postal_code": 14}),
+}
+
+
+def patient_id(center: str, i: int) -> str:
+    return f"{center}-pt-{i:03d}"
+
+
+def _patients(con: duckdb.DuckDBPyConnection, with_flat: bool) -> None:
+    rows = []
+    for center, (n, unknown) in PATIENTS.items():
+        for i in range(n):
+            pid = patient_id(center, i)
+            resource = {"resourceType": "Patient", "id": pid}
+            con.execute(
+                "INSERT INTO resources VALUES (?, 'Patient', ?, now(), ?, ?, 1, ?)",
+                [center, pid, f"/data/{center}/Patient.ndjson", str(i + 1), json.dumps(resource)],
+            )
+            rows.append(
+                (
+                    center,
+                    pid,
+                    "UNK" if i < unknown["birth_sex"] else "F",
+                    None if i < unknown["race"] else "2106-3",
+                    "ASKU" if i < unknown["ethnicity"] else "2186-5",
+                    None,
+                    "und" if i < unknown["language"] else "es",
+                    "" if i < unknown["postal_code"] else "02139",
+                )
+            )
+    if with_flat:
+        con.execute(
+            "CREATE TABLE flat.patient (center VARCHAR, id VARCHAR, birth_sex VARCHAR, "
+            "race_omb_code VARCHAR, ethnicity_omb_code VARCHAR, preferred_language_code VARCHAR, "
+            "first_language_code VARCHAR, "
+            "postal_code VARCHAR)"
+        )
+        con.executemany("INSERT INTO flat.patient VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def build_warehouse(path: Path, *, with_flat: bool = True) -> Path:
+    """Write loads, resources, rejects (and flat.patient unless ``with_flat`` is False); close the file."""
+    con = connect(path)
+    try:
+        con.execute(
+            "INSERT INTO loads VALUES "
+            f"(1, '{NORTH}', TIMESTAMPTZ '2024-05-01 10:00:00+00', TIMESTAMPTZ '2024-05-01 10:00:05+00', "
+            "5.0, "
+            f"['/data/{NORTH}/Patient.ndjson'], 43, 40, 0, 0, 3, 'ok'), "
+            f"(2, '{SOUTH}', TIMESTAMPTZ '2024-05-02 10:00:00+00', TIMESTAMPTZ '2024-05-02 10:00:04+00', "
+            "4.0, "
+            f"['/data/{SOUTH}/Patient.ndjson', '/data/{SOUTH}/Observation.ndjson'], 32, 30, 0, 0, 2, 'ok'), "
+            f"(3, '{NORTH}', TIMESTAMPTZ '2024-06-01 10:00:00+00', TIMESTAMPTZ '2024-06-01 10:00:01+00', "
+            "1.0, "
+            f"['/data/{NORTH}/Encounter.ndjson'], 12, 12, 0, 0, 0, 'ok')"
+        )
+        _patients(con, with_flat)
+        for i in range(12):
+            enc = {"resourceType": "Encounter", "id": f"{NORTH}-enc-{i}"}
+            con.execute(
+                "INSERT INTO resources VALUES (?, 'Encounter', ?, now(), ?, ?, 3, ?)",
+                [NORTH, enc["id"], f"/data/{NORTH}/Encounter.ndjson", str(i + 1), json.dumps(enc)],
+            )
+        rejects = [
+            (1, NORTH, f"/data/{NORTH}/Patient.ndjson", "Patient", None, None, "malformed-json"),
+            (1, NORTH, f"/data/{NORTH}/Patient.ndjson", "Patient", None, None, "malformed-json"),
+            (
+                1,
+                NORTH,
+                f"/data/{NORTH}/Patient.ndjson",
+                "Patient",
+                f"{NORTH}-pt-bad",
+                "birthDate",
+                "invalid-value",
+            ),
+            (
+                2,
+                SOUTH,
+                f"/data/{SOUTH}/Observation.ndjson",
+                "Observation",
+                f"{SOUTH}-obs-1",
+                "subject",
+                "bad-ref",
+            ),
+            (
+                2,
+                SOUTH,
+                f"/data/{SOUTH}/Observation.ndjson",
+                "Observation",
+                f"{SOUTH}-obs-2",
+                "subject",
+                "bad-ref",
+            ),
+        ]
+        for load_id, center, file, rtype, rid, field, reason in rejects:
+            con.execute(
+                "INSERT INTO rejects VALUES (?, ?, ?, '1', ?, ?, ?, ?, ?, ?)",
+                [load_id, center, file, rtype, rid, field, reason, DETAIL_SENTINEL, RAW_SENTINEL],
+            )
+    finally:
+        con.close()
+    return path
+
+
+def add_users(warehouse: Path) -> AuthStore:
+    store = AuthStore(auth_path(warehouse))
+    for name, (role, center) in USERS.items():
+        store.add_user(name, PASSWORD, role, center)
+    return store
+
+
+def make_app(warehouse: Path, *, policy: SessionPolicy | None = None):
+    return create_app(WebConfig(warehouse=warehouse, policy=policy or SessionPolicy()))
+
+
+LOGIN_CSRF = re.compile(r'name="login_csrf" value="([^"]+)"')
+
+
+def login(client: httpx.Client, username: str, password: str = PASSWORD) -> httpx.Response:
+    """Sign in through the login form (with its CSRF token) and return the POST's response."""
+    page = client.get("/login")
+    match = LOGIN_CSRF.search(page.text)
+    assert match, "login form lacks its CSRF field"
+    return client.post(
+        "/login",
+        data={"username": username, "password": password, "login_csrf": match.group(1)},
+        follow_redirects=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def live_server(app) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a thread on a free localhost port; yields the base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -1,0 +1,169 @@
+"""Authorization matrix: every route x every role (and no session), with own/other/unknown centers.
+
+The routes come from :func:`route_registry`, i.e. from the guards actually attached, so a new route is
+covered automatically and a route without a guard fails here.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from browser.webseed import NORTH, SOUTH, USERS, add_users, build_warehouse, login, make_app, patient_id
+from chc_equity.web.roles import Role
+from chc_equity.web.security import CSRF_HEADER, RouteRule, route_registry
+
+ROLES: list[str | None] = [None, *USERS]  # None: no session
+OTHER = {NORTH: SOUTH, SOUTH: NORTH}
+UNKNOWN_CENTER = "ctr-nowhere"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory):
+    warehouse = build_warehouse(tmp_path_factory.mktemp("web") / "wh.duckdb")
+    add_users(warehouse)
+    return make_app(warehouse)
+
+
+@pytest.fixture(scope="module")
+def clients(app) -> dict[str | None, tuple[TestClient, str]]:
+    """One signed-in client per user (and an anonymous one), with the session's CSRF token."""
+    out: dict[str | None, tuple[TestClient, str]] = {None: (TestClient(app), "")}
+    for name in USERS:
+        client = TestClient(app)
+        assert login(client, name).status_code == 303
+        out[name] = (client, client.get("/api/me").json()["csrf_token"])
+    return out
+
+
+def _leak_markers(center: str) -> list[str]:
+    """Strings that only appear in data of ``center`` (its id, its patients' ids, its files)."""
+    return [center, patient_id(center, 0), f"/data/{center}/"]
+
+
+def _targets(rule: RouteRule, user_center: str | None) -> list[tuple[str, str | None]]:
+    """(url, center asked for) pairs to try for a rule: own, other and unknown centers where relevant."""
+    path = rule.path.replace("{username}", "nobody-here")
+    centers = [NORTH, SOUTH, UNKNOWN_CENTER] if user_center is None else [user_center, OTHER[user_center]]
+    centers.append(UNKNOWN_CENTER) if user_center else None
+    if "{center}" in path:
+        return [(path.replace("{center}", c), c) for c in centers]
+    if rule.access and rule.access.center_scoped:  # optional ?center=
+        return [(path, None)] + [(f"{path}?center={c}", c) for c in centers]
+    return [(path, None)]
+
+
+def _request(client: TestClient, rule: RouteRule, url: str, csrf: str):
+    headers = {CSRF_HEADER: csrf} if csrf else {}
+    if rule.method == "GET":
+        return client.get(url, headers=headers, follow_redirects=False)
+    if rule.is_api:
+        return client.post(url, json={"field": "race"}, headers=headers, follow_redirects=False)
+    # Page forms: invalid on purpose (short password / unknown role) so nothing changes state.
+    form = {"csrf_token": csrf, "field": "race", "username": "x", "password": "short", "role": "viewer"}
+    return client.post(url, data=form, follow_redirects=False)
+
+
+def test_every_route_has_a_guard(app) -> None:
+    rules = route_registry(app)
+    assert len(rules) >= 15
+    unguarded = [f"{r.method} {r.path}" for r in rules if r.access is None]
+    assert unguarded == []
+    for r in rules:
+        if r.method != "GET" and r.path != "/login":
+            assert r.access.csrf, f"{r.method} {r.path} changes state without CSRF protection"
+        if r.access.patient_level:
+            assert Role.VIEWER not in r.access.roles
+
+
+def test_authorization_matrix(app, clients) -> None:
+    rules = [r for r in route_registry(app) if r.path != "/logout"]  # logout ends the session: own test
+    checked = 0
+    for rule in rules:
+        for name in ROLES:
+            client, csrf = clients[name]
+            role, user_center = USERS[name] if name else (None, None)
+            for url, center in _targets(rule, user_center):
+                response = _request(client, rule, url, csrf)
+                where = f"{rule.method} {url} as {name}"
+                status = response.status_code
+                assert status < 500, where
+                checked += 1
+                if rule.access.roles is None:  # public (POST /login answers 403 without its form token)
+                    assert status != 401, where
+                    continue
+                if name is None:
+                    if rule.is_api:
+                        assert status == 401, where
+                    else:
+                        assert status == 303 and response.headers["location"] == "/login", where
+                    continue
+                if role not in rule.access.roles:
+                    assert status == 403, where
+                    continue
+                if user_center is not None and center is not None and center != user_center:
+                    assert status == 403, where  # the same answer whether or not the center exists
+                    continue
+                assert status != 403 and status != 401, where
+                if rule.method == "GET" and center in (None, NORTH, SOUTH) and user_center in (None, center):
+                    assert status == 200, where
+                if user_center is not None:
+                    for marker in _leak_markers(OTHER[user_center]):
+                        assert marker not in response.text, f"{where} leaks {marker!r}"
+    # 6 users + anonymous over every route and center variant.
+    assert checked > 150
+
+
+def test_all_api_routes_but_health_need_a_session(app) -> None:
+    anon = TestClient(app)
+    for rule in route_registry(app):
+        if not rule.is_api:
+            continue
+        url = re.sub(r"\{[^}]+\}", NORTH, rule.path)
+        response = anon.request(rule.method, url, json={"field": "race"})
+        expected = 200 if rule.path == "/api/health" else 401
+        assert response.status_code == expected, f"{rule.method} {rule.path}"
+    assert anon.get("/api/openapi.json").status_code == 401
+    assert anon.get("/api/no-such-route").status_code in (401, 404)
+
+
+def test_center_staff_see_only_their_center(clients) -> None:
+    client, _ = clients["staff-north"]
+    assert [c["center"] for c in client.get("/api/centers").json()] == [NORTH]
+    quality = client.get("/api/data-quality").json()
+    assert quality["center"] == NORTH
+    assert {r["center"] for r in quality["rejects"]} == {NORTH}
+    assert {r["center"] for r in quality["demographics"]["rates"]} == {NORTH}
+    assert {x["center"] for x in quality["loads"]} == {NORTH}
+    page = client.get("/").text
+    assert NORTH in page and SOUTH not in page
+    analyst, _ = clients["analyst"]
+    assert {c["center"] for c in analyst.get("/api/centers").json()} == {NORTH, SOUTH}
+
+
+def test_patient_lists_only_for_own_center_and_never_for_viewers(clients) -> None:
+    url = f"/api/centers/{NORTH}/data-quality/missing-demographics"
+    staff, csrf = clients["staff-north"]
+    body = staff.post(url, json={"field": "race"}, headers={CSRF_HEADER: csrf}).json()
+    assert body["patient_ids"] == [patient_id(NORTH, i) for i in range(5)]
+    other, other_csrf = clients["staff-south"]
+    denied = other.post(url, json={"field": "race"}, headers={CSRF_HEADER: other_csrf})
+    assert denied.status_code == 403 and NORTH not in denied.text
+    for viewer in ("viewer", "viewer-north"):
+        client, token = clients[viewer]
+        assert client.post(url, json={"field": "race"}, headers={CSRF_HEADER: token}).status_code == 403
+        page = client.get(f"/centers/{NORTH}").text
+        assert "List patients" not in page and patient_id(NORTH, 0) not in page
+
+
+def test_logout_ends_the_session(app, tmp_path: Path) -> None:
+    client = TestClient(app)
+    assert login(client, "analyst").status_code == 303
+    csrf = client.get("/api/me").json()["csrf_token"]
+    assert client.post("/logout", follow_redirects=False).status_code == 403  # no CSRF token
+    response = client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/login"
+    assert client.get("/api/me").status_code == 401
