@@ -1,0 +1,219 @@
+"""CMS138 Preventive Care and Screening: Tobacco Use: Screening and Cessation Intervention
+(CMS138FHIRTobaccoScrnCessation 1.0.000).
+
+Three rates over patients 12+ with two office-type visits or one preventive visit in the period:
+(1) screened for tobacco use, (2) tobacco users who received cessation intervention, (3) both (the rate
+UDS Table 6B line 14a reports). Read side by side with
+``../shared/ecqm/input/cql/CMS138FHIRTobaccoScrnCessation.cql``.
+"""
+
+from __future__ import annotations
+
+from chc_equity.measures.codes import has_code, in_valueset
+from chc_equity.measures.cql import (
+    USCORE,
+    Period,
+    age_at_start,
+    during_day_of_mp,
+    in_profile,
+    interval_during_day,
+    medication_requested,
+)
+from chc_equity.measures.engine import Context
+from chc_equity.measures.library import cmd, hospice, qicore, status
+from chc_equity.measures.library.retrieve import code_in, code_is
+from chc_equity.measures.model import Group, Measure
+
+POPULATIONS = ("initial-population", "denominator", "denominator-exclusion", "numerator")
+
+MEASURE = Measure(
+    name="CMS138FHIRTobaccoScrnCessation",
+    cms_id="CMS138",
+    version="1.0.000",
+    title="Preventive Care and Screening: Tobacco Use: Screening and Cessation Intervention",
+    groups=(
+        Group("Group_1", POPULATIONS, title="Screened for tobacco use"),
+        Group("Group_2", POPULATIONS, title="Tobacco users who received cessation intervention"),
+        Group("Group_3", POPULATIONS,
+              title="Screened, and received cessation intervention if a tobacco user"),
+    ),
+    improvement_notation="increase",
+    uds=("Table 6B Line 14a",),
+    steward="National Committee for Quality Assurance",
+    description="Patients aged 12 years and older who were screened for tobacco use one or more times "
+    "during the measurement period and who received tobacco cessation intervention during the "
+    "measurement period or in the six months prior if identified as a tobacco user.",
+)
+
+QUALIFYING_VISIT_VALUESETS = (
+    "Home Healthcare Services",
+    "Occupational Therapy Evaluation",
+    "Office Visit",
+    "Ophthalmological Services",
+    "Physical Therapy Evaluation",
+    "Psych Visit Diagnostic Evaluation",
+    "Psych Visit Psychotherapy",
+    "Psychoanalysis",
+    "Speech and Hearing Evaluation",
+    "Telephone Visits",
+    "Virtual Encounter",
+)
+# "Health behavior intervention ... initial 30 minutes", "Health behavior assessment, or re-assessment ..."
+QUALIFYING_VISIT_CODES = ("96158", "96156")
+
+PREVENTIVE_VISIT_VALUESETS = (
+    "Annual Wellness Visit",
+    "Preventive Care Services Established Office Visit, 18 and Up",
+    "Preventive Care Services Initial Office Visit, 18 and Up",
+    "Preventive Care, Established Office Visit, 0 to 17",
+    "Preventive Care Services, Initial Office Visit, 0 to 17",
+    "Preventive Care Services Group Counseling",
+    "Preventive Care Services Individual Counseling",
+    "Nutrition Services",
+)
+# "Unlisted preventive medicine service", "Postoperative follow-up visit ..."
+PREVENTIVE_VISIT_CODES = ("99429", "99024")
+
+CPT = "http://www.ama-assn.org/go/cpt"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+TASK_CODE = "http://hl7.org/fhir/CodeSystem/task-code"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+
+
+def _encounter_in(valuesets: tuple[str, ...], codes: tuple[str, ...]) -> str:
+    tests = [code_in("Encounter", "e", v) for v in valuesets]
+    tests += [code_is("Encounter", "e", CPT, c) for c in codes]
+    return "(" + " OR ".join(tests) + ")"
+
+
+def six_months_before(mp: Period) -> tuple[str, str]:
+    """``Interval[start of "Measurement Period" - 6 months, end of "Measurement Period"]`` as DATEs."""
+    return f"({mp.start_date} - INTERVAL 6 MONTH)::DATE", mp.end_date
+
+
+def criteria(ctx: Context) -> str:
+    mp = ctx.period
+    lo6, hi6 = six_months_before(mp)
+    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
+    mrp = ctx.shared("cmd_medication_request_period", cmd.medication_request_period)
+    eff_start = "coalesce(o.effective_datetime, o.effective_period_start, o.effective_instant)"
+    eff_end = "coalesce(o.effective_datetime, o.effective_period_end, o.effective_instant)"
+    perf_start = "coalesce(pr.performed_datetime, pr.performed_period_start)"
+    perf_end = "coalesce(pr.performed_datetime, pr.performed_period_end)"
+    return f"""
+WITH
+-- CQL: define "Qualifying Visit During Measurement Period"
+qualifying_visit AS (
+  SELECT e.center, e.patient_id, e.id
+  FROM flat.encounter e
+  WHERE {_encounter_in(QUALIFYING_VISIT_VALUESETS, QUALIFYING_VISIT_CODES)}
+    AND {status.is_encounter_performed('e')}
+    AND {during_day_of_mp('e.period_start', 'e.period_end', mp)}
+),
+-- CQL: define "Preventive Visit During Measurement Period"
+preventive_visit AS (
+  SELECT e.center, e.patient_id, e.id
+  FROM flat.encounter e
+  WHERE {_encounter_in(PREVENTIVE_VISIT_VALUESETS, PREVENTIVE_VISIT_CODES)}
+    AND {status.is_encounter_performed('e')}
+    AND {during_day_of_mp('e.period_start', 'e.period_end', mp)}
+),
+-- CQL: define "Initial Population"
+initial_population AS (
+  SELECT p.center, p.id AS patient_id, p.birth_date
+  FROM {ctx.patients()} p
+  WHERE {age_at_start('p.birth_date', mp)} >= 12
+    AND ((SELECT count(DISTINCT q.id) FROM qualifying_visit q
+          WHERE q.center = p.center AND q.patient_id = p.id) >= 2
+         OR EXISTS (SELECT 1 FROM preventive_visit v WHERE v.center = p.center AND v.patient_id = p.id))
+),
+-- Last([USCoreSmokingStatusProfile].isObservationSmokingStatus() during day of MP sort by start of effective)
+-- The profile retrieve has no code: an untagged Observation is a smoking status by its social-history
+-- category (cql.in_profile).
+most_recent_tobacco_use_screening AS (
+  SELECT center, patient_id, id FROM (
+    SELECT o.center, o.patient_id, o.id,
+           row_number() OVER (PARTITION BY o.center, o.patient_id
+                              ORDER BY fhir_ts({eff_start}) DESC, o.id DESC) AS rn
+    FROM flat.observation o
+    WHERE {in_profile('o', (USCORE + 'us-core-smokingstatus',),
+                      has_code('observation_category', 'o', OBSERVATION_CATEGORY, 'social-history'))}
+      AND {status.is_observation_smoking_status('o')}
+      AND {during_day_of_mp(eff_start, eff_end, mp)}
+  ) WHERE rn = 1
+),
+-- CQL: define "Most Recent Tobacco Use Screening Indicates Tobacco Non User"
+tobacco_non_user AS (
+  SELECT o.center, o.patient_id FROM most_recent_tobacco_use_screening o
+  WHERE {in_valueset('observation_value_code', 'o', 'Tobacco Non User')}
+),
+-- CQL: define "Most Recent Tobacco Use Screening Indicates Tobacco User"
+tobacco_user AS (
+  SELECT o.center, o.patient_id FROM most_recent_tobacco_use_screening o
+  WHERE {in_valueset('observation_value_code', 'o', 'Tobacco User')}
+),
+-- CQL: define "Tobacco Cessation Counseling Given"
+tobacco_cessation_counseling_given AS (
+  SELECT pr.center, pr.patient_id
+  FROM flat.procedure pr
+  WHERE {code_in('Procedure', 'pr', 'Tobacco Use Cessation Counseling')}
+    AND {status.is_intervention_performed('pr')}
+    AND {interval_during_day(perf_start, perf_end, lo6, hi6)}
+  UNION
+  SELECT c.center, c.patient_id
+  FROM flat.condition c JOIN initial_population ip ON ip.center = c.center AND ip.patient_id = c.patient_id
+  WHERE {code_is('Condition', 'c', ICD10CM, 'Z71.6')}
+    AND {status.verified('c')}
+    AND {qicore.prevalence_starts_during_day('c', 'ip.birth_date', lo6, hi6)}
+),
+-- CQL: define "Tobacco Cessation Pharmacotherapy Ordered"
+tobacco_cessation_pharmacotherapy_ordered AS (
+  SELECT m.center, m.patient_id
+  FROM flat.medication_request m
+  WHERE {code_in('MedicationRequest', 'm', 'Tobacco Use Cessation Pharmacotherapy')}
+    AND {medication_requested('m')} AND {status.is_medication_order('m')}
+    AND fhir_date(m.authored_on) BETWEEN {lo6} AND {hi6}
+    AND NOT EXISTS (
+      SELECT 1 FROM flat.task t                                   -- [TaskRejected] focus references M
+      WHERE t.center = m.center AND t.focus_id = m.id AND t.status = 'rejected'
+        AND {has_code('task_code', 't', TASK_CODE, 'fulfill')})
+),
+-- CQL: define "Active Pharmacotherapy for Tobacco Cessation"
+active_pharmacotherapy AS (
+  SELECT m.center, m.patient_id
+  FROM flat.medication_request m
+  JOIN {mrp} mrp ON mrp.center = m.center AND mrp.id = m.id
+  WHERE {code_in('MedicationRequest', 'm', 'Tobacco Use Cessation Pharmacotherapy')}
+    AND {medication_requested('m')} AND {status.is_medication_active('m')}
+    AND mrp.period_start >= {lo6} AND mrp.period_end <= {hi6}
+),
+cessation_intervention AS (
+  SELECT center, patient_id FROM tobacco_cessation_counseling_given
+  UNION SELECT center, patient_id FROM tobacco_cessation_pharmacotherapy_ordered
+  UNION SELECT center, patient_id FROM active_pharmacotherapy
+),
+flags AS (
+  SELECT ip.center, ip.patient_id,
+         EXISTS (SELECT 1 FROM tobacco_non_user x
+                 WHERE x.center = ip.center AND x.patient_id = ip.patient_id) AS non_user,
+         EXISTS (SELECT 1 FROM tobacco_user x
+                 WHERE x.center = ip.center AND x.patient_id = ip.patient_id) AS user_,
+         EXISTS (SELECT 1 FROM cessation_intervention x
+                 WHERE x.center = ip.center AND x.patient_id = ip.patient_id) AS intervention,
+         EXISTS (SELECT 1 FROM {has_hospice} h                     -- CQL: define "Denominator Exclusions"
+                 WHERE h.center = ip.center AND h.patient_id = ip.patient_id) AS hospice
+  FROM initial_population ip
+)
+SELECT center, patient_id, patient_id AS subject_id, g.group_id,
+       TRUE AS initial_population,
+       CASE g.group_id WHEN 'Group_2' THEN user_ ELSE TRUE END AS denominator,   -- "Denominator 1/2/3"
+       hospice AS denominator_exclusion,
+       FALSE AS denominator_exception,
+       CASE g.group_id                                                           -- "Numerator 1/2/3"
+         WHEN 'Group_1' THEN non_user OR user_
+         WHEN 'Group_2' THEN intervention
+         ELSE non_user OR (user_ AND intervention) END AS numerator,
+       FALSE AS numerator_exclusion,
+       CAST(NULL AS VARCHAR[]) AS strata
+FROM flags CROSS JOIN (VALUES ('Group_1'), ('Group_2'), ('Group_3')) g(group_id)
+"""

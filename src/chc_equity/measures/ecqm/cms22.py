@@ -1,0 +1,338 @@
+"""CMS22 Preventive Care and Screening: Screening for High Blood Pressure and Follow-Up Documented
+(CMS22FHIRPCSBPScreeningFollowUp 1.0.000). Episode measure: the subject is the qualifying Encounter.
+
+Encounters of patients 18+ (without diagnosed hypertension) at which blood pressure was screened and,
+when elevated or hypertensive, a follow-up plan matching the reading was documented. Not a UDS Table 6B
+line (UDS line 16 is CMS165, controlling high blood pressure). Read side by side with
+``../shared/ecqm/input/cql/CMS22FHIRPCSBPScreeningFollowUp.cql``.
+
+Every "Encounter with ..." definition of the CQL is a boolean column of ``encounter_reading`` (one row
+per qualifying encounter), and every intervention list a CTE of (center, patient_id, authored day).
+"""
+
+from __future__ import annotations
+
+from chc_equity.measures.codes import in_valueset
+from chc_equity.measures.cql import (
+    USCORE,
+    age_at_start,
+    condition_problem_or_health_concern,
+    ends_during_day_of_mp,
+    in_profile,
+    medication_not_requested,
+    medication_requested,
+    observation_cancelled,
+    service_not_requested,
+    service_requested,
+)
+from chc_equity.measures.engine import Context
+from chc_equity.measures.library import qicore, status
+from chc_equity.measures.library.retrieve import code_in, code_is
+from chc_equity.measures.model import Group, Measure
+
+MEASURE = Measure(
+    name="CMS22FHIRPCSBPScreeningFollowUp",
+    cms_id="CMS22",
+    version="1.0.000",
+    title="Preventive Care and Screening: Screening for High Blood Pressure and Follow-Up Documented",
+    groups=(
+        Group(
+            "Group_1",
+            ("initial-population", "denominator", "denominator-exclusion", "numerator",
+             "denominator-exception"),
+        ),
+    ),
+    basis="Encounter",
+    improvement_notation="increase",
+    steward="Centers for Medicare & Medicaid Services (CMS)",
+    description="Patient visits for patients aged 18 years and older seen during the measurement period "
+    "who were screened for high blood pressure AND a recommended follow-up plan is documented, as "
+    "indicated, if blood pressure is elevated or hypertensive.",
+)
+
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+LOINC = "http://loinc.org"
+BP_PANEL = "85354-9"  # "Blood pressure panel with all children optional"
+SYSTOLIC = "8480-6"
+DIASTOLIC = "8462-4"
+EKG_12_LEAD = "34534-8"  # "12 lead EKG panel"
+EKG_STUDY = "11524-6"  # "EKG study"
+
+NON_PHARMACOLOGICAL_VALUESETS = (
+    "Lifestyle Recommendation",
+    "Weight Reduction Recommended",
+    "Dietary Recommendations",
+    "Recommendation to Increase Physical Activity",
+    "Referral or Counseling for Alcohol Consumption",
+)
+ELEVATED_BP_FINDING = "Finding of Elevated Blood Pressure or Hypertension"
+DECLINED_STATUSES = "('active', 'completed', 'on-hold')"
+# [ServiceRequest] vs [ServiceNotRequested] (and the MedicationRequest pair): by declared profile, else by
+# doNotPerform (see cql.in_profile).
+REQUESTED = service_requested("s")
+NOT_REQUESTED = service_not_requested("s")
+MED_REQUESTED = medication_requested("m")
+MED_NOT_REQUESTED = medication_not_requested("m")
+BLOOD_PRESSURE = in_profile(
+    "o", (USCORE + "us-core-blood-pressure",), f"{code_is('Observation', 'o', LOINC, BP_PANEL)}"
+)
+
+
+
+def _any_sr(valuesets: tuple[str, ...], codes: tuple[str, ...] = ()) -> str:
+    """The code filter of ``[ServiceRequest: A] union [ServiceRequest: B] ...`` on row ``s``."""
+    tests = [code_in("ServiceRequest", "s", v) for v in valuesets]
+    tests += [code_is("ServiceRequest", "s", LOINC, c) for c in codes]
+    return "(" + " OR ".join(tests) + ")"
+
+
+def _declined(valuesets: tuple[str, ...], codes: tuple[str, ...] = ()) -> str:
+    """``[ServiceNotRequested: ...] where status in {active, completed, on-hold} and reasonRefused in
+    "Patient Declined"`` as the SELECT of (center, patient_id, authored day)."""
+    return f"""SELECT s.center, s.patient_id, fhir_date(s.authored_on) AS day FROM flat.service_request s
+  WHERE {NOT_REQUESTED} AND {_any_sr(valuesets, codes)}
+    AND s.status IN {DECLINED_STATUSES}
+    AND {in_valueset('service_request_do_not_perform_reason', 's', 'Patient Declined')}"""
+
+
+def _on_encounter_day(cte: str) -> str:
+    """``with <cte> X such that X.authoredOn during day of E.period`` for encounter row ``e``."""
+    return (
+        f"EXISTS (SELECT 1 FROM {cte} x WHERE x.center = e.center AND x.patient_id = e.patient_id "
+        f"AND x.day BETWEEN e.start_day AND e.end_day)"
+    )
+
+
+def criteria(ctx: Context) -> str:
+    mp = ctx.period
+    lo, hi = qicore.mp_dates(mp)
+    order = status.ORDER_INTENTS
+    eff_start = "coalesce(o.effective_datetime, o.effective_period_start, o.effective_instant)"
+    eff_end = "coalesce(o.effective_datetime, o.effective_period_end, o.effective_instant)"
+    return f"""
+WITH
+-- CQL: define "Qualifying Encounter during Measurement Period"
+qualifying_encounter AS (
+  SELECT e.center, e.patient_id, e.id,
+         fhir_ts(e.period_start) AS start_ts, fhir_date(e.period_start) AS start_day,
+         fhir_date(e.period_end) AS end_day
+  FROM flat.encounter e
+  WHERE {code_in('Encounter', 'e', 'Encounter to Screen for Blood Pressure')}
+    AND {ends_during_day_of_mp('e.period_end', mp)}
+    AND e.status = 'finished'
+    AND NOT coalesce(e.class_system = '{ACT_CODE}' AND e.class_code = 'VR', FALSE)   -- class !~ "virtual"
+),
+-- CQL: define "Initial Population"
+initial_population AS (
+  SELECT q.*, p.birth_date FROM qualifying_encounter q
+  JOIN {ctx.patients()} p ON p.center = q.center AND p.id = q.patient_id
+  WHERE {age_at_start('p.birth_date', mp)} >= 18
+),
+-- [USCoreBloodPressureProfile] BloodPressure where status in {{final, amended, corrected}}, with its
+-- systolic and diastolic component values (mm[Hg]; another unit does not compare)
+blood_pressure AS (
+  SELECT o.center, o.patient_id, o.id,
+         fhir_ts({eff_start}) AS eff_start, fhir_ts({eff_end}) AS eff_end,
+         (SELECT max(c.value_quantity_value) FROM flat.observation_component c
+          WHERE c.center = o.center AND c.id = o.id AND c.code_system = '{LOINC}' AND c.code = '{SYSTOLIC}'
+            AND coalesce(c.value_quantity_code, c.value_quantity_unit) = 'mm[Hg]') AS sbp,
+         (SELECT max(c.value_quantity_value) FROM flat.observation_component c
+          WHERE c.center = o.center AND c.id = o.id AND c.code_system = '{LOINC}' AND c.code = '{DIASTOLIC}'
+            AND coalesce(c.value_quantity_code, c.value_quantity_unit) = 'mm[Hg]') AS dbp
+  FROM flat.observation o
+  WHERE {BLOOD_PRESSURE}
+    AND o.status IN ('final', 'amended', 'corrected')
+),
+-- let EncounterLastBP: Last(BloodPressure where effective ends during day of QualifyingEncounter.period
+--                           sort by start of effective)
+encounter_last_bp AS (
+  SELECT * FROM (
+    SELECT q.center, q.id AS encounter_id, b.sbp, b.dbp,
+           row_number() OVER (PARTITION BY q.center, q.id
+                              ORDER BY b.eff_start DESC NULLS LAST, b.id DESC) AS rn
+    FROM qualifying_encounter q
+    JOIN blood_pressure b ON b.center = q.center AND b.patient_id = q.patient_id
+    WHERE CAST(b.eff_end AS DATE) BETWEEN q.start_day AND q.end_day
+  ) WHERE rn = 1
+),
+-- let EncounterLastBP: Last(BloodPressure where effective ends 1 year or less before or on start of
+--                           QualifyingEncounter.period sort by start of effective)
+prior_last_bp AS (
+  SELECT * FROM (
+    SELECT q.center, q.id AS encounter_id, b.sbp, b.dbp,
+           row_number() OVER (PARTITION BY q.center, q.id
+                              ORDER BY b.eff_start DESC NULLS LAST, b.id DESC) AS rn
+    FROM qualifying_encounter q
+    JOIN blood_pressure b ON b.center = q.center AND b.patient_id = q.patient_id
+    WHERE b.eff_end BETWEEN q.start_ts - INTERVAL 1 YEAR AND q.start_ts
+  ) WHERE rn = 1
+),
+readings AS (
+  SELECT q.*, l.sbp, l.dbp,
+         -- CQL: define "Encounter with Hypertensive Reading Within Year Prior"
+         coalesce(pl.sbp > 0 AND pl.dbp > 0 AND (pl.sbp >= 130 OR pl.dbp >= 80), FALSE) AS htn_year_prior
+  FROM qualifying_encounter q
+  LEFT JOIN encounter_last_bp l ON l.center = q.center AND l.encounter_id = q.id
+  LEFT JOIN prior_last_bp pl ON pl.center = q.center AND pl.encounter_id = q.id
+),
+encounter_reading AS (
+  SELECT r.*,
+         -- CQL: define "Encounter with Normal Blood Pressure Reading"
+         coalesce(sbp >= 1 AND sbp < 120 AND dbp >= 1 AND dbp < 80, FALSE) AS normal,
+         -- CQL: define "Encounter with Elevated Blood Pressure Reading SBP 120 to 129 AND DBP less than 80"
+         coalesce(sbp BETWEEN 120 AND 129 AND dbp >= 1 AND dbp < 80, FALSE) AS elevated,
+         -- CQL: define "Encounter with First Hypertensive Reading SBP ... >= 130 OR DBP ... >= 80"
+         coalesce(sbp > 0 AND dbp > 0 AND (sbp >= 130 OR dbp >= 80), FALSE)
+           AND NOT htn_year_prior AS first_htn,
+         -- CQL: define "Encounter with Second Hypertensive Reading SBP 130 to 139 OR DBP 80 to 89"
+         coalesce((sbp BETWEEN 130 AND 139 OR dbp BETWEEN 80 AND 89) AND NOT (sbp >= 140 OR dbp >= 90), FALSE)
+           AND htn_year_prior AS second_130,
+         -- CQL: define "Encounter with Second Hypertensive Reading SBP ... >= 140 OR DBP ... >= 90"
+         coalesce(sbp > 0 AND dbp > 0 AND (sbp >= 140 OR dbp >= 90), FALSE) AND htn_year_prior AS second_140
+  FROM readings r
+),
+-- CQL: define "Follow up with Rescreen Within 6 Months"
+rescreen_6_months AS (
+  SELECT s.center, s.patient_id, fhir_date(s.authored_on) AS day FROM flat.service_request s
+  WHERE {code_in('ServiceRequest', 's', 'Follow Up Within 6 Months')} AND {REQUESTED}
+    AND s.intent = 'order'
+),
+-- CQL: define "Laboratory Test or ECG for Hypertension"
+lab_or_ecg AS (
+  SELECT s.center, s.patient_id, fhir_date(s.authored_on) AS day FROM flat.service_request s
+  WHERE {_any_sr(('Laboratory Tests for Hypertension',), (EKG_12_LEAD, EKG_STUDY))} AND {REQUESTED}
+    AND s.intent IN {order}
+),
+-- CQL: define "NonPharmacological Interventions"
+non_pharmacological AS (
+  SELECT s.center, s.patient_id, fhir_date(s.authored_on) AS day FROM flat.service_request s
+  WHERE {_any_sr(NON_PHARMACOLOGICAL_VALUESETS)} AND {REQUESTED} AND s.intent IN {order}
+),
+-- CQL: define "Referral to Alternate or Primary Healthcare Professional for Hypertensive Reading"
+referral AS (
+  SELECT s.center, s.patient_id, fhir_date(s.authored_on) AS day FROM flat.service_request s
+  WHERE {code_in('ServiceRequest', 's', 'Referral to Primary Care or Alternate Provider')} AND {REQUESTED}
+    AND {in_valueset('service_request_reason_code', 's', ELEVATED_BP_FINDING)}
+    AND s.intent IN {order}
+),
+four_week_rescreen AS (   -- [ServiceRequest: "Follow Up Within 4 Weeks"] with an order intent
+  SELECT s.center, s.patient_id, fhir_date(s.authored_on) AS day FROM flat.service_request s
+  WHERE {code_in('ServiceRequest', 's', 'Follow Up Within 4 Weeks')} AND {REQUESTED}
+    AND s.intent IN {order}
+),
+in_mp AS (   -- per patient: which intervention kinds were authored during day of "Measurement Period"
+  SELECT center, patient_id,
+         bool_or(kind = 'lab') AS lab, bool_or(kind = 'nonpharm') AS nonpharm, bool_or(kind = 'med') AS med
+  FROM (SELECT center, patient_id, day, 'lab' AS kind FROM lab_or_ecg
+        UNION ALL SELECT center, patient_id, day, 'nonpharm' FROM non_pharmacological
+        UNION ALL SELECT m.center, m.patient_id, fhir_date(m.authored_on), 'med'
+                  FROM flat.medication_request m
+                  WHERE {code_in('MedicationRequest', 'm', 'Pharmacologic Therapy for Hypertension')}
+                    AND {MED_REQUESTED} AND m.status IN ('active', 'completed'))
+  WHERE day BETWEEN {lo} AND {hi}
+  GROUP BY center, patient_id
+),
+-- CQL: define "First Hypertensive Reading Interventions or Referral to Alternate Professional"
+first_htn_interventions AS (
+  SELECT f.center, f.patient_id, f.day FROM four_week_rescreen f
+  JOIN in_mp i ON i.center = f.center AND i.patient_id = f.patient_id
+  WHERE f.day BETWEEN {lo} AND {hi} AND i.nonpharm
+  UNION ALL SELECT center, patient_id, day FROM referral
+),
+-- CQL: define "Second Hypertensive Reading SBP 130 to 139 OR DBP 80 to 89 and Interventions"
+second_130_interventions AS (
+  SELECT r.center, r.patient_id, r.day FROM rescreen_6_months r
+  JOIN in_mp i ON i.center = r.center AND i.patient_id = r.patient_id
+  WHERE r.day BETWEEN {lo} AND {hi} AND i.lab AND i.nonpharm
+),
+-- CQL: define "Second Hypertensive Reading SBP Greater than or Equal to 140 OR DBP ... 90 Interventions"
+second_140_interventions AS (
+  SELECT f.center, f.patient_id, f.day FROM four_week_rescreen f
+  JOIN in_mp i ON i.center = f.center AND i.patient_id = f.patient_id
+  WHERE f.day BETWEEN {lo} AND {hi} AND i.lab AND i.nonpharm AND i.med
+),
+-- declined orders ([ServiceNotRequested] / [MedicationNotRequested])
+declined_referral_or_6_months AS (
+  {_declined(('Referral to Primary Care or Alternate Provider', 'Follow Up Within 6 Months'))}
+),
+declined_4_weeks_or_referral AS (
+  {_declined(('Follow Up Within 4 Weeks', 'Referral to Primary Care or Alternate Provider'))}
+),
+-- CQL: define "NonPharmacological Intervention Not Ordered"
+non_pharmacological_not_ordered AS (
+  {_declined(NON_PHARMACOLOGICAL_VALUESETS)}
+),
+-- CQL: define "Laboratory Test or ECG for Hypertension Not Ordered"
+lab_or_ecg_not_ordered AS (
+  {_declined(('Laboratory Tests for Hypertension',), (EKG_12_LEAD, EKG_STUDY))}
+),
+medication_not_requested AS (   -- [MedicationNotRequested: "Pharmacologic Therapy for Hypertension"]
+  SELECT m.center, m.patient_id, fhir_date(m.authored_on) AS day FROM flat.medication_request m
+  WHERE {MED_NOT_REQUESTED}
+    AND {code_in('MedicationRequest', 'm', 'Pharmacologic Therapy for Hypertension')}
+    AND m.status IN ('active', 'completed')
+),
+-- CQL: define "Second Hypertensive Reading SBP 130 to 139 OR DBP 80 to 89 Interventions Declined"
+second_130_declined AS (
+  SELECT * FROM declined_referral_or_6_months UNION ALL SELECT * FROM lab_or_ecg_not_ordered
+  UNION ALL SELECT * FROM non_pharmacological_not_ordered
+),
+-- CQL: define "Second Hypertensive Reading SBP >= 140 OR DBP >= 90 Interventions Declined"
+second_140_declined AS (
+  SELECT * FROM declined_4_weeks_or_referral UNION ALL SELECT * FROM medication_not_requested
+  UNION ALL SELECT * FROM lab_or_ecg_not_ordered UNION ALL SELECT * FROM non_pharmacological_not_ordered
+),
+-- [ObservationCancelled: code ~ BP panel | systolic | diastolic] with a patient or medical reason
+bp_not_obtained AS (
+  SELECT o.center, o.patient_id, fhir_date(o.issued) AS day FROM flat.observation o
+  WHERE {observation_cancelled('o')}
+    AND ({code_is('Observation', 'o', LOINC, BP_PANEL)} OR {code_is('Observation', 'o', LOINC, SYSTOLIC)}
+         OR {code_is('Observation', 'o', LOINC, DIASTOLIC)})
+    AND ({in_valueset('observation_not_done_reason', 'o', 'Patient Declined')}
+         OR {in_valueset('observation_not_done_reason', 'o', 'Medical Reason')})
+),
+-- CQL: define "Denominator Exclusions": hypertension diagnosed on or before the encounter day
+hypertension_before AS (
+  SELECT DISTINCT q.center, q.id AS encounter_id
+  FROM initial_population q
+  JOIN flat.condition c ON c.center = q.center AND c.patient_id = q.patient_id
+  WHERE {code_in('Condition', 'c', 'Diagnosis of Hypertension')}
+    AND {condition_problem_or_health_concern('c')}                -- [ConditionProblemsHealthConcerns]
+    AND {qicore.onset_start('c', 'q.birth_date')} <= q.start_day
+    AND {status.verified('c')}                                     -- isVerified()
+),
+flags AS (
+  SELECT e.center, e.patient_id, e.id,
+         EXISTS (SELECT 1 FROM hypertension_before h
+                 WHERE h.center = e.center AND h.encounter_id = e.id) AS excluded,
+         -- CQL: define "Numerator"
+         e.normal
+           OR (e.elevated AND {_on_encounter_day('rescreen_6_months')}
+               AND {_on_encounter_day('non_pharmacological')})
+           OR (e.elevated AND {_on_encounter_day('referral')})
+           OR (e.first_htn AND {_on_encounter_day('first_htn_interventions')})
+           OR (e.second_130 AND ({_on_encounter_day('second_130_interventions')}
+                                 OR {_on_encounter_day('referral')}))
+           OR (e.second_140 AND ({_on_encounter_day('second_140_interventions')}
+                                 OR {_on_encounter_day('referral')})) AS numerator,
+         -- CQL: define "Denominator Exceptions"
+         {_on_encounter_day('bp_not_obtained')}
+           OR (e.elevated AND ({_on_encounter_day('declined_referral_or_6_months')}
+                               OR {_on_encounter_day('non_pharmacological_not_ordered')}))
+           OR (e.first_htn AND ({_on_encounter_day('declined_4_weeks_or_referral')}
+                                OR {_on_encounter_day('non_pharmacological_not_ordered')}))
+           OR (e.second_130 AND {_on_encounter_day('second_130_declined')})
+           OR (e.second_140 AND {_on_encounter_day('second_140_declined')}) AS exception
+  FROM encounter_reading e
+  JOIN initial_population ip ON ip.center = e.center AND ip.id = e.id
+)
+SELECT center, patient_id, id AS subject_id, 'Group_1' AS group_id,
+       TRUE AS initial_population,
+       TRUE AS denominator,                                          -- CQL: define "Denominator"
+       excluded AS denominator_exclusion,
+       exception AS denominator_exception,
+       numerator,
+       FALSE AS numerator_exclusion,
+       CAST(NULL AS VARCHAR[]) AS strata
+FROM flags
+"""
