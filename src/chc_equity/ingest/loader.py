@@ -69,7 +69,7 @@ def load(
     files = discover(paths)
     started = time.perf_counter()
     started_at = datetime.now(UTC)
-    previous_limit = _set_memory_limit(con, memory_limit)
+    previous = _settings(con, memory_limit, progress_bar=False)
     con.begin()
     try:
         result = _run(con, files, center, progress)
@@ -82,7 +82,7 @@ def load(
         con.rollback()
         raise
     finally:
-        _set_memory_limit(con, previous_limit)
+        _settings(con, *previous)
     return result
 
 
@@ -137,12 +137,17 @@ def _record(con: duckdb.DuckDBPyConnection, r: LoadResult, started_at: datetime)
     )
 
 
-def _set_memory_limit(con: duckdb.DuckDBPyConnection, limit: str | None) -> str | None:
-    """Set DuckDB's memory_limit, returning the previous value so it can be restored."""
-    if limit is None:
-        return None
-    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", limit):
-        raise ValueError(f"memory_limit must look like '1GB' or '512MiB', got {limit!r}")
-    previous = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-    con.execute(f"SET memory_limit = '{limit}'")
-    return previous
+def _settings(
+    con: duckdb.DuckDBPyConnection, memory_limit: str | None, progress_bar: bool
+) -> tuple[str | None, bool]:
+    """Apply memory_limit and DuckDB's own progress bar (the CLI draws a Rich one; DuckDB's would
+    interleave with it on stdout); returns the previous values so the caller can restore them."""
+    previous_bar = bool(con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0])
+    con.execute(f"SET enable_progress_bar = {'true' if progress_bar else 'false'}")
+    if memory_limit is None:
+        return None, previous_bar
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", memory_limit):
+        raise ValueError(f"memory_limit must look like '1GB' or '512MiB', got {memory_limit!r}")
+    previous_limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    return previous_limit, previous_bar

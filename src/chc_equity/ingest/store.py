@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from chc_equity.ingest.records import Reject, Resource
@@ -34,7 +35,7 @@ _STAGE_SCHEMA = pa.schema(
         ("last_updated", pa.timestamp("us", tz="UTC")),
         ("source_file", pa.string()),
         ("source_pos", pa.string()),
-        ("resource", pa.string()),
+        ("resource", pa.large_string()),
     ]
 )
 
@@ -104,12 +105,9 @@ class Stager:
 
     def flush(self) -> None:
         if self._rows["seq"]:
-            batch = _to_arrow(self._rows)
-            self.con.register("_ingest_batch", batch)
-            try:
-                self.con.execute(f"INSERT INTO {STAGE} SELECT * FROM _ingest_batch")
-            finally:
-                self.con.unregister("_ingest_batch")
+            # from_arrow + insert_into: con.register()/unregister() kept every batch alive inside
+            # the connection (measured: RSS grew by the size of the input), defeating streaming.
+            self.con.from_arrow(_to_arrow(self._rows)).insert_into(STAGE)
             for column in self._rows.values():
                 column.clear()
             self._bytes = 0
@@ -121,13 +119,24 @@ class Stager:
             self._rejects.clear()
 
 
+def _json_column(values: list[bytes]) -> pa.Array:
+    """Compact JSON bytes -> an Arrow string column built from one joined buffer plus offsets.
+
+    orjson always emits valid UTF-8, so no second validation pass is needed; and building from
+    buffers is a memcpy, where ``pa.array(list_of_bytes)`` was the slowest step of staging.
+    """
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=len(values)), out=offsets[1:])
+    data = b"".join(values)
+    return pa.Array.from_buffers(
+        pa.large_string(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+
+
 def _to_arrow(rows: dict[str, list]) -> pa.Table:
-    """Columns -> Arrow. orjson always emits valid UTF-8, so the JSON bytes are viewed as strings
-    without a second validation pass (that pass alone cost more than DuckDB's insert)."""
+    """Buffered columns -> one Arrow table for DuckDB to insert."""
     arrays = [
-        pa.array(rows[name], pa.binary()).view(pa.string())
-        if name == "resource"
-        else pa.array(rows[name], typ)
+        _json_column(rows[name]) if name == "resource" else pa.array(rows[name], typ)
         for name, typ in zip(_STAGE_SCHEMA.names, _STAGE_SCHEMA.types, strict=True)
     ]
     return pa.Table.from_arrays(arrays, schema=_STAGE_SCHEMA)
