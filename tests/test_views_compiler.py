@@ -227,7 +227,7 @@ def test_view_columns_reports_types() -> None:
             "duplicate column name 'a'",
         ),
         ({"resource": "Patient", "select": [cols(("bad name", "id"))]}, "select[0].column[0].name"),
-        ({"resource": "Patient", "select": [cols(("a", "name is HumanName"))]}, "unsupported operator 'is'"),
+        ({"resource": "Patient", "select": [cols(("a", "gender ~ 'male'"))]}, "unsupported operator '~'"),
         (
             {"resource": "Patient", "select": [{"unionAll": [cols(("a", "id")), cols(("b", "id"))]}]},
             "select[0].unionAll[1]: unionAll branches must have the same columns",
@@ -257,3 +257,143 @@ def test_runtime_errors_name_the_element(con: duckdb.DuckDBPyConnection) -> None
     not_bool = {"resource": "Patient", "where": [{"path": "gender"}], "select": [cols(("id", "id"))]}
     with pytest.raises(duckdb.Error, match=r"where\[0\]\.path: expected a boolean"):
         con.sql(compile_view(not_bool)).fetchall()
+
+
+def test_fast_paths_agree_with_general_semantics() -> None:
+    """Singleton shortcuts (one json_extract) must give the FHIRPath answer for every JSON shape."""
+    c = connect_memory()
+    load_resources(
+        c,
+        [
+            # b is an array: first() via '$.a.b[0]'
+            {"resourceType": "Condition", "id": "c1", "code": {"coding": [{"code": "x"}, {"code": "y"}]}},
+            # b is a single object (not FHIR-shaped): first() must still return it
+            {"resourceType": "Condition", "id": "c2", "code": {"coding": {"code": "z"}}},
+            # a is an array: the chain crosses it; key text present elsewhere must not confuse the guard
+            {
+                "resourceType": "Condition",
+                "id": "c3",
+                "code": [{"coding": [{"code": "w"}]}],
+                "note": {"code": 1},
+            },
+            {"resourceType": "Condition", "id": "c4", "note": [{"text": '"coding" "code"'}]},
+        ],
+    )
+    view = {
+        "resource": "Condition",
+        "select": [
+            cols(
+                ("id", "id"),
+                ("first", "code.coding.first().code"),
+                ("n", "code.coding.code.count()"),
+                ("all", "code.coding.code.join('|')"),
+            )
+        ],
+    }
+    assert run(c, view) == [
+        ("c1", "x", 2, "x|y"),
+        ("c2", "z", 1, "z"),
+        ("c3", "w", 1, "w"),
+        ("c4", None, 0, ""),
+    ]
+
+
+UUID = "1f6b2c2e-0000-4000-8000-000000000001"
+
+
+@pytest.mark.parametrize(
+    ("reference", "typed", "untyped"),
+    [
+        ("Patient/p1", "p1", "p1"),
+        ("http://example.org/fhir/Patient/p1", "p1", "p1"),
+        ("Patient/p1/_history/3", "p1", "p1"),
+        (f"urn:uuid:{UUID}", UUID, UUID),  # bundle-internal: no type to check
+        ("Organization/o1", None, "o1"),
+        ("Patient?identifier=http://x|123", None, None),  # conditional reference: no key
+        ("Patient?identifier=http://x.org/Patient/p9", None, None),
+        ("#contained1", None, None),
+    ],
+)
+def test_get_reference_key_forms(reference: str, typed: str | None, untyped: str | None) -> None:
+    c = connect_memory()
+    load_resources(c, [{"resourceType": "Encounter", "id": "e1", "subject": {"reference": reference}}])
+    view = {
+        "resource": "Encounter",
+        "select": [cols(("typed", "subject.getReferenceKey(Patient)"), ("any", "subject.getReferenceKey()"))],
+    }
+    assert c.sql(compile_view(view)).fetchall() == [(typed, untyped)]
+
+
+def test_multiple_references_error_unless_collection() -> None:
+    c = connect_memory()
+    refs = [{"reference": "Patient/a"}, {"reference": "Patient/b"}]
+    load_resources(c, [{"resourceType": "Group", "id": "g1", "member": refs}])
+    single = {"resource": "Group", "select": [cols(("m", "member.getReferenceKey(Patient)"))]}
+    with pytest.raises(duckdb.Error, match="more than one value"):
+        c.sql(compile_view(single)).fetchall()
+    many = {
+        "resource": "Group",
+        "select": [
+            {"column": [{"name": "m", "path": "member.getReferenceKey(Patient)", "collection": True}]}
+        ],
+    }
+    assert c.sql(compile_view(many)).fetchall() == [(["a", "b"],)]
+    each = {
+        "resource": "Group",
+        "select": [{"forEach": "member.getReferenceKey(Patient)", **cols(("m", "$this"))}],
+    }
+    assert sorted(c.sql(compile_view(each)).fetchall()) == [("a",), ("b",)]
+
+
+def test_pipeline_nested_for_each_cross_product_and_row_index(con: duckdb.DuckDBPyConnection) -> None:
+    view = {
+        "resource": "Patient",
+        "select": [
+            cols(("id", "id")),
+            {
+                "forEach": "name",
+                **cols(("ni", "%rowIndex")),
+                "select": [{"forEachOrNull": "given", **cols(("gi", "%rowIndex"), ("g", "$this"))}],
+            },
+            {"forEach": "extension", **cols(("ei", "%rowIndex"))},
+        ],
+    }
+    sql = compile_view(view, passthrough=["center"])
+    assert "UNNEST" in sql
+    rows = sorted(con.sql(sql).fetchall())
+    assert rows == [
+        ("conformance", "p1", 0, 0, "A", 0),
+        ("conformance", "p1", 0, 1, "B", 0),
+        ("conformance", "p1", 1, 0, None, 0),
+    ]
+
+
+def test_of_type_on_non_choice_elements_is_never_silently_empty(con: duckdb.DuckDBPyConnection) -> None:
+    prim = {
+        "resource": "Patient",
+        "select": [cols(("id", "id"), ("g", "gender.ofType(code)"), ("n", "gender.ofType(integer)"))],
+    }
+    assert run(con, prim) == [("p1", "female", None), ("p2", "male", None)]
+    complex_ = {
+        "resource": "Patient",
+        "where": [{"path": "name.exists()"}],
+        "select": [cols(("n", "name.ofType(HumanName).family"))],
+    }
+    with pytest.raises(duckdb.Error, match="not a choice element"):
+        con.sql(compile_view(complex_)).fetchall()
+
+
+def test_is_as_and_iif(con: duckdb.DuckDBPyConnection) -> None:
+    view = {
+        "resource": "Patient",
+        "select": [
+            cols(
+                ("id", "id"),
+                ("dead_is_bool", "deceased is boolean"),
+                ("dead", "deceased as FHIR.boolean"),
+                ("label", "iif(gender = 'female', 'F', 'other')"),
+                ("fn", "iif(name.exists(), name.first().family)"),
+            )
+        ],
+    }
+    assert run(con, view) == [("p1", False, None, "F", "Fa"), ("p2", True, True, "other", None)]

@@ -115,6 +115,8 @@ class Val:
     chain: Chain | None = None
     # A cheaper SQL equivalent of as_one(this) (same value, same errors), when a function knows one.
     one: str | None = None
+    # For a singleton focus (the resource, a forEach item): where its fields are pre-extracted.
+    fields: RootFields | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -127,21 +129,26 @@ class Chain:
     path: str
     base: Val
     frag: str
+    # False when the value's SQL is more than plain navigation (ofType's non-choice check), so the
+    # key-in-fragment shortcut must not skip evaluating it.
+    guard: bool = True
 
 
 @dataclass
 class RootFields:
-    """Top-level resource fields that the view reads, extracted with ONE ``json_extract(resource,
-    [paths])`` per row, so the (large) resource JSON is parsed once, not once per column."""
+    """Fields of one focus (the resource, or a forEach item) that the view reads, extracted with ONE
+    ``json_extract(focus, [paths])`` per row, so that JSON is parsed once, not once per column.
+    ``alias`` is the focus column, ``prefix`` the column holding the extracted fragments."""
 
-    alias: str = "__b"
+    alias: str = "__res"
     names: list[str] = field(default_factory=list)
+    prefix: str = "__f"
 
     def ref(self, path: str) -> str:
         """SQL for the JSON at ``path`` (a JSONPath such as ``$.subject.reference``) of the resource."""
         if path not in self.names:
             self.names.append(path)
-        return f"{self.alias}.__f[{self.names.index(path) + 1}]"
+        return f"{self.prefix}[{self.names.index(path) + 1}]"
 
     def select_sql(self) -> str | None:
         if not self.names:
@@ -186,7 +193,7 @@ def let(state: State, value_sql: str, body: Callable[[str], str]) -> str:
 
 
 _SIMPLE = r"[A-Za-z_][A-Za-z0-9_.]*(\[\d+\])?"
-_CHEAP = re.compile(rf"{_SIMPLE}|json_extract(_string)?\({_SIMPLE}, '[^']*'\)")
+_CHEAP = re.compile(rf"{_SIMPLE}|json_extract(_string)?\(__f\[\d+\], '[^']*'\)")
 
 
 def is_simple(sql: str) -> bool:
@@ -195,16 +202,12 @@ def is_simple(sql: str) -> bool:
 
 
 def is_cheap(sql: str) -> bool:
-    """Cheaper to repeat than to bind: DuckDB's list-based 'let' costs more than re-extracting one
-    path from a small JSON fragment (measured ~2x on references)."""
+    """Cheaper to repeat than to bind. Measured: at the top level, re-extracting from a root field
+    fragment beats the list-based 'let' ~2x; inside lambdas the 'let' wins, so only root fields."""
     return _CHEAP.fullmatch(sql) is not None
 
 
 def bind(state: State, value_sql: str, body: Callable[[str], str]) -> str:
-    import os
-
-    if os.environ.get("NOCHEAP"):
-        return body(value_sql) if is_simple(value_sql) else let(state, value_sql, body)
     return body(value_sql) if is_cheap(value_sql) else let(state, value_sql, body)
 
 
@@ -250,7 +253,7 @@ def fast_single(ctx: Ctx, v: Val, general: str) -> str:
     if v.chain is None:
         return general
     path, base = v.chain.path, v.chain.base
-    fast = ctx.state.fields.ref(path) if base.root else f"json_extract({base.sql}, {q(path)})"
+    fast = base.fields.ref(path) if base.fields is not None else f"json_extract({base.sql}, {q(path)})"
     return bind(
         ctx.state,
         fast,
@@ -365,7 +368,8 @@ def _env(node: Env, ctx: Ctx) -> Val:
     if node.name == "rowIndex":
         return Val(ctx.row_index, False, "bigint", "integer")
     if node.name in ("resource", "rootResource"):
-        return Val(f"{ctx.state.fields.alias}.resource", False, "json", None, root=True)
+        fields = ctx.state.fields
+        return Val(fields.alias, False, "json", None, root=True, fields=fields)
     if node.name in ctx.state.constants:
         return ctx.state.constants[node.name]
     raise FhirPathCompileError(f"undefined constant %{node.name}")
@@ -376,20 +380,24 @@ def member(ctx: Ctx, base: Val, name: str, ftype: str | None = None) -> Val:
     key = _json_key(name)
     if base.elem != "json":
         raise FhirPathCompileError(f"cannot navigate to '{name}' on a {base.elem} value")
-    if base.root:
-        frag = ctx.state.fields.ref(f"$.{key}")
+    if base.fields is not None:
+        frag = base.fields.ref(f"$.{key}")
         return Val(elems(ctx.state, frag), True, "json", ftype, chain=Chain(f"$.{key}", base, frag))
+    if base.chain is not None:
+        c = base.chain
+        if base.many:
+            x = ctx.state.var()
+            inner = elems(ctx.state, f"json_extract({x}, '$.{key}')")
+            general = f"flatten(list_transform({base.sql}, lambda {x}: {inner}))"
+        else:
+            general = bind(ctx.state, base.sql, lambda b: elems(ctx.state, f"json_extract({b}, '$.{key}')"))
+        sql = _guard(c.frag, key, general) if c.guard else general
+        return Val(sql, True, "json", ftype, chain=Chain(f"{c.path}.{key}", c.base, c.frag, c.guard))
     if not base.many:
         sql = elems(ctx.state, f"json_extract({base.sql}, '$.{key}')")
         if not is_simple(base.sql):
             return Val(sql, True, "json", ftype)
         return Val(_guard(base.sql, key, sql), True, "json", ftype, chain=Chain(f"$.{key}", base, base.sql))
-    if base.chain is not None:
-        c = base.chain
-        x = ctx.state.var()
-        inner = elems(ctx.state, f"json_extract({x}, '$.{key}')")
-        sql = _guard(c.frag, key, f"flatten(list_transform({base.sql}, lambda {x}: {inner}))")
-        return Val(sql, True, "json", ftype, chain=Chain(f"{c.path}.{key}", c.base, c.frag))
     x = ctx.state.var()
     inner = elems(ctx.state, f"json_extract({x}, '$.{key}')")
     return Val(f"flatten(list_transform({base.sql}, lambda {x}: {inner}))", True, "json", ftype)
@@ -484,6 +492,8 @@ def _union(ctx: Ctx, a: Val, b: Val) -> Val:
 
 def _binary(node: Binary, ctx: Ctx) -> Val:
     op = node.op
+    if op in ("is", "as"):
+        return _type_test(ctx, op, node.left, node.right)
     a = compile_expr(node.left, ctx)
     b = compile_expr(node.right, ctx)
     if op in ("=", "!=", "<", ">", "<=", ">="):
@@ -531,6 +541,9 @@ def type_name(node: Node) -> str:
     """A type specifier argument (``Quantity``, ``FHIR.string``, ``System.Integer``) as a name."""
     if isinstance(node, Ident):
         name = node.name
+        namespace, _, rest = name.rpartition(".")
+        if namespace in ("FHIR", "System"):
+            name = rest if namespace == "FHIR" else rest[:1].lower() + rest[1:]
     elif isinstance(node, Member) and isinstance(node.base, Ident) and node.base.name in ("FHIR", "System"):
         name = node.name
         if node.base.name == "System":
@@ -561,32 +574,79 @@ def _filter(ctx: Ctx, base: Val, crit: Node, fname: str) -> Val:
     return Val(f"list_filter({base.sql}, lambda {x}: {cond})", True, base.elem, base.ftype)
 
 
-def _of_type(node: Call, ctx: Ctx) -> Val:
-    _arity(node, 1, 1)
-    tname = type_name(node.args[0])
-    suffix = tname[:1].upper() + tname[1:]
-    # Choice element narrowing: value.ofType(Quantity) is the JSON field valueQuantity.
-    if isinstance(node.base, Member):
-        return member(ctx, compile_expr(node.base.base, ctx), node.base.name + suffix, ftype=tname)
-    if isinstance(node.base, Ident):
-        return member(ctx, ctx.focus, node.base.name + suffix, ftype=tname)
-    base = _input(node, ctx)
+_JSON_TYPES = {
+    "varchar": "('VARCHAR')",
+    "boolean": "('BOOLEAN')",
+    "bigint": "('BIGINT', 'UBIGINT')",
+    "double": "('BIGINT', 'UBIGINT', 'DOUBLE')",
+}
+
+
+def _type_filter(ctx: Ctx, coll: Val, tname: str) -> str:
+    """Keep the items of a JSON collection whose JSON type fits the primitive FHIR type ``tname``."""
     want = elem_of_fhir_type(tname)
     if want is None:
         raise FhirPathCompileError(
-            f"ofType({tname}) is only supported on a choice element (e.g. value.ofType(X))"
+            f"ofType({tname}) is only supported on a choice element (e.g. value.ofType(X)) "
+            "or for primitive types"
         )
-    if base.elem != "json":
-        return base if base.elem == want else Val("[]::JSON[]", True, "json")
-    jtypes = {
-        "varchar": "('VARCHAR')",
-        "boolean": "('BOOLEAN')",
-        "bigint": "('BIGINT', 'UBIGINT')",
-        "double": "('BIGINT', 'UBIGINT', 'DOUBLE')",
-    }[want]
-    lst = as_many(base)
     x = ctx.state.var()
-    return Val(f"list_filter({lst.sql}, lambda {x}: json_type({x}) IN {jtypes})", True, "json", tname)
+    return f"list_filter({as_many(coll).sql}, lambda {x}: json_type({x}) IN {_JSON_TYPES[want]})"
+
+
+def _of_type(node: Call, ctx: Ctx) -> Val:
+    """``X.ofType(T)``. On a choice element (``value``), the JSON field ``valueT``. Without a FHIR
+    schema we cannot know statically that ``X`` is a choice element, so when the data holds a plain
+    ``X`` field the value is type-filtered instead (primitive ``T``) or an error is raised (complex
+    ``T``): never a silently empty column for a mistyped ``gender.ofType(code)``."""
+    _arity(node, 1, 1)
+    tname = type_name(node.args[0])
+    suffix = tname[:1].upper() + tname[1:]
+    if isinstance(node.base, (Member, Ident)):
+        owner = compile_expr(node.base.base, ctx) if isinstance(node.base, Member) else ctx.focus
+        name = node.base.name
+        choice = member(ctx, owner, name + suffix, ftype=tname)
+        plain = member(ctx, owner, name)
+        if elem_of_fhir_type(tname) is not None:
+            alt = _type_filter(ctx, plain, tname)
+        else:
+            alt = error_sql(ctx, f"ofType({tname}) applied to '{name}', which is not a choice element")
+        sql = f"CASE WHEN len({plain.sql}) > 0 THEN {alt} ELSE {choice.sql} END"
+        # The chain shortcut stays valid (it only answers when the choice field itself is present),
+        # but the key-in-fragment guard would skip the check above.
+        chain = replace(choice.chain, guard=False) if choice.chain is not None else None
+        return replace(choice, sql=sql, chain=chain)
+    base = _input(node, ctx)
+    want = elem_of_fhir_type(tname)
+    if base.elem != "json":
+        if want is None:
+            raise FhirPathCompileError(f"ofType({tname}) is only supported on JSON elements")
+        return base if base.elem == want else Val("[]::JSON[]", True, "json")
+    return Val(_type_filter(ctx, base, tname), True, "json", tname)
+
+
+def _type_test(ctx: Ctx, op: str, operand: Node, type_node: Node) -> Val:
+    """``X as T`` is ``X.ofType(T)`` (singleton); ``X is T`` is whether that is non-empty (so false,
+    not empty, for an empty ``X``: a choice element has no value of its own to test for presence)."""
+    narrowed = compile_expr(Call(operand, "ofType", (type_node,)), ctx)
+    if op == "as":
+        return as_one(ctx, narrowed, "operand of 'as'")
+    return Val(f"(len({as_many(narrowed).sql}) > 0)", False, "boolean")
+
+
+def _iif(node: Call, ctx: Ctx) -> Val:
+    """``iif(criterion, true-result [, otherwise-result])``."""
+    _arity(node, 2, 3)
+    if node.base is not None:
+        raise FhirPathCompileError("iif() must be called without an input collection")
+    cond = as_bool(ctx, compile_expr(node.args[0], ctx), "iif() criterion")
+    a = compile_expr(node.args[1], ctx)
+    b = compile_expr(node.args[2], ctx) if len(node.args) == 3 else Val("NULL", False, a.elem, a.ftype)
+    if not a.many and not b.many and a.elem == b.elem:
+        return Val(f"CASE WHEN {cond} THEN {a.sql} ELSE {b.sql} END", False, a.elem, a.ftype)
+    elem = a.elem if a.elem == b.elem else "json"
+    la, lb = as_many(cast(ctx, a, elem)), as_many(cast(ctx, b, elem))
+    return Val(f"CASE WHEN {cond} THEN {la.sql} ELSE {lb.sql} END", True, elem)
 
 
 def _string_arg(ctx: Ctx, node: Node, fname: str) -> str:
@@ -597,27 +657,23 @@ def _string_arg(ctx: Ctx, node: Node, fname: str) -> str:
 
 
 _REF_ID = r"[A-Za-z0-9\-\.]{1,64}"
-_REF_TAIL = rf"/{_REF_ID}(/_history/{_REF_ID})?$"
 
 
 def _reference_key(ctx: Ctx, ref_json: str, rtype: str | None, *, from_reference: bool = False) -> str:
     """The key (id) a Reference points at; NULL when it is not a resolvable (type-matching) reference.
 
-    ``[base/]Type/id[/_history/v]`` is validated with one anchored ``regexp_matches`` (with the
-    wanted type baked into the pattern) and the id cut out with string functions: capture-group
-    extraction (``regexp_extract``) is ~15x slower in DuckDB and this runs once per row.
-    ``urn:uuid:<id>`` references (transaction bundles) carry no type, so any type matches them.
+    Accepted: ``[base/]Type/id[/_history/v]`` (with the wanted type) and ``urn:uuid:<id>``
+    (transaction bundles: no type to check, so any type matches). Conditional (``Type?search``) and
+    contained (``#id``) references have no key. One anchored ``regexp_matches`` validates, string
+    functions cut out the id: capture-group extraction (``regexp_extract``) is ~15x slower in
+    DuckDB, and the reference text is used only twice (each use re-reads the JSON fragment).
     """
     type_re = re.escape(rtype) if rtype else "[A-Z][A-Za-z0-9]+"
-    pat = q(f"(^|/){type_re}{_REF_TAIL}")
+    pat = q(f"^(urn:uuid:[A-Za-z0-9\\-]+|([^?#]*/)?{type_re}/{_REF_ID}(/_history/{_REF_ID})?)$")
 
     def body(r: str) -> str:
-        hist = f"strpos({r}, '/_history/')"
-        base = f"CASE WHEN {hist} > 0 THEN left({r}, {hist} - 1) ELSE {r} END"
-        return (
-            f"CASE WHEN starts_with({r}, 'urn:uuid:') THEN substr({r}, 10) "
-            f"WHEN regexp_matches({r}, {pat}) THEN split_part({base}, '/', -1) END"
-        )
+        key = f"split_part(split_part(split_part({r}, '/_history/', 1), '/', -1), ':', -1)"
+        return f"CASE WHEN regexp_matches({r}, {pat}) THEN {key} END"
 
     path = "$" if from_reference else "$.reference"
     return bind(ctx.state, f"json_extract_string({ref_json}, '{path}')", body)
@@ -627,6 +683,11 @@ def _call(node: Call, ctx: Ctx) -> Val:  # noqa: C901 - a dispatch table in disg
     name = node.name
     if name == "ofType":
         return _of_type(node, ctx)
+    if name in ("is", "as"):
+        _arity(node, 1, 1)
+        return _type_test(ctx, name, node.base if node.base is not None else This(), node.args[0])
+    if name == "iif":
+        return _iif(node, ctx)
     if name == "extension":
         _arity(node, 1, 1)
         url = _string_arg(ctx, node.args[0], name)
@@ -657,13 +718,13 @@ def _call(node: Call, ctx: Ctx) -> Val:  # noqa: C901 - a dispatch table in disg
         # Fast path: the usual single Reference object reached without crossing arrays.
         c = base.chain
         path = f"{c.path}.reference"
-        fr = ctx.state.fields.ref(path) if c.base.root else f"json_extract({c.base.sql}, {q(path)})"
+        fr = (
+            c.base.fields.ref(path) if c.base.fields is not None else f"json_extract({c.base.sql}, {q(path)})"
+        )
         fast = _reference_key(ctx, fr, rtype, from_reference=True)
         slow = as_one(ctx, general, "getReferenceKey() input").sql
-        one = (
-            f"CASE WHEN json_type({fr}) = 'VARCHAR' THEN {fast} "
-            f"WHEN {c.frag} IS NULL THEN NULL ELSE {slow} END"
-        )
+        absent = f"WHEN {c.frag} IS NULL THEN NULL " if c.guard else ""
+        one = f"CASE WHEN json_type({fr}) = 'VARCHAR' THEN {fast} {absent}ELSE {slow} END"
         return replace(general, one=one)
     base = _input(node, ctx)
     if name == "where":
@@ -685,9 +746,14 @@ def _call(node: Call, ctx: Ctx) -> Val:  # noqa: C901 - a dispatch table in disg
         if name == "single":
             return as_one(ctx, base, "single()")
         general = f"({base.sql})[{1 if name == 'first' else -1}]"
-        return Val(
-            fast_single(ctx, base, general) if name == "first" else general, False, base.elem, base.ftype
-        )
+        if name == "last" or base.chain is None:
+            return Val(general, False, base.elem, base.ftype)
+        # '$.a.b[0]' is non-NULL only when a is an object and b an array: then it IS b.first()
+        # (FHIR fixes each element's cardinality, so first() is applied to arrays; others fall back).
+        c = base.chain
+        first = Chain(f"{c.path}[0]", c.base, c.frag, c.guard)
+        sql = fast_single(ctx, Val(general, True, base.elem, chain=first), general)
+        return Val(sql, False, base.elem, base.ftype, chain=first)
     if name == "count":
         _arity(node, 0, 0)
         sql = f"len({base.sql})" if base.many else f"CASE WHEN {base.sql} IS NULL THEN 0 ELSE 1 END"
