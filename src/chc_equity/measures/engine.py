@@ -72,19 +72,20 @@ class Context:
     con: duckdb.DuckDBPyConnection
     period: Period
     centers: tuple[str, ...] | None = None
-    _shared: dict[str, str] = field(default_factory=dict)
+    _shared: dict[Callable[[Context], str], str] = field(default_factory=dict)
 
     def shared(self, name: str, build: Callable[[Context], str]) -> str:
         """Materialize a shared CQL library definition once per run as a TEMP table; return its name.
 
         Library definitions such as Hospice."Has Hospice Services" are used by many measures; computing
-        them once keeps a 21-measure run fast.
+        them once keeps a 21-measure run fast. The cache is keyed by the defining function, so two
+        measures that name the same definition differently still share one table.
         """
-        table = f"lib_{name}"
-        if name not in self._shared:
+        if build not in self._shared:
+            table = f"lib_{name}"
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {build(self)}")
-            self._shared[name] = table
-        return table
+            self._shared[build] = table
+        return self._shared[build]
 
     def patients(self) -> str:
         """The patients in scope: ``flat.patient`` restricted to the run's centers."""
