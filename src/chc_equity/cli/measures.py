@@ -124,6 +124,13 @@ def evaluate_cmd(
     period_end: Annotated[str, typer.Option(help="YYYY-MM-DD")],
     output: Annotated[Path, typer.Option("--output", help="CSV to write")],
     measure: Annotated[list[str] | None, typer.Option("--measure", help="limit to these measures")] = None,
+    profiles: Annotated[
+        str,
+        typer.Option(
+            help="strict: drop clinical resources declaring no QI-Core/US Core profile (as the official "
+            "test cases expect); lenient: use everything, like `measures run`"
+        ),
+    ] = "strict",
 ) -> None:
     """Evaluate measures on a folder of test data into a temporary warehouse; write one CSV row per
     (measure, group_id, patient_id, population_code, count)."""
@@ -131,6 +138,8 @@ def evaluate_cmd(
     from chc_equity.measures.registry import find
 
     start, end = date.fromisoformat(period_start), date.fromisoformat(period_end)
-    rows = evaluate(input_dir, find(measure), period_start=start, period_end=end)
+    if profiles not in ("strict", "lenient"):
+        raise typer.BadParameter("use strict or lenient", param_hint="--profiles")
+    rows = evaluate(input_dir, find(measure), period_start=start, period_end=end, profiles=profiles)
     write_csv(rows, output)
     Console(stderr=True).print(f"wrote {len(rows)} rows to {output}")

@@ -6,6 +6,13 @@ one Patient is that patient's whole record. NDJSON and single
 resources in the folder form one data set together. MeasureReports in the input are loaded like any
 resource but never read: the measures only read the flat clinical tables.
 
+Test content is checked against its declared profiles (``profiles="strict"``, the default here): a
+clinical resource that declares no QI-Core or US Core profile, or only a misspelled one, is not data for
+a profile retrieve and is dropped before the measures run. The official test cases expect exactly this
+(CMS177 "IPFail-EncB4MP" carries an untagged Encounter in the period; CMS131 a retinal exam whose profile
+URL is misspelled). Production runs (``measures run``) stay lenient because EHR exports rarely tag
+profiles; ``--profiles lenient`` gives the same here.
+
 Output columns (stable, used by outside test suites): measure, group_id, patient_id,
 population_code, count — populations with count 0 are written too.
 """
@@ -71,14 +78,51 @@ def _bundle_is_one_record(con) -> None:
         )
 
 
+# Resource types that carry no clinical facts for a retrieve; they are kept whatever they declare.
+PROFILE_EXEMPT = (
+    "Patient", "Practitioner", "PractitionerRole", "Organization", "Location", "Coverage",
+    "Medication", "RelatedPerson", "MeasureReport",
+)
+CONFORMING_PROFILE_PREFIXES = (
+    "http://hl7.org/fhir/us/qicore/StructureDefinition/",
+    "http://hl7.org/fhir/us/core/StructureDefinition/",  # incl. pediatric-bmi-for-age
+)
+
+
+def drop_unprofiled(con) -> int:
+    """Delete clinical resources declaring no QI-Core / US Core profile (strict profile conformance).
+
+    Returns how many were dropped. Runs before the views are built, inside the evaluation's own
+    in-memory warehouse only.
+    """
+    exempt = ", ".join(f"'{t}'" for t in PROFILE_EXEMPT)
+    prefixes = ", ".join(f"'{p}'" for p in CONFORMING_PROFILE_PREFIXES)
+    where = f"""
+        type NOT IN ({exempt})
+        AND NOT coalesce(len(list_filter(
+              coalesce(CAST(json_extract_string(resource, '$.meta.profile[*]') AS VARCHAR[]), []),
+              lambda p: len(list_filter([{prefixes}], lambda x: starts_with(p, x))) > 0)) > 0, FALSE)
+    """
+    dropped = con.execute(f"SELECT count(*) FROM resources WHERE {where}").fetchone()[0]
+    con.execute(f"DELETE FROM resources WHERE {where}")
+    return int(dropped)
+
+
 def evaluate(
     input_dir: str | os.PathLike[str],
     measures: Sequence[MeasureModule],
     *,
     period_start: date,
     period_end: date,
+    profiles: str = "strict",
 ) -> list[dict[str, object]]:
-    """Evaluate ``measures`` on every patient in ``input_dir``; return one dict per output row."""
+    """Evaluate ``measures`` on every patient in ``input_dir``; return one dict per output row.
+
+    ``profiles`` is ``"strict"`` (drop clinical resources without a QI-Core / US Core profile, as the
+    official test cases expect) or ``"lenient"`` (use everything, as production runs do).
+    """
+    if profiles not in ("strict", "lenient"):
+        raise ValueError(f"profiles must be 'strict' or 'lenient', not {profiles!r}")
     con = connect_memory()
     root = Path(input_dir)
     files = discover([root])
@@ -90,6 +134,8 @@ def evaluate(
             others.append(path)
     if others:
         load(con, others, "input")
+    if profiles == "strict":
+        drop_unprofiled(con)
     build_views(con)
     _bundle_is_one_record(con)
     run_measures(con, measures, period_start=period_start, period_end=period_end)
