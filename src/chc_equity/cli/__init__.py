@@ -18,9 +18,11 @@ app = typer.Typer(
 
 def _register() -> None:
     # Imported here so that each stage's CLI module registers itself on `app`.
+    from chc_equity.cli import equity as _equity  # noqa: F401
     from chc_equity.cli import ingest as _ingest  # noqa: F401
     from chc_equity.cli import measures as _measures  # noqa: F401
     from chc_equity.cli import synth as _synth  # noqa: F401
+    from chc_equity.cli import uds as _uds  # noqa: F401
     from chc_equity.cli import views as _views  # noqa: F401
     from chc_equity.cli import web as _web  # noqa: F401
 

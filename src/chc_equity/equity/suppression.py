@@ -123,39 +123,60 @@ def suppress(
     *,
     suppress_zero: bool = False,
     min_hidden_sum: int | None = None,
+    locked: ArrayLike | None = None,
+    hidden_before: ArrayLike | None = None,
 ) -> Suppression:
     """Primary + complementary suppression of ``table`` until every hidden quantity is protected.
 
     ``min_hidden_sum`` (default ``threshold``; ``1`` gives the bare "not exactly recoverable" rule) is
     the least total the hidden members of an equation with a published total may add up to.
+
+    ``locked`` marks quantities that are published elsewhere no matter what (e.g. a measure's overall
+    counts in the measures report, or the margins of a crossed table that the one-way tables already
+    published): they are never hidden, so complements are found among the other quantities, and the
+    protection holds even for an attacker who combines this table with those publications.
+    ``hidden_before`` marks quantities already hidden by such another publication (kept hidden).
     """
     if threshold < 1:
         raise ValueError("threshold must be >= 1")
     need_sum = threshold if min_hidden_sum is None else max(1, min_hidden_sum)
-    primary = primary_mask(table.values, threshold, suppress_zero)
-    hidden = primary.copy()
+    size = table.values.size
+    lock = np.zeros(size, dtype=bool) if locked is None else np.asarray(locked, dtype=bool).reshape(-1)
+    before = (
+        np.zeros(size, dtype=bool) if hidden_before is None else np.asarray(hidden_before, bool).reshape(-1)
+    )
+    primary = primary_mask(table.values, threshold, suppress_zero) & ~lock
+    hidden = primary | before
     while True:
-        _complete_equations(table, hidden, need_sum)
+        _complete_equations(table, hidden, need_sum, lock)
         determined = determined_quantities(table.matrix(), table.values, hidden)
         if not determined.any():
             break
-        _add_complement_for(table, hidden, int(np.flatnonzero(determined)[0]))
+        _add_complement_for(table, hidden, int(np.flatnonzero(determined)[0]), lock)
     return Suppression(table, hidden, primary, threshold)
 
 
-def _pick_complement(table: LinearTable, hidden: NDArray[np.bool_], eq: Equation) -> int | None:
-    """Best extra quantity to hide in ``eq``: smallest positive member, then a zero member, then total."""
+def _pick_complement(
+    table: LinearTable, hidden: NDArray[np.bool_], eq: Equation, locked: NDArray[np.bool_] | None = None
+) -> int | None:
+    """Best extra quantity to hide in ``eq``: smallest positive member, then a zero member, then total.
+
+    Locked quantities are never picked.
+    """
     total, members = eq
-    open_members = [m for m in members if not hidden[m]]
+    lock = np.zeros(hidden.shape, dtype=bool) if locked is None else locked
+    open_members = [m for m in members if not hidden[m] and not lock[m]]
     positive = [m for m in open_members if table.values[m] > 0]
     if positive:
         return min(positive, key=lambda m: (int(table.values[m]), m))
     if open_members:
         return open_members[0]
-    return None if hidden[total] else total
+    return None if hidden[total] or lock[total] else total
 
 
-def _complete_equations(table: LinearTable, hidden: NDArray[np.bool_], need_sum: int) -> None:
+def _complete_equations(
+    table: LinearTable, hidden: NDArray[np.bool_], need_sum: int, locked: NDArray[np.bool_] | None = None
+) -> None:
     """Step 2 of the algorithm, in place, until no equation changes."""
     changed = True
     while changed:
@@ -168,22 +189,37 @@ def _complete_equations(table: LinearTable, hidden: NDArray[np.bool_], need_sum:
                 continue
             short = not hidden[total] and int(table.values[hidden_members].sum()) < need_sum
             if n_hidden == 1 or short:
-                pick = _pick_complement(table, hidden, eq)
+                pick = _pick_complement(table, hidden, eq, locked)
                 if pick is not None:
                     hidden[pick] = True
                     changed = True
 
 
-def _add_complement_for(table: LinearTable, hidden: NDArray[np.bool_], index: int) -> None:
+def _add_complement_for(
+    table: LinearTable, hidden: NDArray[np.bool_], index: int, locked: NDArray[np.bool_] | None = None
+) -> None:
     """Hide one more quantity in an equation that contains the determined quantity ``index``."""
     for eq in table.equations:
         total, members = eq
         if index == total or index in members:
-            pick = _pick_complement(table, hidden, eq)
+            pick = _pick_complement(table, hidden, eq, locked)
             if pick is not None:
                 hidden[pick] = True
                 return
     raise RuntimeError(f"cannot protect {table.names[index]!r}: every quantity in its equations is hidden")
+
+
+def published_totals(met_unmet_all: ArrayLike, threshold: int, suppress_zero: bool = False) -> NDArray:
+    """Which of a measure's totals (met, not met, all) a report can publish as-is.
+
+    All three when neither met nor not-met is small; otherwise only the denominator (if not small), since
+    with the denominator public, publishing either part would give the small one away.
+    """
+    v = np.asarray(met_unmet_all).reshape(-1)
+    small = primary_mask(v, threshold, suppress_zero)
+    if small[0] or small[1]:
+        return np.array([False, False, not small[2]])
+    return ~small
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,18 +255,25 @@ def suppress_measure(
     *,
     suppress_zero: bool = False,
     min_hidden_sum: int | None = None,
+    totals_published: bool = False,
 ) -> MeasureSuppression:
-    """Suppress a measure's per-stratum numerators/denominators and the measure totals."""
+    """Suppress a measure's per-stratum numerators/denominators and the measure totals.
+
+    ``totals_published``: the measure's overall numerator/denominator are published elsewhere (e.g. the
+    measures report), so they are locked -- never used as complements -- unless themselves small.
+    """
     x = np.asarray(numerators, dtype=np.int64).reshape(-1)
     d = np.asarray(denominators, dtype=np.int64).reshape(-1)
     if x.size != len(labels) or d.size != len(labels) or np.any(x > d):
         raise ValueError("need one numerator <= denominator per label")
     k = x.size
+    table = two_way_table(np.column_stack([x, d - x]))
+    locked = None
+    if totals_published:
+        locked = np.zeros(table.values.size, dtype=bool)
+        locked[3 * k :] = published_totals(table.values[3 * k :], threshold, suppress_zero)
     result = suppress(
-        two_way_table(np.column_stack([x, d - x])),
-        threshold,
-        suppress_zero=suppress_zero,
-        min_hidden_sum=min_hidden_sum,
+        table, threshold, suppress_zero=suppress_zero, min_hidden_sum=min_hidden_sum, locked=locked
     )
     h = result.suppressed
     num_hidden = h[0 : 2 * k : 2].copy()

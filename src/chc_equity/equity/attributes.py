@@ -1,0 +1,377 @@
+"""One row of stratification attributes per patient: the equity layer's (and UDS's) demographic mapping.
+
+:func:`build_patient_attributes` reads only the flat tables (``flat.patient``, ``flat.patient_race``,
+``flat.observation`` ...) and writes table ``patient_attributes`` with one VARCHAR column per dimension in
+:data:`DIMENSIONS`. Every value is a display label; a missing, unmapped or declined fact is ``'Unknown'``
+(never NULL), because dropping such patients would shrink denominators and hide exactly the groups that
+data-collection gaps fall on (see :mod:`chc_equity.equity.labels`).
+
+Time anchoring: facts recorded as Observations (income, housing, veteran, occupation, sexual orientation,
+PRAPARE) take the **most recent** record dated on or before ``period_end`` ("in or before the period"),
+so a later re-screening never rewrites a past period's strata. Ages are whole years at ``period_end``.
+The exact mapping of every dimension is documented in docs/equity.md; the code lists live here so that
+the UDS tables and the equity report cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+
+from chc_equity.equity.labels import UNKNOWN
+
+TABLE = "patient_attributes"
+
+DIMENSIONS: dict[str, str] = {
+    "race": "Race (OMB)",
+    "race_detailed": "Race (detailed)",
+    "ethnicity": "Ethnicity (OMB)",
+    "ethnicity_detailed": "Ethnicity (detailed, incl. Hispanic subgroups)",
+    "race_ethnicity": "Race and ethnicity",
+    "language": "Preferred language",
+    "lep": "Limited English proficiency",
+    "income": "Income (% of federal poverty level)",
+    "insurance": "Insurance",
+    "sex": "Sex assigned at birth",
+    "sexual_orientation": "Sexual orientation",
+    "gender_identity": "Gender identity",
+    "age_band": "Age band",
+    "agricultural_worker": "Agricultural worker",
+    "homeless": "Experiencing homelessness",
+    "veteran": "Veteran",
+    "sdoh_risk": "PRAPARE social risk",
+    "postal_code": "Postal code",
+    "center": "Health center",
+    "site": "Site",
+}
+
+# --- code lists (system-independent where the code itself is unambiguous) ---------------------------
+OMB_RACE = {
+    "1002-5": "American Indian or Alaska Native",
+    "2028-9": "Asian",
+    "2054-5": "Black or African American",
+    "2076-8": "Native Hawaiian or Other Pacific Islander",
+    "2106-3": "White",
+}
+HISPANIC = "Hispanic or Latino"
+NOT_HISPANIC = "Not Hispanic or Latino"
+OMB_ETHNICITY = {"2135-2": HISPANIC, "2186-5": NOT_HISPANIC}
+MORE_THAN_ONE = "More than one race"
+# Generator (and common public-health) combined race/ethnicity: Hispanic of any race, else race.
+RACE_ETHNICITY_NON_HISPANIC = {
+    "White": "White non-Hispanic",
+    "Black or African American": "Black non-Hispanic",
+    "Asian": "Asian non-Hispanic",
+}
+OTHER_NON_HISPANIC = "Other non-Hispanic"
+
+LANGUAGES = {  # BCP-47 primary subtag / ISO 639-2 code -> name (names match the generator's)
+    "en": "English", "eng": "English",
+    "es": "Spanish", "spa": "Spanish",
+    "pt": "Portuguese", "por": "Portuguese",
+    "ht": "Haitian Creole", "hat": "Haitian Creole",
+    "vi": "Vietnamese", "vie": "Vietnamese",
+    "zh": "Chinese", "zho": "Chinese", "chi": "Chinese", "yue": "Chinese", "cmn": "Chinese",
+    "kea": "Cape Verdean Creole",
+    "fr": "French", "fre": "French", "fra": "French",
+    "ar": "Arabic", "ara": "Arabic",
+    "ru": "Russian", "rus": "Russian",
+    "ko": "Korean", "kor": "Korean",
+    "so": "Somali", "som": "Somali",
+    "km": "Khmer", "khm": "Khmer",
+    "tl": "Tagalog", "tgl": "Tagalog", "fil": "Tagalog",
+    "pl": "Polish", "pol": "Polish",
+    "it": "Italian", "ita": "Italian",
+    "el": "Greek", "gre": "Greek", "ell": "Greek",
+    "hi": "Hindi", "hin": "Hindi",
+    "bn": "Bengali", "ben": "Bengali",
+    "ne": "Nepali", "nep": "Nepali",
+    "sw": "Swahili", "swa": "Swahili",
+    "am": "Amharic", "amh": "Amharic",
+    "ja": "Japanese", "jpn": "Japanese",
+    "de": "German", "ger": "German", "deu": "German",
+    "ase": "American Sign Language", "sgn": "Sign language",
+}  # fmt: skip
+UNKNOWN_LANGUAGE_CODES = ("und", "unk", "mis", "zxx", "asku", "unknown")
+
+SOPT_SYSTEMS = ("https://nahdo.org/sopt", "urn:oid:2.16.840.1.113883.3.221.5")
+# Principal insurance when several coverages are active and none is ordered: UDS counts dual
+# Medicare-Medicaid patients under Medicare, and any insurance over self-pay.
+INSURANCE_PRIORITY = ("Medicare", "Medicaid", "Other public", "Private", "Uninsured", UNKNOWN)
+
+SEXUAL_ORIENTATION = {  # LOINC 76690-7 answers (SNOMED, HL7 null flavors, data-absent-reason) -> UDS 3B
+    "20430005": "Straight or heterosexual",
+    "38628009": "Lesbian or gay",
+    "42035005": "Bisexual",
+    "OTH": "Something else",
+    "UNK": "Don't know",
+    "asked-unknown": "Don't know",
+    "ASKU": "Chose not to disclose",
+    "asked-declined": "Chose not to disclose",
+}
+GENDER_IDENTITY = {  # US Core genderIdentity (SNOMED / HL7 null flavors) -> UDS 3B
+    "446141000124107": "Female",
+    "446151000124109": "Male",
+    "407377005": "Transgender man",
+    "706116008": "Transgender man",
+    "407376001": "Transgender woman",
+    "706117004": "Transgender woman",
+    "33791000087105": "Nonbinary",
+    "446131000124102": "Other",
+    "OTH": "Other",
+    "ASKU": "Chose not to disclose",
+    "asked-declined": "Chose not to disclose",
+}
+BIRTH_SEX = {"F": "Female", "M": "Male", "248152002": "Female", "248153007": "Male"}
+
+YES_CODES = ("373066001", "LA33-6")
+NO_CODES = ("373067005", "LA32-8")
+HOMELESS_CODES = ("32911000", "LA30190-5")  # SNOMED Homeless; PRAPARE "I do not have housing"
+HOMELESS_ICD10 = ("Z59.0", "Z59.00", "Z59.01", "Z59.02")
+AG_WORKER_CODES = ("10660007",)  # SNOMED Agricultural migrant worker (occupation)
+
+LOINC = "http://loinc.org"
+INCOME, HOUSING, OCCUPATION, VETERAN, ORIENTATION, PRAPARE = (
+    "99500-1", "71802-3", "11341-5", "93035-4", "76690-7", "93025-5",
+)  # fmt: skip
+INCOME_BANDS = ("<=100%", "101-150%", "151-200%", ">200%")
+AGE_BANDS = ("0-17", "18-39", "40-64", "65+")
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _in(values: tuple[str, ...] | list[str]) -> str:
+    return "(" + ", ".join(_lit(v) for v in values) + ")"
+
+
+def _case(expr: str, mapping: dict[str, str], default: str = "NULL") -> str:
+    whens = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in mapping.items())
+    return f"CASE {expr} {whens} ELSE {default} END"
+
+
+def _insurance_sql(code: str) -> str:
+    """PHVS Source of Payment Typology: the leading digit is the payer family (1 Medicare, 2 Medicaid/CHIP,
+    3-4 other government, 5-7 private/managed care, 8 no payer = uninsured, 95 workers' comp = private)."""
+    return (
+        f"CASE WHEN {code} LIKE '95%' THEN 'Private' "
+        f"WHEN {code} LIKE '1%' THEN 'Medicare' WHEN {code} LIKE '2%' THEN 'Medicaid' "
+        f"WHEN {code} LIKE '3%' OR {code} LIKE '4%' THEN 'Other public' "
+        f"WHEN {code} LIKE '5%' OR {code} LIKE '6%' OR {code} LIKE '7%' THEN 'Private' "
+        f"WHEN {code} LIKE '8%' THEN 'Uninsured' ELSE {_lit(UNKNOWN)} END"
+    )
+
+
+def attributes_sql(period_start: date, period_end: date) -> str:
+    """The SELECT that yields one attribute row per (center, patient_id) of ``flat.patient``."""
+    ps, pe = _lit(period_start.isoformat()), _lit(period_end.isoformat())
+    u = _lit(UNKNOWN)
+    social = _in([INCOME, HOUSING, OCCUPATION, VETERAN, ORIENTATION, PRAPARE])
+    omb_race_in = _in(list(OMB_RACE))
+    lang_code = "lower(split_part(trim(coalesce(p.preferred_language_code, p.first_language_code)), '-', 1))"
+    ins_rank = _case("ins", {k: str(i) for i, k in enumerate(INSURANCE_PRIORITY)}, "99")
+    return f"""
+WITH
+race AS (
+  SELECT center, id AS patient_id,
+    list_sort(list_distinct(list(code) FILTER (WHERE category = 'ombCategory' AND code IN {omb_race_in})))
+      AS omb,
+    list_sort(list_distinct(list(coalesce(display, code)) FILTER (WHERE category = 'detailed'))) AS detailed
+  FROM flat.patient_race GROUP BY ALL
+),
+eth AS (
+  SELECT center, id AS patient_id,
+    list_distinct(list(code) FILTER (WHERE category = 'ombCategory' AND code IN ('2135-2', '2186-5'))) AS omb,
+    list_sort(list_distinct(list(coalesce(display, code)) FILTER (WHERE category = 'detailed'))) AS detailed
+  FROM flat.patient_ethnicity GROUP BY ALL
+),
+obs AS (  -- social-history observations on or before the period end, one row per value coding
+  SELECT o.center, o.id, o.patient_id, oc.code AS loinc,
+    left(coalesce(o.effective_datetime, o.effective_period_end, o.effective_period_start,
+                  o.effective_instant, o.issued), 10) AS day,
+    o.value_quantity_value AS qty, o.data_absent_reason_code AS absent
+  FROM flat.observation o JOIN flat.observation_code oc USING (center, id)
+  WHERE oc.system = '{LOINC}' AND oc.code IN {social}
+    AND coalesce(o.status, 'final') NOT IN ('entered-in-error', 'cancelled')
+    AND (day IS NULL OR day <= {pe})
+),
+latest AS (
+  SELECT * FROM obs
+  QUALIFY row_number() OVER (PARTITION BY center, patient_id, loinc ORDER BY day DESC NULLS LAST, id DESC) = 1
+),
+latest_values AS (
+  SELECT l.center, l.patient_id, l.loinc, l.qty, l.absent, l.id,
+    list(vc.code) FILTER (WHERE vc.code IS NOT NULL) AS codes
+  FROM latest l LEFT JOIN flat.observation_value_code vc ON vc.center = l.center AND vc.id = l.id
+  GROUP BY ALL
+),
+social AS (
+  SELECT center, patient_id,
+    max(qty) FILTER (WHERE loinc = '{INCOME}') AS income_pct,
+    max(CASE WHEN list_has_any(codes, {_list(HOMELESS_CODES)}) THEN 1 ELSE 0 END)
+      FILTER (WHERE loinc = '{HOUSING}') AS housing_latest,
+    max(CASE WHEN list_has_any(codes, {_list(YES_CODES)}) THEN 'Yes'
+             WHEN list_has_any(codes, {_list(NO_CODES)}) THEN 'No' END) FILTER (WHERE loinc = '{VETERAN}')
+      AS veteran,
+    max(coalesce({_case("codes[1]", SEXUAL_ORIENTATION)}, {_case("absent", SEXUAL_ORIENTATION)}))
+      FILTER (WHERE loinc = '{ORIENTATION}') AS orientation,
+    max(id) FILTER (WHERE loinc = '{PRAPARE}') AS prapare_id
+  FROM latest_values GROUP BY ALL
+),
+ever AS (  -- any record in or before the period (not just the latest)
+  SELECT o.center, o.patient_id,
+    bool_or(o.loinc IN ('{HOUSING}', '{VETERAN}', '{OCCUPATION}')) AS screened,
+    bool_or(o.loinc = '{OCCUPATION}' AND vc.code IN {_in(AG_WORKER_CODES)}) AS ag_worker,
+    bool_or(o.loinc = '{HOUSING}' AND vc.code IN {_in(HOMELESS_CODES)} AND o.day >= {ps})
+      AS homeless_in_period
+  FROM obs o LEFT JOIN flat.observation_value_code vc ON vc.center = o.center AND vc.id = o.id
+  GROUP BY ALL
+),
+homeless_dx AS (
+  SELECT DISTINCT c.center, c.patient_id
+  FROM flat.condition c JOIN flat.condition_code cc USING (center, id)
+  WHERE cc.code IN {_in(HOMELESS_ICD10 + HOMELESS_CODES[:1])}
+    AND coalesce(c.verification_status_code, 'confirmed') NOT IN ('refuted', 'entered-in-error')
+    AND left(coalesce(c.onset_datetime, c.onset_period_start, c.recorded_date), 10) <= {pe}
+    AND coalesce(left(coalesce(c.abatement_datetime, c.abatement_period_end), 10), {ps}) >= {ps}
+),
+prapare AS (
+  SELECT s.center, s.patient_id, count(oc.id) AS positives
+  FROM social s LEFT JOIN flat.observation_component oc
+    ON oc.center = s.center AND oc.id = s.prapare_id AND oc.value_code IN {_in(YES_CODES)}
+  WHERE s.prapare_id IS NOT NULL GROUP BY ALL
+),
+coverage AS (
+  SELECT center, patient_id, {_insurance_sql("type_code")} AS ins, coverage_order, period_start, id
+  FROM flat.coverage
+  WHERE coalesce(status, 'active') = 'active'
+    AND (type_system IN {_in(SOPT_SYSTEMS)}
+         OR (type_system IS NULL AND regexp_matches(type_code, '^[0-9]+$')))
+    AND (period_start IS NULL OR left(period_start, 10) <= {pe})
+    AND (period_end IS NULL OR left(period_end, 10) >= {ps})
+),
+insurance AS (
+  SELECT center, patient_id, ins FROM coverage
+  QUALIFY row_number() OVER (PARTITION BY center, patient_id
+    ORDER BY coverage_order NULLS LAST, {ins_rank}, period_start DESC NULLS LAST, id) = 1
+),
+visits AS (
+  SELECT e.center, e.patient_id, el.location_id, left(e.period_start, 10) AS day
+  FROM flat.encounter e JOIN flat.encounter_location el USING (center, id)
+  WHERE el.location_id IS NOT NULL
+    AND coalesce(e.status, 'finished') NOT IN ('cancelled', 'entered-in-error', 'planned')
+    AND (day IS NULL OR day <= {pe})
+),
+site AS (
+  SELECT v.center, v.patient_id, coalesce(max(loc.name), v.location_id) AS site
+  FROM visits v LEFT JOIN flat.location loc ON loc.center = v.center AND loc.id = v.location_id
+  GROUP BY v.center, v.patient_id, v.location_id
+  QUALIFY row_number() OVER (PARTITION BY v.center, v.patient_id
+    ORDER BY count(*) DESC, max(v.day) DESC NULLS LAST, v.location_id) = 1
+),
+base AS (
+  SELECT p.center, p.id AS patient_id,
+    CASE len(coalesce(r.omb, [])) WHEN 0 THEN {u} WHEN 1 THEN {_case("r.omb[1]", OMB_RACE, u)}
+         ELSE {_lit(MORE_THAN_ONE)} END AS race,
+    CASE WHEN len(coalesce(r.detailed, [])) = 1 THEN r.detailed[1]
+         WHEN len(coalesce(r.detailed, [])) > 1 THEN {_lit(MORE_THAN_ONE)} END AS race_detailed_raw,
+    CASE WHEN list_contains(e.omb, '2135-2') OR len(coalesce(e.detailed, [])) > 0 THEN {_lit(HISPANIC)}
+         WHEN list_contains(e.omb, '2186-5') THEN {_lit(NOT_HISPANIC)} ELSE {u} END AS ethnicity,
+    CASE WHEN len(coalesce(e.detailed, [])) = 1 THEN e.detailed[1]
+         WHEN len(coalesce(e.detailed, [])) > 1 THEN 'More than one Hispanic origin' END AS eth_detailed_raw,
+    {lang_code} AS lang_code,
+    TRY_CAST(CASE length(p.birth_date) WHEN 4 THEN p.birth_date || '-01-01' WHEN 7 THEN p.birth_date || '-01'
+             ELSE left(p.birth_date, 10) END AS DATE) AS birth,
+    year({pe}::DATE) - year(birth)
+      - CASE WHEN strftime({pe}::DATE, '%m%d') < strftime(birth, '%m%d') THEN 1 ELSE 0 END AS age,
+    coalesce({_case("p.birth_sex", BIRTH_SEX)}, {_case("p.sex", BIRTH_SEX)},
+             CASE p.gender WHEN 'female' THEN 'Female' WHEN 'male' THEN 'Male' END, {u}) AS sex,
+    coalesce({_case("p.gender_identity_code", GENDER_IDENTITY)}, {u}) AS gender_identity,
+    nullif(left(regexp_replace(coalesce(p.postal_code, ''), '[^0-9A-Za-z]', '', 'g'), 5), '') AS zip
+  FROM flat.patient p
+  LEFT JOIN race r ON r.center = p.center AND r.patient_id = p.id
+  LEFT JOIN eth e ON e.center = p.center AND e.patient_id = p.id
+)
+SELECT b.center, b.patient_id,
+  b.race,
+  coalesce(b.race_detailed_raw, b.race) AS race_detailed,
+  b.ethnicity,
+  coalesce(b.eth_detailed_raw, b.ethnicity) AS ethnicity_detailed,
+  CASE WHEN b.ethnicity = {_lit(HISPANIC)} THEN 'Hispanic'
+       WHEN b.ethnicity = {u} OR b.race = {u} THEN {u}
+       ELSE coalesce({_case("b.race", RACE_ETHNICITY_NON_HISPANIC)}, {_lit(OTHER_NON_HISPANIC)}) END
+    AS race_ethnicity,
+  CASE WHEN b.lang_code IS NULL OR b.lang_code = '' OR b.lang_code IN {_in(UNKNOWN_LANGUAGE_CODES)} THEN {u}
+       ELSE coalesce({_case("b.lang_code", LANGUAGES)}, b.lang_code) END AS language,
+  CASE WHEN language = {u} THEN {u} WHEN language = 'English' THEN 'English proficient'
+       ELSE 'Limited English proficiency' END AS lep,
+  CASE WHEN s.income_pct IS NULL THEN {u} WHEN s.income_pct <= 100 THEN '<=100%'
+       WHEN s.income_pct <= 150 THEN '101-150%' WHEN s.income_pct <= 200 THEN '151-200%'
+       ELSE '>200%' END AS income,
+  coalesce(i.ins, {u}) AS insurance,
+  b.sex,
+  coalesce(s.orientation, {u}) AS sexual_orientation,
+  b.gender_identity,
+  CASE WHEN b.age IS NULL OR b.age < 0 THEN {u} WHEN b.age < 18 THEN '0-17' WHEN b.age < 40 THEN '18-39'
+       WHEN b.age < 65 THEN '40-64' ELSE '65+' END AS age_band,
+  CASE WHEN coalesce(ev.ag_worker, false) THEN 'Yes' WHEN coalesce(ev.screened, false) THEN 'No'
+       ELSE {u} END AS agricultural_worker,
+  CASE WHEN coalesce(s.housing_latest, 0) = 1 OR coalesce(ev.homeless_in_period, false)
+            OR hd.patient_id IS NOT NULL THEN 'Yes'
+       WHEN s.housing_latest = 0 THEN 'No' ELSE {u} END AS homeless,
+  coalesce(s.veteran, {u}) AS veteran,
+  CASE WHEN pr.positives IS NULL THEN 'unscreened' WHEN pr.positives >= 3 THEN 'high'
+       WHEN pr.positives >= 1 THEN 'moderate' ELSE 'low' END AS sdoh_risk,
+  coalesce(b.zip, {u}) AS postal_code,
+  coalesce(b.center, {u}) AS center,
+  coalesce(st.site, {u}) AS site
+FROM base b
+LEFT JOIN social s ON s.center = b.center AND s.patient_id = b.patient_id
+LEFT JOIN ever ev ON ev.center = b.center AND ev.patient_id = b.patient_id
+LEFT JOIN homeless_dx hd ON hd.center = b.center AND hd.patient_id = b.patient_id
+LEFT JOIN prapare pr ON pr.center = b.center AND pr.patient_id = b.patient_id
+LEFT JOIN insurance i ON i.center = b.center AND i.patient_id = b.patient_id
+LEFT JOIN site st ON st.center = b.center AND st.patient_id = b.patient_id
+"""
+
+
+def _list(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join(_lit(v) for v in values) + "]"
+
+
+def build_patient_attributes(con: duckdb.DuckDBPyConnection, *, period_start: date, period_end: date) -> str:
+    """Create or replace table ``patient_attributes`` for the period; returns the table name.
+
+    One row per ``(center, patient_id)`` of ``flat.patient``; columns ``center, patient_id`` and every
+    key of :data:`DIMENSIONS` (all VARCHAR, never NULL). Rebuilt from scratch each time (a few seconds
+    at 100k patients) rather than maintained incrementally, because every attribute depends on the period.
+    """
+    if period_end < period_start:
+        raise ValueError("period_end is before period_start")
+    columns = ", ".join(["center", "patient_id", *(d for d in DIMENSIONS if d != "center")])
+    select = attributes_sql(period_start, period_end)
+    con.execute(f"CREATE OR REPLACE TABLE {TABLE} AS SELECT {columns} FROM ({select})")
+    con.execute(f"COMMENT ON TABLE {TABLE} IS {_lit(_period_tag(period_start, period_end))}")
+    return TABLE
+
+
+def _period_tag(period_start: date, period_end: date) -> str:
+    return f"period={period_start.isoformat()}/{period_end.isoformat()}"
+
+
+def ensure_patient_attributes(
+    con: duckdb.DuckDBPyConnection, *, period_start: date, period_end: date
+) -> str:
+    """Build ``patient_attributes`` unless it already exists for exactly this period (table comment).
+
+    Lets the equity step reuse the table across many measures and dimensions; a re-ingest should call
+    :func:`build_patient_attributes` directly (the comment cannot tell that the flat tables changed).
+    """
+    row = con.execute(
+        "SELECT comment FROM duckdb_tables() WHERE table_name = ? AND schema_name = current_schema()", [TABLE]
+    ).fetchone()
+    if row is not None and row[0] == _period_tag(period_start, period_end):
+        return TABLE
+    return build_patient_attributes(con, period_start=period_start, period_end=period_end)

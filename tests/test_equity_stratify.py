@@ -1,0 +1,284 @@
+"""Stratified equity tables end to end: CLI files, suppression audit on them, planted-disparity detection.
+
+One small generated network per disparity setting is built once per module (generate -> ingest ->
+measures), then every test reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from chc_equity.cli import app
+from chc_equity.cli import equity as _equity_cli  # noqa: F401  (registers the command)
+from chc_equity.cli import synth as _synth_cli  # noqa: F401
+from chc_equity.equity.audit import determined_quantities
+from chc_equity.equity.stratify import equity_table, equity_tables
+from chc_equity.ingest import load
+from chc_equity.measures.engine import run_measures
+from chc_equity.measures.registry import all_measures
+from chc_equity.synth import generate, load_config
+from chc_equity.views.build import build_views
+from chc_equity.warehouse import connect
+
+PS, PE = date(2026, 1, 1), date(2026, 12, 31)
+PLANTED_DIMS = ("race_ethnicity", "language", "income", "insurance", "sdoh_risk", "center")
+
+
+def build_network(folder: Path, *, patients: int, seed: int, disparities: bool, centers: int = 3) -> Path:
+    """Generate, ingest and run all measures; returns the warehouse path (truth.json in folder/net)."""
+    cfg = load_config(None, disparities=disparities)
+    summary = generate(folder / "net", centers=centers, patients=patients, seed=seed, period_end=PE, cfg=cfg)
+    path = folder / "w.duckdb"
+    con = connect(path)
+    for c in summary["centers"]:
+        load(con, [folder / "net" / c["id"]], c["id"])
+    build_views(con)
+    run_measures(con, all_measures(), period_start=PS, period_end=PE)
+    con.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_network(tmp_path_factory.mktemp("eq"), patients=2500, seed=3, disparities=True)
+
+
+def _cli(*args: str) -> None:
+    result = CliRunner().invoke(app, ["equity", *args])
+    assert result.exit_code == 0, result.output
+
+
+# --- CLI output ------------------------------------------------------------------------------------
+REQUIRED = (
+    "measure",
+    "group_id",
+    "dimension",
+    "stratum",
+    "denominator",
+    "numerator",
+    "rate",
+    "ci_low",
+    "ci_high",
+    "reference",
+    "rate_difference",
+    "rd_ci_low",
+    "rd_ci_high",
+    "rate_ratio",
+    "p_value",
+    "q_value",
+    "gap_to_equity",
+    "suppressed",
+    "unreliable",
+)
+
+
+def test_cli_writes_tables_and_charts(network: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    _cli(
+        "--measure", "CMS122", "--measure", "CMS125", "--by", "insurance", "--warehouse", str(network),
+        "--out", str(out), "--format", "csv,parquet,json", "--charts", "html,svg",
+    )  # fmt: skip
+    df = pd.read_csv(out / "equity.csv")
+    assert set(REQUIRED) <= set(df.columns)
+    assert set(df["measure"]) == {"CMS122", "CMS125"}
+    assert len(pd.read_parquet(out / "equity.parquet")) == len(df)
+    assert len(json.loads((out / "equity.json").read_text())) == len(df)
+    for name in ("forest.html", "forest.svg", "gap.html", "gap.svg", "equity_summary.csv"):
+        assert (out / name).stat().st_size > 0
+    # Unknown is a stratum of its own (no coverage -> Unknown), never dropped; the reference is one row
+    for _, g in df.groupby(["measure", "group_id"]):
+        assert g["is_reference"].sum() == 1
+        assert g["denominator"].fillna(0).le(g["denominator"].fillna(0).sum()).all()
+    shown = df[~df["suppressed"]]
+    assert (shown["ci_low"] <= shown["rate"]).all() and (shown["rate"] <= shown["ci_high"]).all()
+    assert df.loc[df["suppressed"], ["rate", "p_value", "q_value", "gap_to_equity"]].isna().all().all()
+
+
+def test_no_disparities_cli_is_small_cell_safe_and_unknown_kept(network: Path) -> None:
+    con = duckdb.connect(str(network))
+    rows = equity_table(con, "CMS125", ["race_ethnicity"], period_start=PS, period_end=PE)
+    con.close()
+    strata = {r.stratum for r in rows}
+    assert "Unknown" in strata
+    for r in rows:
+        if r.numerator is not None:
+            assert r.numerator == 0 or r.numerator >= 11
+            assert (
+                r.denominator is None or r.denominator - r.numerator == 0 or r.denominator - r.numerator >= 11
+            )
+        if r.denominator is not None:
+            assert r.denominator == 0 or r.denominator >= 11
+
+
+def _published_system(frames: list[pd.DataFrame], totals: dict[tuple[str, str], tuple[int, int]]):
+    """Linear system an attacker can build from the published files for one measure group.
+
+    Unknowns: numerator x and denominator d of every crossed cell (A×B). Published: every non-empty
+    count in the crossed file and in both one-way files (as sums over the cells), and the totals.
+    """
+    crossed = next(f for f in frames if f["dimension2"].notna().all())
+    cells = list(zip(crossed["stratum"], crossed["stratum2"], strict=True))
+    index = {c: i for i, c in enumerate(cells)}
+    n = len(cells)
+    rows_a: list[np.ndarray] = []
+    rhs: list[float] = []
+
+    def add(members: list[int], offset: int, value: float) -> None:
+        row = np.zeros(2 * n)
+        row[[m + offset for m in members]] = 1.0
+        rows_a.append(row)
+        rhs.append(value)
+
+    for f in frames:
+        for _, r in f.iterrows():
+            if pd.notna(r["dimension2"]):
+                members = [index[(r["stratum"], r["stratum2"])]]
+            elif r["dimension"] == crossed["dimension"].iloc[0]:
+                members = [index[c] for c in cells if c[0] == r["stratum"]]
+            else:
+                members = [index[c] for c in cells if c[1] == r["stratum"]]
+            if pd.notna(r["numerator"]):
+                add(members, 0, float(r["numerator"]))
+            if pd.notna(r["denominator"]):
+                add(members, n, float(r["denominator"]))
+    num_total, den_total = totals
+    add(list(range(n)), 0, num_total)
+    add(list(range(n)), n, den_total)
+    return cells, np.array(rows_a), np.array(rhs)
+
+
+def test_no_suppressed_cell_recoverable_from_cli_files(network: Path, tmp_path: Path) -> None:
+    """1-D and crossed files of the CLI, plus the measure totals, never determine a suppressed count.
+
+    The attacker's unknowns are the crossed cells' numerators and denominators (``x <= d``, both >= 0);
+    with y = d - x the system is the one the suppression protected, so the exact audit applies.
+    """
+    a, b = "race_ethnicity", "language"
+    for dims, sub in (([a], "a"), ([b], "b"), ([a, b], "ab")):
+        args = ["--measure", "CMS125", "--measure", "CMS122", "--measure", "CMS130"]
+        _cli(
+            *args,
+            *sum((["--by", d] for d in dims), []),
+            "--warehouse",
+            str(network),
+            "--out",
+            str(tmp_path / sub),
+        )
+    con = duckdb.connect(str(network))
+    totals = dict(
+        ((m, g), (int(x), int(d)))
+        for m, g, x, d in con.execute(
+            "SELECT measure, group_id, count(*) FILTER (WHERE numerator), count(*) FILTER (WHERE denominator "
+            "AND NOT denominator_exclusion AND NOT denominator_exception) FROM measure_results GROUP BY ALL"
+        ).fetchall()
+    )
+    con.close()
+    frames = {s: pd.read_csv(tmp_path / s / "equity.csv") for s in ("a", "b", "ab")}
+    checked = 0
+    for (name, group), crossed in frames["ab"].groupby(["measure_name", "group_id"]):
+        parts = [f[(f["measure_name"] == name) & (f["group_id"] == group)] for f in frames.values()]
+        # one-way files also pass the audit on their own (checked through the combined system)
+        cells, a_pub, b_pub = _published_system(parts, totals[(name, group)])
+        n = len(cells)
+        # Attacker variables v = [x (n), y = d - x (n)] >= 0; rewrite published d-sums as x + y sums.
+        to_xy = np.zeros((2 * n, 2 * n))
+        to_xy[:n, :n] = np.eye(n)
+        to_xy[n:, :n] = np.eye(n)
+        to_xy[n:, n:] = np.eye(n)
+        m = a_pub @ to_xy
+        hidden_cells = crossed["suppressed"].to_numpy(dtype=bool)
+        if not hidden_cells.any():
+            continue
+        # Truth for the audit comes from the warehouse (only the test knows it).
+        truth = _true_cells(network, name, group, cells)
+        values = np.concatenate([truth[:, 0], truth[:, 1] - truth[:, 0]]).astype(np.int64)
+        assert np.allclose(m @ values, b_pub), "published files inconsistent with the warehouse"
+        # As a LinearTable-like system: each published row is an equation "constant = sum(members)".
+        matrix = np.hstack([m, -b_pub[:, None]])
+        ext_values = np.append(values, 1)
+        hidden = np.append(np.concatenate([hidden_cells, hidden_cells]), False)
+        det = determined_quantities(matrix, ext_values, hidden)
+        assert not det[:n][hidden_cells].any(), f"{name} {group}: numerator recoverable"
+        # a hidden denominator d = x + y is recoverable only if x and y both are; covered above for x.
+        checked += 1
+    assert checked > 0
+
+
+def _true_cells(path: Path, name: str, group: str, cells: list[tuple[str, str]]) -> np.ndarray:
+    con = duckdb.connect(str(path), read_only=True)
+    got = {
+        (s1, s2): (x, d)
+        for s1, s2, x, d in con.execute(
+            """SELECT a.race_ethnicity, a.language, count(*) FILTER (WHERE r.numerator),
+                      count(*) FILTER (WHERE r.denominator AND NOT r.denominator_exclusion
+                                       AND NOT r.denominator_exception)
+               FROM measure_results r JOIN patient_attributes a USING (center, patient_id)
+               WHERE r.measure = ? AND r.group_id = ? GROUP BY ALL""",
+            [name, group],
+        ).fetchall()
+    }
+    con.close()
+    return np.array([got[c] for c in cells], dtype=np.int64)
+
+
+# --- planted disparities ---------------------------------------------------------------------------
+def _ours(dim: str, stratum: str) -> str:
+    if dim == "insurance":
+        return stratum.capitalize()
+    if dim == "income":
+        return {"101-200%": "101-150%", "unknown": "Unknown"}.get(stratum, stratum)
+    return stratum
+
+
+def detection(path: Path, truth_path: Path) -> dict[str, int]:
+    """Planted cells (truth multiplier != 1) flagged in the planted direction; flags among the rest."""
+    truth = json.loads(truth_path.read_text())["measures"]
+    con = duckdb.connect(str(path))
+    out = dict(planted=0, detected=0, planted_reference=0, compared=0, flagged=0)
+    for dim in PLANTED_DIMS:
+        rows, _ = equity_tables(con, None, [dim], period_start=PS, period_end=PE)
+        by = {(r.measure, r.stratum): r for r in rows if r.group_id == "Group_1"}
+        for cms, dims in truth.items():
+            for stratum, cell in dims.get(dim, {}).items():
+                r = by.get((cms, _ours(dim, stratum)))
+                if r is None or r.q_value is None and not r.is_reference:
+                    continue
+                factor = cell["multiplier"]
+                if factor != 1 and r.is_reference:
+                    out["planted_reference"] += 1
+                elif factor != 1:
+                    out["planted"] += 1
+                    hit = r.worse_than_reference if factor < 1 else r.better_than_reference
+                    out["detected"] += int(hit)
+                elif not r.is_reference:
+                    out["compared"] += 1
+                    out["flagged"] += int(r.q_value < 0.05)
+    con.close()
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_no_disparities_false_alarm_rate(tmp_path: Path, seed: int) -> None:
+    path = build_network(tmp_path, patients=2000, seed=seed, disparities=False)
+    res = detection(path, tmp_path / "net" / "truth.json")
+    assert res["planted"] == 0 and res["compared"] > 100
+    assert res["flagged"] / res["compared"] <= 0.05, res
+
+
+def test_planted_disparities_detected_at_test_size(network: Path) -> None:
+    """At 2,500 patients the planted effects (factors 0.8-0.88) are mostly underpowered: this only checks
+    direction-awareness (everything flagged is flagged in the planted direction, and some are flagged).
+    The >= 95 % detection claim is measured at network size in benchmarks/equity.py --detection."""
+    res = detection(network, network.parent / "net" / "truth.json")
+    assert res["planted"] > 30
+    assert res["detected"] >= 0.1 * res["planted"], res
+    assert not math.isnan(res["detected"] / res["planted"])
