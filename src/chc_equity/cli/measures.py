@@ -1,4 +1,4 @@
-"""`chc-equity measures list | run | evaluate`: argument parsing and printing only."""
+"""`chc-equity measures list | run | evaluate | report`: argument parsing and printing only."""
 
 from __future__ import annotations
 
@@ -99,11 +99,15 @@ def run(
         "rate",
         title=f"Measurement period {start} to {end}",
     )
-    for row in summarize(con, [m.measure.name for m in modules], start, end, centers=center):
+    groups = {(m.measure.name, g.id): g for m in modules for g in m.measure.groups}
+    for row in summarize(con, [m.measure.name for m in modules], start, end, centers=center, strata=True):
         rate = "" if row.rate is None else f"{row.rate:.1%}"
+        group = row.group_id
+        if row.stratum is not None:  # a stratum row follows its group's total
+            group = "  " + groups[(row.measure, row.group_id)].stratifier_label(row.stratum)
         table.add_row(
             row.cms_id,
-            row.group_id,
+            group,
             row.center,
             str(row.initial_population),
             str(row.denominator),
@@ -143,3 +147,81 @@ def evaluate_cmd(
     rows = evaluate(input_dir, find(measure), period_start=start, period_end=end, profiles=profiles)
     write_csv(rows, output)
     Console(stderr=True).print(f"wrote {len(rows)} rows to {output}")
+
+
+@measures_app.command("report")
+def report_cmd(
+    out: Annotated[Path, typer.Option("--out", file_okay=False, help="folder to write the reports to")],
+    measure: Annotated[
+        list[str] | None, typer.Option("--measure", help="CMS id or measure name; repeatable")
+    ] = None,
+    center: Annotated[
+        list[str] | None, typer.Option("--center", help="limit to these centers; repeatable")
+    ] = None,
+    period_start: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: Jan 1 of this year)")] = None,
+    period_end: Annotated[
+        str | None, typer.Option(help="YYYY-MM-DD (default: Dec 31 of the start year)")
+    ] = None,
+    report_type: Annotated[
+        str,
+        typer.Option(
+            "--type",
+            help="summary: one JSON per (center, measure); individual: one NDJSON per measure, "
+            "a MeasureReport per patient",
+        ),
+    ] = "summary",
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Export FHIR R4 MeasureReports from `measure_results` (run `measures run` for the period first).
+
+    Summary reports carry exact, unsuppressed counts: they are the center's own report.
+    """
+    import orjson
+
+    from chc_equity.measures.engine import RESULTS_TABLE
+    from chc_equity.measures.registry import find
+    from chc_equity.measures.report import individual_reports, summary_reports
+
+    if report_type not in ("summary", "individual"):
+        raise typer.BadParameter("use summary or individual", param_hint="--type")
+    start, end = _year_bounds(period_start, period_end)
+    try:
+        modules = find(measure)
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc.args[0])) from exc
+    con = connect(warehouse, read_only=True)
+    console = Console(stderr=True)
+    names = [m.measure.name for m in modules]
+    found = con.execute(
+        f"SELECT count(DISTINCT measure) FROM {RESULTS_TABLE} "
+        "WHERE measure IN (SELECT unnest(?)) AND period_start = ? AND period_end = ?",
+        [names, start, end],
+    ).fetchone()[0]
+    if found < len(names):
+        console.print(
+            f"[yellow]{len(names) - found} of {len(names)} measures have no results for {start}..{end}; "
+            "run `chc-equity measures run` for that period first (their reports count 0)[/]"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    written = 0
+    if report_type == "summary":
+        for report in summary_reports(
+            con, [m.measure for m in modules], period_start=start, period_end=end, centers=center
+        ):
+            cms = next(m.measure.cms_id for m in modules if report["measure"] == m.measure.canonical)
+            center_id = report["reporter"]["reference"].split("/", 1)[1]
+            path = out / f"MeasureReport-{cms}-{center_id}-{start}-{end}.json"
+            path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+            written += 1
+        console.print(f"wrote {written} summary MeasureReports to {out}")
+    else:
+        for module in modules:
+            path = out / f"MeasureReport-{module.measure.cms_id}-individual-{start}-{end}.ndjson"
+            with open(path, "wb") as fh:
+                for report in individual_reports(
+                    con, module.measure, period_start=start, period_end=end, centers=center
+                ):
+                    fh.write(orjson.dumps(report) + b"\n")
+                    written += 1
+        console.print(f"wrote {written} individual MeasureReports ({len(modules)} NDJSON files) to {out}")
+    con.close()

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import orjson
 
 from chc_equity.ingest.loader import load
@@ -108,16 +109,18 @@ def drop_unprofiled(con) -> int:
     return int(dropped)
 
 
-def evaluate(
+def evaluate_into(
     input_dir: str | os.PathLike[str],
     measures: Sequence[MeasureModule],
     *,
     period_start: date,
     period_end: date,
     profiles: str = "strict",
-) -> list[dict[str, object]]:
-    """Evaluate ``measures`` on every patient in ``input_dir``; return one dict per output row.
+) -> duckdb.DuckDBPyConnection:
+    """Load ``input_dir`` into a fresh in-memory warehouse, run ``measures``; return the open connection.
 
+    The caller reads ``measure_results`` (and ``flat.patient``) and closes the connection. Each Bundle
+    is its own center (``bundle:<relative path>``); the rest of the folder is center ``input``.
     ``profiles`` is ``"strict"`` (drop clinical resources without a QI-Core / US Core profile, as the
     official test cases expect) or ``"lenient"`` (use everything, as production runs do).
     """
@@ -139,7 +142,13 @@ def evaluate(
     build_views(con)
     _bundle_is_one_record(con)
     run_measures(con, measures, period_start=period_start, period_end=period_end)
+    return con
 
+
+def population_rows(
+    con: duckdb.DuckDBPyConnection, measures: Sequence[MeasureModule]
+) -> list[dict[str, object]]:
+    """One row per (measure, group, patient of ``flat.patient``, population), counts 0 included."""
     rows: list[dict[str, object]] = []
     for module in measures:
         m = module.measure
@@ -168,8 +177,28 @@ def evaluate(
                             "count": int(count),
                         }
                     )
-    con.close()
     return rows
+
+
+def evaluate(
+    input_dir: str | os.PathLike[str],
+    measures: Sequence[MeasureModule],
+    *,
+    period_start: date,
+    period_end: date,
+    profiles: str = "strict",
+) -> list[dict[str, object]]:
+    """Evaluate ``measures`` on every patient in ``input_dir``; return one dict per output row.
+
+    ``profiles``: see :func:`evaluate_into`.
+    """
+    con = evaluate_into(
+        input_dir, measures, period_start=period_start, period_end=period_end, profiles=profiles
+    )
+    try:
+        return population_rows(con, measures)
+    finally:
+        con.close()
 
 
 def write_csv(rows: Sequence[dict[str, object]], output: str | os.PathLike[str]) -> None:

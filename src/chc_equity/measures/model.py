@@ -24,19 +24,46 @@ POPULATION_COLUMNS: dict[str, str] = {code: code.replace("-", "_") for code in P
 
 Basis = Literal["boolean", "Encounter"]
 
+# Canonical base of the official (MADiE-exported) Measure resources: url = base + Measure.name.
+MEASURE_URL_BASE = "https://madie.cms.gov/Measure/"
+
 
 @dataclass(frozen=True)
 class Group:
     """One population group (one rate) of a measure.
 
     ``populations`` lists the population codes the Measure resource defines for this group (the others
-    are always false and are not reported). ``stratifiers`` names the Measure's stratifier criteria.
+    are always false and are not reported). ``stratifiers`` names the stratifier criteria as the CQL
+    defines them ("Stratification 1", ...), in the Measure resource's order; a subject's
+    ``measure_results.strata`` holds the names it meets. ``stratifier_labels`` says what each one is in
+    words (the Measure resource's descriptions), for people reading a summary.
     """
 
     id: str
     populations: tuple[str, ...]
     stratifiers: tuple[str, ...] = ()
     title: str = ""
+    stratifier_labels: tuple[str, ...] = ()
+
+    @property
+    def number(self) -> str:
+        """The group's ordinal as the Measure resource's ids spell it ("Group_2" -> "2")."""
+        return self.id.rsplit("_", 1)[-1]
+
+    @property
+    def stratifier_ids(self) -> tuple[str, ...]:
+        """FHIR ids of the stratifiers (Measure.group.stratifier.id): "Stratification_<group>_<k>".
+
+        MADiE numbers stratifiers by position, not by CQL name, so the id is derived from the order of
+        ``stratifiers`` (checked against the official Measure resources in the tests).
+        """
+        return tuple(f"Stratification_{self.number}_{k}" for k in range(1, len(self.stratifiers) + 1))
+
+    def stratifier_label(self, name: str) -> str:
+        """Human label of a stratifier named ``name`` (falls back to the CQL name)."""
+        if name in self.stratifiers and len(self.stratifier_labels) == len(self.stratifiers):
+            return self.stratifier_labels[self.stratifiers.index(name)]
+        return name
 
 
 @dataclass(frozen=True)
@@ -55,6 +82,16 @@ class Measure:
     steward: str = ""
     description: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        """Canonical URL of the official Measure resource this module implements."""
+        return MEASURE_URL_BASE + self.name
+
+    @property
+    def canonical(self) -> str:
+        """Versioned canonical reference (``url|version``), as MeasureReport.measure cites it."""
+        return f"{self.url}|{self.version}"
 
     @property
     def inverse(self) -> bool:

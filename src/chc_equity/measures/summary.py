@@ -2,6 +2,11 @@
 
 rate = numerator / (denominator - denominator exclusions - denominator exceptions); None when that
 is zero. Counts are of subjects (patients, or encounters for episode measures).
+
+Stratified measures (CMS74, 125, 130, 155, 159: age bands the CQL defines as "Stratification n") get one
+extra row per declared stratum when ``strata=True``: the same counts restricted to the subjects whose
+``measure_results.strata`` holds that stratifier. Every declared stratum is listed, with zeros when no
+subject falls in it, so a stratum is never silently missing from a table.
 """
 
 from __future__ import annotations
@@ -13,7 +18,16 @@ from datetime import date
 import duckdb
 
 from chc_equity.measures.engine import RESULTS_TABLE
+from chc_equity.measures.model import Group
 from chc_equity.measures.registry import all_measures
+
+_COUNTS = """
+               count(*) FILTER (WHERE initial_population),
+               count(*) FILTER (WHERE denominator),
+               count(*) FILTER (WHERE denominator_exclusion),
+               count(*) FILTER (WHERE denominator_exception),
+               count(*) FILTER (WHERE numerator),
+               count(*) FILTER (WHERE numerator_exclusion)"""
 
 
 @dataclass(frozen=True)
@@ -28,6 +42,7 @@ class Summary:
     denominator_exception: int
     numerator: int
     numerator_exclusion: int
+    stratum: str | None = None  # CQL stratifier name ("Stratification 1"); None for the group's total
 
     @property
     def performance_denominator(self) -> int:
@@ -47,8 +62,14 @@ def summarize(
     *,
     centers: Sequence[str] | None = None,
     by_center: bool = True,
+    strata: bool = False,
 ) -> list[Summary]:
-    """Counts per measure x group (x center unless ``by_center`` is False, then center = '*')."""
+    """Counts per measure x group (x center unless ``by_center`` is False, then center = '*').
+
+    With ``strata``, each group's total row is followed by one row per declared stratifier (in the
+    Measure's order; ``Summary.stratum`` set).
+    """
+    groups = {(m.measure.name, g.id): g for m in all_measures() for g in m.measure.groups}
     cms = {m.measure.name: m.measure.cms_id for m in all_measures()}
     center_col = "center" if by_center else "'*'"
     params: list[object] = [list(measures), period_start, period_end]
@@ -58,16 +79,31 @@ def summarize(
         params.append(list(centers))
     rows = con.execute(
         f"""
-        SELECT measure, group_id, {center_col} AS center,
-               count(*) FILTER (WHERE initial_population),
-               count(*) FILTER (WHERE denominator),
-               count(*) FILTER (WHERE denominator_exclusion),
-               count(*) FILTER (WHERE denominator_exception),
-               count(*) FILTER (WHERE numerator),
-               count(*) FILTER (WHERE numerator_exclusion)
+        SELECT measure, group_id, {center_col} AS center, {_COUNTS}
         FROM {RESULTS_TABLE} WHERE {where}
         GROUP BY ALL ORDER BY measure, group_id, center
         """,
         params,
     ).fetchall()
-    return [Summary(r[0], cms.get(r[0], r[0]), r[1], r[2], *map(int, r[3:])) for r in rows]
+    totals = [Summary(r[0], cms.get(r[0], r[0]), r[1], r[2], *map(int, r[3:])) for r in rows]
+    if not strata:
+        return totals
+    stratum_rows = con.execute(
+        f"""
+        SELECT measure, group_id, {center_col} AS center, stratum, {_COUNTS}
+        FROM (SELECT *, unnest(strata) AS stratum FROM {RESULTS_TABLE} WHERE {where})
+        GROUP BY ALL
+        """,
+        params,
+    ).fetchall()
+    by_key = {(r[0], r[1], r[2], r[3]): tuple(map(int, r[4:])) for r in stratum_rows}
+    out: list[Summary] = []
+    for total in totals:
+        out.append(total)
+        group = groups.get((total.measure, total.group_id), Group(total.group_id, ()))
+        for name in group.stratifiers:
+            counts = by_key.get((total.measure, total.group_id, total.center, name), (0,) * 6)
+            out.append(
+                Summary(total.measure, total.cms_id, total.group_id, total.center, *counts, stratum=name)
+            )
+    return out

@@ -14,6 +14,8 @@ from chc_equity.measures.library.retrieve import code_in, table
 from chc_equity.measures.model import Group, Measure
 
 STRATIFIERS = ("Stratification 1", "Stratification 2")
+# The Measure resource's stratum descriptions (age at the end of the Measurement Period).
+STRATIFIER_LABELS = ("Age 42-51", "Age 52-74")
 
 MEASURE = Measure(
     name="CMS125FHIRBreastCancerScreen",
@@ -25,6 +27,7 @@ MEASURE = Measure(
             "Group_1",
             ("initial-population", "denominator", "denominator-exclusion", "numerator"),
             stratifiers=STRATIFIERS,
+            stratifier_labels=STRATIFIER_LABELS,
         ),
     ),
     improvement_notation="increase",

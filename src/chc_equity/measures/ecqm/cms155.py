@@ -29,6 +29,8 @@ PEDIATRIC_BMI_PERCENTILE = "59576-9"  # US Core pediatric BMI-for-age percentile
 
 POPULATIONS = ("initial-population", "denominator", "denominator-exclusion", "numerator")
 STRATIFIERS = ("Stratification 1", "Stratification 2")
+# The Measure resource's stratum descriptions (age at the end of the Measurement Period).
+STRATIFIER_LABELS = ("Age 3-11", "Age 12-17")
 
 MEASURE = Measure(
     name="CMS155FHIRWgtAssessCounseling",
@@ -36,9 +38,12 @@ MEASURE = Measure(
     version="1.0.000",
     title="Weight Assessment and Counseling for Nutrition and Physical Activity for Children/Adolescents",
     groups=(
-        Group("Group_1", POPULATIONS, STRATIFIERS, "BMI percentile, height and weight documented"),
-        Group("Group_2", POPULATIONS, STRATIFIERS, "Counseling for nutrition"),
-        Group("Group_3", POPULATIONS, STRATIFIERS, "Counseling for physical activity"),
+        Group(
+            "Group_1", POPULATIONS, STRATIFIERS, "BMI percentile, height and weight documented",
+            STRATIFIER_LABELS,
+        ),
+        Group("Group_2", POPULATIONS, STRATIFIERS, "Counseling for nutrition", STRATIFIER_LABELS),
+        Group("Group_3", POPULATIONS, STRATIFIERS, "Counseling for physical activity", STRATIFIER_LABELS),
     ),
     improvement_notation="increase",
     uds=("Table 6B Line 12",),

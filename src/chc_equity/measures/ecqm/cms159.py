@@ -28,6 +28,8 @@ from chc_equity.terminology import valueset_url
 
 LIBRARY = "CMS159FHIRDepRemissionat12Months"
 STRATA = ("Stratification 1", "Stratification 2")
+# The Measure resource's stratum descriptions (age at the index depression assessment).
+STRATA_LABELS = ("Age 12-17", "Age 18+")
 
 MEASURE = Measure(
     name=LIBRARY,
@@ -39,6 +41,7 @@ MEASURE = Measure(
             "Group_1",
             ("initial-population", "denominator", "denominator-exclusion", "numerator"),
             stratifiers=STRATA,
+            stratifier_labels=STRATA_LABELS,
         ),
     ),
     improvement_notation="increase",

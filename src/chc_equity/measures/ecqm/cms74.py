@@ -20,6 +20,10 @@ from chc_equity.measures.library.retrieve import code_in, table
 from chc_equity.measures.model import Group, Measure
 
 STRATIFIERS = ("Stratification 1", "Stratification 2", "Stratification 3")
+# The Measure resource's stratum descriptions (age at the start of the Measurement Period). Its
+# stratifier criteria all name "Initial Population" (a MADiE export slip); the CQL library defines
+# "Stratification 1/2/3" as these age bands, which is what we evaluate.
+STRATIFIER_LABELS = ("Age 1-5", "Age 6-12", "Age 13-20")
 
 MEASURE = Measure(
     name="CMS74FHIRDentalCariesPrevention",
@@ -31,6 +35,7 @@ MEASURE = Measure(
             "Group_1",
             ("initial-population", "denominator", "denominator-exclusion", "numerator"),
             stratifiers=STRATIFIERS,
+            stratifier_labels=STRATIFIER_LABELS,
         ),
     ),
     improvement_notation="increase",
