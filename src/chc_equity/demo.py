@@ -1,13 +1,15 @@
 """`make demo`: a synthetic network in, a report out, on embedded DuckDB.
 
 Generates a small synthetic network (8 centers, 20,000 patients), ingests each center into
-``out/demo/chc_equity.duckdb`` (views refreshed in the same transaction), runs every implemented
-measure for the calendar year, and writes ``out/demo/report.html``. Aggregates in the report are
-small-cell suppressed (counts 1-10 hidden), as anything that leaves the system must be.
+``out/demo/chc_equity.duckdb`` (views refreshed in the same transaction), runs every measure for the
+calendar year, stratifies every measure by the equity dimensions (``out/demo/equity/``), builds the UDS
+tables (``out/demo/uds/``) and writes ``out/demo/report.html``. Aggregates in the report are small-cell
+suppressed (counts 1-10 hidden), as anything that leaves the system must be.
 """
 
 from __future__ import annotations
 
+import csv
 import html
 import json
 import shutil
@@ -18,11 +20,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from chc_equity.equity.charts import forest_plot, gap_chart, save_chart
+from chc_equity.equity.stratify import EquityRow, equity_tables
 from chc_equity.ingest import load
 from chc_equity.measures.engine import run_measures
 from chc_equity.measures.registry import all_measures
 from chc_equity.measures.summary import summarize
 from chc_equity.synth import generate, load_config
+from chc_equity.uds import build_report
+from chc_equity.uds.export import write_all
+from chc_equity.uds.report import NETWORK
 from chc_equity.views.build import build_views
 from chc_equity.warehouse import connect
 
@@ -32,6 +39,11 @@ PATIENTS = 20_000
 SEED = 2026
 PERIOD = (date(2026, 1, 1), date(2026, 12, 31))
 SMALL_CELL = 11
+# The dimensions the demo network plants disparities on (synth default config), plus center.
+EQUITY_DIMENSIONS = ("race_ethnicity", "language", "insurance", "income", "sdoh_risk", "center")
+# Headline charts in the report: (measure, dimension).
+HEADLINE_CHARTS = (("CMS165", "race_ethnicity"), ("CMS122", "race_ethnicity"))
+WORST_HEAD = ["measure", "dimension", "stratum", "reference", "rate", "difference", "q", "gap to equity"]
 
 
 def _cell(count: int) -> str:
@@ -82,6 +94,12 @@ def run(out: Path = OUT) -> Path:
         run_measures(con, modules, period_start=PERIOD[0], period_end=PERIOD[1])
     rows = summarize(con, [m.measure.name for m in modules], *PERIOD)
     network = summarize(con, [m.measure.name for m in modules], *PERIOD, by_center=False)
+    with console.status("equity: stratifying every measure ..."):
+        worst, charts = _equity(con, out / "equity")
+    with console.status("UDS tables ..."):
+        uds = build_report(con, PERIOD[1].year, suppress_network=True)
+        write_all(uds, out / "uds")
+    uds_6b = uds.tables[NETWORK]["6B"]
     loads = con.execute(
         "SELECT center, sum(inserted + updated + unchanged), sum(quarantined) "
         "FROM loads GROUP BY 1 ORDER BY 1"
@@ -89,7 +107,7 @@ def run(out: Path = OUT) -> Path:
     con.close()
 
     report = out / "report.html"
-    report.write_text(_render(loads, network, rows, len(modules)))
+    report.write_text(_render(loads, network, rows, len(modules), worst, charts, uds_6b))
     (out / "summary.json").write_text(
         json.dumps(
             {
@@ -103,11 +121,45 @@ def run(out: Path = OUT) -> Path:
     )
     console.print(f"[bold green]Demo ready[/] in {time.perf_counter() - started:.0f} s")
     console.print(f"  report:    {report.resolve()}")
+    console.print(f"  equity:    {(out / 'equity' / 'equity.csv').resolve()}")
+    console.print(f"  UDS:       {(out / 'uds' / 'uds.xlsx').resolve()}")
     console.print(f"  warehouse: {(out / 'chc_equity.duckdb').resolve()}")
     return report
 
 
-def _render(loads, network, rows, n_measures: int) -> str:
+def _equity(con, out: Path) -> tuple[list[EquityRow], list[str]]:
+    """Equity tables for every measure x demo dimension (CSV) and the headline charts (SVG).
+
+    Returns the strata significantly worse than their reference, largest gap to equity first, and the
+    SVG markup of the headline forest plots.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    everything: list[EquityRow] = []
+    for dimension in EQUITY_DIMENSIONS:
+        rows, _ = equity_tables(con, None, [dimension], period_start=PERIOD[0], period_end=PERIOD[1])
+        everything += rows
+    fields = list(EquityRow.__dataclass_fields__)
+    with open(out / "equity.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(fields)
+        writer.writerows([getattr(r, f) for f in fields] for r in everything)
+    charts = []
+    for measure, dimension in HEADLINE_CHARTS:
+        rows = [
+            r for r in everything
+            if r.measure == measure and r.dimension == dimension and r.group_id == "Group_1"
+        ]
+        title = f"{measure} by {dimension.replace('_', ' ')}"
+        stem = f"{measure}_{dimension}"
+        save_chart(forest_plot(rows, title), out, f"forest_{stem}", ["svg", "html"])
+        save_chart(gap_chart(rows, f"Gap to equity: {title}"), out, f"gap_{stem}", ["svg"])
+        charts.append((out / f"forest_{stem}.svg").read_text())
+    worse = [r for r in everything if r.worse_than_reference and not r.suppressed]
+    worse.sort(key=lambda r: -(r.gap_to_equity or 0))
+    return worse, charts
+
+
+def _render(loads, network, rows, n_measures: int, worst, charts, uds_6b) -> str:
     def table(head: list[str], body: list[list[str]]) -> str:
         th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
         trs = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in body)
@@ -136,6 +188,33 @@ def _render(loads, network, rows, n_measures: int) -> str:
         ]
         for s in rows
     ]
+    worst_rows = [
+        [
+            html.escape(f"{r.measure} {r.group_id.replace('Group_', 'group ')}"),
+            html.escape(r.dimension.replace("_", " ")),
+            html.escape(r.label),
+            html.escape(r.reference or ""),
+            f"{r.rate:.1%}" if r.rate is not None else "",
+            f"{r.rate_difference:+.1%}" if r.rate_difference is not None else "",
+            f"{r.q_value:.2g}" if r.q_value is not None else "",
+            str(r.gap_to_equity if r.gap_to_equity is not None else ""),
+        ]
+        for r in worst[:25]
+    ]
+    def uds_cell(value, kind: str) -> str:
+        if value is None:
+            return ""
+        if kind == "rate" and isinstance(value, float):
+            return f"{value:.1%}"
+        return html.escape(str(value))
+
+    uds_rows = [
+        [html.escape(line.line), html.escape(line.label)]
+        + [uds_cell(line.values.get(c.key), c.kind) for c in uds_6b.columns]
+        + [html.escape(line.note)]
+        for line in uds_6b.lines
+    ]
+    uds_head = ["line", "measure"] + [c.label for c in uds_6b.columns] + ["note"]
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>chc-equity demo report</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}}
@@ -147,6 +226,14 @@ th{{background:#f3f3f3}}td:first-child,th:first-child{{text-align:left}}</style>
 Synthetic data only. Counts from 1 to 10 are suppressed.</p>
 <h2>Network measure results</h2>
 {table(["measure", "group", "denominator", "excluded / excepted", "numerator", "rate"], net_rows)}
+<h2>Largest inequities (significantly worse than the reference group, q &lt; 0.05)</h2>
+<p>Gap to equity: how many more patients of the group must meet the measure for its rate to equal the
+reference group's. All strata, with intervals and p/q-values: <code>equity/equity.csv</code>.</p>
+{table(WORST_HEAD, worst_rows)}
+{"".join(f'<figure>{svg}</figure>' for svg in charts)}
+<h2>UDS Table 6B, network roll-up (suppressed)</h2>
+<p>Per-center filings and Tables 3A, 3B, 4 and 7: <code>uds/uds.xlsx</code>.</p>
+{table(uds_head, uds_rows)}
 <h2>Loads</h2>
 {table(["center", "resources loaded", "quarantined"], load_rows)}
 <h2>By center</h2>

@@ -96,10 +96,17 @@ def gap_chart(rows: Sequence[EquityRow], title: str) -> alt.FacetChart:
 
 
 def save_chart(chart: alt.TopLevelMixin, out: Path, stem: str, formats: Sequence[str]) -> list[Path]:
-    """Write ``stem.<fmt>`` for each of html/png/svg requested; returns the paths written."""
+    """Write ``stem.<fmt>`` for each of html/png/svg requested; returns the paths written.
+
+    HTML inlines the Vega JavaScript (about 0.9 MB) instead of linking a CDN: reports are opened on
+    machines without internet access, and a health center's analyst must not need one.
+    """
     written: list[Path] = []
     for fmt in formats:
         path = out / f"{stem}.{fmt}"
-        chart.save(str(path), format=fmt)
+        if fmt == "html":
+            chart.save(str(path), format=fmt, inline=True)
+        else:
+            chart.save(str(path), format=fmt)
         written.append(path)
     return written
