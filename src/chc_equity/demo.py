@@ -60,7 +60,7 @@ def _rate(numerator: int, denominator: int) -> str:
     return f"{numerator / denominator:.1%}"
 
 
-def run(out: Path = OUT) -> Path:
+def run(out: Path = OUT, *, centers: int = CENTERS, patients: int = PATIENTS) -> Path:
     console = Console()
     started = time.perf_counter()
     if out.exists():
@@ -69,23 +69,23 @@ def run(out: Path = OUT) -> Path:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
 
     with Progress(*columns, console=console) as bar:
-        task = bar.add_task("generate patients", total=PATIENTS)
+        task = bar.add_task("generate patients", total=patients)
         summary = generate(
             data,
-            centers=CENTERS,
-            patients=PATIENTS,
+            centers=centers,
+            patients=patients,
             seed=SEED,
             period_end=PERIOD[1],
             cfg=load_config(None, disparities=True),
             gz=False,
             progress=lambda n: bar.advance(task, n),
         )
-    centers = [c["id"] for c in summary["centers"]]
+    center_ids = [c["id"] for c in summary["centers"]]
 
     con = connect(out / "chc_equity.duckdb")
     with Progress(*columns, console=console) as bar:
-        task = bar.add_task("ingest centers", total=len(centers))
-        for center in centers:
+        task = bar.add_task("ingest centers", total=len(center_ids))
+        for center in center_ids:
             load(con, [data / center], center, after_load=lambda c, ctr: build_views(c, centers=[ctr]))
             bar.advance(task)
 
@@ -111,8 +111,8 @@ def run(out: Path = OUT) -> Path:
     (out / "summary.json").write_text(
         json.dumps(
             {
-                "centers": centers,
-                "patients": PATIENTS,
+                "centers": center_ids,
+                "patients": patients,
                 "measures": len(modules),
                 "seconds": round(time.perf_counter() - started, 1),
             },
