@@ -1,14 +1,18 @@
 """Real-browser test: Debian's Chromium driven by Playwright against a live uvicorn server.
 
 Never downloads a browser (no `playwright install`): it uses /usr/bin/chromium and skips with the reason
-when that is absent. Screenshots go to out/test-artifacts/ for review.
+when that is absent. Screenshots (and the downloaded care-gap CSV) go to $PYTEST_ARTIFACTS, default
+out/test-artifacts/ (gitignored), for review.
 """
 
 from __future__ import annotations
 
+import csv
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from browser.webseed import (
@@ -20,10 +24,14 @@ from browser.webseed import (
     build_warehouse,
     live_server,
     make_app,
+    measure_name,
 )
+from chc_equity.web.gaps import CSV_COLUMNS
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "out" / "test-artifacts"
+ARTIFACTS = Path(
+    os.environ.get("PYTEST_ARTIFACTS") or Path(__file__).resolve().parents[2] / "out" / "test-artifacts"
+)
 LAUNCH_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -42,9 +50,14 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    warehouse = build_warehouse(tmp_path_factory.mktemp("browser") / "wh.duckdb")
-    add_users(warehouse)
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = build_warehouse(tmp_path_factory.mktemp("browser") / "wh.duckdb")
+    add_users(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def base_url(warehouse: Path) -> Iterator[str]:
     with live_server(make_app(warehouse)) as url:
         yield url
 
@@ -77,7 +90,7 @@ def _sign_in(browser, base_url: str, username: str):
 def test_analyst_sees_overview_and_data_quality(browser, base_url: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page, errors = _sign_in(browser, base_url, "analyst")
-    assert "No measure results yet" in page.inner_text("main")
+    assert page.locator("#heatmap tbody tr").count() == 2  # CMS122, CMS130
     assert page.locator("#centers tbody tr").count() == 2
     page.screenshot(path=str(ARTIFACTS / "overview.png"), full_page=True)
 
@@ -107,4 +120,46 @@ def test_center_staff_cannot_open_another_center(browser, base_url: str) -> None
     assert SOUTH not in page.inner_text("main")
     response = page.goto(f"{base_url}/centers/{SOUTH}")
     assert response is not None and response.status == 403
+    page.close()
+
+
+def test_overview_measure_and_care_gap_csv(browser, base_url: str, warehouse: Path) -> None:
+    """Log in, overview heat map, drill into a measure (funnel plot), export the care-gap CSV."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page, errors = _sign_in(browser, base_url, "analyst")
+    page.wait_for_selector("#heatmap-chart.rendered svg", timeout=20_000)
+    assert page.locator("#heatmap td.worse").count() == 2  # SOUTH on both measures
+    page.screenshot(path=str(ARTIFACTS / "overview-heatmap.png"), full_page=True)
+
+    page.click("#heatmap a:text('CMS130')")
+    page.wait_for_url(f"{base_url}/measures/CMS130")
+    page.wait_for_selector("#funnel-1-chart.rendered svg", timeout=20_000)
+    page.wait_for_selector("#trend-chart.rendered svg", timeout=20_000)
+    assert page.locator("#centers-1 tbody tr").count() == 2
+    page.screenshot(path=str(ARTIFACTS / "measure-cms130.png"), full_page=True)
+
+    page.click(f"#centers-1 tr:has-text('{NORTH}') a.gaps-link")
+    page.wait_for_url(f"{base_url}/centers/{NORTH}/measures/CMS130/gaps?period_end=2026-12-31")
+    shown = int(page.inner_text("#gap-count"))
+    page.screenshot(path=str(ARTIFACTS / "care-gaps.png"), full_page=True)
+    with page.expect_download() as info:
+        page.click("#csv-link")
+    target = ARTIFACTS / "care-gaps.csv"
+    info.value.save_as(str(target))
+    with target.open(newline="") as f:
+        rows = list(csv.reader(f))
+    assert tuple(rows[0]) == CSV_COLUMNS
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        expected = con.execute(
+            "SELECT count(*) FROM measure_results WHERE center = ? AND measure = ? AND period_end = DATE "
+            "'2026-12-31' AND denominator AND NOT denominator_exclusion AND NOT denominator_exception "
+            "AND NOT numerator",
+            [NORTH, measure_name("CMS130")],
+        ).fetchone()[0]
+    finally:
+        con.close()
+    assert len(rows) - 1 == expected == shown == page.locator("#gaps tbody tr").count()
+    assert errors == [], errors  # no JS errors, no CSP violations (Vega runs with its interpreter)
     page.close()

@@ -13,12 +13,16 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import httpx
 import uvicorn
 
+from chc_equity.measures.engine import RESULTS_DDL
+from chc_equity.measures.registry import find
+from chc_equity.network import precompute
 from chc_equity.warehouse import connect
 from chc_equity.web import WebConfig, create_app
 from chc_equity.web.authstore import AuthStore, SessionPolicy, auth_path
@@ -47,12 +51,98 @@ def patient_id(center: str, i: int) -> str:
     return f"{center}-pt-{i:03d}"
 
 
+def mrn(center: str, i: int) -> str:
+    return f"MRN-{center[-5:].upper()}-{i:03d}"
+
+
+# Measure results (plain SQL rows, precomputed into agg_* by the real network.precompute):
+# per measure and center, (denominator, exclusions, numerator) for the latest period; patient i is in the
+# denominator when i < denominator, excluded when i >= denominator - exclusions, in the numerator when
+# i < numerator. SOUTH is planted clearly worse on both (CMS122 is inverse: more in the numerator = worse).
+PERIOD = (date(2026, 1, 1), date(2026, 12, 31))
+PRIOR = (date(2025, 1, 1), date(2025, 12, 31))
+RESULTS: dict[str, dict[str, tuple[int, int, int]]] = {
+    "CMS130": {NORTH: (40, 2, 30), SOUTH: (30, 0, 5)},
+    "CMS122": {NORTH: (20, 0, 4), SOUTH: (20, 0, 15)},
+}
+VISIT_DAY = date(2026, 3, 2)  # NORTH patients 0-5 have a visit that day (pre-visit planning)
+
+
+def measure_name(cms: str) -> str:
+    return find([cms])[0].measure.name
+
+
+def expected_gaps(cms: str, center: str) -> list[int]:
+    """Patient indices with an open gap (what the care-gap list must show)."""
+    denom, excl, numer = RESULTS[cms][center]
+    inverse = find([cms])[0].measure.inverse
+    eligible = [i for i in range(denom) if i < denom - excl]
+    return [i for i in eligible if (i < numer) == inverse]
+
+
+def _measure_results(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(RESULTS_DDL)
+    rows = []
+    for cms, by_center in RESULTS.items():
+        name = measure_name(cms)
+        for center, (denom, excl, numer) in by_center.items():
+            for period, shift in ((PERIOD, 0), (PRIOR, 3)):
+                n = PATIENTS[center][0]
+                for i in range(n):
+                    d = i < denom
+                    x = d and i >= denom - excl
+                    num = d and not x and i < max(0, numer - shift)
+                    rows.append(
+                        (
+                            center,
+                            name,
+                            "Group_1",
+                            *period,
+                            "Patient",
+                            patient_id(center, i),
+                            patient_id(center, i),
+                            True,
+                            d,
+                            x,
+                            False,
+                            num,
+                            False,
+                            [],
+                        )
+                    )
+    con.executemany(f"INSERT INTO measure_results VALUES ({', '.join('?' * 15)})", rows)
+
+
+def _encounters(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "CREATE TABLE flat.encounter (center VARCHAR, id VARCHAR, patient_id VARCHAR, status VARCHAR, "
+        "period_start VARCHAR)"
+    )
+    rows = []
+    for center, (n, _unknown) in PATIENTS.items():
+        for i in range(n):
+            last = PERIOD[1] - timedelta(days=i)
+            rows.append(
+                (center, f"{center}-enc-a{i}", patient_id(center, i), "finished", f"{last}T09:00:00Z")
+            )
+            if center == NORTH and i < 6:
+                start = f"{VISIT_DAY}T{8 + i:02d}:30:00Z"
+                rows.append((center, f"{center}-enc-b{i}", patient_id(center, i), "planned", start))
+    con.executemany("INSERT INTO flat.encounter VALUES (?, ?, ?, ?, ?)", rows)
+
+
 def _patients(con: duckdb.DuckDBPyConnection, with_flat: bool) -> None:
     rows = []
     for center, (n, unknown) in PATIENTS.items():
         for i in range(n):
             pid = patient_id(center, i)
-            resource = {"resourceType": "Patient", "id": pid}
+            resource = {
+                "resourceType": "Patient",
+                "id": pid,
+                "identifier": [{"system": "urn:example:mrn", "value": mrn(center, i)}],
+                "name": [{"family": f"Family{i:03d}", "given": ["Test"]}],
+                "birthDate": f"{1950 + i}-01-15",
+            }
             con.execute(
                 "INSERT INTO resources VALUES (?, 'Patient', ?, now(), ?, ?, 1, ?)",
                 [center, pid, f"/data/{center}/Patient.ndjson", str(i + 1), json.dumps(resource)],
@@ -67,6 +157,7 @@ def _patients(con: duckdb.DuckDBPyConnection, with_flat: bool) -> None:
                     None,
                     "und" if i < unknown["language"] else "es",
                     "" if i < unknown["postal_code"] else "02139",
+                    f"{1950 + i}-01-15",
                 )
             )
     if with_flat:
@@ -74,13 +165,17 @@ def _patients(con: duckdb.DuckDBPyConnection, with_flat: bool) -> None:
             "CREATE TABLE flat.patient (center VARCHAR, id VARCHAR, birth_sex VARCHAR, "
             "race_omb_code VARCHAR, ethnicity_omb_code VARCHAR, preferred_language_code VARCHAR, "
             "first_language_code VARCHAR, "
-            "postal_code VARCHAR)"
+            "postal_code VARCHAR, birth_date VARCHAR)"
         )
-        con.executemany("INSERT INTO flat.patient VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        con.executemany("INSERT INTO flat.patient VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
 
-def build_warehouse(path: Path, *, with_flat: bool = True) -> Path:
-    """Write loads, resources, rejects (and flat.patient unless ``with_flat`` is False); close the file."""
+def build_warehouse(path: Path, *, with_flat: bool = True, with_measures: bool = True) -> Path:
+    """Write loads, resources, rejects (and flat.patient unless ``with_flat`` is False); close the file.
+
+    With ``with_measures`` (and ``with_flat``) also measure_results, flat.encounter and the agg_* tables
+    precomputed for two periods.
+    """
     con = connect(path)
     try:
         con.execute(
@@ -138,6 +233,11 @@ def build_warehouse(path: Path, *, with_flat: bool = True) -> Path:
                 "INSERT INTO rejects VALUES (?, ?, ?, '1', ?, ?, ?, ?, ?, ?)",
                 [load_id, center, file, rtype, rid, field, reason, DETAIL_SENTINEL, RAW_SENTINEL],
             )
+        if with_flat and with_measures:
+            _measure_results(con)
+            _encounters(con)
+            for start, end in (PRIOR, PERIOD):
+                precompute(con, period_start=start, period_end=end)
     finally:
         con.close()
     return path

@@ -142,3 +142,34 @@ def users_passwd(
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
     out.print(f"password changed for {username}")
+
+
+@app.command()
+def precompute(
+    period_start: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: Jan 1 of this year)")] = None,
+    period_end: Annotated[
+        str | None, typer.Option(help="YYYY-MM-DD (default: Dec 31 of the start year)")
+    ] = None,
+    no_equity: Annotated[
+        bool, typer.Option("--no-equity", help="Skip the stratified (equity) tables.")
+    ] = False,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Precompute the agg_* tables the web pages read, for one measurement period (after `measures run`)."""
+    from datetime import date
+
+    from chc_equity.network import precompute as run_precompute
+    from chc_equity.warehouse import connect
+
+    today = date.today()
+    start = date.fromisoformat(period_start) if period_start else date(today.year, 1, 1)
+    end = date.fromisoformat(period_end) if period_end else date(start.year, 12, 31)
+    con = connect(warehouse_path(warehouse))
+    try:
+        result = run_precompute(con, period_start=start, period_end=end, equity=not no_equity)
+    finally:
+        con.close()
+    out.print(
+        f"precomputed {start} to {end}: {result.measure_rows} measure rows, {result.funnel_rows} funnel "
+        f"points, {result.equity_rows} equity rows ({result.equity_status})"
+    )

@@ -60,7 +60,7 @@ def _is_api(request: Request) -> bool:
 
 def create_app(config: WebConfig) -> FastAPI:
     """Build the app for one warehouse; the auth SQLite file is created if missing."""
-    from chc_equity.web import routes_api, routes_auth, routes_pages
+    from chc_equity.web import routes_api, routes_auth, routes_measures, routes_pages
 
     app = FastAPI(
         title="chc-equity",
@@ -74,7 +74,7 @@ def create_app(config: WebConfig) -> FastAPI:
     app.state.auth = AuthStore(config.auth_file, config.policy)
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    app.state.routers = (routes_auth.router, routes_pages.router, routes_api.router)
+    app.state.routers = (routes_auth.router, routes_pages.router, routes_measures.router, routes_api.router)
     for router in app.state.routers:
         app.include_router(router)
     _install_handlers(app)

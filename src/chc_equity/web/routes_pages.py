@@ -3,12 +3,13 @@ never show what the matching API call would refuse."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from chc_equity.web import data
+from chc_equity.web import charts, data, service
 from chc_equity.web.authstore import AuthStore
 from chc_equity.web.roles import ADMIN_ROLES, PATIENT_LEVEL_ROLES, Principal, Role
 from chc_equity.web.routes_api import DemographicField, center_summaries, data_quality
@@ -30,9 +31,17 @@ def _render(request: Request, template: str, user: Principal, status: int = 200,
 
 
 @router.get("/")
-def overview(request: Request, user: Annotated[Principal, Depends(require_role())]) -> Response:
-    """Placeholder overview: the centers you may see (the measure heat map replaces it later)."""
-    return _render(request, "overview.html", user, centers=center_summaries(request, user))
+def overview(
+    request: Request,
+    user: Annotated[Principal, Depends(require_role())],
+    period_end: Annotated[date | None, Query()] = None,
+) -> Response:
+    """Network overview: centers x measures heat map (from agg_measure) and the centers you may see."""
+    with service.warehouse(request) as con:  # one read-only open per request
+        view = service.overview(request, user, period_end, con)
+        centers = center_summaries(request, user, con)
+    spec = charts.heatmap(view.cells, view.centers, view.keys) if view.cells else None
+    return _render(request, "overview.html", user, centers=centers, view=view, heatmap=spec)
 
 
 def _center_page(request: Request, scope: CenterScope, **extra) -> Response:
@@ -43,8 +52,20 @@ def _center_page(request: Request, scope: CenterScope, **extra) -> Response:
         raise HTTPException(status_code=404, detail="No such center.")
     quality = data_quality(request, scope)
     fields = list(data.DEMOGRAPHIC_FIELDS)
+    run, cells = service.center_cells(request, scope)
+    network = {c.key: c for c in cells if c.is_network}
+    mine = [c for c in cells if not c.is_network]
     return _render(
-        request, "center.html", scope.user, center=summary, quality=quality, fields=fields, **extra
+        request,
+        "center.html",
+        scope.user,
+        center=summary,
+        quality=quality,
+        fields=fields,
+        run=run,
+        measures=mine,
+        network=network,
+        **extra,
     )
 
 

@@ -21,3 +21,39 @@ window.chcApi = async function chcApi(path, body) {
   });
   return response.json();
 };
+
+// Period pickers: change the period without a submit button.
+document.querySelectorAll("select[data-autosubmit]").forEach((select) => {
+  select.addEventListener("change", () => select.form.submit());
+});
+
+// Vega-Lite charts: specs are embedded as JSON by the server (<script type="application/json">).
+// Vega's expression *interpreter* is used (ast: true), so the CSP needs no 'unsafe-eval', and
+// vega-embed's default stylesheet is off (the CSP allows only our own stylesheet; see app.css).
+window.addEventListener("DOMContentLoaded", () => {
+  const charts = document.querySelectorAll(".chart[data-spec]");
+  if (!charts.length || typeof window.vegaEmbed !== "function") {
+    return;
+  }
+  charts.forEach((el) => {
+    const source = document.getElementById(el.dataset.spec);
+    if (!source) {
+      return;
+    }
+    const spec = JSON.parse(source.textContent);
+    window
+      .vegaEmbed(el, spec, {
+        actions: false,
+        ast: true,
+        expr: window.vega.expressionInterpreter,
+        defaultStyle: false,
+        renderer: "svg",
+        tooltip: { disableDefaultStyle: true },
+      })
+      .then(() => el.classList.add("rendered"))
+      .catch((err) => {
+        el.classList.add("failed");
+        el.textContent = "Chart could not be drawn: " + err.message;
+      });
+  });
+});

@@ -1,0 +1,116 @@
+"""Measure pages: network overview heat map, measure page, care-gap lists, pre-visit planning, UDS.
+
+Patient-level pages (care gaps, pre-visit) name no patient in their URL: the center and measure are path
+parameters, the visit day travels in a POST body. The CSV export is the same list, same guard.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import Response
+
+from chc_equity.web import charts, gaps, service, uds
+from chc_equity.web.roles import PATIENT_LEVEL_ROLES, Principal
+from chc_equity.web.security import CenterScope, csrf_protect, require_center_access, require_role
+
+router = APIRouter(include_in_schema=False)
+PeriodEnd = Annotated[date | None, Query(description="Period end date; default: the latest precomputed")]
+
+
+def _render(request: Request, template: str, user: Principal, status: int = 200, **context) -> Response:
+    context.update(user=user, csrf_token=user.csrf_token, patient_level=user.role in PATIENT_LEVEL_ROLES)
+    return request.app.state.templates.TemplateResponse(request, template, context, status_code=status)
+
+
+@router.get("/measures/{measure}")
+def measure_page(
+    request: Request,
+    measure: str,
+    user: Annotated[Principal, Depends(require_role())],
+    period_end: PeriodEnd = None,
+) -> Response:
+    view = service.measure_view(request, user, measure, period_end)
+    funnels = {
+        g: charts.funnel(view.centers[g], view.funnel.get(g, []), f"{view.cms_id} {g.replace('_', ' ')}")
+        for g in view.groups
+    }
+    return _render(
+        request,
+        "measure.html",
+        user,
+        view=view,
+        funnels=funnels,
+        trend_spec=charts.trend(view.trend),
+        forest_spec=charts.forest(view.equity) if view.equity else None,
+        runs=view.runs,
+    )
+
+
+@router.get("/centers/{center}/measures/{measure}/gaps")
+def gaps_page(
+    request: Request,
+    measure: str,
+    scope: Annotated[CenterScope, Depends(require_center_access(patient_level=True))],
+    period_end: PeriodEnd = None,
+) -> Response:
+    run, _name, cms, rows = service.gap_list(request, scope, measure, period_end)
+    return _render(
+        request,
+        "gaps.html",
+        scope.user,
+        center=scope.center,
+        run=run,
+        cms_id=cms,
+        gaps=rows,
+        limit=gaps.GAP_LIMIT,
+    )
+
+
+@router.get("/centers/{center}/measures/{measure}/gaps.csv")
+def gaps_csv(
+    request: Request,
+    measure: str,
+    scope: Annotated[CenterScope, Depends(require_center_access(patient_level=True))],
+    period_end: PeriodEnd = None,
+) -> Response:
+    run, _name, cms, rows = service.gap_list(request, scope, measure, period_end)
+    center = scope.center or ""
+    filename = f"care-gaps-{center}-{cms}-{run.period_end.isoformat()}.csv"
+    return Response(
+        gaps.gaps_csv(center, rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get("/centers/{center}/previsit")
+def previsit_form(
+    request: Request, scope: Annotated[CenterScope, Depends(require_center_access(patient_level=True))]
+) -> Response:
+    return _render(request, "previsit.html", scope.user, center=scope.center, day=None, people=None, run=None)
+
+
+@router.post("/centers/{center}/previsit", dependencies=[Depends(csrf_protect)])
+def previsit_page(
+    request: Request,
+    scope: Annotated[CenterScope, Depends(require_center_access(patient_level=True))],
+    day: Annotated[date, Form()],
+) -> Response:
+    run, people = service.previsit_list(request, scope, day)
+    return _render(request, "previsit.html", scope.user, center=scope.center, day=day, people=people, run=run)
+
+
+@router.get("/uds")
+def uds_page(request: Request, user: Annotated[Principal, Depends(require_role())]) -> Response:
+    return _render(request, "uds.html", user, status_info=uds.status(request, user))
+
+
+@router.get("/uds/tables.xlsx")
+def uds_download(
+    request: Request, user: Annotated[Principal, Depends(require_role(patient_level=True))]
+) -> Response:
+    """Unsuppressed UDS counts: patient-level roles only, a center-bound user gets their own center."""
+    return uds.download(request, user)
