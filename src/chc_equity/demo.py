@@ -26,6 +26,7 @@ from chc_equity.ingest import load
 from chc_equity.measures.engine import run_measures
 from chc_equity.measures.registry import all_measures
 from chc_equity.measures.summary import summarize
+from chc_equity.network import precompute
 from chc_equity.synth import generate, load_config
 from chc_equity.uds import build_report
 from chc_equity.uds.export import write_all
@@ -100,6 +101,8 @@ def run(out: Path = OUT, *, centers: int = CENTERS, patients: int = PATIENTS) ->
         uds = build_report(con, PERIOD[1].year, suppress_network=True)
         write_all(uds, out / "uds")
     uds_6b = uds.tables[NETWORK]["6B"]
+    with console.status("precomputing web aggregates ..."):
+        precompute(con, period_start=PERIOD[0], period_end=PERIOD[1])
     loads = con.execute(
         "SELECT center, sum(inserted + updated + unchanged), sum(quarantined) "
         "FROM loads GROUP BY 1 ORDER BY 1"
@@ -242,5 +245,32 @@ reference group's. All strata, with intervals and p/q-values: <code>equity/equit
 """
 
 
-if __name__ == "__main__":
+def serve(out: Path = OUT, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the demo warehouse with fresh demo users (new random passwords each time)."""
+    import uvicorn
+
+    from chc_equity.web import WebConfig, create_app
+    from chc_equity.web.demo_users import seed_demo_users
+
+    warehouse = (out / "chc_equity.duckdb").resolve()
+    users = seed_demo_users(warehouse)
+    console = Console()
+    console.print(f"[bold]Web app:[/] http://{host}:{port}/  (Ctrl-C to stop)")
+    for user, password, role, center in users:
+        where = f" ({center})" if center else ""
+        console.print(f"  {user:<14} {password:<24} {getattr(role, 'value', role)}{where}")
+    web = create_app(WebConfig(warehouse=warehouse))
+    uvicorn.run(web, host=host, port=port, access_log=False, server_header=False, log_level="warning")
+
+
+def main() -> None:
+    """``python -m chc_equity.demo [--no-serve]``: build the demo, then serve it unless told not to."""
+    import sys
+
     run()
+    if "--no-serve" not in sys.argv[1:]:
+        serve()
+
+
+if __name__ == "__main__":
+    main()

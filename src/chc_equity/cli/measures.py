@@ -68,8 +68,19 @@ def run(
         list[str] | None, typer.Option("--center", help="limit to these centers; repeatable")
     ] = None,
     warehouse: WarehouseOpt = None,
+    aggregates: Annotated[
+        bool,
+        typer.Option(
+            "--aggregates/--no-aggregates",
+            help="refresh the web app's precomputed aggregates (agg_* tables) for this period afterwards",
+        ),
+    ] = True,
 ) -> None:
-    """Evaluate measures over the warehouse and write the patient-level `measure_results` table."""
+    """Evaluate measures over the warehouse and write the patient-level `measure_results` table.
+
+    Afterwards the aggregates the web pages read (network summaries, funnel limits, equity strata) are
+    recomputed for the period, so pages stay fast and never show stale numbers.
+    """
     from chc_equity.measures.engine import run_measures
     from chc_equity.measures.registry import find
     from chc_equity.measures.summary import summarize
@@ -87,6 +98,11 @@ def run(
             status.update(f"{m.cms_id} done in {seconds:.2f} s")
 
         run_measures(con, modules, period_start=start, period_end=end, centers=center, on_measure=progress)
+        if aggregates:
+            from chc_equity.network import precompute
+
+            status.update("precomputing aggregates for the web app ...")
+            precompute(con, period_start=start, period_end=end)
     table = Table(
         "measure",
         "group",
