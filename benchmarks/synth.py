@@ -8,6 +8,7 @@ Target: 1M patients in <= 15 minutes on 2 cores with <= 2 GB RAM (extrapolate fr
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import tempfile
@@ -24,6 +25,7 @@ def main() -> None:
     ap.add_argument("--centers", type=int, default=10)
     ap.add_argument("--gzip", action="store_true")
     args = ap.parse_args()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         generate(
@@ -36,6 +38,7 @@ def main() -> None:
             gz=args.gzip,
         )
         secs = time.perf_counter() - t0
+        load_after = os.getloadavg()
         size = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file())
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (
         1024 * 1024 if sys.platform == "darwin" else 1024
@@ -43,7 +46,10 @@ def main() -> None:
     rate = args.patients / secs
     print(
         f"patients={args.patients} seconds={secs:.1f} patients_per_s={rate:.0f} peak_rss_mb={rss_mb:.0f} "
-        f"output_mb={size / 1e6:.0f} est_1M_minutes={1e6 / rate / 60:.1f}"
+        f"output_mb={size / 1e6:.0f} est_1M_minutes={1e6 / rate / 60:.1f} "
+        # the cores are shared: the 1/5/15-minute load averages say how much of them this run had
+        f"loadavg_before={'/'.join(f'{x:.2f}' for x in load_before)} "
+        f"loadavg_after={'/'.join(f'{x:.2f}' for x in load_after)}"
     )
 
 

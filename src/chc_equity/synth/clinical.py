@@ -4,7 +4,8 @@ For each measure the generator decides (by construction) who is denominator-elig
 draws the numerator with the CareModel's probability p, writes the qualifying data, and records a
 truth *unit* (measure, p). Patient-based measures get one unit per patient; episode measures (CMS22,
 CMS177) one per qualifying encounter. Hospice (an Encounter in the MP) removes a patient from the
-measures whose CQL excludes or excepts on hospice.
+measures whose CQL excludes on hospice (CMS159: only when it falls in the index-to-follow-up window),
+and, where hospice is an exception (CMS347), from those who miss the numerator.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from chc_equity.synth.codes import CODES, LOINC, SNOMED, Code
 from chc_equity.synth.fhir import USCORE, Chart, Resource, concept_value, quantity, ts
-from chc_equity.synth.people import Person
+from chc_equity.synth.people import Person, age_at
 
 C = CODES
 HOSPICE_REMOVES = frozenset(
@@ -39,6 +40,8 @@ HOSPICE_REMOVES = frozenset(
         "CMS951",
     }
 )
+# ... and those where hospice is a denominator *exception* (CQL "Denominator Exceptions")
+HOSPICE_EXCEPTS = frozenset({"CMS347"})
 PRAPARE_ITEMS = {
     "housing": "93033-9",
     "food": "88124-3",
@@ -54,6 +57,11 @@ PRAPARE_ITEMS = {
 
 def _day(rng: random.Random, start: date, lo: int, hi: int) -> date:
     return start + timedelta(days=rng.randint(lo, hi))
+
+
+def _plus_year(d: date) -> date:
+    """CQL `d + 12 months`: the same day a year later, Feb 29 -> Feb 28."""
+    return d.replace(year=d.year + 1, day=min(d.day, 28) if d.month == 2 else d.day)
 
 
 def _preventive(p: Person) -> Code:
@@ -91,14 +99,32 @@ class Clinic:
         self.mp_start, self.mp_end = mp_start, mp_end
         self.units: list[tuple[str, float]] = []
         self.hospice = False
+        self.hospice_day: date | None = None
         self.visits: list[Resource] = []
+        # every encounter in the MP that the CMS22 / CMS69 "qualifying encounter" value sets contain:
+        # the routine visits plus a CMS159 follow-up visit that falls in the MP
+        self.mp_visits: list[Resource] = []
 
-    def draw(self, measure: str) -> bool:
-        """Record a denominator unit for `measure` and draw whether its numerator is met."""
+    def draw(self, measure: str, *, removed: bool | None = None) -> bool:
+        """Record a denominator unit for `measure` and draw whether its numerator is met.
+
+        `removed` overrides the default hospice rule for measures whose exclusion window is not the
+        Measurement Period (CMS159); the draw happens either way so the random stream does not depend
+        on it.
+        """
         p = self.prob(measure)
-        if not (self.hospice and measure in HOSPICE_REMOVES):
+        met = self.rng.random() < p
+        if self.hospice and measure in HOSPICE_EXCEPTS:
+            # an exception only removes patients who miss the numerator: a hospice patient stays in
+            # the performance denominator exactly when met, and then certainly in the numerator
+            if met:
+                self.units.append((measure, 1.0))
+            return met
+        if removed is None:
+            removed = self.hospice and measure in HOSPICE_REMOVES
+        if not removed:
             self.units.append((measure, p))
-        return self.rng.random() < p
+        return met
 
     # ------------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -114,8 +140,11 @@ class Clinic:
         self._visits()
         self._conditions()
         if self.hospice:
-            self.chart.encounter(C["hospice_encounter"], _day(rng, self.mp_start, 250, 330), minutes=60)
+            self.hospice_day = _day(rng, self.mp_start, 250, 330)
+            self.chart.encounter(C["hospice_encounter"], self.hospice_day, minutes=60)
+        self.mp_visits = list(self.visits)
         for step in (
+            self._cms159,  # first: its follow-up visit is a qualifying encounter for CMS22 / CMS69
             self._cms2,
             self._cms22,
             self._cms69,
@@ -130,7 +159,6 @@ class Clinic:
             self._hiv,
             self._cms349,
             self._dental,
-            self._cms159,
             self._cms177,
         ):
             step()
@@ -205,15 +233,17 @@ class Clinic:
     def _cms22(self) -> None:
         if self.p.age_start < 18 or self.dx["htn"]:
             return
-        for enc in self.visits:  # episode-based: one unit per qualifying encounter
+        for enc in self.mp_visits:  # episode-based: one unit per qualifying encounter
             if self.draw("CMS22"):
                 self._bp(enc, self.rng.randint(100, 118), self.rng.randint(60, 78))
 
     def _cms69(self) -> None:
-        if self.p.age_start < 18:
+        # CQL: a qualifying encounter in the MP at which the patient is 18+ (not: 18+ at the MP start)
+        adult = [e for e in self.mp_visits if age_at(self.p.birth, self._visit_day(e)) >= 18]
+        if not adult:
             return
         if self.draw("CMS69"):
-            enc = self.visits[0]
+            enc = adult[0]
             self.chart.observation(
                 C["bmi"],
                 self._visit_day(enc),
@@ -394,7 +424,7 @@ class Clinic:
                         Code(SNOMED, "428341000124108", "Diabetic retinopathy not detected (situation)")
                     ),
                 )
-        if p.age_start <= 85 and self.draw("CMS951"):
+        if 18 <= p.age_start <= 85 and self.draw("CMS951"):  # CQL: 18-85 at the start of the MP
             ch.observation(
                 C["egfr"],
                 day,
@@ -493,8 +523,13 @@ class Clinic:
             value={"valueInteger": rng.randint(10, 22)},
         )
         follow = index_day + timedelta(days=365 + rng.randint(-40, 40))
-        score = rng.randint(0, 4) if self.draw("CMS159") else rng.randint(6, 18)
+        # CQL excludes hospice overlapping [index period start, index + 12 months + 60 days] only
+        one_year = _plus_year(index_day)
+        in_window = self.hospice_day is not None and self.hospice_day <= one_year + timedelta(days=60)
+        score = rng.randint(0, 4) if self.draw("CMS159", removed=in_window) else rng.randint(6, 18)
         fenc = ch.encounter(C["office_visit"], follow, location=p.site_ref)
+        if self.mp_start <= follow <= self.mp_end:
+            self.mp_visits.append(fenc)
         ch.observation(
             C["phq9"],
             follow,

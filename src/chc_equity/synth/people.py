@@ -49,6 +49,7 @@ INSURANCE_SOPT = {
     "private": ("5", "PRIVATE HEALTH INSURANCE"),
     "uninsured": ("81", "Self-pay"),
 }
+SEX_SNOMED = {"F": "248152002", "M": "248153007"}  # Female (finding) / Male (finding)
 SEXUAL_ORIENTATION = {  # LOINC 76690-7 answers
     "heterosexual": (SNOMED, "20430005", "Heterosexual (finding)"),
     "lesbian_or_gay": (SNOMED, "38628009", "Homosexual (finding)"),
@@ -243,6 +244,8 @@ def patient_resource(p: Person, org_ref: str, rng: random.Random) -> dict[str, A
             {"url": US_CORE_EXT + "us-core-race", "extension": race_ext},
             {"url": US_CORE_EXT + "us-core-ethnicity", "extension": eth_ext},
             {"url": US_CORE_EXT + "us-core-birthsex", "valueCode": sex},
+            # US Core 6 sex (SNOMED): what CQL `Patient.sex` reads (CMS124/CMS125 female criterion)
+            {"url": US_CORE_EXT + "us-core-sex", "valueCode": SEX_SNOMED[sex]},
             {
                 "url": US_CORE_EXT + "us-core-genderIdentity",
                 "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": gi[0], "display": gi[1]}]},
@@ -308,7 +311,8 @@ def social_observations(p: Person, chart: Chart, day: date) -> None:
     housing = (
         ("32911000", "Homeless (finding)")
         if p.special["homeless"]
-        else ("160734000", "Lives in a house/flat (finding)")
+        # not 160734000: that is "Lives in nursing home", which AIFrailLTCF turns into an exclusion at 66+
+        else ("414418009", "Housed (finding)")
     )
     obs(Code(LOINC, "71802-3", "Housing status"), concept_value(Code(SNOMED, *housing)))
     if p.special["agricultural_worker"]:

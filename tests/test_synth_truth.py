@@ -1,0 +1,116 @@
+"""Measured rates on generated data agree with truth.json (docs/synth.md "How to compare").
+
+End to end: generate a small network -> ingest each center (views refreshed) -> run all 21 eCQMs ->
+build patient_attributes -> for every measure x stratum of truth.json, the engine's performance
+denominator must equal the truth exactly and its numerator must lie in the 99 % interval. With a fixed
+seed the outcome is deterministic; the number of numerator cells outside their interval is held to what
+chance explains (binomial 99.9 % quantile at 1 % per cell).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from chc_equity.synth import generate, load_config
+from chc_equity.synth.check import (
+    Cell,
+    allowed_chance_failures,
+    compare,
+    engine_counts,
+    failures,
+    generator_label,
+)
+
+PERIOD = (date(2026, 1, 1), date(2026, 12, 31))
+PATIENTS, CENTERS, SEED = 6000, 4, 20260
+
+# Measures where the engine and the generator disagree because of the *measure* (reported, not fixed
+# here): CMS165's [USCoreBloodPressureProfile] retrieve is not restricted to blood-pressure
+# Observations, so any other Observation (BMI, HbA1c, depression screen ...) on the most recent BP day
+# makes the "lowest systolic reading" null and the patient misses the numerator. Denominators are still
+# compared for these measures.
+KNOWN_MEASURE_NUMERATOR_ISSUES = {"CMS165"}
+
+
+@pytest.fixture(scope="module")
+def cells(tmp_path_factory: pytest.TempPathFactory) -> list[Cell]:
+    from chc_equity.equity.attributes import build_patient_attributes
+    from chc_equity.ingest import load
+    from chc_equity.measures.engine import run_measures
+    from chc_equity.measures.registry import all_measures
+    from chc_equity.views.build import build_views
+    from chc_equity.warehouse import connect_memory
+
+    out: Path = tmp_path_factory.mktemp("network")
+    summary = generate(
+        out, centers=CENTERS, patients=PATIENTS, seed=SEED, period_end=PERIOD[1], cfg=load_config()
+    )
+    con = connect_memory()
+    for c in summary["centers"]:
+        load(con, [out / c["id"]], c["id"], after_load=lambda cn, ctr: build_views(cn, centers=[ctr]))
+    run_measures(con, all_measures(), period_start=PERIOD[0], period_end=PERIOD[1])
+    build_patient_attributes(con, period_start=PERIOD[0], period_end=PERIOD[1])
+    counts = engine_counts(con, period_start=PERIOD[0], period_end=PERIOD[1])
+    con.close()
+    truth = json.loads((out / "truth.json").read_text())["measures"]
+    return compare(truth, counts)
+
+
+def test_every_measure_and_dimension_is_compared(cells: list[Cell]) -> None:
+    dims = {c.dimension for c in cells}
+    assert dims == {"overall", "center", "race_ethnicity", "language", "income", "insurance", "sdoh_risk"}
+    assert len({c.measure for c in cells}) == 21
+    assert len(cells) > 500
+
+
+def test_every_denominator_matches_truth_exactly(cells: list[Cell]) -> None:
+    bad = [c.describe() for c in cells if not c.denominator_ok]
+    assert not bad, f"{len(bad)} of {len(cells)} denominators differ:\n" + "\n".join(bad)
+
+
+def test_numerators_within_99pct_interval_up_to_chance(cells: list[Cell]) -> None:
+    checked = [c for c in cells if c.measure not in KNOWN_MEASURE_NUMERATOR_ISSUES]
+    bad = failures(checked)
+    allowed = allowed_chance_failures(len(checked))
+    assert len(bad) <= allowed, (
+        f"{len(bad)} of {len(checked)} cells outside their 99 % interval (chance allows {allowed}):\n"
+        + "\n".join(c.describe() for c in bad)
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="CMS165 measure: [USCoreBloodPressureProfile] is evaluated as every Observation, so a same-day "
+    "non-BP Observation nulls the lowest BP reading (reported; remove this mark once the measure is fixed)",
+)
+def test_cms165_numerator_matches_truth(cells: list[Cell]) -> None:
+    overall = next(c for c in cells if c.measure == "CMS165" and c.dimension == "overall")
+    assert overall.numerator_ok, overall.describe()
+
+
+# --- the comparison rules themselves ----------------------------------------------------------------
+def test_generator_label_merges_income_and_lowercases_insurance() -> None:
+    assert generator_label("income", "101-150%") == generator_label("income", "151-200%") == "101-200%"
+    assert generator_label("income", "Unknown") == "unknown"
+    assert generator_label("insurance", "Uninsured") == "uninsured"
+    assert generator_label("race_ethnicity", "Black non-Hispanic") == "Black non-Hispanic"
+
+
+def test_interval_normal_for_large_binomial_for_small() -> None:
+    large = Cell("CMSx", "overall", "all", 400, 400, 200.0, 100.0, 226)
+    assert large.interval == pytest.approx((200 - 26.26, 200 + 26.26))
+    assert large.numerator_ok
+    assert not Cell("CMSx", "overall", "all", 400, 400, 200.0, 100.0, 227).numerator_ok
+    small = Cell("CMSx", "center", "c01", 10, 10, 5.0, 2.5, 0)
+    assert small.interval == (1.0, 9.0)  # Binomial(10, 0.5): P(X <= 0) < 0.005 < P(X <= 1)
+    assert not small.numerator_ok
+    assert not Cell("CMSx", "center", "c01", 10, 11, 5.0, 2.5, 5).denominator_ok
+
+
+def test_allowed_chance_failures_is_a_high_binomial_quantile() -> None:
+    assert allowed_chance_failures(100) == 5  # P(Binomial(100, 0.01) > 4) ~ 0.0034, > 5 ~ 0.0005
+    assert allowed_chance_failures(600) > 6  # above the mean, so chance alone rarely fails the test
