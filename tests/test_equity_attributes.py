@@ -199,8 +199,8 @@ def test_social_facts_latest_on_or_before_period_end(tmp_path: Path) -> None:
         _obs("h1", pid, "71802-3", "2026-02-01", _concept("32911000")),
         _obs("h2", pid, "71802-3", "2026-09-01", _concept("160734000")),
         _obs("h3", "t", "71802-3", "2026-09-01", _concept("160734000")),
-        _obs("v1", pid, "93035-4", "2026-02-01", _concept("LA33-6", LOINC)),
-        _obs("v2", "t", "93035-4", "2026-02-01", _concept("373067005")),
+        _obs("v1", pid, "93034-7", "2026-02-01", _concept("LA33-6", LOINC)),
+        _obs("v2", "t", "93034-7", "2026-02-01", _concept("373067005")),
         _obs("o1", pid, "11341-5", "2026-02-01", _concept("10660007")),
         _obs("so1", pid, "76690-7", "2026-02-01", _concept("38628009")),
         _obs(

@@ -132,8 +132,9 @@ HOMELESS_ICD10 = ("Z59.0", "Z59.00", "Z59.01", "Z59.02")
 AG_WORKER_CODES = ("10660007",)  # SNOMED Agricultural migrant worker (occupation)
 
 LOINC = "http://loinc.org"
+# Veteran: PRAPARE 93034-7 "discharged from the armed forces" (93035-4 is PRAPARE's farm-work item).
 INCOME, HOUSING, OCCUPATION, VETERAN, ORIENTATION, PRAPARE = (
-    "99500-1", "71802-3", "11341-5", "93035-4", "76690-7", "93025-5",
+    "99500-1", "71802-3", "11341-5", "93034-7", "76690-7", "93025-5",
 )  # fmt: skip
 INCOME_BANDS = ("<=100%", "101-150%", "151-200%", ">200%")
 AGE_BANDS = ("0-17", "18-39", "40-64", "65+")

@@ -321,7 +321,7 @@ def social_observations(p: Person, chart: Chart, day: date) -> None:
             concept_value(Code(SNOMED, "10660007", "Agricultural migrant worker (occupation)")),
         )
     obs(
-        Code(LOINC, "93035-4", "Veteran status"),
+        Code(LOINC, "93034-7", "Have you been discharged from the armed forces of the United States?"),
         concept_value(
             Code(
                 SNOMED,
