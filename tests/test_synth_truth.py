@@ -28,12 +28,6 @@ from chc_equity.synth.check import (
 PERIOD = (date(2026, 1, 1), date(2026, 12, 31))
 PATIENTS, CENTERS, SEED = 6000, 4, 20260
 
-# Measures where the engine and the generator disagree because of the *measure* (reported, not fixed
-# here): CMS165's [USCoreBloodPressureProfile] retrieve is not restricted to blood-pressure
-# Observations, so any other Observation (BMI, HbA1c, depression screen ...) on the most recent BP day
-# makes the "lowest systolic reading" null and the patient misses the numerator. Denominators are still
-# compared for these measures.
-KNOWN_MEASURE_NUMERATOR_ISSUES = {"CMS165"}
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +67,7 @@ def test_every_denominator_matches_truth_exactly(cells: list[Cell]) -> None:
 
 
 def test_numerators_within_99pct_interval_up_to_chance(cells: list[Cell]) -> None:
-    checked = [c for c in cells if c.measure not in KNOWN_MEASURE_NUMERATOR_ISSUES]
+    checked = cells
     bad = failures(checked)
     allowed = allowed_chance_failures(len(checked))
     assert len(bad) <= allowed, (
@@ -82,12 +76,9 @@ def test_numerators_within_99pct_interval_up_to_chance(cells: list[Cell]) -> Non
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CMS165 measure: [USCoreBloodPressureProfile] is evaluated as every Observation, so a same-day "
-    "non-BP Observation nulls the lowest BP reading (reported; remove this mark once the measure is fixed)",
-)
 def test_cms165_numerator_matches_truth(cells: list[Cell]) -> None:
+    """Regression: a same-day BMI or HbA1c once nulled the lowest blood pressure reading (the
+    [USCoreBloodPressureProfile] retrieve returned every Observation); this test found it."""
     overall = next(c for c in cells if c.measure == "CMS165" and c.dimension == "overall")
     assert overall.numerator_ok, overall.describe()
 

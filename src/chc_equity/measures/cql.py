@@ -210,6 +210,25 @@ def observation_cancelled(o: str) -> str:
     return in_profile(o, (QICORE + "qicore-observationcancelled",), f"{o}.status = 'cancelled'")
 
 
+BP_PANEL = "85354-9"  # LOINC "Blood pressure panel with all children optional"
+
+
+def blood_pressure_observation(o: str) -> str:
+    """``[USCoreBloodPressureProfile]`` on flat.observation row ``o``: tagged with the US Core blood
+    pressure profile, or untagged with the profile's fixed code, the LOINC blood pressure panel.
+
+    Never "every Observation": a BMI or HbA1c taken on the day of the most recent blood pressure must
+    not count as a reading of that day (it has no systolic component and would null the lowest one).
+    """
+    from chc_equity.measures.codes import has_code  # codes imports this module: import at call time
+
+    return in_profile(
+        o,
+        (USCORE + "us-core-blood-pressure",),
+        has_code("observation_code", o, "http://loinc.org", BP_PANEL),
+    )
+
+
 CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 US_CORE_CONDITION_CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/condition-category"
 

@@ -7,7 +7,7 @@ Measurement Period whose most recent blood pressure was < 140/90 mmHg. Read side
 
 from __future__ import annotations
 
-from chc_equity.measures.cql import age_at_end
+from chc_equity.measures.cql import age_at_end, blood_pressure_observation
 from chc_equity.measures.engine import Context
 from chc_equity.measures.library import adult_outpatient, frailty, hospice, palliative, qicore, status
 from chc_equity.measures.library.retrieve import code_in, table
@@ -122,7 +122,8 @@ denominator_exclusions AS (
 blood_pressure AS (
   SELECT o.center, o.patient_id, o.id, o.encounter_id, fhir_ts({latest}) AS taken_at
   FROM {table("Observation")} o
-  WHERE {status.is_observation_performed("o")}
+  WHERE {blood_pressure_observation("o")}
+    AND {status.is_observation_performed("o")}
     AND fhir_date({latest}) BETWEEN {lo} AND {hi}
 ),
 -- CQL: define "Qualifying Blood Pressure Reading"

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from chc_equity.measures.codes import in_valueset
 from chc_equity.measures.cql import (
-    USCORE,
     age_at_start,
+    blood_pressure_observation,
     condition_problem_or_health_concern,
     ends_during_day_of_mp,
-    in_profile,
     medication_not_requested,
     medication_requested,
     observation_cancelled,
@@ -73,9 +72,7 @@ REQUESTED = service_requested("s")
 NOT_REQUESTED = service_not_requested("s")
 MED_REQUESTED = medication_requested("m")
 MED_NOT_REQUESTED = medication_not_requested("m")
-BLOOD_PRESSURE = in_profile(
-    "o", (USCORE + "us-core-blood-pressure",), f"{code_is('Observation', 'o', LOINC, BP_PANEL)}"
-)
+BLOOD_PRESSURE = blood_pressure_observation("o")
 
 
 
