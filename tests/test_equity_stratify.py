@@ -15,6 +15,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import norm
 from typer.testing import CliRunner
 
 from chc_equity.cli import app
@@ -26,6 +27,7 @@ from chc_equity.ingest import load
 from chc_equity.measures.engine import run_measures
 from chc_equity.measures.registry import all_measures
 from chc_equity.synth import generate, load_config
+from chc_equity.synth.check import TRUTH_GROUP
 from chc_equity.views.build import build_views
 from chc_equity.warehouse import connect
 
@@ -231,6 +233,16 @@ def _true_cells(path: Path, name: str, group: str, cells: list[tuple[str, str]])
 
 
 # --- planted disparities ---------------------------------------------------------------------------
+# Issue 5: >= 95 % of the planted disparities flagged (q < 0.05, planted direction) at the default planted
+# size, <= 5 % of strata flagged with --no-disparities, over several seeds. The planted size is the demo
+# network (src/chc_equity/demo.py: 8 centers, 20,000 patients); the default config plants only cells
+# whose expected power there is >= ~99 % (expected_power below), so the test builds that size.
+PLANTED_PATIENTS, PLANTED_CENTERS = 20_000, 8
+SEEDS = (1, 2, 3)
+MIN_CELL_POWER = 0.985  # every planted cell at this size (CMS125 uninsured is the weakest, ~0.987-0.994)
+_UNKNOWN = ("Unknown", "unknown")
+
+
 def _ours(dim: str, stratum: str) -> str:
     if dim == "insurance":
         return stratum.capitalize()
@@ -239,14 +251,55 @@ def _ours(dim: str, stratum: str) -> str:
     return stratum
 
 
-def detection(path: Path, truth_path: Path) -> dict[str, int]:
-    """Planted cells (truth multiplier != 1) flagged in the planted direction; flags among the rest."""
+def expected_power(truth: dict, *, inverse: frozenset[str], alpha: float = 0.05) -> dict[tuple, float]:
+    """Probability that each planted cell of ``truth.json["measures"]`` is flagged, from the truth alone.
+
+    Mirrors what the equity layer does with the counts: the reference is the largest stratum other than
+    Unknown; the stratum's rate is compared with it by the two-sided pooled z-test; BH runs over the other
+    strata of the dimension (m of them). Rejecting at Bonferroni ``alpha / m`` implies BH q < alpha, so
+    this is a lower bound. Under the alternative the counts are Poisson-binomial sums: their variance is
+    truth's ``variance_numerator``; the pooled null SE uses the expected pooled rate. A cell counts only
+    when it moves in its planted direction (factor < 1: worse, i.e. higher for inverse measures).
+    Returns (measure, dimension, generator stratum) -> power; a planted cell that is the reference -> 0.
+    """
+    out: dict[tuple, float] = {}
+    for cms, dims in truth.items():
+        for dim, strata in dims.items():
+            if dim == "overall":
+                continue
+            cells = {s: c for s, c in strata.items() if c["denominator"] > 0}
+            ref = max((s for s in cells if s not in _UNKNOWN), key=lambda s: cells[s]["denominator"])
+            r, m = cells[ref], len(cells) - 1
+            z = float(norm.isf(alpha / (2 * m)))
+            for s, c in cells.items():
+                if c["multiplier"] == 1:
+                    continue
+                if s == ref:
+                    out[(cms, dim, s)] = 0.0
+                    continue
+                n1, n0 = c["denominator"], r["denominator"]
+                pooled = (c["expected_numerator"] + r["expected_numerator"]) / (n1 + n0)
+                se0 = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
+                se1 = math.sqrt(c["variance_numerator"] / n1**2 + r["variance_numerator"] / n0**2)
+                worse_is_higher = cms in inverse
+                sign = 1 if (c["multiplier"] < 1) == worse_is_higher else -1
+                delta = sign * (c["expected_rate"] - r["expected_rate"])
+                out[(cms, dim, s)] = float(norm.cdf((delta - z * se0) / se1)) if se1 > 0 else float(delta > 0)
+    return out
+
+
+def detection(path: Path, truth_path: Path) -> dict:
+    """Planted cells (truth multiplier != 1) flagged in the planted direction; flags among the rest.
+
+    Reads the truth population's group (Group_1; CMS138 Group_3, as synth.check does). ``missed`` lists
+    planted cells not flagged (measure/dimension/stratum, rate vs reference, q).
+    """
     truth = json.loads(truth_path.read_text())["measures"]
     con = duckdb.connect(str(path))
-    out = dict(planted=0, detected=0, planted_reference=0, compared=0, flagged=0)
+    out: dict = dict(planted=0, detected=0, planted_reference=0, compared=0, flagged=0, missed=[])
     for dim in PLANTED_DIMS:
         rows, _ = equity_tables(con, None, [dim], period_start=PS, period_end=PE)
-        by = {(r.measure, r.stratum): r for r in rows if r.group_id == "Group_1"}
+        by = {(r.measure, r.stratum): r for r in rows if r.group_id == TRUTH_GROUP.get(r.measure, "Group_1")}
         for cms, dims in truth.items():
             for stratum, cell in dims.get(dim, {}).items():
                 r = by.get((cms, _ours(dim, stratum)))
@@ -259,6 +312,8 @@ def detection(path: Path, truth_path: Path) -> dict[str, int]:
                     out["planted"] += 1
                     hit = r.worse_than_reference if factor < 1 else r.better_than_reference
                     out["detected"] += int(hit)
+                    if not hit:
+                        out["missed"].append(f"{cms} {dim}={stratum} x{factor}: q={r.q_value:.3g}")
                 elif not r.is_reference:
                     out["compared"] += 1
                     out["flagged"] += int(r.q_value < 0.05)
@@ -266,19 +321,38 @@ def detection(path: Path, truth_path: Path) -> dict[str, int]:
     return out
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", SEEDS)
 def test_no_disparities_false_alarm_rate(tmp_path: Path, seed: int) -> None:
     path = build_network(tmp_path, patients=2000, seed=seed, disparities=False)
     res = detection(path, tmp_path / "net" / "truth.json")
+    print(
+        f"\n--no-disparities seed {seed}, 2,000 patients: {res['flagged']}/{res['compared']} strata flagged"
+    )
     assert res["planted"] == 0 and res["compared"] > 100
     assert res["flagged"] / res["compared"] <= 0.05, res
 
 
-def test_planted_disparities_detected_at_test_size(network: Path) -> None:
-    """At 2,500 patients the planted effects (factors 0.8-0.88) are mostly underpowered: this only checks
-    direction-awareness (everything flagged is flagged in the planted direction, and some are flagged).
-    The >= 95 % detection claim is measured at network size in benchmarks/equity.py --detection."""
-    res = detection(network, network.parent / "net" / "truth.json")
-    assert res["planted"] > 30
-    assert res["detected"] >= 0.1 * res["planted"], res
-    assert not math.isnan(res["detected"] / res["planted"])
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", SEEDS)
+def test_planted_disparities_detected_at_demo_size(tmp_path: Path, seed: int) -> None:
+    """Each seed's network is the demo size; every seed must reach 95 % on its own, so the pooled
+    figure does too (per-seed tests keep the seeds independent for pytest-xdist)."""
+    path = build_network(
+        tmp_path, patients=PLANTED_PATIENTS, seed=seed, disparities=True, centers=PLANTED_CENTERS
+    )
+    truth = json.loads((tmp_path / "net" / "truth.json").read_text())["measures"]
+    power = expected_power(
+        truth, inverse=frozenset(m.measure.cms_id for m in all_measures() if m.measure.inverse)
+    )
+    weakest = min(power, key=power.__getitem__)
+    res = detection(path, tmp_path / "net" / "truth.json")
+    print(
+        f"\nplanted seed {seed}, {PLANTED_PATIENTS:,} patients: {res['detected']}/{res['planted']} flagged "
+        f"({res['detected'] / res['planted']:.1%}); expected {sum(power.values()):.2f} "
+        f"(weakest {weakest}: {power[weakest]:.4f}); missed {res['missed']}; "
+        f"non-planted strata flagged {res['flagged']}/{res['compared']}"
+    )
+    # why detection is expected: every planted cell has >= ~99 % power at this size
+    assert power[weakest] >= MIN_CELL_POWER, (weakest, power[weakest])
+    assert res["planted"] == len(power) and res["planted_reference"] == 0
+    assert res["detected"] >= 0.95 * res["planted"], res
