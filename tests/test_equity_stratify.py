@@ -87,13 +87,16 @@ def test_cli_writes_tables_and_charts(network: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
     _cli(
         "--measure", "CMS122", "--measure", "CMS125", "--by", "insurance", "--warehouse", str(network),
-        "--out", str(out), "--format", "csv,parquet,json", "--charts", "html,svg",
+        "--out", str(out), "--format", "csv,parquet,json,duckdb", "--charts", "html,svg",
     )  # fmt: skip
     df = pd.read_csv(out / "equity.csv")
     assert set(REQUIRED) <= set(df.columns)
     assert set(df["measure"]) == {"CMS122", "CMS125"}
     assert len(pd.read_parquet(out / "equity.parquet")) == len(df)
     assert len(json.loads((out / "equity.json").read_text())) == len(df)
+    with duckdb.connect(str(out / "equity.duckdb"), read_only=True) as db:
+        assert db.execute("SELECT count(*) FROM equity").fetchone()[0] == len(df)
+        assert db.execute("SELECT count(*) FROM equity_summary").fetchone()[0] > 0
     for name in ("forest.html", "forest.svg", "gap.html", "gap.svg", "equity_summary.csv"):
         assert (out / name).stat().st_size > 0
     # Unknown is a stratum of its own (no coverage -> Unknown), never dropped; the reference is one row

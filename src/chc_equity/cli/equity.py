@@ -16,15 +16,23 @@ from chc_equity.equity.stratify import EquityRow, equity_tables, latest_period
 from chc_equity.equity.suppression import DEFAULT_THRESHOLD
 from chc_equity.warehouse import connect
 
-TABLE_FORMATS = ("csv", "parquet", "json")
+TABLE_FORMATS = ("csv", "parquet", "json", "duckdb")
 CHART_FORMATS = ("html", "png", "svg")
 COLUMNS = [f.name for f in dataclasses.fields(EquityRow)]
 
 
 def _write(df: pd.DataFrame, out: Path, stem: str, formats: list[str]) -> None:
+    """One file per format; ``duckdb`` writes table ``<stem>`` into ``equity.duckdb`` (a separate file:
+    the export leaves the system, the warehouse does not)."""
     for fmt in formats:
         path = out / f"{stem}.{fmt}"
-        if fmt == "csv":
+        if fmt == "duckdb":
+            import duckdb
+
+            with duckdb.connect(str(out / "equity.duckdb")) as db:
+                db.register("frame", df)
+                db.execute(f'CREATE OR REPLACE TABLE "{stem}" AS SELECT * FROM frame')
+        elif fmt == "csv":
             df.to_csv(path, index=False)
         elif fmt == "parquet":
             df.to_parquet(path, index=False)
@@ -45,7 +53,7 @@ def equity(
         "largest", "--reference", help="'largest', 'best', or a stratum label ('A' or 'A × B')"
     ),
     out: Path = typer.Option(Path("out/equity"), "--out", help="Output folder"),
-    formats: str = typer.Option("csv", "--format", help="Tables: comma list of csv,parquet,json"),
+    formats: str = typer.Option("csv", "--format", help="Tables: comma list of csv,parquet,json,duckdb"),
     charts: str = typer.Option("html,png,svg", "--charts", help="Charts: comma list of html,png,svg or ''"),
     period_start: str | None = typer.Option(None, "--period-start", help="Default: latest period run"),
     period_end: str | None = typer.Option(None, "--period-end"),
