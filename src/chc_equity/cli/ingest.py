@@ -76,6 +76,33 @@ def _summary(result: LoadResult) -> Table:
     return table
 
 
+def _refresh_results(con, center: str) -> None:
+    """Re-run every measure for ``center`` in each period already in ``measure_results``, then the
+    aggregates. Runs after the load committed: if it fails, the data are loaded and the warning says
+    how to finish (``chc-equity measures run``)."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'measure_results'"
+    ).fetchone()[0]
+    if not exists:
+        return
+    periods = con.execute(
+        "SELECT DISTINCT period_start, period_end FROM measure_results ORDER BY 1, 2"
+    ).fetchall()
+    if not periods:
+        return
+    from chc_equity.measures.engine import run_measures
+    from chc_equity.measures.registry import all_measures
+    from chc_equity.network import precompute
+
+    try:
+        with _err().status(f"refreshing measure results of {center} ..."):
+            for start, end in periods:
+                run_measures(con, all_measures(), period_start=start, period_end=end, centers=[center])
+                precompute(con, period_start=start, period_end=end)
+    except Exception as exc:  # the load itself is committed; say how to finish by hand
+        _err().print(f"[yellow]warning:[/] results not refreshed ({exc}); run `chc-equity measures run`")
+
+
 @app.command("ingest")
 def ingest_command(
     paths: Annotated[list[Path], typer.Argument(help="NDJSON / JSON / Bundle files or directories (.gz ok)")],
@@ -87,8 +114,19 @@ def ingest_command(
         ),
     ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="exit 1 when anything was quarantined")] = False,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh/--no-refresh",
+            help="re-run the measures already computed for this center's periods and the web aggregates",
+        ),
+    ] = True,
 ) -> None:
-    """Load FHIR data for one center; bad input is quarantined (see `chc-equity rejects`)."""
+    """Load FHIR data for one center; bad input is quarantined (see `chc-equity rejects`).
+
+    When the warehouse already holds measure results, the center's results and the precomputed web
+    aggregates are refreshed for every period present, so nothing downstream shows stale numbers.
+    """
     try:
         files = discover(paths)
     except FileNotFoundError as exc:
@@ -114,6 +152,8 @@ def ingest_command(
                 bar.update(task, advance=nbytes, resources=fields.get("resources", 0) + nresources)
 
             result = load(con, files, center, after_load=after_load, progress=progress)
+        if refresh and result.inserted + result.updated:
+            _refresh_results(con, center)
     finally:
         con.close()
     out = Console()
