@@ -1,25 +1,26 @@
-"""Stratified (equity) rows for ``agg_equity``, from :mod:`chc_equity.equity.stratify` when it exists.
+"""Stratified (equity) rows for ``agg_equity``: :func:`chc_equity.equity.stratify.equity_tables` run once
+per dimension for the whole network, mapped onto the ``agg_equity`` columns.
 
-The stratification itself (patient attributes, strata, disparity statistics, suppression) belongs to the
-equity package; this module only calls it once per measure x dimension for the whole network and maps
-its rows onto the ``agg_equity`` columns. When the equity package is not there yet, or a call fails
-because an input it needs (e.g. ``flat.patient`` columns) is missing, the reason is returned and shown on
-the measure page as "not computed" -- never a half-filled table.
+The statistics and the suppression belong to the equity package; this module only chooses the
+dimensions the measure page shows and renames a few fields. When the warehouse lacks the demographic
+tables (a warehouse loaded without views), the reason is returned and the measure page says "not
+computed" -- never a half-filled table. Any other failure is a bug and propagates.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, is_dataclass
 from datetime import date
 from typing import Any
 
 import duckdb
 
+from chc_equity.equity.attributes import DIMENSIONS, build_patient_attributes
+from chc_equity.equity.stratify import EquityRow, equity_tables
+
 NETWORK = "*"
-# Dimensions shown on the measure page, in this order (the equity package's DIMENSIONS gives labels).
+# Dimensions shown on the measure page, in this order.
 DEFAULT_DIMENSIONS: tuple[str, ...] = (
     "race_ethnicity",
     "language",
@@ -31,70 +32,41 @@ DEFAULT_DIMENSIONS: tuple[str, ...] = (
     "sdoh_risk",
 )
 
-# agg_equity column -> names the equity package may use for it, first match wins.
-FIELDS: dict[str, tuple[str, ...]] = {
-    "group_id": ("group_id", "group"),
-    "stratum": ("stratum", "label", "value"),
-    "numerator": ("numerator",),
-    "denominator": ("denominator", "performance_denominator"),
-    "rate": ("rate",),
-    "ci_low": ("ci_low", "rate_ci_low"),
-    "ci_high": ("ci_high", "rate_ci_high"),
-    "is_reference": ("is_reference", "reference"),
-    "rate_difference": ("rate_difference", "difference"),
-    "diff_ci_low": ("diff_ci_low", "rd_ci_low"),
-    "diff_ci_high": ("diff_ci_high", "rd_ci_high"),
-    "rate_ratio": ("rate_ratio", "ratio"),
-    "p_value": ("p_value",),
-    "q_value": ("q_value",),
-    "gap_to_equity": ("gap_to_equity",),
-    "worse": ("worse_than_reference", "worse"),
-    "better": ("better_than_reference", "better"),
-    "unreliable": ("unreliable",),
-    "suppressed": ("suppressed",),
-}
-
-
-def _as_dict(row: Any) -> dict[str, Any]:
-    if isinstance(row, dict):
-        return row
-    if is_dataclass(row) and not isinstance(row, type):
-        return asdict(row)
-    if hasattr(row, "_asdict"):
-        return row._asdict()
-    return {k: getattr(row, k) for k in dir(row) if not k.startswith("_")}
-
-
-def _rows_of(result: Any) -> list[dict[str, Any]]:
-    """Rows of whatever ``equity_table`` returns: a list of rows, a DuckDB relation or an Arrow table."""
-    if hasattr(result, "to_pylist"):  # pyarrow.Table
-        return result.to_pylist()
-    if hasattr(result, "arrow"):  # DuckDB relation
-        return result.arrow().to_pylist()
-    return [_as_dict(r) for r in result]
-
 
 def _clean(value: Any) -> Any:
+    """NaN / infinity (e.g. a ratio against a 0 % reference) is stored as NULL."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
 
 
-def map_row(raw: dict[str, Any], *, measure: str, dimension: str, label: str) -> dict[str, Any]:
-    """One equity-package row as an agg_equity row (missing fields become NULL)."""
-    out: dict[str, Any] = {
-        "measure": raw.get("measure_name") or measure,
-        "dimension": dimension,
+def map_row(row: EquityRow, *, label: str) -> dict[str, Any]:
+    """One equity row as an agg_equity row."""
+    return {
+        "measure": row.measure_name,
+        "dimension": row.dimension,
         "dimension_label": label,
+        "center": NETWORK,
+        "group_id": row.group_id,
+        "stratum": row.label,
+        "numerator": row.numerator,
+        "denominator": row.denominator,
+        "rate": _clean(row.rate),
+        "ci_low": _clean(row.ci_low),
+        "ci_high": _clean(row.ci_high),
+        "is_reference": row.is_reference,
+        "rate_difference": _clean(row.rate_difference),
+        "diff_ci_low": _clean(row.rd_ci_low),
+        "diff_ci_high": _clean(row.rd_ci_high),
+        "rate_ratio": _clean(row.rate_ratio),
+        "p_value": _clean(row.p_value),
+        "q_value": _clean(row.q_value),
+        "gap_to_equity": row.gap_to_equity,
+        "worse": row.worse_than_reference,
+        "better": row.better_than_reference,
+        "unreliable": row.unreliable,
+        "suppressed": row.suppressed,
     }
-    for column, names in FIELDS.items():
-        out[column] = next((_clean(raw[n]) for n in names if n in raw), None)
-    out["center"] = raw.get("center") or NETWORK
-    out["group_id"] = out["group_id"] or "Group_1"
-    out["stratum"] = str(out["stratum"]) if out["stratum"] is not None else "Unknown"
-    if isinstance(out["gap_to_equity"], float):
-        out["gap_to_equity"] = round(out["gap_to_equity"])
-    return out
 
 
 def equity_rows(
@@ -106,40 +78,15 @@ def equity_rows(
     dimensions: Sequence[str] = DEFAULT_DIMENSIONS,
 ) -> tuple[list[dict[str, Any]], str]:
     """agg_equity rows for every measure x dimension (network-wide) and a status line for agg_runs."""
+    dims = [d for d in dimensions if d in DIMENSIONS]
     try:
-        stratify = importlib.import_module("chc_equity.equity.stratify")
-        attributes = importlib.import_module("chc_equity.equity.attributes")
-    except ModuleNotFoundError as exc:
-        return [], f"not computed: {exc.name} is not available yet"
-    except Exception as exc:  # noqa: BLE001 -- a half-written equity package must not break precompute
-        return [], f"not computed: the equity package failed to import ({type(exc).__name__})"
-    labels: dict[str, str] = dict(getattr(attributes, "DIMENSIONS", {}))
-    dims = [d for d in dimensions if not labels or d in labels]
-    try:
-        attributes.build_patient_attributes(con, period_start=period_start, period_end=period_end)
-        out: list[dict[str, Any]] = []
-        many = getattr(stratify, "equity_tables", None)  # all measures in one pass per dimension
-        for dim in dims:
-            if many is not None:
-                result, _summaries = many(
-                    con, list(measures), [dim], period_start=period_start, period_end=period_end
-                )
-                batches = [("", result)]
-            else:
-                batches = [
-                    (
-                        m,
-                        stratify.equity_table(
-                            con, m, [dim], period_start=period_start, period_end=period_end
-                        ),
-                    )
-                    for m in measures
-                ]
-            for measure, result in batches:
-                out.extend(
-                    map_row(r, measure=measure, dimension=dim, label=labels.get(dim, dim))
-                    for r in _rows_of(result)
-                )
-    except Exception as exc:  # noqa: BLE001 -- any failure leaves the equity section "not computed"
-        return [], f"not computed: {type(exc).__name__}: {str(exc)[:200]}"
+        build_patient_attributes(con, period_start=period_start, period_end=period_end)
+    except duckdb.CatalogException:
+        return [], "not computed: the demographic tables are missing (run `chc-equity views build`)"
+    out: list[dict[str, Any]] = []
+    for dim in dims:
+        rows, _summaries = equity_tables(
+            con, list(measures), [dim], period_start=period_start, period_end=period_end
+        )
+        out.extend(map_row(r, label=DIMENSIONS[dim]) for r in rows)
     return out, f"computed: {len(dims)} dimensions"
