@@ -20,6 +20,7 @@ from browser.webseed import (
     make_app,
     mrn,
 )
+from chc_equity.measures.registry import find
 from chc_equity.web.gaps import CSV_COLUMNS
 from chc_equity.web.security import CSRF_HEADER
 
@@ -116,6 +117,8 @@ def test_care_gap_list_and_csv(app) -> None:
         api = client.get(f"/api/centers/{NORTH}/measures/{cms}/gaps").json()
         assert {g["mrn"] for g in api["gaps"]} == want
         assert all(g["last_visit"] and g["name"].startswith("Family") for g in api["gaps"])
+        action = find([cms])[0].measure.care_gap  # what closes the gap, from the measure's own file
+        assert action and all(g["reason"].endswith(action) for g in api["gaps"])
     # CMS122 is inverse: the gaps are the patients IN the numerator (indices 0-3).
     assert expected_gaps("CMS122", NORTH) == [0, 1, 2, 3]
 

@@ -81,6 +81,8 @@ class Measure:
     uds: tuple[str, ...] = ()  # UDS table/line(s), e.g. ("Table 6B Line 10",)
     steward: str = ""
     description: str = ""
+    # What closes a care gap, in a CHW's words (shown on care-gap lists; the measure logic is the spec).
+    care_gap: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

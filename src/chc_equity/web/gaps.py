@@ -12,6 +12,7 @@ Every query is restricted to one center in SQL; the list is capped at :data:`GAP
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -69,10 +70,18 @@ class PatientGaps:
     gaps: list[Gap] = field(default_factory=list)
 
 
-def gap_reason(title: str, inverse: bool) -> str:
-    if inverse:
-        return f"In the numerator of an inverse measure (lower is better): {title}"
-    return f"Denominator met, numerator not met: {title}"
+@functools.cache
+def _actions() -> dict[str, str]:
+    """CMS id -> what closes the gap (``Measure.care_gap``, written next to each measure's logic)."""
+    from chc_equity.measures.registry import all_measures
+
+    return {m.measure.cms_id: m.measure.care_gap for m in all_measures()}
+
+
+def gap_reason(cms_id: str, title: str, inverse: bool) -> str:
+    """Why the patient is on the list and what would close the gap, in a CHW's words."""
+    why = "In the numerator of an inverse measure (lower is better)" if inverse else "Not yet met"
+    return f"{why}: {_actions().get(cms_id) or title}"
 
 
 def _gap_rows(
@@ -133,7 +142,7 @@ def _gap_rows(
 
 def _gaps(rows: Iterable[tuple]) -> list[Gap]:
     return [
-        Gap(cms, group, title, gap_reason(title, inverse), pid, name or None, mrn, birth, last)
+        Gap(cms, group, title, gap_reason(cms, title, inverse), pid, name or None, mrn, birth, last)
         for cms, group, title, inverse, pid, name, mrn, birth, last in rows
     ]
 

@@ -37,6 +37,10 @@ MEASURE = Measure(
     cms_id="CMS117",
     version="1.0.000",
     title="Childhood Immunization Status",
+    care_gap=(
+        "Complete the vaccine series due by the 2nd birthday (DTaP, IPV, MMR, HiB, HepB, VZV, PCV, "
+        "HepA, RV, flu)."
+    ),
     groups=(Group("Group_1", ("initial-population", "denominator", "denominator-exclusion", "numerator")),),
     improvement_notation="increase",
     uds=("Table 6B Line 10",),

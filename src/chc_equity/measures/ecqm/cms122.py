@@ -19,6 +19,7 @@ MEASURE = Measure(
     cms_id="CMS122",
     version="1.0.000",
     title="Diabetes: Glycemic Status Assessment Greater Than 9%",
+    care_gap="Most recent HbA1c/GMI is above 9 % or missing: order an HbA1c and review diabetes management.",
     groups=(Group("Group_1", ("initial-population", "denominator", "denominator-exclusion", "numerator")),),
     improvement_notation="decrease",
     uds=("Table 7 Line 3f",),

@@ -18,6 +18,10 @@ MEASURE = Measure(
     cms_id="CMS124",
     version="1.0.000",
     title="Cervical Cancer Screening",
+    care_gap=(
+        "Order cervical cancer screening (cytology every 3 years, or HPV testing every 5 years "
+        "from age 30)."
+    ),
     groups=(Group("Group_1", ("initial-population", "denominator", "denominator-exclusion", "numerator")),),
     improvement_notation="increase",
     uds=("Table 6B Line 11",),

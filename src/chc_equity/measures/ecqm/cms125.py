@@ -22,6 +22,7 @@ MEASURE = Measure(
     cms_id="CMS125",
     version="1.0.000",
     title="Breast Cancer Screening",
+    care_gap="Order a screening mammogram (none in the 27 months before the period end).",
     groups=(
         Group(
             "Group_1",

@@ -23,6 +23,10 @@ MEASURE = Measure(
     cms_id="CMS130",
     version="1.0.000",
     title="Colorectal Cancer Screening",
+    care_gap=(
+        "Offer colorectal cancer screening (FIT/FOBT, stool DNA, colonoscopy, CT colonography or "
+        "sigmoidoscopy)."
+    ),
     groups=(
         Group(
             "Group_1",

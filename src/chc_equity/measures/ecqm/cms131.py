@@ -19,6 +19,7 @@ MEASURE = Measure(
     cms_id="CMS131",
     version="1.0.000",
     title="Diabetes: Eye Exam",
+    care_gap="Refer for a retinal or dilated eye exam (or AI retinopathy screening).",
     groups=(Group("Group_1", ("initial-population", "denominator", "denominator-exclusion", "numerator")),),
     improvement_notation="increase",
     steward="National Committee for Quality Assurance",

@@ -31,6 +31,7 @@ MEASURE = Measure(
     cms_id="CMS138",
     version="1.0.000",
     title="Preventive Care and Screening: Tobacco Use: Screening and Cessation Intervention",
+    care_gap="Screen for tobacco use; for users, provide cessation counseling or medication.",
     groups=(
         Group("Group_1", POPULATIONS, title="Screened for tobacco use"),
         Group("Group_2", POPULATIONS, title="Tobacco users who received cessation intervention"),

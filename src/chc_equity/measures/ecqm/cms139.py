@@ -18,6 +18,7 @@ MEASURE = Measure(
     cms_id="CMS139",
     version="1.0.000",
     title="Falls: Screening for Future Fall Risk",
+    care_gap="Screen for future fall risk at a visit in the period.",
     groups=(
         Group(
             "Group_1",

@@ -37,6 +37,7 @@ MEASURE = Measure(
     cms_id="CMS155",
     version="1.0.000",
     title="Weight Assessment and Counseling for Nutrition and Physical Activity for Children/Adolescents",
+    care_gap="Record BMI percentile and counsel on nutrition and physical activity.",
     groups=(
         Group(
             "Group_1", POPULATIONS, STRATIFIERS, "BMI percentile, height and weight documented",

@@ -36,6 +36,10 @@ MEASURE = Measure(
     cms_id="CMS159",
     version="1.0.000",
     title="Depression Remission at Twelve Months",
+    care_gap=(
+        "PHQ-9 >9 at the index visit: reassess with PHQ-9 at 12 months (+/- 60 days) and adjust "
+        "treatment."
+    ),
     groups=(
         Group(
             "Group_1",

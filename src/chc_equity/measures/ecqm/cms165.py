@@ -18,6 +18,7 @@ MEASURE = Measure(
     cms_id="CMS165",
     version="1.0.000",
     title="Controlling High Blood Pressure",
+    care_gap="Most recent blood pressure not below 140/90: recheck and intensify hypertension treatment.",
     groups=(Group("Group_1", ("initial-population", "denominator", "denominator-exclusion", "numerator")),),
     improvement_notation="increase",
     uds=("Table 7 Line 2c",),

@@ -24,6 +24,7 @@ MEASURE = Measure(
     cms_id="CMS177",
     version="1.0.000",
     title="Child and Adolescent Major Depressive Disorder (MDD): Suicide Risk Assessment",
+    care_gap="Complete a suicide risk assessment at the major depressive disorder visit.",
     groups=(Group("Group_1", ("initial-population", "denominator", "numerator")),),
     basis="Encounter",
     improvement_notation="increase",

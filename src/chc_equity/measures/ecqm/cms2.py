@@ -35,6 +35,10 @@ MEASURE = Measure(
     cms_id="CMS2",
     version="1.0.000",
     title="Preventive Care and Screening: Screening for Depression and Follow-Up Plan",
+    care_gap=(
+        "Screen for depression with a standardized tool at a visit; if positive, document a "
+        "follow-up plan the same day."
+    ),
     groups=(
         Group(
             "Group_1",

@@ -34,6 +34,7 @@ MEASURE = Measure(
     cms_id="CMS22",
     version="1.0.000",
     title="Preventive Care and Screening: Screening for High Blood Pressure and Follow-Up Documented",
+    care_gap="Take a blood pressure reading at the visit; if elevated, document the recommended follow-up.",
     groups=(
         Group(
             "Group_1",

@@ -28,6 +28,7 @@ MEASURE = Measure(
     cms_id="CMS314",
     version="1.0.000",
     title="HIV Viral Suppression",
+    care_gap="Most recent HIV viral load not below 200 copies/mL: review ART adherence and linkage to care.",
     groups=(Group("Group_1", ("initial-population", "denominator", "numerator")),),
     improvement_notation="increase",
     steward="Health Resources & Services Administration",

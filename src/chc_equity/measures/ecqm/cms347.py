@@ -44,6 +44,7 @@ MEASURE = Measure(
     cms_id="CMS347",
     version="1.0.000",
     title="Statin Therapy for the Prevention and Treatment of Cardiovascular Disease",
+    care_gap="Prescribe or document active statin therapy (or a documented exception).",
     groups=tuple(Group(f"Group_{n}", _POPULATIONS, title=f"Population {n}") for n in (1, 2, 3, 4)),
     improvement_notation="increase",
     uds=("Table 6B Line 17a",),

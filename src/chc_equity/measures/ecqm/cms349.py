@@ -21,6 +21,7 @@ MEASURE = Measure(
     cms_id="CMS349",
     version="1.1.000",
     title="HIV Screening",
+    care_gap="Offer an HIV test (no test on record between ages 15 and 65).",
     groups=(
         Group(
             "Group_1",

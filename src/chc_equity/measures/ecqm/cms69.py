@@ -31,6 +31,7 @@ MEASURE = Measure(
     cms_id="CMS69",
     version="1.0.000",
     title="Preventive Care and Screening: Body Mass Index (BMI) Screening and Follow-Up Plan",
+    care_gap="Record BMI at a visit in the period; if outside the normal range, document a follow-up plan.",
     groups=(
         Group(
             "Group_1",

@@ -30,6 +30,7 @@ MEASURE = Measure(
     cms_id="CMS74",
     version="1.0.000",
     title="Primary Caries Prevention Intervention as Offered by Dentists",
+    care_gap="Apply fluoride varnish (two applications in the period).",
     groups=(
         Group(
             "Group_1",

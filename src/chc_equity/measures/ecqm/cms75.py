@@ -19,6 +19,7 @@ MEASURE = Measure(
     cms_id="CMS75",
     version="1.0.000",
     title="Children Who Have Dental Decay or Cavities",
+    care_gap="Caries recorded in the period: schedule restorative and preventive dental care.",
     groups=(
         Group("Group_1", ("initial-population", "denominator", "denominator-exclusion", "numerator")),
     ),

@@ -19,6 +19,7 @@ MEASURE = Measure(
     cms_id="CMS951",
     version="1.0.000",
     title="Kidney Health Evaluation",
+    care_gap="Order both an eGFR and a urine albumin-creatinine ratio in the period.",
     groups=(Group("Group_1", ("initial-population", "denominator", "denominator-exclusion", "numerator")),),
     improvement_notation="increase",
     steward="National Kidney Foundation",
