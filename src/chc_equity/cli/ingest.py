@@ -100,7 +100,10 @@ def _refresh_results(con, center: str) -> None:
                 run_measures(con, all_measures(), period_start=start, period_end=end, centers=[center])
                 precompute(con, period_start=start, period_end=end)
     except Exception as exc:  # the load itself is committed; say how to finish by hand
-        _err().print(f"[yellow]warning:[/] results not refreshed ({exc}); run `chc-equity measures run`")
+        # the type only: a database error message can quote a data value (patient data stays out of logs)
+        _err().print(
+            f"[yellow]warning:[/] results not refreshed ({type(exc).__name__}); run `chc-equity measures run`"
+        )
 
 
 @app.command("ingest")
