@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from chc_equity.equity.attributes import DIMENSIONS, build_patient_attributes
+from chc_equity.equity.attributes import DIMENSIONS, build_patient_attributes, ensure_patient_attributes
 from chc_equity.ingest import load
 from chc_equity.synth import generate, load_config
 from chc_equity.synth.generator import plan_centers
@@ -336,3 +336,22 @@ def test_rejects_inverted_period(bad: tuple[date, date]) -> None:
     con = connect_memory()
     with pytest.raises(ValueError):
         build_patient_attributes(con, period_start=bad[0], period_end=bad[1])
+
+
+def test_ensure_reuses_the_table_until_the_next_load(tmp_path: Path) -> None:
+    """One build per (period, load): later steps reuse it, and a new load makes it stale."""
+    con = connect_memory()
+    count_marked = "SELECT count(*), count(*) FILTER (WHERE sex = 'marker') FROM patient_attributes"
+    for n, pid in enumerate(("a1", "a2")):
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        (folder / "Patient.ndjson").write_text(json.dumps(_patient(pid)) + "\n")
+        load(con, [folder], "cA")
+        build_views(con)
+        ensure_patient_attributes(con, period_start=PS, period_end=PE)
+        assert con.execute(count_marked).fetchone() == (n + 1, 0)  # rebuilt after the load
+        con.execute("UPDATE patient_attributes SET sex = 'marker'")
+        ensure_patient_attributes(con, period_start=PS, period_end=PE)
+        assert con.execute(count_marked).fetchone() == (n + 1, n + 1)  # reused: no new load
+    ensure_patient_attributes(con, period_start=PS, period_end=date(2027, 12, 31))  # another period
+    assert con.execute(count_marked).fetchone() == (2, 0)

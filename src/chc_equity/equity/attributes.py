@@ -354,25 +354,29 @@ def build_patient_attributes(con: duckdb.DuckDBPyConnection, *, period_start: da
     columns = ", ".join(["center", "patient_id", *(d for d in DIMENSIONS if d != "center")])
     select = attributes_sql(period_start, period_end)
     con.execute(f"CREATE OR REPLACE TABLE {TABLE} AS SELECT {columns} FROM ({select})")
-    con.execute(f"COMMENT ON TABLE {TABLE} IS {_lit(_period_tag(period_start, period_end))}")
+    con.execute(f"COMMENT ON TABLE {TABLE} IS {_lit(_data_tag(con, period_start, period_end))}")
     return TABLE
 
 
-def _period_tag(period_start: date, period_end: date) -> str:
-    return f"period={period_start.isoformat()}/{period_end.isoformat()}"
+def _data_tag(con: duckdb.DuckDBPyConnection, period_start: date, period_end: date) -> str:
+    """What the table was built from: the period and the newest load (every load changes flat tables)."""
+    has_loads = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'loads' AND schema_name = 'main'"
+    ).fetchone()[0]
+    last = con.execute("SELECT max(load_id) FROM loads").fetchone()[0] if has_loads else None
+    return f"period={period_start.isoformat()}/{period_end.isoformat()};last_load={last}"
 
 
 def ensure_patient_attributes(
     con: duckdb.DuckDBPyConnection, *, period_start: date, period_end: date
 ) -> str:
-    """Build ``patient_attributes`` unless it already exists for exactly this period (table comment).
-
-    Lets the equity step reuse the table across many measures and dimensions; a re-ingest should call
-    :func:`build_patient_attributes` directly (the comment cannot tell that the flat tables changed).
+    """Build ``patient_attributes`` unless it already exists for exactly this period and the newest load
+    (table comment), so the equity, network and UDS steps share one build per load and never read a
+    table older than the data.
     """
     row = con.execute(
         "SELECT comment FROM duckdb_tables() WHERE table_name = ? AND schema_name = current_schema()", [TABLE]
     ).fetchone()
-    if row is not None and row[0] == _period_tag(period_start, period_end):
+    if row is not None and row[0] == _data_tag(con, period_start, period_end):
         return TABLE
     return build_patient_attributes(con, period_start=period_start, period_end=period_end)

@@ -16,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-from chc_equity.equity.attributes import DIMENSIONS, build_patient_attributes
+from chc_equity.equity.attributes import DIMENSIONS, ensure_patient_attributes
 from chc_equity.equity.stratify import EquityRow, equity_tables
 
 NETWORK = "*"
@@ -80,7 +80,7 @@ def equity_rows(
     """agg_equity rows for every measure x dimension (network-wide) and a status line for agg_runs."""
     dims = [d for d in dimensions if d in DIMENSIONS]
     try:
-        build_patient_attributes(con, period_start=period_start, period_end=period_end)
+        ensure_patient_attributes(con, period_start=period_start, period_end=period_end)
     except duckdb.CatalogException:
         return [], "not computed: the demographic tables are missing (run `chc-equity views build`)"
     out: list[dict[str, Any]] = []

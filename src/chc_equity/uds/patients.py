@@ -9,7 +9,7 @@ Two tables, rebuilt per report:
 
 Demographics that the equity layer already maps at UDS granularity (sex at birth, income band, language
 proficiency, sexual orientation, gender identity, homelessness) come from
-:func:`chc_equity.equity.attributes.build_patient_attributes`, so the UDS filing and the equity report
+:func:`chc_equity.equity.attributes.ensure_patient_attributes`, so the UDS filing and the equity report
 cannot disagree. Categories that UDS needs finer than the equity layer keeps -- detailed Asian / NHPI
 races and Hispanic subgroups (3B), age on June 30 (3A), CHIP and dual eligibility (4), shelter type,
 migratory vs seasonal agricultural work, veteran status by its PRAPARE LOINC, designated sites -- are
@@ -22,7 +22,7 @@ from datetime import date
 
 import duckdb
 
-from chc_equity.equity.attributes import build_patient_attributes
+from chc_equity.equity.attributes import ensure_patient_attributes
 from chc_equity.uds.config import CenterConfig, UdsConfig
 
 VISITS = "uds_visits"
@@ -371,6 +371,6 @@ def build_uds_patients(
             r[0] for r in con.execute("SELECT DISTINCT center FROM flat.patient ORDER BY 1").fetchall()
         ]
     build_visits(con, year, centers, config)
-    build_patient_attributes(con, period_start=date(year, 1, 1), period_end=date(year, 12, 31))
+    ensure_patient_attributes(con, period_start=date(year, 1, 1), period_end=date(year, 12, 31))
     con.execute(f"CREATE OR REPLACE TABLE {PATIENTS} AS {patients_sql(year, centers, config)}")
     return centers
