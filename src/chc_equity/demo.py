@@ -32,6 +32,7 @@ from chc_equity.uds import build_report
 from chc_equity.uds.export import write_all
 from chc_equity.uds.report import NETWORK
 from chc_equity.views.build import build_views
+from chc_equity.views.shape import builtin_screen
 from chc_equity.warehouse import connect
 
 OUT = Path("out/demo")
@@ -87,7 +88,13 @@ def run(out: Path = OUT, *, centers: int = CENTERS, patients: int = PATIENTS) ->
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("ingest centers", total=len(center_ids))
         for center in center_ids:
-            load(con, [data / center], center, after_load=lambda c, ctr: build_views(c, centers=[ctr]))
+            load(
+                con,
+                [data / center],
+                center,
+                after_load=lambda c, ctr: build_views(c, centers=[ctr]),
+                screen=builtin_screen(),
+            )
             bar.advance(task)
 
     modules = all_measures()

@@ -74,17 +74,58 @@ def warehouse_path(path: str | os.PathLike[str] | None = None) -> Path:
     return Path(os.environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE)
 
 
+class WarehouseError(OSError):
+    """The warehouse file cannot be opened; the message is one line a user can act on."""
+
+
+class WarehouseMissing(WarehouseError, FileNotFoundError):
+    """A warehouse opened read-only does not exist (yet)."""
+
+
+def _unusable(target: Path) -> str | None:
+    """Why ``target`` cannot be a warehouse, found before DuckDB tries (its errors are tracebacks)."""
+    if target.is_dir():
+        return "is a directory"
+    if not target.exists():
+        parent = target.parent if str(target.parent) else Path(".")
+        if not parent.is_dir():
+            return f"its directory {parent} does not exist"
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return f"its directory {parent} is not writable"
+        return None
+    if not os.access(target, os.R_OK):
+        return "is not readable"
+    return None
+
+
 def connect(
     path: str | os.PathLike[str] | None = None, *, read_only: bool = False
 ) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the warehouse and make sure the shared tables exist."""
+    """Open (creating if needed) the warehouse and make sure the shared tables exist.
+
+    Raises ``WarehouseError`` (one line: the path and why) when the file cannot be used: missing,
+    a directory, in a missing or read-only directory, read-only, or not a DuckDB database.
+    """
     target = warehouse_path(path)
-    if read_only:
-        if not target.exists():
-            raise FileNotFoundError(f"warehouse {target} does not exist; run `chc-equity ingest` first")
-        return duckdb.connect(str(target), read_only=True)
-    con = duckdb.connect(str(target))
-    con.execute(DDL)
+    if read_only and not target.exists():
+        raise WarehouseMissing(f"warehouse {target} does not exist; run `chc-equity ingest` first")
+    why = _unusable(target)
+    if why is not None:
+        raise WarehouseError(f"cannot open warehouse {target}: it {why}")
+    if not read_only and target.exists() and not os.access(target, os.W_OK):
+        raise WarehouseError(f"cannot open warehouse {target} for writing: the file is read-only")
+    try:
+        con = duckdb.connect(str(target), read_only=read_only)
+    except duckdb.Error as exc:
+        # e.g. "not a valid DuckDB database file", or locked by another process; the first line only
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise WarehouseError(f"cannot open warehouse {target}: {first}") from exc
+    if not read_only:
+        try:
+            con.execute(DDL)
+        except duckdb.Error as exc:
+            con.close()
+            raise WarehouseError(f"cannot write to warehouse {target}: {type(exc).__name__}") from exc
     return con
 
 

@@ -28,5 +28,11 @@ def _register() -> None:
 
 
 def main() -> None:
+    from chc_equity.warehouse import WarehouseError
+
     _register()
-    app()
+    try:
+        app()
+    except WarehouseError as exc:  # one line, not a traceback, whichever command opened it
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from exc

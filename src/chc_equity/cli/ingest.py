@@ -27,8 +27,8 @@ from rich.text import Text
 from chc_equity.cli import app
 from chc_equity.ingest import LoadResult, list_rejects, load
 from chc_equity.ingest.loader import AfterLoad
-from chc_equity.ingest.sources import discover
-from chc_equity.warehouse import connect
+from chc_equity.ingest.sources import DEFAULT_MAX_RECORD_BYTES, InputError, find_inputs
+from chc_equity.warehouse import WarehouseError, connect
 
 
 def _err() -> Console:
@@ -58,6 +58,13 @@ def _views_refresh() -> AfterLoad | None:
         build_views(con, centers=[center])
 
     return refresh
+
+
+def _views_screen():
+    """The built-in views' ingest screen: a resource a view could not read is quarantined."""
+    from chc_equity.views.shape import builtin_screen
+
+    return builtin_screen()
 
 
 def _summary(result: LoadResult) -> Table:
@@ -124,6 +131,15 @@ def ingest_command(
             help="re-run the measures already computed for this center's periods and the web aggregates",
         ),
     ] = True,
+    max_record_mb: Annotated[
+        float,
+        typer.Option(
+            "--max-record-mb",
+            envvar="CHC_EQUITY_MAX_RECORD_MB",
+            min=0.001,
+            help="per-record size limit (MB); a larger record is quarantined, not read",
+        ),
+    ] = DEFAULT_MAX_RECORD_BYTES / 2**20,
 ) -> None:
     """Load FHIR data for one center; bad input is quarantined (see `chc-equity rejects`).
 
@@ -131,13 +147,14 @@ def ingest_command(
     aggregates are refreshed for every period present, so nothing downstream shows stale numbers.
     """
     try:
-        files = discover(paths)
-    except FileNotFoundError as exc:
-        _err().print(f"[red]error:[/] {exc}")
+        inputs = find_inputs(paths)
+        files = inputs.files
+        total = sum(os.path.getsize(f) for f in files)
+        con = connect(warehouse)
+    except (InputError, WarehouseError) as exc:
+        _err().print(f"[red]error:[/] {exc}", markup=True, highlight=False)
         raise typer.Exit(2) from exc
-    total = sum(os.path.getsize(f) for f in files)
     after_load = _views_refresh()
-    con = connect(warehouse)
     try:
         with Progress(
             TextColumn("ingest"),
@@ -154,7 +171,15 @@ def ingest_command(
                 fields = bar.tasks[task].fields
                 bar.update(task, advance=nbytes, resources=fields.get("resources", 0) + nresources)
 
-            result = load(con, files, center, after_load=after_load, progress=progress)
+            result = load(
+                con,
+                files,
+                center,
+                after_load=after_load,
+                progress=progress,
+                screen=_views_screen() if after_load is not None else None,
+                max_record_bytes=max(1, int(max_record_mb * 2**20)),
+            )
         if refresh and result.inserted + result.updated:
             _refresh_results(con, center)
     finally:
@@ -163,6 +188,15 @@ def ingest_command(
     out.print(_summary(result))
     if result.quarantined:
         out.print(f"{result.quarantined:,} quarantined: `chc-equity rejects --load {result.load_id}`")
+    for path, why in inputs.skipped:
+        _err().print(f"[yellow]skipped:[/] {path}: {why}", highlight=False)
+    if inputs.skipped:
+        out.print(f"{len(inputs.skipped):,} files skipped in the given directories (not read)")
+    if result.dangling_references:
+        out.print(
+            f"[yellow]warning:[/] {result.dangling_references:,} urn:uuid references match no entry "
+            "of their Bundle (loaded unresolved)"
+        )
     if strict and result.quarantined:
         raise typer.Exit(1)
 
@@ -179,7 +213,7 @@ def rejects_command(
     """List quarantined input: where, which field, and why (raw text only with --show-raw)."""
     try:
         con = connect(warehouse, read_only=True)
-    except FileNotFoundError as exc:
+    except WarehouseError as exc:
         _err().print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     try:

@@ -9,7 +9,12 @@ fullUrls; once the entries are stored as separate rows those links must become o
   Bundle row (so they need an id like any resource).
 - Every string value exactly equal to a mapped fullUrl is rewritten, anywhere in any entry.
 - An entry with a ``urn:uuid:X`` fullUrl and a resource without ``id`` takes X as its id.
-- An entry without a resource is skipped when its request method is DELETE, rejected otherwise.
+- An entry without a resource is rejected; a DELETE entry (deletions are not applied) is recorded as
+  a ``delete-not-applied`` reject, so it is counted and visible instead of silently ignored.
+- An expandable Bundle inside an entry is expanded too (``entry N entry M``), with the outer
+  bundle's fullUrls also in scope.
+- A ``urn:uuid:`` reference left unresolved (no entry has that fullUrl) is counted on the resource
+  (``Resource.dangling``) so the load can warn; the resource still loads.
 - A bad entry is rejected on its own (position ``entry N``, 0-based); the others still load.
 """
 
@@ -71,7 +76,16 @@ def rewrite_references(data: bytes, mapping: dict[bytes, bytes]) -> bytes:
     return _URN_VALUE.sub(swap, data)
 
 
-def expand_bundle(bundle: dict, prefix: str = "") -> Iterator[Resource | Reject]:
+def count_dangling(data: bytes) -> int:
+    """``urn:uuid:`` reference values left in compact JSON ``data`` (after rewriting)."""
+    if b"urn:uuid:" not in data:
+        return 0
+    return sum(1 for m in _URN_VALUE.finditer(data) if m.start() > 0 and data[m.start() - 1] in _VALUE_START)
+
+
+def expand_bundle(
+    bundle: dict, prefix: str = "", outer: dict[bytes, bytes] | None = None
+) -> Iterator[Resource | Reject]:
     """Yield each entry of an expandable bundle as a Resource or a Reject (``prefix`` + ``entry N``)."""
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
@@ -85,19 +99,31 @@ def expand_bundle(bundle: dict, prefix: str = "") -> Iterator[Resource | Reject]
             resource_id=bundle.get("id") if isinstance(bundle.get("id"), str) else None,
         )
         return
-    mapping = _reference_map(entries)
+    mapping = {**(outer or {}), **_reference_map(entries)}
     for index, entry in enumerate(entries):
         pos = f"{prefix}entry {index}"
         if not isinstance(entry, dict):
             yield Reject(pos, "entry-not-object", raw=raw_text(entry))
             continue
+        request = entry.get("request")
+        if isinstance(request, dict) and request.get("method") == "DELETE":
+            url = request.get("url")
+            yield Reject(
+                pos,
+                "delete-not-applied",
+                "DELETE of " + (url.split("/")[0] if isinstance(url, str) else "an unnamed resource"),
+                field="request",
+                raw=raw_text(entry),
+            )
+            continue
         if "resource" not in entry:
-            request = entry.get("request")
-            if isinstance(request, dict) and request.get("method") == "DELETE":
-                continue
             yield Reject(pos, "entry-without-resource", field="resource", raw=raw_text(entry))
+            continue
+        if is_expandable(entry["resource"]):
+            yield from expand_bundle(entry["resource"], pos + " ", mapping)
             continue
         item = check_resource(entry["resource"], pos)
         if isinstance(item, Resource):
             item.json = rewrite_references(item.json, mapping)
+            item.dangling = count_dangling(item.json)
         yield item

@@ -4,6 +4,11 @@ Everything a load writes (staged resources, the merge, rejects, its ``loads`` ro
 ``after_load`` does) happens inside a single DuckDB transaction, so an exception or a ``kill -9``
 mid-load leaves the warehouse exactly as it was: DuckDB only makes a transaction durable at commit.
 A failed load therefore leaves no ``loads`` row either -- the caller sees the exception.
+
+So that no single record can make that happen, ``screen`` (the CLI passes the built-in views'
+screen, ``chc_equity.views.shape``) turns every resource a view could not read into a
+``wrong-shape`` reject before it is staged, and a record over ``max_record_bytes`` becomes a
+``too-large`` reject instead of being held in memory and parsed.
 """
 
 from __future__ import annotations
@@ -18,13 +23,15 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from chc_equity.ingest.records import Resource
-from chc_equity.ingest.sources import discover, read_file
+from chc_equity.ingest.records import Reject, Resource
+from chc_equity.ingest.sources import DEFAULT_MAX_RECORD_BYTES, find_inputs, read_file
 from chc_equity.ingest.store import Stager, merge, next_load_id
 
 AfterLoad = Callable[[duckdb.DuckDBPyConnection, str], None]
 # progress(bytes_delta, resources_delta): bytes of input files consumed (compressed size for .gz).
 Progress = Callable[[int, int], None]
+# screen(resource type, parsed resource) -> None when fine, else a problem with .element and .detail.
+Screen = Callable[[str, dict], object]
 
 # Bounded DuckDB memory during a load; staging spills to the temp directory beyond it.
 DEFAULT_MEMORY_LIMIT = "1GB"
@@ -48,6 +55,9 @@ class LoadResult:
     status: str = "ok"
     loaded_by_type: Counter[str] = field(default_factory=Counter)
     quarantined_by_type: Counter[str] = field(default_factory=Counter)
+    # Directory entries not read (path, why), and urn:uuid references no Bundle entry resolved.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    dangling_references: int = 0
 
 
 def load(
@@ -58,6 +68,8 @@ def load(
     after_load: AfterLoad | None = None,
     progress: Progress | None = None,
     memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+    screen: Screen | None = None,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> LoadResult:
     """Ingest files/directories for ``center`` into the warehouse behind ``con``, atomically.
 
@@ -66,13 +78,16 @@ def load(
     """
     if not center or not center.strip():
         raise ValueError("center must be a non-empty id")
-    files = discover(paths)
+    if max_record_bytes < 1:
+        raise ValueError("max_record_bytes must be positive")
+    inputs = find_inputs(paths)
     started = time.perf_counter()
     started_at = datetime.now(UTC)
     previous = _settings(con, memory_limit, progress_bar=False)
     con.begin()
     try:
-        result = _run(con, files, center, progress)
+        result = _run(con, inputs.files, center, progress, screen, max_record_bytes)
+        result.skipped = inputs.skipped
         result.duration_s = time.perf_counter() - started
         _record(con, result, started_at)
         if after_load is not None:
@@ -86,7 +101,14 @@ def load(
     return result
 
 
-def _run(con: duckdb.DuckDBPyConnection, files: list, center: str, progress: Progress | None) -> LoadResult:
+def _run(
+    con: duckdb.DuckDBPyConnection,
+    files: list,
+    center: str,
+    progress: Progress | None,
+    screen: Screen | None,
+    max_record_bytes: int,
+) -> LoadResult:
     load_id = next_load_id(con)
     names = [str(path.resolve()) for path in files]
     result = LoadResult(load_id, center, names)
@@ -94,9 +116,11 @@ def _run(con: duckdb.DuckDBPyConnection, files: list, center: str, progress: Pro
     on_bytes = (lambda n: progress(n, 0)) if progress is not None else None
     pending = 0
     for path, name in zip(files, names, strict=True):
-        for item in read_file(path, on_bytes):
+        for read in read_file(path, on_bytes, max_record_bytes):
             result.resources_read += 1
+            item = _vet(read, screen, max_record_bytes) if isinstance(read, Resource) else read
             if isinstance(item, Resource):
+                result.dangling_references += item.dangling
                 stager.add(item, name)
                 result.loaded_by_type[item.type] += 1
             else:
@@ -114,6 +138,33 @@ def _run(con: duckdb.DuckDBPyConnection, files: list, center: str, progress: Pro
     result.inserted, result.updated, result.unchanged = merge(con, center, load_id)
     result.status = "ok" if result.quarantined == 0 else "quarantined"
     return result
+
+
+def _vet(item: Resource, screen: Screen | None, max_record_bytes: int) -> Resource | Reject:
+    """The loader's own checks on a parsed resource: its size (a Bundle entry or a document is only
+    measured once parsed) and the screen; the parsed object is released either way."""
+    data, item.data = item.data, None
+    if len(item.json) > max_record_bytes:
+        return Reject(
+            item.pos,
+            "too-large",
+            f"{len(item.json):,} bytes, over the per-record limit of {max_record_bytes:,}; raw text not "
+            f"copied: {item.pos or 'the whole file'}",
+            resource_type=item.type,
+            resource_id=item.id,
+        )
+    problem = screen(item.type, data) if screen is not None and data is not None else None
+    if problem is None:
+        return item
+    return Reject(
+        item.pos,
+        "wrong-shape",
+        problem.detail,  # type: ignore[attr-defined]
+        field=problem.element,  # type: ignore[attr-defined]
+        raw=item.json.decode(),
+        resource_type=item.type,
+        resource_id=item.id,
+    )
 
 
 def _record(con: duckdb.DuckDBPyConnection, r: LoadResult, started_at: datetime) -> None:

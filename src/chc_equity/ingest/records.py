@@ -32,6 +32,12 @@ REASONS: dict[str, str] = {
     "invalid-bundle": "Bundle.entry is not an array",
     "entry-not-object": "a Bundle entry is not an object",
     "entry-without-resource": "a Bundle entry has no resource (and is not a DELETE)",
+    "delete-not-applied": "a Bundle DELETE entry: deletions are not applied, so it is recorded here instead",
+    "too-deep": "the JSON nests deeper than can be stored (orjson re-serializes 254 levels at most)",
+    "too-large": "the record is over the per-record size limit; its raw text is referenced by file "
+    "and byte offset, not copied",
+    "wrong-shape": "an element a built-in view reads has the wrong JSON shape (e.g. an array where "
+    "one value is expected, a string where a boolean is)",
 }
 
 
@@ -44,6 +50,10 @@ class Resource:
     last_updated: int | None
     pos: str
     json: bytes
+    # The parsed object, for checks the loader adds (the views screen); dropped once staged.
+    data: dict | None = None
+    # urn:uuid references no entry of its Bundle resolved (counted by the load, then a warning).
+    dangling: int = 0
 
 
 @dataclass(slots=True)
@@ -59,11 +69,15 @@ class Reject:
     resource_id: str | None = None
 
 
-def raw_text(data: bytes | object) -> str:
-    """Raw text to quarantine: bytes decoded losslessly enough to recover, objects re-serialized."""
+def raw_text(data: bytes | object) -> str | None:
+    """Raw text to quarantine: bytes decoded losslessly enough to recover, objects re-serialized
+    (None when the object nests too deeply to re-serialize; the reader then keeps its source text)."""
     if isinstance(data, bytes | bytearray):
         return bytes(data).decode("utf-8", errors="backslashreplace")
-    return orjson.dumps(data).decode()
+    try:
+        return orjson.dumps(data).decode()
+    except orjson.JSONEncodeError:
+        return None
 
 
 _NOT_AN_OBJECT = object()  # marks a path whose parent (e.g. ``period``) is present but not an object
@@ -130,4 +144,10 @@ def check_resource(obj: object, pos: str) -> Resource | Reject:
             )
         if head == "meta":
             last_updated = instant_micros(value)  # type: ignore[arg-type]
-    return Resource(rtype, rid_s, last_updated, pos, orjson.dumps(obj))
+    try:
+        data = orjson.dumps(obj)
+    except orjson.JSONEncodeError:  # orjson re-serializes at most 254 levels of nesting
+        return Reject(
+            pos, "too-deep", "JSON nested deeper than 254 levels", resource_type=rtype, resource_id=rid_s
+        )
+    return Resource(rtype, rid_s, last_updated, pos, data, obj)
