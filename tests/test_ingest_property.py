@@ -69,7 +69,8 @@ def test_resources_in_equal_loaded_plus_quarantined(lines: list[bytes]) -> None:
         path.write_bytes(b"".join(line + b"\n" for line in lines))
         con = connect_memory()
         result = load(con, [path], "c")
-        records = sum(1 for line in lines if line.strip())
+        # a lone CR ends a line too (CR-only exports): count records the way bytes.splitlines does
+        records = sum(1 for line in lines for part in line.splitlines() if part.strip())
         expected_read = records if records else 1  # an input with no records is one empty-file reject
         assert result.resources_read == expected_read == result.loaded + result.quarantined
         assert con.execute("SELECT count(*) FROM rejects").fetchone()[0] == result.quarantined

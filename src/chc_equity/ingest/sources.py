@@ -55,8 +55,12 @@ Item = Resource | Reject
 ByteCallback = Callable[[int], None]
 
 
-class InputError(ValueError):
+class InputError(OSError):
     """A path given on the command line cannot be read as input (raised before any load starts)."""
+
+
+class MissingInput(InputError, FileNotFoundError):
+    """A path given on the command line does not exist."""
 
 
 @dataclass
@@ -102,7 +106,7 @@ def find_inputs(paths: Iterable[str | os.PathLike[str]]) -> Inputs:
         elif path.exists():
             raise InputError(f"not a regular file (FIFO, socket or device): {path}")
         else:
-            raise InputError(f"no such file or directory: {path}")
+            raise MissingInput(f"no such file or directory: {path}")
     return found
 
 
