@@ -32,8 +32,6 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import httpx
-
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "bulk-data-server"
 CACHE = Path(os.environ.get("CHC_BULK_SERVER_CACHE") or ROOT / ".cache" / "bulk-data-server")
@@ -169,6 +167,8 @@ class BulkServer:
         self._wait_ready()
 
     def _wait_ready(self, timeout: float = 60.0) -> None:
+        import httpx  # here, so that `python3 tests/bulkserver.py install` needs no third-party package
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

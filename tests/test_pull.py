@@ -324,3 +324,34 @@ def test_cli_pull_twice_with_since_auto(server, full, tmp_path) -> None:
         ],
     )
     assert bad.exit_code == 1 and "nothing was loaded" in bad.output
+
+
+# -- scheduled mode ------------------------------------------------------------------------------------
+def test_every_parses_and_keeps_going_after_a_failure() -> None:
+    from chc_equity.pull.schedule import parse_every, run_every
+
+    assert [parse_every(t) for t in ("90s", "30m", "24h", "1d")] == [90, 1800, 86400, 86400]
+    with pytest.raises(ValueError, match="e.g. 24h"):
+        parse_every("daily")
+    calls, messages, sleeps = [], [], []
+
+    def once() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise PullError("kick-off refused: HTTP 503")
+
+    assert run_every(3600, once, messages.append, sleep=sleeps.append, max_runs=3) == 3
+    assert "pull failed: kick-off refused: HTTP 503" in messages
+    assert len(sleeps) == 2 and all(3590 < s <= 3600 for s in sleeps)
+
+
+def test_every_stops_cleanly_on_ctrl_c() -> None:
+    from chc_equity.pull.schedule import run_every
+
+    messages = []
+
+    def interrupted_sleep(_seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    assert run_every(60, lambda: None, messages.append, sleep=interrupted_sleep) == 1
+    assert messages[-1] == "stopped"
