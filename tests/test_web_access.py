@@ -93,6 +93,13 @@ def test_every_route_has_a_guard(app) -> None:
             assert Role.VIEWER not in r.access.roles
 
 
+def test_pull_status_page_is_in_the_matrix_for_admin_and_analyst(app) -> None:
+    """The data-feeds page (chc-equity pull status) is one of the matrix's routes, for these two roles."""
+    (rule,) = [r for r in route_registry(app) if r.path == "/admin/pulls"]
+    assert rule.method == "GET"
+    assert rule.access.roles == {Role.NETWORK_ADMIN, Role.NETWORK_ANALYST}
+
+
 def test_authorization_matrix(app, clients) -> None:
     rules = [r for r in route_registry(app) if r.path != "/logout"]  # logout ends the session: own test
     checked = 0

@@ -95,6 +95,22 @@ def data_quality_page(
     return _render(request, "data_quality.html", scope.user, quality=data_quality(request, scope))
 
 
+# -- pull status (network admin and analyst) ---------------------------------------------------------
+PULL_STATUS_ROLES = (Role.NETWORK_ADMIN, Role.NETWORK_ANALYST)
+
+
+@router.get("/admin/pulls")
+def pulls_page(
+    request: Request, user: Annotated[Principal, Depends(require_role(*PULL_STATUS_ROLES))]
+) -> Response:
+    """Last pull and last load per center (`chc-equity pull` / `ingest`): when, how long, counts, errors."""
+    from chc_equity.pull.state import status_rows
+
+    with service.warehouse(request) as con:
+        rows = status_rows(con)
+    return _render(request, "pulls.html", user, rows=rows)
+
+
 # -- users admin (network admin only) -----------------------------------------------------------------
 def _users_page(request: Request, user: Principal, message: str | None = None, status: int = 200) -> Response:
     store: AuthStore = request.app.state.auth
