@@ -73,6 +73,7 @@ def pull_command(
                 types=types or None,
                 credentials=creds,
                 after_load=after_load,
+                screen=_views_screen() if after_load is not None else None,
                 policy=Policy(parallel=parallel),
                 log=lambda msg: _err().print(f"[dim]pull:[/] {msg}"),
             )
@@ -102,6 +103,13 @@ def pull_command(
             raise typer.Exit(1) from exc
         return
     run_every(interval, once, lambda msg: _err().print(f"[dim]pull:[/] {msg}"))
+
+
+def _views_screen():
+    """The same ingest screen as `chc-equity ingest`: a resource a view could not read is quarantined."""
+    from chc_equity.views.shape import builtin_screen
+
+    return builtin_screen()
 
 
 def _views_refresh():

@@ -23,7 +23,7 @@ import duckdb
 import httpx
 
 from chc_equity.ingest import LoadResult, load
-from chc_equity.ingest.loader import AfterLoad
+from chc_equity.ingest.loader import AfterLoad, Screen
 from chc_equity.pull import state
 from chc_equity.pull.auth import AuthError, Credentials, TokenSource
 from chc_equity.pull.bulk import BulkClient, Downloaded, ExportRequest, Log, Manifest, Policy, PullError
@@ -60,6 +60,7 @@ def pull(
     types: list[str] | None = None,
     credentials: Credentials | None = None,
     after_load: AfterLoad | None = None,
+    screen: Screen | None = None,
     policy: Policy | None = None,
     log: Log | None = None,
     work_dir: str | Path | None = None,
@@ -98,7 +99,7 @@ def pull(
                     after_load(load_con, load_center)
 
             state.ensure_table(con)  # outside the load: DDL must not be what a rollback undoes
-            result = load(con, [d.path for d in outputs], center, after_load=finish)
+            result = load(con, [d.path for d in outputs], center, after_load=finish, screen=screen)
         rec.load_id = result.load_id
         rec.resources = result.loaded
         _set_load_id(con, rec)
