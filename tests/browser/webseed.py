@@ -243,6 +243,39 @@ def build_warehouse(path: Path, *, with_flat: bool = True, with_measures: bool =
     return path
 
 
+def build_synthetic_warehouse(
+    folder: Path, *, centers: int = 2, patients: int = 250
+) -> tuple[Path, list[str]]:
+    """A warehouse made the way a user makes one: synthetic FHIR, ``ingest``, measures, ``precompute``.
+
+    Unlike :func:`build_warehouse` it has every flat table, so ``chc-equity uds`` works on it; the full
+    precompute (equity included) also leaves ``patient_attributes`` in the warehouse, as in real use.
+    Returns the warehouse path and the generated center ids.
+    """
+    from chc_equity.ingest import load
+    from chc_equity.measures.engine import run_measures
+    from chc_equity.synth import generate, load_config
+    from chc_equity.views.build import build_views
+
+    def _views(con: duckdb.DuckDBPyConnection, center: str) -> None:
+        build_views(con, centers=[center])
+
+    summary = generate(
+        folder / "net", centers=centers, patients=patients, seed=3, period_end=PERIOD[1], cfg=load_config()
+    )
+    path = folder / "wh.duckdb"
+    ids = [c["id"] for c in summary["centers"]]
+    con = connect(path)
+    try:
+        for center in ids:
+            load(con, [folder / "net" / center], center, after_load=_views)
+        run_measures(con, find(["CMS122", "CMS165"]), period_start=PERIOD[0], period_end=PERIOD[1])
+        precompute(con, period_start=PERIOD[0], period_end=PERIOD[1])
+    finally:
+        con.close()
+    return path, ids
+
+
 def add_users(warehouse: Path) -> AuthStore:
     store = AuthStore(auth_path(warehouse))
     for name, (role, center) in USERS.items():
