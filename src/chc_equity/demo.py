@@ -9,7 +9,6 @@ suppressed (counts 1-10 hidden), as anything that leaves the system must be.
 
 from __future__ import annotations
 
-import csv
 import html
 import json
 import shutil
@@ -22,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from chc_equity.equity.charts import forest_plot, gap_chart, save_chart
 from chc_equity.equity.stratify import EquityRow, equity_tables
+from chc_equity.exports import csv_writer
 from chc_equity.ingest import load
 from chc_equity.measures.engine import run_measures
 from chc_equity.measures.registry import all_measures
@@ -150,7 +150,7 @@ def _equity(con, out: Path) -> tuple[list[EquityRow], list[str]]:
         everything += rows
     fields = list(EquityRow.__dataclass_fields__)
     with open(out / "equity.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
+        writer = csv_writer(fh)
         writer.writerow(fields)
         writer.writerows([getattr(r, f) for f in fields] for r in everything)
     charts = []

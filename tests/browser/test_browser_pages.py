@@ -8,16 +8,15 @@ out/test-artifacts/ (gitignored), for review.
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from browser.conftest import ARTIFACTS, CHROMIUM, sign_in
 from browser.webseed import (
     NORTH,
-    PASSWORD,
     RAW_SENTINEL,
     SOUTH,
     add_users,
@@ -27,21 +26,6 @@ from browser.webseed import (
     measure_name,
 )
 from chc_equity.web.gaps import CSV_COLUMNS
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(
-    os.environ.get("PYTEST_ARTIFACTS") or Path(__file__).resolve().parents[2] / "out" / "test-artifacts"
-)
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -62,34 +46,9 @@ def base_url(warehouse: Path) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python package) not installed")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-def _sign_in(browser, base_url: str, username: str):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.goto(f"{base_url}/data-quality")
-    assert page.url.endswith("/login")  # not signed in: redirected
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base_url}/")
-    return page, errors
-
-
 def test_analyst_sees_overview_and_data_quality(browser, base_url: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page, errors = _sign_in(browser, base_url, "analyst")
+    page, errors = sign_in(browser, base_url, "analyst")
     assert page.locator("#heatmap tbody tr").count() == 2  # CMS122, CMS130
     assert page.locator("#centers tbody tr").count() == 2
     page.screenshot(path=str(ARTIFACTS / "overview.png"), full_page=True)
@@ -116,7 +75,7 @@ def test_analyst_sees_overview_and_data_quality(browser, base_url: str) -> None:
 
 
 def test_center_staff_cannot_open_another_center(browser, base_url: str) -> None:
-    page, _ = _sign_in(browser, base_url, "staff-north")
+    page, _ = sign_in(browser, base_url, "staff-north")
     assert SOUTH not in page.inner_text("main")
     response = page.goto(f"{base_url}/centers/{SOUTH}")
     assert response is not None and response.status == 403
@@ -126,7 +85,7 @@ def test_center_staff_cannot_open_another_center(browser, base_url: str) -> None
 def test_overview_measure_and_care_gap_csv(browser, base_url: str, warehouse: Path) -> None:
     """Log in, overview heat map, drill into a measure (funnel plot), export the care-gap CSV."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page, errors = _sign_in(browser, base_url, "analyst")
+    page, errors = sign_in(browser, base_url, "analyst")
     page.wait_for_selector("#heatmap-chart.rendered svg", timeout=20_000)
     assert page.locator("#heatmap td.worse").count() == 2  # SOUTH on both measures
     page.screenshot(path=str(ARTIFACTS / "overview-heatmap.png"), full_page=True)

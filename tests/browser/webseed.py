@@ -11,7 +11,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
@@ -241,6 +241,52 @@ def build_warehouse(path: Path, *, with_flat: bool = True, with_measures: bool =
     finally:
         con.close()
     return path
+
+
+def build_synthetic_warehouse(
+    folder: Path,
+    *,
+    centers: int = 2,
+    patients: int = 250,
+    center_ids: Mapping[str, str] | None = None,
+    patient_hook: Callable[[dict], dict] | None = None,
+) -> tuple[Path, list[str]]:
+    """A warehouse made the way a user makes one: synthetic FHIR, ``ingest``, measures, ``precompute``.
+
+    Unlike :func:`build_warehouse` it has every flat table, so ``chc-equity uds`` works on it; the full
+    precompute (equity included) also leaves ``patient_attributes`` in the warehouse, as in real use.
+    ``center_ids`` loads a generated center (``c01`` ...) under another id; ``patient_hook`` rewrites
+    each Patient resource before ingest (hostile names, for the export tests). Returns the warehouse path
+    and the center ids as loaded.
+    """
+    from chc_equity.ingest import load
+    from chc_equity.measures.engine import run_measures
+    from chc_equity.synth import generate, load_config
+    from chc_equity.views.build import build_views
+
+    def _views(con: duckdb.DuckDBPyConnection, center: str) -> None:
+        build_views(con, centers=[center])
+
+    summary = generate(
+        folder / "net", centers=centers, patients=patients, seed=3, period_end=PERIOD[1], cfg=load_config()
+    )
+    path = folder / "wh.duckdb"
+    generated = [c["id"] for c in summary["centers"]]
+    ids = [(center_ids or {}).get(c, c) for c in generated]
+    if patient_hook is not None:
+        for center in generated:
+            file = folder / "net" / center / "Patient.ndjson"
+            lines = [json.dumps(patient_hook(json.loads(x))) for x in file.read_text().splitlines() if x]
+            file.write_text("\n".join(lines) + "\n")
+    con = connect(path)
+    try:
+        for center, loaded_as in zip(generated, ids, strict=True):
+            load(con, [folder / "net" / center], loaded_as, after_load=_views)
+        run_measures(con, find(["CMS122", "CMS165"]), period_start=PERIOD[0], period_end=PERIOD[1])
+        precompute(con, period_start=PERIOD[0], period_end=PERIOD[1])
+    finally:
+        con.close()
+    return path, ids
 
 
 def add_users(warehouse: Path) -> AuthStore:

@@ -14,6 +14,7 @@ from chc_equity.equity.attributes import DIMENSIONS
 from chc_equity.equity.charts import forest_plot, gap_chart, save_chart
 from chc_equity.equity.stratify import EquityRow, equity_tables, latest_period
 from chc_equity.equity.suppression import DEFAULT_THRESHOLD
+from chc_equity.exports import write_frame_csv
 from chc_equity.warehouse import connect
 
 TABLE_FORMATS = ("csv", "parquet", "json", "duckdb")
@@ -33,7 +34,7 @@ def _write(df: pd.DataFrame, out: Path, stem: str, formats: list[str]) -> None:
                 db.register("frame", df)
                 db.execute(f'CREATE OR REPLACE TABLE "{stem}" AS SELECT * FROM frame')
         elif fmt == "csv":
-            df.to_csv(path, index=False)
+            write_frame_csv(df, path)
         elif fmt == "parquet":
             df.to_parquet(path, index=False)
         else:

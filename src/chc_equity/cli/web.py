@@ -65,8 +65,22 @@ def serve(
         bool,
         typer.Option("--secure-cookies/--no-secure-cookies", help="Mark cookies Secure (use behind HTTPS)."),
     ] = False,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            envvar="CHC_EQUITY_FORWARDED_ALLOW_IPS",
+            help="Comma list of reverse-proxy addresses (or networks) whose X-Forwarded-For / "
+            "X-Forwarded-Proto headers are believed. Default: none, the client address is the TCP peer.",
+        ),
+    ] = None,
 ) -> None:
-    """Run the web app (pages and /api). The warehouse is only ever opened read-only."""
+    """Run the web app (pages and /api). The warehouse is only ever opened read-only.
+
+    Proxy headers are ignored unless ``--forwarded-allow-ips`` names the proxy: uvicorn would otherwise
+    believe X-Forwarded-For from 127.0.0.1, and anyone on the host (or any request relayed through a
+    local proxy) could pick their client address and so escape login throttling.
+    """
     import uvicorn
 
     from chc_equity.web import WebConfig, create_app
@@ -79,7 +93,23 @@ def serve(
             "[yellow]warning:[/] no network_admin yet: `chc-equity users add NAME --role network_admin`"
         )
     console.print(f"serving {path} on http://{host}:{port}/ (users in {config.auth_file.name})")
-    uvicorn.run(web, host=host, port=port, access_log=False, log_config=_log_config(), server_header=False)
+    trusted = (forwarded_allow_ips or "").strip()
+    uvicorn.run(
+        web,
+        host=host,
+        port=port,
+        access_log=False,
+        log_config=_log_config(),
+        server_header=False,
+        **proxy_settings(trusted),
+    )
+
+
+def proxy_settings(trusted: str) -> dict:
+    """uvicorn's proxy options: proxy headers on, for exactly ``trusted``, only when it names someone."""
+    if not trusted:
+        return {"proxy_headers": False, "forwarded_allow_ips": ""}
+    return {"proxy_headers": True, "forwarded_allow_ips": trusted}
 
 
 def _read_password(password_stdin: bool) -> str:

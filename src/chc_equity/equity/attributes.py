@@ -373,9 +373,15 @@ def ensure_patient_attributes(
     """Build ``patient_attributes`` unless it already exists for exactly this period and the newest load
     (table comment), so the equity, network and UDS steps share one build per load and never read a
     table older than the data.
+
+    Only the current database counts: the web app's UDS build runs in an in-memory database that
+    ATTACHes the warehouse, and a warehouse table of the same name there is not what an unqualified
+    ``patient_attributes`` resolves to.
     """
     row = con.execute(
-        "SELECT comment FROM duckdb_tables() WHERE table_name = ? AND schema_name = current_schema()", [TABLE]
+        "SELECT comment FROM duckdb_tables() WHERE table_name = ? AND schema_name = current_schema() "
+        "AND database_name = current_database()",
+        [TABLE],
     ).fetchone()
     if row is not None and row[0] == _data_tag(con, period_start, period_end):
         return TABLE

@@ -19,7 +19,6 @@ population_code, count — populations with count 0 are written too.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import os
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from pathlib import Path
 import duckdb
 import orjson
 
+from chc_equity.exports import dict_writer
 from chc_equity.ingest.loader import load
 from chc_equity.ingest.sources import discover
 from chc_equity.measures.engine import RESULTS_TABLE, MeasureModule, run_measures
@@ -205,6 +205,6 @@ def write_csv(rows: Sequence[dict[str, object]], output: str | os.PathLike[str])
     """Write evaluate rows with exactly :data:`OUTPUT_COLUMNS`."""
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     with open(output, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=OUTPUT_COLUMNS)
+        writer = dict_writer(fh, OUTPUT_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)

@@ -8,7 +8,6 @@ and the lines; plus an "Edits" sheet.
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
 
+from chc_equity.exports import csv_writer, dict_writer, set_cell
 from chc_equity.uds.edits import Edit
 from chc_equity.uds.model import Column, Line, UdsTable
 from chc_equity.uds.report import TABLES, UdsReport
@@ -48,14 +48,14 @@ def write_csv(report: UdsReport, out: Path) -> list[Path]:
         path = out / CSV_NAMES[table]
         first = report.tables[report.scopes[0]][table]
         with path.open("w", newline="") as f:
-            w = csv.writer(f)
+            w = csv_writer(f)
             w.writerow(header(first))
             for row in rows(report, table):
                 w.writerow([_csv_cell(v) for v in row])
         paths.append(path)
     path = out / "edits.csv"
     with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, EDIT_FIELDS)
+        w = dict_writer(f, EDIT_FIELDS)
         w.writeheader()
         for e in report.edits:
             w.writerow({k: _csv_cell(v) for k, v in e.as_row().items()})
@@ -83,7 +83,7 @@ def write_xlsx(report: UdsReport, path: Path) -> Path:
         for i, row in enumerate(rows(report, table), HEADER_ROW + 1):
             for j, v in enumerate(row, 1):
                 if v is not None:
-                    ws.cell(i, j, v)
+                    set_cell(ws, i, j, v)
         ws.column_dimensions["C"].width = 60
         ws.freeze_panes = ws.cell(HEADER_ROW + 1, 4)
     ws = wb.create_sheet("Edits")
@@ -92,7 +92,7 @@ def write_xlsx(report: UdsReport, path: Path) -> Path:
     for i, e in enumerate(report.edits, 2):
         for j, v in enumerate(e.as_row().values(), 1):
             if v is not None:
-                ws.cell(i, j, v)
+                set_cell(ws, i, j, v)
     wb.save(path)
     return path
 

@@ -16,13 +16,14 @@ import hashlib
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from zxcvbn import zxcvbn
 
 from chc_equity.web.roles import Principal, Role, validate_assignment
 
@@ -52,19 +53,34 @@ CREATE TABLE IF NOT EXISTS login_failures (
     at       REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures(username, ip, at);
+CREATE INDEX IF NOT EXISTS login_failures_ip ON login_failures(ip, at);
 """
 
 MIN_PASSWORD_LENGTH = 10
+# zxcvbn's score (0-4): 3 means about 10^8 to 10^10 guesses; below that the password is a common one
+# (its list of the 30,000 most common), a dictionary word with digits, a keyboard walk, a repeat or a date.
+MIN_PASSWORD_SCORE = 3
+ZXCVBN_MAX_LENGTH = 72  # zxcvbn's own cap (its matching slows down on long input): longer ones are judged by
+# their first 72 characters, which alone must then be hard to guess
+PRODUCT_WORDS = ("chc", "equity", "chc-equity", "health", "center")
 
 
 @dataclass(frozen=True, slots=True)
 class SessionPolicy:
-    """Session lifetime and login throttling; defaults suit a shared office workstation."""
+    """Session lifetime and login throttling; defaults suit a shared office workstation.
+
+    Failed logins in the window are counted three ways: per (username, IP) (``max_failures``, the
+    lockout a user who mistypes meets), per IP across usernames (``max_failures_per_ip``: one client
+    spraying many accounts) and per username across IPs (``max_failures_per_user``: one account guessed
+    from many addresses, or behind a proxy that forwards forged client addresses).
+    """
 
     idle_s: float = 2 * 3600
     absolute_s: float = 12 * 3600
     max_failures: int = 5
     failure_window_s: float = 15 * 60
+    max_failures_per_ip: int = 20
+    max_failures_per_user: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +128,7 @@ class AuthStore:
         """Create a user; raises ``ValueError`` for a bad name/password/role combination or a duplicate."""
         username = normalize_username(username)
         validate_assignment(role, center)
-        check_password_strength(password)
+        check_password_strength(password, user_inputs=(username,))
         try:
             with self._connect() as con:
                 con.execute(
@@ -124,7 +140,7 @@ class AuthStore:
 
     def set_password(self, username: str, password: str) -> None:
         """Change a password and end all of that user's sessions."""
-        check_password_strength(password)
+        check_password_strength(password, user_inputs=(username,))
         with self._connect() as con:
             cur = con.execute(
                 "UPDATE users SET password_hash = ? WHERE username = ?", (_HASHER.hash(password), username)
@@ -152,15 +168,22 @@ class AuthStore:
 
     # -- login ---------------------------------------------------------------------------------------
     def throttled(self, username: str, ip: str, now: float | None = None) -> bool:
-        """True when (username, ip) has used up its failed attempts in the current window."""
+        """True when the (username, ip) pair, the ip (any username) or the username (any ip) has used up
+        its failed attempts in the current window (see :class:`SessionPolicy`)."""
         now = time.time() if now is None else now
+        name = normalize_username(username, strict=False)
         with self._connect() as con:
             con.execute("DELETE FROM login_failures WHERE at < ?", (now - self.policy.failure_window_s,))
-            (n,) = con.execute(
-                "SELECT count(*) FROM login_failures WHERE username = ? AND ip = ?",
-                (normalize_username(username, strict=False), ip),
+            pair, by_ip, by_user = con.execute(
+                "SELECT count(*) FILTER (WHERE username = ? AND ip = ?), count(*) FILTER (WHERE ip = ?), "
+                "count(*) FILTER (WHERE username = ?) FROM login_failures WHERE ip = ? OR username = ?",
+                (name, ip, ip, name, ip, name),
             ).fetchone()
-        return n >= self.policy.max_failures
+        return (
+            pair >= self.policy.max_failures
+            or by_ip >= self.policy.max_failures_per_ip
+            or by_user >= self.policy.max_failures_per_user
+        )
 
     def authenticate(self, username: str, password: str, ip: str, now: float | None = None) -> str | None:
         """Check the password; on success open a session and return its token, else record a failure.
@@ -228,7 +251,17 @@ def normalize_username(username: str, *, strict: bool = True) -> str:
     return name
 
 
-def check_password_strength(password: str) -> None:
-    """Minimum length only (NIST SP 800-63B: length beats composition rules)."""
+def check_password_strength(password: str, user_inputs: Sequence[str] = ()) -> None:
+    """A minimum length and no common or easily guessed password (NIST SP 800-63B: length and a
+    blocklist, no composition rules).
+
+    The blocklist is zxcvbn's (a maintained library, MIT licence): its 30,000 most common passwords
+    (from leaked password sets), English words, names, keyboard walks, repeats, sequences and dates,
+    with l33t and case variants, plus ``user_inputs`` (the username) and the product's own name.
+    """
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    result = zxcvbn(password[:ZXCVBN_MAX_LENGTH], user_inputs=[*user_inputs, *PRODUCT_WORDS])
+    if result["score"] < MIN_PASSWORD_SCORE:
+        warning = result["feedback"].get("warning") or "It is too easy to guess."
+        raise ValueError(f"password is too common or too easy to guess: {warning}")

@@ -11,7 +11,6 @@ Every query is restricted to one center in SQL; the list is capped at :data:`GAP
 
 from __future__ import annotations
 
-import csv
 import functools
 import io
 from collections.abc import Iterable
@@ -20,6 +19,7 @@ from datetime import date
 
 import duckdb
 
+from chc_equity.exports import csv_writer
 from chc_equity.measures.engine import RESULTS_TABLE
 from chc_equity.warehouse import FLAT_SCHEMA
 from chc_equity.web.analytics import Run
@@ -198,7 +198,7 @@ CSV_COLUMNS = ("center", "cms_id", "group", "mrn", "name", "birth_date", "last_v
 def gaps_csv(center: str, gaps: list[Gap]) -> str:
     """The care-gap list as CSV (one row per gap; the internal patient key is not exported)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv_writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for g in gaps:
         writer.writerow(
