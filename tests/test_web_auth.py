@@ -162,3 +162,15 @@ def test_security_headers(warehouse: Path) -> None:
     response = TestClient(make_app(warehouse)).get("/login")
     assert "default-src 'self'" in response.headers["content-security-policy"]
     assert response.headers["x-frame-options"] == "DENY" and response.headers["cache-control"] == "no-store"
+
+
+def test_access_log_escapes_control_characters(warehouse: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A crafted path (%00, an ANSI escape) must not write a NUL or terminal codes into the log."""
+    client = TestClient(make_app(warehouse))
+    with caplog.at_level(logging.INFO, logger="chc_equity.web.access"):
+        client.get("/no%00such%1b[31m/caf%C3%A9")
+    lines = [r.getMessage() for r in caplog.records if r.name == "chc_equity.web.access"]
+    assert lines, "the request was not logged"
+    line = lines[-1]
+    assert line.isprintable(), repr(line)
+    assert "GET /no\\x00such\\x1b[31m/café 404" in line

@@ -82,6 +82,15 @@ def create_app(config: WebConfig) -> FastAPI:
     return app
 
 
+def loggable_path(path: str) -> str:
+    """The decoded request path with control characters escaped (``%00`` arrives as a NUL byte).
+
+    Why: a log line must stay one printable line -- a raw NUL, CR or LF from a crafted URL would corrupt
+    the log file or forge extra lines. Printable text, including non-ASCII letters, is kept as is.
+    """
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in path)
+
+
 def _install_middleware(app: FastAPI) -> None:
     @app.middleware("http")
     async def access_log_and_headers(request: Request, call_next) -> Response:
@@ -94,7 +103,7 @@ def _install_middleware(app: FastAPI) -> None:
         ACCESS_LOG.info(
             "%s %s %d %.1fms user=%s",
             request.method,
-            request.url.path,
+            loggable_path(request.url.path),
             response.status_code,
             (time.perf_counter() - started) * 1000,
             user.username if user else "-",
