@@ -1,0 +1,206 @@
+"""The two significance rules of the project, each in one place.
+
+1. **A stratum against the reference stratum** (equity tables, every dimension except ``center``):
+   :func:`fisher_exact_pvalue`, Fisher's exact test of the 2x2 table, at every stratum size. The pooled
+   two-proportion z-test it replaces runs above its level in exactly the small strata an equity report is
+   full of: its exact type-I error at a nominal 0.05 reaches 0.07 for strata of 19 against a reference of
+   100 and 0.10 for strata of 11-15 against 1,000 (at rates near 0 % or 100 %), and still 0.056 for 50
+   against 100 -- there is no stratum size above which it is safe, so there is no cut-off either. Fisher's
+   test conditions on both margins, so its level is at most ``alpha`` for every size and every true rate
+   (``tests/test_equity_stats.py`` computes the level exactly by enumerating all binomial outcomes), and
+   in large strata its p-value converges to the z-test's.
+2. **A center against the network** ("worse / better than the rest": heat map, funnel plot, and
+   ``equity --by center``): :func:`network_comparison`, the exact equal-tailed binomial test of the
+   center's count against the network rate ``p0``. Its acceptance region *is* the funnel plot: the limits
+   drawn by :func:`funnel_limits` are the smallest and largest rates the test accepts at that denominator,
+   so a center is flagged at level ``alpha`` if and only if it lies outside the ``1 - alpha`` funnel, and
+   its p-value is below ``alpha`` in exactly the same cases. Exact rather than the normal-approximation
+   funnel of Spiegelhalter (2005) for the same reason as in 1.: small centers. Compared with the network
+   rate (the funnel's target), not with "the network minus the center": only then is there one funnel
+   for all centers to be read against. No multiplicity correction: it is a screening mark, shown with
+   its p-value and the funnel plot.
+
+All functions take numpy-broadcastable counts and are vectorised (no Python loop over strata or centers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import special
+from scipy.stats import hypergeom
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+Signal = Literal["worse", "better", "as expected", "no data"]
+
+DEFAULT_ALPHA = 0.05
+_FISHER_TIE = 1.0 + 1e-14  # scipy.stats.fisher_exact's relative tolerance for "as likely as observed"
+
+
+def _int_counts(*arrays: ArrayLike) -> list[IntArray]:
+    out = np.broadcast_arrays(*(np.asarray(a, dtype=np.int64) for a in arrays))
+    return [np.array(a, dtype=np.int64) for a in out]
+
+
+def _search(pred, lo: IntArray, hi: IntArray) -> IntArray:  # type: ignore[no-untyped-def]
+    """Smallest ``k`` in ``[lo, hi]`` with ``pred(k)`` true (``hi`` if none), for ``pred`` monotone
+    (false ... false true ... true) on that range; all elements at once."""
+    lo, hi = lo.copy(), hi.copy()
+    for _ in range(int(np.max(hi - lo, initial=0)).bit_length() + 1):
+        active = lo < hi
+        if not active.any():
+            break
+        mid = (lo + hi) // 2
+        ok = pred(mid)
+        hi = np.where(active & ok, mid, hi)
+        lo = np.where(active & ~ok, mid + 1, lo)
+    return lo
+
+
+# --- 1. stratum vs reference -----------------------------------------------------------------------
+def fisher_exact_pvalue(x1: ArrayLike, n1: ArrayLike, x2: ArrayLike, n2: ArrayLike) -> FloatArray:
+    """Two-sided p-value of Fisher's exact test for ``x1/n1`` vs ``x2/n2``, vectorised.
+
+    The two-sided p-value sums the probabilities of all tables (with both margins fixed) that are at
+    most as likely as the observed one -- the definition and algorithm of
+    ``scipy.stats.fisher_exact([[x1, n1 - x1], [x2, n2 - x2]])`` (same hypergeometric functions, same
+    1e-14 tie tolerance, the far tail found by binary search on the unimodal pmf), so the two agree to
+    rounding. An empty group (``n == 0``) has no rate to compare: NaN. Both groups at 0 % or both at
+    100 %: ``p = 1`` (only one table has those margins).
+    """
+    a, n1a, c, n2a = _int_counts(x1, n1, x2, n2)
+    if np.any((n1a < 0) | (n2a < 0) | (a < 0) | (c < 0) | (a > n1a) | (c > n2a)):
+        raise ValueError("counts must satisfy 0 <= numerator <= denominator")
+    big_n, t = n1a + n2a, a + c
+    ok = (n1a > 0) & (n2a > 0)
+    lo, hi = np.maximum(0, t - n2a), np.minimum(t, n1a)
+
+    def pmf(k: IntArray) -> FloatArray:
+        return np.asarray(hypergeom.pmf(k, big_n, n1a, t), dtype=np.float64)
+
+    mode = ((t + 1) * (n1a + 1)) // (big_n + 2)
+    pexact, pmode = pmf(a), pmf(mode)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        is_mode = np.abs(pexact - pmode) / np.maximum(pexact, pmode) <= _FISHER_TIE - 1.0
+    thr = pexact * _FISHER_TIE
+    # observed below the mode: add the right tail {k > mode: pmf(k) < thr}
+    right = _search(lambda k: pmf(k) < thr, np.minimum(mode + 1, hi + 1), hi + 1)
+    p_below = hypergeom.cdf(a, big_n, n1a, t) + hypergeom.sf(right - 1, big_n, n1a, t)
+    # observed above the mode: add the left tail {k < mode: pmf(k) <= thr}
+    left = _search(lambda k: pmf(k) > thr, lo, np.maximum(mode, lo)) - 1
+    p_above = hypergeom.sf(a - 1, big_n, n1a, t) + hypergeom.cdf(left, big_n, n1a, t)
+    p = np.where(a < mode, p_below, p_above)
+    p = np.where(is_mode | (t == 0) | (t == big_n), 1.0, np.minimum(p, 1.0))
+    return np.where(ok, p, np.nan)
+
+
+# --- 2. center vs network --------------------------------------------------------------------------
+def _quantile(n: IntArray, p: FloatArray, q: float) -> IntArray:
+    """Smallest ``r`` in ``[0, n]`` with ``P(Bin(n, p) <= r) >= q``."""
+    return _search(lambda r: special.bdtr(r, n, p) >= q, np.zeros_like(n), n)
+
+
+def binomial_count_limits(p0: ArrayLike, n: ArrayLike, alpha: float) -> tuple[IntArray, IntArray]:
+    """Acceptance region ``[a, b]`` (counts) of the exact equal-tailed binomial test at ``alpha``.
+
+    ``a`` is the smallest count with ``P(X <= a) >= alpha / 2`` and ``b`` the largest with
+    ``P(X >= b) >= alpha / 2`` for ``X ~ Bin(n, p0)``; so ``x < a`` iff the lower tail ``P(X <= x)`` is
+    below ``alpha / 2``, and ``x > b`` iff the upper tail is -- iff :func:`binomial_pvalue` is below
+    ``alpha`` on that side. The upper tail is computed as the lower tail of ``n - X ~ Bin(n, 1 - p0)``,
+    exactly as :func:`binomial_pvalue` does, so the two cannot disagree by rounding.
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    na = np.asarray(n, dtype=np.int64)
+    pa = np.broadcast_to(np.asarray(p0, dtype=np.float64), na.shape)
+    q = alpha / 2.0
+    a = _quantile(na, pa, q)
+    b = na - _quantile(na, 1.0 - pa, q)
+    return a, b
+
+
+def funnel_limits(p0: float, n: ArrayLike, level: float) -> tuple[FloatArray, FloatArray]:
+    """Funnel-plot limits (rates) at ``level`` around the network rate ``p0``: ``a / n`` and ``b / n`` of
+    :func:`binomial_count_limits`. A rate strictly below the lower or above the upper limit is exactly
+    a rejection by :func:`binomial_pvalue` at ``alpha = 1 - level``. NaN where ``n <= 0`` or ``p0`` is
+    undefined. (A step function of ``n``: counts are integers.) ``level`` is read to 12 decimals, so
+    that 0.95 means exactly ``alpha = 0.05`` (``1 - 0.95`` is 0.05000000000000004 in floating point).
+    """
+    alpha = round(1.0 - level, 12)
+    na = np.asarray(n, dtype=np.int64)
+    ok = (na > 0) & bool(np.isfinite(p0))
+    safe_n = np.where(ok, na, 1)
+    a, b = binomial_count_limits(p0 if np.isfinite(p0) else 0.5, safe_n, alpha)
+    return np.where(ok, a / safe_n, np.nan), np.where(ok, b / safe_n, np.nan)
+
+
+def binomial_pvalue(x: ArrayLike, n: ArrayLike, p0: ArrayLike) -> FloatArray:
+    """Two-sided exact binomial p-value of ``x ~ Bin(n, p0)``: twice the smaller tail, at most 1.
+
+    Equals ``min(1, 2 * min(binomtest(x, n, p0, "less"), binomtest(x, n, p0, "greater")))`` of
+    ``scipy.stats``. NaN where ``n <= 0`` or ``p0`` is NaN.
+    """
+    xa, na = _int_counts(x, n)
+    pa = np.broadcast_to(np.asarray(p0, dtype=np.float64), na.shape)
+    if np.any((na < 0) | (xa < 0) | (xa > na)):
+        raise ValueError("counts must satisfy 0 <= numerator <= denominator")
+    ok = (na > 0) & np.isfinite(pa)
+    lower = special.bdtr(xa, na, pa)
+    upper = special.bdtr(na - xa, na, 1.0 - pa)
+    p = np.minimum(1.0, 2.0 * np.minimum(lower, upper))
+    return np.where(ok, p, np.nan)
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkComparison:
+    """Each center against the network rate: p-value and signal, aligned with the input order."""
+
+    network_rate: float | None
+    p_values: FloatArray
+    signals: tuple[Signal, ...]
+
+
+def network_comparison(
+    numerators: Sequence[int] | ArrayLike,
+    denominators: Sequence[int] | ArrayLike,
+    *,
+    inverse: bool = False,
+    alpha: float = DEFAULT_ALPHA,
+) -> NetworkComparison:
+    """The one "worse / better than the rest" rule: each center's count against the network rate.
+
+    ``worse`` when the center lies outside the ``1 - alpha`` funnel (:func:`funnel_limits`) on the bad
+    side -- below it for an ordinary measure, above it for an inverse one (lower is better) --,
+    ``better`` on the other side, ``as expected`` inside, ``no data`` without a denominator. With a
+    single center with data there is no rest to compare with: no p-value, ``as expected``.
+    """
+    x, n = _int_counts(numerators, denominators)
+    x, n = x.reshape(-1), n.reshape(-1)
+    total_x, total_n = int(x.sum()), int(n.sum())
+    if total_n <= 0:
+        return NetworkComparison(None, np.full(x.size, np.nan), ("no data",) * x.size)
+    p0 = total_x / total_n
+    has = n > 0
+    safe_n = np.where(has, n, 1)
+    a, b = binomial_count_limits(p0, safe_n, alpha)
+    pv = binomial_pvalue(np.where(has, x, 0), safe_n, p0)
+    comparable = has & (int(has.sum()) > 1)
+    pv = np.where(comparable, pv, np.nan)
+    low, high = comparable & (x < a), comparable & (x > b)
+    worse, better = (high, low) if inverse else (low, high)
+    signals: list[Signal] = []
+    for i in range(x.size):
+        if not has[i]:
+            signals.append("no data")
+        elif worse[i]:
+            signals.append("worse")
+        elif better[i]:
+            signals.append("better")
+        else:
+            signals.append("as expected")
+    return NetworkComparison(p0, pv, tuple(signals))
