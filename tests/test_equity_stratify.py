@@ -22,10 +22,11 @@ from chc_equity.cli import app
 from chc_equity.cli import equity as _equity_cli  # noqa: F401  (registers the command)
 from chc_equity.cli import synth as _synth_cli  # noqa: F401
 from chc_equity.equity.audit import determined_quantities
-from chc_equity.equity.stratify import equity_table, equity_tables
+from chc_equity.equity.stratify import NETWORK_REFERENCE, equity_table, equity_tables
 from chc_equity.ingest import load
 from chc_equity.measures.engine import run_measures
 from chc_equity.measures.registry import all_measures
+from chc_equity.network import precompute
 from chc_equity.synth import generate, load_config
 from chc_equity.synth.check import TRUTH_GROUP
 from chc_equity.views.build import build_views
@@ -114,6 +115,11 @@ def test_no_disparities_cli_is_small_cell_safe_and_unknown_kept(network: Path) -
     con.close()
     strata = {r.stratum for r in rows}
     assert "Unknown" in strata
+    # Unknown is reported (counts, rate) but never ranked: no reference role, test, q-value or flag
+    unknown = [r for r in rows if r.stratum == "Unknown"]
+    assert all(not r.is_reference and r.reference != "Unknown" for r in unknown)
+    assert all(r.p_value is None and r.q_value is None and r.rate_difference is None for r in unknown)
+    assert not any(r.worse_than_reference or r.better_than_reference for r in unknown)
     for r in rows:
         if r.numerator is not None:
             assert r.numerator == 0 or r.numerator >= 11
@@ -359,3 +365,69 @@ def test_planted_disparities_detected_at_demo_size(tmp_path: Path, seed: int) ->
     assert power[weakest] >= MIN_CELL_POWER, (weakest, power[weakest])
     assert res["planted"] == len(power) and res["planted_reference"] == 0
     assert res["detected"] >= 0.95 * res["planted"], res
+
+
+def test_heat_map_funnel_plot_and_equity_by_center_give_one_answer(network: Path) -> None:
+    """Issue 11, item 7: "worse than the rest" is one rule. For every center cell: the heat-map signal
+    (agg_measure), the position against the drawn 95 % funnel lines (agg_funnel, which has a point at
+    every center's denominator), the funnel band, the p-value, and `equity --by center` (equity_tables)
+    all agree -- a center is flagged iff it lies outside the funnel, on the side its flag says."""
+    con = duckdb.connect(str(network))
+    precompute(con, period_start=PS, period_end=PE, equity=False)
+    cells = con.execute(
+        "SELECT measure, group_id, center, numerator, performance_denominator, rate, p_value, signal, band, "
+        "inverse FROM agg_measure WHERE center <> ? AND performance_denominator > 0",
+        ["*"],
+    ).fetchall()
+    funnel = {
+        (m, g, n): (lo, hi)
+        for m, g, n, lo, hi in con.execute(
+            "SELECT measure, group_id, n, lo95, hi95 FROM agg_funnel"
+        ).fetchall()
+    }
+    names = sorted({c[0] for c in cells})
+    rows, _ = equity_tables(con, names, ["center"], period_start=PS, period_end=PE)
+    equity = {(r.measure_name, r.group_id, r.stratum): r for r in rows}
+    flagged = published = 0
+    for m, g, center, x, n, rate, p, signal, band, inverse in cells:
+        lo, hi = funnel[(m, g, n)]
+        below, above = rate < lo, rate > hi
+        assert (signal == "worse") == (above if inverse else below), (m, g, center)
+        assert (signal == "better") == (below if inverse else above), (m, g, center)
+        assert (band != "within 95%") == (below or above)
+        assert (p is not None and p < 0.05) == (signal in ("worse", "better"))
+        flagged += signal in ("worse", "better")
+        row = equity[(m, g, center)]
+        assert row.reference == NETWORK_REFERENCE and not row.is_reference
+        if row.suppressed:
+            assert not row.worse_than_reference and not row.better_than_reference
+            continue
+        published += 1
+        assert (row.numerator, row.denominator) == (x, n)
+        assert row.worse_than_reference == (signal == "worse")
+        assert row.better_than_reference == (signal == "better")
+        assert row.p_value == pytest.approx(p, abs=1e-12) and row.q_value is None
+    con.close()
+    assert flagged >= 1 and published >= flagged  # the agreement is checked on real flags
+    print(f"\n{len(cells)} center cells, {flagged} flagged, {published} published by `equity --by center`")
+
+
+def test_unknown_never_in_disparity_summaries_nor_reference(network: Path) -> None:
+    """Issue 11, item 7: "Unknown" entered the disparity indices and could be flagged as a group. Over
+    every measure and dimension (one-way and crossed), each summary counts only ranked strata."""
+    con = duckdb.connect(str(network))
+    checked = 0
+    for by in (["race_ethnicity"], ["language"], ["income"], ["race_ethnicity", "sex"]):
+        rows, summaries = equity_tables(con, None, by, period_start=PS, period_end=PE)
+        for s in summaries:
+            group = [r for r in rows if (r.measure, r.group_id) == (s.measure, s.group_id)]
+            unknown = [r for r in group if "Unknown" in (r.stratum, r.stratum2)]
+            assert s.reference is None or "Unknown" not in s.reference
+            ranked_reliable = [r for r in group if r not in unknown and not r.suppressed and not r.unreliable]
+            assert s.strata_summarised == len(ranked_reliable)
+            for r in unknown:
+                assert r.p_value is None and r.q_value is None and not r.is_reference
+                assert not r.worse_than_reference and not r.better_than_reference
+                checked += 1
+    con.close()
+    assert checked > 20
