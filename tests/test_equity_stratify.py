@@ -27,6 +27,7 @@ from chc_equity.ingest import load
 from chc_equity.measures.engine import run_measures
 from chc_equity.measures.registry import all_measures
 from chc_equity.network import precompute
+from chc_equity.network.stats import funnel_limits
 from chc_equity.synth import generate, load_config
 from chc_equity.synth.check import TRUTH_GROUP
 from chc_equity.views.build import build_views
@@ -264,12 +265,15 @@ def expected_power(truth: dict, *, inverse: frozenset[str], alpha: float = 0.05)
     """Probability that each planted cell of ``truth.json["measures"]`` is flagged, from the truth alone.
 
     Mirrors what the equity layer does with the counts: the reference is the largest stratum other than
-    Unknown; the stratum's rate is compared with it by the two-sided pooled z-test; BH runs over the other
-    strata of the dimension (m of them). Rejecting at Bonferroni ``alpha / m`` implies BH q < alpha, so
-    this is a lower bound. Under the alternative the counts are Poisson-binomial sums: their variance is
-    truth's ``variance_numerator``; the pooled null SE uses the expected pooled rate. A cell counts only
-    when it moves in its planted direction (factor < 1: worse, i.e. higher for inverse measures).
-    Returns (measure, dimension, generator stratum) -> power; a planted cell that is the reference -> 0.
+    Unknown; the stratum's rate is compared with it by a two-sided two-sample test (Fisher's exact test,
+    here its normal approximation, the pooled z-test, which it matches closely at these sizes); BH runs
+    over the other strata of the dimension (m of them). Rejecting at Bonferroni ``alpha / m`` implies BH
+    q < alpha, so this is a lower bound (up to that approximation). Centers are compared with the network
+    rate at ``alpha`` (no BH; :func:`center_power`). Under the alternative the counts are Poisson-binomial
+    sums: their variance is truth's ``variance_numerator``; the pooled null SE uses the expected pooled
+    rate. A cell counts only when it moves in its planted direction (factor < 1: worse, i.e. higher for
+    inverse measures). Returns (measure, dimension, generator stratum) -> power; a planted cell that is
+    the reference -> 0.
     """
     out: dict[tuple, float] = {}
     for cms, dims in truth.items():
@@ -277,6 +281,11 @@ def expected_power(truth: dict, *, inverse: frozenset[str], alpha: float = 0.05)
             if dim == "overall":
                 continue
             cells = {s: c for s, c in strata.items() if c["denominator"] > 0}
+            if dim == "center":
+                for s, c in cells.items():
+                    if c["multiplier"] != 1:
+                        out[(cms, dim, s)] = center_power(cells, s, inverse=cms in inverse, alpha=alpha)
+                continue
             ref = max((s for s in cells if s not in _UNKNOWN), key=lambda s: cells[s]["denominator"])
             r, m = cells[ref], len(cells) - 1
             z = float(norm.isf(alpha / (2 * m)))
@@ -297,6 +306,25 @@ def expected_power(truth: dict, *, inverse: frozenset[str], alpha: float = 0.05)
     return out
 
 
+def center_power(cells: dict, center: str, *, inverse: bool, alpha: float) -> float:
+    """Power of the center-vs-network rule (normal approximation of the exact binomial test) for one
+    planted center: its rate against the expected network rate, which includes the center itself, so
+    ``p_c - p_0 = (1 - w) (p_c - p_rest)`` with ``w`` the center's share of the denominator."""
+    c = cells[center]
+    rest = [v for k, v in cells.items() if k != center]
+    n_c, n_rest = c["denominator"], sum(v["denominator"] for v in rest)
+    x_rest = sum(v["expected_numerator"] for v in rest)
+    p0 = (c["expected_numerator"] + x_rest) / (n_c + n_rest)
+    w = n_c / (n_c + n_rest)
+    se0 = math.sqrt(p0 * (1 - p0) / n_c)
+    var_rest = sum(v["variance_numerator"] for v in rest) / n_rest**2
+    se1 = (1 - w) * math.sqrt(c["variance_numerator"] / n_c**2 + var_rest)
+    sign = 1 if (c["multiplier"] < 1) == inverse else -1
+    delta = sign * (c["expected_rate"] - p0)
+    z = float(norm.isf(alpha / 2))
+    return float(norm.cdf((delta - z * se0) / se1)) if se1 > 0 else float(delta > 0)
+
+
 def detection(path: Path, truth_path: Path) -> dict:
     """Planted cells (truth multiplier != 1) flagged in the planted direction; flags among the rest.
 
@@ -312,8 +340,8 @@ def detection(path: Path, truth_path: Path) -> dict:
         for cms, dims in truth.items():
             for stratum, cell in dims.get(dim, {}).items():
                 r = by.get((cms, _ours(dim, stratum)))
-                if r is None or r.q_value is None and not r.is_reference:
-                    continue
+                if r is None or r.p_value is None and not r.is_reference:
+                    continue  # suppressed or never ranked (Unknown)
                 factor = cell["multiplier"]
                 if factor != 1 and r.is_reference:
                     out["planted_reference"] += 1
@@ -322,10 +350,10 @@ def detection(path: Path, truth_path: Path) -> dict:
                     hit = r.worse_than_reference if factor < 1 else r.better_than_reference
                     out["detected"] += int(hit)
                     if not hit:
-                        out["missed"].append(f"{cms} {dim}={stratum} x{factor}: q={r.q_value:.3g}")
+                        out["missed"].append(f"{cms} {dim}={stratum} x{factor}: p={r.p_value:.3g}")
                 elif not r.is_reference:
-                    out["compared"] += 1
-                    out["flagged"] += int(r.q_value < 0.05)
+                    out["compared"] += 1  # flagged: q < 0.05 (p < 0.05 for centers), either direction
+                    out["flagged"] += int(r.worse_than_reference or r.better_than_reference)
     con.close()
     return out
 
@@ -369,28 +397,26 @@ def test_planted_disparities_detected_at_demo_size(tmp_path: Path, seed: int) ->
 
 def test_heat_map_funnel_plot_and_equity_by_center_give_one_answer(network: Path) -> None:
     """Issue 11, item 7: "worse than the rest" is one rule. For every center cell: the heat-map signal
-    (agg_measure), the position against the drawn 95 % funnel lines (agg_funnel, which has a point at
-    every center's denominator), the funnel band, the p-value, and `equity --by center` (equity_tables)
-    all agree -- a center is flagged iff it lies outside the funnel, on the side its flag says."""
+    (agg_measure), the position against the 95 % funnel limits at the center's denominator (the function
+    that draws agg_funnel's lines, checked against them), the funnel band, the p-value, and
+    `equity --by center` (equity_tables) all agree -- flagged iff outside the funnel, on that side."""
     con = duckdb.connect(str(network))
     precompute(con, period_start=PS, period_end=PE, equity=False)
+    drawn = con.execute("SELECT network_rate, n, lo95, hi95, lo998, hi998 FROM agg_funnel").fetchall()
+    assert drawn
+    for p0, n, lo95, hi95, lo998, hi998 in drawn:
+        assert (lo95, hi95) == tuple(float(v[0]) for v in funnel_limits(p0, [n], 0.95))
+        assert (lo998, hi998) == tuple(float(v[0]) for v in funnel_limits(p0, [n], 0.998))
     cells = con.execute(
         "SELECT measure, group_id, center, numerator, performance_denominator, rate, p_value, signal, band, "
-        "inverse FROM agg_measure WHERE center <> ? AND performance_denominator > 0",
-        ["*"],
+        "inverse, network_rate FROM agg_measure WHERE center <> '*' AND performance_denominator > 0"
     ).fetchall()
-    funnel = {
-        (m, g, n): (lo, hi)
-        for m, g, n, lo, hi in con.execute(
-            "SELECT measure, group_id, n, lo95, hi95 FROM agg_funnel"
-        ).fetchall()
-    }
     names = sorted({c[0] for c in cells})
     rows, _ = equity_tables(con, names, ["center"], period_start=PS, period_end=PE)
     equity = {(r.measure_name, r.group_id, r.stratum): r for r in rows}
     flagged = published = 0
-    for m, g, center, x, n, rate, p, signal, band, inverse in cells:
-        lo, hi = funnel[(m, g, n)]
+    for m, g, center, x, n, rate, p, signal, band, inverse, p0 in cells:
+        (lo,), (hi,) = funnel_limits(p0, [n], 0.95)
         below, above = rate < lo, rate > hi
         assert (signal == "worse") == (above if inverse else below), (m, g, center)
         assert (signal == "better") == (below if inverse else above), (m, g, center)

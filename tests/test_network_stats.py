@@ -70,12 +70,14 @@ def test_compare_centers_is_the_exact_test_against_the_network_rate() -> None:
 
 
 def test_small_center_at_100_percent_is_not_flagged_by_chance() -> None:
-    """4/4 against a 70 % network: P(X >= 4) = 0.24, well inside the exact funnel (a normal-approximation
-    funnel puts 100 % outside for any n above 9 at p0 = 0.7; the exact one needs n >= 11)."""
-    net = network_comparison([4, 696], [4, 996])
-    assert net.signals[0] == "as expected" and net.p_values[0] > 0.4
-    net = network_comparison([11, 689], [11, 989])
-    assert net.signals[0] == "better" and net.p_values[0] < 0.05
+    """10/10 against a 70 % network: P(X >= 10) = 0.028, so p = 0.056, inside the exact funnel -- the
+    normal-approximation funnel (upper limit 0.7 + 1.96 * sqrt(0.21 / n) < 1 from n = 9) flagged it."""
+    assert 0.7 + 1.959963984540054 * math.sqrt(0.21 / 10) < 1.0
+    net = network_comparison([10, 690], [10, 990])
+    assert net.network_rate == pytest.approx(0.7)
+    assert net.signals[0] == "as expected" and net.p_values[0] == pytest.approx(2 * 0.7**10)
+    net = network_comparison([11, 689], [11, 989])  # 11/11: P = 0.0198, p = 0.040 -> flagged
+    assert net.signals[0] == "better" and net.p_values[0] == pytest.approx(2 * 0.7**11)
 
 
 def test_inverse_measures_flip_the_signal() -> None:

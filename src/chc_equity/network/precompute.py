@@ -27,7 +27,6 @@ from datetime import date
 from typing import Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 
 from chc_equity.measures.engine import RESULTS_TABLE
@@ -181,26 +180,19 @@ def _with_rates(rows: list[Summary], inverse: bool) -> list[dict[str, Any]]:
 
 
 def funnel_rows(measures: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """agg_funnel rows from the network rows: limits on a log grid up to 1.2 x the largest center.
-
-    Every center's own denominator is a grid point too, so the drawn lines pass through the exact limit
-    at each center: a center's mark is outside the lines exactly when its ``signal`` flags it.
-    """
+    """agg_funnel rows from the network rows: limits on a log grid up to 1.2 x the largest center."""
     largest: dict[tuple[str, str], int] = defaultdict(int)
-    sizes: dict[tuple[str, str], set[int]] = defaultdict(set)
     for r in measures:
         if r["center"] != NETWORK:
             key = (r["measure"], r["group_id"])
             largest[key] = max(largest[key], int(r["performance_denominator"]))
-            if int(r["performance_denominator"]) > 0:
-                sizes[key].add(int(r["performance_denominator"]))
     out: list[dict[str, Any]] = []
     for r in measures:
         key = (r["measure"], r["group_id"])
         p0 = r["network_rate"]
         if r["center"] != NETWORK or p0 is None or largest[key] <= 0:
             continue
-        grid = np.union1d(funnel_grid(max(2, int(largest[key] * 1.2))), sorted(sizes[key]))
+        grid = funnel_grid(max(2, int(largest[key] * 1.2)))
         lo95, hi95 = funnel_limits(p0, grid, FUNNEL_LEVELS[0])
         lo998, hi998 = funnel_limits(p0, grid, FUNNEL_LEVELS[1])
         for i, n in enumerate(grid):
