@@ -457,3 +457,20 @@ def test_unknown_never_in_disparity_summaries_nor_reference(network: Path) -> No
                 checked += 1
     con.close()
     assert checked > 20
+
+
+def test_cli_by_center_compares_with_the_network(network: Path, tmp_path: Path) -> None:
+    out = tmp_path / "c"
+    result = CliRunner().invoke(
+        app,
+        ["equity", "--measure", "CMS2", "--measure", "CMS122", "--by", "center", "--warehouse", str(network),
+         "--out", str(out), "--charts", "svg"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "worse than the network (outside the 95 % funnel)" in result.output
+    df = pd.read_csv(out / "equity.csv")
+    assert set(df["reference"]) == {"network"} and not df["is_reference"].any()
+    assert df["q_value"].isna().all() and df["rr_ci_low"].isna().all()
+    shown = df[~df["suppressed"]]
+    assert shown["p_value"].notna().all() and (out / "forest.svg").stat().st_size > 0
+    assert (shown["worse_than_reference"] <= (shown["p_value"] < 0.05)).all()

@@ -110,6 +110,5 @@ def equity(
         save_chart(gap_chart(rows, f"Gap to equity by {title}"), out, "gap", figs)
     flagged = sum(r.worse_than_reference for r in rows)
     hidden = sum(r.suppressed for r in rows)
-    typer.echo(
-        f"{len(rows)} strata ({hidden} suppressed, {flagged} worse than reference at q < 0.05) -> {out}"
-    )
+    rule = "the network (outside the 95 % funnel)" if list(by) == ["center"] else "reference at q < 0.05"
+    typer.echo(f"{len(rows)} strata ({hidden} suppressed, {flagged} worse than {rule}) -> {out}")
