@@ -141,10 +141,15 @@ def score_ratio_interval(
 
     Both limits are found together by bisection on ``log R`` (the statistic is monotone in ``R``),
     finished by one secant step inside the final bracket, so a whole stratification is one vectorised
-    pass. Pinned to statsmodels
-    ``confint_proportions_2indep(method="score", compare="ratio", correction=...)`` at 1e-9 away from
-    100 %, where statsmodels' closed-form cubic solution breaks down (a complex or zero-width interval),
-    and everywhere to the inversion of its score test.
+    pass. Pinned at 1e-9 to statsmodels
+    ``confint_proportions_2indep(method="score", compare="ratio", correction=...)`` for rates strictly
+    between 0 % and 100 % (at 100 % its closed-form cubic solution breaks down: a complex or zero-width
+    interval), and for every case, edges included, to the inversion of statsmodels' score test.
+
+    The interval is dual to its own score test, not to the Fisher test that sets the flags
+    (:mod:`chc_equity.equity.significance`): being exact, Fisher is the more conservative, so in small
+    strata the interval can exclude 1 while Fisher's p is >= 0.05 (2-4 % of the possible tables for
+    strata of 11-30); never the other way round.
     """
     a1, b1 = _as_counts(x1, n1)
     a2, b2 = _as_counts(x2, n2)

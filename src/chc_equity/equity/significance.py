@@ -25,7 +25,7 @@ All functions take numpy-broadcastable counts and are vectorised (no Python loop
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -46,7 +46,7 @@ def _int_counts(*arrays: ArrayLike) -> list[IntArray]:
     return [np.array(a, dtype=np.int64) for a in out]
 
 
-def _search(pred, lo: IntArray, hi: IntArray) -> IntArray:  # type: ignore[no-untyped-def]
+def _search(pred: Callable[[IntArray], NDArray[np.bool_]], lo: IntArray, hi: IntArray) -> IntArray:
     """Smallest ``k`` in ``[lo, hi]`` with ``pred(k)`` true (``hi`` if none), for ``pred`` monotone
     (false ... false true ... true) on that range; all elements at once."""
     lo, hi = lo.copy(), hi.copy()
@@ -69,9 +69,10 @@ def fisher_exact_pvalue(x1: ArrayLike, n1: ArrayLike, x2: ArrayLike, n2: ArrayLi
     probabilities of every ``k`` at most as likely as the observed one -- the definition of
     ``scipy.stats.fisher_exact([[x1, n1 - x1], [x2, n2 - x2]])`` (and of R's ``fisher.test``, whose
     relative tolerance of 1e-7 for "as likely" is used here: the log-probabilities come from ``gammaln``,
-    whose rounding at large counts exceeds scipy's 1e-14). All tables are summed over their whole support
-    at once. An empty group (``n == 0``) has no rate
-    to compare: NaN. Both groups at 0 % or both at 100 %: ``p = 1`` (a single table has those margins).
+    whose rounding at large counts exceeds scipy's 1e-14). All tables are summed at once, each over the
+    part of its support that holds its probability mass (see below). An empty group (``n == 0``) has no
+    rate to compare: NaN. Both groups at 0 % or both at 100 %: ``p = 1`` (a single table has those
+    margins).
     """
     a, n1a, c, n2a = _int_counts(x1, n1, x2, n2)
     if np.any((n1a < 0) | (n2a < 0) | (a < 0) | (c < 0) | (a > n1a) | (c > n2a)):
@@ -134,7 +135,7 @@ def funnel_limits(p0: float, n: ArrayLike, level: float) -> tuple[FloatArray, Fl
     """Funnel-plot limits (rates) at ``level`` around the network rate ``p0``: ``a / n`` and ``b / n`` of
     :func:`binomial_count_limits`. A rate strictly below the lower or above the upper limit is exactly
     a rejection by :func:`binomial_pvalue` at ``alpha = 1 - level``. NaN where ``n <= 0`` or ``p0`` is
-    undefined. (A step function of ``n``: counts are integers.) ``level`` is read to 12 decimals, so
+    undefined. (Jagged in ``n``: the limits are counts over ``n``.) ``level`` is read to 12 decimals, so
     that 0.95 means exactly ``alpha = 0.05`` (``1 - 0.95`` is 0.05000000000000004 in floating point).
     """
     alpha = round(1.0 - level, 12)

@@ -356,7 +356,7 @@ def analyse(
     Unknown when crossed) are reported but never ranked: no comparison, flag or reference role, and they
     stay out of the disparity summaries -- their make-up is unknown, so "equity" with them is meaningless.
     The ``center`` dimension alone is compared with the network instead of a reference stratum, by the
-    same rule as the heat map and the funnel plot (see :func:`center_rows`).
+    same rule as the heat map and the funnel plot (see :func:`against_network`).
     """
     labels = [CROSS.join(s) for s in counts.strata]
     x, n = counts.numerators, counts.denominators
