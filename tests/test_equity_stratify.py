@@ -474,3 +474,8 @@ def test_cli_by_center_compares_with_the_network(network: Path, tmp_path: Path) 
     shown = df[~df["suppressed"]]
     assert shown["p_value"].notna().all() and (out / "forest.svg").stat().st_size > 0
     assert (shown["worse_than_reference"] <= (shown["p_value"] < 0.05)).all()
+    named = CliRunner().invoke(
+        app,
+        ["equity", "--measure", "CMS2", "--by", "center", "--reference", "c01", "--warehouse", str(network)],
+    )
+    assert named.exit_code != 0 and "compares every center with the network" in named.output

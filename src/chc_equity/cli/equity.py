@@ -50,7 +50,10 @@ def equity(
     ),
     center: list[str] = typer.Option(None, "--center", help="Restrict to these centers (repeatable)"),
     reference: str = typer.Option(
-        "largest", "--reference", help="'largest', 'best', or a stratum label ('A' or 'A × B')"
+        "largest",
+        "--reference",
+        help="'largest', 'best', or a stratum label ('A' or 'A × B'); never Unknown. "
+        "--by center alone compares each center with the network instead",
     ),
     out: Path = typer.Option(Path("out/equity"), "--out", help="Output folder"),
     formats: str = typer.Option("csv", "--format", help="Tables: comma list of csv,parquet,json,duckdb"),

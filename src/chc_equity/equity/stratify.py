@@ -368,6 +368,8 @@ def analyse(
         hidden = crossed_suppression(counts, threshold)
         num_hidden = den_hidden = hidden
     rule = reference if reference in ("largest", "best") else "named"
+    if list(by) == [CENTER] and rule == "named":
+        raise ValueError("--by center compares every center with the network: a --reference does not apply")
     unknown_labels = [lab for lab, s in zip(labels, counts.strata, strict=True) if UNKNOWN in s]
     cmp = compare_strata(
         labels,
