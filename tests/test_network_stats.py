@@ -100,3 +100,21 @@ def test_band_of() -> None:
     assert band_of(0.63, 100, 0.5) == "beyond 95%"  # P(X >= 63) = 0.006: beyond 95 %, not 99.8 %
     assert band_of(0.32, 100, 0.5) == "beyond 99.8%"  # P(X <= 32) = 0.0002
     assert band_of(0.5, 0, 0.5) == "no data"
+
+
+def test_funnel_level_exact_for_small_centers() -> None:
+    """Exact level of "outside the 95 % funnel" for centers of 11-19 at every network rate on a grid:
+    at most 0.05 with the exact limits; the normal-approximation funnel it replaces exceeds it."""
+    rates = np.linspace(0.01, 0.99, 99)
+    worst_exact = worst_normal = 0.0
+    for n in range(11, 20):
+        x = np.arange(n + 1)[:, None]
+        pmf = binom.pmf(x, n, rates)  # (n + 1, rates)
+        a, b = binomial_count_limits(rates, np.full(rates.shape, n), 0.05)
+        exact = ((x < a) | (x > b)) * pmf
+        half = 1.959963984540054 * np.sqrt(rates * (1 - rates) / n)
+        normal = ((x / n < rates - half) | (x / n > rates + half)) * pmf
+        worst_exact = max(worst_exact, exact.sum(0).max())
+        worst_normal = max(worst_normal, normal.sum(0).max())
+    print(f"\nfunnel level at 0.05, centers of 11-19: normal {worst_normal:.4f}, exact {worst_exact:.4f}")
+    assert worst_exact <= 0.05 < worst_normal
