@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.stats import chi2_contingency
+from scipy.optimize import brentq
+from scipy.stats import binom, chi2_contingency, fisher_exact
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import (
     confint_proportions_2indep,
@@ -29,6 +30,7 @@ from chc_equity.equity import (
     stratum_label,
 )
 from chc_equity.equity import intervals as iv
+from chc_equity.equity import significance as sig
 
 TOL = 1e-9
 
@@ -60,13 +62,104 @@ def test_newcombe_difference_matches_statsmodels():
     np.testing.assert_allclose(upp, ref_upp, rtol=0, atol=TOL)
 
 
-def test_log_adjusted_ratio_matches_statsmodels():
+# --- rate ratio: score interval, valid at 0 % and 100 % ------------------------------------------------
+def _score_stat(x1, n1, x2, n2, ratio, correction):
+    return sm_test_2indep(
+        x1, n1, x2, n2, value=ratio, method="score", compare="ratio", correction=correction
+    ).statistic
+
+
+def _inverted_score_interval(x1, n1, x2, n2, correction=True, alpha=0.05):
+    """Reference: the ratios statsmodels' own score test does not reject, by root finding (brentq)."""
+    z = float(-__import__("scipy").special.ndtri(alpha / 2))
+    if x1 + x2 == 0:
+        return math.nan, math.nan
+    est = (x1 / n1) / (x2 / n2) if x2 else math.inf
+    # brackets just off the estimate (0/0 exactly at 1 when both rates are 100 %); statsmodels'
+    # uncorrected quadratic overflows beyond e^+-15, far outside these limits
+    low = 0.0
+    if x1:
+        hi = math.log(est) - 1e-6 if math.isfinite(est) else 15.0
+        low = math.exp(
+            brentq(
+                lambda u: _score_stat(x1, n1, x2, n2, math.exp(u), correction) - z,
+                -15,
+                hi,
+                xtol=1e-14,
+                rtol=1e-15,
+            )
+        )
+    upp = math.inf
+    if x2:
+        lo = math.log(est) + 1e-6 if est > 0 else -15.0
+        upp = math.exp(
+            brentq(
+                lambda u: _score_stat(x1, n1, x2, n2, math.exp(u), correction) + z,
+                lo,
+                15,
+                xtol=1e-14,
+                rtol=1e-15,
+            )
+        )
+    return low, upp
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("correction", [True, False])
+def test_score_ratio_matches_statsmodels_away_from_the_edges(correction):
+    """Miettinen-Nurminen (correction) and Koopman: statsmodels' closed form where it is valid."""
+    interior = [(x, n, xr, nr) for x, n, xr, nr in PAIRS if 0 < x < n and 0 < xr < nr]
+    x, n, xr, nr = _cols(interior)
+    low, upp = iv.score_ratio_interval(x, n, xr, nr, correction=correction)
+    for i, case in enumerate(interior):  # statsmodels' score ratio interval takes scalars only
+        ref = confint_proportions_2indep(*case, method="score", compare="ratio", correction=correction)
+        assert (low[i], upp[i]) == pytest.approx(ref, abs=TOL), case
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("correction", [True, False])
+def test_score_ratio_equals_inverted_score_test_including_0_and_100_percent(correction):
+    """Every pair, edges included, equals the inversion of statsmodels' score test at 1e-9.
+
+    statsmodels' own interval is wrong at 100 %: (5/20 vs 30/30) gives [0.70, 0.70] and (20/20 vs
+    30/30) a complex lower limit; the inversion of its test is right, so it is the reference there.
+    """
     x, n, xr, nr = _cols(PAIRS)
-    low, upp = iv.log_adjusted_ratio_interval(x, n, xr, nr)
-    ref_low, ref_upp = confint_proportions_2indep(x, n, xr, nr, method="log-adjusted", compare="ratio")
-    np.testing.assert_allclose(low, ref_low, rtol=TOL, atol=TOL)
-    np.testing.assert_allclose(upp, ref_upp, rtol=TOL, atol=TOL)
-    assert np.all(np.isfinite(low)) and np.all(np.isfinite(upp))  # zero cells handled
+    low, upp = iv.score_ratio_interval(x, n, xr, nr, correction=correction)
+    for i, case in enumerate(PAIRS):
+        ref_low, ref_upp = _inverted_score_interval(*case, correction=correction)
+        if math.isnan(ref_low):
+            assert math.isnan(low[i]) and math.isnan(upp[i]), case  # both 0 %: no ratio, no interval
+            continue
+        assert low[i] == pytest.approx(ref_low, abs=TOL), case
+        assert upp[i] == ref_upp or upp[i] == pytest.approx(ref_upp, abs=TOL), case
+
+
+def test_score_ratio_edges():
+    low, upp = iv.score_ratio_interval([0, 5, 20, 0, 20, 5], [20] * 6, [8, 0, 30, 0, 8, 30], [30] * 6)
+    assert low[0] == 0.0 and 0 < upp[0] < 1  # 0 % vs 27 %: the ratio is 0, the upper limit finite
+    assert low[1] > 1 and upp[1] == math.inf  # vs a 0 % reference: unbounded above
+    assert 0.8 < low[2] < 1 < upp[2] < 1.2  # both 100 %: a real interval around 1, not [1, 1]
+    assert math.isnan(low[3]) and math.isnan(upp[3])  # both 0 %: 0/0, no interval
+    assert low[4] > 1  # 100 % vs 27 %
+    assert 0.1 < low[5] < upp[5] < 0.5  # 25 % vs 100 %: not the zero-width [0.7, 0.7] of statsmodels
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_score_ratio_excludes_1_iff_its_test_rejects():
+    """The issue's inconsistency (interval excludes 1 while p = 0.06-0.07 at 100 %) cannot happen: the
+    interval excludes 1 exactly when the Miettinen-Nurminen score test of ratio 1 rejects."""
+    edges = [(x, n, xr, nr) for n in (11, 15, 19, 40) for x in (0, 1, n - 2, n) for xr, nr in REFS]
+    x, n, xr, nr = _cols(PAIRS + edges)
+    low, upp = iv.score_ratio_interval(x, n, xr, nr)
+    checked = 0
+    for i in range(x.size):
+        if x[i] + xr[i] in (0, n[i] + nr[i]):
+            continue  # no variation: nothing to test (ratio undefined or both 100 %, 1 inside)
+        p = sm_test_2indep(x[i], n[i], xr[i], nr[i], method="score", compare="ratio").pvalue
+        assert (low[i] > 1 or upp[i] < 1) == (p < 0.05), (x[i], n[i], xr[i], nr[i], low[i], upp[i], p)
+        checked += 1
+    assert checked > 100
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # statsmodels divides by zero on the 0 % cases
@@ -89,6 +182,41 @@ def test_pvalue_matches_statsmodels_and_scipy():
     assert np.all(np.isfinite(p))
 
 
+def test_fisher_matches_scipy_including_0_and_100_percent():
+    x, n, xr, nr = _cols(PAIRS)
+    p = sig.fisher_exact_pvalue(x, n, xr, nr)
+    ref = [fisher_exact([[a, b - a], [c, d - c]]).pvalue for a, b, c, d in PAIRS]
+    np.testing.assert_allclose(p, ref, rtol=0, atol=TOL)
+    assert np.isnan(sig.fisher_exact_pvalue(0, 0, 3, 10))
+    with pytest.raises(ValueError):
+        sig.fisher_exact_pvalue(5, 3, 1, 2)
+
+
+def _exact_level(pvalue, n1, n2, rates, alpha=0.05):
+    """Type-I error of ``pvalue < alpha`` at each common rate, exactly: the probability of every
+    outcome (x1, x2) of two independent binomials times whether it is rejected (no Monte Carlo)."""
+    x1, x2 = np.arange(n1 + 1)[:, None], np.arange(n2 + 1)[None, :]
+    reject = (pvalue(x1, n1, x2, n2) < alpha).astype(float)
+    b1 = binom.pmf(np.arange(n1 + 1)[:, None], n1, rates)
+    b2 = binom.pmf(np.arange(n2 + 1)[:, None], n2, rates)
+    return np.einsum("ip,ij,jp->p", b1, reject, b2)
+
+
+def test_small_strata_level_exact_test_holds_z_test_does_not():
+    """Strata of 11-19 against references of 19, 100 and 1,000: Fisher's exact test (the rule of
+    compare_strata) keeps its level at 0.05 for every true rate; the pooled z-test it replaces does not
+    (0.07 for 19 vs 100; 0.10 for 11-15 vs 1,000 at extreme rates)."""
+    rates = np.linspace(0.005, 0.995, 199)
+    worst_z = worst_exact = 0.0
+    for n1 in range(11, 20):
+        for n2 in (19, 100, 1000):
+            worst_exact = max(worst_exact, _exact_level(sig.fisher_exact_pvalue, n1, n2, rates).max())
+            worst_z = max(worst_z, _exact_level(iv.two_proportion_pvalue, n1, n2, rates).max())
+    print(f"\nexact level at 0.05, strata 11-19: z-test {worst_z:.4f}, Fisher {worst_exact:.4f}")
+    assert worst_exact <= 0.05
+    assert worst_z > 0.065  # the defect of issue 11, item 7, is real and measured
+
+
 @pytest.mark.parametrize(
     ("x1", "n1", "x2", "n2"), [(0, 10, 0, 5), (7, 7, 30, 30), (0, 1, 0, 1), (1, 1, 1, 1)]
 )
@@ -100,7 +228,7 @@ def test_empty_stratum_yields_nan():
     assert np.isnan(iv.wilson_interval(0, 0)[0])
     assert np.isnan(iv.two_proportion_pvalue(0, 0, 3, 10))
     assert np.isnan(iv.newcombe_diff_interval(0, 0, 3, 10)[0])
-    assert np.isnan(iv.log_adjusted_ratio_interval(0, 0, 3, 10)[1])
+    assert np.isnan(iv.score_ratio_interval(0, 0, 3, 10)[1])
     with pytest.raises(ValueError):
         iv.wilson_interval(5, 3)
 
@@ -128,14 +256,27 @@ def test_bh_excludes_nan_from_family():
     assert np.isnan(iv.bh_qvalues([np.nan])).all()
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # statsmodels' score test at 0 % / 100 %
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 500), st.integers(1, 500), st.floats(0, 1), st.floats(0, 1))
 def test_random_counts_match_statsmodels(n1, n2, f1, f2):
     x1, x2 = round(n1 * f1), round(n2 * f2)
     ref = confint_proportions_2indep(x1, n1, x2, n2, method="newcomb", compare="diff")
     np.testing.assert_allclose(iv.newcombe_diff_interval(x1, n1, x2, n2), ref, rtol=0, atol=TOL)
-    ref = confint_proportions_2indep(x1, n1, x2, n2, method="log-adjusted", compare="ratio")
-    np.testing.assert_allclose(iv.log_adjusted_ratio_interval(x1, n1, x2, n2), ref, rtol=TOL, atol=TOL)
+    low, upp = iv.score_ratio_interval(x1, n1, x2, n2)
+    ref_low, ref_upp = _inverted_score_interval(x1, n1, x2, n2)
+    if math.isnan(ref_low):
+        assert math.isnan(low) and math.isnan(upp)
+    else:
+        assert low == pytest.approx(ref_low, abs=TOL)
+        assert upp == ref_upp or upp == pytest.approx(ref_upp, abs=TOL)
+    if 0 < x1 < n1 and 0 < x2 < n2:
+        # statsmodels' closed form (roots of a cubic by np.roots) loses digits near 100 %: 1e-8 at
+        # 11/13 vs 385/386, where the inversion above agrees with ours to 1e-16
+        ref = confint_proportions_2indep(x1, n1, x2, n2, method="score", compare="ratio")
+        np.testing.assert_allclose((low, upp), ref, rtol=0, atol=1e-7)
+    table = [[x1, n1 - x1], [x2, n2 - x2]]
+    assert sig.fisher_exact_pvalue(x1, n1, x2, n2) == pytest.approx(fisher_exact(table).pvalue, abs=TOL)
     if 0 < x1 + x2 < n1 + n2:
         p = iv.two_proportion_pvalue(x1, n1, x2, n2)
         assert p == pytest.approx(proportions_ztest([x1, x2], [n1, n2])[1], abs=TOL)
@@ -232,12 +373,12 @@ def test_compare_strata_best_and_named_reference():
     best = compare_strata(LABELS, NUM, DEN, reference="best")
     # Asian 0.75 is best but unreliable (n=12 < 20): the best *reliable* stratum wins.
     assert best.reference == "White"
+    best_inv = compare_strata(LABELS, NUM, DEN, reference="best", inverse=True, unranked=())
+    assert best_inv.reference == UNKNOWN  # 0.16 with n=25 is the lowest reliable rate ...
     best_inv = compare_strata(LABELS, NUM, DEN, reference="best", inverse=True)
-    assert best_inv.reference == UNKNOWN  # 0.16 with n=25 is the lowest reliable rate
-    best_inv = compare_strata(
-        LABELS, NUM, DEN, reference="best", inverse=True, exclude_from_reference={UNKNOWN}
-    )
-    assert best_inv.reference == "Black"
+    assert best_inv.reference == "Black"  # ... but Unknown is never the reference by default
+    with pytest.raises(ValueError, match="never ranked"):
+        compare_strata(LABELS, NUM, DEN, reference="named", reference_label=UNKNOWN)
     named = compare_strata(LABELS, NUM, DEN, reference="named", reference_label="Hispanic")
     assert named.reference == "Hispanic" and named.by_label()["Hispanic"].is_reference
     assert compare_strata(LABELS, NUM, DEN, reference="named", reference_label="Empty").reference is None
@@ -250,9 +391,9 @@ def test_compare_strata_shown_restricts_family_reference_and_summary():
     res = compare_strata(LABELS, NUM, DEN, shown=shown)
     rows = res.by_label()
     assert rows["Asian"].q_value is None and not rows["Asian"].worse_than_reference
-    family = [rows[k].p_value for k in ("Black", "Hispanic", UNKNOWN)]
+    family = [rows[k].p_value for k in ("Black", "Hispanic")]
     ref_q = multipletests(family, method="fdr_bh")[1]
-    np.testing.assert_allclose([rows[k].q_value for k in ("Black", "Hispanic", UNKNOWN)], ref_q, atol=TOL)
+    np.testing.assert_allclose([rows[k].q_value for k in ("Black", "Hispanic")], ref_q, atol=TOL)
     hidden_ref = compare_strata(LABELS, NUM, DEN, shown=[False, True, True, True, True, True])
     assert hidden_ref.reference == "Black"  # the largest *published* stratum
 
@@ -275,8 +416,41 @@ def test_compare_strata_summary_hand_computed():
 def test_compare_strata_zero_and_full_rates():
     res = compare_strata(["a", "b", "c"], [0, 40, 25], [30, 40, 25]).by_label()
     assert res["a"].rate == 0.0 and res["a"].rate_ratio == 0.0
-    assert res["c"].p_value == 1.0 and res["c"].rate_difference == 0.0  # both 100 %
-    assert res["a"].ratio_ci_low is not None and res["a"].ratio_ci_low > 0
+    assert res["a"].ratio_ci_low == 0.0 and 0 < res["a"].ratio_ci_high < 0.2  # 0 % vs 100 %
+    assert res["a"].worse_than_reference and res["a"].p_value < 1e-15
+    c = res["c"]  # both 100 %: equal rates, p = 1, and a real interval around the ratio 1
+    assert c.p_value == 1.0 and c.rate_difference == 0.0 and c.rate_ratio == 1.0
+    assert c.ratio_ci_low < 1 < c.ratio_ci_high and not c.worse_than_reference
+    # both 0 %: no ratio and no interval (0/0), published as undefined; the test finds no difference
+    zero = compare_strata(["ref", "z"], [0, 0], [50, 12]).by_label()["z"]
+    assert zero.rate_ratio is None and zero.ratio_ci_low is None and zero.ratio_ci_high is None
+    assert zero.rate_difference == 0.0 and zero.p_value == 1.0 and not zero.worse_than_reference
+
+
+def test_compare_strata_uses_fisher_exact_test():
+    res = compare_strata(LABELS, NUM, DEN).by_label()
+    for label in ("Black", "Hispanic", "Asian"):
+        table = [[NUM[LABELS.index(label)], DEN[LABELS.index(label)] - NUM[LABELS.index(label)]], [600, 400]]
+        assert res[label].p_value == pytest.approx(fisher_exact(table).pvalue, abs=TOL)
+        lo, hi = iv.score_ratio_interval(table[0][0], sum(table[0]), 600, 1000)
+        got = (res[label].ratio_ci_low, res[label].ratio_ci_high)
+        assert got == pytest.approx((float(lo), float(hi)), abs=TOL)
+
+
+def test_unknown_is_reported_never_ranked():
+    """Unknown keeps its rate and interval but gets no comparison, flag, q-value or reference role, and
+    stays out of the disparity summaries -- even when it is the largest or most extreme stratum."""
+    labels, num, den = ["A", "B", UNKNOWN], [300, 200, 10], [600, 400, 900]
+    res = compare_strata(labels, num, den)
+    u = res.by_label()[UNKNOWN]
+    assert res.reference == "A"  # Unknown is the largest stratum, yet not the reference
+    assert u.rate == pytest.approx(10 / 900) and u.ci_low is not None and not u.is_reference
+    assert (u.p_value, u.q_value, u.rate_difference, u.rate_ratio, u.gap_to_equity) == (None,) * 5
+    assert not u.worse_than_reference and not u.better_than_reference
+    assert res.summary.strata_summarised == 2 and res.summary.max_min_ratio == pytest.approx(1.0)
+    assert res.by_label()["B"].q_value == pytest.approx(res.by_label()["B"].p_value)  # family of one
+    with_unknown = compare_strata(labels, num, den, unranked=())
+    assert with_unknown.reference == UNKNOWN and with_unknown.summary.strata_summarised == 3
 
 
 def test_compare_strata_validates():

@@ -22,10 +22,12 @@ from chc_equity.cli import app
 from chc_equity.cli import equity as _equity_cli  # noqa: F401  (registers the command)
 from chc_equity.cli import synth as _synth_cli  # noqa: F401
 from chc_equity.equity.audit import determined_quantities
-from chc_equity.equity.stratify import equity_table, equity_tables
+from chc_equity.equity.stratify import NETWORK_REFERENCE, equity_table, equity_tables
 from chc_equity.ingest import load
 from chc_equity.measures.engine import run_measures
 from chc_equity.measures.registry import all_measures
+from chc_equity.network import precompute
+from chc_equity.network.stats import funnel_limits
 from chc_equity.synth import generate, load_config
 from chc_equity.synth.check import TRUTH_GROUP
 from chc_equity.views.build import build_views
@@ -114,6 +116,11 @@ def test_no_disparities_cli_is_small_cell_safe_and_unknown_kept(network: Path) -
     con.close()
     strata = {r.stratum for r in rows}
     assert "Unknown" in strata
+    # Unknown is reported (counts, rate) but never ranked: no reference role, test, q-value or flag
+    unknown = [r for r in rows if r.stratum == "Unknown"]
+    assert all(not r.is_reference and r.reference != "Unknown" for r in unknown)
+    assert all(r.p_value is None and r.q_value is None and r.rate_difference is None for r in unknown)
+    assert not any(r.worse_than_reference or r.better_than_reference for r in unknown)
     for r in rows:
         if r.numerator is not None:
             assert r.numerator == 0 or r.numerator >= 11
@@ -258,12 +265,15 @@ def expected_power(truth: dict, *, inverse: frozenset[str], alpha: float = 0.05)
     """Probability that each planted cell of ``truth.json["measures"]`` is flagged, from the truth alone.
 
     Mirrors what the equity layer does with the counts: the reference is the largest stratum other than
-    Unknown; the stratum's rate is compared with it by the two-sided pooled z-test; BH runs over the other
-    strata of the dimension (m of them). Rejecting at Bonferroni ``alpha / m`` implies BH q < alpha, so
-    this is a lower bound. Under the alternative the counts are Poisson-binomial sums: their variance is
-    truth's ``variance_numerator``; the pooled null SE uses the expected pooled rate. A cell counts only
-    when it moves in its planted direction (factor < 1: worse, i.e. higher for inverse measures).
-    Returns (measure, dimension, generator stratum) -> power; a planted cell that is the reference -> 0.
+    Unknown; the stratum's rate is compared with it by a two-sided two-sample test (Fisher's exact test,
+    here its normal approximation, the pooled z-test, which it matches closely at these sizes); BH runs
+    over the other strata of the dimension (m of them). Rejecting at Bonferroni ``alpha / m`` implies BH
+    q < alpha, so this is a lower bound (up to that approximation). Centers are compared with the network
+    rate at ``alpha`` (no BH; :func:`center_power`). Under the alternative the counts are Poisson-binomial
+    sums: their variance is truth's ``variance_numerator``; the pooled null SE uses the expected pooled
+    rate. A cell counts only when it moves in its planted direction (factor < 1: worse, i.e. higher for
+    inverse measures). Returns (measure, dimension, generator stratum) -> power; a planted cell that is
+    the reference -> 0.
     """
     out: dict[tuple, float] = {}
     for cms, dims in truth.items():
@@ -271,6 +281,11 @@ def expected_power(truth: dict, *, inverse: frozenset[str], alpha: float = 0.05)
             if dim == "overall":
                 continue
             cells = {s: c for s, c in strata.items() if c["denominator"] > 0}
+            if dim == "center":
+                for s, c in cells.items():
+                    if c["multiplier"] != 1:
+                        out[(cms, dim, s)] = center_power(cells, s, inverse=cms in inverse, alpha=alpha)
+                continue
             ref = max((s for s in cells if s not in _UNKNOWN), key=lambda s: cells[s]["denominator"])
             r, m = cells[ref], len(cells) - 1
             z = float(norm.isf(alpha / (2 * m)))
@@ -291,6 +306,25 @@ def expected_power(truth: dict, *, inverse: frozenset[str], alpha: float = 0.05)
     return out
 
 
+def center_power(cells: dict, center: str, *, inverse: bool, alpha: float) -> float:
+    """Power of the center-vs-network rule (normal approximation of the exact binomial test) for one
+    planted center: its rate against the expected network rate, which includes the center itself, so
+    ``p_c - p_0 = (1 - w) (p_c - p_rest)`` with ``w`` the center's share of the denominator."""
+    c = cells[center]
+    rest = [v for k, v in cells.items() if k != center]
+    n_c, n_rest = c["denominator"], sum(v["denominator"] for v in rest)
+    x_rest = sum(v["expected_numerator"] for v in rest)
+    p0 = (c["expected_numerator"] + x_rest) / (n_c + n_rest)
+    w = n_c / (n_c + n_rest)
+    se0 = math.sqrt(p0 * (1 - p0) / n_c)
+    var_rest = sum(v["variance_numerator"] for v in rest) / n_rest**2
+    se1 = (1 - w) * math.sqrt(c["variance_numerator"] / n_c**2 + var_rest)
+    sign = 1 if (c["multiplier"] < 1) == inverse else -1
+    delta = sign * (c["expected_rate"] - p0)
+    z = float(norm.isf(alpha / 2))
+    return float(norm.cdf((delta - z * se0) / se1)) if se1 > 0 else float(delta > 0)
+
+
 def detection(path: Path, truth_path: Path) -> dict:
     """Planted cells (truth multiplier != 1) flagged in the planted direction; flags among the rest.
 
@@ -306,8 +340,8 @@ def detection(path: Path, truth_path: Path) -> dict:
         for cms, dims in truth.items():
             for stratum, cell in dims.get(dim, {}).items():
                 r = by.get((cms, _ours(dim, stratum)))
-                if r is None or r.q_value is None and not r.is_reference:
-                    continue
+                if r is None or r.p_value is None and not r.is_reference:
+                    continue  # suppressed or never ranked (Unknown)
                 factor = cell["multiplier"]
                 if factor != 1 and r.is_reference:
                     out["planted_reference"] += 1
@@ -316,10 +350,10 @@ def detection(path: Path, truth_path: Path) -> dict:
                     hit = r.worse_than_reference if factor < 1 else r.better_than_reference
                     out["detected"] += int(hit)
                     if not hit:
-                        out["missed"].append(f"{cms} {dim}={stratum} x{factor}: q={r.q_value:.3g}")
+                        out["missed"].append(f"{cms} {dim}={stratum} x{factor}: p={r.p_value:.3g}")
                 elif not r.is_reference:
-                    out["compared"] += 1
-                    out["flagged"] += int(r.q_value < 0.05)
+                    out["compared"] += 1  # flagged: q < 0.05 (p < 0.05 for centers), either direction
+                    out["flagged"] += int(r.worse_than_reference or r.better_than_reference)
     con.close()
     return out
 
@@ -359,3 +393,89 @@ def test_planted_disparities_detected_at_demo_size(tmp_path: Path, seed: int) ->
     assert power[weakest] >= MIN_CELL_POWER, (weakest, power[weakest])
     assert res["planted"] == len(power) and res["planted_reference"] == 0
     assert res["detected"] >= 0.95 * res["planted"], res
+
+
+def test_heat_map_funnel_plot_and_equity_by_center_give_one_answer(network: Path) -> None:
+    """Issue 11, item 7: "worse than the rest" is one rule. For every center cell: the heat-map signal
+    (agg_measure), the position against the 95 % funnel limits at the center's denominator (the function
+    that draws agg_funnel's lines, checked against them), the funnel band, the p-value, and
+    `equity --by center` (equity_tables) all agree -- flagged iff outside the funnel, on that side."""
+    con = duckdb.connect(str(network))
+    precompute(con, period_start=PS, period_end=PE, equity=False)
+    drawn = con.execute("SELECT network_rate, n, lo95, hi95, lo998, hi998 FROM agg_funnel").fetchall()
+    assert drawn
+    for p0, n, lo95, hi95, lo998, hi998 in drawn:
+        assert (lo95, hi95) == tuple(float(v[0]) for v in funnel_limits(p0, [n], 0.95))
+        assert (lo998, hi998) == tuple(float(v[0]) for v in funnel_limits(p0, [n], 0.998))
+    cells = con.execute(
+        "SELECT measure, group_id, center, numerator, performance_denominator, rate, p_value, signal, band, "
+        "inverse, network_rate FROM agg_measure WHERE center <> '*' AND performance_denominator > 0"
+    ).fetchall()
+    names = sorted({c[0] for c in cells})
+    rows, _ = equity_tables(con, names, ["center"], period_start=PS, period_end=PE)
+    equity = {(r.measure_name, r.group_id, r.stratum): r for r in rows}
+    flagged = published = 0
+    for m, g, center, x, n, rate, p, signal, band, inverse, p0 in cells:
+        (lo,), (hi,) = funnel_limits(p0, [n], 0.95)
+        below, above = rate < lo, rate > hi
+        assert (signal == "worse") == (above if inverse else below), (m, g, center)
+        assert (signal == "better") == (below if inverse else above), (m, g, center)
+        assert (band != "within 95%") == (below or above)
+        assert (p is not None and p < 0.05) == (signal in ("worse", "better"))
+        flagged += signal in ("worse", "better")
+        row = equity[(m, g, center)]
+        assert row.reference == NETWORK_REFERENCE and not row.is_reference
+        if row.suppressed:
+            assert not row.worse_than_reference and not row.better_than_reference
+            continue
+        published += 1
+        assert (row.numerator, row.denominator) == (x, n)
+        assert row.worse_than_reference == (signal == "worse")
+        assert row.better_than_reference == (signal == "better")
+        assert row.p_value == pytest.approx(p, abs=1e-12) and row.q_value is None
+    con.close()
+    assert flagged >= 1 and published >= flagged  # the agreement is checked on real flags
+    print(f"\n{len(cells)} center cells, {flagged} flagged, {published} published by `equity --by center`")
+
+
+def test_unknown_never_in_disparity_summaries_nor_reference(network: Path) -> None:
+    """Issue 11, item 7: "Unknown" entered the disparity indices and could be flagged as a group. Over
+    every measure and dimension (one-way and crossed), each summary counts only ranked strata."""
+    con = duckdb.connect(str(network))
+    checked = 0
+    for by in (["race_ethnicity"], ["language"], ["income"], ["race_ethnicity", "sex"]):
+        rows, summaries = equity_tables(con, None, by, period_start=PS, period_end=PE)
+        for s in summaries:
+            group = [r for r in rows if (r.measure, r.group_id) == (s.measure, s.group_id)]
+            unknown = [r for r in group if "Unknown" in (r.stratum, r.stratum2)]
+            assert s.reference is None or "Unknown" not in s.reference
+            ranked_reliable = [r for r in group if r not in unknown and not r.suppressed and not r.unreliable]
+            assert s.strata_summarised == len(ranked_reliable)
+            for r in unknown:
+                assert r.p_value is None and r.q_value is None and not r.is_reference
+                assert not r.worse_than_reference and not r.better_than_reference
+                checked += 1
+    con.close()
+    assert checked > 20
+
+
+def test_cli_by_center_compares_with_the_network(network: Path, tmp_path: Path) -> None:
+    out = tmp_path / "c"
+    result = CliRunner().invoke(
+        app,
+        ["equity", "--measure", "CMS2", "--measure", "CMS122", "--by", "center", "--warehouse", str(network),
+         "--out", str(out), "--charts", "svg"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "worse than the network (outside the 95 % funnel)" in result.output
+    df = pd.read_csv(out / "equity.csv")
+    assert set(df["reference"]) == {"network"} and not df["is_reference"].any()
+    assert df["q_value"].isna().all() and df["rr_ci_low"].isna().all()
+    shown = df[~df["suppressed"]]
+    assert shown["p_value"].notna().all() and (out / "forest.svg").stat().st_size > 0
+    assert (shown["worse_than_reference"] <= (shown["p_value"] < 0.05)).all()
+    named = CliRunner().invoke(
+        app,
+        ["equity", "--measure", "CMS2", "--by", "center", "--reference", "c01", "--warehouse", str(network)],
+    )
+    assert named.exit_code != 0 and "compares every center with the network" in named.output

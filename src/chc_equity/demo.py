@@ -45,7 +45,15 @@ SMALL_CELL = 11
 EQUITY_DIMENSIONS = ("race_ethnicity", "language", "insurance", "income", "sdoh_risk", "center")
 # Headline charts in the report: (measure, dimension).
 HEADLINE_CHARTS = (("CMS165", "race_ethnicity"), ("CMS122", "race_ethnicity"))
-WORST_HEAD = ["measure", "dimension", "stratum", "reference", "rate", "difference", "q", "gap to equity"]
+WORST_HEAD = [
+    "measure", "dimension", "stratum", "reference", "rate", "difference", "q (centers: p)", "gap to equity"
+]
+
+
+def _q_or_p(row: EquityRow) -> str:
+    """The q-value; for centers (compared with the network, no multiplicity correction) the p-value."""
+    value = row.q_value if row.q_value is not None else row.p_value
+    return f"{value:.2g}" if value is not None else ""
 
 
 def _cell(count: int) -> str:
@@ -206,7 +214,7 @@ def _render(loads, network, rows, n_measures: int, worst, charts, uds_6b) -> str
             html.escape(r.reference or ""),
             f"{r.rate:.1%}" if r.rate is not None else "",
             f"{r.rate_difference:+.1%}" if r.rate_difference is not None else "",
-            f"{r.q_value:.2g}" if r.q_value is not None else "",
+            _q_or_p(r),
             str(r.gap_to_equity if r.gap_to_equity is not None else ""),
         ]
         for r in worst[:25]
@@ -238,7 +246,8 @@ Synthetic data only. Counts from 1 to 10 are suppressed.</p>
 {table(["measure", "group", "denominator", "excluded / excepted", "numerator", "rate"], net_rows)}
 <h2>Largest inequities (significantly worse than the reference group, q &lt; 0.05)</h2>
 <p>Gap to equity: how many more patients of the group must meet the measure for its rate to equal the
-reference group's. All strata, with intervals and p/q-values: <code>equity/equity.csv</code>.</p>
+reference group's. Centers are compared with the network instead, by the heat map's rule (outside the
+95 % funnel, p &lt; 0.05). All strata, with intervals and p/q-values: <code>equity/equity.csv</code>.</p>
 {table(WORST_HEAD, worst_rows)}
 {"".join(f'<figure>{svg}</figure>' for svg in charts)}
 <h2>UDS Table 6B, network roll-up (suppressed)</h2>

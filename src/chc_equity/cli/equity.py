@@ -51,7 +51,10 @@ def equity(
     ),
     center: list[str] = typer.Option(None, "--center", help="Restrict to these centers (repeatable)"),
     reference: str = typer.Option(
-        "largest", "--reference", help="'largest', 'best', or a stratum label ('A' or 'A × B')"
+        "largest",
+        "--reference",
+        help="'largest', 'best', or a stratum label ('A' or 'A × B'); never Unknown. "
+        "--by center alone compares each center with the network instead",
     ),
     out: Path = typer.Option(Path("out/equity"), "--out", help="Output folder"),
     formats: str = typer.Option("csv", "--format", help="Tables: comma list of csv,parquet,json,duckdb"),
@@ -111,6 +114,5 @@ def equity(
         save_chart(gap_chart(rows, f"Gap to equity by {title}"), out, "gap", figs)
     flagged = sum(r.worse_than_reference for r in rows)
     hidden = sum(r.suppressed for r in rows)
-    typer.echo(
-        f"{len(rows)} strata ({hidden} suppressed, {flagged} worse than reference at q < 0.05) -> {out}"
-    )
+    rule = "the network (outside the 95 % funnel)" if list(by) == ["center"] else "reference at q < 0.05"
+    typer.echo(f"{len(rows)} strata ({hidden} suppressed, {flagged} worse than {rule}) -> {out}")

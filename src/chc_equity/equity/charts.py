@@ -13,7 +13,7 @@ from pathlib import Path
 import altair as alt
 import pandas as pd
 
-from chc_equity.equity.stratify import EquityRow
+from chc_equity.equity.stratify import NETWORK_REFERENCE, EquityRow
 
 
 def _frame(rows: Sequence[EquityRow]) -> pd.DataFrame:
@@ -34,20 +34,25 @@ def _frame(rows: Sequence[EquityRow]) -> pd.DataFrame:
                 else "better"
                 if r.better_than_reference
                 else "not significant",
-                "reference_rate": next(
-                    (
-                        o.rate
-                        for o in rows
-                        if o.is_reference and o.measure == r.measure and o.group_id == r.group_id
-                    ),
-                    None,
-                ),
+                "reference_rate": _reference_rate(rows, r),
                 "gap_to_equity": r.gap_to_equity,
                 "q_value": r.q_value,
             }
             for r in rows
         ]
     )
+
+
+def _reference_rate(rows: Sequence[EquityRow], row: EquityRow) -> float | None:
+    """The comparator's rate: the reference stratum's, or the network's for ``--by center``."""
+    for o in rows:
+        if (o.measure, o.group_id) != (row.measure, row.group_id):
+            continue
+        if o.is_reference:
+            return o.rate
+        if o.reference == NETWORK_REFERENCE and o.rate is not None and o.rate_difference is not None:
+            return o.rate - o.rate_difference
+    return None
 
 
 _COLORS = alt.Scale(

@@ -19,7 +19,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from chc_equity.equity import disparity, intervals
+from chc_equity.equity import disparity, intervals, significance
+from chc_equity.equity.labels import UNKNOWN
 
 ReferenceRule = Literal["largest", "best", "named"]
 
@@ -141,7 +142,7 @@ def compare_strata(
     alpha: float = DEFAULT_ALPHA,
     unreliable_below: int = DEFAULT_UNRELIABLE_BELOW,
     shown: Sequence[bool] | None = None,
-    exclude_from_reference: Collection[str] = (),
+    unranked: Collection[str] = (UNKNOWN,),
     summarise_reliable_only: bool = True,
 ) -> EquityComparison:
     """Rates, intervals, comparisons with a reference, BH q-values and summaries for one measure.
@@ -156,11 +157,16 @@ def compare_strata(
         shown: which strata will be published (e.g. not suppressed). The BH family is "the strata shown"
             (non-reference, shown, testable), and the reference and the summaries use shown strata only, so
             that no published number is a function of a suppressed one. Default: all.
-        exclude_from_reference: labels that may not serve as reference (e.g. the unknown stratum).
+        unranked: labels that are reported but never ranked -- the unknown / missing stratum, whose
+            make-up is unknown: they keep their rate and interval, but get no comparison with the
+            reference (difference, ratio, test, q-value, gap, worse / better flag), never serve as the
+            reference, are outside the BH family and outside the summaries (disparity indices).
+            Default: the ``Unknown`` label; crossed tables pass every cell with an Unknown part.
         summarise_reliable_only: summaries use only reliable strata (they are dominated by noise otherwise).
 
     Per stratum ``j`` against reference ``r``: ``rate_difference = p_j - p_r`` with a Newcombe interval,
-    ``rate_ratio = p_j / p_r`` with a log-adjusted interval, the pooled z-test p-value, and BH q-value.
+    ``rate_ratio = p_j / p_r`` with a Miettinen-Nurminen score interval (undefined when both rates are
+    0 %), the p-value of Fisher's exact test (:mod:`chc_equity.equity.significance`), and BH q-value.
     ``worse_than_reference`` = ``q < alpha`` and the difference points in the bad direction
     (below the reference for a normal measure, above it for an inverse one); ``better`` likewise.
     """
@@ -175,11 +181,15 @@ def compare_strata(
     if show.size != n_strata:
         raise ValueError("shown must have one entry per stratum")
 
+    if reference == "named" and reference_label in unranked:
+        raise ValueError(
+            f"stratum {reference_label!r} is reported but never ranked: it cannot be the reference"
+        )
     rate = intervals.proportion(x, n)
     ci_low, ci_high = intervals.wilson_interval(x, n, alpha)
     unreliable = n < unreliable_below
     nonempty = n > 0
-    excluded = np.array([lab in exclude_from_reference for lab in labels], dtype=bool)
+    ranked = np.array([lab not in unranked for lab in labels], dtype=bool)
     ref = choose_reference(
         labels,
         x,
@@ -187,7 +197,7 @@ def compare_strata(
         rule=reference,
         reference_label=reference_label,
         inverse=inverse,
-        eligible=nonempty & show & ~excluded,
+        eligible=nonempty & show & ranked,
         unreliable_below=unreliable_below,
     )
 
@@ -201,8 +211,10 @@ def compare_strata(
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = rate / rate[ref]
         d_lo, d_hi = intervals.newcombe_diff_interval(x, n, xr, nr, alpha)
-        r_lo, r_hi = intervals.log_adjusted_ratio_interval(x, n, xr, nr, alpha)
-        pval = intervals.two_proportion_pvalue(x, n, xr, nr)
+        r_lo, r_hi = intervals.score_ratio_interval(x, n, xr, nr, alpha)
+        pval = significance.fisher_exact_pvalue(x, n, xr, nr)
+        for arr in (diff, ratio, d_lo, d_hi, r_lo, r_hi, pval):
+            arr[~ranked] = np.nan
         not_ref = np.arange(n_strata) != ref
         family = not_ref & show & np.isfinite(pval)
         qval = intervals.bh_qvalues(np.where(family, pval, np.nan))
@@ -215,9 +227,10 @@ def compare_strata(
         worse = significant & bad
         better = significant & good
         gaps = disparity.gap_to_equity(x.tolist(), n.tolist(), int(xr), int(nr), inverse=inverse)
+        gaps = [g if ranked[i] else None for i, g in enumerate(gaps)]
 
     summary = _summarise(
-        rate, n, ref, show & nonempty & (~unreliable if summarise_reliable_only else True), inverse
+        rate, n, ref, show & nonempty & ranked & (~unreliable if summarise_reliable_only else True), inverse
     )
     rows = tuple(
         StratumStats(

@@ -23,7 +23,7 @@ Suppression (``threshold``, default 11) is always applied to what this module re
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
 
@@ -31,9 +31,17 @@ import duckdb
 import numpy as np
 from numpy.typing import NDArray
 
+from chc_equity.equity import disparity
 from chc_equity.equity.attributes import DIMENSIONS, TABLE, ensure_patient_attributes
 from chc_equity.equity.labels import UNKNOWN
-from chc_equity.equity.stats import DEFAULT_UNRELIABLE_BELOW, DisparitySummary, compare_strata
+from chc_equity.equity.significance import network_comparison
+from chc_equity.equity.stats import (
+    DEFAULT_UNRELIABLE_BELOW,
+    DisparitySummary,
+    EquityComparison,
+    StratumStats,
+    compare_strata,
+)
 from chc_equity.equity.suppression import (
     DEFAULT_THRESHOLD,
     LinearTable,
@@ -47,6 +55,8 @@ from chc_equity.measures.engine import RESULTS_TABLE
 from chc_equity.measures.registry import all_measures
 
 CROSS = " × "
+CENTER = "center"
+NETWORK_REFERENCE = "network"  # the comparator of the center dimension (all centers of the table)
 Reference = Literal["largest", "best"] | str
 
 
@@ -288,6 +298,47 @@ def crossed_suppression(counts: Counts, threshold: int) -> NDArray[np.bool_]:
 
 
 # --- statistics ------------------------------------------------------------------------------------
+def against_network(
+    cmp: EquityComparison, x: NDArray[np.int64], n: NDArray[np.int64], *, inverse: bool, alpha: float
+) -> list[StratumStats]:
+    """Center strata compared with the network (all centers of the table), not with a reference center.
+
+    "Is this center worse than the rest?" must get one answer wherever it is asked, so the flags and
+    p-values are those of :func:`~chc_equity.equity.significance.network_comparison` -- the rule of the
+    heat map and the funnel plot -- with the network rate as comparator: ``rate_difference`` and
+    ``rate_ratio`` against it, the gap to reach it, no q-value (the funnel has no multiplicity
+    correction) and no interval for the difference or ratio (a center is part of the network, so the
+    two-sample intervals do not apply; the funnel plot is the interval).
+    """
+    net = network_comparison(x, n, inverse=inverse, alpha=alpha)
+    p0 = net.network_rate
+    gaps = disparity.gap_to_equity(x.tolist(), n.tolist(), int(x.sum()), int(n.sum()), inverse=inverse)
+    out: list[StratumStats] = []
+    for i, st in enumerate(cmp.strata):
+        if st.label == UNKNOWN:  # reported, never ranked
+            out.append(st)
+            continue
+        pv = float(net.p_values[i])
+        out.append(
+            replace(
+                st,
+                is_reference=False,
+                rate_difference=None if st.rate is None or p0 is None else st.rate - p0,
+                diff_ci_low=None,
+                diff_ci_high=None,
+                rate_ratio=None if st.rate is None or not p0 else st.rate / p0,
+                ratio_ci_low=None,
+                ratio_ci_high=None,
+                p_value=None if np.isnan(pv) else pv,
+                q_value=None,
+                gap_to_equity=gaps[i],
+                worse_than_reference=net.signals[i] == "worse",
+                better_than_reference=net.signals[i] == "better",
+            )
+        )
+    return out
+
+
 def analyse(
     counts: Counts,
     by: Sequence[str],
@@ -301,8 +352,11 @@ def analyse(
 ) -> tuple[list[EquityRow], EquitySummaryRow]:
     """Statistics + suppression for one measure group; pure (counts in, export rows out).
 
-    ``reference``: "largest", "best", or a stratum label ("A" or "A × B"); the Unknown stratum never
-    serves as reference under "largest"/"best" (its make-up is unknown, so "equity" with it is meaningless).
+    ``reference``: "largest", "best", or a stratum label ("A" or "A × B"). Unknown strata (either value
+    Unknown when crossed) are reported but never ranked: no comparison, flag or reference role, and they
+    stay out of the disparity summaries -- their make-up is unknown, so "equity" with them is meaningless.
+    The ``center`` dimension alone is compared with the network instead of a reference stratum, by the
+    same rule as the heat map and the funnel plot (see :func:`against_network`).
     """
     labels = [CROSS.join(s) for s in counts.strata]
     x, n = counts.numerators, counts.denominators
@@ -314,6 +368,8 @@ def analyse(
         hidden = crossed_suppression(counts, threshold)
         num_hidden = den_hidden = hidden
     rule = reference if reference in ("largest", "best") else "named"
+    if list(by) == [CENTER] and rule == "named":
+        raise ValueError("--by center compares every center with the network: a --reference does not apply")
     unknown_labels = [lab for lab, s in zip(labels, counts.strata, strict=True) if UNKNOWN in s]
     cmp = compare_strata(
         labels,
@@ -325,10 +381,13 @@ def analyse(
         alpha=alpha,
         unreliable_below=unreliable_below,
         shown=~hidden,
-        exclude_from_reference=unknown_labels if rule != "named" else (),
+        unranked=unknown_labels,
     )
+    strata, reference_name = list(cmp.strata), cmp.reference
+    if list(by) == [CENTER]:
+        strata, reference_name = against_network(cmp, x, n, inverse=inverse, alpha=alpha), NETWORK_REFERENCE
     rows: list[EquityRow] = []
-    for i, st in enumerate(cmp.strata):
+    for i, st in enumerate(strata):
         s = counts.strata[i]
         h = bool(hidden[i])
 
@@ -350,7 +409,7 @@ def analyse(
                 rate=keep(st.rate),
                 ci_low=keep(st.ci_low),
                 ci_high=keep(st.ci_high),
-                reference=cmp.reference,
+                reference=reference_name,
                 is_reference=st.is_reference,
                 rate_difference=keep(st.rate_difference),
                 rd_ci_low=keep(st.diff_ci_low),

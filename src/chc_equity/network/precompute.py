@@ -4,8 +4,9 @@
 ``measure_results`` for that period and (re)writes, in one transaction, that period's rows of:
 
 * ``agg_measure`` -- one row per measure x group x center, plus the network row (``center = '*'``):
-  population counts, rate with its Wilson 95 % interval, the network rate, the center-vs-rest-of-network
-  p-value, ``signal`` (worse / better / as expected / no data) and its funnel band; measure metadata
+  population counts, rate with its Wilson 95 % interval, the network rate, the center-vs-network
+  p-value, ``signal`` (worse / better / as expected / no data) and its funnel band (one rule: see
+  :func:`chc_equity.equity.significance.network_comparison`); measure metadata
   (CMS id, title, inverse, UDS line) is copied in so the pages need nothing but this table.
 * ``agg_funnel`` -- per measure x group, the network rate and the 95 % / 99.8 % funnel limits on a grid
   of denominators (the funnel plot's lines).

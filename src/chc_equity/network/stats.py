@@ -1,18 +1,13 @@
 """Pure network analytics: how each center's rate compares with the network's.
 
-Two views of the same question, both closed-form and vectorised over centers:
-
-* **Funnel-plot limits** (Spiegelhalter 2005, "Funnel plots for comparing institutional performance"):
-  around the network rate ``p0``, the band a center of size ``n`` would fall in by chance alone,
-  ``p0 +/- z * sqrt(p0 (1 - p0) / n)`` at 95 % (z = 1.96) and 99.8 % (z = 3.09). The normal
-  approximation is what most published funnel plots use; it is clipped to [0, 1]. Plotting every center
-  against its own denominator shows at a glance which differences are larger than chance.
-* **Center vs network test**: each center against *the rest of the network* (the network minus that
-  center, so a large center is not compared with itself) with the pooled two-proportion z-test of
-  :func:`chc_equity.equity.intervals.two_proportion_pvalue`. A center is flagged ``worse`` when the
-  test rejects at ``alpha`` and its rate is on the bad side -- lower for ordinary measures, higher for
-  inverse ones (CMS122 HbA1c > 9 %, CMS75 dental decay). No multiplicity correction: the flag is a
-  screening mark on a heat map, the funnel plot and p-value are shown next to it.
+One question, one answer: whether a center is worse or better than the rest of the network is decided
+by :func:`chc_equity.equity.significance.network_comparison` -- the exact binomial test of the center's
+count against the network rate -- and the funnel plot draws that test's acceptance region
+(:func:`funnel_limits`, 95 % and 99.8 %). So the heat-map mark, the funnel plot and ``equity --by
+center`` agree by construction: a center is ``worse`` exactly when it lies outside the 95 % funnel on
+the bad side (below it; above it for inverse measures such as CMS122 HbA1c > 9 %), and its p-value is
+then below 0.05. Exact limits rather than the normal approximation of Spiegelhalter (2005) keep the
+level for small centers; see docs/equity.md.
 """
 
 from __future__ import annotations
@@ -22,31 +17,25 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
-from chc_equity.equity.intervals import two_proportion_pvalue, wilson_interval, z_two_sided
+from chc_equity.equity.intervals import wilson_interval
+from chc_equity.equity.significance import DEFAULT_ALPHA, Signal, funnel_limits, network_comparison
 
 FloatArray = NDArray[np.float64]
-Signal = Literal["worse", "better", "as expected", "no data"]
 Band = Literal["within 95%", "beyond 95%", "beyond 99.8%", "no data"]
 
-FUNNEL_LEVELS: tuple[float, float] = (0.95, 0.998)
-DEFAULT_ALPHA = 0.05
-
-
-def funnel_limits(p0: float, n: ArrayLike, level: float) -> tuple[FloatArray, FloatArray]:
-    """Lower and upper funnel limits at ``level`` (e.g. 0.95) for denominators ``n`` around ``p0``.
-
-    NaN where ``n <= 0`` (no denominator, no limit) or ``p0`` is undefined.
-    """
-    na = np.asarray(n, dtype=np.float64)
-    z = z_two_sided(1.0 - level)
-    ok = (na > 0) & np.isfinite(p0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        half = z * np.sqrt(p0 * (1.0 - p0) / np.where(ok, na, 1.0))
-    low = np.clip(p0 - half, 0.0, 1.0)
-    high = np.clip(p0 + half, 0.0, 1.0)
-    return np.where(ok, low, np.nan), np.where(ok, high, np.nan)
+FUNNEL_LEVELS: tuple[float, float] = (0.95, 0.998)  # the 95 % limits are the flag at DEFAULT_ALPHA
+__all__ = [
+    "FUNNEL_LEVELS",
+    "Band",
+    "CenterComparison",
+    "Signal",
+    "band_of",
+    "compare_centers",
+    "funnel_grid",
+    "funnel_limits",
+]
 
 
 def funnel_grid(max_n: int, points: int = 80) -> NDArray[np.int64]:
@@ -101,7 +90,7 @@ def compare_centers(
     inverse: bool = False,
     alpha: float = DEFAULT_ALPHA,
 ) -> tuple[float | None, list[CenterComparison]]:
-    """Network rate and each center compared with the rest of the network.
+    """Network rate and each center compared with it (:func:`network_comparison`), with its funnel band.
 
     ``denominators`` are performance denominators (denominator - exclusions - exceptions). A center with
     a zero denominator gets ``no data``; with a single center there is no "rest", so p is None.
@@ -110,23 +99,13 @@ def compare_centers(
     n = np.asarray(denominators, dtype=np.int64)
     if x.shape != n.shape or x.shape != (len(centers),):
         raise ValueError("centers, numerators and denominators must have the same length")
-    total_x, total_n = int(x.sum()), int(n.sum())
-    p0 = total_x / total_n if total_n > 0 else float("nan")
+    net = network_comparison(x, n, inverse=inverse, alpha=alpha)
+    p0 = float("nan") if net.network_rate is None else net.network_rate
     rates = np.where(n > 0, x / np.where(n > 0, n, 1), np.nan)
     low, high = wilson_interval(x, n)
-    rest_x, rest_n = total_x - x, total_n - n
-    p = two_proportion_pvalue(x, n, rest_x, rest_n)
     out = []
     for i, center in enumerate(centers):
-        rate, pv = rates[i], p[i]
-        if n[i] <= 0:
-            signal: Signal = "no data"
-        elif np.isfinite(pv) and pv < alpha:
-            rest_rate = rest_x[i] / rest_n[i]
-            bad = rate > rest_rate if inverse else rate < rest_rate
-            signal = "worse" if bad else "better"
-        else:
-            signal = "as expected"
+        rate, pv, signal = rates[i], net.p_values[i], net.signals[i]
         out.append(
             CenterComparison(
                 center=center,

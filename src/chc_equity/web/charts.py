@@ -24,7 +24,8 @@ def _base(width: int | str = "container", height: int = 320) -> Spec:
 def heatmap(cells: Sequence[Cell], centers: Sequence[str], keys: Sequence[str]) -> Spec:
     """Centers x measure groups, colored by performance (rate, or 1 - rate for inverse measures).
 
-    A triangle marks a center significantly worse than the rest of the network (see network.stats).
+    A triangle marks a center worse than the network: outside the 95 % funnel on the bad side, the one
+    rule of :func:`chc_equity.equity.significance.network_comparison` (see network.stats).
     """
     values = [
         {

@@ -248,7 +248,7 @@ class CellOut(BaseModel):
     ci_low: float | None
     ci_high: float | None
     network_rate: float | None
-    p_value: float | None = Field(description="Center vs the rest of the network (two-proportion z-test)")
+    p_value: float | None = Field(description="Center vs the network rate (exact binomial test; funnel plot)")
     signal: str | None = Field(description="worse / better / as expected / no data")
     band: str | None = Field(description="Funnel-plot band of the center")
     period_start: date
