@@ -4,6 +4,11 @@ Everything a load writes (staged resources, the merge, rejects, its ``loads`` ro
 ``after_load`` does) happens inside a single DuckDB transaction, so an exception or a ``kill -9``
 mid-load leaves the warehouse exactly as it was: DuckDB only makes a transaction durable at commit.
 A failed load therefore leaves no ``loads`` row either -- the caller sees the exception.
+
+A load that changed data also writes a ``pending_refresh`` row for its center in that same transaction:
+the results derived later (measure results, web aggregates) are older than the data until
+``chc_equity.refresh.finish_pending`` has rebuilt them and deleted the row. So a crash between the commit
+and the end of the refresh can never leave results stale unnoticed (see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from chc_equity.crashpoints import crash_point
 from chc_equity.ingest.records import Resource
 from chc_equity.ingest.sources import discover, read_file
 from chc_equity.ingest.store import Stager, merge, next_load_id
+from chc_equity.warehouse import PENDING_REFRESH
 
 AfterLoad = Callable[[duckdb.DuckDBPyConnection, str], None]
 # progress(bytes_delta, resources_delta): bytes of input files consumed (compressed size for .gz).
@@ -72,17 +79,23 @@ def load(
     previous = _settings(con, memory_limit, progress_bar=False)
     con.begin()
     try:
+        crash_point("load:begun")
         result = _run(con, files, center, progress)
         result.duration_s = time.perf_counter() - started
         _record(con, result, started_at)
+        if result.inserted + result.updated:
+            _mark_stale(con, center, result.load_id)
+        crash_point("load:recorded")
         if after_load is not None:
             after_load(con, center)
+        crash_point("load:views-built")
         con.commit()
     except BaseException:
         con.rollback()
         raise
     finally:
         _settings(con, *previous)
+    crash_point("load:committed")
     return result
 
 
@@ -109,9 +122,11 @@ def _run(con: duckdb.DuckDBPyConnection, files: list, center: str, progress: Pro
     if progress is not None and pending:
         progress(0, pending)
     stager.flush()
+    crash_point("load:staged")
     result.loaded = sum(result.loaded_by_type.values())
     result.quarantined = sum(result.quarantined_by_type.values())
     result.inserted, result.updated, result.unchanged = merge(con, center, load_id)
+    crash_point("load:merged")
     result.status = "ok" if result.quarantined == 0 else "quarantined"
     return result
 
@@ -134,6 +149,13 @@ def _record(con: duckdb.DuckDBPyConnection, r: LoadResult, started_at: datetime)
             r.quarantined,
             r.status,
         ],
+    )
+
+
+def _mark_stale(con: duckdb.DuckDBPyConnection, center: str, load_id: int) -> None:
+    """Record, inside the load's transaction, that ``center``'s derived results predate this load."""
+    con.execute(
+        f"INSERT OR REPLACE INTO {PENDING_REFRESH} (center, load_id) VALUES (?, ?)", [center, load_id]
     )
 
 
