@@ -127,11 +127,15 @@ EXCLUDED = {
     ("agg_runs", "computed_at"),
 }
 COMMIT = POINTS.index("load:committed")  # points from here on are after the load's commit
-# Each point re-run with `ingest`; two more re-run with the other commands that finish pending work.
-CASES = [(point, "ingest") for point in POINTS] + [
-    ("refresh:measures-done", "measures run"),
-    ("load:committed", "precompute"),
-]
+# Each point is re-run with `ingest`, except that the two kills inside a refresh step's own transaction
+# are re-run with the other two commands that finish pending work.
+RERUN = {"measures:before-commit": "measures run", "aggregates:before-commit": "precompute"}
+CASES = [(point, RERUN.get(point, "ingest")) for point in POINTS]
+# Tables a refresh step rewrites in one transaction: a kill inside it leaves them as they were.
+STEP_TABLES = {
+    "measures:before-commit": ("main.measure_results",),
+    "aggregates:before-commit": ("main.agg_measure", "main.agg_funnel", "main.agg_equity", "main.agg_runs"),
+}
 
 Dump = dict[str, list[tuple]]
 
@@ -277,6 +281,8 @@ def test_kill_at_point_then_one_rerun_equals_uninterrupted(
         assert _differences(crashed, world.start) == []
     elif point != "refresh:cleared":  # the load survives, and so does the record of the work left
         assert crashed["main.pending_refresh"] != []
+    for table in STEP_TABLES.get(point, ()):  # each refresh step is atomic
+        assert crashed[table] == world.start[table], table
 
     _rerun(rerun, db, world)
     expected = world.twice if committed and rerun == "ingest" else world.once

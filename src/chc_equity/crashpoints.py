@@ -24,7 +24,9 @@ POINTS: tuple[str, ...] = (
     # after the load committed (the refresh must be finished by the next run)
     "load:committed",
     "refresh:started",
+    "measures:before-commit",  # inside run_measures' transaction: results of a period written, not committed
     "refresh:measures-done",
+    "aggregates:before-commit",  # inside precompute's transaction: agg_* rows written, not committed
     "refresh:aggregates-done",
     "refresh:all-done",
     "refresh:cleared",
