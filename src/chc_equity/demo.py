@@ -27,6 +27,7 @@ from chc_equity.measures.engine import run_measures
 from chc_equity.measures.registry import all_measures
 from chc_equity.measures.summary import summarize
 from chc_equity.network import precompute
+from chc_equity.refresh import finish_pending
 from chc_equity.synth import generate, load_config
 from chc_equity.uds import build_report
 from chc_equity.uds.export import write_all
@@ -104,6 +105,7 @@ def run(out: Path = OUT, *, centers: int = CENTERS, patients: int = PATIENTS) ->
                 screen=builtin_screen(),
             )
             bar.advance(task)
+    finish_pending(con)  # no results derived yet: clears the loads' pending marks (all computed below)
 
     modules = all_measures()
     with console.status("evaluating measures ..."):

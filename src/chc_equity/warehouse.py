@@ -17,6 +17,8 @@ WAREHOUSE_ENV = "CHC_EQUITY_WAREHOUSE"
 
 # Schema for the flat tables that the built-in ViewDefinitions materialize (flat.patient, ...).
 FLAT_SCHEMA = "flat"
+# Centers whose derived results still have to be refreshed after a load (see chc_equity.refresh).
+PENDING_REFRESH = "pending_refresh"
 
 DDL = f"""
 CREATE SEQUENCE IF NOT EXISTS load_id_seq START 1;
@@ -61,6 +63,14 @@ CREATE TABLE IF NOT EXISTS rejects (
     reason       VARCHAR NOT NULL,
     detail       VARCHAR,
     raw          VARCHAR
+);
+
+-- Centers whose derived results (measure_results, agg_*) are older than their data. A load that changes
+-- data writes its row in the load's own transaction; chc_equity.refresh deletes it only once every
+-- refresh step has committed, so a crash in between leaves the work recorded for the next run.
+CREATE TABLE IF NOT EXISTS {PENDING_REFRESH} (
+    center    VARCHAR PRIMARY KEY,
+    load_id   BIGINT NOT NULL
 );
 
 CREATE SCHEMA IF NOT EXISTS {FLAT_SCHEMA};

@@ -83,33 +83,23 @@ def _summary(result: LoadResult) -> Table:
     return table
 
 
-def _refresh_results(con, center: str) -> None:
-    """Re-run every measure for ``center`` in each period already in ``measure_results``, then the
-    aggregates. Runs after the load committed: if it fails, the data are loaded and the warning says
-    how to finish (``chc-equity measures run``)."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'measure_results'"
-    ).fetchone()[0]
-    if not exists:
-        return
-    periods = con.execute(
-        "SELECT DISTINCT period_start, period_end FROM measure_results ORDER BY 1, 2"
-    ).fetchall()
-    if not periods:
-        return
-    from chc_equity.measures.engine import run_measures
-    from chc_equity.measures.registry import all_measures
-    from chc_equity.network import precompute
+def refresh_pending_results(con) -> None:
+    """Finish every pending refresh (this load's center and any a crash left over): re-run the measures
+    already computed for each period, then the web aggregates. Runs after the load committed; the
+    pending rows stay until it completes, so a failure here is finished by the next run."""
+    from chc_equity.refresh import finish_pending, pending_centers
 
+    centers = pending_centers(con)
+    if not centers:
+        return
     try:
-        with _err().status(f"refreshing measure results of {center} ..."):
-            for start, end in periods:
-                run_measures(con, all_measures(), period_start=start, period_end=end, centers=[center])
-                precompute(con, period_start=start, period_end=end)
-    except Exception as exc:  # the load itself is committed; say how to finish by hand
+        with _err().status(f"refreshing measure results of {', '.join(centers)} ...") as status:
+            finish_pending(con, on_step=status.update)
+    except Exception as exc:  # the load itself is committed and the refresh stays pending
         # the type only: a database error message can quote a data value (patient data stays out of logs)
         _err().print(
-            f"[yellow]warning:[/] results not refreshed ({type(exc).__name__}); run `chc-equity measures run`"
+            f"[yellow]warning:[/] results not refreshed ({type(exc).__name__}); still pending, finished by "
+            "the next `chc-equity ingest`, `measures run` or `precompute`"
         )
 
 
@@ -128,7 +118,8 @@ def ingest_command(
         bool,
         typer.Option(
             "--refresh/--no-refresh",
-            help="re-run the measures already computed for this center's periods and the web aggregates",
+            help="re-run the measures already computed for this center's periods and the web aggregates "
+            "(with --no-refresh the center stays marked pending until the next ingest or measures run)",
         ),
     ] = True,
     max_record_mb: Annotated[
@@ -144,7 +135,9 @@ def ingest_command(
     """Load FHIR data for one center; bad input is quarantined (see `chc-equity rejects`).
 
     When the warehouse already holds measure results, the center's results and the precomputed web
-    aggregates are refreshed for every period present, so nothing downstream shows stale numbers.
+    aggregates are refreshed for every period present, so nothing downstream shows stale numbers. What
+    needs refreshing is recorded with the load itself, so a refresh cut short (crash, kill, error) is
+    finished by the next run even when that run loads nothing new.
     """
     try:
         inputs = find_inputs(paths)
@@ -180,8 +173,8 @@ def ingest_command(
                 screen=_views_screen() if after_load is not None else None,
                 max_record_bytes=max(1, int(max_record_mb * 2**20)),
             )
-        if refresh and result.inserted + result.updated:
-            _refresh_results(con, center)
+        if refresh:
+            refresh_pending_results(con)
     finally:
         con.close()
     out = Console()

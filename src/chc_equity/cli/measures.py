@@ -79,7 +79,8 @@ def run(
     """Evaluate measures over the warehouse and write the patient-level `measure_results` table.
 
     Afterwards the aggregates the web pages read (network summaries, funnel limits, equity strata) are
-    recomputed for the period, so pages stay fast and never show stale numbers.
+    recomputed for the period, so pages stay fast and never show stale numbers. A refresh that an
+    interrupted `chc-equity ingest` left pending is finished first.
     """
     from chc_equity.measures.engine import run_measures
     from chc_equity.measures.registry import find
@@ -93,6 +94,9 @@ def run(
     con = connect(warehouse)
     console = Console()
     with console.status("evaluating measures ...") as status:
+        from chc_equity.refresh import finish_pending
+
+        finish_pending(con, on_step=status.update)  # a refresh a crashed ingest left pending, first
 
         def progress(m, seconds: float) -> None:
             status.update(f"{m.cms_id} done in {seconds:.2f} s")

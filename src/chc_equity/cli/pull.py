@@ -77,11 +77,10 @@ def pull_command(
                 policy=Policy(parallel=parallel),
                 log=lambda msg: _err().print(f"[dim]pull:[/] {msg}"),
             )
-            changed = result.load is not None and (result.load.inserted + result.load.updated) > 0
-            if refresh and (changed or result.record.deleted):
-                from chc_equity.cli.ingest import _refresh_results
+            if refresh:  # whatever the pull changed is marked pending in its own transaction
+                from chc_equity.cli.ingest import refresh_pending_results
 
-                _refresh_results(con, center)
+                refresh_pending_results(con)
         finally:
             con.close()
         rec = result.record

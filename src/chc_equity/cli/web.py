@@ -185,10 +185,13 @@ def precompute(
     ] = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Precompute the agg_* tables the web pages read, for one measurement period (after `measures run`)."""
+    """Precompute the agg_* tables the web pages read, for one measurement period (after `measures run`).
+
+    A refresh that an interrupted `chc-equity ingest` left pending is finished first."""
     from datetime import date
 
     from chc_equity.network import precompute as run_precompute
+    from chc_equity.refresh import finish_pending
     from chc_equity.warehouse import connect
 
     today = date.today()
@@ -196,6 +199,7 @@ def precompute(
     end = date.fromisoformat(period_end) if period_end else date(start.year, 12, 31)
     con = connect(warehouse_path(warehouse))
     try:
+        finish_pending(con)  # a refresh an interrupted `chc-equity ingest` left pending, first
         result = run_precompute(con, period_start=start, period_end=end, equity=not no_equity)
     finally:
         con.close()

@@ -8,8 +8,8 @@
 - ``loader``: ``load()``, one load = one transaction.
 """
 
-from chc_equity.ingest.loader import LoadResult, load
+from chc_equity.ingest.loader import LoadResult, load, mark_stale
 from chc_equity.ingest.records import REASONS
 from chc_equity.ingest.store import list_rejects
 
-__all__ = ["REASONS", "LoadResult", "list_rejects", "load"]
+__all__ = ["REASONS", "LoadResult", "list_rejects", "load", "mark_stale"]

@@ -9,6 +9,11 @@ So that no single record can make that happen, ``screen`` (the CLI passes the bu
 screen, ``chc_equity.views.shape``) turns every resource a view could not read into a
 ``wrong-shape`` reject before it is staged, and a record over ``max_record_bytes`` becomes a
 ``too-large`` reject instead of being held in memory and parsed.
+
+A load that changed data also writes a ``pending_refresh`` row for its center in that same transaction:
+the results derived later (measure results, web aggregates) are older than the data until
+``chc_equity.refresh.finish_pending`` has rebuilt them and deleted the row. So a crash between the commit
+and the end of the refresh can never leave results stale unnoticed (see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from chc_equity.crashpoints import crash_point
 from chc_equity.ingest.records import Reject, Resource
 from chc_equity.ingest.sources import DEFAULT_MAX_RECORD_BYTES, find_inputs, read_file
 from chc_equity.ingest.store import Stager, merge, next_load_id
+from chc_equity.warehouse import PENDING_REFRESH
 
 AfterLoad = Callable[[duckdb.DuckDBPyConnection, str], None]
 # progress(bytes_delta, resources_delta): bytes of input files consumed (compressed size for .gz).
@@ -86,18 +93,24 @@ def load(
     previous = _settings(con, memory_limit, progress_bar=False)
     con.begin()
     try:
+        crash_point("load:begun")
         result = _run(con, inputs.files, center, progress, screen, max_record_bytes)
         result.skipped = inputs.skipped
         result.duration_s = time.perf_counter() - started
         _record(con, result, started_at)
+        if result.inserted + result.updated:
+            mark_stale(con, center, result.load_id)
+        crash_point("load:recorded")
         if after_load is not None:
             after_load(con, center)
+        crash_point("load:views-built")
         con.commit()
     except BaseException:
         con.rollback()
         raise
     finally:
         _settings(con, *previous)
+    crash_point("load:committed")
     return result
 
 
@@ -133,9 +146,11 @@ def _run(
     if progress is not None and pending:
         progress(0, pending)
     stager.flush()
+    crash_point("load:staged")
     result.loaded = sum(result.loaded_by_type.values())
     result.quarantined = sum(result.quarantined_by_type.values())
     result.inserted, result.updated, result.unchanged = merge(con, center, load_id)
+    crash_point("load:merged")
     result.status = "ok" if result.quarantined == 0 else "quarantined"
     return result
 
@@ -185,6 +200,17 @@ def _record(con: duckdb.DuckDBPyConnection, r: LoadResult, started_at: datetime)
             r.quarantined,
             r.status,
         ],
+    )
+
+
+def mark_stale(con: duckdb.DuckDBPyConnection, center: str, load_id: int) -> None:
+    """Record, inside the load's transaction, that ``center``'s derived results predate this load.
+
+    Public for writers that change ``resources`` inside a load's ``after_load`` (the Bulk Data pull applies
+    ``deleted`` entries there), so a change that inserts nothing still gets its results refreshed.
+    """
+    con.execute(
+        f"INSERT OR REPLACE INTO {PENDING_REFRESH} (center, load_id) VALUES (?, ?)", [center, load_id]
     )
 
 

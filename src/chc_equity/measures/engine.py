@@ -23,6 +23,7 @@ from datetime import date
 
 import duckdb
 
+from chc_equity.crashpoints import crash_point
 from chc_equity.measures.cql import MACROS, Period, sql_str
 from chc_equity.measures.model import POPULATIONS, Measure
 from chc_equity.terminology import load_terminology
@@ -177,6 +178,7 @@ def run_measures(
             written[m.name] = con.execute(f"SELECT count(*) FROM {RESULTS_TABLE} WHERE {where}").fetchone()[0]
             if on_measure:
                 on_measure(m, time.perf_counter() - started)
+        crash_point("measures:before-commit")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

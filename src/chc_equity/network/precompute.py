@@ -30,6 +30,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from chc_equity.crashpoints import crash_point
 from chc_equity.measures.engine import RESULTS_TABLE
 from chc_equity.measures.registry import all_measures
 from chc_equity.measures.summary import Summary, summarize
@@ -269,6 +270,7 @@ def precompute(
             "INSERT INTO agg_runs VALUES (?, ?, now(), ?, ?, ?)",
             [period_start, period_end, len(names), len({s.center for s in summaries}), equity_status],
         )
+        crash_point("aggregates:before-commit")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

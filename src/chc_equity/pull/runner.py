@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import httpx
 
-from chc_equity.ingest import LoadResult, load
+from chc_equity.ingest import LoadResult, load, mark_stale
 from chc_equity.ingest.loader import AfterLoad, Screen
 from chc_equity.pull import state
 from chc_equity.pull.auth import AuthError, Credentials, TokenSource
@@ -92,6 +92,8 @@ def pull(
 
             def finish(load_con: duckdb.DuckDBPyConnection, load_center: str) -> None:
                 rec.deleted = _apply_deletions(load_con, load_center, keys)
+                if rec.deleted:
+                    mark_stale(load_con, load_center, _this_load(load_con, load_center))
                 rec.status = "ok"
                 rec.duration_s = time.perf_counter() - started
                 rec.pull_id = state.record(load_con, rec)
@@ -153,6 +155,11 @@ def _apply_deletions(con: duckdb.DuckDBPyConnection, center: str, keys: list[tup
     ).fetchone()
     con.execute("DROP TABLE _pull_deleted")
     return int(removed[0]) if removed else 0
+
+
+def _this_load(con: duckdb.DuckDBPyConnection, center: str) -> int:
+    """The id of the load in progress (its ``loads`` row is written before ``after_load`` runs)."""
+    return int(con.execute("SELECT max(load_id) FROM loads WHERE center = ?", [center]).fetchone()[0])
 
 
 def _set_load_id(con: duckdb.DuckDBPyConnection, rec: state.PullRecord) -> None:
