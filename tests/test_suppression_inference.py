@@ -27,12 +27,18 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from scipy.optimize import Bounds, LinearConstraint, milp
+from typer.testing import CliRunner
 
 from browser.webseed import PASSWORD, login, make_app
+from chc_equity.cli import app as cli_app
+from chc_equity.cli import equity as _equity_command  # noqa: F401  (registers the command)
+from chc_equity.cli import uds as _uds_command  # noqa: F401  (a second command: `equity` is a subcommand)
 from chc_equity.equity.stratify import CROSS, stratum_counts
+from chc_equity.equity.suppression import published_totals
 from chc_equity.ingest import load
 from chc_equity.measures.engine import run_measures
 from chc_equity.measures.registry import find
@@ -78,13 +84,23 @@ class Truth:
 def network(tmp_path_factory: pytest.TempPathFactory):
     folder: Path = tmp_path_factory.mktemp("inference")
     summary = generate(
-        folder / "net", centers=3, patients=450, seed=5, period_end=PERIOD[1], cfg=load_config(disparities=True)
+        folder / "net",
+        centers=3,
+        patients=450,
+        seed=5,
+        period_end=PERIOD[1],
+        cfg=load_config(disparities=True),
     )
     path = folder / "wh.duckdb"
     con = connect(path)
     try:
         for center in (c["id"] for c in summary["centers"]):
-            load(con, [folder / "net" / center], center, after_load=lambda c, ctr: build_views(c, centers=[ctr]))
+            load(
+                con,
+                [folder / "net" / center],
+                center,
+                after_load=lambda c, ctr: build_views(c, centers=[ctr]),
+            )
         run_measures(con, find(list(MEASURES)), period_start=PERIOD[0], period_end=PERIOD[1])
         precompute(con, period_start=PERIOD[0], period_end=PERIOD[1])
         truth: dict[tuple[str, str], Truth] = defaultdict(Truth)
@@ -103,7 +119,7 @@ def network(tmp_path_factory: pytest.TempPathFactory):
     store = AuthStore(auth_path(path))
     for name, (role, center) in USERS.items():
         store.add_user(name, PASSWORD, role, center)
-    return make_app(path), dict(truth)
+    return make_app(path), dict(truth), path
 
 
 def fetch_everything(app, username: str) -> dict[str, list[dict]]:
@@ -194,23 +210,28 @@ class System:
         return out
 
     def range_of(self, form: Form) -> tuple[float, float]:
-        index = {v: i for i, v in enumerate(self.vars)}
-        a = np.zeros((len(self.eqs), len(self.vars)))
-        b = np.zeros(len(self.eqs))
-        for r, (f, v) in enumerate(self.eqs):
-            for var, coef in f.items():
-                a[r, index[var]] += coef
-            b[r] = v
-        cost = np.zeros(len(self.vars))
-        for var, coef in form.items():
-            cost[index[var]] += coef
-        cons = LinearConstraint(a, b, b)
-        ints = np.ones(len(self.vars))
-        bounds = Bounds(0, np.inf)
-        lo = milp(cost, constraints=cons, integrality=ints, bounds=bounds)
-        hi = milp(-cost, constraints=cons, integrality=ints, bounds=bounds)
-        assert lo.status == 0, f"the published numbers are inconsistent with the truth: {lo.message}"
-        return float(lo.fun), (float("inf") if hi.status != 0 else float(-hi.fun))
+        return value_range(self.vars, self.eqs, form)
+
+
+def value_range(variables: list[Var], eqs: list[tuple[Form, int]], form: Form) -> tuple[float, float]:
+    """Exact (integer) min and max of ``form`` over non-negative integers satisfying ``eqs``."""
+    index = {v: i for i, v in enumerate(variables)}
+    a = np.zeros((len(eqs), len(variables)))
+    b = np.zeros(len(eqs))
+    for r, (f, v) in enumerate(eqs):
+        for var, coef in f.items():
+            a[r, index[var]] += coef
+        b[r] = v
+    cost = np.zeros(len(variables))
+    for var, coef in form.items():
+        cost[index[var]] += coef
+    cons = LinearConstraint(a, b, b)
+    ints = np.ones(len(variables))
+    bounds = Bounds(0, np.inf)
+    lo = milp(cost, constraints=cons, integrality=ints, bounds=bounds)
+    hi = milp(-cost, constraints=cons, integrality=ints, bounds=bounds)
+    assert lo.status == 0, f"the published numbers are inconsistent with the truth: {lo.message}"
+    return float(lo.fun), (float("inf") if hi.status != 0 else float(-hi.fun))
 
 
 def recovered_cells(app, truth: dict[tuple[str, str], Truth], username: str) -> tuple[list[str], list[str]]:
@@ -230,19 +251,29 @@ def recovered_cells(app, truth: dict[tuple[str, str], Truth], username: str) -> 
             system.observe(key, x, y, c["numerator"], c["performance_denominator"], c["rate"])
             if c["network_rate"] is not None:
                 system.observe(("network",), *system.network(), None, None, c["network_rate"])
-            if role is Role.VIEWER and (c["ci_low"] is not None or c["p_value"] is not None):
+            stats = c["ci_low"] is not None or c["p_value"] is not None
+            if role is Role.VIEWER and stats:  # noqa: SIM102
                 if c["numerator"] is None or c["performance_denominator"] is None:
                     recovered.append(f"{measure}/{group}/{c['center']}: statistics next to hidden counts")
         for f in funnel:
             system.observe(("network",), *system.network(), None, None, f["network_rate"])
         for s in strata:
             x, y = system.stratum(s["dimension"], s["stratum"])
-            system.observe(("stratum", s["dimension"], s["stratum"]), x, y, s["numerator"], s["denominator"], s["rate"])
+            system.observe(
+                ("stratum", s["dimension"], s["stratum"]), x, y, s["numerator"], s["denominator"], s["rate"]
+            )
             hidden = s["numerator"] is None or s["denominator"] is None
             if hidden and (s["rate"] is not None or s["p_value"] is not None or s["unreliable"] is not None):
-                recovered.append(f"{measure}/{group}/{s['dimension']}/{s['stratum']}: flag or statistic leaks")
-        network_numbers = strata or funnel or any(
-            c["network_rate"] is not None or (c["center"] == NETWORK and c["rate"] is not None) for c in cells
+                recovered.append(
+                    f"{measure}/{group}/{s['dimension']}/{s['stratum']}: flag or statistic leaks"
+                )
+        network_numbers = (
+            strata
+            or funnel
+            or any(
+                c["network_rate"] is not None or (c["center"] == NETWORK and c["rate"] is not None)
+                for c in cells
+            )
         )
         if own is not None and network_numbers:  # not secret from center-bound users (docs/web.md)
             x, y = system.network()
@@ -261,18 +292,111 @@ def recovered_cells(app, truth: dict[tuple[str, str], Truth], username: str) -> 
 
 @pytest.mark.parametrize("username", list(USERS))
 def test_no_role_recovers_a_suppressed_cell(network, username: str) -> None:
-    app, truth = network
+    app, truth, _path = network
     recovered, zeros = recovered_cells(app, truth, username)
     cells = sum("=" in r for r in recovered)
-    print(f"{username}: {cells} cells recovered, {len(recovered) - cells} flags/statistics next to hidden counts,"
-          f" {len(zeros)} hidden zeros pinned to 0")
+    print(
+        f"{username}: {cells} cells recovered, {len(recovered) - cells} flags/statistics by hidden counts,"
+        f" {len(zeros)} hidden zeros pinned to 0"
+    )
     assert recovered == [], f"{username} recovers {len(recovered)} hidden cells: {recovered[:20]}"
 
 
 def test_center_bound_users_get_network_numbers_only_where_the_plan_allows(network) -> None:
     """Three centers: the network is shown to c01's users for some groups, withheld for others."""
-    app, truth = network
+    app, _truth, _path = network
     got = fetch_everything(app, "staff")
-    shown = {(c["measure"], c["group_id"]) for c in got["cells"] if c["center"] == NETWORK and c["rate"] is not None}
+    shown = {
+        (c["measure"], c["group_id"])
+        for c in got["cells"]
+        if c["center"] == NETWORK and c["rate"] is not None
+    }
     assert shown, "no network rate shown to center staff at all: the test would prove nothing"
     assert all(c["center"] in (OWN, NETWORK) for c in got["cells"])
+
+
+def _equity_cli(path: Path, out: Path, *args: str) -> pd.DataFrame:
+    measures = sum((["--measure", m] for m in MEASURES), [])
+    result = CliRunner().invoke(
+        cli_app, ["equity", *measures, *args, "--warehouse", str(path), "--out", str(out), "--charts", ""]
+    )
+    assert result.exit_code == 0, result.output
+    return pd.read_csv(out / "equity.csv", keep_default_na=False, na_values=[""])
+
+
+def test_equity_files_of_every_center_and_the_network_together_recover_nothing(
+    network, tmp_path: Path
+) -> None:
+    """`equity --by D`, `equity --by center` and `equity --center C --by D` for every center, plus the
+    network's measure totals: the attacker's unknowns are the center x stratum counts; no hidden one is
+    pinned down."""
+    _app, truth, path = network
+    dim = "race_ethnicity"
+    files = {NETWORK: _equity_cli(path, tmp_path / "network", "--by", dim)}
+    by_center = _equity_cli(path, tmp_path / "by-center", "--by", "center")
+    centers = sorted(next(iter(truth.values())).centers)
+    for c in centers:
+        files[c] = _equity_cli(path, tmp_path / c, "--center", c, "--by", dim)
+    con = connect(path)
+    names = [m.measure.name for m in find(list(MEASURES))]
+    crossed = stratum_counts(con, names, ["center", dim], period_start=PERIOD[0], period_end=PERIOD[1])
+    con.close()
+    recovered: list[str] = []
+    for counts in crossed:
+        cells = {
+            s: (int(x), int(n - x))
+            for s, x, n in zip(counts.strata, counts.numerators, counts.denominators, strict=True)
+        }
+        strata = sorted({s[1] for s in cells})
+        variables: list[Var] = [(c, s, q) for c in centers for s in strata for q in "xy"]
+        eqs: list[tuple[Form, int]] = [
+            ({(c, s, q): 1}, 0) for c in centers for s in strata for q in "xy" if (c, s) not in cells
+        ]
+        known: set[tuple[str, str, str]] = set()
+        # The network's measure totals are published (unless small) by the measures report; the
+        # centers' by `equity --by center` (its own plan).
+        xs = {(c, s, "x"): 1 for c in centers for s in strata}
+        ys = {(c, s, "y"): 1 for c in centers for s in strata}
+        tx, ty = (sum(v[i] for v in cells.values()) for i in (0, 1))
+        shown = published_totals([tx, ty, tx + ty], 11)
+        for form, value, ok in ((xs, tx, shown[0]), (ys, ty, shown[1]), ({**xs, **ys}, tx + ty, shown[2])):
+            if ok:
+                eqs.append((form, value))
+        rows = by_center[
+            (by_center["measure_name"] == counts.measure) & (by_center["group_id"] == counts.group_id)
+        ]
+        for _, row in rows.iterrows():
+            xs = {(row["stratum"], s, "x"): 1 for s in strata}
+            ys = {(row["stratum"], s, "y"): 1 for s in strata}
+            if not pd.isna(row["numerator"]):
+                eqs.append((xs, int(row["numerator"])))
+            if not pd.isna(row["denominator"]):
+                eqs.append(({**xs, **ys}, int(row["denominator"])))
+        for scope, df in files.items():
+            rows = df[(df["measure_name"] == counts.measure) & (df["group_id"] == counts.group_id)]
+            for _, row in rows.iterrows():
+                members = centers if scope == NETWORK else [scope]
+                x = {(c, row["stratum"], "x"): 1 for c in members}
+                d = {**x, **{(c, row["stratum"], "y"): 1 for c in members}}
+                if not pd.isna(row["numerator"]):
+                    eqs.append((x, int(row["numerator"])))
+                    known.add((scope, row["stratum"], "x"))
+                if not pd.isna(row["denominator"]):
+                    eqs.append((d, int(row["denominator"])))
+                    known.add((scope, row["stratum"], "d"))
+                if pd.isna(row["numerator"]) and not (pd.isna(row["rate"]) and pd.isna(row["unreliable"])):
+                    recovered.append(
+                        f"{counts.measure}/{scope}/{row['stratum']}: statistic or flag next to hidden counts"
+                    )
+        for (c, s), (xv, yv) in cells.items():
+            forms = {"x": ({(c, s, "x"): 1}, xv), "d": ({(c, s, "x"): 1, (c, s, "y"): 1}, xv + yv)}
+            for q, (form, value) in forms.items():
+                if (c, s, q) in known or value == 0:
+                    continue
+                lo, hi = value_range(variables, eqs, form)
+                assert lo - 1e-6 <= value <= hi + 1e-6
+                if hi - lo < 0.5:
+                    recovered.append(f"{counts.measure}/{counts.group_id}/{c}/{s}:{q}={value}")
+    cells_recovered = sum("=" in r for r in recovered)
+    print(f"equity files: {cells_recovered} cells recovered, {len(recovered) - cells_recovered} flags")
+    assert recovered == [], recovered[:20]

@@ -114,12 +114,20 @@ def plan_group(
         k = len(p.labels)
         base = len(values)
         xs, ys, ds = base + np.arange(k), base + k + np.arange(k), base + 2 * k + np.arange(k)
-        values += [*p.numerators.tolist(), *(p.denominators - p.numerators).tolist(), *p.denominators.tolist()]
+        values += [
+            *p.numerators.tolist(),
+            *(p.denominators - p.numerators).tolist(),
+            *p.denominators.tolist(),
+        ]
         names += [f"{name}:{lab}:{q}" for q in ("met", "not met", "denominator") for lab in p.labels]
         mask = p.hidden_before or (np.zeros(k, bool), np.zeros(k, bool), np.zeros(k, bool))
         before += [*mask[0].tolist(), *mask[1].tolist(), *mask[2].tolist()]
         eqs += [(int(ds[i]), (int(xs[i]), int(ys[i]))) for i in range(k)]
-        eqs += [(0, tuple(int(i) for i in xs)), (1, tuple(int(i) for i in ys)), (2, tuple(int(i) for i in ds))]
+        eqs += [
+            (0, tuple(int(i) for i in xs)),
+            (1, tuple(int(i) for i in ys)),
+            (2, tuple(int(i) for i in ds)),
+        ]
         where[name] = (xs, ys, ds)
         if p.locked is not None:
             for i in np.flatnonzero(p.locked & ~mask[0] & ~mask[1] & ~mask[2]):

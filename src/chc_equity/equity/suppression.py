@@ -21,9 +21,11 @@ Algorithm (iterated to a fixed point):
    almost as well, and ``S == 0`` would determine them outright. The extra quantity is the smallest
    positive unsuppressed member (least information lost, and a positive value gives real slack),
    then a zero member, then the equation's total (totals such as denominators are worth more).
-3. Audit: any suppressed quantity still determined (a zero only with ``suppress_zero``: otherwise zeros
-   are published, and one that the equations force, e.g. every "not met" of a measure at 100 %, is no leak) (possible in 2-D tables, e.g. through a "bridge"
-   between two suppression cycles) gets a further complement in one of its equations; repeat from 2.
+3. Audit: any suppressed quantity still determined (possible in 2-D tables, e.g. through a "bridge"
+   between two suppression cycles) gets a further complement in one of its equations -- or, when those
+   are all hidden or locked, in any equation that has a hidden quantity; repeat from 2. A hidden zero
+   that the equations force (e.g. every "not met" of a measure at 100 %) counts only with
+   ``suppress_zero``: otherwise zeros are published anyway.
 """
 
 from __future__ import annotations

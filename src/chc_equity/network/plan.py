@@ -99,7 +99,12 @@ def publication_plan(
                 s.numerator, s.performance_denominator, net.numerator, net.performance_denominator, threshold
             )
             out.append(
-                {**base, **_hidden(plan.partitions[CENTERS], i), "center": s.center, "network_withheld": withheld}
+                {
+                    **base,
+                    **_hidden(plan.partitions[CENTERS], i),
+                    "center": s.center,
+                    "network_withheld": withheld,
+                }
             )
         for dim in parts.keys() - {CENTERS}:
             apply_to_equity(equity_by[(net.measure, net.group_id, dim)], parts[dim], plan.partitions[dim])

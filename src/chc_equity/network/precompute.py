@@ -260,7 +260,11 @@ def precompute(
             con, names, period_start=period_start, period_end=period_end
         )
     else:
-        equity_data, equity_status, strata = [], "not computed: skipped" if names else "not computed: no results", {}
+        equity_data, equity_status, strata = (
+            [],
+            "not computed: skipped" if names else "not computed: no results",
+            {},
+        )
     hidden = plan.publication_plan(summaries, network, equity_data, strata)
     period = {"period_start": period_start, "period_end": period_end}
     con.execute("BEGIN TRANSACTION")

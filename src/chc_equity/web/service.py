@@ -20,8 +20,8 @@ from pathlib import Path
 
 from fastapi import HTTPException, Request
 
-from chc_equity.web import analytics, data, gaps
 from chc_equity.network.precompute import NETWORK
+from chc_equity.web import analytics, data, gaps
 from chc_equity.web.analytics import HIDE_ALL, Cell, MeasureView, Plan, Run
 from chc_equity.web.privacy import suppress_cell, suppress_stratum, without_network
 from chc_equity.web.roles import Principal
