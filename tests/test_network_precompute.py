@@ -97,7 +97,7 @@ def test_precompute_replaces_only_its_period(con) -> None:
     assert other.measure_rows == 0  # no results for 2025: an empty period, recorded as such
     runs = con.execute("SELECT period_end FROM agg_runs ORDER BY 1").fetchall()
     assert [r[0] for r in runs] == [date(2025, 12, 31), PERIOD[1]]
-    assert {t for t in AGG_TABLES} == {"agg_runs", "agg_measure", "agg_funnel", "agg_equity"}
+    assert set(AGG_TABLES) == {"agg_runs", "agg_measure", "agg_funnel", "agg_equity", "agg_suppression"}
 
 
 def test_care_gaps_match_measure_results(con) -> None:

@@ -7,6 +7,7 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -151,8 +152,8 @@ def test_network_rollup_suppression(network: Path) -> None:
                     assert v == la.values[k] and not 0 < v < 11
                 elif v is None and la.values[k] not in (None, 0):
                     assert "suppressed" in lb.note
-    # the centers' own filings are never suppressed
-    assert plain.tables[plain.scopes[0]]["3A"].lines == hidden.tables[hidden.scopes[0]]["3A"].lines
+    # the suppressed publication is the roll-up alone: no center's unsuppressed filing, no edit
+    assert hidden.scopes == [NETWORK] and hidden.edits == [] and hidden.suppressed
     t7 = hidden.tables[NETWORK]["7"]
     for ln in t7.lines:
         if ln.values.get("2c") is None or ln.values.get("2b") is None:
@@ -195,3 +196,92 @@ def test_cli_writes_every_file(network: Path, tmp_path: Path) -> None:
         "table_7.csv",
     } <= names
     assert "UDS patients" in result.output
+
+
+def test_suppressed_uds_files_recover_no_hidden_cell(network: Path, tmp_path: Path) -> None:
+    """Everything `uds --suppress` writes (JSON; CSV and Excel carry the same cells), with every table's
+    sums, the totals shared across tables and the rates: an exact MILP pins no hidden count down."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    from chc_equity.cli import _register, app
+    from chc_equity.cli import uds as _uds  # noqa: F401
+    from chc_equity.uds.report import SAME_TOTAL, TOTAL_PATIENTS
+
+    _register()
+    out = tmp_path / "pub"
+    result = CliRunner().invoke(
+        app, ["uds", "--year", str(YEAR), "--out", str(out), "--warehouse", str(network), "--suppress"]
+    )
+    assert result.exit_code == 0, result.output
+    published = json.loads((out / "uds.json").read_text())
+    con = connect(network)
+    plain = build_report(con, YEAR)
+    con.close()
+    centers = [s for s in plain.scopes if s != NETWORK]
+    keys = [
+        (scope, tid, ln.line, col.key)
+        for scope in plain.scopes
+        for tid, t in plain.tables[scope].items()
+        for ln in t.lines
+        for col in t.columns
+        if col.kind == "count" and isinstance(ln.values.get(col.key), int)
+    ]
+    index = {k: i for i, k in enumerate(keys)}
+    truth = np.array([plain.tables[s][t].get(line, c) for s, t, line, c in keys], dtype=float)
+    rows: list[dict[int, float]] = []
+    rhs: list[float] = []
+    for scope in plain.scopes:  # each table's own sums, and the totals every table shares
+        for tid, t in plain.tables[scope].items():
+            for total, members in t.equations:
+                ks = [(scope, tid, *total), *((scope, tid, *m) for m in members)]
+                if all(k in index for k in ks):
+                    rows.append({index[ks[0]]: 1.0} | {index[k]: -1.0 for k in ks[1:]})
+                    rhs.append(0.0)
+            for mirror, source in t.mirrors.items():  # records reviewed = denominator
+                for ln in t.lines:
+                    ks = [(scope, tid, ln.line, mirror), (scope, tid, ln.line, source)]
+                    if all(k in index for k in ks):
+                        rows.append({index[ks[0]]: 1.0, index[ks[1]]: -1.0})
+                        rhs.append(0.0)
+        for tid, line, cols in SAME_TOTAL:
+            ks = [(scope, tid, line, c) for c in cols]
+            if all(k in index for k in ks):
+                rows.append({index[(scope, *TOTAL_PATIENTS)]: 1.0} | {index[k]: -1.0 for k in ks})
+                rhs.append(0.0)
+    for k in keys:  # the roll-up is the sum of the centers (the attacker knows how it is made)
+        if k[0] == NETWORK:
+            parts = [(c, *k[1:]) for c in centers]
+            if all(p in index for p in parts):
+                rows.append({index[k]: 1.0} | {index[p]: -1.0 for p in parts})
+                rhs.append(0.0)
+    hidden: list[tuple[str, str, str, str]] = []
+    for scope, tables in published["scopes"].items():
+        for tid, t in tables.items():
+            for ln in t["lines"]:
+                for col, v in ln["values"].items():
+                    k = (scope, tid, ln["line"], col)
+                    if k not in index:
+                        continue
+                    if isinstance(v, int):
+                        rows.append({index[k]: 1.0})
+                        rhs.append(float(v))
+                    elif scope == NETWORK and truth[index[k]] > 0:
+                        hidden.append(k)
+    assert hidden, "nothing suppressed: the test would prove nothing"
+    a = np.zeros((len(rows), len(keys)))
+    for r, row in enumerate(rows):
+        for j, c in row.items():
+            a[r, j] = c
+    b = np.array(rhs)
+    assert np.allclose(a @ truth, b), "published files inconsistent with the warehouse"
+    cons = LinearConstraint(a, b, b)
+    recovered = []
+    for k in hidden:
+        cost = np.zeros(len(keys))
+        cost[index[k]] = 1.0
+        lo = milp(cost, constraints=cons, integrality=np.ones(len(keys)), bounds=Bounds(0, np.inf))
+        hi = milp(-cost, constraints=cons, integrality=np.ones(len(keys)), bounds=Bounds(0, np.inf))
+        if hi.status == 0 and -hi.fun - lo.fun < 0.5:
+            recovered.append(k)
+    print(f"uds --suppress: {len(recovered)} of {len(hidden)} hidden cells recovered")
+    assert recovered == []

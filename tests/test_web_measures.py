@@ -77,7 +77,8 @@ def test_measure_page_funnel_trend_and_equity_status(app) -> None:
     assert client.get("/api/measures/CMS999").status_code == 404
 
 
-def test_center_staff_see_own_center_and_network_rate_only(app) -> None:
+def test_center_staff_of_a_two_center_network_see_no_network_number(app) -> None:
+    """With two centers the network minus your own center *is* the other center: nothing of it is shown."""
     client = _client(app, "staff-north")
     for url in ("/", "/measures/CMS130", "/measures/CMS122", f"/centers/{NORTH}"):
         page = client.get(url)
@@ -85,8 +86,11 @@ def test_center_staff_see_own_center_and_network_rate_only(app) -> None:
     detail = client.get("/api/measures/CMS130").json()
     assert {c["center"] for c in detail["cells"]} == {"*", NORTH}
     network = next(c for c in detail["cells"] if c["center"] == "*")
-    assert network["rate"] is not None and network["numerator"] is None and network["ci_low"] is None
-    assert max(f["n"] for f in detail["funnel"]) <= 60  # funnel lines only up to 1.5 x own size
+    assert network["rate"] is None and network["numerator"] is None and network["ci_low"] is None
+    own = next(c for c in detail["cells"] if c["center"] == NORTH)
+    assert own["numerator"] == 30 and own["network_rate"] is None and own["p_value"] is None
+    assert detail["funnel"] == [] and detail["equity"] == []
+    assert all(t["network_rate"] is None and t["rate"] is None for t in detail["trend"] if t["center"] == "*")
     assert client.get(f"/api/centers/{SOUTH}/measures").status_code == 403
 
 

@@ -4,7 +4,8 @@ Generates a small synthetic network (8 centers, 20,000 patients), ingests each c
 ``out/demo/chc_equity.duckdb`` (views refreshed in the same transaction), runs every measure for the
 calendar year, stratifies every measure by the equity dimensions (``out/demo/equity/``), builds the UDS
 tables (``out/demo/uds/``) and writes ``out/demo/report.html``. Aggregates in the report are small-cell
-suppressed (counts 1-10 hidden), as anything that leaves the system must be.
+suppressed (counts 1-10 hidden), as anything that leaves the system must be: the measure tables follow the
+publication plan the web app uses (``agg_suppression``: centers, network and strata planned together).
 """
 
 from __future__ import annotations
@@ -57,18 +58,30 @@ def _q_or_p(row: EquityRow) -> str:
     return f"{value:.2g}" if value is not None else ""
 
 
-def _cell(count: int) -> str:
-    """A count as published: 1-10 suppressed."""
-    return "&lt;11" if 0 < count < SMALL_CELL else str(count)
+HIDDEN = "suppressed"
+Plans = dict[tuple[str, str, str], tuple[bool, bool, bool]]
 
 
-def _rate(numerator: int, denominator: int) -> str:
-    """A rate as published: hidden when the numerator or its complement is a small cell."""
-    if denominator <= 0:
-        return ""
-    if 0 < numerator < SMALL_CELL or 0 < denominator - numerator < SMALL_CELL:
-        return "suppressed"
-    return f"{numerator / denominator:.1%}"
+def _plans(con) -> Plans:
+    """The precomputed publication plan: (measure, group, center) -> hidden (met, not met, denominator)."""
+    rows = con.execute(
+        "SELECT measure, group_id, center, numerator_hidden, not_met_hidden, denominator_hidden "
+        "FROM agg_suppression WHERE period_start = ? AND period_end = ?",
+        list(PERIOD),
+    ).fetchall()
+    return {(m, g, c): (x, y, d) for m, g, c, x, y, d in rows}
+
+
+def _published(numerator: int, denominator: int, hidden: tuple[bool, bool, bool]) -> list[str]:
+    """Performance denominator, numerator and rate as the plan publishes them (one label for every
+    hidden cell: telling small cells from their complements would bound them)."""
+    x_h, y_h, d_h = hidden
+    rate = "" if denominator <= 0 else f"{numerator / denominator:.1%}"
+    return [
+        HIDDEN if d_h else str(denominator),
+        HIDDEN if x_h else str(numerator),
+        HIDDEN if x_h or y_h or d_h else rate,
+    ]
 
 
 def run(out: Path = OUT, *, centers: int = CENTERS, patients: int = PATIENTS) -> Path:
@@ -120,6 +133,7 @@ def run(out: Path = OUT, *, centers: int = CENTERS, patients: int = PATIENTS) ->
     uds_6b = uds.tables[NETWORK]["6B"]
     with console.status("precomputing web aggregates ..."):
         precompute(con, period_start=PERIOD[0], period_end=PERIOD[1])
+    plans = _plans(con)
     loads = con.execute(
         "SELECT center, sum(inserted + updated + unchanged), sum(quarantined) "
         "FROM loads GROUP BY 1 ORDER BY 1"
@@ -127,7 +141,7 @@ def run(out: Path = OUT, *, centers: int = CENTERS, patients: int = PATIENTS) ->
     con.close()
 
     report = out / "report.html"
-    report.write_text(_render(loads, network, rows, len(modules), worst, charts, uds_6b))
+    report.write_text(_render(loads, network, rows, len(modules), worst, charts, uds_6b, plans))
     (out / "summary.json").write_text(
         json.dumps(
             {
@@ -179,21 +193,21 @@ def _equity(con, out: Path) -> tuple[list[EquityRow], list[str]]:
     return worse, charts
 
 
-def _render(loads, network, rows, n_measures: int, worst, charts, uds_6b) -> str:
+def _render(loads, network, rows, n_measures: int, worst, charts, uds_6b, plans: Plans) -> str:
     def table(head: list[str], body: list[list[str]]) -> str:
         th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
         trs = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in body)
         return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
 
     load_rows = [[html.escape(c), str(n), str(q)] for c, n, q in loads]
+    every = (True, True, True)
     net_rows = [
         [
             html.escape(s.cms_id),
             html.escape(s.group_id),
-            _cell(s.denominator),
-            _cell(s.denominator_exclusion + s.denominator_exception),
-            _cell(s.numerator),
-            _rate(s.numerator, s.performance_denominator),
+            *_published(
+                s.numerator, s.performance_denominator, plans.get((s.measure, s.group_id, "*"), every)
+            ),
         ]
         for s in network
     ]
@@ -202,9 +216,9 @@ def _render(loads, network, rows, n_measures: int, worst, charts, uds_6b) -> str
             html.escape(s.cms_id),
             html.escape(s.group_id),
             html.escape(s.center),
-            _cell(s.denominator),
-            _cell(s.numerator),
-            _rate(s.numerator, s.performance_denominator),
+            *_published(
+                s.numerator, s.performance_denominator, plans.get((s.measure, s.group_id, s.center), every)
+            ),
         ]
         for s in rows
     ]
@@ -243,9 +257,9 @@ td,th{{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}}
 th{{background:#f3f3f3}}td:first-child,th:first-child{{text-align:left}}</style></head>
 <body><h1>chc-equity demo: synthetic Massachusetts health-center network</h1>
 <p>Measurement period {PERIOD[0]} to {PERIOD[1]}. {len(load_rows)} centers, {n_measures} eCQMs implemented.
-Synthetic data only. Counts from 1 to 10 are suppressed.</p>
+Synthetic data only. Counts from 1 to 10 are suppressed, complements planned over all tables together.</p>
 <h2>Network measure results</h2>
-{table(["measure", "group", "denominator", "excluded / excepted", "numerator", "rate"], net_rows)}
+{table(["measure", "group", "denominator", "numerator", "rate"], net_rows)}
 <h2>Largest inequities (significantly worse than the reference group, q &lt; 0.05)</h2>
 <p>Gap to equity: how many more patients of the group must meet the measure for its rate to equal the
 reference group's. Centers are compared with the network instead, by the heat map's rule (outside the

@@ -26,7 +26,11 @@ def uds(
         Path | None, typer.Option("--prior", help="Prior year's uds.json for the year-over-year edits")
     ] = None,
     suppress: Annotated[
-        bool, typer.Option("--suppress", help="Small-cell suppress the network roll-up (for publication)")
+        bool,
+        typer.Option(
+            "--suppress",
+            help="Publish the small-cell-suppressed network roll-up only (no center rows, no edits)",
+        ),
     ] = False,
     network: Annotated[
         bool | None, typer.Option("--network/--no-network", help="Include the network roll-up")

@@ -13,7 +13,8 @@ from typing import Any
 from chc_equity.equity.stats import EquityComparison
 from chc_equity.equity.suppression import MeasureSuppression
 
-_ALWAYS_KEPT = ("label", "unreliable")
+# "unreliable" (denominator under 20) is blanked too: on a hidden stratum it would bound its denominator.
+_ALWAYS_KEPT = ("label",)
 
 
 def publishable_rows(comparison: EquityComparison, suppression: MeasureSuppression) -> list[dict[str, Any]]:

@@ -91,7 +91,7 @@ class EquityRow:
     worse_than_reference: bool
     better_than_reference: bool
     suppressed: bool
-    unreliable: bool
+    unreliable: bool | None  # None when suppressed: "under 20" would tell a hidden denominator's size
 
     @property
     def label(self) -> str:
@@ -349,6 +349,7 @@ def analyse(
     threshold: int = DEFAULT_THRESHOLD,
     alpha: float = 0.05,
     unreliable_below: int = DEFAULT_UNRELIABLE_BELOW,
+    hidden: NDArray[np.bool_] | None = None,
 ) -> tuple[list[EquityRow], EquitySummaryRow]:
     """Statistics + suppression for one measure group; pure (counts in, export rows out).
 
@@ -357,10 +358,13 @@ def analyse(
     stay out of the disparity summaries -- their make-up is unknown, so "equity" with them is meaningless.
     The ``center`` dimension alone is compared with the network instead of a reference stratum, by the
     same rule as the heat map and the funnel plot (see :func:`against_network`).
+    ``hidden``: strata whose counts are suppressed, when the plan was made over a larger publication.
     """
     labels = [CROSS.join(s) for s in counts.strata]
     x, n = counts.numerators, counts.denominators
-    if len(by) == 1:
+    if hidden is not None:  # planned elsewhere (one center's slice of the center x dimension plan)
+        num_hidden = den_hidden = hidden
+    elif len(by) == 1:
         sup = one_way_suppression(counts, threshold)
         hidden = sup.rate_suppressed
         num_hidden, den_hidden = sup.numerator_suppressed, sup.denominator_suppressed
@@ -423,7 +427,7 @@ def analyse(
                 worse_than_reference=st.worse_than_reference and not h,
                 better_than_reference=st.better_than_reference and not h,
                 suppressed=h,
-                unreliable=st.unreliable,
+                unreliable=None if h else st.unreliable,
             )
         )
     summary: DisparitySummary = cmp.summary
@@ -460,16 +464,68 @@ def equity_tables(
     info = _measure_info()
     rows: list[EquityRow] = []
     summaries: list[EquitySummaryRow] = []
+    slices = (
+        center_slices(
+            con, names, centers, by, period_start=period_start, period_end=period_end, threshold=threshold
+        )
+        if centers
+        else {}
+    )
     for counts in stratum_counts(
         con, names, by, period_start=period_start, period_end=period_end, centers=centers
     ):
         cms_id, inverse = info.get(counts.measure, (counts.measure, False))
+        hidden = None
+        if centers:
+            mask = slices.get((counts.measure, counts.group_id), {})
+            hidden = np.array([mask.get(s[0], True) for s in counts.strata], dtype=bool)
         r, s = analyse(
-            counts, by, cms_id=cms_id, inverse=inverse, reference=reference, threshold=threshold, alpha=alpha
+            counts,
+            by,
+            cms_id=cms_id,
+            inverse=inverse,
+            reference=reference,
+            threshold=threshold,
+            alpha=alpha,
+            hidden=hidden,
         )
         rows += r
         summaries.append(s)
     return rows, summaries
+
+
+def center_slices(
+    con: duckdb.DuckDBPyConnection,
+    names: Sequence[str],
+    centers: Sequence[str],
+    by: Sequence[str],
+    *,
+    period_start: date,
+    period_end: date,
+    threshold: int,
+) -> dict[tuple[str, str], dict[str, bool]]:
+    """Per measure group, which strata of ``centers[0]`` are hidden: its row of the network-wide
+    center x dimension plan (:func:`crossed_suppression`).
+
+    A center's table is a slice of that one plan, whose margins are exactly the network-wide one-way
+    table (``--by <dimension>``) and the per-center totals; so any set of per-center files, the network
+    file and the totals, put together, are parts of one jointly suppressed publication and no hidden
+    cell comes back by subtracting one from another (issue 11, item 6).
+    """
+    if len(centers) != 1 or len(by) != 1 or by[0] == "center":
+        raise ValueError(
+            "--center takes one center and one --by dimension (its table is a slice of the network-wide "
+            "center × dimension plan); for several centers side by side use --by center --by <dimension>"
+        )
+    out: dict[tuple[str, str], dict[str, bool]] = {}
+    for counts in stratum_counts(
+        con, names, ["center", by[0]], period_start=period_start, period_end=period_end
+    ):
+        hidden = crossed_suppression(counts, threshold)
+        out[(counts.measure, counts.group_id)] = {
+            s[1]: bool(h) for s, h in zip(counts.strata, hidden, strict=True) if s[0] == centers[0]
+        }
+    return out
 
 
 def equity_table(

@@ -22,7 +22,10 @@ Algorithm (iterated to a fixed point):
    positive unsuppressed member (least information lost, and a positive value gives real slack),
    then a zero member, then the equation's total (totals such as denominators are worth more).
 3. Audit: any suppressed quantity still determined (possible in 2-D tables, e.g. through a "bridge"
-   between two suppression cycles) gets a further complement in one of its equations; repeat from 2.
+   between two suppression cycles) gets a further complement in one of its equations -- or, when those
+   are all hidden or locked, in any equation that has a hidden quantity; repeat from 2. A hidden zero
+   that the equations force (e.g. every "not met" of a measure at 100 %) counts only with
+   ``suppress_zero``: otherwise zeros are published anyway.
 """
 
 from __future__ import annotations
@@ -150,9 +153,12 @@ def suppress(
     while True:
         _complete_equations(table, hidden, need_sum, lock)
         determined = determined_quantities(table.matrix(), table.values, hidden)
+        if not suppress_zero:  # a zero is published anyway under this policy: pinning one down is no leak
+            determined &= table.values > 0
         if not determined.any():
             break
-        _add_complement_for(table, hidden, int(np.flatnonzero(determined)[0]), lock)
+        if not any(_add_complement_for(table, hidden, int(i), lock) for i in np.flatnonzero(determined)):
+            _add_any_complement(table, hidden, lock)
     return Suppression(table, hidden, primary, threshold)
 
 
@@ -197,16 +203,42 @@ def _complete_equations(
 
 def _add_complement_for(
     table: LinearTable, hidden: NDArray[np.bool_], index: int, locked: NDArray[np.bool_] | None = None
-) -> None:
-    """Hide one more quantity in an equation that contains the determined quantity ``index``."""
+) -> bool:
+    """Hide one more quantity in an equation that contains the determined quantity ``index``.
+
+    False when every quantity of those equations is hidden or locked (the quantity is then pinned down
+    through other equations: see :func:`_add_any_complement`).
+    """
     for eq in table.equations:
         total, members = eq
         if index == total or index in members:
             pick = _pick_complement(table, hidden, eq, locked)
             if pick is not None:
                 hidden[pick] = True
-                return
-    raise RuntimeError(f"cannot protect {table.names[index]!r}: every quantity in its equations is hidden")
+                return True
+    return False
+
+
+def _add_any_complement(
+    table: LinearTable, hidden: NDArray[np.bool_], locked: NDArray[np.bool_] | None = None
+) -> None:
+    """Hide the smallest open quantity of any equation that already has a hidden one.
+
+    Hiding more never makes a hidden quantity easier to pin down (the feasible set only grows), so
+    repeating this ends with every hidden quantity protected, or with nothing left to hide.
+    """
+    lock = np.zeros(hidden.shape, dtype=bool) if locked is None else locked
+    candidates = {
+        q
+        for total, members in table.equations
+        if hidden[total] or hidden[list(members)].any()
+        for q in (total, *members)
+        if not hidden[q] and not lock[q]
+    }
+    if not candidates:
+        raise RuntimeError("cannot protect the hidden quantities: every related quantity is hidden or locked")
+    positive = [q for q in candidates if table.values[q] > 0]
+    hidden[min(positive or candidates, key=lambda q: (int(table.values[q]), q))] = True
 
 
 def published_totals(met_unmet_all: ArrayLike, threshold: int, suppress_zero: bool = False) -> NDArray:

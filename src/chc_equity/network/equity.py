@@ -17,7 +17,8 @@ from typing import Any
 import duckdb
 
 from chc_equity.equity.attributes import DIMENSIONS, ensure_patient_attributes
-from chc_equity.equity.stratify import EquityRow, equity_tables
+from chc_equity.equity.stratify import Counts, EquityRow, analyse, stratum_counts
+from chc_equity.measures.registry import all_measures
 
 NETWORK = "*"
 # Dimensions shown on the measure page, in this order.
@@ -64,9 +65,12 @@ def map_row(row: EquityRow, *, label: str) -> dict[str, Any]:
         "gap_to_equity": row.gap_to_equity,
         "worse": row.worse_than_reference,
         "better": row.better_than_reference,
-        "unreliable": row.unreliable,
+        "unreliable": None if row.suppressed else row.unreliable,
         "suppressed": row.suppressed,
     }
+
+
+StrataKey = tuple[str, str, str]  # (measure, group_id, dimension)
 
 
 def equity_rows(
@@ -76,17 +80,21 @@ def equity_rows(
     period_start: date,
     period_end: date,
     dimensions: Sequence[str] = DEFAULT_DIMENSIONS,
-) -> tuple[list[dict[str, Any]], str]:
-    """agg_equity rows for every measure x dimension (network-wide) and a status line for agg_runs."""
+) -> tuple[list[dict[str, Any]], str, dict[StrataKey, Counts]]:
+    """agg_equity rows for every measure x dimension (network-wide), a status line for agg_runs, and the
+    unsuppressed stratum counts behind them (for the joint suppression plan of the precompute)."""
     dims = [d for d in dimensions if d in DIMENSIONS]
     try:
         ensure_patient_attributes(con, period_start=period_start, period_end=period_end)
     except duckdb.CatalogException:
-        return [], "not computed: the demographic tables are missing (run `chc-equity views build`)"
+        return [], "not computed: the demographic tables are missing (run `chc-equity views build`)", {}
+    info = {m.measure.name: (m.measure.cms_id, m.measure.inverse) for m in all_measures()}
     out: list[dict[str, Any]] = []
+    counts: dict[StrataKey, Counts] = {}
     for dim in dims:
-        rows, _summaries = equity_tables(
-            con, list(measures), [dim], period_start=period_start, period_end=period_end
-        )
-        out.extend(map_row(r, label=DIMENSIONS[dim]) for r in rows)
-    return out, f"computed: {len(dims)} dimensions"
+        for c in stratum_counts(con, list(measures), [dim], period_start=period_start, period_end=period_end):
+            cms_id, inverse = info.get(c.measure, (c.measure, False))
+            rows, _summary = analyse(c, [dim], cms_id=cms_id, inverse=inverse)
+            out.extend(map_row(r, label=DIMENSIONS[dim]) for r in rows)
+            counts[(c.measure, c.group_id, dim)] = c
+    return out, f"computed: {len(dims)} dimensions", counts

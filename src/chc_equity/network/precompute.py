@@ -13,6 +13,9 @@
 * ``agg_equity`` -- per measure x group x dimension x (network, each center), the stratified rates from
   :func:`chc_equity.equity.stratify.equity_table` when that module exists; otherwise no rows and
   ``agg_runs.equity_status`` says why.
+* ``agg_suppression`` -- per measure x group x center (and network), what viewers and center-bound users
+  may not see: one suppression plan over the heat map, the network row and every equity stratum together
+  (:mod:`chc_equity.network.plan`); the equity strata in ``agg_equity`` are blanked to match.
 * ``agg_runs`` -- one row per period: when it was computed and what it holds. Periods are kept side by
   side, which is what the trend charts read.
 
@@ -34,6 +37,7 @@ from chc_equity.crashpoints import crash_point
 from chc_equity.measures.engine import RESULTS_TABLE
 from chc_equity.measures.registry import all_measures
 from chc_equity.measures.summary import Summary, summarize
+from chc_equity.network import plan
 from chc_equity.network.equity import equity_rows
 from chc_equity.network.stats import FUNNEL_LEVELS, compare_centers, funnel_grid, funnel_limits
 
@@ -68,6 +72,7 @@ DDL = {
             rate DOUBLE, ci_low DOUBLE, ci_high DOUBLE, is_reference BOOLEAN, rate_difference DOUBLE,
             diff_ci_low DOUBLE, diff_ci_high DOUBLE, rate_ratio DOUBLE, p_value DOUBLE, q_value DOUBLE,
             gap_to_equity BIGINT, worse BOOLEAN, better BOOLEAN, unreliable BOOLEAN, suppressed BOOLEAN)""",
+    "agg_suppression": plan.DDL,
 }
 AGG_TABLES: tuple[str, ...] = tuple(DDL)
 
@@ -253,9 +258,16 @@ def precompute(
     measures = measure_rows(summaries, network)
     funnels = funnel_rows(measures)
     if equity and names:
-        equity_data, equity_status = equity_rows(con, names, period_start=period_start, period_end=period_end)
+        equity_data, equity_status, strata = equity_rows(
+            con, names, period_start=period_start, period_end=period_end
+        )
     else:
-        equity_data, equity_status = [], "not computed: skipped" if names else "not computed: no results"
+        equity_data, equity_status, strata = (
+            [],
+            "not computed: skipped" if names else "not computed: no results",
+            {},
+        )
+    hidden = plan.publication_plan(summaries, network, equity_data, strata)
     period = {"period_start": period_start, "period_end": period_end}
     con.execute("BEGIN TRANSACTION")
     try:
@@ -266,6 +278,7 @@ def precompute(
         _insert(con, "agg_measure", measures, period)
         _insert(con, "agg_funnel", funnels, period)
         _insert(con, "agg_equity", equity_data, period)
+        _insert(con, "agg_suppression", hidden, period)
         con.execute(
             "INSERT INTO agg_runs VALUES (?, ?, now(), ?, ?, ?)",
             [period_start, period_end, len(names), len({s.center for s in summaries}), equity_status],

@@ -16,7 +16,7 @@ from chc_equity.equity.suppression import DEFAULT_THRESHOLD, LinearTable, suppre
 from chc_equity.uds import edits as E
 from chc_equity.uds.config import UdsConfig
 from chc_equity.uds.demographics import table_3a, table_3b, table_4
-from chc_equity.uds.model import Cell, Line, UdsTable, rate
+from chc_equity.uds.model import Line, UdsTable, rate
 from chc_equity.uds.patients import PATIENTS, build_uds_patients
 from chc_equity.uds.quality import quality_flags, t7_row, table_6b, table_7
 
@@ -79,7 +79,8 @@ def build_report(
 
     ``network`` defaults to True unless exactly one center was asked for. ``prior`` (scope -> table id
     -> table, e.g. from :func:`chc_equity.uds.export.read_json` of last year's ``uds.json``) enables the
-    year-over-year edits. ``suppress_network`` applies small-cell suppression to the roll-up only.
+    year-over-year edits. ``suppress_network`` returns the small-cell-suppressed roll-up *only* (no
+    center scopes, no edits: see :func:`publication`).
     """
     config = config or UdsConfig()
     centers = build_uds_patients(con, year, centers, config)
@@ -102,15 +103,25 @@ def build_report(
         report.tables[center] = tables
         report.edits += center_edits(center, tables, bad.get(center, {}), config, prior)
     if network is None:
-        network = len(centers) != 1
+        network = len(centers) != 1 or suppress_network
     if network:
         rolled = {t: roll_up([report.tables[c][t] for c in centers]) for t in TABLES}
         report.edits += center_edits(NETWORK, rolled, _sum_bad(bad, centers), config, prior)
         if suppress_network:
-            rolled = {t: suppress_table(tab, threshold) for t, tab in rolled.items()}
-            report.suppressed = True
+            return publication(year, suppress_tables(rolled, threshold))
         report.tables[NETWORK] = rolled
+    elif suppress_network:
+        raise ValueError("suppress_network publishes the network roll-up: it needs network=True")
     return report
+
+
+def publication(year: int, rolled: dict[str, UdsTable]) -> UdsReport:
+    """The suppressed roll-up on its own: no center's (unsuppressed) filing and no edit next to it.
+
+    Shipping the centers' rows in the same files would let anyone subtract them from the roll-up, and the
+    edits quote unsuppressed values; both are for the centers' own filings, not for publication.
+    """
+    return UdsReport(year, {NETWORK: rolled}, [], suppressed=True)
 
 
 def _sum_bad(bad: Mapping[str, Mapping[str, int]], centers: list[str]) -> dict[str, int]:
@@ -164,44 +175,75 @@ def roll_up(tables: list[UdsTable]) -> UdsTable:
     return out
 
 
-def suppress_table(table: UdsTable, threshold: int = DEFAULT_THRESHOLD) -> UdsTable:
-    """Small-cell suppression of a roll-up with :mod:`chc_equity.equity.suppression`.
+# Cells every table carries for the same total (3A line 39 a+b = 3B line 8 d = 4 line 6 = 4 line 12 a+b =
+# 3B lines 19 and 26): (table, line, columns) -- suppression treats them as one quantity across tables.
+SAME_TOTAL: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("3A", "39", ("a", "b")),
+    ("4", "6", ("a",)),
+    ("4", "12", ("a", "b")),
+    ("3B", "19", ("d",)),
+    ("3B", "26", ("d",)),
+)
+TOTAL_PATIENTS = ("3B", "8", "d")
 
-    The table's own sums are the published margins. Each rate adds its hidden "not met" quantity
-    (denominator = met + not met, with the denominator's margins), so a rate whose numerator or
-    complement is small is hidden too. Mirror columns (records reviewed = denominator) follow the
-    column they copy.
+Key = tuple[str, str, str]  # (table, line, column)
+
+
+def suppress_tables(
+    tables: Mapping[str, UdsTable], threshold: int = DEFAULT_THRESHOLD
+) -> dict[str, UdsTable]:
+    """Small-cell suppression of a roll-up's tables together, with :mod:`chc_equity.equity.suppression`.
+
+    One plan over every table, because they share their total (:data:`SAME_TOTAL`): a total hidden in one
+    table and published in another would be no protection. Each table's own sums are published
+    margins. Each rate adds its hidden "not met" quantity (denominator = met + not met, with the
+    denominator's margins), so a rate whose numerator or complement is small is hidden too. Mirror
+    columns (records reviewed = denominator) follow the column they copy.
     """
-    index: dict[Cell, int] = {}
+    index: dict[Key, int] = {}
     values: list[int] = []
     names: list[str] = []
-    for row in table.lines:
-        for col in table.columns:
-            v = row.values.get(col.key)
-            if col.kind == "count" and col.key not in table.mirrors and isinstance(v, int):
-                index[(row.line, col.key)] = len(values)
-                values.append(v)
-                names.append(f"{row.line}:{col.key}")
     equations: list[tuple[int, tuple[int, ...]]] = []
-    for total, members in table.equations:
-        if total in index and all(m in index for m in members):
-            equations.append((index[total], tuple(index[m] for m in members)))
-    comp: dict[Cell, int] = {}
-    for _, num, den in table.rates:
-        if num in index and den in index:
-            comp[den] = len(values)
-            values.append(values[index[den]] - values[index[num]])
-            names.append(f"{den[0]}:not met")
-            equations.append((index[den], (index[num], comp[den])))
-    for total, members in table.equations:
-        if total in comp and all(m in comp for m in members):
-            equations.append((comp[total], tuple(comp[m] for m in members)))
+    for tid, table in tables.items():
+        for row in table.lines:
+            for col in table.columns:
+                v = row.values.get(col.key)
+                if col.kind == "count" and col.key not in table.mirrors and isinstance(v, int):
+                    index[(tid, row.line, col.key)] = len(values)
+                    values.append(v)
+                    names.append(f"{tid}:{row.line}:{col.key}")
+        eq_of = [((tid, *t), tuple((tid, *m) for m in ms)) for t, ms in table.equations]
+        for total, members in eq_of:
+            if total in index and all(m in index for m in members):
+                equations.append((index[total], tuple(index[m] for m in members)))
+        comp: dict[Key, int] = {}
+        for _, num, den in table.rates:
+            n_key, d_key = (tid, *num), (tid, *den)
+            if n_key in index and d_key in index:
+                comp[d_key] = len(values)
+                values.append(values[index[d_key]] - values[index[n_key]])
+                names.append(f"{tid}:{den[0]}:not met")
+                equations.append((index[d_key], (index[n_key], comp[d_key])))
+        for total, members in eq_of:
+            if total in comp and all(m in comp for m in members):
+                equations.append((comp[total], tuple(comp[m] for m in members)))
+    if TOTAL_PATIENTS in index:
+        for tid, line, cols in SAME_TOTAL:
+            keys = [(tid, line, c) for c in cols]
+            if all(k in index for k in keys):
+                equations.append((index[TOTAL_PATIENTS], tuple(index[k] for k in keys)))
     if not values:
-        return table
+        return dict(tables)
     result = suppress(
         LinearTable(np.asarray(values, dtype=np.int64), tuple(equations), tuple(names)), threshold
     )
-    hidden = {cell for cell, i in index.items() if result.suppressed[i]}
+    hidden = {key for key, i in index.items() if result.suppressed[i]}
+    return {tid: _blank(table, tid, hidden, threshold) for tid, table in tables.items()}
+
+
+def _blank(table: UdsTable, tid: str, hidden_keys: set[Key], threshold: int) -> UdsTable:
+    """``table`` with the hidden cells (and their mirrors and rates) set to None and a note per line."""
+    hidden = {(line, col) for t, line, col in hidden_keys if t == tid}
     hidden |= {
         (line, mirror)
         for mirror, source in table.mirrors.items()

@@ -3,8 +3,8 @@
 Only agg tables are read here, so a page costs a few small indexed scans whatever the network's size.
 As in :mod:`chc_equity.web.data`, ``center=None`` means every center and a string restricts rows to that
 center **in SQL**. Rows of the network (``center = '*'``) are aggregates over every center; a user bound
-to one center gets the network *rate* only (:func:`network_for_bound_user`), never network counts that
-would let them subtract their own and recover another center's numbers.
+to one center gets the network *rate* only (:func:`network_for_bound_user`), and nothing of the network
+at all where the publication plan (``agg_suppression``, :func:`plans`) withholds it from their center.
 """
 
 from __future__ import annotations
@@ -249,3 +249,36 @@ def network_for_bound_user(cell: Cell) -> Cell:
         ci_low=None,
         ci_high=None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """One agg_suppression row: what viewers / center-bound users may not see of one cell."""
+
+    numerator_hidden: bool
+    not_met_hidden: bool
+    denominator_hidden: bool
+    network_withheld: bool
+
+    @property
+    def rate_hidden(self) -> bool:
+        return self.numerator_hidden or self.not_met_hidden or self.denominator_hidden
+
+
+# What a cell without a plan (a warehouse precomputed before plans existed) falls back to: hide it all.
+HIDE_ALL = Plan(True, True, True, True)
+PlanKey = tuple[date, date, str, str, str]  # (period_start, period_end, measure, group_id, center)
+
+
+def plans(con: duckdb.DuckDBPyConnection, measure: str | None = None) -> dict[PlanKey, Plan]:
+    """The publication plan of every precomputed period (of one measure when given); empty when absent."""
+    where, params = ("measure = ?", [measure]) if measure is not None else ("TRUE", [])
+    try:
+        rows = con.execute(
+            "SELECT period_start, period_end, measure, group_id, center, numerator_hidden, not_met_hidden, "
+            f"denominator_hidden, network_withheld FROM agg_suppression WHERE {where}",
+            params,
+        ).fetchall()
+    except duckdb.CatalogException:
+        return {}
+    return {(r[0], r[1], r[2], r[3], r[4]): Plan(*r[5:]) for r in rows}

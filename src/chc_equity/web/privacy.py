@@ -1,5 +1,8 @@
 """Small-cell suppression of the counts a viewer sees (viewers get suppressed aggregates only).
 
+Measure cells follow the precomputed publication plan (:mod:`chc_equity.network.plan`), made over
+everything published about a measure group at once; the functions here only apply it.
+
 Counts of people (patients per center, patients with an unknown demographic value) and resource counts
 go through :func:`chc_equity.equity.suppression.suppress` with their published total, so a hidden cell
 can not be rebuilt by subtraction. Load and reject counts describe files and records, not people, and are
@@ -11,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from chc_equity.equity.suppression import one_way_table, suppress
-from chc_equity.web.analytics import Cell, EquityStratum
+from chc_equity.web.analytics import Cell, EquityStratum, Plan
 from chc_equity.web.data import CenterSummary, UnknownRate
 
 SMALL_CELL = 11  # counts 1 to SMALL_CELL - 1 are suppressed
@@ -36,21 +39,17 @@ def suppress_center(summary: CenterSummary) -> CenterSummary:
     return replace(summary, resources=published[-1], by_type=by_type)
 
 
-def suppress_cell(cell: Cell) -> Cell:
-    """A measure cell as a viewer sees it: met / not met / performance denominator suppressed together.
+def suppress_cell(cell: Cell, plan: Plan) -> Cell:
+    """A measure cell as a viewer sees it, following the period's publication plan (``agg_suppression``).
 
-    The rate (and its interval, test and funnel band) is shown only when both the numerator and its
-    complement are published: a rate of a small cell, or 1 minus one, would reveal the hidden count.
-    Other population counts (initial population, exclusions, exceptions) are not shown to viewers.
+    The plan was made once over the heat map, the network row and every equity stratum together, so no
+    hidden count comes back by subtracting one published table from another. The rate (and its interval,
+    test, signal and funnel band) is shown only when both the numerator and its complement are: a rate
+    next to a published denominator gives the hidden numerator back. Other population counts (initial
+    population, exclusions, exceptions) are not shown to viewers.
     """
-    if cell.numerator is None or cell.performance_denominator is None:
-        return cell
-    met, denom = cell.numerator, cell.performance_denominator
-    table = one_way_table([met, max(denom - met, 0)], ["met", "not met"])
-    pub_met, pub_not, pub_total = suppress(table).published()
-    visible = pub_met is not None and pub_not is not None
     hidden: dict[str, object] = (
-        {} if visible else dict.fromkeys(("rate", "ci_low", "ci_high", "p_value", "signal", "band"))
+        dict.fromkeys(("rate", "ci_low", "ci_high", "p_value", "signal", "band")) if plan.rate_hidden else {}
     )
     return replace(
         cell,
@@ -59,10 +58,35 @@ def suppress_cell(cell: Cell) -> Cell:
         denominator_exclusion=None,
         denominator_exception=None,
         numerator_exclusion=None,
-        numerator=pub_met,
-        performance_denominator=pub_total,
+        numerator=None if plan.numerator_hidden else cell.numerator,
+        performance_denominator=None if plan.denominator_hidden else cell.performance_denominator,
         **hidden,
     )
+
+
+def without_network(cell: Cell) -> Cell:
+    """A cell with nothing derived from the network's counts: the network cell loses every number, a
+    center cell its network rate and its test against the rest of the network (p, signal, band)."""
+    if cell.is_network:
+        return replace(
+            cell,
+            **dict.fromkeys(
+                (
+                    "initial_population",
+                    "denominator",
+                    "denominator_exclusion",
+                    "denominator_exception",
+                    "numerator",
+                    "numerator_exclusion",
+                    "performance_denominator",
+                    "rate",
+                    "ci_low",
+                    "ci_high",
+                    "network_rate",
+                )
+            ),
+        )
+    return replace(cell, network_rate=None, p_value=None, signal=None, band=None)
 
 
 def suppress_stratum(row: EquityStratum) -> EquityStratum:

@@ -4,8 +4,10 @@ Pages and the API both call these functions, so a page can never show what the m
 refuse. The rules:
 
 * the SQL is restricted to the user's center (center staff, center-bound viewers);
-* a center-bound user sees the network *rate* only, and funnel lines only up to their own size;
-* viewers get small-cell-suppressed counts and no rate where the numerator or its complement is 1-10;
+* a center-bound user sees the network *rate* only, and funnel lines only up to their own size; and no
+  network number at all (rate, test, funnel, equity strata) where the publication plan withholds it;
+* viewers get the counts the precomputed publication plan (``agg_suppression``) publishes: small cells
+  and their complements hidden jointly over centers, network and strata; no rate where a count is hidden;
 * patient-level lists (:func:`gap_list`, :func:`previsit_list`) are for PATIENT_LEVEL_ROLES; the route
   guard enforces that, and these functions take the center from the guard's scope.
 """
@@ -18,9 +20,10 @@ from pathlib import Path
 
 from fastapi import HTTPException, Request
 
+from chc_equity.network.precompute import NETWORK
 from chc_equity.web import analytics, data, gaps
-from chc_equity.web.analytics import Cell, MeasureView, Run
-from chc_equity.web.privacy import suppress_cell, suppress_stratum
+from chc_equity.web.analytics import HIDE_ALL, Cell, MeasureView, Plan, Run
+from chc_equity.web.privacy import suppress_cell, suppress_stratum, without_network
 from chc_equity.web.roles import Principal
 from chc_equity.web.security import CenterScope
 
@@ -32,14 +35,34 @@ def warehouse(request: Request):
     return data.open_warehouse(path)
 
 
-def present(cells: list[Cell], user: Principal) -> list[Cell]:
+def _plan_key(cell: Cell, center: str) -> analytics.PlanKey:
+    return (cell.period_start, cell.period_end, cell.measure, cell.group_id, center)
+
+
+def network_shown(user: Principal, plans: dict[analytics.PlanKey, Plan], cell: Cell) -> bool:
+    """Whether ``user`` may see numbers derived from the network's counts for ``cell``'s measure group.
+
+    Center-bound users: not where the plan withholds the network from their center (the network minus
+    their own center would be a small cell or a single other center). Viewers: only while the network's
+    met and not-met counts are themselves published (the network rate would give a hidden one back).
+    """
+    if user.center is not None and plans.get(_plan_key(cell, user.center), HIDE_ALL).network_withheld:
+        return False
+    if user.suppressed:
+        return not plans.get(_plan_key(cell, NETWORK), HIDE_ALL).rate_hidden
+    return True
+
+
+def present(cells: list[Cell], user: Principal, plans: dict[analytics.PlanKey, Plan]) -> list[Cell]:
     """Apply the user's privacy rules to agg cells (SQL already restricted them to the user's centers)."""
     out = []
     for cell in cells:
         if cell.is_network and user.center is not None:
             cell = analytics.network_for_bound_user(cell)
         if user.suppressed:
-            cell = suppress_cell(cell)
+            cell = suppress_cell(cell, plans.get(_plan_key(cell, cell.center), HIDE_ALL))
+        if not network_shown(user, plans, cell):
+            cell = without_network(cell)
         out.append(cell)
     return out
 
@@ -78,7 +101,7 @@ def overview(request: Request, user: Principal, period_end: date | None = None, 
     if run is None and period_end is not None:
         raise HTTPException(status_code=404, detail="No precomputed results for that period.")
     cells = analytics.cells(con, run, user.center) if run else []
-    cells = present(cells, user)
+    cells = present(cells, user, analytics.plans(con))
     keys = list(dict.fromkeys(c.key for c in cells))
     centers = sorted({c.center for c in cells if not c.is_network})
     measures = [c for c in cells if c.is_network]
@@ -99,9 +122,10 @@ def measure_view(request: Request, user: Principal, key: str, period_end: date |
         run = _run_or_404(con, period_end)
         if run is None:
             raise HTTPException(status_code=404, detail=NO_RESULTS)
-        cells = present(analytics.cells(con, run, user.center, measure=name), user)
+        plans = analytics.plans(con, name)
+        cells = present(analytics.cells(con, run, user.center, measure=name), user, plans)
         limits = analytics.funnel(con, run, name)
-        history = present(analytics.trend(con, name, user.center), user)
+        history = present(analytics.trend(con, name, user.center), user, plans)
         strata = analytics.equity(con, run, name)
         all_runs = analytics.runs(con)
     if not cells:
@@ -113,6 +137,9 @@ def measure_view(request: Request, user: Principal, key: str, period_end: date |
     for c in cells:
         if not c.is_network:
             centers[c.group_id].append(c)
+    shown = {c.group_id for c in cells if c.is_network and network_shown(user, plans, c)}
+    limits = {g: pts for g, pts in limits.items() if g in shown}
+    strata = [s for s in strata if s.group_id in shown or user.center is None]
     if user.center is not None:  # funnel lines only up to 1.5 x the user's own denominator
         for g, pts in limits.items():
             own = max((c.performance_denominator or 0 for c in centers.get(g, [])), default=0)
@@ -144,7 +171,8 @@ def center_cells(
     with warehouse(request) as con:
         run = _run_or_404(con, period_end)
         cells = analytics.cells(con, run, scope.center) if run else []
-    return run, present(cells, scope.user)
+        plans = analytics.plans(con)
+    return run, present(cells, scope.user, plans)
 
 
 def _center_known(con, center: str) -> None:

@@ -1,0 +1,162 @@
+"""One suppression plan for everything published about one measure group: centers, network and strata.
+
+A measure group's population is split several ways at once: by center (the heat map), and by the
+strata of every equity dimension (the measure page). Every split adds up to the same network totals, so
+hiding cells split by split is not enough: a center cell hidden on the heat map is the network total
+minus the other centers, and a network total hidden on one table can be pinned down by intersecting
+what two other tables allow. :func:`plan_group` therefore builds *one* linear system over the union and
+lets :func:`chc_equity.equity.suppression.suppress` complete and audit it exactly:
+
+* quantities: network met ``X``, not met ``Y``, denominator ``D``; per cell of every partition its
+  met ``x``, not met ``y``, denominator ``d``;
+* equations: ``D = X + Y``; ``d = x + y`` per cell; ``X = sum x``, ``Y = sum y``, ``D = sum d`` per
+  partition;
+* the network totals are locked (published) unless small, as the measures report publishes them;
+* ``hidden_before``: cells an earlier publication already hid (the equity package's own suppression
+  of the strata) stay hidden, so the plan only ever hides more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from chc_equity.equity.suppression import (
+    DEFAULT_THRESHOLD,
+    LinearTable,
+    Suppression,
+    primary_mask,
+    published_totals,
+    suppress,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """One way of splitting the group's population: labels with their met and denominator counts."""
+
+    labels: tuple[str, ...]
+    numerators: NDArray[np.int64]
+    denominators: NDArray[np.int64]
+    # Quantities hidden by an earlier publication: (met, not met, denominator) masks, or None.
+    hidden_before: tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_]] | None = None
+    # Cells published elsewhere no matter what (e.g. the reference stratum the others are compared with).
+    locked: NDArray[np.bool_] | None = None
+
+    @classmethod
+    def of(
+        cls,
+        labels: Sequence[str],
+        numerators: ArrayLike,
+        denominators: ArrayLike,
+        hidden_before: tuple[ArrayLike, ArrayLike, ArrayLike] | None = None,
+        locked: ArrayLike | None = None,
+    ) -> Partition:
+        x = np.asarray(numerators, dtype=np.int64).reshape(-1)
+        d = np.asarray(denominators, dtype=np.int64).reshape(-1)
+        if x.size != len(labels) or d.size != len(labels) or np.any(x > d):
+            raise ValueError("need one numerator <= denominator per label")
+        before = None
+        if hidden_before is not None:
+            before = tuple(np.asarray(m, dtype=bool).reshape(-1) for m in hidden_before)
+        lock = None if locked is None else np.asarray(locked, dtype=bool).reshape(-1)
+        return cls(tuple(labels), x, d, before, lock)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Hidden:
+    """Which of (met, not met, denominator) are hidden, per cell; ``rate`` = met or not met hidden."""
+
+    met: NDArray[np.bool_]
+    not_met: NDArray[np.bool_]
+    denominator: NDArray[np.bool_]
+
+    @property
+    def rate(self) -> NDArray[np.bool_]:
+        """A rate (and every statistic of the cell) is published only with both of its counts."""
+        return self.met | self.not_met | self.denominator
+
+
+@dataclass(frozen=True, slots=True)
+class GroupPlan:
+    """The plan: hidden quantities of the network totals and of every partition."""
+
+    network: Hidden  # arrays of length 1
+    partitions: dict[str, Hidden]
+    detail: Suppression
+
+
+def plan_group(
+    partitions: Mapping[str, Partition],
+    threshold: int = DEFAULT_THRESHOLD,
+) -> GroupPlan:
+    """Suppress every partition of one measure group together (see the module docstring).
+
+    Every partition must add up to the same totals (they are splits of one population).
+    """
+    if not partitions:
+        raise ValueError("need at least one partition")
+    first = next(iter(partitions.values()))
+    tx, td = int(first.numerators.sum()), int(first.denominators.sum())
+    for name, p in partitions.items():
+        if int(p.numerators.sum()) != tx or int(p.denominators.sum()) != td:
+            raise ValueError(f"partition {name!r} does not add up to the network totals")
+    values: list[int] = [tx, td - tx, td]
+    names: list[str] = ["network:met", "network:not met", "network:denominator"]
+    eqs: list[tuple[int, tuple[int, ...]]] = [(2, (0, 1))]
+    before: list[bool] = list(primary_mask(values, threshold))
+    locked_cells: list[int] = []
+    where: dict[str, tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]] = {}
+    for name, p in partitions.items():
+        k = len(p.labels)
+        base = len(values)
+        xs, ys, ds = base + np.arange(k), base + k + np.arange(k), base + 2 * k + np.arange(k)
+        values += [
+            *p.numerators.tolist(),
+            *(p.denominators - p.numerators).tolist(),
+            *p.denominators.tolist(),
+        ]
+        names += [f"{name}:{lab}:{q}" for q in ("met", "not met", "denominator") for lab in p.labels]
+        mask = p.hidden_before or (np.zeros(k, bool), np.zeros(k, bool), np.zeros(k, bool))
+        before += [*mask[0].tolist(), *mask[1].tolist(), *mask[2].tolist()]
+        eqs += [(int(ds[i]), (int(xs[i]), int(ys[i]))) for i in range(k)]
+        eqs += [
+            (0, tuple(int(i) for i in xs)),
+            (1, tuple(int(i) for i in ys)),
+            (2, tuple(int(i) for i in ds)),
+        ]
+        where[name] = (xs, ys, ds)
+        if p.locked is not None:
+            for i in np.flatnonzero(p.locked & ~mask[0] & ~mask[1] & ~mask[2]):
+                locked_cells += [int(xs[i]), int(ys[i]), int(ds[i])]
+    table = LinearTable(np.asarray(values, dtype=np.int64), tuple(eqs), tuple(names))
+    locked = np.zeros(len(values), dtype=bool)
+    locked[:3] = published_totals(values[:3], threshold)
+    locked[locked_cells] = True
+    result = suppress(table, threshold, locked=locked, hidden_before=np.asarray(before, dtype=bool))
+    h = result.suppressed
+    network = Hidden(h[0:1].copy(), h[1:2].copy(), h[2:3].copy())
+    out = {name: Hidden(h[xs].copy(), h[ys].copy(), h[ds].copy()) for name, (xs, ys, ds) in where.items()}
+    return GroupPlan(network, out, result)
+
+
+def rest_is_small(
+    center_met: int, center_denominator: int, network_met: int, network_denominator: int, threshold: int
+) -> bool:
+    """Whether "the network minus this center" has a small met, not-met or denominator count.
+
+    A user bound to a center knows their own counts, so any published network total minus their own
+    gives the rest of the network together; when that is a small cell the network numbers are withheld
+    from them.
+    """
+    rest = np.array(
+        [
+            network_met - center_met,
+            (network_denominator - network_met) - (center_denominator - center_met),
+            network_denominator - center_denominator,
+        ]
+    )
+    return bool(primary_mask(rest, threshold).any())
