@@ -28,6 +28,7 @@ from chc_equity.cli import app
 from chc_equity.ingest import LoadResult, list_rejects, load
 from chc_equity.ingest.loader import AfterLoad
 from chc_equity.ingest.sources import DEFAULT_MAX_RECORD_BYTES, InputError, find_inputs
+from chc_equity.ingest.store import TOUCHED
 from chc_equity.warehouse import WarehouseError, connect
 
 
@@ -49,13 +50,14 @@ class _RateColumn(ProgressColumn):
 def _views_refresh() -> AfterLoad | None:
     """The views build if that stage exists yet (temporary guard until chc_equity.views.build lands)."""
     try:
-        from chc_equity.views.build import build_views
+        from chc_equity.views.build import refresh_touched
     except ImportError:
         _err().print("[yellow]warning:[/] chc_equity.views.build not available; views not refreshed")
         return None
 
     def refresh(con, center: str) -> None:
-        build_views(con, centers=[center])
+        # only the rows of the resources this load inserted or replaced (equals a full rebuild)
+        refresh_touched(con, center, TOUCHED)
 
     return refresh
 

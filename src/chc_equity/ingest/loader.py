@@ -25,7 +25,7 @@ import duckdb
 
 from chc_equity.ingest.records import Reject, Resource
 from chc_equity.ingest.sources import DEFAULT_MAX_RECORD_BYTES, find_inputs, read_file
-from chc_equity.ingest.store import Stager, merge, next_load_id
+from chc_equity.ingest.store import TOUCHED, Stager, merge, next_load_id
 
 AfterLoad = Callable[[duckdb.DuckDBPyConnection, str], None]
 # progress(bytes_delta, resources_delta): bytes of input files consumed (compressed size for .gz).
@@ -74,7 +74,8 @@ def load(
     """Ingest files/directories for ``center`` into the warehouse behind ``con``, atomically.
 
     ``after_load(con, center)`` runs inside the load's transaction, just before commit, so derived
-    tables are refreshed in the same atomic step (the CLI passes the views refresh).
+    tables are refreshed in the same atomic step (the CLI passes the views refresh). It may read the
+    temp table ``store.TOUCHED`` (``type``, ``id``): the resources this load inserted or replaced.
     """
     if not center or not center.strip():
         raise ValueError("center must be a non-empty id")
@@ -92,6 +93,7 @@ def load(
         _record(con, result, started_at)
         if after_load is not None:
             after_load(con, center)
+        con.execute(f"DROP TABLE IF EXISTS {TOUCHED}")
         con.commit()
     except BaseException:
         con.rollback()
