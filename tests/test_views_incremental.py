@@ -21,10 +21,17 @@ import pytest
 from chc_equity.ingest import load
 from chc_equity.ingest.store import TOUCHED
 from chc_equity.synth import generate, load_config
-from chc_equity.views.build import BUILTIN_VIEWS, PASSTHROUGH, build_views, refresh_touched
+from chc_equity.views.build import (
+    BUILTIN_VIEWS,
+    PASSTHROUGH,
+    _key_column,
+    build_views,
+    expected_columns,
+    refresh_touched,
+)
 from chc_equity.views.compiler import compile_view
 from chc_equity.views.shape import builtin_screen
-from chc_equity.warehouse import connect
+from chc_equity.warehouse import connect, connect_memory
 from test_views_builtin import SYNTHETIC
 
 NEWER = "2099-01-01T00:00:00Z"
@@ -146,3 +153,18 @@ def test_updated_rows_replace_old_ones(incremental) -> None:
     assert rows == [("c01", 7), ("c02", 0)]
     dupes = con.execute("SELECT count(*) - count(DISTINCT (center, id)) FROM flat.observation").fetchone()
     assert dupes == (0,)
+
+
+def test_every_builtin_view_has_a_resource_key_column() -> None:
+    """Without one, a load would fall back to rebuilding the center's rows of that view."""
+    assert [n for n, v in BUILTIN_VIEWS.items() if _key_column(v) is None] == []
+
+
+def test_static_column_types_match_what_the_sql_produces() -> None:
+    """Tables of absent types are created from the static types, and a table whose types differ is
+    rebuilt: both need the static types to be exactly what the compiled SQL yields."""
+    con = connect_memory()
+    for name, view in BUILTIN_VIEWS.items():
+        con.execute(f"CREATE OR REPLACE TEMP TABLE t AS {compile_view(view, passthrough=PASSTHROUGH)}")
+        described = tuple((c, t) for c, t, *_ in con.execute("DESCRIBE t").fetchall())
+        assert described == expected_columns(name), name
