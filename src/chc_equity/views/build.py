@@ -274,19 +274,19 @@ def refresh_touched(con: duckdb.DuckDBPyConnection, center: str, touched: str) -
     """Bring ``center``'s flat rows up to date after a load that inserted or replaced the resources
     listed in the table ``touched`` (columns ``type``, ``id``), and ONLY those: views of other
     types are not run, and the other resources' rows are left as they are. Result: exactly what
-    ``build_views`` would produce (tested). Tables missing entirely are created (empty when the load
-    brought no resource of their type). Returns the rows inserted per refreshed view."""
+    ``build_views`` would produce (tested). Tables missing entirely are built from all resources.
+    Returns the rows inserted per refreshed view (all rows, for a table built whole)."""
     con.execute(f'CREATE SCHEMA IF NOT EXISTS "{FLAT_SCHEMA}"')
     types = {r[0] for r in con.execute(f"SELECT DISTINCT type FROM {touched}").fetchall()}
-    for name in sorted(BUILTIN_VIEWS):
-        if BUILTIN_VIEWS[name]["resource"] not in types and _table_columns(con, name) is None:
-            _create_empty(con, name, replace=False)
+    # A missing table (first load, or a view added since) is built whole, from every center's
+    # resources: only then does it equal a full rebuild. Types with no rows cost no query.
+    missing = [n for n in sorted(BUILTIN_VIEWS) if _table_columns(con, n) is None]
+    counts: dict[str, int] = _rebuild(con, missing) if missing else {}
     keyed, whole = [], []
     for name in sorted(BUILTIN_VIEWS):
-        if BUILTIN_VIEWS[name]["resource"] in types:
+        if BUILTIN_VIEWS[name]["resource"] in types and name not in missing:
             (keyed if _key_column(BUILTIN_VIEWS[name]) else whole).append(name)
     c = quote_literal(center)
-    counts: dict[str, int] = {}
     if whole:  # no resource key column to delete by: redo the center's rows of those views
         counts.update(build_views(con, centers=[center], names=whole))
     for rtype, members in _by_type(keyed).items():
