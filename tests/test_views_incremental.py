@@ -110,6 +110,18 @@ def incremental(tmp_path_factory: pytest.TempPathFactory) -> tuple[duckdb.DuckDB
     con.execute("DROP TABLE flat.encounter_type")
     # Types this warehouse has not seen yet, into c02.
     ingest("c02", "c02-new-types", copy.deepcopy(SYNTHETIC))
+    # Deletions (as a Bulk Data pull applies them inside the load): removed from `resources` and
+    # listed in TOUCHED, their flat rows go too.
+    gone = [("Observation", c2["Observation"][0]["id"]), ("Patient", c2["Patient"][1]["id"])]
+
+    def delete_then_refresh(c: duckdb.DuckDBPyConnection, center: str) -> None:
+        for rtype, rid in gone:
+            c.execute("DELETE FROM resources WHERE center = ? AND type = ? AND id = ?", [center, rtype, rid])
+            c.execute(f"INSERT INTO {TOUCHED} VALUES (?, ?)", [rtype, rid])
+        after(c, center)
+
+    path = _ndjson(folder / "c02-delete.ndjson", [_updated(c2["Encounter"][0], 7)])
+    load(con, [path], "c02", after_load=delete_then_refresh, screen=screen)
     # Only Observations: only Observation views may run.
     ingest("c01", "c01-obs", [_updated(r, 100 + k) for k, r in enumerate(c1["Observation"][10:13])])
     return con, refreshed
@@ -155,6 +167,11 @@ def test_updated_rows_replace_old_ones(incremental) -> None:
         "SELECT center, count(*) FILTER (gender = 'other') FROM flat.patient GROUP BY 1 ORDER BY 1"
     ).fetchall()
     assert rows == [("c01", 7), ("c02", 0)]
+    deleted = con.execute(
+        "SELECT count(*) FROM flat.observation o JOIN resources r ON r.center = o.center AND r.id = o.id "
+        "AND r.type = 'Observation' WHERE o.center = 'c02'"
+    ).fetchone()
+    assert deleted == con.execute("SELECT count(*) FROM flat.observation WHERE center = 'c02'").fetchone()
     dupes = con.execute("SELECT count(*) - count(DISTINCT (center, id)) FROM flat.observation").fetchone()
     assert dupes == (0,)
 

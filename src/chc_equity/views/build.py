@@ -271,8 +271,9 @@ def build_views(
 
 
 def refresh_touched(con: duckdb.DuckDBPyConnection, center: str, touched: str) -> dict[str, int]:
-    """Bring ``center``'s flat rows up to date after a load that inserted or replaced the resources
-    listed in the table ``touched`` (columns ``type``, ``id``), and ONLY those: views of other
+    """Bring ``center``'s flat rows up to date after a load that inserted, replaced or deleted the
+    resources listed in the table ``touched`` (columns ``type``, ``id``; a deleted key's rows are
+    removed, since no resource is left to insert them from), and ONLY those: views of other
     types are not run, and the other resources' rows are left as they are. Result: exactly what
     ``build_views`` would produce (tested). Tables missing entirely are built from all resources.
     Returns the rows inserted per refreshed view (all rows, for a table built whole)."""
