@@ -6,15 +6,18 @@
 
 Each side runs in a fresh subprocess so its peak RSS (``ru_maxrss``) is its own. The raw scan is
 ``CREATE TEMP TABLE AS SELECT * FROM read_json(files)`` -- every value parsed and materialized, which is
-the honest floor for "read these files into DuckDB". Ours is ``chc_equity.ingest.load`` into a
-fresh file warehouse, with ``chc_equity.views.build.build_views`` as ``after_load`` when it exists.
-Targets: ours <= 2x the raw scan on the shared bundles; peak RSS <= 2 GB ingesting 1 GB NDJSON.
+the honest floor for "read these files into DuckDB". Ours is what ``chc-equity ingest`` does:
+``chc_equity.ingest.load`` into a fresh file warehouse with the views screen, and
+``chc_equity.views.build.refresh_touched`` as ``after_load``. Both are reported in wall seconds and
+CPU seconds (the machine is shared, so CPU is the steadier figure), with the load average noted.
+Targets: ours <= 1.3x the raw scan; peak RSS <= 2 GB ingesting 1 GB NDJSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,42 +28,57 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_INPUT = REPO.parent / "shared" / "synthea" / "ma-bundles"
 
+# Both children report wall seconds and CPU seconds (user + system, all threads of the process) of
+# the measured step alone, not interpreter start-up or imports.
 SCAN_CHILD = """
 import json, resource, sys, time, duckdb
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 files, tmp = json.loads(sys.argv[1]), sys.argv[2]
 con = duckdb.connect(tmp + "/scan.duckdb")
-t = time.perf_counter()
+t, c = time.perf_counter(), cpu()
 con.execute("CREATE TEMP TABLE scan AS SELECT * FROM read_json($f, maximum_object_size = 268435456)",
             {"f": files})
-print(json.dumps({"seconds": time.perf_counter() - t,
+print(json.dumps({"seconds": time.perf_counter() - t, "cpu_s": cpu() - c,
                   "rows": con.execute("SELECT count(*) FROM scan").fetchone()[0],
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
+# What `chc-equity ingest` does: the views screen per resource, then the views refresh of the
+# touched resources inside the load's transaction.
 INGEST_CHILD = """
 import json, resource, sys, time
 from chc_equity.ingest import load
+from chc_equity.ingest.store import TOUCHED
 from chc_equity.warehouse import connect
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 files, tmp = json.loads(sys.argv[1]), sys.argv[2]
-views_s, ingest_rss = [], []
+views_s, views_cpu, ingest_rss = [], [], []
 try:
     if sys.argv[3] == "no-views":
         raise ImportError("views disabled by --no-views")
-    from chc_equity.views.build import build_views
+    from chc_equity.views.build import refresh_touched
+    from chc_equity.views.shape import builtin_screen
+    screen = builtin_screen()
     def after(con, center):
         ingest_rss.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-        t0 = time.perf_counter()
-        build_views(con, centers=[center])
+        t0, c0 = time.perf_counter(), cpu()
+        refresh_touched(con, center, TOUCHED)
         views_s.append(time.perf_counter() - t0)
+        views_cpu.append(cpu() - c0)
     views = True
 except ImportError:
-    after, views = None, False
+    after, views, screen = None, False, None
 con = connect(tmp + "/ingest.duckdb")
-t = time.perf_counter()
-r = load(con, files, "bench", after_load=after)
+t, c = time.perf_counter(), cpu()
+r = load(con, files, "bench", after_load=after, screen=screen)
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"seconds": time.perf_counter() - t, "loaded": r.loaded, "quarantined": r.quarantined,
-                  "views": views, "views_s": sum(views_s), "peak_rss_mb": rss,
+print(json.dumps({"seconds": time.perf_counter() - t, "cpu_s": cpu() - c, "loaded": r.loaded,
+                  "quarantined": r.quarantined, "views": views, "views_s": sum(views_s),
+                  "views_cpu_s": sum(views_cpu), "peak_rss_mb": rss,
                   "ingest_peak_rss_mb": ingest_rss[0] if ingest_rss else rss}))
 """
 
@@ -129,26 +147,32 @@ def main() -> None:
         files = _files(paths)
         size = sum(Path(f).stat().st_size for f in files)
         print(f"input: {len(files)} files, {size / 1e6:,.1f} MB on disk")
+        load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
         scan = _run(SCAN_CHILD, files, tmp)
         ours = _run(INGEST_CHILD, files, tmp, "no-views" if args.no_views else "views")
     label = (
         "ingest + views" if ours["views"] else "ingest only (--no-views, or chc_equity.views.build missing)"
     )
+    print(f"load average before: {load_before}, after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
-        f"duckdb read_json scan: {scan['seconds']:7.2f} s  ({scan['rows']:,} rows, "
-        f"peak RSS {scan['peak_rss_mb']:,.0f} MB)"
+        f"duckdb read_json scan: {scan['seconds']:7.2f} s wall, {scan['cpu_s']:7.2f} s CPU  "
+        f"({scan['rows']:,} rows, peak RSS {scan['peak_rss_mb']:,.0f} MB)"
     )
     print(
-        f"{label}: {ours['seconds']:7.2f} s  ({ours['loaded']:,} resources, {ours['quarantined']:,} "
-        f"quarantined, peak RSS {ours['peak_rss_mb']:,.0f} MB)"
+        f"{label}: {ours['seconds']:7.2f} s wall, {ours['cpu_s']:7.2f} s CPU  ({ours['loaded']:,} resources, "
+        f"{ours['quarantined']:,} quarantined, peak RSS {ours['peak_rss_mb']:,.0f} MB)"
     )
     if ours["views"]:
-        alone = ours["seconds"] - ours["views_s"]
+        alone, alone_cpu = ours["seconds"] - ours["views_s"], ours["cpu_s"] - ours["views_cpu_s"]
         print(
-            f"  of which views build: {ours['views_s']:.2f} s, ingest alone: {alone:.2f} s "
-            f"({alone / scan['seconds']:.2f}x; peak RSS before views {ours['ingest_peak_rss_mb']:,.0f} MB)"
+            f"  of which views: {ours['views_s']:.2f} s wall, {ours['views_cpu_s']:.2f} s CPU; ingest alone: "
+            f"{alone:.2f} s wall, {alone_cpu:.2f} s CPU "
+            f"(peak RSS before views {ours['ingest_peak_rss_mb']:,.0f} MB)"
         )
-    print(f"ratio ours / scan: {ours['seconds'] / scan['seconds']:.2f}x (target <= 2x)")
+    print(
+        f"ratio ours / scan: {ours['seconds'] / scan['seconds']:.2f}x wall, "
+        f"{ours['cpu_s'] / scan['cpu_s']:.2f}x CPU (target <= 1.3x)"
+    )
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from chc_equity.cli import app
 from chc_equity.ingest import LoadResult, list_rejects, load
 from chc_equity.ingest.loader import AfterLoad
 from chc_equity.ingest.sources import DEFAULT_MAX_RECORD_BYTES, InputError, find_inputs
+from chc_equity.ingest.store import TOUCHED
 from chc_equity.warehouse import WarehouseError, connect
 
 
@@ -46,22 +47,19 @@ class _RateColumn(ProgressColumn):
         return Text(f"{count:,} resources  {rate:,.0f}/s", style="progress.data.speed")
 
 
-def _views_refresh() -> AfterLoad | None:
-    """The views build if that stage exists yet (temporary guard until chc_equity.views.build lands)."""
-    try:
-        from chc_equity.views.build import build_views
-    except ImportError:
-        _err().print("[yellow]warning:[/] chc_equity.views.build not available; views not refreshed")
-        return None
+def views_after_load() -> AfterLoad:
+    """The in-transaction views refresh every load runs (`ingest`, `pull`): only the flat rows of the
+    resources the load inserted, replaced or deleted (keys in ``store.TOUCHED``; equals a full rebuild)."""
+    from chc_equity.views.build import refresh_touched
 
     def refresh(con, center: str) -> None:
-        build_views(con, centers=[center])
+        refresh_touched(con, center, TOUCHED)
 
     return refresh
 
 
-def _views_screen():
-    """The built-in views' ingest screen: a resource a view could not read is quarantined."""
+def views_screen():
+    """The built-in views' ingest screen: a resource a view could not read is quarantined (`wrong-shape`)."""
     from chc_equity.views.shape import builtin_screen
 
     return builtin_screen()
@@ -147,7 +145,7 @@ def ingest_command(
     except (InputError, WarehouseError) as exc:
         _err().print(f"[red]error:[/] {exc}", markup=True, highlight=False)
         raise typer.Exit(2) from exc
-    after_load = _views_refresh()
+    after_load = views_after_load()
     try:
         with Progress(
             TextColumn("ingest"),
@@ -170,7 +168,7 @@ def ingest_command(
                 center,
                 after_load=after_load,
                 progress=progress,
-                screen=_views_screen() if after_load is not None else None,
+                screen=views_screen(),
                 max_record_bytes=max(1, int(max_record_mb * 2**20)),
             )
         if refresh:

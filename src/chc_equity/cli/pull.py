@@ -61,7 +61,9 @@ def pull_command(
         raise typer.Exit(2) from exc
 
     def once() -> None:
-        after_load = _views_refresh()
+        from chc_equity.cli.ingest import views_after_load, views_screen
+
+        after_load = views_after_load()
         con = connect(warehouse)
         try:
             result = pull(
@@ -73,7 +75,7 @@ def pull_command(
                 types=types or None,
                 credentials=creds,
                 after_load=after_load,
-                screen=_views_screen() if after_load is not None else None,
+                screen=views_screen(),
                 policy=Policy(parallel=parallel),
                 log=lambda msg: _err().print(f"[dim]pull:[/] {msg}"),
             )
@@ -102,20 +104,3 @@ def pull_command(
             raise typer.Exit(1) from exc
         return
     run_every(interval, once, lambda msg: _err().print(f"[dim]pull:[/] {msg}"))
-
-
-def _views_screen():
-    """The same ingest screen as `chc-equity ingest`: a resource a view could not read is quarantined."""
-    from chc_equity.views.shape import builtin_screen
-
-    return builtin_screen()
-
-
-def _views_refresh():
-    """The same in-transaction views refresh as `chc-equity ingest`."""
-    from chc_equity.views.build import build_views
-
-    def refresh(con, center: str) -> None:
-        build_views(con, centers=[center])
-
-    return refresh

@@ -31,7 +31,7 @@ import duckdb
 from chc_equity.crashpoints import crash_point
 from chc_equity.ingest.records import Reject, Resource
 from chc_equity.ingest.sources import DEFAULT_MAX_RECORD_BYTES, find_inputs, read_file
-from chc_equity.ingest.store import Stager, merge, next_load_id
+from chc_equity.ingest.store import TOUCHED, Stager, merge, next_load_id
 from chc_equity.warehouse import PENDING_REFRESH
 
 AfterLoad = Callable[[duckdb.DuckDBPyConnection, str], None]
@@ -81,7 +81,8 @@ def load(
     """Ingest files/directories for ``center`` into the warehouse behind ``con``, atomically.
 
     ``after_load(con, center)`` runs inside the load's transaction, just before commit, so derived
-    tables are refreshed in the same atomic step (the CLI passes the views refresh).
+    tables are refreshed in the same atomic step (the CLI passes the views refresh). It may read the
+    temp table ``store.TOUCHED`` (``type``, ``id``): the resources this load inserted or replaced.
     """
     if not center or not center.strip():
         raise ValueError("center must be a non-empty id")
@@ -104,6 +105,7 @@ def load(
         if after_load is not None:
             after_load(con, center)
         crash_point("load:views-built")
+        con.execute(f"DROP TABLE IF EXISTS {TOUCHED}")
         con.commit()
     except BaseException:
         con.rollback()

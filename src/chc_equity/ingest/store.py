@@ -24,6 +24,9 @@ from chc_equity.ingest.records import Reject, Resource
 
 STAGE = "_ingest_stage"
 WINNERS = "_ingest_winners"
+# (type, id) of every resource the load inserted or replaced: what derived tables must recompute.
+# Lives until the load's after_load hook has run (see loader.load).
+TOUCHED = "_ingest_touched"
 BATCH_ROWS = 20_000
 BATCH_BYTES = 32 << 20
 
@@ -188,6 +191,11 @@ def merge(con: duckdb.DuckDBPyConnection, center: str, load_id: int) -> tuple[in
                 FROM ({rows} WHERE w.is_new)""",
             {"center": center, "load_id": load_id},
         )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {TOUCHED} AS
+            SELECT s.type, s.id FROM {STAGE} s JOIN {WINNERS} w ON s.seq = w.seq
+            WHERE w.is_new OR w.replaces"""
+    )
     con.execute(f"DROP TABLE IF EXISTS {WINNERS}")
     con.execute(f"DROP TABLE IF EXISTS {STAGE}")
     return int(inserted), int(updated), int(unchanged)

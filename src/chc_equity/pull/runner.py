@@ -24,6 +24,7 @@ import httpx
 
 from chc_equity.ingest import LoadResult, load, mark_stale
 from chc_equity.ingest.loader import AfterLoad, Screen
+from chc_equity.ingest.store import TOUCHED
 from chc_equity.pull import state
 from chc_equity.pull.auth import AuthError, Credentials, TokenSource
 from chc_equity.pull.bulk import BulkClient, Downloaded, ExportRequest, Log, Manifest, Policy, PullError
@@ -153,6 +154,9 @@ def _apply_deletions(con: duckdb.DuckDBPyConnection, center: str, keys: list[tup
            WHERE r.center = ? AND r.type = d.type AND r.id = d.id""",
         [center],
     ).fetchone()
+    # the views refresh (after_load) removes the flat rows of every key listed as touched
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {TOUCHED} (type VARCHAR, id VARCHAR)")
+    con.execute(f"INSERT INTO {TOUCHED} SELECT type, id FROM _pull_deleted")
     con.execute("DROP TABLE _pull_deleted")
     return int(removed[0]) if removed else 0
 

@@ -4,22 +4,33 @@ The measure and equity stages read only these flat tables, never the raw JSON, s
 eCQMs need is exposed here once (see docs/views.md). The definitions are plain SQL-on-FHIR v2
 ViewDefinition JSON shipped as package data, so they stay portable to any other view runner.
 
-``build_views`` deliberately does not open or commit a transaction: ingest calls it inside its own
-load transaction so that raw resources and flat tables change together (or not at all).
+``build_views`` and ``refresh_touched`` deliberately do not open or commit a transaction: ingest
+calls them inside its own load transaction so that raw resources and flat tables change together
+(or not at all).
+
+Why the work is grouped by resource type: the views of one type are compiled against ONE shared
+list of JSON paths (:class:`RootFields`), so each resource in scope is parsed once into a staged
+temp table (``_views_src``) that all of them read, instead of once per view; a type with no rows
+in scope costs no query at all (its tables are created empty from the static column types when
+missing); and an ingest rebuilds only the rows of the resources it inserted or updated
+(``refresh_touched``), which equals a full rebuild because every flat row derives from exactly
+one resource, identified by the view's ``getResourceKey()`` column.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
 import duckdb
 
-from chc_equity.views.compiler import compile_view
+from chc_equity.views.compiler import RootFields, compile_view, staged_source_sql, view_columns
 from chc_equity.warehouse import FLAT_SCHEMA
 
 ViewDefinition = dict[str, Any]
@@ -63,36 +74,11 @@ def center_filter(centers: Sequence[str]) -> str:
     return "center IN (" + ", ".join(quote_literal(c) for c in centers) + ")"
 
 
+STAGE = "_views_src"
+
+
 def _table(name: str) -> str:
     return f'"{FLAT_SCHEMA}"."{name}"'
-
-
-def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    row = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [FLAT_SCHEMA, name],
-    ).fetchone()
-    return bool(row and row[0])
-
-
-def _table_columns(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
-    rows = con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-        "ORDER BY ordinal_position",
-        [FLAT_SCHEMA, name],
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
-def _query_columns(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
-    """Column names the compiled query produces, without running it over the data."""
-    return [d[0] for d in con.execute(f"SELECT * FROM ({sql}) AS q LIMIT 0").description]
-
-
-def _count(con: duckdb.DuckDBPyConnection, name: str, where: str | None = None) -> int:
-    sql = f"SELECT count(*) FROM {_table(name)}" + (f" WHERE {where}" if where else "")
-    row = con.execute(sql).fetchone()
-    return int(row[0]) if row else 0
 
 
 def _resolve(names: Sequence[str] | None) -> list[str]:
@@ -102,6 +88,149 @@ def _resolve(names: Sequence[str] | None) -> list[str]:
     if unknown:
         raise KeyError(f"unknown built-in view(s): {', '.join(unknown)}")
     return list(dict.fromkeys(names))
+
+
+def _by_type(names: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(BUILTIN_VIEWS[name]["resource"], []).append(name)
+    return {rtype: tuple(members) for rtype, members in groups.items()}
+
+
+def _key_column(view: ViewDefinition) -> str | None:
+    """The output column holding ``getResourceKey()`` at the top level (one per resource row), if any:
+    it is what lets an update delete exactly the flat rows of the resources it replaces."""
+    for node in view.get("select", []):
+        if any(k in node for k in ("forEach", "forEachOrNull", "repeat", "unionAll")):
+            continue
+        for col in node.get("column", []):
+            if col.get("path") == "getResourceKey()" and not col.get("collection"):
+                return col["name"]
+    return None
+
+
+@dataclass(frozen=True)
+class _Group:
+    """The views of one resource type compiled against one staged source (each resource parsed once)."""
+
+    resource: str
+    fields: RootFields
+    queries: Mapping[str, str]
+    keep_resource: bool
+
+    def stage_sql(self, where: str) -> str:
+        rtype = quote_literal(self.resource)
+        return staged_source_sql(
+            self.fields,
+            passthrough=PASSTHROUGH,
+            where=f"type = {rtype} AND ({where})",
+            keep_resource=self.keep_resource,
+        )
+
+
+@functools.cache
+def _group(resource: str, names: tuple[str, ...]) -> _Group:
+    fields = RootFields()
+    queries = {
+        n: compile_view(BUILTIN_VIEWS[n], source=STAGE, passthrough=PASSTHROUGH, staged=fields) for n in names
+    }
+    keep = any(re.search(rf"\b{fields.alias}\b", sql) for sql in queries.values())
+    return _Group(resource, fields, MappingProxyType(queries), keep)
+
+
+@functools.cache
+def expected_columns(name: str) -> tuple[tuple[str, str], ...]:
+    """(column, DuckDB type) of ``flat.<name>``, passthrough first, known without running anything."""
+    return tuple((p, "VARCHAR") for p in PASSTHROUGH) + tuple(view_columns(BUILTIN_VIEWS[name]))
+
+
+def _create_empty(con: duckdb.DuckDBPyConnection, name: str, *, replace: bool) -> None:
+    cols = ", ".join(f'"{c}" {t}' for c, t in expected_columns(name))
+    con.execute(f"CREATE {'OR REPLACE ' if replace else ''}TABLE {_table(name)} ({cols})")
+
+
+def _table_columns(con: duckdb.DuckDBPyConnection, name: str) -> tuple[tuple[str, str], ...] | None:
+    """The table's (column, type) in order; None when it does not exist."""
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+        [FLAT_SCHEMA, name],
+    ).fetchall()
+    return tuple((c, t) for c, t in rows) or None
+
+
+def _count(con: duckdb.DuckDBPyConnection, name: str, where: str | None = None) -> int:
+    sql = f"SELECT count(*) FROM {_table(name)}" + (f" WHERE {where}" if where else "")
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _stage(con: duckdb.DuckDBPyConnection, group: _Group, where: str) -> int:
+    """Stage the group's resources matching ``where``; returns how many there are."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGE} AS {group.stage_sql(where)}")
+    return _count_stage(con)
+
+
+def _count_stage(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute(f"SELECT count(*) FROM {STAGE}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _drop_stage(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"DROP TABLE IF EXISTS {STAGE}")
+
+
+def _rebuild(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> dict[str, int]:
+    """Replace ``flat.<name>`` from all raw resources, one staged parse per resource type."""
+    counts: dict[str, int] = {}
+    for rtype, members in _by_type(names).items():
+        group = _group(rtype, members)
+        if not _stage(con, group, "TRUE"):
+            for name in members:
+                _create_empty(con, name, replace=True)
+                counts[name] = 0
+            continue
+        for name in members:
+            con.execute(f"CREATE OR REPLACE TABLE {_table(name)} AS {group.queries[name]}")
+            counts[name] = _count(con, name)
+    _drop_stage(con)
+    return counts
+
+
+def _replace_rows(
+    con: duckdb.DuckDBPyConnection,
+    names: Sequence[str],
+    rows_where: str,
+    delete_where: dict[str, str],
+) -> dict[str, int]:
+    """In each ``flat.<name>``: delete the rows matching ``delete_where[name]``, then insert the view's
+    rows for the raw resources matching ``rows_where``. A missing table is created first; one whose
+    columns no longer match its definition (the definition changed) is rebuilt whole instead, since
+    rows of the old shape cannot be mixed with the new one. Returns the rows inserted per view."""
+    counts: dict[str, int] = {}
+    stale = []
+    for name in names:
+        columns = _table_columns(con, name)
+        if columns is None:
+            _create_empty(con, name, replace=False)
+        elif columns != expected_columns(name):
+            stale.append(name)
+    if stale:
+        counts.update(_rebuild(con, stale))
+    todo = [n for n in names if n not in stale]
+    for rtype, members in _by_type(todo).items():
+        group = _group(rtype, members)
+        for name in members:
+            con.execute(f"DELETE FROM {_table(name)} WHERE {delete_where[name]}")
+        staged = _stage(con, group, rows_where)
+        for name in members:
+            if staged:
+                row = con.execute(f"INSERT INTO {_table(name)} BY NAME {group.queries[name]}").fetchone()
+                counts[name] = int(row[0]) if row else 0
+            else:
+                counts[name] = 0
+    _drop_stage(con)
+    return counts
 
 
 def build_views(
@@ -115,26 +244,54 @@ def build_views(
     Without ``centers`` each table is replaced from all raw resources. With ``centers`` only those
     centers' rows are deleted and re-inserted, so other centers' rows stay exactly as they were
     (a center's re-load must not disturb the others). If a table's columns no longer match its
-    definition (the definition changed), it is rebuilt for all centers instead, since rows of the
-    old shape cannot be mixed with the new one.
+    definition (the definition changed), it is rebuilt for all centers instead.
     """
     con.execute(f'CREATE SCHEMA IF NOT EXISTS "{FLAT_SCHEMA}"')
-    counts: dict[str, int] = {}
-    for name in _resolve(names):
-        view = BUILTIN_VIEWS[name]
-        full = compile_view(view, passthrough=PASSTHROUGH)
-        if centers is None:
-            con.execute(f"CREATE OR REPLACE TABLE {_table(name)} AS {full}")
-            counts[name] = _count(con, name)
+    chosen = _resolve(names)
+    if centers is None:
+        return _rebuild(con, chosen)
+    where = center_filter(centers)
+    present = {
+        r[0] for r in con.execute(f"SELECT DISTINCT type FROM resources WHERE {where}").fetchall()
+    }
+    for name in chosen:
+        if BUILTIN_VIEWS[name]["resource"] in present:
             continue
-        where = center_filter(centers)
-        filtered = compile_view(view, passthrough=PASSTHROUGH, filter_sql=where)
-        if not _table_exists(con, name):
-            con.execute(f"CREATE TABLE {_table(name)} AS {filtered}")
-        elif _table_columns(con, name) != _query_columns(con, filtered):
-            con.execute(f"CREATE OR REPLACE TABLE {_table(name)} AS {full}")
+        # No resource of this type in these centers: no query to plan, only stale rows to drop.
+        columns = _table_columns(con, name)
+        if columns is None:
+            _create_empty(con, name, replace=False)
+        elif columns != expected_columns(name):
+            _rebuild(con, [name])
         else:
             con.execute(f"DELETE FROM {_table(name)} WHERE {where}")
-            con.execute(f"INSERT INTO {_table(name)} BY NAME {filtered}")
-        counts[name] = _count(con, name, where)
+    todo = [n for n in chosen if BUILTIN_VIEWS[n]["resource"] in present]
+    _replace_rows(con, todo, where, dict.fromkeys(todo, where))
+    return {n: _count(con, n, where) for n in chosen}
+
+
+def refresh_touched(con: duckdb.DuckDBPyConnection, center: str, touched: str) -> dict[str, int]:
+    """Bring ``center``'s flat rows up to date after a load that inserted, replaced or deleted the
+    resources listed in the table ``touched`` (columns ``type``, ``id``; a deleted key's rows are
+    removed, since no resource is left to insert them from), and ONLY those: views of other
+    types are not run, and the other resources' rows are left as they are. Result: exactly what
+    ``build_views`` would produce (tested). Tables missing entirely are built from all resources.
+    Returns the rows inserted per refreshed view (all rows, for a table built whole)."""
+    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{FLAT_SCHEMA}"')
+    types = {r[0] for r in con.execute(f"SELECT DISTINCT type FROM {touched}").fetchall()}
+    # A missing table (first load, or a view added since) is built whole, from every center's
+    # resources: only then does it equal a full rebuild. Types with no rows cost no query.
+    missing = [n for n in sorted(BUILTIN_VIEWS) if _table_columns(con, n) is None]
+    counts: dict[str, int] = _rebuild(con, missing) if missing else {}
+    keyed, whole = [], []
+    for name in sorted(BUILTIN_VIEWS):
+        if BUILTIN_VIEWS[name]["resource"] in types and name not in missing:
+            (keyed if _key_column(BUILTIN_VIEWS[name]) else whole).append(name)
+    c = quote_literal(center)
+    if whole:  # no resource key column to delete by: redo the center's rows of those views
+        counts.update(build_views(con, centers=[center], names=whole))
+    for rtype, members in _by_type(keyed).items():
+        ids = f"SELECT id FROM {touched} WHERE type = {quote_literal(rtype)}"
+        delete = {n: f'center = {c} AND "{_key_column(BUILTIN_VIEWS[n])}" IN ({ids})' for n in members}
+        counts.update(_replace_rows(con, members, f"center = {c} AND id IN ({ids})", delete))
     return counts

@@ -71,7 +71,14 @@ from chc_equity.views.fhirpath_sql import (
     typed,
 )
 
-__all__ = ["REPEAT_MAX_DEPTH", "ViewDefinitionError", "compile_view", "view_columns"]
+__all__ = [
+    "REPEAT_MAX_DEPTH",
+    "RootFields",
+    "ViewDefinitionError",
+    "compile_view",
+    "staged_source_sql",
+    "view_columns",
+]
 
 REPEAT_MAX_DEPTH = 16
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -329,9 +336,11 @@ def _parse_view(view: Any) -> tuple[str, list[Any]]:
     return resource, select
 
 
-def _root_ctx(view: Mapping[str, Any]) -> tuple[str, list[Any], _Compiler, Ctx]:
+def _root_ctx(
+    view: Mapping[str, Any], fields: RootFields | None = None
+) -> tuple[str, list[Any], _Compiler, Ctx]:
     resource, select = _parse_view(view)
-    state = State(_constants(view))
+    state = State(_constants(view), fields=fields if fields is not None else RootFields())
     root = Val(state.fields.alias, False, "json", resource, root=True, fields=state.fields)
     return resource, select, _Compiler(state), Ctx(state, root, "CAST(0 AS BIGINT)", "view")
 
@@ -354,22 +363,29 @@ def compile_view(
     source: str = "resources",
     passthrough: Sequence[str] = (),
     filter_sql: str | None = None,
+    staged: RootFields | None = None,
 ) -> str:
     """One DuckDB SELECT applying ``view`` to the rows of ``source`` whose ``type`` is ``view.resource``.
 
     ``passthrough`` raw columns of ``source`` (e.g. ``center``) come first in the output, then the
     view's columns in ViewDefinition order; ``filter_sql`` is ANDed to the row filter on ``source``.
+
+    ``staged``: read a pre-parsed ``source`` instead (see :func:`staged_source_sql`): it holds only
+    this view's resource type, with exactly the columns ``passthrough``, ``__res`` (the resource) and
+    ``__f`` (the fragments at ``staged.names``). Several views share one ``staged`` so that each
+    resource is parsed once for all of them; compiling a view may append paths, so stage the source
+    after compiling them all.
     """
     for p in passthrough:
         if not isinstance(p, str) or not _NAME_RE.match(p):
             raise ViewDefinitionError(f"passthrough: invalid column name {p!r}")
-    resource, select, compiler, ctx = _root_ctx(view)
+    resource, select, compiler, ctx = _root_ctx(view, staged)
     rows = compiler.body({"select": select}, ctx, "")
     pipeline = None
     out_cols = rows.cols
     if rows.single is None:
         # Rows multiply: compile again as a pipeline of UNNEST stages (see _Pipeline).
-        resource, select, compiler, ctx = _root_ctx(view)
+        resource, select, compiler, ctx = _root_ctx(view, staged)
         pipeline = _Pipeline(compiler)
         pipeline.body({"select": select}, ctx, "")
         out_cols = [(n, t) for n, t, _ in pipeline.out]
@@ -377,12 +393,17 @@ def compile_view(
     _check_unique([(p, "") for p in passthrough] + out_cols, "view")
 
     state = compiler.state
-    base_cols = [_ident(p) for p in passthrough] + [f"resource AS {state.fields.alias}"]
-    fields = state.fields.select_sql()
-    if fields:
-        base_cols.append(fields)
-    base_where = f"type = {q(resource)}" + (f" AND ({filter_sql})" if filter_sql else "")
-    base = f"SELECT {', '.join(base_cols)} FROM {source} WHERE {base_where}"
+    if staged is not None:
+        # SELECT *: the resource column is then named only where a view reads it, which tells the
+        # stager whether it has to keep it at all.
+        base = f"SELECT * FROM {source}" + (f" WHERE {filter_sql}" if filter_sql else "")
+    else:
+        base_cols = [_ident(p) for p in passthrough] + [f"resource AS {state.fields.alias}"]
+        fields = state.fields.select_sql()
+        if fields:
+            base_cols.append(fields)
+        base_where = f"type = {q(resource)}" + (f" AND ({filter_sql})" if filter_sql else "")
+        base = f"SELECT {', '.join(base_cols)} FROM {source} WHERE {base_where}"
     where_sql = f" WHERE {' AND '.join(f'({c})' for c in conds)}" if conds else ""
     out = [_ident(p) for p in passthrough]
     if pipeline is None:
@@ -473,6 +494,23 @@ class _Pipeline:
         self.stages += [unnest, extract]
         focus = Val(x, False, coll.elem, coll.ftype, fields=fields)
         self.body(node, replace(ctx, focus=focus, row_index=f"({i} - 1)"), path)
+
+
+def staged_source_sql(
+    staged: RootFields,
+    *,
+    source: str = "resources",
+    passthrough: Sequence[str] = (),
+    where: str = "TRUE",
+    keep_resource: bool = True,
+) -> str:
+    """The SELECT that stages rows of ``source`` (restricted by ``where``, which must pick one
+    resource type) for views compiled with ``staged``: every path they read, parsed once.
+    ``keep_resource=False`` leaves ``__res`` NULL (when no view reads the resource itself)."""
+    cols = [_ident(p) for p in passthrough] + [f"resource AS {staged.alias}" if keep_resource else
+                                                f"CAST(NULL AS JSON) AS {staged.alias}"]
+    cols.append(staged.select_sql() or f"CAST([] AS JSON[]) AS {staged.prefix}")
+    return f"SELECT {', '.join(cols)} FROM {source} WHERE {where}"
 
 
 def view_columns(view: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -605,13 +605,22 @@ def _of_type(node: Call, ctx: Ctx) -> Val:
     if isinstance(node.base, (Member, Ident)):
         owner = compile_expr(node.base.base, ctx) if isinstance(node.base, Member) else ctx.focus
         name = node.base.name
-        choice = member(ctx, owner, name + suffix, ftype=tname)
-        plain = member(ctx, owner, name)
-        if elem_of_fhir_type(tname) is not None:
-            alt = _type_filter(ctx, plain, tname)
-        else:
-            alt = error_sql(ctx, f"ofType({tname}) applied to '{name}', which is not a choice element")
-        sql = f"CASE WHEN len({plain.sql}) > 0 THEN {alt} ELSE {choice.sql} END"
+
+        def narrowed(owner: Val) -> tuple[Val, str]:
+            choice = member(ctx, owner, name + suffix, ftype=tname)
+            plain = member(ctx, owner, name)
+            if elem_of_fhir_type(tname) is not None:
+                alt = _type_filter(ctx, plain, tname)
+            else:
+                alt = error_sql(ctx, f"ofType({tname}) applied to '{name}', which is not a choice element")
+            return choice, f"CASE WHEN len({plain.sql}) > 0 THEN {alt} ELSE {choice.sql} END"
+
+        choice, sql = narrowed(owner)
+        if owner.fields is None and not is_simple(owner.sql):
+            # The owner (``timing.repeat`` in ``timing.repeat.bounds.ofType(Period)``) is used twice
+            # above: evaluate (and plan) it once instead of pasting its SQL twice.
+            oftype = owner.ftype
+            sql = let(ctx.state, owner.sql, lambda v: narrowed(Val(v, owner.many, owner.elem, oftype))[1])
         # The chain shortcut stays valid (it only answers when the choice field itself is present),
         # but the key-in-fragment guard would skip the check above.
         chain = replace(choice.chain, guard=False) if choice.chain is not None else None
