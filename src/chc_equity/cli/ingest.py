@@ -34,7 +34,7 @@ from chc_equity.warehouse import WarehouseError, connect
 
 def _err() -> Console:
     """Consoles are made per call so they follow the terminal (and COLUMNS) of that invocation."""
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)  # one message = one line, however long its path
 
 
 class _RateColumn(ProgressColumn):

@@ -13,7 +13,7 @@ from chc_equity.warehouse import connect
 
 
 def _err() -> Console:
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)  # one message = one line, however long its path
 
 
 @app.command("pull")
