@@ -38,19 +38,24 @@ MODULES: tuple[str, ...] = (
 )
 
 
+def load_modules(names: tuple[str, ...]) -> tuple[MeasureModule, ...]:
+    """Import the named measure modules; any that fails to import (or lacks ``MEASURE`` / ``criteria``)
+    raises, naming the module, so a typo can never silently drop a measure from every report."""
+    found = []
+    for name in names:
+        qualified = f"chc_equity.measures.ecqm.{name}"
+        try:
+            module = importlib.import_module(qualified)
+            found.append(MeasureModule(module.MEASURE, module.criteria))
+        except (ImportError, AttributeError) as exc:
+            raise ImportError(f"measure module {qualified} is registered but does not load: {exc}") from exc
+    return tuple(found)
+
+
 @cache
 def all_measures() -> tuple[MeasureModule, ...]:
-    """Every implemented measure (modules not written yet are skipped)."""
-    found = []
-    for name in MODULES:
-        try:
-            module = importlib.import_module(f"chc_equity.measures.ecqm.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"chc_equity.measures.ecqm.{name}":
-                continue
-            raise
-        found.append(MeasureModule(module.MEASURE, module.criteria))
-    return tuple(found)
+    """Every registered measure, in :data:`MODULES` order."""
+    return load_modules(MODULES)
 
 
 def find(ids: list[str] | tuple[str, ...] | None) -> tuple[MeasureModule, ...]:

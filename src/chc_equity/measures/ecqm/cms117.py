@@ -199,7 +199,7 @@ def _condition_flag(define: str) -> str:
 
 def criteria(ctx: Context) -> str:
     mp = ctx.period
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
+    has_hospice = ctx.shared(hospice.has_hospice_services)
     encounter_types = " OR ".join(
         [_code_test("Encounter", "e", v) for v in QUALIFYING_ENCOUNTER_VALUESETS]
         + [code_is("Encounter", "e", *OFFICE_VISIT_99211)]

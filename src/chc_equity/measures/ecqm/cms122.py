@@ -51,13 +51,10 @@ NUTRITION_CODES = ((CPT, "97802"), (CPT, "97803"), (CPT, "97804"), (HCPCS, "G027
 def criteria(ctx: Context) -> str:
     mp = ctx.period
     lo, hi = qicore.mp_dates(mp)
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
-    nursing_home = ctx.shared("frailty_is_age_66_or_older_living_long_term_in_a_nursing_home",
-                              frailty.is_age_66_or_older_living_long_term_in_a_nursing_home)
-    frail = ctx.shared("frailty_is_age_66_or_older_with_advanced_illness_and_frailty",
-                       frailty.is_age_66_or_older_with_advanced_illness_and_frailty)
-    palliative_care = ctx.shared("palliative_has_palliative_care_in_the_measurement_period",
-                                 palliative.has_palliative_care_in_the_measurement_period)
+    has_hospice = ctx.shared(hospice.has_hospice_services)
+    nursing_home = ctx.shared(frailty.is_age_66_or_older_living_long_term_in_a_nursing_home)
+    frail = ctx.shared(frailty.is_age_66_or_older_with_advanced_illness_and_frailty)
+    palliative_care = ctx.shared(palliative.has_palliative_care_in_the_measurement_period)
     encounter_types = "\n       OR ".join(
         [f"{code_in('Encounter', 'e', oid)}  -- \"{name}\"" for name, oid in ENCOUNTER_VALUE_SETS.items()]
         + [has_code("encounter_type", "e", system, code) for system, code in NUTRITION_CODES]

@@ -44,10 +44,8 @@ QUALIFYING_ENCOUNTER_VALUESETS = (
 
 def criteria(ctx: Context) -> str:
     mp = ctx.period
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
-    has_palliative = ctx.shared(
-        "palliative_has_palliative_care", palliative.has_palliative_care_in_the_measurement_period
-    )
+    has_hospice = ctx.shared(hospice.has_hospice_services)
+    has_palliative = ctx.shared(palliative.has_palliative_care_in_the_measurement_period)
     encounter_types = " OR ".join(code_in("Encounter", "e", v) for v in QUALIFYING_ENCOUNTER_VALUESETS)
     lookback_3y = f"({mp.start_date} - INTERVAL 2 YEAR)::DATE"
     lookback_5y = f"({mp.start_date} - INTERVAL 4 YEAR)::DATE"

@@ -77,19 +77,11 @@ def _mastectomy_procedure(ctx: Context, valueset: str) -> str:
 
 def criteria(ctx: Context) -> str:
     mp = ctx.period
-    qualifying = ctx.shared("adult_outpatient_qualifying_encounters", adult_outpatient.qualifying_encounters)
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
-    has_palliative = ctx.shared(
-        "palliative_has_palliative_care", palliative.has_palliative_care_in_the_measurement_period
-    )
-    frail = ctx.shared(
-        "frailty_is_age_66_or_older_with_advanced_illness_and_frailty",
-        frailty.is_age_66_or_older_with_advanced_illness_and_frailty,
-    )
-    nursing_home = ctx.shared(
-        "frailty_is_age_66_or_older_living_long_term_in_a_nursing_home",
-        frailty.is_age_66_or_older_living_long_term_in_a_nursing_home,
-    )
+    qualifying = ctx.shared(adult_outpatient.qualifying_encounters)
+    has_hospice = ctx.shared(hospice.has_hospice_services)
+    has_palliative = ctx.shared(palliative.has_palliative_care_in_the_measurement_period)
+    frail = ctx.shared(frailty.is_age_66_or_older_with_advanced_illness_and_frailty)
+    nursing_home = ctx.shared(frailty.is_age_66_or_older_living_long_term_in_a_nursing_home)
     age = f"years_between(fhir_date(p.birth_date), {mp.end_date})"
     october_1 = f"make_date(year({mp.start_date}) - 2, 10, 1)"
 

@@ -67,13 +67,10 @@ def criteria(ctx: Context) -> str:
     lo, hi = qicore.mp_dates(mp)
     mp_and_year_prior = qicore.mp_and_year_before(mp)
     year_prior = (f"({mp.start_date} - INTERVAL 1 YEAR)::DATE", f"({mp.end_date} - INTERVAL 1 YEAR)::DATE")
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
-    frail = ctx.shared("frailty_is_age_66_or_older_with_advanced_illness_and_frailty",
-                       frailty.is_age_66_or_older_with_advanced_illness_and_frailty)
-    nursing_home = ctx.shared("frailty_is_age_66_or_older_living_long_term_in_a_nursing_home",
-                              frailty.is_age_66_or_older_living_long_term_in_a_nursing_home)
-    palliative_care = ctx.shared("palliative_has_palliative_care_in_the_measurement_period",
-                                 palliative.has_palliative_care_in_the_measurement_period)
+    has_hospice = ctx.shared(hospice.has_hospice_services)
+    frail = ctx.shared(frailty.is_age_66_or_older_with_advanced_illness_and_frailty)
+    nursing_home = ctx.shared(frailty.is_age_66_or_older_living_long_term_in_a_nursing_home)
+    palliative_care = ctx.shared(palliative.has_palliative_care_in_the_measurement_period)
     encounter_types = "\n       OR ".join(
         f"{code_in('Encounter', 'e', oid)}  -- \"{name}\"" for name, oid in ENCOUNTER_VALUE_SETS.items()
     )

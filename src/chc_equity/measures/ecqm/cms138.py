@@ -95,8 +95,8 @@ def six_months_before(mp: Period) -> tuple[str, str]:
 def criteria(ctx: Context) -> str:
     mp = ctx.period
     lo6, hi6 = six_months_before(mp)
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
-    mrp = ctx.shared("cmd_medication_request_period", cmd.medication_request_period)
+    has_hospice = ctx.shared(hospice.has_hospice_services)
+    mrp = ctx.shared(cmd.medication_request_period)
     eff_start = "coalesce(o.effective_datetime, o.effective_period_start, o.effective_instant)"
     eff_end = "coalesce(o.effective_datetime, o.effective_period_end, o.effective_instant)"
     perf_start = "coalesce(pr.performed_datetime, pr.performed_period_start)"

@@ -52,7 +52,7 @@ QUALIFYING_ENCOUNTER_VALUESETS = (
 
 def criteria(ctx: Context) -> str:
     mp = ctx.period
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
+    has_hospice = ctx.shared(hospice.has_hospice_services)
     encounter_types = " OR ".join(code_in("Encounter", "e", v) for v in QUALIFYING_ENCOUNTER_VALUESETS)
     eff_start = "coalesce(o.effective_datetime, o.effective_period_start, o.effective_instant)"
     eff_end = "coalesce(o.effective_datetime, o.effective_period_end, o.effective_instant)"

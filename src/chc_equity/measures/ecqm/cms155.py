@@ -102,7 +102,7 @@ def criteria(ctx: Context) -> str:
     mp = ctx.period
     lo, hi = qicore.mp_dates(mp)
     age = age_at_end("p.birth_date", mp)
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
+    has_hospice = ctx.shared(hospice.has_hospice_services)
     encounter_types = " OR ".join(code_in("Encounter", "e", v) for v in QUALIFYING_ENCOUNTER_VALUESETS)
 
     def met(cte: str) -> str:

@@ -50,16 +50,13 @@ def _any_of(resource: str, alias: str, valuesets: dict[str, str]) -> str:
 def criteria(ctx: Context) -> str:
     mp = ctx.period
     lo, hi = qicore.mp_dates(mp)
-    encounters = ctx.shared("adult_outpatient_qualifying_encounters", adult_outpatient.qualifying_encounters)
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
+    encounters = ctx.shared(adult_outpatient.qualifying_encounters)
+    has_hospice = ctx.shared(hospice.has_hospice_services)
     frail = ctx.shared(
-        "frailty_is_age_66_to_80_with_advanced_illness_and_frailty_or_is_age_81_or_older_with_frailty",
-        frailty.is_age_66_to_80_with_advanced_illness_and_frailty_or_is_age_81_or_older_with_frailty,
+        frailty.is_age_66_to_80_with_advanced_illness_and_frailty_or_is_age_81_or_older_with_frailty
     )
-    nursing_home = ctx.shared("frailty_is_age_66_or_older_living_long_term_in_a_nursing_home",
-                              frailty.is_age_66_or_older_living_long_term_in_a_nursing_home)
-    palliative_care = ctx.shared("palliative_has_palliative_care_in_the_measurement_period",
-                                 palliative.has_palliative_care_in_the_measurement_period)
+    nursing_home = ctx.shared(frailty.is_age_66_or_older_living_long_term_in_a_nursing_home)
+    palliative_care = ctx.shared(palliative.has_palliative_care_in_the_measurement_period)
     latest = qicore.choice_latest("o", "effective", instant=True)
     first_six_months_end = f"({mp.start_ts} + INTERVAL 6 MONTH - INTERVAL 1 MILLISECOND)"
     performed_end = f"fhir_ts({qicore.choice_end('p', 'performed')})"

@@ -95,7 +95,7 @@ def _within_14_days_before(point_day: str, encounter_start: str) -> str:
 
 def criteria(ctx: Context) -> str:
     mp = ctx.period
-    mrp = ctx.shared("cmd_medication_request_period", cmd.medication_request_period)
+    mrp = ctx.shared(cmd.medication_request_period)
     eff_start = "coalesce(o.effective_datetime, o.effective_period_start, o.effective_instant)"
     eff_end = "coalesce(o.effective_datetime, o.effective_period_end, o.effective_instant)"
     screening = _per_tool(lambda t: f"""

@@ -154,12 +154,9 @@ def _has(cte: str) -> str:
 def criteria(ctx: Context) -> str:
     mp = ctx.period
     lo, hi = qicore.mp_dates(mp)
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
-    request_period = ctx.shared("cmd_medication_request_period", cmd.medication_request_period)
-    has_palliative = ctx.shared(
-        "palliative_has_palliative_care_in_the_measurement_period",
-        palliative.has_palliative_care_in_the_measurement_period,
-    )
+    has_hospice = ctx.shared(hospice.has_hospice_services)
+    request_period = ctx.shared(cmd.medication_request_period)
+    has_palliative = ctx.shared(palliative.has_palliative_care_in_the_measurement_period)
     conditions = (
         f"{table('Condition')} c JOIN {ctx.patients()} pt ON pt.center = c.center AND pt.id = c.patient_id"
     )

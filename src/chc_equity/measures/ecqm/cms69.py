@@ -79,10 +79,8 @@ def _not_ended_before(c: str, birth: str, day: str) -> str:
 def criteria(ctx: Context) -> str:
     mp = ctx.period
     lo, hi = qicore.mp_dates(mp)
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
-    has_palliative = ctx.shared(
-        "palliative_has_palliative_care", palliative.has_palliative_care_in_the_measurement_period
-    )
+    has_hospice = ctx.shared(hospice.has_hospice_services)
+    has_palliative = ctx.shared(palliative.has_palliative_care_in_the_measurement_period)
     bmi_value = "o.value_quantity_value"
     bmi_unit = "coalesce(o.value_quantity_code, o.value_quantity_unit)"
     eff_start = "coalesce(o.effective_datetime, o.effective_period_start, o.effective_instant)"

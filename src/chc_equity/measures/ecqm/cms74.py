@@ -50,7 +50,7 @@ def criteria(ctx: Context) -> str:
     mp = ctx.period
     lo, hi = qicore.mp_dates(mp)
     age = age_at_start("p.birth_date", mp)
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
+    has_hospice = ctx.shared(hospice.has_hospice_services)
     return f"""
 WITH
 -- CQL: define "Qualifying Encounters"

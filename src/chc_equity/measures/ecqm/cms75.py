@@ -34,7 +34,7 @@ MEASURE = Measure(
 def criteria(ctx: Context) -> str:
     mp = ctx.period
     lo, hi = qicore.mp_dates(mp)
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
+    has_hospice = ctx.shared(hospice.has_hospice_services)
     return f"""
 WITH
 -- CQL: define "Qualifying Encounters"

@@ -75,9 +75,8 @@ def _lab(name: str, valueset: str, lo: str, hi: str, value_test: str) -> str:
 def criteria(ctx: Context) -> str:
     mp = ctx.period
     lo, hi = qicore.mp_dates(mp)
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
-    palliative_care = ctx.shared("palliative_has_palliative_care_in_the_measurement_period",
-                                 palliative.has_palliative_care_in_the_measurement_period)
+    has_hospice = ctx.shared(hospice.has_hospice_services)
+    palliative_care = ctx.shared(palliative.has_palliative_care_in_the_measurement_period)
     encounter_types = "\n       OR ".join(
         f"{code_in('Encounter', 'e', oid)}  -- \"{name}\"" for name, oid in ENCOUNTER_VALUE_SETS.items()
     )
