@@ -1,8 +1,9 @@
 """Runs measures over the flat tables and writes the patient-level results table.
 
-A measure module returns its *raw criteria* per subject (one boolean per CQL population definition);
-this engine applies the eCQM proportion-scoring rules once, for every measure, exactly as the FHIR
-Quality Measure IG / CQF evaluators do:
+A measure's *raw criteria* per subject (one boolean per CQL population definition) come from its
+declared populations (:mod:`chc_equity.measures.populations`); this engine applies the eCQM
+proportion-scoring rules once, for every measure, exactly as the FHIR Quality Measure IG / CQF
+evaluators do:
 
 - denominator           = initial population AND denominator criteria
 - denominator-exclusion = denominator AND exclusion criteria
@@ -123,7 +124,8 @@ class Context:
 
 @dataclass(frozen=True)
 class MeasureModule:
-    """A registered measure: its metadata and the function that writes its criteria SQL."""
+    """A registered measure: its metadata and the function that renders its criteria SQL (its defines
+    and the population SELECT the engine writes from its declared populations)."""
 
     measure: Measure
     criteria: Callable[[Context], str]

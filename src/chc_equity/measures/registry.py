@@ -1,7 +1,8 @@
 """The eCQMs chc-equity implements: one module per measure under ``chc_equity.measures.ecqm``.
 
-A module defines ``MEASURE`` (a :class:`~chc_equity.measures.model.Measure`) and
-``criteria(ctx) -> str`` (its CQL population definitions as one SQL query). Adding a measure means
+A module defines ``MEASURE`` (a :class:`~chc_equity.measures.model.Measure`), ``defines(ctx)`` (its
+CQL defines as one ``WITH`` of named relations) and ``POPULATIONS`` (population -> define, per group;
+:mod:`chc_equity.measures.populations`); the engine writes the population SELECT. Adding a measure means
 adding its module name here.
 """
 
@@ -11,6 +12,7 @@ import importlib
 from functools import cache
 
 from chc_equity.measures.engine import MeasureModule
+from chc_equity.measures.populations import declared_criteria
 
 # Module names under chc_equity.measures.ecqm, in CMS-number order.
 MODULES: tuple[str, ...] = (
@@ -39,14 +41,15 @@ MODULES: tuple[str, ...] = (
 
 
 def load_modules(names: tuple[str, ...]) -> tuple[MeasureModule, ...]:
-    """Import the named measure modules; any that fails to import (or lacks ``MEASURE`` / ``criteria``)
-    raises, naming the module, so a typo can never silently drop a measure from every report."""
+    """Import the named measure modules; any that fails to import (or lacks ``MEASURE``, ``defines``
+    or ``POPULATIONS``) raises, naming the module, so a typo can never silently drop a measure."""
     found = []
     for name in names:
         qualified = f"chc_equity.measures.ecqm.{name}"
         try:
             module = importlib.import_module(qualified)
-            found.append(MeasureModule(module.MEASURE, module.criteria))
+            criteria = declared_criteria(module.defines, module.POPULATIONS, module.MEASURE.basis)
+            found.append(MeasureModule(module.MEASURE, criteria))
         except (ImportError, AttributeError) as exc:
             raise ImportError(f"measure module {qualified} is registered but does not load: {exc}") from exc
     return tuple(found)

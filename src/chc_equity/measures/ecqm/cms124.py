@@ -12,6 +12,7 @@ from chc_equity.measures.engine import Context
 from chc_equity.measures.library import hospice, palliative, qicore, status
 from chc_equity.measures.library.retrieve import code_in, table
 from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
 
 MEASURE = Measure(
     name="CMS124FHIRCervicalCancerScreen",
@@ -41,8 +42,11 @@ QUALIFYING_ENCOUNTER_VALUESETS = (
     "Virtual Encounter",
 )
 
+POPULATIONS = (Populations.of("denominator_exclusion", "numerator"),)
 
-def criteria(ctx: Context) -> str:
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
     has_hospice = ctx.shared(hospice.has_hospice_services)
     has_palliative = ctx.shared(palliative.has_palliative_care_in_the_measurement_period)
@@ -118,23 +122,16 @@ hpv_test_within_5_years AS (
     AND years_between(fhir_date(ip.birth_date), fhir_date({latest})) >= 30
     AND fhir_date({latest}) BETWEEN {lookback_5y} AND {mp.end_date}
     AND {observation_has_value('o')}
+),
+-- CQL: define "Denominator Exclusions"
+denominator_exclusions AS (
+  SELECT center, patient_id FROM {has_hospice}
+  UNION SELECT center, patient_id FROM absence_of_cervix
+  UNION SELECT center, patient_id FROM {has_palliative}
+),
+-- CQL: define "Numerator"
+numerator AS (
+  SELECT center, patient_id FROM cervical_cytology_within_3_years
+  UNION SELECT center, patient_id FROM hpv_test_within_5_years
 )
-SELECT ip.center, ip.patient_id, ip.patient_id AS subject_id, 'Group_1' AS group_id,
-       TRUE AS initial_population,
-       TRUE AS denominator,                                           -- CQL: define "Denominator"
-       -- CQL: define "Denominator Exclusions"
-       EXISTS (SELECT 1 FROM {has_hospice} h WHERE h.center = ip.center AND h.patient_id = ip.patient_id)
-       OR EXISTS (SELECT 1 FROM absence_of_cervix a
-                  WHERE a.center = ip.center AND a.patient_id = ip.patient_id)
-       OR EXISTS (SELECT 1 FROM {has_palliative} pc
-                  WHERE pc.center = ip.center AND pc.patient_id = ip.patient_id) AS denominator_exclusion,
-       FALSE AS denominator_exception,
-       -- CQL: define "Numerator"
-       EXISTS (SELECT 1 FROM cervical_cytology_within_3_years x
-               WHERE x.center = ip.center AND x.patient_id = ip.patient_id)
-       OR EXISTS (SELECT 1 FROM hpv_test_within_5_years x
-                  WHERE x.center = ip.center AND x.patient_id = ip.patient_id) AS numerator,
-       FALSE AS numerator_exclusion,
-       CAST(NULL AS VARCHAR[]) AS strata
-FROM initial_population ip
 """

@@ -12,6 +12,7 @@ from chc_equity.measures.engine import Context
 from chc_equity.measures.library import adult_outpatient, frailty, hospice, palliative, qicore, status
 from chc_equity.measures.library.retrieve import code_in, table
 from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
 
 MEASURE = Measure(
     name="CMS165FHIRControllingHighBP",
@@ -46,8 +47,11 @@ def _any_of(resource: str, alias: str, valuesets: dict[str, str]) -> str:
         f"{code_in(resource, alias, oid)}  -- \"{name}\"" for name, oid in valuesets.items()
     ) + "\n    )"
 
+POPULATIONS = (Populations.of("denominator_exclusion", "numerator"),)
 
-def criteria(ctx: Context) -> str:
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
     lo, hi = qicore.mp_dates(mp)
     encounters = ctx.shared(adult_outpatient.qualifying_encounters)
@@ -160,7 +164,8 @@ readings_on_most_recent_day AS (
   JOIN most_recent_blood_pressure_day d
     ON d.center = r.center AND d.patient_id = r.patient_id AND d.on_day = CAST(r.taken_at AS DATE)
 ),
--- CQL: define "Lowest Systolic Reading on Most Recent Blood Pressure Day" / "... Diastolic ..."
+-- CQL: define "Lowest Systolic Reading on Most Recent Blood Pressure Day" and
+--   "Lowest Diastolic Reading on Most Recent Blood Pressure Day"
 -- (sort asc puts nulls first: one reading without the component makes the lowest reading null)
 lowest_reading_on_most_recent_day AS (
   SELECT center, patient_id,
@@ -174,14 +179,4 @@ numerator AS (
   SELECT center, patient_id FROM lowest_reading_on_most_recent_day
   WHERE systolic < 140 AND diastolic < 90
 )
-SELECT ip.center, ip.patient_id, ip.patient_id AS subject_id, 'Group_1' AS group_id,
-       TRUE AS initial_population,
-       TRUE AS denominator,
-       (ip.center, ip.patient_id) IN (SELECT (center, patient_id) FROM denominator_exclusions)
-         AS denominator_exclusion,
-       FALSE AS denominator_exception,
-       (ip.center, ip.patient_id) IN (SELECT (center, patient_id) FROM numerator) AS numerator,
-       FALSE AS numerator_exclusion,
-       CAST(NULL AS VARCHAR[]) AS strata
-FROM initial_population ip
 """
