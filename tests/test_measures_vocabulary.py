@@ -276,3 +276,43 @@ def test_profile_retrieve(con, meta_profile, do_not_perform, requested, not_requ
 @pytest.mark.parametrize("text", ["plain", "O'Brien", "''", "a'; DROP TABLE x; --"])
 def test_sql_str_round_trips(con, text: str) -> None:
     assert con.execute(f"SELECT {sql_str(text)}").fetchone()[0] == text
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "during"),
+    [
+        ("2025-07-01", "2025-07-01", True),  # Interval[start of MP - 6 months, end of MP]
+        ("2025-06-30", "2025-07-01", False),
+        ("2026-12-31", "2026-12-31", True),
+        ("2025-08-01", None, None),
+    ],
+)
+def test_during_day_of_an_interval(con, start, end, during) -> None:
+    lo = f"CAST({MP.start_date} - INTERVAL 6 MONTH AS DATE)"
+    assert evaluate(con, cql.during_day_of("a.s", "a.e", lo, HI), s=start, e=end) is during
+
+
+VALUE_COLUMNS = (
+    "value_quantity_value", "value_quantity_unit", "value_quantity_code", "value_boolean", "value_string",
+    "value_integer", "value_datetime", "value_period_start", "value_period_end", "value_code_text",
+)
+
+
+@pytest.mark.parametrize(
+    ("present", "has_value", "is_quantity"),
+    [
+        ((), False, False),
+        (("value_quantity_value",), True, True),
+        (("value_quantity_unit",), True, True),  # a Quantity without a number is still a Quantity
+        (("value_string",), True, False),
+        (("value_code_text",), True, False),
+    ],
+)
+def test_observation_value(con, present, has_value, is_quantity) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS flat")
+    con.execute("CREATE OR REPLACE TABLE flat.observation_value_code (center VARCHAR, id VARCHAR)")
+    row = {c: ("x" if c in present else None) for c in VALUE_COLUMNS} | {"center": "c", "id": "o1"}
+    assert evaluate(con, qicore.observation_has_value("a"), **row) is has_value
+    assert evaluate(con, qicore.observation_value_is_quantity("a"), **row) is is_quantity
+    con.execute("INSERT INTO flat.observation_value_code VALUES ('c', 'o1')")  # a coded value counts
+    assert evaluate(con, qicore.observation_has_value("a"), **row) is True

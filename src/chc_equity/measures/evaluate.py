@@ -31,6 +31,7 @@ import orjson
 from chc_equity.exports import dict_writer
 from chc_equity.ingest.loader import load
 from chc_equity.ingest.sources import discover
+from chc_equity.measures.cql import sql_str
 from chc_equity.measures.engine import RESULTS_TABLE, MeasureModule, run_measures
 from chc_equity.measures.model import POPULATION_COLUMNS
 from chc_equity.views.build import build_views
@@ -96,8 +97,8 @@ def drop_unprofiled(con) -> int:
     Returns how many were dropped. Runs before the views are built, inside the evaluation's own
     in-memory warehouse only.
     """
-    exempt = ", ".join(f"'{t}'" for t in PROFILE_EXEMPT)
-    prefixes = ", ".join(f"'{p}'" for p in CONFORMING_PROFILE_PREFIXES)
+    exempt = ", ".join(sql_str(t) for t in PROFILE_EXEMPT)
+    prefixes = ", ".join(sql_str(p) for p in CONFORMING_PROFILE_PREFIXES)
     where = f"""
         type NOT IN ({exempt})
         AND NOT coalesce(len(list_filter(

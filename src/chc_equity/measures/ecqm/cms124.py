@@ -7,7 +7,7 @@ within 3 years or (age 30+ at the test) hrHPV testing within 5 years. Read side 
 
 from __future__ import annotations
 
-from chc_equity.measures.cql import age_at_end, during_day_of_mp, observation_has_value
+from chc_equity.measures.cql import age_at_end, during_day_of_mp
 from chc_equity.measures.engine import Context
 from chc_equity.measures.library import hospice, palliative, qicore, status
 from chc_equity.measures.library.retrieve import code_in, table
@@ -106,7 +106,7 @@ cervical_cytology_within_3_years AS (
   WHERE {code_in('Observation', 'o', 'Pap Test')}
     AND {status.is_laboratory_test_performed('o')}
     AND fhir_date({latest}) BETWEEN {lookback_3y} AND {mp.end_date}
-    AND {observation_has_value('o')}
+    AND {qicore.observation_has_value('o')}
 ),
 -- CQL: define "HPV Test Within 5 Years for Women Age 30 and Older"
 --      [LaboratoryResultObservation: "HPV Test"].isLaboratoryTestPerformed()
@@ -121,7 +121,7 @@ hpv_test_within_5_years AS (
     AND {status.is_laboratory_test_performed('o')}
     AND years_between(fhir_date(ip.birth_date), fhir_date({latest})) >= 30
     AND fhir_date({latest}) BETWEEN {lookback_5y} AND {mp.end_date}
-    AND {observation_has_value('o')}
+    AND {qicore.observation_has_value('o')}
 ),
 -- CQL: define "Denominator Exclusions"
 denominator_exclusions AS (

@@ -8,7 +8,6 @@ colonoscopy (10 years). Read side by side with
 
 from __future__ import annotations
 
-from chc_equity.measures.cql import observation_has_value
 from chc_equity.measures.engine import Context
 from chc_equity.measures.library import adult_outpatient, frailty, hospice, palliative, qicore, status
 from chc_equity.measures.library.retrieve import code_in, table
@@ -109,7 +108,7 @@ fecal_occult_blood_test_performed AS (
   FROM {table("Observation")} o
   WHERE {code_in("Observation", "o", "Fecal Occult Blood Test (FOBT)")}
     AND {status.is_laboratory_test_performed("o")}
-    AND {observation_has_value("o")}
+    AND {qicore.observation_has_value("o")}
     AND fhir_date({latest}) BETWEEN {lo} AND {hi}
 ),
 -- CQL: define "Stool DNA with FIT Test Performed"
@@ -121,7 +120,7 @@ stool_dna_with_fit_test_performed AS (
   FROM {table("Observation")} o
   WHERE {code_in("Observation", "o", "sDNA FIT Test")}
     AND {status.is_laboratory_test_performed("o")}
-    AND {observation_has_value("o")}
+    AND {qicore.observation_has_value("o")}
     AND fhir_date({latest}) BETWEEN {_years_before_start(ctx, 2)} AND {hi}
 ),
 -- CQL: define "Flexible Sigmoidoscopy Performed"

@@ -14,9 +14,9 @@ from chc_equity.measures.cql import (
     USCORE,
     Period,
     age_at_start,
+    during_day_of,
     during_day_of_mp,
     in_profile,
-    interval_during_day,
     medication_requested,
 )
 from chc_equity.measures.engine import Context
@@ -170,7 +170,7 @@ tobacco_cessation_counseling_given AS (
   FROM flat.procedure pr
   WHERE {code_in('Procedure', 'pr', 'Tobacco Use Cessation Counseling')}
     AND {status.is_intervention_performed('pr')}
-    AND {interval_during_day(perf_start, perf_end, lo6, hi6)}
+    AND {during_day_of(perf_start, perf_end, lo6, hi6)}
   UNION
   SELECT c.center, c.patient_id
   FROM flat.condition c JOIN initial_population ip ON ip.center = c.center AND ip.patient_id = c.patient_id

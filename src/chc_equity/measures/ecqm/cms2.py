@@ -22,7 +22,6 @@ from chc_equity.measures.cql import (
     during_day_of_mp,
     medication_requested,
     observation_cancelled,
-    observation_has_value,
     service_requested,
 )
 from chc_equity.measures.engine import Context
@@ -109,7 +108,7 @@ def defines(ctx: Context) -> str:
          {has_code('observation_value_code', 'o', SNOMED, SCREENING_POSITIVE)} AS positive
   FROM flat.observation o
   WHERE {code_is('Observation', 'o', LOINC, t.loinc)}
-    AND {observation_has_value('o')}
+    AND {qicore.observation_has_value('o')}
     AND {status.is_assessment_performed('o')}""")
     medication_follow_up = _per_tool(lambda t: f"""
   SELECT DISTINCT '{t.name}' AS tool, m.center, m.patient_id, m.id,

@@ -10,7 +10,7 @@ Status ``verified()``, so :func:`status.verified` is used.
 
 from __future__ import annotations
 
-from chc_equity.measures.cql import age_at_start, during_day_of_mp, observation_has_value
+from chc_equity.measures.cql import age_at_start, during_day_of_mp
 from chc_equity.measures.engine import Context
 from chc_equity.measures.library import qicore, status
 from chc_equity.measures.library.retrieve import code_in, code_is, table
@@ -104,7 +104,7 @@ has_hiv_test_performed AS (
   JOIN initial_population ip ON ip.center = o.center AND ip.patient_id = o.patient_id
   WHERE ({code_in("Observation", "o", "Human Immunodeficiency Virus (HIV) Laboratory Test Codes (Ab and Ag)")}
          OR {code_is("Observation", "o", LOINC, HIV_TESTS_MU_SET)})
-    AND {observation_has_value("o")}
+    AND {qicore.observation_has_value("o")}
     AND years_between(fhir_date(ip.birth_date), fhir_date({test_start})) BETWEEN 15 AND 65
     AND fhir_date({test_start}) < {mp.end_date}
     AND o.status IN ('final', 'amended', 'corrected')

@@ -12,9 +12,9 @@ from chc_equity.measures.codes import has_code, in_valueset
 from chc_equity.measures.cql import (
     USCORE,
     condition_problem_or_health_concern,
+    during_day_of,
     during_day_of_mp,
     in_profile,
-    interval_during_day,
     medication_not_requested,
     medication_requested,
     observation_cancelled,
@@ -116,7 +116,7 @@ bmi_during_measurement_period AS (
   WHERE {in_profile('o', (USCORE + 'us-core-bmi',), code_is('Observation', 'o', LOINC, BMI_RATIO))}
     AND {status.is_observation_performed('o')}
     AND {bmi_unit} = 'kg/m2' AND {bmi_value} > 0
-    AND {interval_during_day(eff_start, eff_end, lo, hi)}
+    AND {during_day_of(eff_start, eff_end, lo, hi)}
 ),
 -- CQL: define "Has Normal BMI", with "Documented High BMI During Measurement Period" and
 --   "Documented Low BMI During Measurement Period" (any_high / any_low)
@@ -197,7 +197,7 @@ low_bmi_interventions_performed AS (
                       AND {condition_problem_or_health_concern('c')}   -- [ConditionProblemsHealthConcerns]
                       AND {has_code('condition_category', 'c', HEALTH_CONCERN_SYSTEM, 'health-concern')}
                       AND {_onset_on_or_before('c', 'c.birth_date', f'fhir_date({perf_start})')}
-                      AND {interval_during_day(perf_start, perf_end, lo, hi)}
+                      AND {during_day_of(perf_start, perf_end, lo, hi)}
                       AND {_not_ended_before('c', 'c.birth_date', f'fhir_date({perf_start})')}))
 ),
 -- CQL: define "High BMI And Follow Up Provided" / "Low BMI And Follow Up Provided"

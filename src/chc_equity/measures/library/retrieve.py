@@ -5,12 +5,13 @@ assembled by the caller) so the semantics of a profile retrieve live in one plac
 
 - the code filter is the ELM ``codeProperty`` of the profile (Condition.code, Observation.code,
   Encounter.type, MedicationRequest.medication[x] as CodeableConcept, ...), any coding matching;
-- the profile itself adds *no* filter: the official test cases were produced by fqm-execution, whose
-  data source returns every resource of the profile's base type (no ``meta.profile`` check, no
-  category filter), e.g. a Condition categorised ``problem-list-item`` is still returned by
-  ``[ConditionEncounterDiagnosis: "Diabetes"]``. Profiles whose *meaning* is a negation
-  (MedicationNotRequested, ServiceNotRequested, ObservationCancelled ...) are not plain retrieves and
-  are handled by the measures that use them.
+- a plain profile retrieve adds no filter of its own: the official test cases were produced by
+  fqm-execution, whose data source returns every resource of the profile's base type (no category
+  filter), e.g. a Condition categorised ``problem-list-item`` is still returned by
+  ``[ConditionEncounterDiagnosis: "Diabetes"]``. Profiles whose *meaning* is a constraint
+  (ServiceNotRequested, MedicationNotRequested, ObservationCancelled, the US Core blood pressure ...)
+  are :func:`chc_equity.measures.cql.in_profile`. The whole profile rule is stated once, in
+  docs/measures.md ("Profiles").
 """
 
 from __future__ import annotations
