@@ -60,31 +60,53 @@ def _expected_report(bundle: Path, url: str) -> dict:
     return report
 
 
+def _centers(con, folder: Path) -> list[str]:
+    """The centers (one a test Bundle) of one official test folder in the shared warehouse."""
+    rows = con.execute(
+        "SELECT DISTINCT center FROM flat.patient WHERE starts_with(center, ?) ORDER BY center",
+        [f"bundle:{folder.name}/"],
+    ).fetchall()
+    return [c for (c,) in rows]
+
+
+@pytest.fixture(scope="module")
+def official():
+    """Every official test folder in one warehouse, views built once, every measure run once (as the
+    conformance test does); a measure's test patients are the centers ``bundle:<its folder>/...``."""
+    ecqm = shared_dir("ecqm")
+    folders = [conformance.test_folder(ecqm, module) for module in MEASURES]
+    con = evaluate_into(folders, MEASURES, period_start=PERIOD[0], period_end=PERIOD[1])
+    yield ecqm, con
+    con.close()
+
+
 @pytest.mark.parametrize("module", MEASURES, ids=[m.measure.cms_id for m in MEASURES])
-def test_individual_reports_match_official_expected_reports(module) -> None:
+def test_individual_reports_match_official_expected_reports(official, module) -> None:
     """Every official test patient: our individual report's group populations equal the Bundle's
     expected MeasureReport (by code); where the test content's strata follow the CQL, strata too."""
-    ecqm = shared_dir("ecqm")
+    ecqm, con = official
     folder = conformance.test_folder(ecqm, module)
     m = module.measure
-    con = evaluate_into(folder, [module], period_start=PERIOD[0], period_end=PERIOD[1])
-    try:
-        generated = datetime(2027, 1, 15, tzinfo=UTC)
-        ours = {
-            (r["reporter"]["reference"], r["subject"]["reference"]): r
-            for r in individual_reports(
-                con, m, period_start=PERIOD[0], period_end=PERIOD[1], generated=generated
-            )
-        }
-        patients = con.execute("SELECT center, id FROM flat.patient ORDER BY center, id").fetchall()
-        summaries = list(summary_reports(con, [m], period_start=PERIOD[0], period_end=PERIOD[1]))
-    finally:
-        con.close()
+    centers = _centers(con, folder)
+    patients = con.execute(
+        "SELECT center, id FROM flat.patient WHERE center IN (SELECT unnest(?)) ORDER BY center, id",
+        [centers],
+    ).fetchall()
+    generated = datetime(2027, 1, 15, tzinfo=UTC)
+    ours = {
+        (r["reporter"]["reference"], r["subject"]["reference"]): r
+        for r in individual_reports(
+            con, m, period_start=PERIOD[0], period_end=PERIOD[1], centers=centers, generated=generated
+        )
+    }
+    summaries = list(
+        summary_reports(con, [m], period_start=PERIOD[0], period_end=PERIOD[1], centers=centers)
+    )
     assert patients, f"no test patients loaded for {m.cms_id}"
     problems: list[str] = []
     strata_compared = 0
     for center, patient_id in patients:
-        bundle = folder / center.removeprefix("bundle:")
+        bundle = folder.parent / center.removeprefix("bundle:")
         expected = _expected_report(bundle, m.url)
         report = ours.get((f"Organization/{fhir_id(center)}", f"Patient/{patient_id}"))
         groups = {g["id"]: g for g in (report or {}).get("group", [])}
@@ -126,20 +148,17 @@ def test_individual_reports_match_official_expected_reports(module) -> None:
             assert total == {code: sum(p[code] for p in parts) for code in total}
 
 
-def test_reports_are_valid_fhir_r4() -> None:
+def test_reports_are_valid_fhir_r4(official) -> None:
     r4b = pytest.importorskip("fhir.resources.R4B.measurereport", reason="fhir.resources not installed")
-    ecqm = shared_dir("ecqm")
+    ecqm, con = official
     for ident in ("CMS155", "CMS22"):  # stratified, three groups / episode-based with exceptions
         [module] = find([ident])
-        folder = conformance.test_folder(ecqm, module)
-        con = evaluate_into(folder, [module], period_start=PERIOD[0], period_end=PERIOD[1])
-        try:
-            reports = [
-                *individual_reports(con, module.measure, period_start=PERIOD[0], period_end=PERIOD[1]),
-                *summary_reports(con, [module.measure], period_start=PERIOD[0], period_end=PERIOD[1]),
-            ]
-        finally:
-            con.close()
+        centers = _centers(con, conformance.test_folder(ecqm, module))
+        span = {"period_start": PERIOD[0], "period_end": PERIOD[1], "centers": centers}
+        reports = [
+            *individual_reports(con, module.measure, **span),
+            *summary_reports(con, [module.measure], **span),
+        ]
         assert reports
         for report in reports:
             parsed = r4b.MeasureReport.model_validate(report)

@@ -1,4 +1,4 @@
-"""`chc-equity measures list | run | evaluate | report`: argument parsing and printing only."""
+"""`chc-equity measures list | run | sql | evaluate | report`: argument parsing and printing only."""
 
 from __future__ import annotations
 
@@ -75,6 +75,14 @@ def run(
             help="refresh the web app's precomputed aggregates (agg_* tables) for this period afterwards",
         ),
     ] = True,
+    materialize_defines: Annotated[
+        bool,
+        typer.Option(
+            "--materialize-defines",
+            help="also keep every CQL define of every measure as a table in schema `defines` "
+            "(defines.cms122__numerator, defines.lib_hospice_has_hospice_services, ...)",
+        ),
+    ] = False,
 ) -> None:
     """Evaluate measures over the warehouse and write the patient-level `measure_results` table.
 
@@ -101,7 +109,10 @@ def run(
         def progress(m, seconds: float) -> None:
             status.update(f"{m.cms_id} done in {seconds:.2f} s")
 
-        run_measures(con, modules, period_start=start, period_end=end, centers=center, on_measure=progress)
+        run_measures(
+            con, modules, period_start=start, period_end=end, centers=center, on_measure=progress,
+            materialize_defines=materialize_defines,
+        )
         if aggregates:
             from chc_equity.network import precompute
 
@@ -137,6 +148,58 @@ def run(
             rate,
         )
     console.print(table)
+
+
+@measures_app.command("sql")
+def sql_cmd(
+    measure: Annotated[str, typer.Argument(help="CMS id or measure name, e.g. CMS122")],
+    define: Annotated[
+        str | None,
+        typer.Option("--define", help='only this define, by CQL name ("Numerator") or SQL name'),
+    ] = None,
+    period_start: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: Jan 1 of this year)")] = None,
+    period_end: Annotated[
+        str | None, typer.Option(help="YYYY-MM-DD (default: Dec 31 of the start year)")
+    ] = None,
+    center: Annotated[
+        list[str] | None, typer.Option("--center", help="limit to these centers; repeatable")
+    ] = None,
+) -> None:
+    """Print the SQL `measures run` executes for one measure (no warehouse needed).
+
+    Without --define: every statement, in order (the shared library defines it reads, then the
+    replacement of its `measure_results` rows). With --define: the statements computing that define.
+    The macros (fhir_ts, fhir_date, ...) and terminology tables are created per connection first.
+    """
+    from chc_equity.measures.cql import Period
+    from chc_equity.measures.defines import define_sql
+    from chc_equity.measures.engine import Context, render, statements
+    from chc_equity.measures.registry import find
+
+    start, end = _year_bounds(period_start, period_end)
+    try:
+        [module] = find([measure])
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc.args[0])) from exc
+    ctx = Context(Period(start, end), tuple(center) if center else None)
+    rendered = render(module, ctx)
+    if define is None:
+        script = statements(rendered, ctx)
+    else:
+        try:
+            script = define_sql(rendered, define)
+        except KeyError as exc:
+            raise typer.BadParameter(str(exc.args[0]), param_hint="--define") from exc
+    typer.echo(format_script(script))
+
+
+def format_script(script: list[str]) -> str:
+    """Statements as one readable script: trailing blanks and blank lines dropped, ``;`` after each."""
+    out = []
+    for statement in script:
+        lines = [line.rstrip() for line in statement.strip().splitlines() if line.strip()]
+        out.append("\n".join(lines) + ";")
+    return "\n\n".join(out)
 
 
 @measures_app.command("evaluate")

@@ -43,16 +43,3 @@ def has_code(
         f"EXISTS (SELECT 1 FROM {FLAT}.{child} c_ WHERE c_.center = {alias}.center AND c_.id = {alias}.id "
         f"AND c_.{system_col} = {sql_str(system)} AND c_.{code_col} = {sql_str(code)})"
     )
-
-
-def code_equals(system_expr: str, code_expr: str, system: str, code: str) -> str:
-    """A single Coding column pair ~ a direct code."""
-    return f"({system_expr} = {sql_str(system)} AND {code_expr} = {sql_str(code)})"
-
-
-def code_in_valueset(system_expr: str, code_expr: str, valueset: str) -> str:
-    """A single Coding column pair in a value set."""
-    return (
-        f"EXISTS (SELECT 1 FROM valueset_codes v_ WHERE v_.valueset = {vs(valueset)} "
-        f"AND v_.system = {system_expr} AND v_.code = {code_expr})"
-    )

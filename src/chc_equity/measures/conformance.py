@@ -1,19 +1,21 @@
 """Compare measure results with the official eCQM test cases (``../shared/ecqm``).
 
 ``expected.csv`` has one row per (test patient, group, population) with the expected count; we run
-`evaluate` on each measure's test folder and compare population membership row by row.
+`evaluate` on the measures' test folders (all in one warehouse) and compare population membership row
+by row.
 """
 
 from __future__ import annotations
 
 import csv
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 from chc_equity.measures.engine import MeasureModule
-from chc_equity.measures.evaluate import evaluate
+from chc_equity.measures.evaluate import evaluate_into, population_rows
 
 
 @dataclass
@@ -48,14 +50,40 @@ def expected_rows(ecqm_dir: Path, measure: str) -> list[dict[str, str]]:
 
 def check_measure(ecqm_dir: Path, module: MeasureModule) -> MeasureConformance:
     """Evaluate one measure on its official test patients and compare every expected population."""
-    name = module.measure.name
-    expected = expected_rows(ecqm_dir, name)
-    result = MeasureConformance(name)
-    if not expected:
-        return result
-    period_start = date.fromisoformat(expected[0]["period_start"])
-    period_end = date.fromisoformat(expected[0]["period_end"])
-    rows = evaluate(test_folder(ecqm_dir, module), [module], period_start=period_start, period_end=period_end)
+    return check_measures(ecqm_dir, [module])[module.measure.name]
+
+
+def check_measures(ecqm_dir: Path, modules: Sequence[MeasureModule]) -> dict[str, MeasureConformance]:
+    """Every measure on its official test patients, all test folders in one warehouse (loaded and its
+    views built once, every measure run once); each measure is compared on its own folder's patients."""
+    expected = {m.measure.name: expected_rows(ecqm_dir, m.measure.name) for m in modules}
+    periods = {(row["period_start"], row["period_end"]) for rows in expected.values() for row in rows}
+    results = {m.measure.name: MeasureConformance(m.measure.name) for m in modules}
+    if not periods:
+        return results
+    if len(periods) > 1:
+        raise ValueError(f"expected.csv mixes measurement periods {sorted(periods)}; check one at a time")
+    [(start, end)] = periods
+    folders = {m.measure.name: test_folder(ecqm_dir, m) for m in modules if expected[m.measure.name]}
+    con = evaluate_into(
+        list(folders.values()), list(modules),
+        period_start=date.fromisoformat(start), period_end=date.fromisoformat(end),
+    )
+    try:
+        for module in modules:
+            name = module.measure.name
+            if name in folders:
+                rows = population_rows(con, [module], center_prefix=f"bundle:{folders[name].name}/")
+                _compare(results[name], expected[name], rows)
+    finally:
+        con.close()
+    return results
+
+
+def _compare(
+    result: MeasureConformance, expected: list[dict[str, str]], rows: list[dict[str, object]]
+) -> None:
+    """Count the expected rows that ``rows`` (``population_rows``) agree with; note the others."""
     actual: dict[tuple[str, str, str], list[int]] = defaultdict(list)
     for row in rows:
         actual[(str(row["group_id"]), str(row["patient_id"]), str(row["population_code"]))].append(
@@ -74,4 +102,3 @@ def check_measure(ecqm_dir: Path, module: MeasureModule) -> MeasureConformance:
                 f"{row['test_case']} ({row['patient_id']}) {row['group_id']} {row['population_code']}: "
                 f"expected {want}, got {got}"
             )
-    return result

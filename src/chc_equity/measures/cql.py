@@ -74,29 +74,24 @@ def day(col: str) -> str:
     return f"fhir_date({col})"
 
 
-def during_day_of_mp(start: str, end: str, mp: Period) -> str:
-    """``Interval[start, end] during day of "Measurement Period"`` (start/end are FHIR text columns).
+def during_day_of(start: str, end: str, lo: str, hi: str) -> str:
+    """``Interval[start, end] during day of Interval[lo, hi]`` for FHIR text ``start``/``end`` and SQL
+    DATE expressions ``lo``/``hi`` (e.g. ``Interval[start of "Measurement Period" - 6 months, ...]``).
 
-    Both boundaries must be known and fall on a day of the period; a missing end is unbounded and so
-    never lies within the period.
+    Both boundaries must be known and fall on days within ``[lo, hi]``; a missing end is unbounded and
+    so never lies within it (the result is then NULL, false in a WHERE clause).
     """
-    return (
-        f"({day(start)} >= {mp.start_date} AND {day(start)} <= {mp.end_date} "
-        f"AND {day(end)} >= {mp.start_date} AND {day(end)} <= {mp.end_date})"
-    )
+    return f"({day(start)} >= {lo} AND {day(start)} <= {hi} AND {day(end)} >= {lo} AND {day(end)} <= {hi})"
+
+
+def during_day_of_mp(start: str, end: str, mp: Period) -> str:
+    """``Interval[start, end] during day of "Measurement Period"``: :func:`during_day_of` the period."""
+    return during_day_of(start, end, mp.start_date, mp.end_date)
 
 
 def point_during_day_of_mp(point: str, mp: Period) -> str:
     """``<dateTime> during day of "Measurement Period"`` for a single point (FHIR text column)."""
     return f"({day(point)} BETWEEN {mp.start_date} AND {mp.end_date})"
-
-
-def overlaps_day_of_mp(start: str, end: str, mp: Period) -> str:
-    """``Interval[start, end] overlaps day of "Measurement Period"``; missing boundaries are unbounded."""
-    return (
-        f"(({start} IS NULL OR {day(start)} <= {mp.end_date}) "
-        f"AND ({end} IS NULL OR {day(end)} >= {mp.start_date}))"
-    )
 
 
 def ends_during_day_of_mp(end: str, mp: Period) -> str:
@@ -130,37 +125,6 @@ def earliest(datetime_col: str | None, period_start: str | None, period_end: str
 def sql_str(value: str) -> str:
     """A SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
-
-
-def observation_has_value(o: str) -> str:
-    """``<o>.value is not null`` for a flat.observation row alias: any value[x] variant is present.
-
-    A valueCodeableConcept counts when it has a coding (child table ``observation_value_code``) or text.
-    """
-    scalar = " OR ".join(
-        f"{o}.{col} IS NOT NULL"
-        for col in (
-            "value_quantity_value", "value_quantity_unit", "value_quantity_code", "value_boolean",
-            "value_string", "value_integer", "value_datetime", "value_period_start", "value_period_end",
-            "value_code_text",
-        )
-    )
-    return (
-        f"({scalar} OR EXISTS (SELECT 1 FROM flat.observation_value_code ov_ "
-        f"WHERE ov_.center = {o}.center AND ov_.id = {o}.id))"
-    )
-
-
-def interval_during_day(start: str, end: str, lo: str, hi: str) -> str:
-    """``Interval[start, end] during day of Interval[lo, hi]`` for FHIR text ``start``/``end`` and SQL DATE
-    expressions ``lo``/``hi`` (e.g. ``Interval[start of "Measurement Period" - 6 months, end of ...]``).
-
-    Both boundaries must be known and fall on days within ``[lo, hi]`` (a missing end is unbounded, so
-    never during), as :func:`during_day_of_mp` does for the Measurement Period itself.
-    """
-    return (
-        f"(fhir_date({start}) BETWEEN {lo} AND {hi} AND fhir_date({end}) BETWEEN {lo} AND {hi})"
-    )
 
 
 QICORE = "http://hl7.org/fhir/us/qicore/StructureDefinition/"
@@ -238,8 +202,8 @@ def condition_problem_or_health_concern(c: str) -> str:
     Core) profile, or untagged with a problem-list-item / health-concern category."""
     category = (
         f"EXISTS (SELECT 1 FROM flat.condition_category k_ WHERE k_.center = {c}.center AND k_.id = {c}.id "
-        f"AND ((k_.system = '{CONDITION_CATEGORY}' AND k_.code = 'problem-list-item') "
-        f"OR (k_.system = '{US_CORE_CONDITION_CATEGORY}' AND k_.code = 'health-concern')))"
+        f"AND ((k_.system = {sql_str(CONDITION_CATEGORY)} AND k_.code = 'problem-list-item') "
+        f"OR (k_.system = {sql_str(US_CORE_CONDITION_CATEGORY)} AND k_.code = 'health-concern')))"
     )
     return in_profile(
         c,

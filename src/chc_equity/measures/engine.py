@@ -1,8 +1,9 @@
 """Runs measures over the flat tables and writes the patient-level results table.
 
-A measure module returns its *raw criteria* per subject (one boolean per CQL population definition);
-this engine applies the eCQM proportion-scoring rules once, for every measure, exactly as the FHIR
-Quality Measure IG / CQF evaluators do:
+A measure's *raw criteria* per subject (one boolean per CQL population definition) come from its
+declared populations (:mod:`chc_equity.measures.populations`); this engine applies the eCQM
+proportion-scoring rules once, for every measure, exactly as the FHIR Quality Measure IG / CQF
+evaluators do:
 
 - denominator           = initial population AND denominator criteria
 - denominator-exclusion = denominator AND exclusion criteria
@@ -25,6 +26,7 @@ import duckdb
 
 from chc_equity.crashpoints import crash_point
 from chc_equity.measures.cql import MACROS, Period, sql_str
+from chc_equity.measures.defines import materialize_statements
 from chc_equity.measures.model import POPULATIONS, Measure
 from chc_equity.terminology import load_terminology
 
@@ -66,27 +68,52 @@ CRITERIA_COLUMNS = (
 )
 
 
+@dataclass(frozen=True)
+class LibraryDefine:
+    """A shared library define as a named relation: its table name, SQL and the library defines it reads."""
+
+    table: str
+    sql: str
+    reads: tuple[Callable[[Context], str], ...] = ()
+
+
+def library_table(build: Callable[..., str]) -> str:
+    """Relation name of a library define, derived from its function (one name per define, always):
+    ``hospice.has_hospice_services`` -> ``lib_hospice_has_hospice_services``."""
+    return f"lib_{build.__module__.rsplit('.', 1)[-1]}_{build.__name__}"
+
+
 @dataclass
 class Context:
-    """What a measure's SQL may depend on: the period, and shared library results computed once."""
+    """What a measure's SQL may depend on: the period, the centers, and the shared library defines.
 
-    con: duckdb.DuckDBPyConnection
+    Rendering is pure: :meth:`shared` only *records* a library define (keyed by its function, so it
+    exists once per run whoever uses it) and returns the relation name; the engine materializes the
+    recorded defines before running the measure that reads them (:func:`statements`).
+    """
+
     period: Period
     centers: tuple[str, ...] | None = None
-    _shared: dict[Callable[[Context], str], str] = field(default_factory=dict)
+    library: dict[Callable[[Context], str], LibraryDefine] = field(default_factory=dict)
+    _reads: list[Callable[[Context], str]] = field(default_factory=list)
 
-    def shared(self, name: str, build: Callable[[Context], str]) -> str:
-        """Materialize a shared CQL library definition once per run as a TEMP table; return its name.
+    def shared(self, build: Callable[[Context], str]) -> str:
+        """Use library define ``build`` (e.g. Hospice."Has Hospice Services"); return its relation name.
 
-        Library definitions such as Hospice."Has Hospice Services" are used by many measures; computing
-        them once keeps a 21-measure run fast. The cache is keyed by the defining function, so two
-        measures that name the same definition differently still share one table.
+        Library defines are used by many measures; computing each once per run keeps a 21-measure run
+        fast. A define that reads other library defines records them first, so ``library`` is always in
+        dependency order.
         """
-        if build not in self._shared:
-            table = f"lib_{name}"
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {build(self)}")
-            self._shared[build] = table
-        return self._shared[build]
+        if build not in self.library:
+            outer, self._reads = self._reads, []
+            try:
+                sql = build(self)
+                reads = tuple(self._reads)
+            finally:
+                self._reads = outer
+            self.library[build] = LibraryDefine(library_table(build), sql, reads)
+        self._reads.append(build)
+        return self.library[build].table
 
     def patients(self) -> str:
         """The patients in scope: ``flat.patient`` restricted to the run's centers."""
@@ -98,10 +125,21 @@ class Context:
 
 @dataclass(frozen=True)
 class MeasureModule:
-    """A registered measure: its metadata and the function that writes its criteria SQL."""
+    """A registered measure: its metadata and the function that renders its criteria SQL (its defines
+    and the population SELECT the engine writes from its declared populations)."""
 
     measure: Measure
     criteria: Callable[[Context], str]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One measure rendered for one period: the library defines it reads and its scored SELECT."""
+
+    measure: Measure
+    criteria: str
+    library: tuple[LibraryDefine, ...]  # in dependency order
+    select: str
 
 
 def prepare(con: duckdb.DuckDBPyConnection) -> None:
@@ -113,13 +151,36 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(RESULTS_DDL)
 
 
-def scored_sql(module: MeasureModule, ctx: Context) -> str:
-    """The measure's criteria wrapped in the proportion-scoring rules (see module docstring)."""
-    m = module.measure
+def render(module: MeasureModule, ctx: Context) -> Rendered:
+    """Render a measure's SQL without touching any database (pure but for recording in ``ctx``)."""
+    ctx._reads = []
+    criteria = module.criteria(ctx)
+    used: list[LibraryDefine] = []
+
+    def visit(build: Callable[[Context], str]) -> None:
+        define = ctx.library[build]
+        if define in used:
+            return
+        for dep in define.reads:
+            visit(dep)
+        used.append(define)
+
+    for build in ctx._reads:
+        visit(build)
+    ctx._reads = []
+    return Rendered(module.measure, criteria, tuple(used), scored_sql(module.measure, criteria, ctx.period))
+
+
+def scored_sql(m: Measure, criteria: str, period: Period) -> str:
+    """The measure's criteria wrapped in the proportion-scoring rules (see module docstring).
+
+    This is the one population SELECT of every measure: a measure module only says, per subject,
+    which criteria it meets.
+    """
     subject_type = "Encounter" if m.basis == "Encounter" else "Patient"
     return f"""
 WITH criteria AS (
-{module.criteria(ctx)}
+{criteria}
 ),
 scored AS (
   SELECT center, patient_id, subject_id, group_id, strata,
@@ -132,7 +193,7 @@ scored AS (
   FROM criteria
 )
 SELECT center, {sql_str(m.name)} AS measure, group_id,
-       {ctx.period.start_date} AS period_start, {ctx.period.end_date} AS period_end,
+       {period.start_date} AS period_start, {period.end_date} AS period_end,
        {sql_str(subject_type)} AS subject_type, subject_id, patient_id,
        ip AS initial_population,
        den AS denominator,
@@ -145,6 +206,35 @@ FROM scored
 """
 
 
+def results_where(m: Measure, ctx: Context) -> str:
+    """The ``measure_results`` rows a run of measure ``m`` for ``ctx`` replaces."""
+    where = (
+        f"measure = {sql_str(m.name)} AND period_start = {ctx.period.start_date} "
+        f"AND period_end = {ctx.period.end_date}"
+    )
+    if ctx.centers:
+        where += " AND center IN (" + ", ".join(sql_str(c) for c in ctx.centers) + ")"
+    return where
+
+
+def statements(rendered: Rendered, ctx: Context, done: set[str] | None = None) -> list[str]:
+    """Every statement a run executes for one measure, in order: the library defines not yet
+    materialized in this run (``done``, updated), then the replacement of its result rows.
+
+    ``chc-equity measures sql`` prints exactly these.
+    """
+    done = set() if done is None else done
+    out = []
+    for define in rendered.library:
+        if define.table not in done:
+            out.append(f"CREATE OR REPLACE TEMP TABLE {define.table} AS {define.sql}")
+            done.add(define.table)
+    where = results_where(rendered.measure, ctx)
+    out.append(f"DELETE FROM {RESULTS_TABLE} WHERE {where}")
+    out.append(f"INSERT INTO {RESULTS_TABLE} {rendered.select}")
+    return out
+
+
 def run_measures(
     con: duckdb.DuckDBPyConnection,
     modules: Iterable[MeasureModule],
@@ -153,28 +243,31 @@ def run_measures(
     period_end: date,
     centers: Sequence[str] | None = None,
     on_measure: Callable[[Measure, float], None] | None = None,
+    materialize_defines: bool = False,
 ) -> dict[str, int]:
     """Evaluate measures for one period and (re)write their rows in ``measure_results``.
 
     Runs in one transaction: the results of a period are replaced as a whole or not at all.
-    Returns the number of subject rows written per measure.
+    With ``materialize_defines`` every define of every measure is also kept as a table in schema
+    ``defines`` (see :mod:`chc_equity.measures.defines`). Returns the number of subject rows written
+    per measure.
     """
     prepare(con)
-    ctx = Context(con, Period(period_start, period_end), tuple(centers) if centers else None)
+    ctx = Context(Period(period_start, period_end), tuple(centers) if centers else None)
+    done: set[str] = set()
     written: dict[str, int] = {}
     con.execute("BEGIN TRANSACTION")
     try:
         for module in modules:
             started = time.perf_counter()
+            rendered = render(module, ctx)
+            for statement in statements(rendered, ctx, done):
+                con.execute(statement)
+            if materialize_defines:
+                for statement in materialize_statements(rendered):
+                    con.execute(statement)
             m = module.measure
-            where = (
-                f"measure = {sql_str(m.name)} AND period_start = {ctx.period.start_date} "
-                f"AND period_end = {ctx.period.end_date}"
-            )
-            if ctx.centers:
-                where += " AND center IN (" + ", ".join(sql_str(c) for c in ctx.centers) + ")"
-            con.execute(f"DELETE FROM {RESULTS_TABLE} WHERE {where}")
-            con.execute(f"INSERT INTO {RESULTS_TABLE} {scored_sql(module, ctx)}")
+            where = results_where(m, ctx)
             written[m.name] = con.execute(f"SELECT count(*) FROM {RESULTS_TABLE} WHERE {where}").fetchone()[0]
             if on_measure:
                 on_measure(m, time.perf_counter() - started)

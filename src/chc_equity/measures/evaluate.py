@@ -31,6 +31,7 @@ import orjson
 from chc_equity.exports import dict_writer
 from chc_equity.ingest.loader import load
 from chc_equity.ingest.sources import discover
+from chc_equity.measures.cql import sql_str
 from chc_equity.measures.engine import RESULTS_TABLE, MeasureModule, run_measures
 from chc_equity.measures.model import POPULATION_COLUMNS
 from chc_equity.views.build import build_views
@@ -96,8 +97,8 @@ def drop_unprofiled(con) -> int:
     Returns how many were dropped. Runs before the views are built, inside the evaluation's own
     in-memory warehouse only.
     """
-    exempt = ", ".join(f"'{t}'" for t in PROFILE_EXEMPT)
-    prefixes = ", ".join(f"'{p}'" for p in CONFORMING_PROFILE_PREFIXES)
+    exempt = ", ".join(sql_str(t) for t in PROFILE_EXEMPT)
+    prefixes = ", ".join(sql_str(p) for p in CONFORMING_PROFILE_PREFIXES)
     where = f"""
         type NOT IN ({exempt})
         AND NOT coalesce(len(list_filter(
@@ -110,7 +111,7 @@ def drop_unprofiled(con) -> int:
 
 
 def evaluate_into(
-    input_dir: str | os.PathLike[str],
+    input_dir: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     measures: Sequence[MeasureModule],
     *,
     period_start: date,
@@ -121,22 +122,26 @@ def evaluate_into(
 
     The caller reads ``measure_results`` (and ``flat.patient``) and closes the connection. Each Bundle
     is its own center (``bundle:<relative path>``); the rest of the folder is center ``input``.
+    Several folders (a list) load into the one warehouse, views built once: their centers are
+    ``bundle:<folder name>/<relative path>`` and ``input:<folder name>``.
     ``profiles`` is ``"strict"`` (drop clinical resources without a QI-Core / US Core profile, as the
     official test cases expect) or ``"lenient"`` (use everything, as production runs do).
     """
     if profiles not in ("strict", "lenient"):
         raise ValueError(f"profiles must be 'strict' or 'lenient', not {profiles!r}")
+    several = not isinstance(input_dir, str | os.PathLike)
+    roots = [Path(p) for p in input_dir] if several else [Path(input_dir)]
     con = connect_memory()
-    root = Path(input_dir)
-    files = discover([root])
-    others = []
-    for path in files:
-        if _is_bundle(path):
-            load(con, [path], f"bundle:{path.relative_to(root)}")
-        else:
-            others.append(path)
-    if others:
-        load(con, others, "input")
+    for root in roots:
+        prefix = f"{root.name}/" if several else ""
+        others = []
+        for path in discover([root]):
+            if _is_bundle(path):
+                load(con, [path], f"bundle:{prefix}{path.relative_to(root)}")
+            else:
+                others.append(path)
+        if others:
+            load(con, others, f"input:{root.name}" if several else "input")
     if profiles == "strict":
         drop_unprofiled(con)
     build_views(con)
@@ -146,9 +151,10 @@ def evaluate_into(
 
 
 def population_rows(
-    con: duckdb.DuckDBPyConnection, measures: Sequence[MeasureModule]
+    con: duckdb.DuckDBPyConnection, measures: Sequence[MeasureModule], center_prefix: str = ""
 ) -> list[dict[str, object]]:
-    """One row per (measure, group, patient of ``flat.patient``, population), counts 0 included."""
+    """One row per (measure, group, patient of ``flat.patient``, population), counts 0 included;
+    only the patients of centers starting with ``center_prefix``."""
     rows: list[dict[str, object]] = []
     for module in measures:
         m = module.measure
@@ -162,10 +168,11 @@ def population_rows(
                 LEFT JOIN {RESULTS_TABLE} r
                   ON r.center = p.center AND r.patient_id = p.id
                  AND r.measure = ? AND r.group_id = ?
+                WHERE starts_with(p.center, ?)
                 GROUP BY p.center, p.id
                 ORDER BY p.id, p.center
             """
-            for record in con.execute(query, [m.name, group.id]).fetchall():
+            for record in con.execute(query, [m.name, group.id, center_prefix]).fetchall():
                 patient_id, values = record[0], record[1:]
                 for population, count in zip(group.populations, values, strict=True):
                     rows.append(

@@ -1,7 +1,8 @@
 """The eCQMs chc-equity implements: one module per measure under ``chc_equity.measures.ecqm``.
 
-A module defines ``MEASURE`` (a :class:`~chc_equity.measures.model.Measure`) and
-``criteria(ctx) -> str`` (its CQL population definitions as one SQL query). Adding a measure means
+A module defines ``MEASURE`` (a :class:`~chc_equity.measures.model.Measure`), ``defines(ctx)`` (its
+CQL defines as one ``WITH`` of named relations) and ``POPULATIONS`` (population -> define, per group;
+:mod:`chc_equity.measures.populations`); the engine writes the population SELECT. Adding a measure means
 adding its module name here.
 """
 
@@ -11,6 +12,7 @@ import importlib
 from functools import cache
 
 from chc_equity.measures.engine import MeasureModule
+from chc_equity.measures.populations import declared_criteria
 
 # Module names under chc_equity.measures.ecqm, in CMS-number order.
 MODULES: tuple[str, ...] = (
@@ -38,19 +40,25 @@ MODULES: tuple[str, ...] = (
 )
 
 
+def load_modules(names: tuple[str, ...]) -> tuple[MeasureModule, ...]:
+    """Import the named measure modules; any that fails to import (or lacks ``MEASURE``, ``defines``
+    or ``POPULATIONS``) raises, naming the module, so a typo can never silently drop a measure."""
+    found = []
+    for name in names:
+        qualified = f"chc_equity.measures.ecqm.{name}"
+        try:
+            module = importlib.import_module(qualified)
+            criteria = declared_criteria(module.defines, module.POPULATIONS, module.MEASURE.basis)
+            found.append(MeasureModule(module.MEASURE, criteria))
+        except (ImportError, AttributeError) as exc:
+            raise ImportError(f"measure module {qualified} is registered but does not load: {exc}") from exc
+    return tuple(found)
+
+
 @cache
 def all_measures() -> tuple[MeasureModule, ...]:
-    """Every implemented measure (modules not written yet are skipped)."""
-    found = []
-    for name in MODULES:
-        try:
-            module = importlib.import_module(f"chc_equity.measures.ecqm.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"chc_equity.measures.ecqm.{name}":
-                continue
-            raise
-        found.append(MeasureModule(module.MEASURE, module.criteria))
-    return tuple(found)
+    """Every registered measure, in :data:`MODULES` order."""
+    return load_modules(MODULES)
 
 
 def find(ids: list[str] | tuple[str, ...] | None) -> tuple[MeasureModule, ...]:

@@ -19,11 +19,12 @@ How the CQL maps to SQL:
 
 from __future__ import annotations
 
-from chc_equity.measures.cql import age_at_end, during_day_of_mp, earliest
+from chc_equity.measures.cql import age_at_end, earliest
 from chc_equity.measures.engine import Context
 from chc_equity.measures.library import hospice, qicore, status
-from chc_equity.measures.library.retrieve import code_in, code_is, table
+from chc_equity.measures.library.retrieve import code_in, code_is, performed_encounters, table
 from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
 from chc_equity.terminology import valueset_url
 
 LIBRARY = "CMS117FHIRChildImmunStatus"
@@ -196,10 +197,13 @@ def _condition_flag(define: str) -> str:
     codes = " OR ".join(_code_test("Condition", "c", code) for code in CONDITION_DEFINES[define])
     return f"bool_or({codes}) AS {col(define)},  -- CQL: define \"{define}\""
 
+POPULATIONS = (Populations.of("denominator_exclusion", "numerator"),)
 
-def criteria(ctx: Context) -> str:
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
+    has_hospice = ctx.shared(hospice.has_hospice_services)
     encounter_types = " OR ".join(
         [_code_test("Encounter", "e", v) for v in QUALIFYING_ENCOUNTER_VALUESETS]
         + [code_is("Encounter", "e", *OFFICE_VISIT_99211)]
@@ -220,12 +224,7 @@ def criteria(ctx: Context) -> str:
 WITH
 -- CQL: define "Qualifying Encounters"  (7 encounter kinds).isEncounterPerformed()
 --   where ValidEncounters.period during day of "Measurement Period"
-qualifying_encounters AS (
-  SELECT e.center, e.patient_id, e.id
-  FROM {table("Encounter")} e
-  WHERE ({encounter_types})
-    AND {status.is_encounter_performed("e")}
-    AND {during_day_of_mp("e.period_start", "e.period_end", mp)}
+qualifying_encounters AS ({performed_encounters(encounter_types, mp)}
 ),
 -- CQL: define "Initial Population"
 --   AgeInYearsAt(date from end of "Measurement Period") = 2 and exists "Qualifying Encounters"
@@ -236,6 +235,9 @@ initial_population AS (
     AND EXISTS (SELECT 1 FROM qualifying_encounters q WHERE q.center = p.center AND q.patient_id = p.id)
 ),
 -- CQL: define "Date of First Birthday" / "Date of Second Birthday" and the vaccine administration intervals
+--   "Vaccine Administration Interval - 42 Days up to 2 Years Old", "Vaccine Administration Interval - 180
+--   Days up to 2 Years Old" and "Date of First Birthday to Date of Second Birthday" (birth_plus_42_days,
+--   birth_plus_180_days, first_birthday .. second_birthday)
 patient_dates AS (
   SELECT center, patient_id,
          fhir_date(birth_date) AS birth,
@@ -250,7 +252,10 @@ patient_dates AS (
 vaccination_dates AS (
 {vaccinations}
 ),
--- CQL: the dose-count defines ("Four DTaP Vaccinations" = 4 doses on distinct days, ...)
+-- CQL: the dose-count defines ("Four DTaP Vaccinations" = 4 doses on distinct days, ...): "Three Polio
+--   Vaccinations", "Three Hepatitis B Vaccinations", "Four Pneumococcal Conjugate Vaccinations", "Two
+--   Influenza Vaccinations"; "Hib 3 or 4 Dose Immunizations" and "Rotavirus 2 or 3 Dose Immunizations"
+--   are the unions counted by the "Has Appropriate Number of ..." columns
 vaccination_counts AS (
   SELECT v.center, v.patient_id,
          {doses("DTaP Immunizations or Procedures")} >= 4 AS four_dtap_vaccinations,
@@ -335,14 +340,9 @@ patient_criteria AS (
   LEFT JOIN meets_hepb_vaccination_requirement hepb
          ON hepb.center = ip.center AND hepb.patient_id = ip.patient_id
   LEFT JOIN condition_indicators ci ON ci.center = ip.center AND ci.patient_id = ip.patient_id
-)
-SELECT pc.center, pc.patient_id, pc.patient_id AS subject_id, 'Group_1' AS group_id,
-       TRUE AS initial_population,
-       TRUE AS denominator,                                      -- CQL: define "Denominator"
-       pc.denominator_exclusion,
-       FALSE AS denominator_exception,
-       pc.numerator,
-       FALSE AS numerator_exclusion,
-       CAST(NULL AS VARCHAR[]) AS strata
-FROM patient_criteria pc
+),
+-- CQL: define "Denominator Exclusions" (computed per patient above)
+denominator_exclusions AS (SELECT center, patient_id FROM patient_criteria WHERE denominator_exclusion),
+-- CQL: define "Numerator" (computed per patient above)
+numerator AS (SELECT center, patient_id FROM patient_criteria WHERE numerator)
 """

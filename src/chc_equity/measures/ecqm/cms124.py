@@ -7,11 +7,12 @@ within 3 years or (age 30+ at the test) hrHPV testing within 5 years. Read side 
 
 from __future__ import annotations
 
-from chc_equity.measures.cql import age_at_end, during_day_of_mp, observation_has_value
+from chc_equity.measures.cql import age_at_end, during_day_of_mp
 from chc_equity.measures.engine import Context
 from chc_equity.measures.library import hospice, palliative, qicore, status
 from chc_equity.measures.library.retrieve import code_in, table
 from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
 
 MEASURE = Measure(
     name="CMS124FHIRCervicalCancerScreen",
@@ -41,13 +42,14 @@ QUALIFYING_ENCOUNTER_VALUESETS = (
     "Virtual Encounter",
 )
 
+POPULATIONS = (Populations.of("denominator_exclusion", "numerator"),)
 
-def criteria(ctx: Context) -> str:
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
-    has_palliative = ctx.shared(
-        "palliative_has_palliative_care", palliative.has_palliative_care_in_the_measurement_period
-    )
+    has_hospice = ctx.shared(hospice.has_hospice_services)
+    has_palliative = ctx.shared(palliative.has_palliative_care_in_the_measurement_period)
     encounter_types = " OR ".join(code_in("Encounter", "e", v) for v in QUALIFYING_ENCOUNTER_VALUESETS)
     lookback_3y = f"({mp.start_date} - INTERVAL 2 YEAR)::DATE"
     lookback_5y = f"({mp.start_date} - INTERVAL 4 YEAR)::DATE"
@@ -104,7 +106,7 @@ cervical_cytology_within_3_years AS (
   WHERE {code_in('Observation', 'o', 'Pap Test')}
     AND {status.is_laboratory_test_performed('o')}
     AND fhir_date({latest}) BETWEEN {lookback_3y} AND {mp.end_date}
-    AND {observation_has_value('o')}
+    AND {qicore.observation_has_value('o')}
 ),
 -- CQL: define "HPV Test Within 5 Years for Women Age 30 and Older"
 --      [LaboratoryResultObservation: "HPV Test"].isLaboratoryTestPerformed()
@@ -119,24 +121,17 @@ hpv_test_within_5_years AS (
     AND {status.is_laboratory_test_performed('o')}
     AND years_between(fhir_date(ip.birth_date), fhir_date({latest})) >= 30
     AND fhir_date({latest}) BETWEEN {lookback_5y} AND {mp.end_date}
-    AND {observation_has_value('o')}
+    AND {qicore.observation_has_value('o')}
+),
+-- CQL: define "Denominator Exclusions"
+denominator_exclusions AS (
+  SELECT center, patient_id FROM {has_hospice}
+  UNION SELECT center, patient_id FROM absence_of_cervix
+  UNION SELECT center, patient_id FROM {has_palliative}
+),
+-- CQL: define "Numerator"
+numerator AS (
+  SELECT center, patient_id FROM cervical_cytology_within_3_years
+  UNION SELECT center, patient_id FROM hpv_test_within_5_years
 )
-SELECT ip.center, ip.patient_id, ip.patient_id AS subject_id, 'Group_1' AS group_id,
-       TRUE AS initial_population,
-       TRUE AS denominator,                                           -- CQL: define "Denominator"
-       -- CQL: define "Denominator Exclusions"
-       EXISTS (SELECT 1 FROM {has_hospice} h WHERE h.center = ip.center AND h.patient_id = ip.patient_id)
-       OR EXISTS (SELECT 1 FROM absence_of_cervix a
-                  WHERE a.center = ip.center AND a.patient_id = ip.patient_id)
-       OR EXISTS (SELECT 1 FROM {has_palliative} pc
-                  WHERE pc.center = ip.center AND pc.patient_id = ip.patient_id) AS denominator_exclusion,
-       FALSE AS denominator_exception,
-       -- CQL: define "Numerator"
-       EXISTS (SELECT 1 FROM cervical_cytology_within_3_years x
-               WHERE x.center = ip.center AND x.patient_id = ip.patient_id)
-       OR EXISTS (SELECT 1 FROM hpv_test_within_5_years x
-                  WHERE x.center = ip.center AND x.patient_id = ip.patient_id) AS numerator,
-       FALSE AS numerator_exclusion,
-       CAST(NULL AS VARCHAR[]) AS strata
-FROM initial_population ip
 """

@@ -12,6 +12,7 @@ from chc_equity.measures.engine import Context
 from chc_equity.measures.library import adult_outpatient, frailty, hospice, palliative, qicore, status
 from chc_equity.measures.library.retrieve import code_in, table
 from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
 
 STRATIFIERS = ("Stratification 1", "Stratification 2")
 # The Measure resource's stratum descriptions (age at the end of the Measurement Period).
@@ -74,27 +75,19 @@ def _mastectomy_procedure(ctx: Context, valueset: str) -> str:
     AND {status.is_procedure_performed("pr")}
     AND fhir_ts({qicore.choice_end("pr", "performed")}) <= {ctx.period.end_ts}"""
 
+POPULATIONS = (Populations.of("denominator_exclusion", "numerator", strata=True),)
 
-def criteria(ctx: Context) -> str:
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
-    qualifying = ctx.shared("adult_outpatient_qualifying_encounters", adult_outpatient.qualifying_encounters)
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
-    has_palliative = ctx.shared(
-        "palliative_has_palliative_care", palliative.has_palliative_care_in_the_measurement_period
-    )
-    frail = ctx.shared(
-        "frailty_is_age_66_or_older_with_advanced_illness_and_frailty",
-        frailty.is_age_66_or_older_with_advanced_illness_and_frailty,
-    )
-    nursing_home = ctx.shared(
-        "frailty_is_age_66_or_older_living_long_term_in_a_nursing_home",
-        frailty.is_age_66_or_older_living_long_term_in_a_nursing_home,
-    )
+    qualifying = ctx.shared(adult_outpatient.qualifying_encounters)
+    has_hospice = ctx.shared(hospice.has_hospice_services)
+    has_palliative = ctx.shared(palliative.has_palliative_care_in_the_measurement_period)
+    frail = ctx.shared(frailty.is_age_66_or_older_with_advanced_illness_and_frailty)
+    nursing_home = ctx.shared(frailty.is_age_66_or_older_living_long_term_in_a_nursing_home)
     age = f"years_between(fhir_date(p.birth_date), {mp.end_date})"
     october_1 = f"make_date(year({mp.start_date}) - 2, 10, 1)"
-
-    def member(cte: str) -> str:
-        return f"EXISTS (SELECT 1 FROM {cte} x WHERE x.center = ip.center AND x.patient_id = ip.patient_id)"
 
     return f"""
 WITH
@@ -140,22 +133,20 @@ numerator AS (
   WHERE {code_in("Observation", "o", "Mammography")}
     AND {status.is_diagnostic_study_performed("o")}
     AND {qicore.choice_ends_during_day("o", "effective", october_1, mp.end_date, instant=True)}
+),
+-- CQL: define "Denominator Exclusions"
+denominator_exclusions AS (
+  SELECT center, patient_id FROM {has_hospice}
+  -- (right mastectomy diagnosis or procedure) and (left mastectomy diagnosis or procedure)
+  UNION ((SELECT center, patient_id FROM right_mastectomy_diagnosis
+          UNION SELECT center, patient_id FROM right_mastectomy_procedure)
+         INTERSECT
+         (SELECT center, patient_id FROM left_mastectomy_diagnosis
+          UNION SELECT center, patient_id FROM left_mastectomy_procedure))
+  UNION SELECT center, patient_id FROM bilateral_mastectomy_diagnosis
+  UNION SELECT center, patient_id FROM bilateral_mastectomy_procedure
+  UNION SELECT center, patient_id FROM {frail}
+  UNION SELECT center, patient_id FROM {nursing_home}
+  UNION SELECT center, patient_id FROM {has_palliative}
 )
-SELECT ip.center, ip.patient_id, ip.patient_id AS subject_id, 'Group_1' AS group_id,
-       TRUE AS initial_population,
-       TRUE AS denominator,                                           -- CQL: define "Denominator"
-       -- CQL: define "Denominator Exclusions"
-       {member(has_hospice)}
-       OR (({member("right_mastectomy_diagnosis")} OR {member("right_mastectomy_procedure")})
-           AND ({member("left_mastectomy_diagnosis")} OR {member("left_mastectomy_procedure")}))
-       OR {member("bilateral_mastectomy_diagnosis")}
-       OR {member("bilateral_mastectomy_procedure")}
-       OR {member(frail)}
-       OR {member(nursing_home)}
-       OR {member(has_palliative)} AS denominator_exclusion,
-       FALSE AS denominator_exception,
-       {member("numerator")} AS numerator,
-       FALSE AS numerator_exclusion,
-       ip.strata
-FROM initial_population ip
 """

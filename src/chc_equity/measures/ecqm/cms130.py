@@ -8,11 +8,11 @@ colonoscopy (10 years). Read side by side with
 
 from __future__ import annotations
 
-from chc_equity.measures.cql import observation_has_value
 from chc_equity.measures.engine import Context
 from chc_equity.measures.library import adult_outpatient, frailty, hospice, palliative, qicore, status
 from chc_equity.measures.library.retrieve import code_in, table
 from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
 
 STRATIFIERS = ("Stratification 1", "Stratification 2")
 # The Measure resource's stratum descriptions (age at the end of the Measurement Period).
@@ -47,28 +47,20 @@ def _years_before_start(ctx: Context, years: int) -> str:
     """``start of "Measurement Period" - <years> years`` as a DATE."""
     return f"({ctx.period.start_date} - INTERVAL {years} YEAR)::DATE"
 
+POPULATIONS = (Populations.of("denominator_exclusion", "numerator", strata=True),)
 
-def criteria(ctx: Context) -> str:
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
     lo, hi = qicore.mp_dates(mp)
-    qualifying = ctx.shared("adult_outpatient_qualifying_encounters", adult_outpatient.qualifying_encounters)
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
-    has_palliative = ctx.shared(
-        "palliative_has_palliative_care", palliative.has_palliative_care_in_the_measurement_period
-    )
-    frail = ctx.shared(
-        "frailty_is_age_66_or_older_with_advanced_illness_and_frailty",
-        frailty.is_age_66_or_older_with_advanced_illness_and_frailty,
-    )
-    nursing_home = ctx.shared(
-        "frailty_is_age_66_or_older_living_long_term_in_a_nursing_home",
-        frailty.is_age_66_or_older_living_long_term_in_a_nursing_home,
-    )
+    qualifying = ctx.shared(adult_outpatient.qualifying_encounters)
+    has_hospice = ctx.shared(hospice.has_hospice_services)
+    has_palliative = ctx.shared(palliative.has_palliative_care_in_the_measurement_period)
+    frail = ctx.shared(frailty.is_age_66_or_older_with_advanced_illness_and_frailty)
+    nursing_home = ctx.shared(frailty.is_age_66_or_older_living_long_term_in_a_nursing_home)
     age = f"years_between(fhir_date(p.birth_date), {mp.end_date})"
     latest = qicore.choice_latest("o", "effective", instant=True)
-
-    def member(cte: str) -> str:
-        return f"EXISTS (SELECT 1 FROM {cte} x WHERE x.center = ip.center AND x.patient_id = ip.patient_id)"
 
     return f"""
 WITH
@@ -116,7 +108,7 @@ fecal_occult_blood_test_performed AS (
   FROM {table("Observation")} o
   WHERE {code_in("Observation", "o", "Fecal Occult Blood Test (FOBT)")}
     AND {status.is_laboratory_test_performed("o")}
-    AND {observation_has_value("o")}
+    AND {qicore.observation_has_value("o")}
     AND fhir_date({latest}) BETWEEN {lo} AND {hi}
 ),
 -- CQL: define "Stool DNA with FIT Test Performed"
@@ -128,7 +120,7 @@ stool_dna_with_fit_test_performed AS (
   FROM {table("Observation")} o
   WHERE {code_in("Observation", "o", "sDNA FIT Test")}
     AND {status.is_laboratory_test_performed("o")}
-    AND {observation_has_value("o")}
+    AND {qicore.observation_has_value("o")}
     AND fhir_date({latest}) BETWEEN {_years_before_start(ctx, 2)} AND {hi}
 ),
 -- CQL: define "Flexible Sigmoidoscopy Performed"
@@ -160,25 +152,22 @@ colonoscopy_performed AS (
   WHERE {code_in("Procedure", "pr", "Colonoscopy")}
     AND {status.is_procedure_performed("pr")}
     AND {qicore.choice_ends_during_day("pr", "performed", _years_before_start(ctx, 9), hi)}
+),
+-- CQL: define "Denominator Exclusions"
+denominator_exclusions AS (
+  SELECT center, patient_id FROM {has_hospice}
+  UNION SELECT center, patient_id FROM malignant_neoplasm
+  UNION SELECT center, patient_id FROM total_colectomy_performed
+  UNION SELECT center, patient_id FROM {frail}
+  UNION SELECT center, patient_id FROM {nursing_home}
+  UNION SELECT center, patient_id FROM {has_palliative}
+),
+-- CQL: define "Numerator"
+numerator AS (
+  SELECT center, patient_id FROM fecal_occult_blood_test_performed
+  UNION SELECT center, patient_id FROM stool_dna_with_fit_test_performed
+  UNION SELECT center, patient_id FROM flexible_sigmoidoscopy_performed
+  UNION SELECT center, patient_id FROM ct_colonography_performed
+  UNION SELECT center, patient_id FROM colonoscopy_performed
 )
-SELECT ip.center, ip.patient_id, ip.patient_id AS subject_id, 'Group_1' AS group_id,
-       TRUE AS initial_population,
-       TRUE AS denominator,                                           -- CQL: define "Denominator"
-       -- CQL: define "Denominator Exclusions"
-       {member(has_hospice)}
-       OR {member("malignant_neoplasm")}
-       OR {member("total_colectomy_performed")}
-       OR {member(frail)}
-       OR {member(nursing_home)}
-       OR {member(has_palliative)} AS denominator_exclusion,
-       FALSE AS denominator_exception,
-       -- CQL: define "Numerator"
-       {member("fecal_occult_blood_test_performed")}
-       OR {member("stool_dna_with_fit_test_performed")}
-       OR {member("flexible_sigmoidoscopy_performed")}
-       OR {member("ct_colonography_performed")}
-       OR {member("colonoscopy_performed")} AS numerator,
-       FALSE AS numerator_exclusion,
-       ip.strata
-FROM initial_population ip
 """

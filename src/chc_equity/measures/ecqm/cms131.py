@@ -10,9 +10,16 @@ from __future__ import annotations
 from chc_equity.measures.codes import has_code, in_valueset
 from chc_equity.measures.cql import age_at_end
 from chc_equity.measures.engine import Context
-from chc_equity.measures.library import frailty, hospice, palliative, qicore, status
-from chc_equity.measures.library.retrieve import code_in, code_is, table
+from chc_equity.measures.library import adult_outpatient, frailty, hospice, palliative, qicore, status
+from chc_equity.measures.library.retrieve import (
+    code_in,
+    code_is,
+    conditions_overlapping_day,
+    performed_encounters,
+    table,
+)
 from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
 
 MEASURE = Measure(
     name="CMS131FHIRDiabetesEyeExam",
@@ -39,14 +46,9 @@ RETINAL_OR_DILATED_EYE_EXAM = "2.16.840.1.113883.3.464.1003.115.12.1088"
 DIABETIC_RETINOPATHY_SEVERITY_LEVEL = "2.16.840.1.113883.3.464.1003.1266"
 
 ENCOUNTER_VALUE_SETS = {
-    "Office Visit": "2.16.840.1.113883.3.464.1003.101.12.1001",
-    "Annual Wellness Visit": "2.16.840.1.113883.3.526.3.1240",
-    "Preventive Care Services Established Office Visit, 18 and Up":
-        "2.16.840.1.113883.3.464.1003.101.12.1025",
-    "Preventive Care Services Initial Office Visit, 18 and Up": "2.16.840.1.113883.3.464.1003.101.12.1023",
-    "Home Healthcare Services": "2.16.840.1.113883.3.464.1003.101.12.1016",
+    **adult_outpatient.OUTPATIENT_VISITS,
     "Ophthalmological Services": "2.16.840.1.113883.3.526.3.1285",
-    "Telephone Visits": "2.16.840.1.113883.3.464.1003.101.12.1080",
+    **adult_outpatient.TELEPHONE_VISITS,
 }
 
 
@@ -61,19 +63,19 @@ def _exam(name: str, code_filter: str, window: tuple[str, str], extra: str = "")
     AND {qicore.choice_during_day("o", "effective", lo, hi, instant=True)}
 )"""
 
+POPULATIONS = (Populations.of("denominator_exclusion", "numerator"),)
 
-def criteria(ctx: Context) -> str:
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
     lo, hi = qicore.mp_dates(mp)
     mp_and_year_prior = qicore.mp_and_year_before(mp)
     year_prior = (f"({mp.start_date} - INTERVAL 1 YEAR)::DATE", f"({mp.end_date} - INTERVAL 1 YEAR)::DATE")
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
-    frail = ctx.shared("frailty_is_age_66_or_older_with_advanced_illness_and_frailty",
-                       frailty.is_age_66_or_older_with_advanced_illness_and_frailty)
-    nursing_home = ctx.shared("frailty_is_age_66_or_older_living_long_term_in_a_nursing_home",
-                              frailty.is_age_66_or_older_living_long_term_in_a_nursing_home)
-    palliative_care = ctx.shared("palliative_has_palliative_care_in_the_measurement_period",
-                                 palliative.has_palliative_care_in_the_measurement_period)
+    has_hospice = ctx.shared(hospice.has_hospice_services)
+    frail = ctx.shared(frailty.is_age_66_or_older_with_advanced_illness_and_frailty)
+    nursing_home = ctx.shared(frailty.is_age_66_or_older_living_long_term_in_a_nursing_home)
+    palliative_care = ctx.shared(palliative.has_palliative_care_in_the_measurement_period)
     encounter_types = "\n       OR ".join(
         f"{code_in('Encounter', 'e', oid)}  -- \"{name}\"" for name, oid in ENCOUNTER_VALUE_SETS.items()
     )
@@ -90,21 +92,11 @@ def criteria(ctx: Context) -> str:
     return f"""
 WITH
 -- CQL: define "Qualifying Encounters"
-qualifying_encounters AS (
-  SELECT e.center, e.patient_id, e.id FROM {table("Encounter")} e
-  WHERE ({encounter_types}
-        )
-    AND {status.is_encounter_performed("e")}
-    AND fhir_date(e.period_start) BETWEEN {lo} AND {hi}
-    AND fhir_date(e.period_end) BETWEEN {lo} AND {hi}
+qualifying_encounters AS ({performed_encounters(encounter_types, mp)}
 ),
 -- CQL: [ConditionEncounterDiagnosis: "Diabetes"].verified() overlapping day of the Measurement Period
-diabetes_dx AS (
-  SELECT DISTINCT c.center, c.patient_id FROM {table("Condition")} c
-  JOIN {ctx.patients()} pt ON pt.center = c.center AND pt.id = c.patient_id
-  WHERE {code_in("Condition", "c", "2.16.840.1.113883.3.464.1003.103.12.1001")}  -- "Diabetes"
-    AND {status.verified("c")}
-    AND {qicore.prevalence_overlaps_day("c", "pt.birth_date", lo, hi)}
+diabetes_dx AS (  -- "Diabetes"
+  {conditions_overlapping_day("2.16.840.1.113883.3.464.1003.103.12.1001", ctx.patients(), lo, hi)}
 ),
 -- CQL: define "Initial Population"
 initial_population AS (
@@ -173,14 +165,4 @@ numerator AS (
      -- "Retinal Exam Finding with No Retinopathy Severity Level in Year Prior"
      OR (lnr.patient_id IS NOT NULL AND rnr.patient_id IS NOT NULL)
 )
-SELECT ip.center, ip.patient_id, ip.patient_id AS subject_id, 'Group_1' AS group_id,
-       TRUE AS initial_population,
-       TRUE AS denominator,
-       (ip.center, ip.patient_id) IN (SELECT (center, patient_id) FROM denominator_exclusions)
-         AS denominator_exclusion,
-       FALSE AS denominator_exception,
-       (ip.center, ip.patient_id) IN (SELECT (center, patient_id) FROM numerator) AS numerator,
-       FALSE AS numerator_exclusion,
-       CAST(NULL AS VARCHAR[]) AS strata
-FROM initial_population ip
 """

@@ -14,17 +14,18 @@ from chc_equity.measures.cql import (
     USCORE,
     Period,
     age_at_start,
+    during_day_of,
     during_day_of_mp,
     in_profile,
-    interval_during_day,
     medication_requested,
 )
 from chc_equity.measures.engine import Context
 from chc_equity.measures.library import cmd, hospice, qicore, status
 from chc_equity.measures.library.retrieve import code_in, code_is
 from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
 
-POPULATIONS = ("initial-population", "denominator", "denominator-exclusion", "numerator")
+POPULATION_CODES = ("initial-population", "denominator", "denominator-exclusion", "numerator")
 
 MEASURE = Measure(
     name="CMS138FHIRTobaccoScrnCessation",
@@ -33,9 +34,9 @@ MEASURE = Measure(
     title="Preventive Care and Screening: Tobacco Use: Screening and Cessation Intervention",
     care_gap="Screen for tobacco use; for users, provide cessation counseling or medication.",
     groups=(
-        Group("Group_1", POPULATIONS, title="Screened for tobacco use"),
-        Group("Group_2", POPULATIONS, title="Tobacco users who received cessation intervention"),
-        Group("Group_3", POPULATIONS,
+        Group("Group_1", POPULATION_CODES, title="Screened for tobacco use"),
+        Group("Group_2", POPULATION_CODES, title="Tobacco users who received cessation intervention"),
+        Group("Group_3", POPULATION_CODES,
               title="Screened, and received cessation intervention if a tobacco user"),
     ),
     improvement_notation="increase",
@@ -91,12 +92,22 @@ def six_months_before(mp: Period) -> tuple[str, str]:
     """``Interval[start of "Measurement Period" - 6 months, end of "Measurement Period"]`` as DATEs."""
     return f"({mp.start_date} - INTERVAL 6 MONTH)::DATE", mp.end_date
 
+POPULATIONS = (
+    Populations(denominator_exclusion="denominator_exclusions", numerator="numerator_1", group="Group_1"),
+    Populations(
+        denominator="denominator_2", denominator_exclusion="denominator_exclusions", numerator="numerator_2",
+        group="Group_2",
+    ),
+    Populations(denominator_exclusion="denominator_exclusions", numerator="numerator_3", group="Group_3"),
+)
 
-def criteria(ctx: Context) -> str:
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
     lo6, hi6 = six_months_before(mp)
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
-    mrp = ctx.shared("cmd_medication_request_period", cmd.medication_request_period)
+    has_hospice = ctx.shared(hospice.has_hospice_services)
+    mrp = ctx.shared(cmd.medication_request_period)
     eff_start = "coalesce(o.effective_datetime, o.effective_period_start, o.effective_instant)"
     eff_end = "coalesce(o.effective_datetime, o.effective_period_end, o.effective_instant)"
     perf_start = "coalesce(pr.performed_datetime, pr.performed_period_start)"
@@ -159,7 +170,7 @@ tobacco_cessation_counseling_given AS (
   FROM flat.procedure pr
   WHERE {code_in('Procedure', 'pr', 'Tobacco Use Cessation Counseling')}
     AND {status.is_intervention_performed('pr')}
-    AND {interval_during_day(perf_start, perf_end, lo6, hi6)}
+    AND {during_day_of(perf_start, perf_end, lo6, hi6)}
   UNION
   SELECT c.center, c.patient_id
   FROM flat.condition c JOIN initial_population ip ON ip.center = c.center AND ip.patient_id = c.patient_id
@@ -193,28 +204,22 @@ cessation_intervention AS (
   UNION SELECT center, patient_id FROM tobacco_cessation_pharmacotherapy_ordered
   UNION SELECT center, patient_id FROM active_pharmacotherapy
 ),
-flags AS (
-  SELECT ip.center, ip.patient_id,
-         EXISTS (SELECT 1 FROM tobacco_non_user x
-                 WHERE x.center = ip.center AND x.patient_id = ip.patient_id) AS non_user,
-         EXISTS (SELECT 1 FROM tobacco_user x
-                 WHERE x.center = ip.center AND x.patient_id = ip.patient_id) AS user_,
-         EXISTS (SELECT 1 FROM cessation_intervention x
-                 WHERE x.center = ip.center AND x.patient_id = ip.patient_id) AS intervention,
-         EXISTS (SELECT 1 FROM {has_hospice} h                     -- CQL: define "Denominator Exclusions"
-                 WHERE h.center = ip.center AND h.patient_id = ip.patient_id) AS hospice
-  FROM initial_population ip
+-- CQL: define "Denominator Exclusions": Hospice."Has Hospice Services"
+denominator_exclusions AS (SELECT center, patient_id FROM {has_hospice}),
+-- CQL: define "Numerator 1": "Most Recent Tobacco Use Screening Indicates Tobacco Non User" or
+--   "... Tobacco User" (screened)
+numerator_1 AS (
+  SELECT center, patient_id FROM tobacco_non_user UNION SELECT center, patient_id FROM tobacco_user
+),
+-- CQL: define "Denominator 2": the tobacco users
+denominator_2 AS (SELECT center, patient_id FROM tobacco_user),
+-- CQL: define "Numerator 2": cessation counseling given or pharmacotherapy ordered / active
+numerator_2 AS (SELECT center, patient_id FROM cessation_intervention),
+-- CQL: define "Numerator 3": non users, or users who received a cessation intervention
+numerator_3 AS (
+  SELECT center, patient_id FROM tobacco_non_user
+  UNION (SELECT center, patient_id FROM tobacco_user
+         INTERSECT SELECT center, patient_id FROM cessation_intervention)
 )
-SELECT center, patient_id, patient_id AS subject_id, g.group_id,
-       TRUE AS initial_population,
-       CASE g.group_id WHEN 'Group_2' THEN user_ ELSE TRUE END AS denominator,   -- "Denominator 1/2/3"
-       hospice AS denominator_exclusion,
-       FALSE AS denominator_exception,
-       CASE g.group_id                                                           -- "Numerator 1/2/3"
-         WHEN 'Group_1' THEN non_user OR user_
-         WHEN 'Group_2' THEN intervention
-         ELSE non_user OR (user_ AND intervention) END AS numerator,
-       FALSE AS numerator_exclusion,
-       CAST(NULL AS VARCHAR[]) AS strata
-FROM flags CROSS JOIN (VALUES ('Group_1'), ('Group_2'), ('Group_3')) g(group_id)
+-- CQL: define "Denominator 1" and "Denominator 3": the initial population
 """

@@ -12,6 +12,7 @@ from chc_equity.measures.engine import Context
 from chc_equity.measures.library import hospice, status
 from chc_equity.measures.library.retrieve import code_in
 from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
 
 MEASURE = Measure(
     name="CMS139FHIRFallRiskScreening",
@@ -49,10 +50,13 @@ QUALIFYING_ENCOUNTER_VALUESETS = (
     "Occupational Therapy Evaluation",
 )
 
+POPULATIONS = (Populations.of("denominator_exclusion", "numerator"),)
 
-def criteria(ctx: Context) -> str:
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
+    has_hospice = ctx.shared(hospice.has_hospice_services)
     encounter_types = " OR ".join(code_in("Encounter", "e", v) for v in QUALIFYING_ENCOUNTER_VALUESETS)
     eff_start = "coalesce(o.effective_datetime, o.effective_period_start, o.effective_instant)"
     eff_end = "coalesce(o.effective_datetime, o.effective_period_end, o.effective_instant)"
@@ -80,16 +84,7 @@ numerator AS (
   WHERE {code_in('Observation', 'o', 'Falls Screening')}
     AND {status.is_assessment_performed('o')}
     AND {during_day_of_mp(eff_start, eff_end, mp)}
-)
-SELECT ip.center, ip.patient_id, ip.patient_id AS subject_id, 'Group_1' AS group_id,
-       TRUE AS initial_population,
-       TRUE AS denominator,                                      -- CQL: define "Denominator"
-       EXISTS (SELECT 1 FROM {has_hospice} h                     -- CQL: Hospice."Has Hospice Services"
-               WHERE h.center = ip.center AND h.patient_id = ip.patient_id) AS denominator_exclusion,
-       FALSE AS denominator_exception,
-       n.patient_id IS NOT NULL AS numerator,
-       FALSE AS numerator_exclusion,
-       CAST(NULL AS VARCHAR[]) AS strata
-FROM initial_population ip
-LEFT JOIN numerator n ON n.center = ip.center AND n.patient_id = ip.patient_id
+),
+-- CQL: define "Denominator Exclusions": Hospice."Has Hospice Services"
+denominator_exclusions AS (SELECT center, patient_id FROM {has_hospice})
 """

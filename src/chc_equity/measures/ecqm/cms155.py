@@ -19,15 +19,16 @@ from chc_equity.measures.codes import has_code
 from chc_equity.measures.cql import age_at_end, during_day_of_mp
 from chc_equity.measures.engine import Context
 from chc_equity.measures.library import hospice, qicore, status
-from chc_equity.measures.library.retrieve import code_in, table
+from chc_equity.measures.library.retrieve import code_in, performed_encounters, table
 from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
 
 LOINC = "http://loinc.org"
 BODY_HEIGHT = "8302-2"  # US Core body height profile's fixed code
 BODY_WEIGHT = "29463-7"  # US Core body weight
 PEDIATRIC_BMI_PERCENTILE = "59576-9"  # US Core pediatric BMI-for-age percentile
 
-POPULATIONS = ("initial-population", "denominator", "denominator-exclusion", "numerator")
+POPS = ("initial-population", "denominator", "denominator-exclusion", "numerator")
 STRATIFIERS = ("Stratification 1", "Stratification 2")
 # The Measure resource's stratum descriptions (age at the end of the Measurement Period).
 STRATIFIER_LABELS = ("Age 3-11", "Age 12-17")
@@ -40,11 +41,11 @@ MEASURE = Measure(
     care_gap="Record BMI percentile and counsel on nutrition and physical activity.",
     groups=(
         Group(
-            "Group_1", POPULATIONS, STRATIFIERS, "BMI percentile, height and weight documented",
+            "Group_1", POPS, STRATIFIERS, "BMI percentile, height and weight documented",
             STRATIFIER_LABELS,
         ),
-        Group("Group_2", POPULATIONS, STRATIFIERS, "Counseling for nutrition", STRATIFIER_LABELS),
-        Group("Group_3", POPULATIONS, STRATIFIERS, "Counseling for physical activity", STRATIFIER_LABELS),
+        Group("Group_2", POPS, STRATIFIERS, "Counseling for nutrition", STRATIFIER_LABELS),
+        Group("Group_3", POPS, STRATIFIERS, "Counseling for physical activity", STRATIFIER_LABELS),
     ),
     improvement_notation="increase",
     uds=("Table 6B Line 12",),
@@ -97,27 +98,30 @@ def _counseling(ctx: Context, valueset: str) -> str:
     AND {status.is_intervention_performed("p")}
     AND {during_day_of_mp(start, end, ctx.period)}"""
 
+POPULATIONS = tuple(
+    Populations(
+        denominator_exclusion="denominator_exclusions",
+        numerator=f"numerator_{n}",
+        group=f"Group_{n}",
+        strata=True,
+    )
+    for n in (1, 2, 3)
+)
 
-def criteria(ctx: Context) -> str:
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
     lo, hi = qicore.mp_dates(mp)
     age = age_at_end("p.birth_date", mp)
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
+    has_hospice = ctx.shared(hospice.has_hospice_services)
     encounter_types = " OR ".join(code_in("Encounter", "e", v) for v in QUALIFYING_ENCOUNTER_VALUESETS)
-
-    def met(cte: str) -> str:
-        return f"EXISTS (SELECT 1 FROM {cte} x WHERE x.center = ip.center AND x.patient_id = ip.patient_id)"
 
     return f"""
 WITH
 -- CQL: define "Qualifying Encounters"  (union of 7 encounter value sets).isEncounterPerformed()
 --   where ValidEncounters.period during day of "Measurement Period"
-qualifying_encounters AS (
-  SELECT e.center, e.patient_id, e.id
-  FROM {table("Encounter")} e
-  WHERE ({encounter_types})
-    AND {status.is_encounter_performed("e")}
-    AND {during_day_of_mp("e.period_start", "e.period_end", mp)}
+qualifying_encounters AS ({performed_encounters(encounter_types, mp)}
 ),
 -- CQL: define "Initial Population"
 --   AgeInYearsAt(date from end of "Measurement Period") in Interval[3, 17] and exists "Qualifying Encounters"
@@ -166,25 +170,10 @@ numerator_2 AS ({_counseling(ctx, "Counseling for Nutrition")}
 -- CQL: define "Numerator 3"  [Procedure: "Counseling for Physical Activity"] performed during day of MP
 numerator_3 AS ({_counseling(ctx, "Counseling for Physical Activity")}
 ),
-patient_criteria AS (
-  SELECT ip.center, ip.patient_id, ip.strata,
-         {met("denominator_exclusions")} AS denominator_exclusion,
-         -- CQL: define "Numerator 1": BMI percentile and height and weight in the Measurement Period
-         {met("bmi_percentile_in_measurement_period")} AND {met("height_in_measurement_period")}
-           AND {met("weight_in_measurement_period")} AS numerator_1,
-         {met("numerator_2")} AS numerator_2,
-         {met("numerator_3")} AS numerator_3
-  FROM initial_population ip
+-- CQL: define "Numerator 1": BMI percentile and height and weight in the Measurement Period
+numerator_1 AS (
+  SELECT center, patient_id FROM bmi_percentile_in_measurement_period
+  INTERSECT SELECT center, patient_id FROM height_in_measurement_period
+  INTERSECT SELECT center, patient_id FROM weight_in_measurement_period
 )
-SELECT pc.center, pc.patient_id, pc.patient_id AS subject_id, g.group_id,
-       TRUE AS initial_population,
-       TRUE AS denominator,                                      -- CQL: define "Denominator"
-       pc.denominator_exclusion,
-       FALSE AS denominator_exception,
-       CASE g.group_id WHEN 'Group_1' THEN pc.numerator_1 WHEN 'Group_2' THEN pc.numerator_2
-                       ELSE pc.numerator_3 END AS numerator,
-       FALSE AS numerator_exclusion,
-       pc.strata
-FROM patient_criteria pc
-CROSS JOIN (VALUES ('Group_1'), ('Group_2'), ('Group_3')) AS g(group_id)
 """

@@ -24,6 +24,7 @@ from chc_equity.measures.engine import Context
 from chc_equity.measures.library import qicore, status
 from chc_equity.measures.library.retrieve import code_in, code_is, table
 from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
 from chc_equity.terminology import valueset_url
 
 LIBRARY = "CMS159FHIRDepRemissionat12Months"
@@ -93,8 +94,11 @@ def effective_start(o: str) -> str:
     """``start of <o>.effective.toInterval()`` as FHIR text (a Period without a start has none)."""
     return f"coalesce({o}.effective_datetime, {o}.effective_instant, {o}.effective_period_start)"
 
+POPULATIONS = (Populations.of("denominator_exclusion", "numerator", strata=True),)
 
-def criteria(ctx: Context) -> str:
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
     phq9 = code_in("Observation", "o", vs_url("PHQ 9 and PHQ 9M Tools"))
     # Interval[start of "Measurement Period" - 14 months, start of "Measurement Period" - 2 months ): at day
@@ -103,6 +107,7 @@ def criteria(ctx: Context) -> str:
     dip_hi = f"CAST({mp.start_date} - INTERVAL 2 MONTH - INTERVAL 1 DAY AS DATE)"
     # Interval[start of "Denominator Identification Period", end of "Measure Assessment Period"]
     lo, hi = "w.lo", "w.hi"
+    age = "years_between(fhir_date(p.birth_date), CAST(m.index_ts AS DATE))"  # at the index assessment
     window = "JOIN exclusion_window w ON w.center = {a}.center AND w.patient_id = {a}.patient_id"
     conditions = (
         f"{table('Condition')} c JOIN {ctx.patients()} pt ON pt.center = c.center AND pt.id = c.patient_id"
@@ -143,7 +148,8 @@ depression_encounter AS (
         AND (d.abatement_ts IS NULL OR e.period_start IS NULL OR fhir_ts(e.period_start) <= d.abatement_ts)
         AND (d.onset_ts IS NULL OR e.period_end IS NULL OR fhir_ts(e.period_end) >= d.onset_ts)
     )
-    AND fhir_date(e.period_end) BETWEEN {dip_lo} AND {dip_hi}      -- ends during day of DIP
+    -- ends during day of CQL define "Denominator Identification Period" (14 to 2 months before the MP)
+    AND fhir_date(e.period_end) BETWEEN {dip_lo} AND {dip_hi}
     AND e.status = 'finished'
 ),
 -- CQL: define "Index Depression Assessment"  (the first qualifying score > 9)
@@ -266,21 +272,13 @@ last_assessment AS (
 ),
 -- CQL: define "Initial Population"  (age >= 12 at the index assessment)
 initial_population AS (
-  SELECT p.center, p.id AS patient_id, years_between(fhir_date(p.birth_date), CAST(m.index_ts AS DATE)) AS age
+  SELECT p.center, p.id AS patient_id,
+         CASE WHEN {age} BETWEEN 12 AND 17 THEN ['Stratification 1']    -- CQL: define "Stratification 1"
+              WHEN {age} >= 18 THEN ['Stratification 2'] END AS strata  -- CQL: define "Stratification 2"
   FROM {ctx.patients()} p
   JOIN measure_assessment_period m ON m.center = p.center AND m.patient_id = p.id
-  WHERE years_between(fhir_date(p.birth_date), CAST(m.index_ts AS DATE)) >= 12
-)
-SELECT ip.center, ip.patient_id, ip.patient_id AS subject_id, 'Group_1' AS group_id,
-       TRUE AS initial_population,
-       TRUE AS denominator,                                        -- CQL: define "Denominator"
-       EXISTS (SELECT 1 FROM denominator_exclusions x
-               WHERE x.center = ip.center AND x.patient_id = ip.patient_id) AS denominator_exclusion,
-       FALSE AS denominator_exception,
-       coalesce(la.value < 5, FALSE) AS numerator,
-       FALSE AS numerator_exclusion,
-       CASE WHEN ip.age BETWEEN 12 AND 17 THEN ['Stratification 1']      -- CQL: define "Stratification 1"
-            WHEN ip.age >= 18 THEN ['Stratification 2'] END AS strata   -- CQL: define "Stratification 2"
-FROM initial_population ip
-LEFT JOIN last_assessment la ON la.center = ip.center AND la.patient_id = ip.patient_id
+  WHERE {age} >= 12
+),
+-- CQL: define "Numerator": the last assessment's value < 5
+numerator AS (SELECT center, patient_id FROM last_assessment WHERE value < 5)
 """

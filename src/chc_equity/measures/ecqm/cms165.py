@@ -12,6 +12,7 @@ from chc_equity.measures.engine import Context
 from chc_equity.measures.library import adult_outpatient, frailty, hospice, palliative, qicore, status
 from chc_equity.measures.library.retrieve import code_in, table
 from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
 
 MEASURE = Measure(
     name="CMS165FHIRControllingHighBP",
@@ -46,20 +47,20 @@ def _any_of(resource: str, alias: str, valuesets: dict[str, str]) -> str:
         f"{code_in(resource, alias, oid)}  -- \"{name}\"" for name, oid in valuesets.items()
     ) + "\n    )"
 
+POPULATIONS = (Populations.of("denominator_exclusion", "numerator"),)
 
-def criteria(ctx: Context) -> str:
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
     lo, hi = qicore.mp_dates(mp)
-    encounters = ctx.shared("adult_outpatient_qualifying_encounters", adult_outpatient.qualifying_encounters)
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
+    encounters = ctx.shared(adult_outpatient.qualifying_encounters)
+    has_hospice = ctx.shared(hospice.has_hospice_services)
     frail = ctx.shared(
-        "frailty_is_age_66_to_80_with_advanced_illness_and_frailty_or_is_age_81_or_older_with_frailty",
-        frailty.is_age_66_to_80_with_advanced_illness_and_frailty_or_is_age_81_or_older_with_frailty,
+        frailty.is_age_66_to_80_with_advanced_illness_and_frailty_or_is_age_81_or_older_with_frailty
     )
-    nursing_home = ctx.shared("frailty_is_age_66_or_older_living_long_term_in_a_nursing_home",
-                              frailty.is_age_66_or_older_living_long_term_in_a_nursing_home)
-    palliative_care = ctx.shared("palliative_has_palliative_care_in_the_measurement_period",
-                                 palliative.has_palliative_care_in_the_measurement_period)
+    nursing_home = ctx.shared(frailty.is_age_66_or_older_living_long_term_in_a_nursing_home)
+    palliative_care = ctx.shared(palliative.has_palliative_care_in_the_measurement_period)
     latest = qicore.choice_latest("o", "effective", instant=True)
     first_six_months_end = f"({mp.start_ts} + INTERVAL 6 MONTH - INTERVAL 1 MILLISECOND)"
     performed_end = f"fhir_ts({qicore.choice_end('p', 'performed')})"
@@ -163,7 +164,8 @@ readings_on_most_recent_day AS (
   JOIN most_recent_blood_pressure_day d
     ON d.center = r.center AND d.patient_id = r.patient_id AND d.on_day = CAST(r.taken_at AS DATE)
 ),
--- CQL: define "Lowest Systolic Reading on Most Recent Blood Pressure Day" / "... Diastolic ..."
+-- CQL: define "Lowest Systolic Reading on Most Recent Blood Pressure Day" and
+--   "Lowest Diastolic Reading on Most Recent Blood Pressure Day"
 -- (sort asc puts nulls first: one reading without the component makes the lowest reading null)
 lowest_reading_on_most_recent_day AS (
   SELECT center, patient_id,
@@ -177,14 +179,4 @@ numerator AS (
   SELECT center, patient_id FROM lowest_reading_on_most_recent_day
   WHERE systolic < 140 AND diastolic < 90
 )
-SELECT ip.center, ip.patient_id, ip.patient_id AS subject_id, 'Group_1' AS group_id,
-       TRUE AS initial_population,
-       TRUE AS denominator,
-       (ip.center, ip.patient_id) IN (SELECT (center, patient_id) FROM denominator_exclusions)
-         AS denominator_exclusion,
-       FALSE AS denominator_exception,
-       (ip.center, ip.patient_id) IN (SELECT (center, patient_id) FROM numerator) AS numerator,
-       FALSE AS numerator_exclusion,
-       CAST(NULL AS VARCHAR[]) AS strata
-FROM initial_population ip
 """

@@ -15,6 +15,7 @@ from chc_equity.measures.cql import age_at_start, during_day_of_mp
 from chc_equity.measures.engine import Context
 from chc_equity.measures.library.retrieve import code_in, code_is, table
 from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
 
 SNOMED = "http://snomed.info/sct"
 SUICIDE_RISK_ASSESSMENT = "225337009"  # "Suicide risk assessment (procedure)"
@@ -56,8 +57,11 @@ def _during_encounter(start: str, end: str) -> str:
         f"AND (m.period_end IS NULL OR coalesce(fhir_ts({end}) <= fhir_ts(m.period_end), FALSE)))"
     )
 
+POPULATIONS = (Populations(numerator="numerator"),)
 
-def criteria(ctx: Context) -> str:
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
     encounter_types = " OR ".join(code_in("Encounter", "e", v) for v in ENCOUNTER_VALUESETS)
     valid_encounter = f"""
@@ -142,14 +146,4 @@ numerator AS (
   UNION
   SELECT center, id FROM encounter_with_observation_for_suicide_risk_assessment
 )
-SELECT ip.center, ip.patient_id, ip.id AS subject_id, 'Group_1' AS group_id,
-       TRUE AS initial_population,
-       TRUE AS denominator,                                      -- CQL: define "Denominator"
-       FALSE AS denominator_exclusion,
-       FALSE AS denominator_exception,
-       n.id IS NOT NULL AS numerator,
-       FALSE AS numerator_exclusion,
-       CAST(NULL AS VARCHAR[]) AS strata
-FROM initial_population ip
-LEFT JOIN numerator n ON n.center = ip.center AND n.id = ip.id
 """

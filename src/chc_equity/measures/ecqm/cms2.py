@@ -22,13 +22,13 @@ from chc_equity.measures.cql import (
     during_day_of_mp,
     medication_requested,
     observation_cancelled,
-    observation_has_value,
     service_requested,
 )
 from chc_equity.measures.engine import Context
 from chc_equity.measures.library import cmd, qicore, status
 from chc_equity.measures.library.retrieve import code_in, code_is
 from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
 
 MEASURE = Measure(
     name="CMS2FHIRPCSDepScreenAndFollowUp",
@@ -92,10 +92,13 @@ def _within_14_days_before(point_day: str, encounter_start: str) -> str:
         f"AND fhir_date({encounter_start}))"
     )
 
+POPULATIONS = (Populations.of("denominator_exclusion", "denominator_exception", "numerator"),)
 
-def criteria(ctx: Context) -> str:
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
-    mrp = ctx.shared("cmd_medication_request_period", cmd.medication_request_period)
+    mrp = ctx.shared(cmd.medication_request_period)
     eff_start = "coalesce(o.effective_datetime, o.effective_period_start, o.effective_instant)"
     eff_end = "coalesce(o.effective_datetime, o.effective_period_end, o.effective_instant)"
     screening = _per_tool(lambda t: f"""
@@ -105,7 +108,7 @@ def criteria(ctx: Context) -> str:
          {has_code('observation_value_code', 'o', SNOMED, SCREENING_POSITIVE)} AS positive
   FROM flat.observation o
   WHERE {code_is('Observation', 'o', LOINC, t.loinc)}
-    AND {observation_has_value('o')}
+    AND {qicore.observation_has_value('o')}
     AND {status.is_assessment_performed('o')}""")
     medication_follow_up = _per_tool(lambda t: f"""
   SELECT DISTINCT '{t.name}' AS tool, m.center, m.patient_id, m.id,
@@ -156,6 +159,7 @@ qualifying_encounter AS (
     AND e.status = 'finished'
 ),
 -- CQL: define "Initial Population"
+--   "Patient Age 12 Years or Older at Start of Measurement Period" (the age test below)
 initial_population AS (
   SELECT p.center, p.id AS patient_id, p.birth_date, {age_at_start('p.birth_date', mp)} AS age
   FROM {ctx.patients()} p
@@ -182,12 +186,14 @@ most_recent_depression_screening AS (
     FROM screening_near_encounter s
   ) WHERE rn = 1
 ),
--- CQL: define "Follow Up Intervention for Positive Adolescent Depression Screening" / "... Adult ..."
+-- CQL: define "Follow Up Intervention for Positive Adolescent Depression Screening"
+--   and "Follow Up Intervention for Positive Adult Depression Screening" (column tool)
 follow_up_intervention AS ({medication_follow_up}
   UNION ALL{referral_follow_up}
   UNION ALL{procedure_follow_up}
 ),
--- CQL: define "Most Recent Adolescent Depression Screening Positive and Follow Up Provided" / "... Adult ..."
+-- CQL: define "Most Recent Adolescent Depression Screening Positive and Follow Up Provided"
+--   and "Most Recent Adult Depression Screening Positive and Follow Up Provided" (column tool)
 positive_and_follow_up AS (
   SELECT DISTINCT s.tool, s.center, s.patient_id
   FROM most_recent_depression_screening s
@@ -200,7 +206,8 @@ positive_and_follow_up AS (
                                             AND (fhir_ts(q.period_end) + INTERVAL 2 DAY)::DATE)
     AND CAST(coalesce(f.performed_start, f.authored_on) AS DATE) BETWEEN {mp.start_date} AND {mp.end_date}
 ),
--- CQL: define "Medical or Patient Reason for Not Screening Adolescent for Depression" / "... Adult ..."
+-- CQL: define "Medical or Patient Reason for Not Screening Adolescent for Depression"
+--   and "Medical or Patient Reason for Not Screening Adult for Depression" (column tool)
 -- [ObservationCancelled: code ~ screening] issued during day of a qualifying encounter
 reason_not_screening AS ({cancelled}
 ),
@@ -226,25 +233,26 @@ flags AS (
          {_tool_exists('screening_near_encounter', 'adolescent')} AS has_adolescent_screening,
          {_tool_exists('screening_near_encounter', 'adult')} AS has_adult_screening,
          {_tool_exists('reason_not_screening', 'adolescent')} AS adolescent_reason,
-         {_tool_exists('reason_not_screening', 'adult')} AS adult_reason,
-         EXISTS (SELECT 1 FROM history_of_bipolar x
-                 WHERE x.center = ip.center AND x.patient_id = ip.patient_id) AS bipolar
+         {_tool_exists('reason_not_screening', 'adult')} AS adult_reason
   FROM initial_population ip
+),
+-- CQL: define "Denominator Exclusions": "History of Bipolar Diagnosis Before Qualifying Encounter"
+denominator_exclusions AS (SELECT center, patient_id FROM history_of_bipolar),
+-- CQL: define "Denominator Exceptions": a reason not to screen, and no screening of that age group
+denominator_exceptions AS (
+  SELECT center, patient_id FROM flags
+  WHERE (adolescent_reason AND NOT has_adolescent_screening) OR (adult_reason AND NOT has_adult_screening)
+),
+-- CQL: define "Numerator"; the ages are "Patient Age 12 to 16 Years at Start of Measurement Period",
+--   "Patient Age 17 Years at Start of Measurement Period" and
+--   "Patient Age 18 Years or Older at Start of Measurement Period"
+numerator AS (
+  SELECT center, patient_id FROM flags
+  WHERE (age BETWEEN 12 AND 16 AND (adolescent_negative OR adolescent_positive_follow_up))
+     OR (age = 17 AND (adolescent_negative OR adolescent_positive_follow_up
+                       OR adult_negative OR adult_positive_follow_up))
+     OR (age >= 18 AND (adult_negative OR adult_positive_follow_up))
 )
-SELECT center, patient_id, patient_id AS subject_id, 'Group_1' AS group_id,
-       TRUE AS initial_population,
-       TRUE AS denominator,                                          -- CQL: define "Denominator"
-       bipolar AS denominator_exclusion,                             -- CQL: define "Denominator Exclusions"
-       (adolescent_reason AND NOT has_adolescent_screening)          -- CQL: define "Denominator Exceptions"
-         OR (adult_reason AND NOT has_adult_screening) AS denominator_exception,
-       (age BETWEEN 12 AND 16                                        -- CQL: define "Numerator"
-          AND (adolescent_negative OR adolescent_positive_follow_up))
-         OR (age = 17 AND (adolescent_negative OR adolescent_positive_follow_up
-                           OR adult_negative OR adult_positive_follow_up))
-         OR (age >= 18 AND (adult_negative OR adult_positive_follow_up)) AS numerator,
-       FALSE AS numerator_exclusion,
-       CAST(NULL AS VARCHAR[]) AS strata
-FROM flags
 """
 
 

@@ -28,6 +28,7 @@ from chc_equity.measures.engine import Context
 from chc_equity.measures.library import qicore, status
 from chc_equity.measures.library.retrieve import code_in, code_is
 from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
 
 MEASURE = Measure(
     name="CMS22FHIRPCSBPScreeningFollowUp",
@@ -100,8 +101,11 @@ def _on_encounter_day(cte: str) -> str:
         f"AND x.day BETWEEN e.start_day AND e.end_day)"
     )
 
+POPULATIONS = (Populations.of("denominator_exclusion", "denominator_exception", "numerator"),)
 
-def criteria(ctx: Context) -> str:
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
     lo, hi = qicore.mp_dates(mp)
     order = status.ORDER_INTENTS
@@ -179,13 +183,15 @@ encounter_reading AS (
          coalesce(sbp >= 1 AND sbp < 120 AND dbp >= 1 AND dbp < 80, FALSE) AS normal,
          -- CQL: define "Encounter with Elevated Blood Pressure Reading SBP 120 to 129 AND DBP less than 80"
          coalesce(sbp BETWEEN 120 AND 129 AND dbp >= 1 AND dbp < 80, FALSE) AS elevated,
-         -- CQL: define "Encounter with First Hypertensive Reading SBP ... >= 130 OR DBP ... >= 80"
+         -- CQL: define "Encounter with First Hypertensive Reading SBP Greater than or Equal to 130 OR
+         --   DBP Greater than or Equal to 80"
          coalesce(sbp > 0 AND dbp > 0 AND (sbp >= 130 OR dbp >= 80), FALSE)
            AND NOT htn_year_prior AS first_htn,
          -- CQL: define "Encounter with Second Hypertensive Reading SBP 130 to 139 OR DBP 80 to 89"
          coalesce((sbp BETWEEN 130 AND 139 OR dbp BETWEEN 80 AND 89) AND NOT (sbp >= 140 OR dbp >= 90), FALSE)
            AND htn_year_prior AS second_130,
-         -- CQL: define "Encounter with Second Hypertensive Reading SBP ... >= 140 OR DBP ... >= 90"
+         -- CQL: define "Encounter with Second Hypertensive Reading SBP Greater than or Equal to 140 OR
+         --   DBP Greater than or Equal to 90"
          coalesce(sbp > 0 AND dbp > 0 AND (sbp >= 140 OR dbp >= 90), FALSE) AND htn_year_prior AS second_140
   FROM readings r
 ),
@@ -243,7 +249,8 @@ second_130_interventions AS (
   JOIN in_mp i ON i.center = r.center AND i.patient_id = r.patient_id
   WHERE r.day BETWEEN {lo} AND {hi} AND i.lab AND i.nonpharm
 ),
--- CQL: define "Second Hypertensive Reading SBP Greater than or Equal to 140 OR DBP ... 90 Interventions"
+-- CQL: define "Second Hypertensive Reading SBP Greater than or Equal to 140 OR DBP Greater than or Equal
+--   to 90 Interventions"
 second_140_interventions AS (
   SELECT f.center, f.patient_id, f.day FROM four_week_rescreen f
   JOIN in_mp i ON i.center = f.center AND i.patient_id = f.patient_id
@@ -275,12 +282,15 @@ second_130_declined AS (
   SELECT * FROM declined_referral_or_6_months UNION ALL SELECT * FROM lab_or_ecg_not_ordered
   UNION ALL SELECT * FROM non_pharmacological_not_ordered
 ),
--- CQL: define "Second Hypertensive Reading SBP >= 140 OR DBP >= 90 Interventions Declined"
+-- CQL: define "Second Hypertensive Reading SBP Greater than or Equal to 140 OR DBP Greater than or Equal
+--   to 90 Interventions Declined"
 second_140_declined AS (
   SELECT * FROM declined_4_weeks_or_referral UNION ALL SELECT * FROM medication_not_requested
   UNION ALL SELECT * FROM lab_or_ecg_not_ordered UNION ALL SELECT * FROM non_pharmacological_not_ordered
 ),
--- [ObservationCancelled: code ~ BP panel | systolic | diastolic] with a patient or medical reason
+-- CQL: define "Encounter with Medical Reason for Not Obtaining or Patient Declined Blood Pressure
+--   Measurement": [ObservationCancelled: code ~ BP panel | systolic | diastolic] with a patient or
+--   medical reason
 bp_not_obtained AS (
   SELECT o.center, o.patient_id, fhir_date(o.issued) AS day FROM flat.observation o
   WHERE {observation_cancelled('o')}
@@ -303,7 +313,12 @@ flags AS (
   SELECT e.center, e.patient_id, e.id,
          EXISTS (SELECT 1 FROM hypertension_before h
                  WHERE h.center = e.center AND h.encounter_id = e.id) AS excluded,
-         -- CQL: define "Numerator"
+         -- CQL: define "Numerator", folding (one line each below) "Encounter with Elevated Blood Pressure
+         --   Reading SBP 120 to 129 AND DBP less than 80 and Interventions", "Encounter with First
+         --   Hypertensive Reading SBP Greater than or Equal to 130 OR DBP Greater than or Equal to 80 and
+         --   Interventions", "Encounter with Second Hypertensive Reading SBP 130 to 139 OR DBP 80 to 89
+         --   and Interventions" and "Encounter with Second Hypertensive Reading SBP Greater than or Equal
+         --   to 140 OR DBP Greater than or Equal to 90 and Interventions"
          e.normal
            OR (e.elevated AND {_on_encounter_day('rescreen_6_months')}
                AND {_on_encounter_day('non_pharmacological')})
@@ -313,7 +328,8 @@ flags AS (
                                  OR {_on_encounter_day('referral')}))
            OR (e.second_140 AND ({_on_encounter_day('second_140_interventions')}
                                  OR {_on_encounter_day('referral')})) AS numerator,
-         -- CQL: define "Denominator Exceptions"
+         -- CQL: define "Denominator Exceptions", folding "Encounter with Order for Hypertension Follow Up
+         --   Declined by Patient" (the declined orders below, per reading)
          {_on_encounter_day('bp_not_obtained')}
            OR (e.elevated AND ({_on_encounter_day('declined_referral_or_6_months')}
                                OR {_on_encounter_day('non_pharmacological_not_ordered')}))
@@ -323,14 +339,9 @@ flags AS (
            OR (e.second_140 AND {_on_encounter_day('second_140_declined')}) AS exception
   FROM encounter_reading e
   JOIN initial_population ip ON ip.center = e.center AND ip.id = e.id
-)
-SELECT center, patient_id, id AS subject_id, 'Group_1' AS group_id,
-       TRUE AS initial_population,
-       TRUE AS denominator,                                          -- CQL: define "Denominator"
-       excluded AS denominator_exclusion,
-       exception AS denominator_exception,
-       numerator,
-       FALSE AS numerator_exclusion,
-       CAST(NULL AS VARCHAR[]) AS strata
-FROM flags
+),
+-- the population defines as relations of encounters (computed per encounter in flags)
+denominator_exclusions AS (SELECT center, patient_id, id FROM flags WHERE excluded),
+denominator_exceptions AS (SELECT center, patient_id, id FROM flags WHERE exception),
+numerator AS (SELECT center, patient_id, id FROM flags WHERE numerator)
 """

@@ -22,6 +22,7 @@ from chc_equity.measures.engine import Context
 from chc_equity.measures.library import qicore, status
 from chc_equity.measures.library.retrieve import code_in, table
 from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
 
 MEASURE = Measure(
     name="CMS314FHIRHIVViralSuppression",
@@ -68,8 +69,11 @@ def _copies_per_ml(o: str) -> str:
         f"WHEN {unit} IN ('/L', '1/L') THEN {o}.value_quantity_value / 1000 END)"
     )
 
+POPULATIONS = (Populations(numerator="numerator"),)
 
-def criteria(ctx: Context) -> str:
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
     lo, hi = qicore.mp_dates(mp)
     first_240_days = Period(mp.start, mp.start + timedelta(days=240))
@@ -133,14 +137,4 @@ numerator AS (
      OR {has_code("observation_value_code", "m", SNOMED, BELOW_THRESHOLD)}
      OR {has_code("observation_value_code", "m", SNOMED, NOT_DETECTED)}
 )
-SELECT ip.center, ip.patient_id, ip.patient_id AS subject_id, 'Group_1' AS group_id,
-       TRUE AS initial_population,
-       TRUE AS denominator,                                           -- CQL: define "Denominator"
-       FALSE AS denominator_exclusion,
-       FALSE AS denominator_exception,
-       EXISTS (SELECT 1 FROM numerator n
-               WHERE n.center = ip.center AND n.patient_id = ip.patient_id) AS numerator,
-       FALSE AS numerator_exclusion,
-       CAST(NULL AS VARCHAR[]) AS strata
-FROM initial_population ip
 """

@@ -28,6 +28,7 @@ from chc_equity.measures.engine import Context
 from chc_equity.measures.library import cmd, hospice, palliative, qicore, status
 from chc_equity.measures.library.retrieve import code_in, code_is, table
 from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
 from chc_equity.terminology import valueset_url
 
 _POPULATIONS = (
@@ -150,16 +151,25 @@ def _has(cte: str) -> str:
     """The patient ``p`` has a row in the per-patient CTE ``cte`` (CQL ``exists "<definition>"``)."""
     return f"EXISTS (SELECT 1 FROM {cte} x WHERE x.center = p.center AND x.patient_id = p.id)"
 
+POPULATIONS = tuple(
+    Populations(
+        initial_population=f"initial_population_{n}",
+        denominator_exclusion="denominator_exclusions",
+        denominator_exception="denominator_exceptions",
+        numerator="numerator",
+        group=f"Group_{n}",
+    )
+    for n in (1, 2, 3, 4)
+)
 
-def criteria(ctx: Context) -> str:
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
     lo, hi = qicore.mp_dates(mp)
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
-    request_period = ctx.shared("cmd_medication_request_period", cmd.medication_request_period)
-    has_palliative = ctx.shared(
-        "palliative_has_palliative_care_in_the_measurement_period",
-        palliative.has_palliative_care_in_the_measurement_period,
-    )
+    has_hospice = ctx.shared(hospice.has_hospice_services)
+    request_period = ctx.shared(cmd.medication_request_period)
+    has_palliative = ctx.shared(palliative.has_palliative_care_in_the_measurement_period)
     conditions = (
         f"{table('Condition')} c JOIN {ctx.patients()} pt ON pt.center = c.center AND pt.id = c.patient_id"
     )
@@ -295,40 +305,30 @@ patient_flags AS (
          {_has("hypercholesterolemia_diagnosis")} AS fh,
          {_has("has_diabetes_diagnosis")} AS diabetes,
          {_has("ten_year_cvd_risk_is_high")} AS cvd_risk,
-         {age_at_start("p.birth_date", mp)} AS age,
-         {_has("denominator_exclusions")} AS denex,
-         {_has("denominator_exceptions")} AS denexcep,
-         {_has("numerator")} AS num
+         {age_at_start("p.birth_date", mp)} AS age
   FROM {ctx.patients()} p
 ),
--- CQL: define "Initial Population 1" .. "Initial Population 4"
-initial_populations AS (
-  SELECT center, patient_id, 'Group_1' AS group_id, ascvd AND enc AS ip, denex, denexcep, num
-  FROM patient_flags
-  UNION ALL
-  -- "Patients Aged 20 to 75 with LDL Cholesterol Result Greater than or Equal to 190 or
-  --  Hypercholesterolemia without ASCVD"
-  SELECT center, patient_id, 'Group_2', age BETWEEN 20 AND 75 AND (ldl OR fh) AND NOT ascvd AND enc,
-         denex, denexcep, num FROM patient_flags
-  UNION ALL
-  -- "Patients Aged 40 to 75 Years with Diabetes without ASCVD or LDL Greater than 190 or
-  --  Hypercholesterolemia"
-  SELECT center, patient_id, 'Group_3',
-         age BETWEEN 40 AND 75 AND diabetes AND NOT ascvd AND NOT ldl AND NOT fh AND enc,
-         denex, denexcep, num FROM patient_flags
-  UNION ALL
-  -- "Patients Age 40 to 75 Years and have a 10 Year CVD Risk of High without ASCVD and High LDL and Diabetes"
-  SELECT center, patient_id, 'Group_4', age BETWEEN 40 AND 75 AND cvd_risk
-         AND NOT (ascvd OR fh OR ldl OR diabetes) AND enc, denex, denexcep, num FROM patient_flags
+-- CQL: define "Initial Population 1"
+initial_population_1 AS (SELECT center, patient_id FROM patient_flags WHERE ascvd AND enc),
+-- CQL: define "Initial Population 2": "Patients Aged 20 to 75 with LDL Cholesterol Result Greater than or
+--   Equal to 190 or Hypercholesterolemia without ASCVD" (the age test is "Patients Aged 20 to 75 at Start
+--   of Measurement Period")
+initial_population_2 AS (
+  SELECT center, patient_id FROM patient_flags
+  WHERE age BETWEEN 20 AND 75 AND (ldl OR fh) AND NOT ascvd AND enc
+),
+-- CQL: define "Initial Population 3": "Patients Aged 40 to 75 Years with Diabetes without ASCVD or LDL
+--   Greater than 190 or Hypercholesterolemia"
+initial_population_3 AS (
+  SELECT center, patient_id FROM patient_flags
+  WHERE age BETWEEN 40 AND 75 AND diabetes AND NOT ascvd AND NOT ldl AND NOT fh AND enc
+),
+-- CQL: define "Initial Population 4": "Patients Age 40 to 75 Years and have a 10 Year CVD Risk of High
+--   without ASCVD and High LDL and Diabetes"
+initial_population_4 AS (
+  SELECT center, patient_id FROM patient_flags
+  WHERE age BETWEEN 40 AND 75 AND cvd_risk AND NOT (ascvd OR fh OR ldl OR diabetes) AND enc
 )
-SELECT center, patient_id, patient_id AS subject_id, group_id,
-       TRUE AS initial_population,
-       TRUE AS denominator,                                        -- CQL: define "Denominator n"
-       denex AS denominator_exclusion,
-       denexcep AS denominator_exception,
-       num AS numerator,
-       FALSE AS numerator_exclusion,
-       CAST(NULL AS VARCHAR[]) AS strata
-FROM initial_populations
-WHERE coalesce(ip, FALSE)
+-- CQL: define "Denominator 1", "Denominator 2", "Denominator 3", "Denominator 4": each its group's
+--   initial population
 """

@@ -10,11 +10,12 @@ Status ``verified()``, so :func:`status.verified` is used.
 
 from __future__ import annotations
 
-from chc_equity.measures.cql import age_at_start, during_day_of_mp, observation_has_value
+from chc_equity.measures.cql import age_at_start, during_day_of_mp
 from chc_equity.measures.engine import Context
 from chc_equity.measures.library import qicore, status
 from chc_equity.measures.library.retrieve import code_in, code_is, table
 from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
 
 MEASURE = Measure(
     name="CMS349FHIRHIVScreening",
@@ -49,8 +50,11 @@ QUALIFYING_ENCOUNTER_VALUESETS = (
     "Office Visit",
 )
 
+POPULATIONS = (Populations.of("denominator_exclusion", "denominator_exception", "numerator"),)
 
-def criteria(ctx: Context) -> str:
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
     encounter_types = " OR ".join(code_in("Encounter", "e", v) for v in QUALIFYING_ENCOUNTER_VALUESETS)
     # start of HIVTest.effective.toInterval(): the dateTime (or instant), else the Period's start
@@ -100,23 +104,17 @@ has_hiv_test_performed AS (
   JOIN initial_population ip ON ip.center = o.center AND ip.patient_id = o.patient_id
   WHERE ({code_in("Observation", "o", "Human Immunodeficiency Virus (HIV) Laboratory Test Codes (Ab and Ag)")}
          OR {code_is("Observation", "o", LOINC, HIV_TESTS_MU_SET)})
-    AND {observation_has_value("o")}
+    AND {qicore.observation_has_value("o")}
     AND years_between(fhir_date(ip.birth_date), fhir_date({test_start})) BETWEEN 15 AND 65
     AND fhir_date({test_start}) < {mp.end_date}
     AND o.status IN ('final', 'amended', 'corrected')
-)
-SELECT ip.center, ip.patient_id, ip.patient_id AS subject_id, 'Group_1' AS group_id,
-       TRUE AS initial_population,
-       TRUE AS denominator,                                           -- CQL: define "Denominator"
-       EXISTS (SELECT 1 FROM denominator_exclusions x
-               WHERE x.center = ip.center AND x.patient_id = ip.patient_id) AS denominator_exclusion,
-       -- CQL: define "Denominator Exceptions" = "Patient Expired":
-       --   Patient.deceased on or before day of end of "Measurement Period" (deceasedBoolean is no DateTime)
-       coalesce(fhir_date(ip.deceased_datetime) <= {mp.end_date}, FALSE) AS denominator_exception,
-       -- CQL: define "Numerator" = "Has HIV Test Performed"
-       EXISTS (SELECT 1 FROM has_hiv_test_performed x
-               WHERE x.center = ip.center AND x.patient_id = ip.patient_id) AS numerator,
-       FALSE AS numerator_exclusion,
-       CAST(NULL AS VARCHAR[]) AS strata
-FROM initial_population ip
+),
+-- CQL: define "Denominator Exceptions" = "Patient Expired":
+--   Patient.deceased on or before day of end of "Measurement Period" (deceasedBoolean is no DateTime)
+denominator_exceptions AS (
+  SELECT center, patient_id FROM initial_population ip
+  WHERE coalesce(fhir_date(ip.deceased_datetime) <= {mp.end_date}, FALSE)
+),
+-- CQL: define "Numerator" = "Has HIV Test Performed"
+numerator AS (SELECT center, patient_id FROM has_hiv_test_performed)
 """

@@ -12,9 +12,9 @@ from chc_equity.measures.codes import has_code, in_valueset
 from chc_equity.measures.cql import (
     USCORE,
     condition_problem_or_health_concern,
+    during_day_of,
     during_day_of_mp,
     in_profile,
-    interval_during_day,
     medication_not_requested,
     medication_requested,
     observation_cancelled,
@@ -25,6 +25,7 @@ from chc_equity.measures.engine import Context
 from chc_equity.measures.library import hospice, palliative, qicore, status
 from chc_equity.measures.library.retrieve import code_in, code_is
 from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
 
 MEASURE = Measure(
     name="CMS69FHIRPCSBMIScreenAndFollowUp",
@@ -75,14 +76,15 @@ def _not_ended_before(c: str, birth: str, day: str) -> str:
         f"WHEN {end} IS NOT NULL THEN {end} >= {day} ELSE FALSE END)"
     )
 
+POPULATIONS = (Populations.of("denominator_exclusion", "denominator_exception", "numerator"),)
 
-def criteria(ctx: Context) -> str:
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
     lo, hi = qicore.mp_dates(mp)
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
-    has_palliative = ctx.shared(
-        "palliative_has_palliative_care", palliative.has_palliative_care_in_the_measurement_period
-    )
+    has_hospice = ctx.shared(hospice.has_hospice_services)
+    has_palliative = ctx.shared(palliative.has_palliative_care_in_the_measurement_period)
     bmi_value = "o.value_quantity_value"
     bmi_unit = "coalesce(o.value_quantity_code, o.value_quantity_unit)"
     eff_start = "coalesce(o.effective_datetime, o.effective_period_start, o.effective_instant)"
@@ -114,9 +116,10 @@ bmi_during_measurement_period AS (
   WHERE {in_profile('o', (USCORE + 'us-core-bmi',), code_is('Observation', 'o', LOINC, BMI_RATIO))}
     AND {status.is_observation_performed('o')}
     AND {bmi_unit} = 'kg/m2' AND {bmi_value} > 0
-    AND {interval_during_day(eff_start, eff_end, lo, hi)}
+    AND {during_day_of(eff_start, eff_end, lo, hi)}
 ),
--- CQL: define "Has Normal BMI" (with "Documented High/Low BMI During Measurement Period")
+-- CQL: define "Has Normal BMI", with "Documented High BMI During Measurement Period" and
+--   "Documented Low BMI During Measurement Period" (any_high / any_low)
 bmi_class AS (
   SELECT center, patient_id,
          bool_or(bmi >= 18.5 AND bmi < 25) AS any_normal,
@@ -194,7 +197,7 @@ low_bmi_interventions_performed AS (
                       AND {condition_problem_or_health_concern('c')}   -- [ConditionProblemsHealthConcerns]
                       AND {has_code('condition_category', 'c', HEALTH_CONCERN_SYSTEM, 'health-concern')}
                       AND {_onset_on_or_before('c', 'c.birth_date', f'fhir_date({perf_start})')}
-                      AND {interval_during_day(perf_start, perf_end, lo, hi)}
+                      AND {during_day_of(perf_start, perf_end, lo, hi)}
                       AND {_not_ended_before('c', 'c.birth_date', f'fhir_date({perf_start})')}))
 ),
 -- CQL: define "High BMI And Follow Up Provided" / "Low BMI And Follow Up Provided"
@@ -258,24 +261,21 @@ reason_not_performing_bmi_exam AS (
     AND fhir_date({qicore.choice_end('o', 'effective', instant=True)}) = fhir_date(q.period_start)
     AND ({in_valueset('observation_not_done_reason', 'o', 'Patient Declined')}
          OR {in_valueset('observation_not_done_reason', 'o', 'Medical Reason')})
+),
+-- CQL: define "Denominator Exclusions"
+denominator_exclusions AS (
+  SELECT center, patient_id FROM {has_hospice}
+  UNION SELECT center, patient_id FROM {has_palliative}
+  UNION SELECT center, patient_id FROM is_pregnant
+),
+-- CQL: define "Denominator Exceptions"
+denominator_exceptions AS (
+  SELECT center, patient_id FROM medical_reason_no_follow_up
+  UNION SELECT center, patient_id FROM reason_not_performing_bmi_exam
+),
+-- CQL: define "Numerator": "High BMI And Follow Up Provided" or "Low BMI And Follow Up Provided" or
+--   "Has Normal BMI"
+numerator AS (
+  SELECT center, patient_id FROM follow_up WHERE high_followed_up OR low_followed_up OR has_normal_bmi
 )
-SELECT ip.center, ip.patient_id, ip.patient_id AS subject_id, 'Group_1' AS group_id,
-       TRUE AS initial_population,
-       TRUE AS denominator,                                          -- CQL: define "Denominator"
-       EXISTS (SELECT 1 FROM {has_hospice} x WHERE x.center = ip.center AND x.patient_id = ip.patient_id)
-         OR EXISTS (SELECT 1 FROM {has_palliative} x
-                    WHERE x.center = ip.center AND x.patient_id = ip.patient_id)
-         OR EXISTS (SELECT 1 FROM is_pregnant x WHERE x.center = ip.center AND x.patient_id = ip.patient_id)
-         AS denominator_exclusion,                                   -- CQL: define "Denominator Exclusions"
-       EXISTS (SELECT 1 FROM medical_reason_no_follow_up x
-               WHERE x.center = ip.center AND x.patient_id = ip.patient_id)
-         OR EXISTS (SELECT 1 FROM reason_not_performing_bmi_exam x
-                    WHERE x.center = ip.center AND x.patient_id = ip.patient_id)
-         AS denominator_exception,                                   -- CQL: define "Denominator Exceptions"
-       coalesce(f.high_followed_up OR f.low_followed_up OR f.has_normal_bmi, FALSE)
-         AS numerator,                                               -- CQL: define "Numerator"
-       FALSE AS numerator_exclusion,
-       CAST(NULL AS VARCHAR[]) AS strata
-FROM initial_population ip
-LEFT JOIN follow_up f ON f.center = ip.center AND f.patient_id = ip.patient_id
 """

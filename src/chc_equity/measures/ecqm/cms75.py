@@ -8,11 +8,12 @@ for the dental dashboard (UDS counts dental services in Table 5, not this rate).
 
 from __future__ import annotations
 
-from chc_equity.measures.cql import age_at_start, during_day_of_mp
+from chc_equity.measures.cql import age_at_start
 from chc_equity.measures.engine import Context
-from chc_equity.measures.library import hospice, qicore, status
-from chc_equity.measures.library.retrieve import code_in, table
+from chc_equity.measures.library import hospice, qicore
+from chc_equity.measures.library.retrieve import code_in, performed_encounters, table
 from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
 
 MEASURE = Measure(
     name="CMS75FHIRChildrenDentalDecay",
@@ -30,21 +31,19 @@ MEASURE = Measure(
     extra={"measure_type": "outcome"},
 )
 
+POPULATIONS = (Populations.of("denominator_exclusion", "numerator"),)
 
-def criteria(ctx: Context) -> str:
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
     lo, hi = qicore.mp_dates(mp)
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
+    has_hospice = ctx.shared(hospice.has_hospice_services)
     return f"""
 WITH
 -- CQL: define "Qualifying Encounters"
 --   ([Encounter: "Clinical Oral Evaluation"]).isEncounterPerformed() during day of "Measurement Period"
-qualifying_encounters AS (
-  SELECT e.center, e.patient_id, e.id
-  FROM {table("Encounter")} e
-  WHERE {code_in("Encounter", "e", "Clinical Oral Evaluation")}
-    AND {status.is_encounter_performed("e")}
-    AND {during_day_of_mp("e.period_start", "e.period_end", mp)}
+qualifying_encounters AS ({performed_encounters(code_in("Encounter", "e", "Clinical Oral Evaluation"), mp)}
 ),
 -- CQL: define "Initial Population"
 --   AgeInYearsAt(date from start of "Measurement Period") in Interval[1, 20]
@@ -64,16 +63,7 @@ numerator AS (
   JOIN {ctx.patients()} pt ON pt.center = c.center AND pt.id = c.patient_id
   WHERE {code_in("Condition", "c", "Dental Caries")}
     AND {qicore.prevalence_overlaps_day("c", "pt.birth_date", lo, hi)}
-)
-SELECT ip.center, ip.patient_id, ip.patient_id AS subject_id, 'Group_1' AS group_id,
-       TRUE AS initial_population,
-       TRUE AS denominator,                                      -- CQL: define "Denominator"
-       EXISTS (SELECT 1 FROM {has_hospice} h                     -- CQL: define "Denominator Exclusions"
-               WHERE h.center = ip.center AND h.patient_id = ip.patient_id) AS denominator_exclusion,
-       FALSE AS denominator_exception,
-       n.patient_id IS NOT NULL AS numerator,
-       FALSE AS numerator_exclusion,
-       CAST(NULL AS VARCHAR[]) AS strata
-FROM initial_population ip
-LEFT JOIN numerator n ON n.center = ip.center AND n.patient_id = ip.patient_id
+),
+-- CQL: define "Denominator Exclusions": Hospice."Has Hospice Services"
+denominator_exclusions AS (SELECT center, patient_id FROM {has_hospice})
 """

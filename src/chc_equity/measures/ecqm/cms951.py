@@ -13,6 +13,7 @@ from chc_equity.measures.engine import Context
 from chc_equity.measures.library import hospice, palliative, qicore, status
 from chc_equity.measures.library.retrieve import code_in, table
 from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
 
 MEASURE = Measure(
     name="CMS951FHIRKidneyHealthEval",
@@ -71,13 +72,15 @@ def _lab(name: str, valueset: str, lo: str, hi: str, value_test: str) -> str:
     AND o.status IN {PERFORMED}
 )"""
 
+POPULATIONS = (Populations.of("denominator_exclusion", "numerator"),)
 
-def criteria(ctx: Context) -> str:
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
     lo, hi = qicore.mp_dates(mp)
-    has_hospice = ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)
-    palliative_care = ctx.shared("palliative_has_palliative_care_in_the_measurement_period",
-                                 palliative.has_palliative_care_in_the_measurement_period)
+    has_hospice = ctx.shared(hospice.has_hospice_services)
+    palliative_care = ctx.shared(palliative.has_palliative_care_in_the_measurement_period)
     encounter_types = "\n       OR ".join(
         f"{code_in('Encounter', 'e', oid)}  -- \"{name}\"" for name, oid in ENCOUNTER_VALUE_SETS.items()
     )
@@ -152,16 +155,7 @@ kidney_panel_performed_during_measurement_period AS (
   INTERSECT
   (SELECT center, patient_id FROM uacr
    UNION SELECT center, patient_id FROM albumin_and_creatinine_within_four_days)
-)
-SELECT ip.center, ip.patient_id, ip.patient_id AS subject_id, 'Group_1' AS group_id,
-       TRUE AS initial_population,
-       TRUE AS denominator,
-       (ip.center, ip.patient_id) IN (SELECT (center, patient_id) FROM denominator_exclusions)
-         AS denominator_exclusion,
-       FALSE AS denominator_exception,
-       (ip.center, ip.patient_id) IN
-         (SELECT (center, patient_id) FROM kidney_panel_performed_during_measurement_period) AS numerator,
-       FALSE AS numerator_exclusion,
-       CAST(NULL AS VARCHAR[]) AS strata
-FROM initial_population ip
+),
+-- CQL: define "Numerator": "Kidney Panel Performed During Measurement Period"
+numerator AS (SELECT center, patient_id FROM kidney_panel_performed_during_measurement_period)
 """

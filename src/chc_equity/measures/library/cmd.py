@@ -1,7 +1,7 @@
 """CQL library ``CumulativeMedicationDuration`` (6.0.000): ``medicationRequestPeriod()`` in SQL.
 
 Only what the measures use: the period a single MedicationRequest covers. It is computed for every
-MedicationRequest once (``ctx.shared("cmd_medication_request_period", cmd.medication_request_period)``)
+MedicationRequest once (``ctx.shared(cmd.medication_request_period)``)
 as ``(center, id, patient_id, period_start DATE, period_end DATE)``; requests whose period is null in
 CQL get no row.
 

@@ -84,7 +84,7 @@ def has_dementia_medications_in_year_before_or_during_measurement_period(ctx: Co
     """``define "Has Dementia Medications in Year Before or During Measurement Period"``: an active
     dementia medication order whose medicationRequestPeriod() overlaps that two-year window."""
     lo, hi = qicore.mp_and_year_before(ctx.period)
-    period = ctx.shared("cmd_medication_request_period", cmd.medication_request_period)
+    period = ctx.shared(cmd.medication_request_period)
     return f"""
 -- CQL (AdvancedIllnessandFrailty):
 -- define "Has Dementia Medications in Year Before or During Measurement Period"
@@ -98,11 +98,9 @@ WHERE {code_in("MedicationRequest", "m", DEMENTIA_MEDICATIONS)}  -- "Dementia Me
 
 def _shared(ctx: Context) -> tuple[str, str, str]:
     return (
-        ctx.shared("frailty_has_criteria_indicating_frailty", has_criteria_indicating_frailty),
-        ctx.shared("frailty_has_advanced_illness",
-                   has_advanced_illness_in_year_before_or_during_measurement_period),
-        ctx.shared("frailty_has_dementia_medications",
-                   has_dementia_medications_in_year_before_or_during_measurement_period),
+        ctx.shared(has_criteria_indicating_frailty),
+        ctx.shared(has_advanced_illness_in_year_before_or_during_measurement_period),
+        ctx.shared(has_dementia_medications_in_year_before_or_during_measurement_period),
     )
 
 

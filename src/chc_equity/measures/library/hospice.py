@@ -1,7 +1,7 @@
 """CQL library ``Hospice`` (6.18.000): ``"Has Hospice Services"``, shared by most denominator exclusions.
 
 Every function returns ``SELECT center, patient_id`` of the patients meeting the definition; measures
-use it through ``ctx.shared("hospice_has_hospice_services", hospice.has_hospice_services)``.
+use it through ``ctx.shared(hospice.has_hospice_services)``.
 """
 
 from __future__ import annotations

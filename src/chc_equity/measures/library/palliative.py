@@ -1,7 +1,7 @@
 """CQL library ``PalliativeCare`` (1.18.000): ``"Has Palliative Care in the Measurement Period"``.
 
 Returns ``SELECT center, patient_id``; use via
-``ctx.shared("palliative_has_palliative_care", palliative.has_palliative_care_in_the_measurement_period)``.
+``ctx.shared(palliative.has_palliative_care_in_the_measurement_period)``.
 """
 
 from __future__ import annotations

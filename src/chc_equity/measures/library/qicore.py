@@ -14,7 +14,7 @@ Boundary semantics follow cql-execution (the engine behind the official test cas
 
 from __future__ import annotations
 
-from chc_equity.measures.cql import Period
+from chc_equity.measures.cql import Period, sql_str
 
 
 def mp_dates(mp: Period) -> tuple[str, str]:
@@ -87,7 +87,7 @@ CLINICAL_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 def is_active(c: str) -> str:
     """``clinicalStatus ~ active | recurrence | relapse`` (the branch test of prevalenceInterval)."""
     return (
-        f"coalesce({c}.clinical_status_system = '{CLINICAL_SYSTEM}' "
+        f"coalesce({c}.clinical_status_system = {sql_str(CLINICAL_SYSTEM)} "
         f"AND {c}.clinical_status_code IN ('active', 'recurrence', 'relapse'), FALSE)"
     )
 

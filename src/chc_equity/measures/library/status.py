@@ -9,6 +9,7 @@ They return SQL text only, so a measure reads ``is_encounter_performed("e")`` wh
 from __future__ import annotations
 
 from chc_equity.measures.codes import FLAT
+from chc_equity.measures.cql import sql_str
 
 ORDER_INTENTS = "('order', 'original-order', 'reflex-order', 'filler-order', 'instance-order')"
 VERIFICATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
@@ -23,8 +24,8 @@ def verified(c: str) -> str:
     """
     return (
         f"({c}.verification_status_code IS NULL AND {c}.verification_status_system IS NULL "
-        f"OR ({c}.verification_status_system = '{VERIFICATION_SYSTEM}' AND {c}.verification_status_code "
-        "IN ('confirmed', 'unconfirmed', 'provisional', 'differential')))"
+        f"OR ({c}.verification_status_system = {sql_str(VERIFICATION_SYSTEM)} "
+        f"AND {c}.verification_status_code IN ('confirmed', 'unconfirmed', 'provisional', 'differential')))"
     )
 
 
@@ -51,7 +52,7 @@ def is_symptom(o: str) -> str:
 def _has_category(o: str, code: str) -> str:
     return (
         f"EXISTS (SELECT 1 FROM {FLAT}.observation_category k_ WHERE k_.center = {o}.center "
-        f"AND k_.id = {o}.id AND k_.system = '{CATEGORY_SYSTEM}' AND k_.code = '{code}')"
+        f"AND k_.id = {o}.id AND k_.system = {sql_str(CATEGORY_SYSTEM)} AND k_.code = {sql_str(code)})"
     )
 
 
