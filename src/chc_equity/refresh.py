@@ -24,9 +24,6 @@ from datetime import date
 import duckdb
 
 from chc_equity.crashpoints import crash_point
-from chc_equity.measures.engine import RESULTS_TABLE, run_measures
-from chc_equity.measures.registry import all_measures
-from chc_equity.network import precompute
 from chc_equity.warehouse import PENDING_REFRESH
 
 Period = tuple[date, date]
@@ -61,6 +58,10 @@ def finish_pending(
     centers = [center for center, _ in rows]
     crash_point("refresh:started")
     periods = _periods(con)
+    if periods:  # imported only when there is something to re-run: `ingest` stays free of scipy & co.
+        from chc_equity.measures.engine import run_measures
+        from chc_equity.measures.registry import all_measures
+        from chc_equity.network import precompute
     for start, end in periods:
         modules = all_measures()
         if on_step is not None:
@@ -87,6 +88,7 @@ def finish_pending(
 
 def _periods(con: duckdb.DuckDBPyConnection) -> list[Period]:
     """Every period with measure results (none when measures have never run)."""
+    from chc_equity.measures.engine import RESULTS_TABLE
     exists = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = 'main'", [RESULTS_TABLE]
     ).fetchone()[0]
