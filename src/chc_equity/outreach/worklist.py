@@ -231,7 +231,8 @@ def _social_screens(con: duckdb.DuckDBPyConnection, center: str, as_of: date) ->
         )
         SELECT l.patient_id, l.day,
                (SELECT count(*) FROM {F}.observation_component c
-                 WHERE c.center = l.center AND c.id = l.id AND c.value_code IN (SELECT unnest(?))) AS positive,
+                 WHERE c.center = l.center AND c.id = l.id
+                   AND c.value_code IN (SELECT unnest(?))) AS positive,
                EXISTS (SELECT 1 FROM {F}.service_request s
                          JOIN {F}.service_request_category k ON k.center = s.center AND k.id = s.id
                         WHERE s.center = l.center AND s.patient_id = l.patient_id
