@@ -44,7 +44,7 @@ from chc_equity.web.analytics import pick_run
 from chc_equity.web.gaps import care_gaps
 
 AS_OF = PERIOD[1]
-HOSTILE = "=HYPERLINK(\"http://x\")"
+HOSTILE = '=HYPERLINK("http://x")'
 OPEN_TASK_CLOSED = {"completed", "cancelled", "rejected", "failed", "entered-in-error"}
 
 
@@ -148,8 +148,11 @@ def _social_patients(con: duckdb.DuckDBPyConnection, center: str) -> dict[str, i
             continue
         pid = obs["subject"]["reference"].split("/")[-1]
         day = obs["effectiveDateTime"][:10]
-        positive = [c for c in obs.get("component", []) if c["valueCodeableConcept"]["coding"][0]["code"]
-                    == "373066001"]
+        positive = [
+            c
+            for c in obs.get("component", [])
+            if c["valueCodeableConcept"]["coding"][0]["code"] == "373066001"
+        ]
         if positive and not any(d >= day for d in referral_days[pid]):
             out[pid] += 1
     return dict(out)
@@ -227,8 +230,11 @@ def test_priority_score_is_the_documented_weighted_sum(tmp_path: Path) -> None:
     cfg = load_priority()
     row = WorklistRow(
         "p",
-        items=[OpenItem("care-gap", "CMS122", "x"), OpenItem("care-gap", "CMS165", "y"),
-               OpenItem("referral", "referral", "z")],
+        items=[
+            OpenItem("care-gap", "CMS122", "x"),
+            OpenItem("care-gap", "CMS165", "y"),
+            OpenItem("referral", "referral", "z"),
+        ],
         social_risk="high",
         recent_acute=True,
         last_outreach=date(2026, 12, 1),
