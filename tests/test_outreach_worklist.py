@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections import defaultdict
 from datetime import date
 from pathlib import Path
@@ -296,3 +297,35 @@ def test_csv_and_excel_exports_are_safe_and_complete(rows, tmp_path: Path) -> No
     assert write_worklist(rows, tmp_path / "wl.csv").read_text(encoding="utf-8") == text
     with pytest.raises(ValueError, match="wl.txt"):
         write_worklist(rows, tmp_path / "wl.txt")
+
+
+def test_cli_worklist_and_billing(built, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from chc_equity.cli import _register, app
+
+    _register()
+    path, centers, _ = built
+    runner = CliRunner()
+    out = tmp_path / "es.csv"
+    args = ["--center", centers[0], "--warehouse", str(path), "--as-of", AS_OF.isoformat()]
+    result = runner.invoke(
+        app, ["worklist", *args, "--language", "es", "--measure", "CMS122", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    table = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert table and all(r["language"] == "es" and "CMS122" in r["measures"] for r in table)
+    bp = [i for r in table for i in r["items"].split("; ") if "last BP" in i]
+    assert all(re.search(r"last BP \d+/\d+ mmHg on \d{4}-\d\d-\d\d", i) for i in bp)
+    bad = runner.invoke(app, ["worklist", *args, "--out", str(tmp_path / "x.txt")])
+    assert bad.exit_code == 2 and "x.txt" in bad.output
+    claims = tmp_path / "claims.csv"
+    result = runner.invoke(
+        app, ["chw", "billing", "--center", centers[0], "--warehouse", str(path), "--out", str(claims)]
+    )
+    assert result.exit_code == 0, result.output
+    lines = list(csv.DictReader(claims.open(encoding="utf-8")))
+    unbilled = list(csv.DictReader((tmp_path / "claims.unbilled.csv").open(encoding="utf-8")))
+    assert lines or unbilled
+    assert all(r["code"] == "G0019" and r["units"] == "1" and r["mrn"] for r in lines)
+    assert all(r["reason"] in ("before the initiating visit", "no initiating visit") for r in unbilled)

@@ -21,6 +21,7 @@ def _register() -> None:
     from chc_equity.cli import equity as _equity  # noqa: F401
     from chc_equity.cli import ingest as _ingest  # noqa: F401
     from chc_equity.cli import measures as _measures  # noqa: F401
+    from chc_equity.cli import outreach as _outreach  # noqa: F401
     from chc_equity.cli import pull as _pull  # noqa: F401
     from chc_equity.cli import synth as _synth  # noqa: F401
     from chc_equity.cli import uds as _uds  # noqa: F401

@@ -195,8 +195,10 @@ def _last_values(
     """patient -> (value text, date) of the most recent final observation with one of ``spec.codes``."""
     at = "coalesce(o.effective_datetime, o.effective_instant, o.effective_period_end, o.issued)"
     value = (
-        f"""(SELECT concat(round(max(c.value_quantity_value) FILTER (WHERE c.code = '{SYSTOLIC}')), '/',
-                           round(max(c.value_quantity_value) FILTER (WHERE c.code = '{DIASTOLIC}')))
+        f"""(SELECT concat(
+                    CAST(round(max(c.value_quantity_value) FILTER (WHERE c.code = '{SYSTOLIC}')) AS INTEGER),
+                    '/',
+                    CAST(round(max(c.value_quantity_value) FILTER (WHERE c.code = '{DIASTOLIC}')) AS INTEGER))
                FROM {F}.observation_component c WHERE c.center = o.center AND c.id = o.id)"""
         if spec.blood_pressure
         else "CAST(o.value_quantity_value AS VARCHAR)"
