@@ -329,3 +329,50 @@ def test_cli_worklist_and_billing(built, tmp_path: Path) -> None:
     assert lines or unbilled
     assert all(r["code"] == "G0019" and r["units"] == "1" and r["mrn"] for r in lines)
     assert all(r["reason"] in ("before the initiating visit", "no initiating visit") for r in unbilled)
+
+
+def test_cache_keeps_the_warehouse_part_until_the_next_load(built, tmp_path: Path) -> None:
+    import shutil
+
+    from chc_equity.outreach.worklist import WorklistCache, collect, data_version, prioritise
+
+    path, centers, _ = built
+    copy = tmp_path / "wh.duckdb"
+    shutil.copy(path, copy)
+    con = connect(copy)
+    try:
+        cache = WorklistCache()
+        first = cache.get(con, centers[0], period=PERIOD, as_of=AS_OF)
+        assert cache.get(con, centers[0], period=PERIOD, as_of=AS_OF) is first
+        assert [r.patient_id for r in first] == [
+            r.patient_id for r in collect(con, centers[0], period=PERIOD, as_of=AS_OF)
+        ]
+        pid = first[0].patient_id
+        ranked = prioritise(
+            first, as_of=AS_OF, assignments={pid: "chw-x"}, last_outreach={pid: (AS_OF, "reached")}
+        )
+        assert first[0].assigned_chw is None and first[0].priority == 0.0  # the cached rows are untouched
+        mine = next(r for r in ranked if r.patient_id == pid)
+        assert (mine.assigned_chw, mine.last_outcome) == ("chw-x", "reached")
+        before = data_version(con)
+        extra = tmp_path / "more"
+        extra.mkdir()
+        (extra / "Appointment.ndjson").write_text(
+            json.dumps(
+                {
+                    "resourceType": "Appointment",
+                    "id": "late-1",
+                    "status": "booked",
+                    "start": "2027-01-05T09:00:00-05:00",
+                    "participant": [{"actor": {"reference": f"Patient/{pid}"}, "status": "accepted"}],
+                }
+            )
+            + "\n"
+        )
+        load(con, [extra], centers[0], after_load=lambda c, ctr: build_views(c, centers=[ctr]))
+        assert data_version(con) != before
+        fresh = cache.get(con, centers[0], period=PERIOD, as_of=AS_OF)
+        assert fresh is not first
+        assert next(r for r in fresh if r.patient_id == pid).next_visit == "2027-01-05 09:00"
+    finally:
+        con.close()

@@ -22,8 +22,10 @@ The priority score is documented in docs/outreach.md; weights are in ``priority.
 from __future__ import annotations
 
 import io
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -387,24 +389,20 @@ def _tier(positive: int) -> str:
 
 
 # ----------------------------------------------------------------------------------- the worklist
-def build_worklist(
+def collect(
     con: duckdb.DuckDBPyConnection,
     center: str,
     *,
     period: tuple[date, date],
     as_of: date,
-    assignments: Mapping[str, str] | None = None,
-    last_outreach: Mapping[str, tuple[date, str]] | None = None,
-    priority: Priority | None = None,
+    recent_acute_days: int = 30,
 ) -> list[WorklistRow]:
-    """Every patient of ``center`` with at least one open item, once, highest priority first.
+    """The warehouse part of the worklist: every patient of ``center`` with an open item and the facts
+    about them, without the CHW-dependent columns and the priority (see :func:`prioritise`).
 
-    ``period`` is the precomputed measure run whose care gaps count; ``as_of`` is "today" (next visits
-    are on or after it, recency is counted to it). ``assignments`` maps patient id -> CHW and
-    ``last_outreach`` patient id -> (date, outcome), from the app database or :func:`fhir_assignments` /
-    :func:`fhir_last_outreach`.
+    This is the expensive part (SQL over the flat tables and the stored Patient resources); it depends
+    only on the warehouse, so :class:`WorklistCache` keeps it between loads.
     """
-    cfg = priority or load_priority()
     rows: dict[str, WorklistRow] = {}
 
     def row(pid: str) -> WorklistRow:
@@ -437,10 +435,8 @@ def build_worklist(
         return []
     ids = sorted(rows)
     people = _people(con, center, ids)
-    visits = _visits(con, center, as_of, cfg.recent_acute_days)
+    visits = _visits(con, center, as_of, recent_acute_days)
     upcoming = _next_visits(con, center, as_of)
-    assignments = assignments or {}
-    last_outreach = last_outreach or {}
     for pid in ids:
         r = rows[pid]
         name, mrn, birth, language, phone, interpreter = people.get(pid, (None,) * 6)
@@ -448,12 +444,96 @@ def build_worklist(
         r.interpreter = interpreter
         r.last_visit, r.site, r.recent_acute = visits.get(pid, (None, None, False))
         r.next_visit = upcoming.get(pid)
-        r.assigned_chw = assignments.get(pid)
-        r.last_outreach, r.last_outcome = last_outreach.get(pid, (None, None))
         r.social_risk = risk.get(pid)
+    return [rows[pid] for pid in ids]
+
+
+def prioritise(
+    base: Iterable[WorklistRow],
+    *,
+    as_of: date,
+    assignments: Mapping[str, str] | None = None,
+    last_outreach: Mapping[str, tuple[date, str]] | None = None,
+    priority: Priority | None = None,
+) -> list[WorklistRow]:
+    """Copies of ``base`` rows with the assigned CHW, the last outreach, the priority score and band,
+    highest priority first (``base`` is left untouched, so a cached one can be reused)."""
+    cfg = priority or load_priority()
+    assignments = assignments or {}
+    last_outreach = last_outreach or {}
+    out = []
+    for b in base:
+        r = replace(b, assigned_chw=assignments.get(b.patient_id))
+        r.last_outreach, r.last_outcome = last_outreach.get(b.patient_id, (None, None))
         r.priority = score(r, cfg, as_of)
         r.band = band(r.priority, cfg)
-    return sort_rows(list(rows.values()), "priority")
+        out.append(r)
+    return sort_rows(out, "priority")
+
+
+def build_worklist(
+    con: duckdb.DuckDBPyConnection,
+    center: str,
+    *,
+    period: tuple[date, date],
+    as_of: date,
+    assignments: Mapping[str, str] | None = None,
+    last_outreach: Mapping[str, tuple[date, str]] | None = None,
+    priority: Priority | None = None,
+) -> list[WorklistRow]:
+    """Every patient of ``center`` with at least one open item, once, highest priority first.
+
+    ``period`` is the precomputed measure run whose care gaps count; ``as_of`` is "today" (next visits
+    are on or after it, recency is counted to it). ``assignments`` maps patient id -> CHW and
+    ``last_outreach`` patient id -> (date, outcome), from the app database or :func:`fhir_assignments` /
+    :func:`fhir_last_outreach`.
+    """
+    cfg = priority or load_priority()
+    base = collect(con, center, period=period, as_of=as_of, recent_acute_days=cfg.recent_acute_days)
+    return prioritise(base, as_of=as_of, assignments=assignments, last_outreach=last_outreach, priority=cfg)
+
+
+def data_version(con: duckdb.DuckDBPyConnection) -> tuple[object, ...]:
+    """What the worklist's warehouse part depends on: the newest load and the newest precompute."""
+    load = con.execute("SELECT max(load_id) FROM loads").fetchone()
+    try:
+        run = con.execute("SELECT max(computed_at) FROM agg_runs").fetchone()
+    except duckdb.CatalogException:
+        run = (None,)
+    return (load[0] if load else None, run[0] if run else None)
+
+
+class WorklistCache:
+    """The warehouse part (:func:`collect`) per (center, period, as_of, acute window), kept until the
+    warehouse changes (a new load or precompute: :func:`data_version`). A page then costs only
+    :func:`prioritise`, the filters and the sort. Thread-safe; holds at most ``size`` entries."""
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[object, ...], list[WorklistRow]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        center: str,
+        *,
+        period: tuple[date, date],
+        as_of: date,
+        recent_acute_days: int = 30,
+    ) -> list[WorklistRow]:
+        key = (data_version(con), center, period, as_of, recent_acute_days)
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None:
+                self._entries.move_to_end(key)
+                return hit
+        rows = collect(con, center, period=period, as_of=as_of, recent_acute_days=recent_acute_days)
+        with self._lock:
+            self._entries[key] = rows
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return rows
 
 
 # ----------------------------------------------------------------------------------- CHWs from FHIR
@@ -637,7 +717,11 @@ __all__ = [
     "Priority",
     "WorklistRow",
     "band",
+    "WorklistCache",
     "build_worklist",
+    "collect",
+    "data_version",
+    "prioritise",
     "fhir_assignments",
     "fhir_last_outreach",
     "filter_rows",
