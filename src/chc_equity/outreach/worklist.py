@@ -21,11 +21,13 @@ The priority score is documented in docs/outreach.md; weights are in ``priority.
 
 from __future__ import annotations
 
+import copy
+import functools
 import io
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -89,7 +91,7 @@ class OpenItem:
         return f"{self.code}: {self.text}{last}" if self.kind == "care-gap" else f"{self.text}{last}"
 
 
-@dataclass(slots=True)
+@dataclass
 class WorklistRow:
     patient_id: str  # internal key: never exported, never in a URL
     name: str | None = None
@@ -117,6 +119,18 @@ class WorklistRow:
     def count(self, kind: str) -> int:
         return sum(1 for i in self.items if i.kind == kind)
 
+    def tally(self) -> tuple[int, int, int]:
+        """(care gaps, social items, follow-ups) in one pass (the score's inputs)."""
+        gaps = social = follow = 0
+        for i in self.items:
+            if i.kind == "care-gap":
+                gaps += 1
+            elif i.kind == "follow-up":
+                follow += 1
+            else:
+                social += 1
+        return gaps, social, follow
+
 
 # ----------------------------------------------------------------------------------- priority score
 @dataclass(frozen=True, slots=True)
@@ -139,10 +153,15 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+@functools.cache
+def _packaged_priority() -> dict[str, Any]:
+    text = resources.files("chc_equity.outreach").joinpath("priority.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
 def load_priority(path: str | Path | None = None) -> Priority:
     """The packaged weights, with a program's YAML (``path``) merged over them key by key."""
-    text = resources.files("chc_equity.outreach").joinpath("priority.yaml").read_text(encoding="utf-8")
-    cfg = yaml.safe_load(text)
+    cfg = copy.deepcopy(_packaged_priority())
     if path is not None:
         over = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         if not isinstance(over, Mapping):
@@ -165,11 +184,11 @@ def score(row: WorklistRow, cfg: Priority, as_of: date) -> float:
     last_contact = row.last_outreach or row.last_visit
     days = (as_of - last_contact).days if last_contact else cfg.days_since_contact_cap
     days = max(0, min(days, cfg.days_since_contact_cap))
-    social = row.count("social-screen") + row.count("referral")
+    gaps, social, follow = row.tally()
     return round(
-        w["open_gap"] * row.count("care-gap")
+        w["open_gap"] * gaps
         + w["social_item"] * social
-        + w["overdue_follow_up"] * row.count("follow-up")
+        + w["overdue_follow_up"] * follow
         + (w["social_risk"].get(row.social_risk, 0.0) if row.social_risk else 0.0)
         + (w["recent_acute"] if row.recent_acute else 0.0)
         + w["per_day_since_contact"] * days,
@@ -463,7 +482,9 @@ def prioritise(
     last_outreach = last_outreach or {}
     out = []
     for b in base:
-        r = replace(b, assigned_chw=assignments.get(b.patient_id))
+        r = object.__new__(WorklistRow)  # a shallow copy, fast: items are shared and never changed
+        r.__dict__.update(b.__dict__)
+        r.assigned_chw = assignments.get(b.patient_id)
         r.last_outreach, r.last_outcome = last_outreach.get(b.patient_id, (None, None))
         r.priority = score(r, cfg, as_of)
         r.band = band(r.priority, cfg)
@@ -591,8 +612,10 @@ class Filters:
             return False
         if self.language is not None and (r.language or "").lower() != self.language.lower():
             return False
-        if self.measure is not None and not any(m.split()[0] == self.measure.upper() for m in r.measures):
-            return False
+        if self.measure is not None:
+            cms = self.measure.upper()
+            if not any(i.kind == "care-gap" and i.code.split()[0] == cms for i in r.items):
+                return False
         if self.priority is not None and r.band != self.priority:
             return False
         if self.assigned is not None and (r.assigned_chw is not None) != self.assigned:
