@@ -32,8 +32,10 @@ _COMMAND_MODULES = {
     "users": "web",
     "precompute": "web",
     "pull": "pull",
+    "worklist": "outreach",
+    "chw": "outreach",
 }
-_MODULES = ("equity", "ingest", "measures", "pull", "synth", "uds", "views", "web")
+_MODULES = ("equity", "ingest", "measures", "outreach", "pull", "synth", "uds", "views", "web")
 
 
 def _register(command: str | None = None) -> None:

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 import orjson
 
+from chc_equity.synth.chw import add_contact, chw_ids, chw_resources, program_resources
 from chc_equity.synth.clinical import Clinic
 from chc_equity.synth.config import DIMENSIONS, CareModel
 from chc_equity.synth.fhir import Chart
@@ -197,13 +198,20 @@ def generate(
 
         for r in site_resources(c):
             emit(r)
+        for r in chw_resources(c.id, c.patients, c.sites):
+            emit(r)
+        chws = chw_ids(c.id, c.patients)
         org_ref = f"Organization/{c.id}"
         for i in range(c.patients):
             rng = random.Random(f"{seed}:{c.id}:{i}")
             site = c.sites[i % len(c.sites)]
             person = sample_person(rng, cfg, f"{c.id}-p{i:07d}", mp_start, mp_end, site)
             strata = person.strata(c.id)
-            emit(patient_resource(person, org_ref, rng))
+            # the CHW program draws from its own stream: the clinical draws (and truth) stay as they were
+            program_rng = random.Random(f"{seed}:{c.id}:{i}:chw")
+            patient = patient_resource(person, org_ref, rng)
+            add_contact(patient, program_rng, person.language)
+            emit(patient)
             chart = Chart(person.pid, org_ref)
             coverage_resource(person, chart, mp_start)
             clinic = Clinic(
@@ -217,6 +225,14 @@ def generate(
             )
             clinic.run()
             social_observations(person, chart, date.fromisoformat(clinic.visits[0]["period"]["start"][:10]))
+            program_resources(
+                chart,
+                program_rng,
+                chws=chws,
+                sdoh_risk=person.sdoh_risk,
+                site_ref=person.site_ref,
+                period_end=mp_end,
+            )
             for r in chart.resources:
                 emit(r)
             for measure, p in clinic.units:

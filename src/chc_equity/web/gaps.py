@@ -30,7 +30,7 @@ NOT_A_VISIT = ("cancelled", "entered-in-error")
 
 # Identity from the raw Patient resource: family + given names, and the MRN (identifier typed MR or
 # whose system says "mrn", else the first identifier).
-_IDENTITY = """
+IDENTITY_SQL = """
     SELECT r.id AS patient_id,
            trim(concat_ws(', ',
                 json_extract_string(r.resource, '$.name[0].family'),
@@ -84,6 +84,27 @@ def gap_reason(cms_id: str, title: str, inverse: bool) -> str:
     return f"{why}: {_actions().get(cms_id) or title}"
 
 
+def open_gaps_sql(measure_filter: str = "TRUE") -> str:
+    """The one definition of an open care gap, as a query (also used by :mod:`chc_equity.outreach`).
+
+    Columns: patient_id, group_id, cms_id, title, inverse. Parameters, in order: period_start,
+    period_end (of the precomputed run), center, period_start, period_end, then those of
+    ``measure_filter`` (a condition on ``r.*``, the ``measure_results`` row).
+    """
+    return f"""
+        WITH meta AS (
+            SELECT DISTINCT measure, group_id, cms_id, title, inverse FROM agg_measure
+             WHERE period_start = ? AND period_end = ?
+        )
+        SELECT r.patient_id, r.group_id, m.cms_id, m.title, m.inverse
+          FROM {RESULTS_TABLE} r JOIN meta m USING (measure, group_id)
+         WHERE r.center = ? AND r.period_start = ? AND r.period_end = ?
+           AND r.denominator AND NOT r.denominator_exclusion AND NOT r.denominator_exception
+           AND (CASE WHEN m.inverse THEN r.numerator ELSE NOT r.numerator END)
+           AND {measure_filter}
+    """
+
+
 def _gap_rows(
     con: duckdb.DuckDBPyConnection,
     run: Run,
@@ -93,18 +114,7 @@ def _gap_rows(
 ) -> list[tuple]:
     """Gap rows joined with identity and last visit; ``measure_filter`` restricts r.* (parameters follow)."""
     sql = f"""
-        WITH meta AS (
-            SELECT DISTINCT measure, group_id, cms_id, title, inverse FROM agg_measure
-             WHERE period_start = ? AND period_end = ?
-        ),
-        gaps AS (
-            SELECT r.patient_id, r.group_id, m.cms_id, m.title, m.inverse
-              FROM {RESULTS_TABLE} r JOIN meta m USING (measure, group_id)
-             WHERE r.center = ? AND r.period_start = ? AND r.period_end = ?
-               AND r.denominator AND NOT r.denominator_exclusion AND NOT r.denominator_exception
-               AND (CASE WHEN m.inverse THEN r.numerator ELSE NOT r.numerator END)
-               AND {measure_filter}
-        ),
+        WITH gaps AS ({open_gaps_sql(measure_filter)}),
         visits AS (
             SELECT patient_id, max(try_cast(left(period_start, 10) AS DATE)) AS last_visit
               FROM {FLAT_SCHEMA}.encounter
@@ -113,7 +123,7 @@ def _gap_rows(
                AND patient_id IN (SELECT patient_id FROM gaps)
              GROUP BY patient_id
         ),
-        ident AS ({_IDENTITY} AND r.id IN (SELECT patient_id FROM gaps))
+        ident AS ({IDENTITY_SQL} AND r.id IN (SELECT patient_id FROM gaps))
         SELECT g.cms_id, g.group_id, g.title, g.inverse, g.patient_id, i.name, i.mrn,
                CAST(p.birth_date AS VARCHAR), v.last_visit
           FROM gaps g
@@ -177,7 +187,7 @@ def previsit(con: duckdb.DuckDBPyConnection, run: Run, center: str, day: date) -
     identity = con.execute(
         f"""
         SELECT i.patient_id, i.name, i.mrn, CAST(p.birth_date AS VARCHAR)
-          FROM ({_IDENTITY} AND r.id IN (SELECT unnest(?))) i
+          FROM ({IDENTITY_SQL} AND r.id IN (SELECT unnest(?))) i
           LEFT JOIN {FLAT_SCHEMA}.patient p ON p.center = ? AND p.id = i.patient_id
         """,
         [center, ids, center],

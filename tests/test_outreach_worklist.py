@@ -1,0 +1,378 @@
+"""The CHW worklist on a warehouse made the real way (synthetic FHIR -> ingest -> measures -> precompute).
+
+Must show (issue 13): one row per patient with all open items, and its patients are exactly the union of
+the per-measure care-gap lists plus the patients with open social items -- the social items recomputed
+here independently from the raw FHIR resources.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+from openpyxl import load_workbook
+
+from browser.webseed import PERIOD, build_synthetic_warehouse
+from chc_equity.ingest import load
+from chc_equity.measures.registry import find
+from chc_equity.outreach.worklist import (
+    COLUMNS,
+    LAST_VALUES,
+    Filters,
+    OpenItem,
+    WorklistRow,
+    band,
+    build_worklist,
+    fhir_assignments,
+    fhir_last_outreach,
+    filter_rows,
+    load_priority,
+    score,
+    sort_rows,
+    worklist_csv,
+    write_worklist,
+)
+from chc_equity.views.build import build_views
+from chc_equity.warehouse import connect
+from chc_equity.web.analytics import pick_run
+from chc_equity.web.gaps import care_gaps
+
+AS_OF = PERIOD[1]
+HOSTILE = '=HYPERLINK("http://x")'
+OPEN_TASK_CLOSED = {"completed", "cancelled", "rejected", "failed", "entered-in-error"}
+
+
+def _hostile(patient: dict) -> dict:
+    if patient["id"].endswith("p0000001"):
+        patient["name"] = [{"family": HOSTILE, "given": ["Eve"]}]
+    return patient
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], dict[str, str]]:
+    folder = tmp_path_factory.mktemp("worklist")
+    path, centers = build_synthetic_warehouse(folder, centers=2, patients=400, patient_hook=_hostile)
+    # Planted extras, loaded like any other data: a recent ED visit, then a missed visit not rebooked.
+    center = centers[0]
+    extra = folder / "extra"
+    extra.mkdir()
+    booked = {
+        json.loads(line)["participant"][0]["actor"]["reference"].split("/")[-1]
+        for line in (folder / "net" / "c01" / "Appointment.ndjson").read_text().splitlines()
+    }
+    missed = ed = next(p for i in range(2, 400) if (p := f"{center}-p{i:07d}") not in booked)
+    (extra / "Appointment.ndjson").write_text(
+        json.dumps(
+            {
+                "resourceType": "Appointment",
+                "id": "missed-1",
+                "status": "noshow",
+                "start": "2026-12-22T10:00:00-05:00",
+                "participant": [{"actor": {"reference": f"Patient/{missed}"}, "status": "accepted"}],
+            }
+        )
+        + "\n"
+    )
+    (extra / "Encounter.ndjson").write_text(
+        json.dumps(
+            {
+                "resourceType": "Encounter",
+                "id": "ed-1",
+                "status": "finished",
+                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "EMER"},
+                "subject": {"reference": f"Patient/{ed}"},
+                "period": {"start": "2026-12-05T22:00:00-05:00", "end": "2026-12-06T03:00:00-05:00"},
+            }
+        )
+        + "\n"
+    )
+    con = connect(path)
+    try:
+        load(con, [extra], center, after_load=lambda c, ctr: build_views(c, centers=[ctr]))
+    finally:
+        con.close()
+    return path, centers, {"missed": missed, "ed": ed}
+
+
+@pytest.fixture(scope="module")
+def con(built) -> duckdb.DuckDBPyConnection:
+    c = duckdb.connect(str(built[0]), read_only=True)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def rows(built, con) -> list[WorklistRow]:
+    center = built[1][0]
+    return build_worklist(
+        con,
+        center,
+        period=PERIOD,
+        as_of=AS_OF,
+        assignments=fhir_assignments(con, center),
+        last_outreach=fhir_last_outreach(con, center),
+    )
+
+
+def _raw(con: duckdb.DuckDBPyConnection, center: str, rtype: str) -> list[dict]:
+    rows = con.execute("SELECT resource FROM resources WHERE center = ? AND type = ?", [center, rtype])
+    return [json.loads(r[0]) for r in rows.fetchall()]
+
+
+def _social_patients(con: duckdb.DuckDBPyConnection, center: str) -> dict[str, int]:
+    """patient -> open social items, straight from the raw resources (independent of the worklist SQL)."""
+    tasks: dict[str, dict] = {}
+    for t in _raw(con, center, "Task"):
+        focus = t.get("focus", {}).get("reference", "").split("/")[-1]
+        if focus not in tasks or t["authoredOn"] > tasks[focus]["authoredOn"]:
+            tasks[focus] = t
+    out: dict[str, int] = defaultdict(int)
+    referral_days: dict[str, list[str]] = defaultdict(list)
+    for sr in _raw(con, center, "ServiceRequest"):
+        codes = {c["code"] for cat in sr.get("category", []) for c in cat.get("coding", [])}
+        if "410606002" not in codes:
+            continue
+        pid = sr["subject"]["reference"].split("/")[-1]
+        referral_days[pid].append(sr["authoredOn"][:10])
+        task = tasks.get(sr["id"])
+        if sr["status"] == "active" and (task is None or task["status"] not in OPEN_TASK_CLOSED):
+            out[pid] += 1
+    for obs in _raw(con, center, "Observation"):
+        if not any(c.get("code") == "93025-5" for c in obs["code"].get("coding", [])):
+            continue
+        pid = obs["subject"]["reference"].split("/")[-1]
+        day = obs["effectiveDateTime"][:10]
+        positive = [
+            c
+            for c in obs.get("component", [])
+            if c["valueCodeableConcept"]["coding"][0]["code"] == "373066001"
+        ]
+        if positive and not any(d >= day for d in referral_days[pid]):
+            out[pid] += 1
+    return dict(out)
+
+
+def test_one_row_per_patient_equals_union_of_gap_lists_and_social_items(built, con, rows) -> None:
+    center = built[1][0]
+    run = pick_run(con, PERIOD[1])
+    assert run is not None
+    by_patient = {r.patient_id: r for r in rows}
+    assert len(by_patient) == len(rows), "a patient appears twice"
+    gap_lists: dict[str, set[str]] = defaultdict(set)
+    n_gaps = 0
+    for cms in ("CMS122", "CMS165"):
+        gaps = care_gaps(con, run, center, find([cms])[0].measure.name)
+        assert gaps, f"no {cms} gaps to compare"
+        n_gaps += len(gaps)
+        for g in gaps:
+            gap_lists[g.patient_id].add(cms)
+    social = _social_patients(con, center)
+    assert social, "the synthetic data has open social items"
+    follow_up = {built[2]["missed"]}
+    assert set(by_patient) == set(gap_lists) | set(social) | follow_up
+    assert sum(r.count("care-gap") for r in rows) == n_gaps
+    for pid, r in by_patient.items():
+        assert set(r.measures) == gap_lists.get(pid, set())
+        assert r.count("referral") + r.count("social-screen") == social.get(pid, 0)
+    assert [i.kind for i in by_patient[built[2]["missed"]].items if i.kind == "follow-up"] == ["follow-up"]
+    # other centers' patients never appear
+    assert all(pid.startswith(f"{center}-") for pid in by_patient)
+
+
+def test_columns_a_chw_needs(built, con, rows) -> None:
+    center = built[1][0]
+    patients = {p["id"]: p for p in _raw(con, center, "Patient")}
+    for r in rows:
+        p = patients[r.patient_id]
+        assert r.mrn == p["identifier"][0]["value"]
+        assert r.phone == (p["telecom"][0]["value"] if "telecom" in p else None)
+        assert r.language == p["communication"][0]["language"]["coding"][0]["code"]
+        birth = date.fromisoformat(p["birthDate"])
+        assert r.age == AS_OF.year - birth.year - ((AS_OF.month, AS_OF.day) < (birth.month, birth.day))
+        assert r.last_visit is not None and r.last_visit <= AS_OF
+        if r.next_visit is not None:
+            assert r.next_visit[:10] > AS_OF.isoformat()
+    assert any(r.interpreter for r in rows) and any(r.next_visit for r in rows)
+    assert any(r.assigned_chw for r in rows) and any(r.last_outcome == "reached" for r in rows)
+    assert all(r.site and r.site.startswith(f"{center}-site") for r in rows)
+
+
+def test_last_hba1c_value_and_date(built, con, rows) -> None:
+    center = built[1][0]
+    hba1c = set(LAST_VALUES["CMS122"].codes)
+    latest: dict[str, tuple[str, float]] = {}
+    for o in _raw(con, center, "Observation"):
+        if o.get("status") == "final" and {c["code"] for c in o["code"]["coding"]} & hba1c:
+            pid, day = o["subject"]["reference"].split("/")[-1], o["effectiveDateTime"]
+            if pid not in latest or day > latest[pid][0]:
+                latest[pid] = (day, o["valueQuantity"]["value"])
+    checked = 0
+    for r in rows:
+        for item in r.items:
+            if item.code == "CMS122":
+                want = latest.get(r.patient_id)
+                if want is None:
+                    assert item.last_value is None
+                else:
+                    assert item.last_date == date.fromisoformat(want[0][:10])
+                    assert item.last_value == f"HbA1c {want[1]} %"
+                    checked += 1
+    assert checked > 0
+
+
+def test_priority_score_is_the_documented_weighted_sum(tmp_path: Path) -> None:
+    cfg = load_priority()
+    row = WorklistRow(
+        "p",
+        items=[
+            OpenItem("care-gap", "CMS122", "x"),
+            OpenItem("care-gap", "CMS165", "y"),
+            OpenItem("referral", "referral", "z"),
+        ],
+        social_risk="high",
+        recent_acute=True,
+        last_outreach=date(2026, 12, 1),
+    )
+    # 2 gaps x 1.0 + 1 social x 1.5 + high risk 3.0 + acute 4.0 + 30 days x 0.02
+    assert score(row, cfg, AS_OF) == pytest.approx(2 + 1.5 + 3 + 4 + 0.6)
+    never = WorklistRow("q", items=[OpenItem("care-gap", "CMS122", "x")])
+    assert score(never, cfg, AS_OF) == pytest.approx(1 + 180 * 0.02)  # capped days when never contacted
+    assert band(10.5, cfg) == "high" and band(4.0, cfg) == "medium" and band(3.9, cfg) == "low"
+    override = tmp_path / "program.yaml"
+    override.write_text("weights:\n  recent_acute: 0\n  open_gap: 5\n")
+    heavy = load_priority(override)
+    assert heavy.weights["social_item"] == 1.5  # untouched keys keep the defaults
+    assert score(row, heavy, AS_OF) == pytest.approx(10 + 1.5 + 3 + 0 + 0.6)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("wieghts: {}\n")
+    with pytest.raises(ValueError, match="bad.yaml: unknown priority keys"):
+        load_priority(bad)
+
+
+def test_rows_are_sorted_by_priority_and_recent_ed_visit_counts(built, rows) -> None:
+    assert [r.priority for r in rows] == sorted((r.priority for r in rows), reverse=True)
+    (ed,) = [r for r in rows if r.patient_id == built[2]["ed"]]
+    assert ed.recent_acute and ed.last_visit == date(2026, 12, 5)
+    assert sum(r.recent_acute for r in rows) == 1
+    assert ed.priority == score(ed, load_priority(), AS_OF) and ed.priority >= 4.0
+
+
+def test_filters_search_and_sort(rows) -> None:
+    spanish_diabetes = filter_rows(rows, Filters(language="es", measure="cms122"))
+    assert spanish_diabetes
+    assert all(r.language == "es" and "CMS122" in r.measures for r in spanish_diabetes)
+    assert len(spanish_diabetes) == sum(1 for r in rows if r.language == "es" and "CMS122" in r.measures)
+    unassigned = filter_rows(rows, Filters(assigned=False))
+    assigned = filter_rows(rows, Filters(assigned=True))
+    assert unassigned and assigned and len(unassigned) + len(assigned) == len(rows)
+    target = rows[len(rows) // 2]
+    assert [r.mrn for r in filter_rows(rows, Filters(search=target.mrn.upper()))] == [target.mrn]
+    high = filter_rows(rows, Filters(priority="high"))
+    assert all(r.band == "high" for r in high)
+    by_name = sort_rows(rows, "name")
+    assert [(r.name or "").lower() for r in by_name] == sorted((r.name or "").lower() for r in rows)
+    with pytest.raises(ValueError, match="unknown sort"):
+        sort_rows(rows, "shoe_size")
+
+
+def test_csv_and_excel_exports_are_safe_and_complete(rows, tmp_path: Path) -> None:
+    text = worklist_csv(rows)
+    table = list(csv.reader(io.StringIO(text)))
+    assert tuple(table[0]) == COLUMNS and len(table) - 1 == len(rows)
+    assert "patient_id" not in table[0]
+    hostile = [line for line in table[1:] if HOSTILE in line[2]]
+    assert hostile and all(line[2].startswith("'=") for line in hostile)
+    xlsx = write_worklist(rows, tmp_path / "wl.xlsx")
+    ws = load_workbook(xlsx).active
+    values = list(ws.iter_rows(values_only=True))
+    assert values[0] == COLUMNS and len(values) - 1 == len(rows)
+    assert all(not str(v[2]).startswith("=") for v in values[1:])
+    assert write_worklist(rows, tmp_path / "wl.csv").read_text(encoding="utf-8") == text
+    with pytest.raises(ValueError, match="wl.txt"):
+        write_worklist(rows, tmp_path / "wl.txt")
+
+
+def test_cli_worklist_and_billing(built, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from chc_equity.cli import _register, app
+
+    _register()
+    path, centers, _ = built
+    runner = CliRunner()
+    out = tmp_path / "es.csv"
+    args = ["--center", centers[0], "--warehouse", str(path), "--as-of", AS_OF.isoformat()]
+    result = runner.invoke(
+        app, ["worklist", *args, "--language", "es", "--measure", "CMS122", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    table = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert table and all(r["language"] == "es" and "CMS122" in r["measures"] for r in table)
+    bp = [i for r in table for i in r["items"].split("; ") if "last BP" in i]
+    assert all(re.search(r"last BP \d+/\d+ mmHg on \d{4}-\d\d-\d\d", i) for i in bp)
+    bad = runner.invoke(app, ["worklist", *args, "--out", str(tmp_path / "x.txt")])
+    assert bad.exit_code == 2 and "x.txt" in bad.output
+    claims = tmp_path / "claims.csv"
+    result = runner.invoke(
+        app, ["chw", "billing", "--center", centers[0], "--warehouse", str(path), "--out", str(claims)]
+    )
+    assert result.exit_code == 0, result.output
+    lines = list(csv.DictReader(claims.open(encoding="utf-8")))
+    unbilled = list(csv.DictReader((tmp_path / "claims.unbilled.csv").open(encoding="utf-8")))
+    assert lines or unbilled
+    assert all(r["code"] == "G0019" and r["units"] == "1" and r["mrn"] for r in lines)
+    assert all(r["reason"] in ("before the initiating visit", "no initiating visit") for r in unbilled)
+
+
+def test_cache_keeps_the_warehouse_part_until_the_next_load(built, tmp_path: Path) -> None:
+    import shutil
+
+    from chc_equity.outreach.worklist import WorklistCache, collect, data_version, prioritise
+
+    path, centers, _ = built
+    copy = tmp_path / "wh.duckdb"
+    shutil.copy(path, copy)
+    con = connect(copy)
+    try:
+        cache = WorklistCache()
+        first = cache.get(con, centers[0], period=PERIOD, as_of=AS_OF)
+        assert cache.get(con, centers[0], period=PERIOD, as_of=AS_OF) is first
+        assert [r.patient_id for r in first] == [
+            r.patient_id for r in collect(con, centers[0], period=PERIOD, as_of=AS_OF)
+        ]
+        pid = first[0].patient_id
+        ranked = prioritise(
+            first, as_of=AS_OF, assignments={pid: "chw-x"}, last_outreach={pid: (AS_OF, "reached")}
+        )
+        assert first[0].assigned_chw is None and first[0].priority == 0.0  # the cached rows are untouched
+        mine = next(r for r in ranked if r.patient_id == pid)
+        assert (mine.assigned_chw, mine.last_outcome) == ("chw-x", "reached")
+        before = data_version(con)
+        extra = tmp_path / "more"
+        extra.mkdir()
+        (extra / "Appointment.ndjson").write_text(
+            json.dumps(
+                {
+                    "resourceType": "Appointment",
+                    "id": "late-1",
+                    "status": "booked",
+                    "start": "2027-01-05T09:00:00-05:00",
+                    "participant": [{"actor": {"reference": f"Patient/{pid}"}, "status": "accepted"}],
+                }
+            )
+            + "\n"
+        )
+        load(con, [extra], centers[0], after_load=lambda c, ctr: build_views(c, centers=[ctr]))
+        assert data_version(con) != before
+        fresh = cache.get(con, centers[0], period=PERIOD, as_of=AS_OF)
+        assert fresh is not first
+        assert next(r for r in fresh if r.patient_id == pid).next_visit == "2027-01-05 09:00"
+    finally:
+        con.close()
