@@ -18,6 +18,7 @@ app = typer.Typer(
 
 def _register() -> None:
     # Imported here so that each stage's CLI module registers itself on `app`.
+    from chc_equity.cli import appdb as _appdb  # noqa: F401
     from chc_equity.cli import equity as _equity  # noqa: F401
     from chc_equity.cli import ingest as _ingest  # noqa: F401
     from chc_equity.cli import measures as _measures  # noqa: F401
