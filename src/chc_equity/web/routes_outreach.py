@@ -333,7 +333,7 @@ async def record_page(request: Request, scope: Annotated[CenterScope, Depends(WR
     except ValidationError as exc:
         return _outreach_page(request, scope, message=_form_errors(exc), status=422)
     try:
-        outreach.record(request, scope, body, None)
+        outreach.record(request, scope, body, body.idempotency_key)  # type: ignore[attr-defined]
     except HTTPException as exc:
         return _outreach_page(request, scope, message=str(exc.detail), status=exc.status_code)
     return _history_page(request, scope, body.patient_id, "Outreach recorded.")  # type: ignore[attr-defined]
