@@ -32,3 +32,32 @@ def upgrade(warehouse: WarehouseOpt = None) -> None:
     db = open_for_warehouse(warehouse_path(warehouse))
     where = db.engine.url.render_as_string(hide_password=True)
     out.print(f"app database at revision {db.revision()}: {where}")
+
+
+@appdb_app.command("import")
+def import_fhir(
+    center: Annotated[
+        list[str] | None, typer.Option(help="Only this center (repeatable; default: all).")
+    ] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Import CHWs (PractitionerRole 172V00000X), care-team panels and CHW-service encounters from the
+    warehouse (read-only) into the app database; safe to re-run (nothing is added twice)."""
+    from chc_equity.appdb import open_for_warehouse
+    from chc_equity.appdb.fhir_import import centers, import_center
+    from chc_equity.web.data import WarehouseUnavailable, open_warehouse
+
+    path = warehouse_path(warehouse)
+    db = open_for_warehouse(path)
+    try:
+        with open_warehouse(path) as con:
+            for name in center or centers(con):
+                with db.write() as session:
+                    r = import_center(con, session, name)
+                out.print(
+                    f"{name}: {r.chws_added} CHWs added, {r.assignments_added} assignments added, "
+                    f"{r.outreach_added} of {r.outreach_found} CHW-service encounters added as outreach"
+                )
+    except WarehouseUnavailable as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
