@@ -84,14 +84,14 @@ def test_program_manager_adds_chws_and_assigns(app, program) -> None:
         json={"chw_id": program["luis"], "patient_ids": SOUTH_IDS[:2]},
         headers=h,
     )
-    assert bad.status_code == 422 and SOUTH not in bad.text
+    assert bad.status_code == 400 and SOUTH not in bad.text
     assert pm.post(f"/api/centers/{SOUTH}/chws", json={"display_name": "X"}, headers=h).status_code == 403
     staff, hs = _client(app, "staff-north")
     assert staff.post(f"/api/centers/{NORTH}/chws", json={"display_name": "X"}, headers=hs).status_code == 403
     linked = pm.post(
         f"/api/centers/{NORTH}/chws", json={"display_name": "Y", "username": "staff-north"}, headers=h
     )
-    assert linked.status_code == 422  # only a chw user of this center can be linked
+    assert linked.status_code == 400  # only a chw user of this center can be linked
 
 
 def test_chw_records_idempotently_and_edits_keep_history(app, program) -> None:
@@ -131,7 +131,7 @@ def test_chw_records_idempotently_and_edits_keep_history(app, program) -> None:
         chw.post(f"/api/centers/{NORTH}/outreach", json=_outreach(SOUTH_IDS[0]), headers=h).status_code == 404
     )
     future = _outreach(PANEL[0], contact_date=date(2099, 1, 1).isoformat())
-    assert chw.post(f"/api/centers/{NORTH}/outreach", json=future, headers=h).status_code == 422
+    assert chw.post(f"/api/centers/{NORTH}/outreach", json=future, headers=h).status_code == 400
     # Someone else's record: a CHW may not edit it; the center's program manager may.
     pm, hp = _client(app, "pm-north")
     theirs = pm.post(f"/api/centers/{NORTH}/outreach", json=_outreach(PANEL[1]), headers=hp).json()

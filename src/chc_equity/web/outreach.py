@@ -110,12 +110,12 @@ def add_chw(request: Request, scope: CenterScope, display_name: str, username: s
         if username:
             user = s.get(User, username.strip().lower())
             if user is None or user.role != Role.CHW.value or user.center != center:
-                raise HTTPException(status_code=422, detail="username must be a chw user of this center")
+                raise HTTPException(status_code=400, detail="username must be a chw user of this center")
             username = user.username
         try:
             row = chws.add_chw(s, center, display_name, scope.user.username, username or None)
         except (ValueError, chws.Conflict) as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from exc
+            raise HTTPException(status_code=400, detail=str(exc)) from exc
         return {"id": row.id, "display_name": row.display_name, "username": row.username}
 
 
@@ -124,7 +124,7 @@ def assign(request: Request, scope: CenterScope, chw_id: str, patient_ids: list[
     unknown = set(patient_ids) - known_patients(request, center, patient_ids)
     if unknown:
         raise HTTPException(
-            status_code=422, detail=f"{len(unknown)} patient id(s) are not patients of this center"
+            status_code=400, detail=f"{len(unknown)} patient id(s) are not patients of this center"
         )
     with appdb(request).write() as s:
         try:
@@ -132,7 +132,7 @@ def assign(request: Request, scope: CenterScope, chw_id: str, patient_ids: list[
         except chws.NotFound as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from exc
         except ValueError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from exc
+            raise HTTPException(status_code=400, detail=str(exc)) from exc
 
 
 def set_panel_only(request: Request, scope: CenterScope, on: bool) -> None:
@@ -154,7 +154,7 @@ def _fields(body, session: Session, scope: CenterScope) -> records.OutreachField
         try:
             chws.get_chw(session, scope.center or "", chw_id)
         except chws.NotFound as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from exc
+            raise HTTPException(status_code=400, detail=str(exc)) from exc
     elif scope.user.role is Role.CHW:  # a CHW records as themself
         mine = chws.chw_of_user(session, scope.user.username, scope.center)
         chw_id = mine.id if mine else None
@@ -171,7 +171,7 @@ def _fields(body, session: Session, scope: CenterScope) -> records.OutreachField
 def record(request: Request, scope: CenterScope, body, idempotency_key: str | None) -> tuple[dict, bool]:
     """Create an outreach record (idempotent per author and key); returns (record, created)."""
     if body.contact_date > date.today():
-        raise HTTPException(status_code=422, detail="contact_date is in the future")
+        raise HTTPException(status_code=400, detail="contact_date is in the future")
     check_in_warehouse(request, scope, body.patient_id)
     with appdb(request).write() as s:
         check_patient(request, s, scope, body.patient_id)
@@ -187,7 +187,7 @@ def record(request: Request, scope: CenterScope, body, idempotency_key: str | No
         except records.Conflict as exc:
             raise HTTPException(status_code=409, detail=str(exc)) from exc
         except ValueError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from exc
+            raise HTTPException(status_code=400, detail=str(exc)) from exc
         return record_out(row), created
 
 
@@ -239,5 +239,5 @@ def edit(request: Request, scope: CenterScope, record_id: int, body) -> dict:
         except records.Conflict as exc:
             raise HTTPException(status_code=409, detail=str(exc)) from exc
         except ValueError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from exc
+            raise HTTPException(status_code=400, detail=str(exc)) from exc
         return record_out(row)

@@ -31,7 +31,17 @@ pages = APIRouter(include_in_schema=False)
 READ = require_center_access(*OUTREACH_READ_ROLES)
 WRITE = require_center_access(*OUTREACH_WRITE_ROLES)
 PROGRAM = require_center_access(*PROGRAM_ROLES)
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {
+        "description": "A rule of the CHW program refused the request (the detail says which)",
+        "model": ErrorOut,
+    },
     401: {"description": "Not signed in"},
     403: {"description": "Role or center not allowed"},
     404: {"description": "No such patient, CHW or record at this center (or outside your panel)"},
