@@ -59,6 +59,7 @@ def _leak_markers(center: str) -> list[str]:
 def _targets(rule: RouteRule, user_center: str | None) -> list[tuple[str, str | None]]:
     """(url, center asked for) pairs to try for a rule: own, other and unknown centers where relevant."""
     path = rule.path.replace("{username}", "nobody-here").replace("{measure}", "CMS130")
+    path = path.replace("{record_id}", "1")
     centers = [NORTH, SOUTH, UNKNOWN_CENTER] if user_center is None else [user_center, OTHER[user_center]]
     centers.append(UNKNOWN_CENTER) if user_center else None
     if "{center}" in path:
@@ -72,9 +73,9 @@ def _request(client: TestClient, rule: RouteRule, url: str, csrf: str):
     headers = {CSRF_HEADER: csrf} if csrf else {}
     if rule.method == "GET":
         return client.get(url, headers=headers, follow_redirects=False)
-    if rule.is_api:
+    if rule.is_api:  # invalid bodies (422) except previsit's, so nothing changes state
         body = {"date": VISIT_DAY.isoformat()} if url.endswith("/previsit") else {"field": "race"}
-        return client.post(url, json=body, headers=headers, follow_redirects=False)
+        return client.request(rule.method, url, json=body, headers=headers, follow_redirects=False)
     # Page forms: invalid on purpose (short password / unknown role) so nothing changes state.
     form = {"csrf_token": csrf, "field": "race", "username": "x", "password": "short", "role": "viewer"}
     form["day"] = VISIT_DAY.isoformat()
@@ -138,7 +139,7 @@ def test_authorization_matrix(app, clients) -> None:
                 if user_center is not None:
                     for marker in _leak_markers(OTHER[user_center]):
                         assert marker not in response.text, f"{where} leaks {marker!r}"
-    # 6 users + anonymous over every route and center variant.
+    # 8 users (chw and program_manager included) + anonymous over every route and center variant.
     print(f"authorization matrix: {len(rules)} route rules, {checked} requests")
     assert checked > 300
 

@@ -39,6 +39,8 @@ USERS: dict[str, tuple[Role, str | None]] = {
     "staff-south": (Role.CENTER_STAFF, SOUTH),
     "viewer": (Role.VIEWER, None),
     "viewer-north": (Role.VIEWER, NORTH),
+    "pm-north": (Role.PROGRAM_MANAGER, NORTH),
+    "chw-north": (Role.CHW, NORTH),
 }
 # Per center: patients, and how many have an unknown value of each field (some below 11 on purpose).
 PATIENTS = {

@@ -34,8 +34,9 @@ _COMMAND_MODULES = {
     "pull": "pull",
     "worklist": "outreach",
     "chw": "outreach",
+    "appdb": "appdb",
 }
-_MODULES = ("equity", "ingest", "measures", "outreach", "pull", "synth", "uds", "views", "web")
+_MODULES = ("appdb", "equity", "ingest", "measures", "outreach", "pull", "synth", "uds", "views", "web")
 
 
 def _register(command: str | None = None) -> None:

@@ -22,7 +22,10 @@ from chc_equity.web.roles import Role
 console = Console(stderr=True)
 out = Console()
 
-users_app = typer.Typer(help="Manage web users (stored in <warehouse>.auth.sqlite).", no_args_is_help=True)
+users_app = typer.Typer(
+    help="Manage web users (in the app database: <warehouse>.app.sqlite or $CHC_EQUITY_DATABASE_URL).",
+    no_args_is_help=True,
+)
 app.add_typer(users_app, name="users")
 
 WarehouseOpt = Annotated[
@@ -36,9 +39,9 @@ WarehouseOpt = Annotated[
 
 
 def _store(warehouse: Path | None):
-    from chc_equity.web.authstore import AuthStore, auth_path
+    from chc_equity.web.authstore import AuthStore
 
-    return AuthStore(auth_path(warehouse_path(warehouse)))
+    return AuthStore.for_warehouse(warehouse_path(warehouse))
 
 
 def _log_config() -> dict:
@@ -92,7 +95,8 @@ def serve(
         console.print(
             "[yellow]warning:[/] no network_admin yet: `chc-equity users add NAME --role network_admin`"
         )
-    console.print(f"serving {path} on http://{host}:{port}/ (users in {config.auth_file.name})")
+    where = web.state.db.engine.url.render_as_string(hide_password=True)
+    console.print(f"serving {path} on http://{host}:{port}/ (app database: {where})")
     trusted = (forwarded_allow_ips or "").strip()
     uvicorn.run(
         web,
@@ -121,9 +125,10 @@ def _read_password(password_stdin: bool) -> str:
 @users_app.command("add")
 def users_add(
     username: Annotated[str, typer.Argument(help="Login name (case-insensitive).")],
-    role: Annotated[Role, typer.Option(help="network_admin, network_analyst, center_staff or viewer.")],
+    role: Annotated[Role, typer.Option(help="One of: " + ", ".join(r.value for r in Role) + ".")],
     center: Annotated[
-        str | None, typer.Option(help="The user's center (center_staff; optional for viewer).")
+        str | None,
+        typer.Option(help="The user's center (center_staff, program_manager, chw; optional for viewer)."),
     ] = None,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from stdin.")

@@ -18,7 +18,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from chc_equity.web.authstore import AuthStore, SessionPolicy, auth_path
+from chc_equity.appdb import AppDB, database_url, open_for_warehouse
+from chc_equity.web.authstore import AuthStore, SessionPolicy
 from chc_equity.web.data import WarehouseUnavailable
 from chc_equity.web.security import NotAuthenticated
 
@@ -40,18 +41,24 @@ SECURITY_HEADERS = {
 class WebConfig:
     """Where the data lives and how cookies behave.
 
+    ``database`` is the app database (users, sessions, CHWs, outreach): a SQLAlchemy URL or a SQLite
+    path; by default ``$CHC_EQUITY_DATABASE_URL`` or ``<warehouse>.app.sqlite`` (see ``chc_equity.appdb``).
     ``secure_cookies`` should be on whenever the app is served over HTTPS (behind a reverse proxy);
     it is off by default because the default is a loopback address over plain HTTP.
     """
 
     warehouse: Path
-    auth_db: Path | None = None
+    database: str | Path | None = None
     secure_cookies: bool = False
     policy: SessionPolicy = field(default_factory=SessionPolicy)
 
     @property
-    def auth_file(self) -> Path:
-        return self.auth_db or auth_path(self.warehouse)
+    def database_url(self) -> str:
+        return str(self.database) if self.database is not None else database_url(self.warehouse)
+
+    def open_database(self) -> AppDB:
+        """The app database, migrated to the latest schema (and a legacy auth file imported)."""
+        return AppDB(self.database) if self.database is not None else open_for_warehouse(self.warehouse)
 
 
 def _is_api(request: Request) -> bool:
@@ -59,8 +66,8 @@ def _is_api(request: Request) -> bool:
 
 
 def create_app(config: WebConfig) -> FastAPI:
-    """Build the app for one warehouse; the auth SQLite file is created if missing."""
-    from chc_equity.web import routes_api, routes_auth, routes_measures, routes_pages
+    """Build the app for one warehouse; the app database is created or migrated if needed."""
+    from chc_equity.web import routes_api, routes_auth, routes_measures, routes_outreach, routes_pages
 
     app = FastAPI(
         title="chc-equity",
@@ -71,10 +78,18 @@ def create_app(config: WebConfig) -> FastAPI:
         redoc_url=None,
     )
     app.state.config = config
-    app.state.auth = AuthStore(config.auth_file, config.policy)
+    app.state.db = config.open_database()
+    app.state.auth = AuthStore(app.state.db, config.policy)
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    app.state.routers = (routes_auth.router, routes_pages.router, routes_measures.router, routes_api.router)
+    app.state.routers = (
+        routes_auth.router,
+        routes_pages.router,
+        routes_measures.router,
+        routes_outreach.pages,
+        routes_api.router,
+        routes_outreach.api,
+    )
     for router in app.state.routers:
         app.include_router(router)
     _install_handlers(app)

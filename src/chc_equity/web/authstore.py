@@ -1,12 +1,12 @@
-"""Users, sessions and login throttling in a small SQLite file next to the warehouse.
+"""Users, sessions and login throttling, stored in the app database (``chc_equity.appdb``).
 
-Why SQLite and not the warehouse: the warehouse is a DuckDB file that `chc-equity ingest` writes to, and
-DuckDB allows one writing process per file. The web app writes on every login, so keeping its state in
-``<warehouse>.auth.sqlite`` means it never needs (or blocks) the warehouse's write lock; it opens the
-warehouse read-only, per request.
+Why not the warehouse: the warehouse is a DuckDB file that `chc-equity ingest` writes to, and DuckDB
+allows one writing process per file. The web app writes on every login, so its state lives in the app
+database (``<warehouse>.app.sqlite`` or PostgreSQL) and it never needs (or blocks) the warehouse's write
+lock; it opens the warehouse read-only, per request.
 
-Only hashes are stored: argon2 hashes of passwords and SHA-256 of session tokens, so a copy of this file
-does not let anyone sign in. Every function opens its own short-lived connection: SQLite handles the
+Only hashes are stored: argon2 hashes of passwords and SHA-256 of session tokens, so a copy of the
+database does not let anyone sign in. Every method is one short transaction: the database handles the
 concurrency between uvicorn workers and the CLI.
 """
 
@@ -14,47 +14,25 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from zxcvbn import zxcvbn
 
+from chc_equity.appdb import AppDB, app_db_path, open_for_warehouse
+from chc_equity.appdb.models import LoginFailure, User, UserSession
 from chc_equity.web.roles import Principal, Role, validate_assignment
 
 _HASHER = PasswordHasher()
 # Verified against when the username does not exist, so a wrong username costs as long as a wrong password
 # (no user enumeration through response time).
 _DUMMY_HASH = _HASHER.hash("not-a-real-password")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    username      TEXT PRIMARY KEY,
-    password_hash TEXT NOT NULL,
-    role          TEXT NOT NULL,
-    center        TEXT,
-    created_at    REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    token_sha256  TEXT PRIMARY KEY,
-    username      TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
-    csrf_token    TEXT NOT NULL,
-    created_at    REAL NOT NULL,
-    last_seen     REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS login_failures (
-    username TEXT NOT NULL,
-    ip       TEXT NOT NULL,
-    at       REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures(username, ip, at);
-CREATE INDEX IF NOT EXISTS login_failures_ip ON login_failures(ip, at);
-"""
 
 MIN_PASSWORD_LENGTH = 10
 # zxcvbn's score (0-4): 3 means about 10^8 to 10^10 guesses; below that the password is a common one
@@ -94,9 +72,9 @@ class UserRow:
 
 
 def auth_path(warehouse: str | Path) -> Path:
-    """``<warehouse>.auth.sqlite``: the auth file always travels with its warehouse."""
-    warehouse = Path(warehouse)
-    return warehouse.with_name(warehouse.name + ".auth.sqlite")
+    """The default app database file of ``warehouse`` (kept under its old name for callers and tests
+    that open a store by path; :meth:`AuthStore.for_warehouse` also honours ``CHC_EQUITY_DATABASE_URL``)."""
+    return app_db_path(warehouse)
 
 
 def _token_hash(token: str) -> str:
@@ -104,24 +82,16 @@ def _token_hash(token: str) -> str:
 
 
 class AuthStore:
-    """The auth SQLite file: one object per app/CLI call, one connection per operation."""
+    """Users, sessions and throttling on one app database: one object per app/CLI call, one
+    transaction per operation."""
 
-    def __init__(self, path: str | Path, policy: SessionPolicy | None = None) -> None:
-        self.path = Path(path)
+    def __init__(self, db: AppDB | str | Path, policy: SessionPolicy | None = None) -> None:
+        self.db = db if isinstance(db, AppDB) else AppDB(db)
         self.policy = policy or SessionPolicy()
-        with self._connect() as con:
-            con.executescript(SCHEMA)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=10)
-        try:
-            con.execute("PRAGMA foreign_keys = ON")
-            con.execute("PRAGMA journal_mode = WAL")
-            with con:  # one transaction, committed or rolled back
-                yield con
-        finally:
-            con.close()
+    @classmethod
+    def for_warehouse(cls, warehouse: str | Path, policy: SessionPolicy | None = None) -> AuthStore:
+        return cls(open_for_warehouse(warehouse), policy)
 
     # -- users ---------------------------------------------------------------------------------------
     def add_user(self, username: str, password: str, role: Role, center: str | None = None) -> None:
@@ -129,42 +99,51 @@ class AuthStore:
         username = normalize_username(username)
         validate_assignment(role, center)
         check_password_strength(password, user_inputs=(username,))
+        user = User(
+            username=username,
+            password_hash=_HASHER.hash(password),
+            role=role.value,
+            center=center or None,
+            created_at=time.time(),
+        )
         try:
-            with self._connect() as con:
-                con.execute(
-                    "INSERT INTO users VALUES (?, ?, ?, ?, ?)",
-                    (username, _HASHER.hash(password), role.value, center or None, time.time()),
-                )
-        except sqlite3.IntegrityError as exc:
+            with self.db.write() as s:
+                s.add(user)
+        except IntegrityError as exc:
             raise ValueError(f"user {username!r} already exists") from exc
 
     def set_password(self, username: str, password: str) -> None:
         """Change a password and end all of that user's sessions."""
         check_password_strength(password, user_inputs=(username,))
-        with self._connect() as con:
-            cur = con.execute(
-                "UPDATE users SET password_hash = ? WHERE username = ?", (_HASHER.hash(password), username)
+        with self.db.write() as s:
+            done = s.execute(
+                update(User).where(User.username == username).values(password_hash=_HASHER.hash(password))
             )
-            if cur.rowcount == 0:
+            if done.rowcount == 0:
                 raise KeyError(username)
-            con.execute("DELETE FROM sessions WHERE username = ?", (username,))
+            s.execute(delete(UserSession).where(UserSession.username == username))
 
     def delete_user(self, username: str) -> bool:
         """Remove a user (their sessions go with them); False when there was no such user."""
-        with self._connect() as con:
-            return con.execute("DELETE FROM users WHERE username = ?", (username,)).rowcount > 0
+        with self.db.write() as s:
+            s.execute(delete(UserSession).where(UserSession.username == username))
+            return s.execute(delete(User).where(User.username == username)).rowcount > 0
 
     def list_users(self) -> list[UserRow]:
-        with self._connect() as con:
-            rows = con.execute("SELECT username, role, center, created_at FROM users ORDER BY username")
+        with self.db.read() as s:
+            rows = s.execute(
+                select(User.username, User.role, User.center, User.created_at).order_by(User.username)
+            )
             return [UserRow(u, Role(r), c, t) for u, r, c, t in rows]
 
+    def user(self, username: str) -> UserRow | None:
+        with self.db.read() as s:
+            row = s.get(User, username)
+            return UserRow(row.username, Role(row.role), row.center, row.created_at) if row else None
+
     def count_admins(self) -> int:
-        with self._connect() as con:
-            (n,) = con.execute(
-                "SELECT count(*) FROM users WHERE role = ?", (Role.NETWORK_ADMIN.value,)
-            ).fetchone()
-            return int(n)
+        with self.db.read() as s:
+            return int(s.scalar(select(func.count()).where(User.role == Role.NETWORK_ADMIN.value)) or 0)
 
     # -- login ---------------------------------------------------------------------------------------
     def throttled(self, username: str, ip: str, now: float | None = None) -> bool:
@@ -172,13 +151,16 @@ class AuthStore:
         its failed attempts in the current window (see :class:`SessionPolicy`)."""
         now = time.time() if now is None else now
         name = normalize_username(username, strict=False)
-        with self._connect() as con:
-            con.execute("DELETE FROM login_failures WHERE at < ?", (now - self.policy.failure_window_s,))
-            pair, by_ip, by_user = con.execute(
-                "SELECT count(*) FILTER (WHERE username = ? AND ip = ?), count(*) FILTER (WHERE ip = ?), "
-                "count(*) FILTER (WHERE username = ?) FROM login_failures WHERE ip = ? OR username = ?",
-                (name, ip, ip, name, ip, name),
-            ).fetchone()
+        f = LoginFailure
+        with self.db.write() as s:
+            s.execute(delete(f).where(f.at < now - self.policy.failure_window_s))
+            pair, by_ip, by_user = s.execute(
+                select(
+                    func.count().filter(f.username == name, f.ip == ip),
+                    func.count().filter(f.ip == ip),
+                    func.count().filter(f.username == name),
+                ).where(or_(f.ip == ip, f.username == name))
+            ).one()
         return (
             pair >= self.policy.max_failures
             or by_ip >= self.policy.max_failures_per_ip
@@ -192,26 +174,31 @@ class AuthStore:
         """
         now = time.time() if now is None else now
         name = normalize_username(username, strict=False)
-        with self._connect() as con:
-            row = con.execute("SELECT password_hash FROM users WHERE username = ?", (name,)).fetchone()
-        stored = row[0] if row else _DUMMY_HASH
+        with self.db.read() as s:
+            row = s.scalar(select(User.password_hash).where(User.username == name))
+        stored = row if row is not None else _DUMMY_HASH
         try:
             ok = _HASHER.verify(stored, password) and row is not None
         except (VerificationError, InvalidHashError):
             ok = False
-        with self._connect() as con:
+        with self.db.write() as s:
             if not ok:
-                con.execute("INSERT INTO login_failures VALUES (?, ?, ?)", (name, ip, now))
+                s.add(LoginFailure(username=name, ip=ip, at=now))
                 return None
-            con.execute("DELETE FROM login_failures WHERE username = ? AND ip = ?", (name, ip))
+            s.execute(delete(LoginFailure).where(LoginFailure.username == name, LoginFailure.ip == ip))
             if _HASHER.check_needs_rehash(stored):
-                con.execute(
-                    "UPDATE users SET password_hash = ? WHERE username = ?", (_HASHER.hash(password), name)
+                s.execute(
+                    update(User).where(User.username == name).values(password_hash=_HASHER.hash(password))
                 )
             token = secrets.token_urlsafe(32)
-            con.execute(
-                "INSERT INTO sessions VALUES (?, ?, ?, ?, ?)",
-                (_token_hash(token), name, secrets.token_urlsafe(32), now, now),
+            s.add(
+                UserSession(
+                    token_sha256=_token_hash(token),
+                    username=name,
+                    csrf_token=secrets.token_urlsafe(32),
+                    created_at=now,
+                    last_seen=now,
+                )
             )
         return token
 
@@ -222,25 +209,34 @@ class AuthStore:
             return None
         now = time.time() if now is None else now
         key = _token_hash(token)
-        with self._connect() as con:
-            row = con.execute(
-                "SELECT u.username, u.role, u.center, s.csrf_token, s.created_at, s.last_seen "
-                "FROM sessions s JOIN users u USING (username) WHERE s.token_sha256 = ?",
-                (key,),
-            ).fetchone()
-            if row is None:
-                return None
-            username, role, center, csrf, created, last_seen = row
-            if now - last_seen > self.policy.idle_s or now - created > self.policy.absolute_s:
-                con.execute("DELETE FROM sessions WHERE token_sha256 = ?", (key,))
-                return None
-            if now - last_seen > 60:  # refresh the idle clock at most once a minute (fewer writes)
-                con.execute("UPDATE sessions SET last_seen = ? WHERE token_sha256 = ?", (now, key))
+        with self.db.read() as s:
+            row = s.execute(
+                select(
+                    User.username,
+                    User.role,
+                    User.center,
+                    UserSession.csrf_token,
+                    UserSession.created_at,
+                    UserSession.last_seen,
+                )
+                .join(User, User.username == UserSession.username)
+                .where(UserSession.token_sha256 == key)
+            ).first()
+        if row is None:
+            return None
+        username, role, center, csrf, created, last_seen = row
+        if now - last_seen > self.policy.idle_s or now - created > self.policy.absolute_s:
+            with self.db.write() as s:
+                s.execute(delete(UserSession).where(UserSession.token_sha256 == key))
+            return None
+        if now - last_seen > 60:  # refresh the idle clock at most once a minute (fewer writes)
+            with self.db.write() as s:
+                s.execute(update(UserSession).where(UserSession.token_sha256 == key).values(last_seen=now))
         return Principal(username=username, role=Role(role), center=center, csrf_token=csrf)
 
     def end_session(self, token: str) -> None:
-        with self._connect() as con:
-            con.execute("DELETE FROM sessions WHERE token_sha256 = ?", (_token_hash(token),))
+        with self.db.write() as s:
+            s.execute(delete(UserSession).where(UserSession.token_sha256 == _token_hash(token)))
 
 
 def normalize_username(username: str, *, strict: bool = True) -> str:

@@ -11,7 +11,7 @@ import re
 import secrets
 from pathlib import Path
 
-from chc_equity.web.authstore import AuthStore, auth_path
+from chc_equity.web.authstore import AuthStore
 from chc_equity.web.data import open_warehouse
 from chc_equity.web.roles import Role
 
@@ -24,7 +24,7 @@ def _centers(warehouse: Path) -> list[str]:
 
 
 def seed_demo_users(warehouse: Path) -> list[DemoUser]:
-    """Create (or reset) demo users in ``<warehouse>.auth.sqlite``; returns (user, password, role, center).
+    """Create (or reset) demo users in the warehouse's app database; returns (user, password, role, center).
 
     The warehouse must not be open for writing by the caller (it is read once, read-only, for the
     center ids): close the demo's connection first.
@@ -39,7 +39,7 @@ def seed_demo_users(warehouse: Path) -> list[DemoUser]:
     if first is not None:
         name = re.sub(r"[^a-z0-9._@-]", "-", f"staff-{first}".lower())[:64]
         wanted.append((name, Role.CENTER_STAFF, first))
-    store = AuthStore(auth_path(Path(warehouse)))
+    store = AuthStore.for_warehouse(Path(warehouse))
     existing = {u.username: u for u in store.list_users()}
     out: list[DemoUser] = []
     for name, role, center in wanted:

@@ -11,20 +11,34 @@ from enum import StrEnum
 
 
 class Role(StrEnum):
-    """The four roles of the issue, from most to least privileged."""
+    """The roles, from most to least privileged.
+
+    ``program_manager`` runs a center's CHW program (adds CHWs, assigns patients, sets "panel only") and
+    sees what center staff see; ``chw`` is a community health worker of one center: aggregates like
+    center staff, patient rows only through the outreach routes (and the worklist), which honour the
+    center's "panel only" setting. Both are bound to one center.
+    """
 
     NETWORK_ADMIN = "network_admin"
     NETWORK_ANALYST = "network_analyst"
+    PROGRAM_MANAGER = "program_manager"
     CENTER_STAFF = "center_staff"
+    CHW = "chw"
     VIEWER = "viewer"
 
 
 ALL_ROLES: frozenset[Role] = frozenset(Role)
-# Roles allowed to see patient-level lists (ids of patients); a viewer never is.
+# Roles allowed to see the center-wide patient-level lists (care gaps, pre-visit, missing demographics);
+# a viewer never is, nor a CHW (whose patient rows may be limited to a panel: see OUTREACH_READ_ROLES).
 PATIENT_LEVEL_ROLES: frozenset[Role] = frozenset(
-    {Role.NETWORK_ADMIN, Role.NETWORK_ANALYST, Role.CENTER_STAFF}
+    {Role.NETWORK_ADMIN, Role.NETWORK_ANALYST, Role.CENTER_STAFF, Role.PROGRAM_MANAGER}
 )
 ADMIN_ROLES: frozenset[Role] = frozenset({Role.NETWORK_ADMIN})
+# CHW program: who reads CHWs, assignments and outreach; who records outreach; who manages the program.
+OUTREACH_READ_ROLES: frozenset[Role] = PATIENT_LEVEL_ROLES | {Role.CHW}
+OUTREACH_WRITE_ROLES: frozenset[Role] = frozenset({Role.CENTER_STAFF, Role.PROGRAM_MANAGER, Role.CHW})
+PROGRAM_ROLES: frozenset[Role] = frozenset({Role.NETWORK_ADMIN, Role.PROGRAM_MANAGER})
+CENTER_BOUND_ROLES: frozenset[Role] = frozenset({Role.CENTER_STAFF, Role.PROGRAM_MANAGER, Role.CHW})
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +68,10 @@ class Principal:
 def validate_assignment(role: Role, center: str | None) -> None:
     """Reject role/center combinations that make no sense, so a mis-typed `users add` fails loudly.
 
-    Center staff must name their center; network roles must not (they see every center); a viewer may
-    be network-wide or bound to one center.
+    Center staff, program managers and CHWs must name their center; network roles must not (they see
+    every center); a viewer may be network-wide or bound to one center.
     """
-    if role is Role.CENTER_STAFF and not center:
-        raise ValueError("center_staff users need --center")
+    if role in CENTER_BOUND_ROLES and not center:
+        raise ValueError(f"{role.value} users need --center")
     if role in (Role.NETWORK_ADMIN, Role.NETWORK_ANALYST) and center:
         raise ValueError(f"{role.value} users see every center; do not pass --center")

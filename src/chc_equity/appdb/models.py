@@ -1,0 +1,164 @@
+"""The app database's tables as typed SQLAlchemy 2 models: what people write (users, CHWs, outreach).
+
+The schema itself is owned by the Alembic migrations in ``migrations/versions``; these models describe
+the same tables for queries. A test (tests/test_appdb.py) checks that the migrated schema and the models
+agree, so the two cannot drift apart silently.
+
+Times are stored two ways on purpose: the auth tables keep the float epoch seconds they always had (the
+session and throttle arithmetic is in seconds); the CHW and outreach tables use timezone-aware
+timestamps, which PostgreSQL stores natively and people read in reports.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+# -- users, sessions, login throttling (moved from <warehouse>.auth.sqlite) -------------------------
+class User(Base):
+    __tablename__ = "users"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(32))
+    center: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class UserSession(Base):
+    __tablename__ = "sessions"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(ForeignKey("users.username", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    last_seen: Mapped[float] = mapped_column(Float)
+
+
+class LoginFailure(Base):
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        Index("login_failures_key", "username", "ip", "at"),
+        Index("login_failures_ip", "ip", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(200))
+    ip: Mapped[str] = mapped_column(String(64))
+    at: Mapped[float] = mapped_column(Float)
+
+
+# -- CHWs, panels, outreach ----------------------------------------------------------------------------
+class CenterSetting(Base):
+    """Per-center program settings; ``panel_only``: a CHW sees only the patients assigned to them."""
+
+    __tablename__ = "center_settings"
+
+    center: Mapped[str] = mapped_column(String(200), primary_key=True)
+    panel_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Chw(Base):
+    """A community health worker of one center: added in the app or imported from the warehouse.
+
+    ``username`` links the record to the web user (role ``chw``) who works as this CHW; an imported
+    CHW has none until a program manager links one. ``source``/``source_id`` make imports idempotent.
+    """
+
+    __tablename__ = "chws"
+    __table_args__ = (UniqueConstraint("center", "source", "source_id", name="chws_source_key"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    center: Mapped[str] = mapped_column(String(200), index=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    username: Mapped[str | None] = mapped_column(String(64), unique=True)
+    source: Mapped[str] = mapped_column(String(16))  # "app" | "fhir"
+    source_id: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Assignment(Base):
+    """The CHW a patient is assigned to (one per patient and center; re-assigning replaces it)."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (Index("assignments_chw", "chw_id"),)
+
+    center: Mapped[str] = mapped_column(String(200), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    chw_id: Mapped[str] = mapped_column(ForeignKey("chws.id", ondelete="CASCADE"))
+    assigned_by: Mapped[str] = mapped_column(String(64))
+    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Outreach(Base):
+    """One outreach attempt, in its current version (every version is also in ``outreach_revisions``).
+
+    ``idempotency_key`` is unique per author, so a retried create returns the first record instead of
+    adding a second one; ``source``/``source_id`` do the same for records imported from FHIR.
+    """
+
+    __tablename__ = "outreach"
+    __table_args__ = (
+        UniqueConstraint("created_by", "idempotency_key", name="outreach_idempotency_key"),
+        UniqueConstraint("source", "source_id", name="outreach_source_key"),
+        Index("outreach_patient", "center", "patient_id", "contact_date"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    center: Mapped[str] = mapped_column(String(200))
+    patient_id: Mapped[str] = mapped_column(String(200))
+    chw_id: Mapped[str | None] = mapped_column(ForeignKey("chws.id", ondelete="SET NULL"))
+    contact_date: Mapped[date] = mapped_column(Date)
+    channel: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(32))
+    minutes: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    source: Mapped[str] = mapped_column(String(16))  # "app" | "fhir"
+    source_id: Mapped[str | None] = mapped_column(String(300))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OutreachRevision(Base):
+    """Append-only history: one row per version of an outreach record, never updated or deleted."""
+
+    __tablename__ = "outreach_revisions"
+    __table_args__ = (UniqueConstraint("outreach_id", "version", name="outreach_revisions_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    outreach_id: Mapped[int] = mapped_column(ForeignKey("outreach.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    contact_date: Mapped[date] = mapped_column(Date)
+    channel: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(32))
+    minutes: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text)
+    chw_id: Mapped[str | None] = mapped_column(String(64))
+    changed_by: Mapped[str] = mapped_column(String(64))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
