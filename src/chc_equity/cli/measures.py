@@ -16,6 +16,13 @@ from chc_equity.warehouse import connect
 measures_app = typer.Typer(help="Electronic clinical quality measures (eCQMs).", no_args_is_help=True)
 app.add_typer(measures_app, name="measures")
 
+# Options shared by several `measures` commands, spelled once.
+PeriodStartOpt = Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: Jan 1 of this year)")]
+PeriodEndOpt = Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: Dec 31 of the start year)")]
+CentersOpt = Annotated[list[str] | None, typer.Option("--center", help="limit to these centers; repeatable")]
+MeasuresOpt = Annotated[
+    list[str] | None, typer.Option("--measure", help="CMS id or measure name; repeatable")
+]
 WarehouseOpt = Annotated[
     Path | None,
     typer.Option(
@@ -57,16 +64,10 @@ def list_measures() -> None:
 
 @measures_app.command("run")
 def run(
-    measure: Annotated[
-        list[str] | None, typer.Option("--measure", help="CMS id or measure name; repeatable")
-    ] = None,
-    period_start: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: Jan 1 of this year)")] = None,
-    period_end: Annotated[
-        str | None, typer.Option(help="YYYY-MM-DD (default: Dec 31 of the start year)")
-    ] = None,
-    center: Annotated[
-        list[str] | None, typer.Option("--center", help="limit to these centers; repeatable")
-    ] = None,
+    measure: MeasuresOpt = None,
+    period_start: PeriodStartOpt = None,
+    period_end: PeriodEndOpt = None,
+    center: CentersOpt = None,
     warehouse: WarehouseOpt = None,
     aggregates: Annotated[
         bool,
@@ -157,13 +158,9 @@ def sql_cmd(
         str | None,
         typer.Option("--define", help='only this define, by CQL name ("Numerator") or SQL name'),
     ] = None,
-    period_start: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: Jan 1 of this year)")] = None,
-    period_end: Annotated[
-        str | None, typer.Option(help="YYYY-MM-DD (default: Dec 31 of the start year)")
-    ] = None,
-    center: Annotated[
-        list[str] | None, typer.Option("--center", help="limit to these centers; repeatable")
-    ] = None,
+    period_start: PeriodStartOpt = None,
+    period_end: PeriodEndOpt = None,
+    center: CentersOpt = None,
 ) -> None:
     """Print the SQL `measures run` executes for one measure (no warehouse needed).
 
@@ -235,16 +232,10 @@ def evaluate_cmd(
 @measures_app.command("report")
 def report_cmd(
     out: Annotated[Path, typer.Option("--out", file_okay=False, help="folder to write the reports to")],
-    measure: Annotated[
-        list[str] | None, typer.Option("--measure", help="CMS id or measure name; repeatable")
-    ] = None,
-    center: Annotated[
-        list[str] | None, typer.Option("--center", help="limit to these centers; repeatable")
-    ] = None,
-    period_start: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: Jan 1 of this year)")] = None,
-    period_end: Annotated[
-        str | None, typer.Option(help="YYYY-MM-DD (default: Dec 31 of the start year)")
-    ] = None,
+    measure: MeasuresOpt = None,
+    center: CentersOpt = None,
+    period_start: PeriodStartOpt = None,
+    period_end: PeriodEndOpt = None,
     report_type: Annotated[
         str,
         typer.Option(
