@@ -45,6 +45,8 @@ class Policy:
     attempts: int = 5  # per request or file download
     backoff_s: float = 1.0  # first wait; doubles each retry
     max_wait_s: float = 120.0  # cap on any one wait (Retry-After included)
+    settle_s: float = 1.0  # pause before re-reading a complete manifest (see BulkClient._settled)
+    settle_reads: int = 3
     poll_timeout_s: float = 6 * 3600.0  # an export still not ready after this is abandoned
     parallel: int = 4  # concurrent file downloads
     timeout_s: float = 60.0  # per HTTP read/connect
@@ -215,10 +217,7 @@ class BulkClient:
         while True:
             response = self._send("GET", status_url, "status", {"Accept": "application/json"})
             if response.status_code == 200:
-                try:
-                    return Manifest.parse(response.json())
-                except ValueError:
-                    raise PullError(f"status: {status_url}: the manifest is not JSON") from None
+                return self._settled(status_url, self._manifest(status_url, response))
             if response.status_code != 202:
                 raise PullError(f"export failed: {_outcome_text(response)}")
             if time.monotonic() > deadline:
@@ -231,6 +230,31 @@ class BulkClient:
             self.sleep(delay)
             if "Retry-After" not in response.headers:
                 wait = min(wait * 2, self.policy.max_wait_s)
+
+    def _manifest(self, status_url: str, response: httpx.Response) -> Manifest:
+        try:
+            return Manifest.parse(response.json())
+        except ValueError:
+            raise PullError(f"status: {status_url}: the manifest is not JSON") from None
+
+    def _settled(self, status_url: str, manifest: Manifest) -> Manifest:
+        """Re-read a complete manifest until two reads list the same files (at most ``settle_reads``).
+
+        Why: a server may answer "complete" a moment before its last file entry is saved (the SMART
+        reference server does, docs/pull.md); trusting the first read would silently skip that file, and
+        ``--since auto`` would then never fetch it again. A stable server costs one extra request.
+        """
+        for _ in range(self.policy.settle_reads):
+            self.sleep(self.policy.settle_s)
+            response = self._send("GET", status_url, "status", {"Accept": "application/json"})
+            if response.status_code != 200:
+                return manifest  # e.g. the server already deleted it: keep what we have
+            again = self._manifest(status_url, response)
+            if _files(again) == _files(manifest):
+                return again
+            self.log("the export manifest changed after completion; reading it again")
+            manifest = again
+        return manifest
 
     def cancel(self, status_url: str) -> None:
         """Tell the server we are done with the export (it may delete the files); failures ignored."""
@@ -309,6 +333,10 @@ class BulkClient:
 
 class _Incomplete(Exception):
     """A download attempt that ended early or short; retried."""
+
+
+def _files(manifest: Manifest) -> set[tuple[str, str]]:
+    return {(e.type, e.url) for e in manifest.output + manifest.deleted + manifest.error}
 
 
 def _count_lines(path: Path, gzipped: bool) -> int:
