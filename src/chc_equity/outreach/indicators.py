@@ -151,7 +151,7 @@ def stratify(
     labels = [str(x) for x in counts.index]
     x, d = counts["sum"].astype(int).tolist(), counts["size"].astype(int).tolist()
     hidden = suppress_measure(labels, x, d, threshold)
-    cmp = compare_strata(labels, x, d, shown=hidden.shown, exclude_from_reference=(UNKNOWN,))
+    cmp = compare_strata(labels, x, d, shown=hidden.shown)
     rows = []
     for i, s in enumerate(cmp.strata):
         rate_hidden = bool(hidden.rate_suppressed[i])
