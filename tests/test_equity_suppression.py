@@ -250,3 +250,27 @@ def test_two_way_exports_never_reveal_a_suppressed_cell(r, c, data):
     assert all(v is None or not (1 <= v < THRESHOLD) for v in pub)
     known, unknown, eqs = _attack_two_way(cells.shape, pub)
     _assert_unrecoverable(known, unknown, eqs, unknown)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    shape=st.tuples(st.integers(2, 4), st.integers(2, 4)),
+    seed=st.integers(0, 10_000),
+)
+def test_witness_audit_equals_two_lps_per_quantity(shape, seed):
+    """The witness shortcut in determined_quantities decides exactly as min/max per hidden quantity."""
+    from chc_equity.equity.audit import feasible_range
+
+    rng = np.random.default_rng(seed)
+    cells = rng.choice([0, 0, 1, 3, 12, 40], size=shape)
+    table = two_way_table(cells)
+    hidden = rng.random(table.values.size) < 0.5
+    hidden[int(rng.integers(table.values.size))] = True
+    if np.all(table.values[hidden] > 0):
+        hidden[int(np.argmin(table.values))] = True  # the LP path needs a hidden zero (or smallest)
+    got = determined_quantities(table.matrix(), table.values, hidden)
+    want = np.zeros_like(got)
+    for i in np.flatnonzero(hidden):
+        lo, hi = feasible_range(table.matrix(), table.values, hidden, int(i))
+        want[i] = hi - lo < 0.5
+    assert got.tolist() == want.tolist()
