@@ -168,10 +168,10 @@ def sql_cmd(
     replacement of its `measure_results` rows). With --define: the statements computing that define.
     The macros (fhir_ts, fhir_date, ...) and terminology tables are created per connection first.
     """
-    from chc_equity.measures.cql import Period
     from chc_equity.measures.defines import define_sql
     from chc_equity.measures.engine import Context, render, statements
     from chc_equity.measures.registry import find
+    from chc_equity.measures.vocabulary import Period
 
     start, end = _year_bounds(period_start, period_end)
     try:

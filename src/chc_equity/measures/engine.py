@@ -25,9 +25,9 @@ from datetime import date
 import duckdb
 
 from chc_equity.crashpoints import crash_point
-from chc_equity.measures.cql import MACROS, Period, sql_str
 from chc_equity.measures.defines import materialize_statements
 from chc_equity.measures.model import POPULATIONS, Measure
+from chc_equity.measures.vocabulary import MACROS, Period, sql_str
 from chc_equity.terminology import load_terminology
 
 RESULTS_TABLE = "measure_results"

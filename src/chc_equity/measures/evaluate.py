@@ -31,9 +31,9 @@ import orjson
 from chc_equity.exports import dict_writer
 from chc_equity.ingest.loader import load
 from chc_equity.ingest.sources import discover
-from chc_equity.measures.cql import sql_str
 from chc_equity.measures.engine import RESULTS_TABLE, MeasureModule, run_measures
 from chc_equity.measures.model import POPULATION_COLUMNS
+from chc_equity.measures.vocabulary import sql_str
 from chc_equity.views.build import build_views
 from chc_equity.warehouse import connect_memory
 
