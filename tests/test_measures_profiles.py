@@ -128,8 +128,17 @@ def test_a_strict_warehouse_run_leaves_the_warehouse_data_untouched(untagged_war
 
 @pytest.mark.parametrize(("profiles", "expected"), [("strict", 0), ("lenient", 1), (None, 1)])
 def test_measures_run_takes_the_profiles_switch(untagged_warehouse: Path, profiles, expected) -> None:
-    args = ["measures", "run", "--measure", "CMS177", "--period-start", "2026-01-01", "--no-aggregates",
-            "--warehouse", str(untagged_warehouse)]
+    args = [
+        "measures",
+        "run",
+        "--measure",
+        "CMS177",
+        "--period-start",
+        "2026-01-01",
+        "--no-aggregates",
+        "--warehouse",
+        str(untagged_warehouse),
+    ]
     result = CliRunner().invoke(app, args + (["--profiles", profiles] if profiles else []))
     assert result.exit_code == 0, result.output
     con = connect(untagged_warehouse, read_only=True)
@@ -141,8 +150,18 @@ def test_measures_run_takes_the_profiles_switch(untagged_warehouse: Path, profil
 def test_both_commands_reject_an_unknown_rule(tmp_path: Path, command: str) -> None:
     args = {
         "run": ["measures", "run", "--warehouse", str(tmp_path / "wh.duckdb")],
-        "evaluate": ["measures", "evaluate", "--input", str(tmp_path), "--period-start", "2026-01-01",
-                     "--period-end", "2026-12-31", "--output", str(tmp_path / "out.csv")],
+        "evaluate": [
+            "measures",
+            "evaluate",
+            "--input",
+            str(tmp_path),
+            "--period-start",
+            "2026-01-01",
+            "--period-end",
+            "2026-12-31",
+            "--output",
+            str(tmp_path / "out.csv"),
+        ],
     }[command]
     result = CliRunner().invoke(app, [*args, "--profiles", "loose"])
     assert result.exit_code == 2

@@ -75,6 +75,7 @@ def covers(*functions: Callable[..., object]) -> Callable:
 
 # --- FHIR date/dateTime text -> TIMESTAMP / DATE (macros fhir_ts, fhir_date) -----------------------------
 
+
 @pytest.mark.parametrize(
     ("text", "ts", "day"),
     [
@@ -96,6 +97,7 @@ def test_fhir_ts_and_fhir_date(con, text, ts, day) -> None:
 
 
 # --- during / overlaps / ends day of the Measurement Period ----------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("start", "end", "during"),
@@ -235,11 +237,18 @@ ACTIVE = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 
 def _condition(clinical: str | None = None, onset: str | None = None, abatement: str | None = None):
     return {
-        "clinical_status_system": ACTIVE if clinical else None, "clinical_status_code": clinical,
-        "onset_datetime": onset, "onset_period_start": None, "onset_period_end": None,
-        "onset_age_value": NO_NUMBER, "onset_age_unit": None,
-        "abatement_datetime": abatement, "abatement_period_end": None,
-        "abatement_age_value": NO_NUMBER, "abatement_age_unit": None, "birth_date": "1980-01-01",
+        "clinical_status_system": ACTIVE if clinical else None,
+        "clinical_status_code": clinical,
+        "onset_datetime": onset,
+        "onset_period_start": None,
+        "onset_period_end": None,
+        "onset_age_value": NO_NUMBER,
+        "onset_age_unit": None,
+        "abatement_datetime": abatement,
+        "abatement_period_end": None,
+        "abatement_age_value": NO_NUMBER,
+        "abatement_age_unit": None,
+        "birth_date": "1980-01-01",
     }
 
 
@@ -258,8 +267,12 @@ def _condition(clinical: str | None = None, onset: str | None = None, abatement:
     ],
 )
 @covers(
-    v.is_active, v.prevalence_overlaps_day, v.prevalence_overlaps, v.prevalence_starts_during_day,
-    v.prevalence_starts_on_or_before_day, v.prevalence_overlaps_before_day,
+    v.is_active,
+    v.prevalence_overlaps_day,
+    v.prevalence_overlaps,
+    v.prevalence_starts_during_day,
+    v.prevalence_starts_on_or_before_day,
+    v.prevalence_overlaps_before_day,
 )
 def test_prevalence_interval(
     con, clinical, onset, abatement, active, overlaps, starts_during, on_or_before, before
@@ -337,8 +350,22 @@ def test_verified(con, system, code, verified) -> None:
 
 FINAL = {"final", "amended", "corrected"}
 STATUSES = (
-    "final", "amended", "corrected", "preliminary", "registered", "cancelled", "entered-in-error",
-    "finished", "in-progress", "completed", "active", "on-hold", "stopped", "draft", "revoked", None,
+    "final",
+    "amended",
+    "corrected",
+    "preliminary",
+    "registered",
+    "cancelled",
+    "entered-in-error",
+    "finished",
+    "in-progress",
+    "completed",
+    "active",
+    "on-hold",
+    "stopped",
+    "draft",
+    "revoked",
+    None,
 )
 
 
@@ -358,9 +385,15 @@ STATUSES = (
     ids=lambda x: getattr(x, "__name__", ""),
 )
 @covers(
-    v.is_assessment_performed, v.is_laboratory_test_performed, v.is_observation_performed, v.is_symptom,
-    v.is_observation_smoking_status, v.is_encounter_performed, v.is_intervention_performed,
-    v.is_procedure_performed, v.is_immunization_administered,
+    v.is_assessment_performed,
+    v.is_laboratory_test_performed,
+    v.is_observation_performed,
+    v.is_symptom,
+    v.is_observation_smoking_status,
+    v.is_encounter_performed,
+    v.is_intervention_performed,
+    v.is_procedure_performed,
+    v.is_immunization_administered,
 )
 def test_status_filters(con, fn: Callable[[str], str], true_for: set[str]) -> None:
     for value in STATUSES:
@@ -381,8 +414,12 @@ ORDER_INTENTS = ("order", "original-order", "reflex-order", "filler-order", "ins
     ],
     ids=lambda x: getattr(x, "__name__", ""),
 )
-@covers(v.is_intervention_order, v.is_device_order_personal_use_devices, v.is_medication_order,
-        v.is_medication_active)
+@covers(
+    v.is_intervention_order,
+    v.is_device_order_personal_use_devices,
+    v.is_medication_order,
+    v.is_medication_active,
+)
 def test_order_filters(con, fn: Callable[[str], str], statuses: set[str]) -> None:
     for status in STATUSES:
         for intent in (*ORDER_INTENTS, "proposal", "plan", None):
@@ -398,8 +435,13 @@ def flat(con):
     """Empty flat child tables and ``valueset_codes`` for the retrieve predicates (filled per test)."""
     con.execute("CREATE SCHEMA IF NOT EXISTS flat")
     for child in (
-        "observation_category", "condition_category", "observation_code", "encounter_type",
-        "medication_request_medication_code", "medication_code", "observation_value_code",
+        "observation_category",
+        "condition_category",
+        "observation_code",
+        "encounter_type",
+        "medication_request_medication_code",
+        "medication_code",
+        "observation_value_code",
     ):
         con.execute(f"CREATE OR REPLACE TABLE flat.{child} ({CODE_COLUMNS})")
     con.execute("CREATE OR REPLACE TABLE valueset_codes (valueset VARCHAR, system VARCHAR, code VARCHAR)")
@@ -543,8 +585,16 @@ def test_mp_and_year_before(con, day, inside) -> None:
 
 
 VALUE_COLUMNS = (
-    "value_quantity_value", "value_quantity_unit", "value_quantity_code", "value_boolean", "value_string",
-    "value_integer", "value_datetime", "value_period_start", "value_period_end", "value_code_text",
+    "value_quantity_value",
+    "value_quantity_unit",
+    "value_quantity_code",
+    "value_boolean",
+    "value_string",
+    "value_integer",
+    "value_datetime",
+    "value_period_start",
+    "value_period_end",
+    "value_code_text",
 )
 
 
@@ -669,12 +719,15 @@ def test_conditions_overlapping_day(flat) -> None:
             [cid, patient, ACTIVE, clinical, VERIFICATION if verification else None, verification, onset],
         )
         flat.execute("INSERT INTO flat.condition_code VALUES ('c', ?, ?, ?)", [cid, CPT, code])
-    patients = "(SELECT * FROM (VALUES ('c', 'p1', '1980-01-01'), ('c', 'p2', '1980-01-01'), " \
+    patients = (
+        "(SELECT * FROM (VALUES ('c', 'p1', '1980-01-01'), ('c', 'p2', '1980-01-01'), "
         "('c', 'p3', '1980-01-01'), ('c', 'p4', '1980-01-01')) t(center, id, birth_date))"
+    )
     assert _rows(flat, v.conditions_overlapping_day(OFFICE_VISIT, patients, LO, HI)) == [("c", "p1")]
 
 
 # --- every public function has its truth table ------------------------------------------------------------
+
 
 def test_every_public_vocabulary_function_has_a_truth_table() -> None:
     public = {n for n in v.__all__ if callable(getattr(v, n)) and not inspect.isclass(getattr(v, n))}

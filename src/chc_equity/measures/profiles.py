@@ -30,8 +30,15 @@ PROFILE_RULES: tuple[ProfileRule, ...] = ("strict", "lenient")
 
 # Resource types that carry no clinical facts for a retrieve; they are kept whatever they declare.
 PROFILE_EXEMPT = (
-    "Patient", "Practitioner", "PractitionerRole", "Organization", "Location", "Coverage",
-    "Medication", "RelatedPerson", "MeasureReport",
+    "Patient",
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Location",
+    "Coverage",
+    "Medication",
+    "RelatedPerson",
+    "MeasureReport",
 )
 CONFORMING_PROFILE_PREFIXES = (
     "http://hl7.org/fhir/us/qicore/StructureDefinition/",
@@ -75,8 +82,6 @@ def apply_profile_rule(con: duckdb.DuckDBPyConnection, profiles: str) -> int:
     )
     con.execute(f"DELETE FROM resources WHERE {where}")
     return int(con.execute(f"SELECT count(*) FROM {LEFT_OUT}").fetchone()[0])
-
-
 
 
 @contextmanager
