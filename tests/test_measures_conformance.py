@@ -1,23 +1,24 @@
 """Every implemented eCQM agrees with every population of every official test patient (expected.csv).
 
-All official test folders load into one warehouse (views built once) and every measure runs once
-(``conformance.check_measures``); each measure is then compared on its own folder's patients.
+All official test folders load into one warehouse (views built once) and every measure runs once (the
+session fixture ``official_cases``, shared with the MeasureReport and profile-rule tests); each measure
+is then compared on its own folder's patients (``conformance.compare_official``).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from chc_equity.measures.conformance import MeasureConformance, check_measures
+from chc_equity.measures.conformance import MeasureConformance, compare_official
 from chc_equity.measures.registry import all_measures
-from conftest import shared_dir
 
 MEASURES = all_measures()
 
 
 @pytest.fixture(scope="module")
-def conformance() -> dict[str, MeasureConformance]:
-    return check_measures(shared_dir("ecqm"), MEASURES)
+def conformance(official_cases) -> dict[str, MeasureConformance]:
+    ecqm, con = official_cases
+    return compare_official(con, ecqm, MEASURES)
 
 
 @pytest.mark.parametrize("module", MEASURES, ids=[m.measure.cms_id for m in MEASURES])

@@ -20,10 +20,10 @@ from datetime import date
 
 import pytest
 
-from chc_equity.measures.cql import Period
 from chc_equity.measures.defines import snake, split_with
 from chc_equity.measures.engine import Context, render
 from chc_equity.measures.registry import all_measures
+from chc_equity.measures.vocabulary import Period
 from conftest import shared_dir
 
 MEASURES = all_measures()

@@ -8,7 +8,6 @@ from datetime import date
 import duckdb
 import pytest
 
-from chc_equity.measures.cql import Period
 from chc_equity.measures.engine import (
     CRITERIA_COLUMNS,
     Context,
@@ -21,6 +20,7 @@ from chc_equity.measures.engine import (
 from chc_equity.measures.library import hospice
 from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.registry import MODULES, all_measures, load_modules
+from chc_equity.measures.vocabulary import Period
 
 PERIOD = Period(date(2026, 1, 1), date(2026, 12, 31))
 CRITERIA = ("ip", "den", "denex", "denexcep", "num", "numex")

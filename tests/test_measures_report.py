@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from chc_equity.measures import conformance
-from chc_equity.measures.evaluate import evaluate_into
 from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.registry import all_measures, find
 from chc_equity.measures.report import (
@@ -70,14 +69,11 @@ def _centers(con, folder: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def official():
-    """Every official test folder in one warehouse, views built once, every measure run once (as the
-    conformance test does); a measure's test patients are the centers ``bundle:<its folder>/...``."""
-    ecqm = shared_dir("ecqm")
-    folders = [conformance.test_folder(ecqm, module) for module in MEASURES]
-    con = evaluate_into(folders, MEASURES, period_start=PERIOD[0], period_end=PERIOD[1])
-    yield ecqm, con
-    con.close()
+def official(official_cases):
+    """Every official test folder in one warehouse, views built once, every measure run once (the
+    session's ``official_cases``, shared with the conformance test); a measure's test patients are the
+    centers ``bundle:<its folder>/...``."""
+    return official_cases
 
 
 @pytest.mark.parametrize("module", MEASURES, ids=[m.measure.cms_id for m in MEASURES])

@@ -10,11 +10,11 @@ from typer.testing import CliRunner
 from chc_equity.cli import app
 from chc_equity.cli import measures as _measures_cli  # noqa: F401  (registers the commands)
 from chc_equity.measures.conformance import test_folder as official_folder
-from chc_equity.measures.cql import Period
 from chc_equity.measures.defines import define_names, define_sql, snake, split_with
 from chc_equity.measures.engine import RESULTS_TABLE, Context, render, run_measures, statements
 from chc_equity.measures.evaluate import evaluate_into
 from chc_equity.measures.registry import all_measures, find
+from chc_equity.measures.vocabulary import Period
 from conftest import shared_dir
 
 PERIOD = Period(date(2026, 1, 1), date(2026, 12, 31))

@@ -31,6 +31,28 @@ WarehouseOpt = Annotated[
 ]
 
 
+
+def _profile_rule(value: str) -> str:
+    from chc_equity.measures.profiles import check_profile_rule
+
+    try:
+        return check_profile_rule(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+ProfilesOpt = Annotated[
+    str,
+    typer.Option(
+        "--profiles",
+        callback=_profile_rule,
+        help="profile rule: strict leaves out clinical resources declaring no QI-Core/US Core profile "
+        "(as the official test cases expect); lenient uses everything (EHR data rarely declares "
+        "profiles). Default: lenient for `run`, strict for `evaluate` (docs/measures.md, Profiles)",
+    ),
+]
+
+
 def _year_bounds(start: str | None, end: str | None) -> tuple[date, date]:
     """Default measurement period: the current calendar year."""
     today = date.today()
@@ -84,6 +106,7 @@ def run(
             "(defines.cms122__numerator, defines.lib_hospice_has_hospice_services, ...)",
         ),
     ] = False,
+    profiles: ProfilesOpt = "lenient",
 ) -> None:
     """Evaluate measures over the warehouse and write the patient-level `measure_results` table.
 
@@ -112,7 +135,7 @@ def run(
 
         run_measures(
             con, modules, period_start=start, period_end=end, centers=center, on_measure=progress,
-            materialize_defines=materialize_defines,
+            materialize_defines=materialize_defines, profiles=profiles,
         )
         if aggregates:
             from chc_equity.network import precompute
@@ -168,10 +191,10 @@ def sql_cmd(
     replacement of its `measure_results` rows). With --define: the statements computing that define.
     The macros (fhir_ts, fhir_date, ...) and terminology tables are created per connection first.
     """
-    from chc_equity.measures.cql import Period
     from chc_equity.measures.defines import define_sql
     from chc_equity.measures.engine import Context, render, statements
     from chc_equity.measures.registry import find
+    from chc_equity.measures.vocabulary import Period
 
     start, end = _year_bounds(period_start, period_end)
     try:
@@ -208,13 +231,7 @@ def evaluate_cmd(
     period_end: Annotated[str, typer.Option(help="YYYY-MM-DD")],
     output: Annotated[Path, typer.Option("--output", help="CSV to write")],
     measure: Annotated[list[str] | None, typer.Option("--measure", help="limit to these measures")] = None,
-    profiles: Annotated[
-        str,
-        typer.Option(
-            help="strict: drop clinical resources declaring no QI-Core/US Core profile (as the official "
-            "test cases expect); lenient: use everything, like `measures run`"
-        ),
-    ] = "strict",
+    profiles: ProfilesOpt = "strict",
 ) -> None:
     """Evaluate measures on a folder of test data into a temporary warehouse; write one CSV row per
     (measure, group_id, patient_id, population_code, count)."""
@@ -222,8 +239,6 @@ def evaluate_cmd(
     from chc_equity.measures.registry import find
 
     start, end = date.fromisoformat(period_start), date.fromisoformat(period_end)
-    if profiles not in ("strict", "lenient"):
-        raise typer.BadParameter("use strict or lenient", param_hint="--profiles")
     rows = evaluate(input_dir, find(measure), period_start=start, period_end=end, profiles=profiles)
     write_csv(rows, output)
     Console(stderr=True).print(f"wrote {len(rows)} rows to {output}")

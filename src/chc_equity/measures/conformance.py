@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import duckdb
+
 from chc_equity.measures.engine import MeasureModule
 from chc_equity.measures.evaluate import evaluate_into, population_rows
 
@@ -53,31 +55,56 @@ def check_measure(ecqm_dir: Path, module: MeasureModule) -> MeasureConformance:
     return check_measures(ecqm_dir, [module])[module.measure.name]
 
 
+def official_period(ecqm_dir: Path, modules: Sequence[MeasureModule]) -> tuple[date, date]:
+    """The one Measurement Period of the measures' rows in ``expected.csv``."""
+    periods = {
+        (row["period_start"], row["period_end"])
+        for m in modules
+        for row in expected_rows(ecqm_dir, m.measure.name)
+    }
+    if len(periods) != 1:
+        raise ValueError(f"expected.csv must hold exactly one measurement period, not {sorted(periods)}")
+    [(start, end)] = periods
+    return date.fromisoformat(start), date.fromisoformat(end)
+
+
+def evaluate_official(
+    ecqm_dir: Path, modules: Sequence[MeasureModule], *, profiles: str = "strict"
+) -> duckdb.DuckDBPyConnection:
+    """Every measure's official test folder in one in-memory warehouse (loaded and its views built once,
+    every measure run once) under the given profile rule; the caller closes the connection. A measure's
+    test patients are the centers ``bundle:<its folder name>/...``."""
+    start, end = official_period(ecqm_dir, modules)
+    folders = [test_folder(ecqm_dir, m) for m in modules]
+    return evaluate_into(folders, list(modules), period_start=start, period_end=end, profiles=profiles)
+
+
+def compare_official(
+    con: duckdb.DuckDBPyConnection, ecqm_dir: Path, modules: Sequence[MeasureModule]
+) -> dict[str, MeasureConformance]:
+    """Compare each measure, on its own folder's patients in ``con`` (:func:`evaluate_official`), with
+    every expected population of ``expected.csv``."""
+    results = {m.measure.name: MeasureConformance(m.measure.name) for m in modules}
+    for module in modules:
+        name = module.measure.name
+        expected = expected_rows(ecqm_dir, name)
+        if expected:
+            prefix = f"bundle:{test_folder(ecqm_dir, module).name}/"
+            _compare(results[name], expected, population_rows(con, [module], center_prefix=prefix))
+    return results
+
+
 def check_measures(ecqm_dir: Path, modules: Sequence[MeasureModule]) -> dict[str, MeasureConformance]:
     """Every measure on its official test patients, all test folders in one warehouse (loaded and its
     views built once, every measure run once); each measure is compared on its own folder's patients."""
-    expected = {m.measure.name: expected_rows(ecqm_dir, m.measure.name) for m in modules}
-    periods = {(row["period_start"], row["period_end"]) for rows in expected.values() for row in rows}
-    results = {m.measure.name: MeasureConformance(m.measure.name) for m in modules}
-    if not periods:
-        return results
-    if len(periods) > 1:
-        raise ValueError(f"expected.csv mixes measurement periods {sorted(periods)}; check one at a time")
-    [(start, end)] = periods
-    folders = {m.measure.name: test_folder(ecqm_dir, m) for m in modules if expected[m.measure.name]}
-    con = evaluate_into(
-        list(folders.values()), list(modules),
-        period_start=date.fromisoformat(start), period_end=date.fromisoformat(end),
-    )
+    with_cases = [m for m in modules if expected_rows(ecqm_dir, m.measure.name)]
+    if not with_cases:
+        return {m.measure.name: MeasureConformance(m.measure.name) for m in modules}
+    con = evaluate_official(ecqm_dir, with_cases)
     try:
-        for module in modules:
-            name = module.measure.name
-            if name in folders:
-                rows = population_rows(con, [module], center_prefix=f"bundle:{folders[name].name}/")
-                _compare(results[name], expected[name], rows)
+        return compare_official(con, ecqm_dir, modules)
     finally:
         con.close()
-    return results
 
 
 def _compare(

@@ -25,9 +25,10 @@ from datetime import date
 import duckdb
 
 from chc_equity.crashpoints import crash_point
-from chc_equity.measures.cql import MACROS, Period, sql_str
 from chc_equity.measures.defines import materialize_statements
 from chc_equity.measures.model import POPULATIONS, Measure
+from chc_equity.measures.profiles import SCRATCH, check_profile_rule, strict_copy
+from chc_equity.measures.vocabulary import MACROS, Period, sql_str
 from chc_equity.terminology import load_terminology
 
 RESULTS_TABLE = "measure_results"
@@ -244,14 +245,21 @@ def run_measures(
     centers: Sequence[str] | None = None,
     on_measure: Callable[[Measure, float], None] | None = None,
     materialize_defines: bool = False,
+    profiles: str = "lenient",
 ) -> dict[str, int]:
     """Evaluate measures for one period and (re)write their rows in ``measure_results``.
 
     Runs in one transaction: the results of a period are replaced as a whole or not at all.
     With ``materialize_defines`` every define of every measure is also kept as a table in schema
-    ``defines`` (see :mod:`chc_equity.measures.defines`). Returns the number of subject rows written
-    per measure.
+    ``defines`` (see :mod:`chc_equity.measures.defines`). ``profiles`` is the profile rule
+    (:mod:`chc_equity.measures.profiles`): ``strict`` evaluates a copy of the warehouse without its
+    unprofiled clinical resources and writes only the results back. Returns the number of subject rows
+    written per measure.
     """
+    if check_profile_rule(profiles) == "strict":
+        if materialize_defines:
+            raise ValueError("--materialize-defines keeps defines of lenient runs only")
+        return _run_strict(con, list(modules), period_start, period_end, centers, on_measure)
     prepare(con)
     ctx = Context(Period(period_start, period_end), tuple(centers) if centers else None)
     done: set[str] = set()
@@ -276,6 +284,39 @@ def run_measures(
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    return written
+
+
+def _run_strict(
+    con: duckdb.DuckDBPyConnection,
+    modules: list[MeasureModule],
+    period_start: date,
+    period_end: date,
+    centers: Sequence[str] | None,
+    on_measure: Callable[[Measure, float], None] | None,
+) -> dict[str, int]:
+    """``run_measures`` with ``profiles="strict"``: run on :func:`profiles.strict_copy`, then replace
+    the warehouse's result rows of these measures with the copy's, in one transaction."""
+    with strict_copy(con) as home:
+        written = run_measures(
+            con, modules, period_start=period_start, period_end=period_end, centers=centers,
+            on_measure=on_measure,
+        )
+        con.execute(f'USE "{home}"')
+        con.execute(RESULTS_DDL)
+        ctx = Context(Period(period_start, period_end), tuple(centers) if centers else None)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for module in modules:
+                where = results_where(module.measure, ctx)
+                con.execute(f"DELETE FROM {RESULTS_TABLE} WHERE {where}")
+                con.execute(
+                    f"INSERT INTO {RESULTS_TABLE} SELECT * FROM {SCRATCH}.main.{RESULTS_TABLE} WHERE {where}"
+                )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
     return written
 
 

@@ -6,12 +6,9 @@ one Patient is that patient's whole record. NDJSON and single
 resources in the folder form one data set together. MeasureReports in the input are loaded like any
 resource but never read: the measures only read the flat clinical tables.
 
-Test content is checked against its declared profiles (``profiles="strict"``, the default here): a
-clinical resource that declares no QI-Core or US Core profile, or only a misspelled one, is not data for
-a profile retrieve and is dropped before the measures run. The official test cases expect exactly this
-(CMS177 "IPFail-EncB4MP" carries an untagged Encounter in the period; CMS131 a retinal exam whose profile
-URL is misspelled). Production runs (``measures run``) stay lenient because EHR exports rarely tag
-profiles; ``--profiles lenient`` gives the same here.
+The profile rule is ``profiles="strict"`` by default here (test content; see
+:mod:`chc_equity.measures.profiles`, the one place it is implemented): clinical resources declaring no
+QI-Core or US Core profile are left out before the views are built.
 
 Output columns (stable, used by outside test suites): measure, group_id, patient_id,
 population_code, count — populations with count 0 are written too.
@@ -31,9 +28,9 @@ import orjson
 from chc_equity.exports import dict_writer
 from chc_equity.ingest.loader import load
 from chc_equity.ingest.sources import discover
-from chc_equity.measures.cql import sql_str
 from chc_equity.measures.engine import RESULTS_TABLE, MeasureModule, run_measures
 from chc_equity.measures.model import POPULATION_COLUMNS
+from chc_equity.measures.profiles import apply_profile_rule, check_profile_rule
 from chc_equity.views.build import build_views
 from chc_equity.warehouse import connect_memory
 
@@ -80,36 +77,6 @@ def _bundle_is_one_record(con) -> None:
         )
 
 
-# Resource types that carry no clinical facts for a retrieve; they are kept whatever they declare.
-PROFILE_EXEMPT = (
-    "Patient", "Practitioner", "PractitionerRole", "Organization", "Location", "Coverage",
-    "Medication", "RelatedPerson", "MeasureReport",
-)
-CONFORMING_PROFILE_PREFIXES = (
-    "http://hl7.org/fhir/us/qicore/StructureDefinition/",
-    "http://hl7.org/fhir/us/core/StructureDefinition/",  # incl. pediatric-bmi-for-age
-)
-
-
-def drop_unprofiled(con) -> int:
-    """Delete clinical resources declaring no QI-Core / US Core profile (strict profile conformance).
-
-    Returns how many were dropped. Runs before the views are built, inside the evaluation's own
-    in-memory warehouse only.
-    """
-    exempt = ", ".join(sql_str(t) for t in PROFILE_EXEMPT)
-    prefixes = ", ".join(sql_str(p) for p in CONFORMING_PROFILE_PREFIXES)
-    where = f"""
-        type NOT IN ({exempt})
-        AND NOT coalesce(len(list_filter(
-              coalesce(CAST(json_extract_string(resource, '$.meta.profile[*]') AS VARCHAR[]), []),
-              lambda p: len(list_filter([{prefixes}], lambda x: starts_with(p, x))) > 0)) > 0, FALSE)
-    """
-    dropped = con.execute(f"SELECT count(*) FROM resources WHERE {where}").fetchone()[0]
-    con.execute(f"DELETE FROM resources WHERE {where}")
-    return int(dropped)
-
-
 def evaluate_into(
     input_dir: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     measures: Sequence[MeasureModule],
@@ -124,11 +91,9 @@ def evaluate_into(
     is its own center (``bundle:<relative path>``); the rest of the folder is center ``input``.
     Several folders (a list) load into the one warehouse, views built once: their centers are
     ``bundle:<folder name>/<relative path>`` and ``input:<folder name>``.
-    ``profiles`` is ``"strict"`` (drop clinical resources without a QI-Core / US Core profile, as the
-    official test cases expect) or ``"lenient"`` (use everything, as production runs do).
+    ``profiles``: the profile rule, ``strict`` or ``lenient`` (:mod:`chc_equity.measures.profiles`).
     """
-    if profiles not in ("strict", "lenient"):
-        raise ValueError(f"profiles must be 'strict' or 'lenient', not {profiles!r}")
+    check_profile_rule(profiles)
     several = not isinstance(input_dir, str | os.PathLike)
     roots = [Path(p) for p in input_dir] if several else [Path(input_dir)]
     con = connect_memory()
@@ -142,8 +107,7 @@ def evaluate_into(
                 others.append(path)
         if others:
             load(con, others, f"input:{root.name}" if several else "input")
-    if profiles == "strict":
-        drop_unprofiled(con)
+    apply_profile_rule(con, profiles)
     build_views(con)
     _bundle_is_one_record(con)
     run_measures(con, measures, period_start=period_start, period_end=period_end)

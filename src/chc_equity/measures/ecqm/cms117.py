@@ -19,12 +19,22 @@ How the CQL maps to SQL:
 
 from __future__ import annotations
 
-from chc_equity.measures.cql import age_at_end, earliest
 from chc_equity.measures.engine import Context
-from chc_equity.measures.library import hospice, qicore, status
-from chc_equity.measures.library.retrieve import code_in, code_is, performed_encounters, table
+from chc_equity.measures.library import hospice
 from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.populations import Populations
+from chc_equity.measures.vocabulary import (
+    age_at_end,
+    code_in,
+    code_is,
+    earliest,
+    is_immunization_administered,
+    is_procedure_performed,
+    performed_encounters,
+    prevalence_starts_during_day,
+    table,
+    verified,
+)
 from chc_equity.terminology import valueset_url
 
 LIBRARY = "CMS117FHIRChildImmunStatus"
@@ -179,16 +189,16 @@ def _vaccination_dates(define: str) -> str:
   SELECT i.center, i.patient_id, '{define}' AS define, {when} AS dose_date
   FROM {table("Immunization")} i JOIN patient_dates d ON d.center = i.center AND d.patient_id = i.patient_id
   WHERE {_code_test("Immunization", "i", immunization)}
-    AND {status.is_immunization_administered("i")}
+    AND {is_immunization_administered("i")}
     AND {when} BETWEEN {lo} AND {hi}""")
     if procedure is not None:
-        performed = earliest("p.performed_datetime", "p.performed_period_start", "p.performed_period_end")
+        performed = earliest("p", "performed")
         when = f"fhir_date({performed})"  # date from performed.earliest()
         branches.append(f"""
   SELECT p.center, p.patient_id, '{define}' AS define, {when} AS dose_date
   FROM {table("Procedure")} p JOIN patient_dates d ON d.center = p.center AND d.patient_id = p.patient_id
   WHERE {_code_test("Procedure", "p", procedure)}
-    AND {status.is_procedure_performed("p")}
+    AND {is_procedure_performed("p")}
     AND {when} BETWEEN {lo} AND {hi}""")
     return f"  -- CQL: define \"{define}\"" + "\n  UNION ALL".join(branches)
 
@@ -301,8 +311,8 @@ condition_indicators AS (
   FROM {table("Condition")} c
   JOIN initial_population ip ON ip.center = c.center AND ip.patient_id = c.patient_id
   JOIN patient_dates d ON d.center = c.center AND d.patient_id = c.patient_id
-  WHERE {status.verified("c")}
-    AND {qicore.prevalence_starts_during_day("c", "ip.birth_date", two_lo, two_hi)}
+  WHERE {verified("c")}
+    AND {prevalence_starts_during_day("c", "ip.birth_date", two_lo, two_hi)}
   GROUP BY c.center, c.patient_id
 ),
 patient_criteria AS (

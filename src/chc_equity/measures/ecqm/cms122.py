@@ -7,19 +7,23 @@ value, or no test at all). Read side by side with
 
 from __future__ import annotations
 
-from chc_equity.measures.codes import has_code
-from chc_equity.measures.cql import age_at_end
 from chc_equity.measures.engine import Context
-from chc_equity.measures.library import adult_outpatient, frailty, hospice, palliative, qicore, status
-from chc_equity.measures.library.retrieve import (
+from chc_equity.measures.library import adult_outpatient, frailty, hospice, palliative
+from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
+from chc_equity.measures.vocabulary import (
+    age_at_end,
     code_in,
     code_is,
     conditions_overlapping_day,
+    has_code,
+    is_laboratory_test_performed,
+    latest,
+    observation_has_value,
     performed_encounters,
+    point_during_day,
     table,
 )
-from chc_equity.measures.model import Group, Measure
-from chc_equity.measures.populations import Populations
 
 MEASURE = Measure(
     name="CMS122FHIRDiabetesAssessGT9Pct",
@@ -55,7 +59,7 @@ POPULATIONS = (Populations.of("denominator_exclusion", "numerator"),)
 def defines(ctx: Context) -> str:
     """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
-    lo, hi = qicore.mp_dates(mp)
+    lo, hi = mp.start_date, mp.end_date
     has_hospice = ctx.shared(hospice.has_hospice_services)
     nursing_home = ctx.shared(frailty.is_age_66_or_older_living_long_term_in_a_nursing_home)
     frail = ctx.shared(frailty.is_age_66_or_older_with_advanced_illness_and_frailty)
@@ -64,7 +68,7 @@ def defines(ctx: Context) -> str:
         [f"{code_in('Encounter', 'e', oid)}  -- \"{name}\"" for name, oid in ENCOUNTER_VALUE_SETS.items()]
         + [has_code("encounter_type", "e", system, code) for system, code in NUTRITION_CODES]
     )
-    latest = qicore.choice_latest("o", "effective", instant=True)
+    effective_latest = latest("o", "effective", instant=True)
     return f"""
 WITH
 -- CQL: define "Qualifying Encounters"
@@ -90,15 +94,15 @@ denominator_exclusions AS (
 ),
 -- CQL: define "Glycemic Status Assessment"
 glycemic_status_assessment AS (
-  SELECT o.center, o.patient_id, o.id, fhir_date({latest}) AS on_day,
+  SELECT o.center, o.patient_id, o.id, fhir_date({effective_latest}) AS on_day,
          o.value_quantity_value AS value,  -- value as Quantity
          coalesce(o.value_quantity_code, o.value_quantity_unit) AS unit,
-         {qicore.observation_has_value("o")} AS has_value
+         {observation_has_value("o")} AS has_value
   FROM {table("Observation")} o
   WHERE ({code_in("Observation", "o", "2.16.840.1.113883.3.464.1003.198.12.1013")}  -- "HbA1c Laboratory Test"
          OR {code_is("Observation", "o", LOINC, GLUCOSE_MANAGEMENT_INDICATOR)})
-    AND {status.is_laboratory_test_performed("o")}
-    AND fhir_date({latest}) BETWEEN {lo} AND {hi}
+    AND {is_laboratory_test_performed("o")}
+    AND {point_during_day(effective_latest, lo, hi)}
 ),
 -- CQL: define "Most Recent Glycemic Status Date"
 most_recent_glycemic_status_date AS (

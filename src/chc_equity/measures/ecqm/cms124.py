@@ -7,12 +7,25 @@ within 3 years or (age 30+ at the test) hrHPV testing within 5 years. Read side 
 
 from __future__ import annotations
 
-from chc_equity.measures.cql import age_at_end, during_day_of_mp
 from chc_equity.measures.engine import Context
-from chc_equity.measures.library import hospice, palliative, qicore, status
-from chc_equity.measures.library.retrieve import code_in, table
+from chc_equity.measures.library import hospice, palliative
 from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.populations import Populations
+from chc_equity.measures.vocabulary import (
+    age_at_end,
+    choice_end,
+    code_in,
+    during_day_of_mp,
+    is_encounter_performed,
+    is_laboratory_test_performed,
+    is_procedure_performed,
+    latest,
+    observation_has_value,
+    onset_start,
+    point_during_day,
+    table,
+    verified,
+)
 
 MEASURE = Measure(
     name="CMS124FHIRCervicalCancerScreen",
@@ -53,7 +66,7 @@ def defines(ctx: Context) -> str:
     encounter_types = " OR ".join(code_in("Encounter", "e", v) for v in QUALIFYING_ENCOUNTER_VALUESETS)
     lookback_3y = f"({mp.start_date} - INTERVAL 2 YEAR)::DATE"
     lookback_5y = f"({mp.start_date} - INTERVAL 4 YEAR)::DATE"
-    latest = qicore.choice_latest("o", "effective", instant=True)
+    effective_latest = latest("o", "effective", instant=True)
     return f"""
 WITH
 -- CQL: define "Qualifying Encounters"  (six encounter value sets).isEncounterPerformed()
@@ -62,7 +75,7 @@ qualifying_encounters AS (
   SELECT e.center, e.patient_id, e.id
   FROM {table('Encounter')} e
   WHERE ({encounter_types})
-    AND {status.is_encounter_performed('e')}
+    AND {is_encounter_performed('e')}
     AND {during_day_of_mp('e.period_start', 'e.period_end', mp)}
 ),
 -- CQL: define "Initial Population"
@@ -85,16 +98,16 @@ absence_of_cervix AS (
   SELECT pr.center, pr.patient_id
   FROM {table('Procedure')} pr
   WHERE {code_in('Procedure', 'pr', 'Hysterectomy with No Residual Cervix')}
-    AND {status.is_procedure_performed('pr')}
-    AND fhir_ts({qicore.choice_end('pr', 'performed')}) <= {mp.end_ts}
+    AND {is_procedure_performed('pr')}
+    AND fhir_ts({choice_end('pr', 'performed')}) <= {mp.end_ts}
   UNION
   SELECT c.center, c.patient_id
   FROM {table('Condition')} c
   JOIN initial_population ip ON ip.center = c.center AND ip.patient_id = c.patient_id
   WHERE {code_in('Condition', 'c', 'Congenital or Acquired Absence of Cervix')}
-    AND {status.verified('c')}
+    AND {verified('c')}
     -- a missing onset start is the minimum DateTime (closed null boundary): always on or before
-    AND coalesce({qicore.onset_start('c', 'ip.birth_date')} <= {mp.end_date}, TRUE)
+    AND coalesce({onset_start('c', 'ip.birth_date')} <= {mp.end_date}, TRUE)
 ),
 -- CQL: define "Cervical Cytology Within 3 Years"
 --      [LaboratoryResultObservation: "Pap Test"].isLaboratoryTestPerformed()
@@ -104,9 +117,9 @@ cervical_cytology_within_3_years AS (
   SELECT o.center, o.patient_id
   FROM {table('Observation')} o
   WHERE {code_in('Observation', 'o', 'Pap Test')}
-    AND {status.is_laboratory_test_performed('o')}
-    AND fhir_date({latest}) BETWEEN {lookback_3y} AND {mp.end_date}
-    AND {qicore.observation_has_value('o')}
+    AND {is_laboratory_test_performed('o')}
+    AND {point_during_day(effective_latest, lookback_3y, mp.end_date)}
+    AND {observation_has_value('o')}
 ),
 -- CQL: define "HPV Test Within 5 Years for Women Age 30 and Older"
 --      [LaboratoryResultObservation: "HPV Test"].isLaboratoryTestPerformed()
@@ -118,10 +131,10 @@ hpv_test_within_5_years AS (
   FROM {table('Observation')} o
   JOIN initial_population ip ON ip.center = o.center AND ip.patient_id = o.patient_id
   WHERE {code_in('Observation', 'o', 'HPV Test')}
-    AND {status.is_laboratory_test_performed('o')}
-    AND years_between(fhir_date(ip.birth_date), fhir_date({latest})) >= 30
-    AND fhir_date({latest}) BETWEEN {lookback_5y} AND {mp.end_date}
-    AND {qicore.observation_has_value('o')}
+    AND {is_laboratory_test_performed('o')}
+    AND years_between(fhir_date(ip.birth_date), fhir_date({effective_latest})) >= 30
+    AND {point_during_day(effective_latest, lookback_5y, mp.end_date)}
+    AND {observation_has_value('o')}
 ),
 -- CQL: define "Denominator Exclusions"
 denominator_exclusions AS (

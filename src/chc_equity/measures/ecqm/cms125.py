@@ -7,12 +7,21 @@ between October 1 two years before the period and its end. Read side by side wit
 
 from __future__ import annotations
 
-from chc_equity.measures.codes import has_code
 from chc_equity.measures.engine import Context
-from chc_equity.measures.library import adult_outpatient, frailty, hospice, palliative, qicore, status
-from chc_equity.measures.library.retrieve import code_in, table
+from chc_equity.measures.library import adult_outpatient, frailty, hospice, palliative
 from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.populations import Populations
+from chc_equity.measures.vocabulary import (
+    choice_end,
+    choice_ends_during_day,
+    code_in,
+    has_code,
+    is_diagnostic_study_performed,
+    is_procedure_performed,
+    onset_start,
+    table,
+    verified,
+)
 
 STRATIFIERS = ("Stratification 1", "Stratification 2")
 # The Measure resource's stratum descriptions (age at the end of the Measurement Period).
@@ -60,9 +69,9 @@ def _mastectomy_diagnosis(ctx: Context, valueset: str, laterality: str | None) -
   FROM {table("Condition")} c
   JOIN initial_population ip ON ip.center = c.center AND ip.patient_id = c.patient_id
   WHERE {codes}
-    AND {status.verified("c")}
+    AND {verified("c")}
     -- a missing onset start is the minimum DateTime (closed null boundary): always on or before
-    AND coalesce({qicore.onset_start("c", "ip.birth_date")} <= {ctx.period.end_date}, TRUE)"""
+    AND coalesce({onset_start("c", "ip.birth_date")} <= {ctx.period.end_date}, TRUE)"""
 
 
 def _mastectomy_procedure(ctx: Context, valueset: str) -> str:
@@ -72,8 +81,8 @@ def _mastectomy_procedure(ctx: Context, valueset: str) -> str:
   SELECT pr.center, pr.patient_id
   FROM {table("Procedure")} pr
   WHERE {code_in("Procedure", "pr", valueset)}
-    AND {status.is_procedure_performed("pr")}
-    AND fhir_ts({qicore.choice_end("pr", "performed")}) <= {ctx.period.end_ts}"""
+    AND {is_procedure_performed("pr")}
+    AND fhir_ts({choice_end("pr", "performed")}) <= {ctx.period.end_ts}"""
 
 POPULATIONS = (Populations.of("denominator_exclusion", "numerator", strata=True),)
 
@@ -131,8 +140,8 @@ numerator AS (
   SELECT o.center, o.patient_id
   FROM {table("Observation")} o
   WHERE {code_in("Observation", "o", "Mammography")}
-    AND {status.is_diagnostic_study_performed("o")}
-    AND {qicore.choice_ends_during_day("o", "effective", october_1, mp.end_date, instant=True)}
+    AND {is_diagnostic_study_performed("o")}
+    AND {choice_ends_during_day("o", "effective", october_1, mp.end_date, instant=True)}
 ),
 -- CQL: define "Denominator Exclusions"
 denominator_exclusions AS (

@@ -9,10 +9,23 @@ colonoscopy (10 years). Read side by side with
 from __future__ import annotations
 
 from chc_equity.measures.engine import Context
-from chc_equity.measures.library import adult_outpatient, frailty, hospice, palliative, qicore, status
-from chc_equity.measures.library.retrieve import code_in, table
+from chc_equity.measures.library import adult_outpatient, frailty, hospice, palliative
 from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.populations import Populations
+from chc_equity.measures.vocabulary import (
+    choice_end,
+    choice_ends_during_day,
+    code_in,
+    is_diagnostic_study_performed,
+    is_laboratory_test_performed,
+    is_procedure_performed,
+    latest,
+    observation_has_value,
+    onset_start,
+    point_during_day,
+    table,
+    verified,
+)
 
 STRATIFIERS = ("Stratification 1", "Stratification 2")
 # The Measure resource's stratum descriptions (age at the end of the Measurement Period).
@@ -53,14 +66,14 @@ POPULATIONS = (Populations.of("denominator_exclusion", "numerator", strata=True)
 def defines(ctx: Context) -> str:
     """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
-    lo, hi = qicore.mp_dates(mp)
+    lo, hi = mp.start_date, mp.end_date
     qualifying = ctx.shared(adult_outpatient.qualifying_encounters)
     has_hospice = ctx.shared(hospice.has_hospice_services)
     has_palliative = ctx.shared(palliative.has_palliative_care_in_the_measurement_period)
     frail = ctx.shared(frailty.is_age_66_or_older_with_advanced_illness_and_frailty)
     nursing_home = ctx.shared(frailty.is_age_66_or_older_living_long_term_in_a_nursing_home)
     age = f"years_between(fhir_date(p.birth_date), {mp.end_date})"
-    latest = qicore.choice_latest("o", "effective", instant=True)
+    effective_latest = latest("o", "effective", instant=True)
 
     return f"""
 WITH
@@ -86,9 +99,9 @@ malignant_neoplasm AS (
   FROM {table("Condition")} c
   JOIN initial_population ip ON ip.center = c.center AND ip.patient_id = c.patient_id
   WHERE {code_in("Condition", "c", "Malignant Neoplasm of Colon")}
-    AND {status.verified("c")}
+    AND {verified("c")}
     -- a missing onset start is the minimum DateTime (closed null boundary): always on or before
-    AND coalesce({qicore.onset_start("c", "ip.birth_date")} <= {hi}, TRUE)
+    AND coalesce({onset_start("c", "ip.birth_date")} <= {hi}, TRUE)
 ),
 -- CQL: define "Total Colectomy Performed"
 --   ([Procedure: "Total Colectomy"]).isProcedurePerformed()
@@ -97,8 +110,8 @@ total_colectomy_performed AS (
   SELECT pr.center, pr.patient_id
   FROM {table("Procedure")} pr
   WHERE {code_in("Procedure", "pr", "Total Colectomy")}
-    AND {status.is_procedure_performed("pr")}
-    AND fhir_date({qicore.choice_end("pr", "performed")}) <= {hi}
+    AND {is_procedure_performed("pr")}
+    AND fhir_date({choice_end("pr", "performed")}) <= {hi}
 ),
 -- CQL: define "Fecal Occult Blood Test Performed"
 --   ([LaboratoryResultObservation: "Fecal Occult Blood Test (FOBT)"]).isLaboratoryTestPerformed()
@@ -107,9 +120,9 @@ fecal_occult_blood_test_performed AS (
   SELECT o.center, o.patient_id
   FROM {table("Observation")} o
   WHERE {code_in("Observation", "o", "Fecal Occult Blood Test (FOBT)")}
-    AND {status.is_laboratory_test_performed("o")}
-    AND {qicore.observation_has_value("o")}
-    AND fhir_date({latest}) BETWEEN {lo} AND {hi}
+    AND {is_laboratory_test_performed("o")}
+    AND {observation_has_value("o")}
+    AND {point_during_day(effective_latest, lo, hi)}
 ),
 -- CQL: define "Stool DNA with FIT Test Performed"
 --   ([LaboratoryResultObservation: "sDNA FIT Test"]).isLaboratoryTestPerformed()
@@ -119,9 +132,9 @@ stool_dna_with_fit_test_performed AS (
   SELECT o.center, o.patient_id
   FROM {table("Observation")} o
   WHERE {code_in("Observation", "o", "sDNA FIT Test")}
-    AND {status.is_laboratory_test_performed("o")}
-    AND {qicore.observation_has_value("o")}
-    AND fhir_date({latest}) BETWEEN {_years_before_start(ctx, 2)} AND {hi}
+    AND {is_laboratory_test_performed("o")}
+    AND {observation_has_value("o")}
+    AND {point_during_day(effective_latest, _years_before_start(ctx, 2), hi)}
 ),
 -- CQL: define "Flexible Sigmoidoscopy Performed"
 --   ([Procedure: "Flexible Sigmoidoscopy"]).isProcedurePerformed()
@@ -130,8 +143,8 @@ flexible_sigmoidoscopy_performed AS (
   SELECT pr.center, pr.patient_id
   FROM {table("Procedure")} pr
   WHERE {code_in("Procedure", "pr", "Flexible Sigmoidoscopy")}
-    AND {status.is_procedure_performed("pr")}
-    AND {qicore.choice_ends_during_day("pr", "performed", _years_before_start(ctx, 4), hi)}
+    AND {is_procedure_performed("pr")}
+    AND {choice_ends_during_day("pr", "performed", _years_before_start(ctx, 4), hi)}
 ),
 -- CQL: define "CT Colonography Performed"
 --   ([ObservationClinicalResult: "CT Colonography"]).isDiagnosticStudyPerformed()
@@ -140,8 +153,8 @@ ct_colonography_performed AS (
   SELECT o.center, o.patient_id
   FROM {table("Observation")} o
   WHERE {code_in("Observation", "o", "CT Colonography")}
-    AND {status.is_diagnostic_study_performed("o")}
-    AND {qicore.choice_ends_during_day("o", "effective", _years_before_start(ctx, 4), hi, instant=True)}
+    AND {is_diagnostic_study_performed("o")}
+    AND {choice_ends_during_day("o", "effective", _years_before_start(ctx, 4), hi, instant=True)}
 ),
 -- CQL: define "Colonoscopy Performed"
 --   ([Procedure: "Colonoscopy"]).isProcedurePerformed()
@@ -150,8 +163,8 @@ colonoscopy_performed AS (
   SELECT pr.center, pr.patient_id
   FROM {table("Procedure")} pr
   WHERE {code_in("Procedure", "pr", "Colonoscopy")}
-    AND {status.is_procedure_performed("pr")}
-    AND {qicore.choice_ends_during_day("pr", "performed", _years_before_start(ctx, 9), hi)}
+    AND {is_procedure_performed("pr")}
+    AND {choice_ends_during_day("pr", "performed", _years_before_start(ctx, 9), hi)}
 ),
 -- CQL: define "Denominator Exclusions"
 denominator_exclusions AS (

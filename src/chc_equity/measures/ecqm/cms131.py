@@ -7,19 +7,26 @@ findings. Read side by side with ``../shared/ecqm/input/cql/CMS131FHIRDiabetesEy
 
 from __future__ import annotations
 
-from chc_equity.measures.codes import has_code, in_valueset
-from chc_equity.measures.cql import age_at_end
 from chc_equity.measures.engine import Context
-from chc_equity.measures.library import adult_outpatient, frailty, hospice, palliative, qicore, status
-from chc_equity.measures.library.retrieve import (
+from chc_equity.measures.library import adult_outpatient, frailty, hospice, palliative
+from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
+from chc_equity.measures.vocabulary import (
+    age_at_end,
+    choice_during_day,
     code_in,
     code_is,
     conditions_overlapping_day,
+    has_code,
+    in_valueset,
+    is_physical_exam_performed,
+    mp_and_year_before,
     performed_encounters,
+    prevalence_overlaps_day,
+    prevalence_starts_on_or_before_day,
     table,
+    verified,
 )
-from chc_equity.measures.model import Group, Measure
-from chc_equity.measures.populations import Populations
 
 MEASURE = Measure(
     name="CMS131FHIRDiabetesEyeExam",
@@ -59,8 +66,8 @@ def _exam(name: str, code_filter: str, window: tuple[str, str], extra: str = "")
     return f"""{name} AS (
   SELECT DISTINCT o.center, o.patient_id FROM {table("Observation")} o
   WHERE {code_filter}
-    AND {status.is_physical_exam_performed("o")}{extra}
-    AND {qicore.choice_during_day("o", "effective", lo, hi, instant=True)}
+    AND {is_physical_exam_performed("o")}{extra}
+    AND {choice_during_day("o", "effective", lo, hi, instant=True)}
 )"""
 
 POPULATIONS = (Populations.of("denominator_exclusion", "numerator"),)
@@ -69,8 +76,8 @@ POPULATIONS = (Populations.of("denominator_exclusion", "numerator"),)
 def defines(ctx: Context) -> str:
     """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
-    lo, hi = qicore.mp_dates(mp)
-    mp_and_year_prior = qicore.mp_and_year_before(mp)
+    lo, hi = mp.start_date, mp.end_date
+    mp_and_year_prior = mp_and_year_before(mp)
     year_prior = (f"({mp.start_date} - INTERVAL 1 YEAR)::DATE", f"({mp.end_date} - INTERVAL 1 YEAR)::DATE")
     has_hospice = ctx.shared(hospice.has_hospice_services)
     frail = ctx.shared(frailty.is_age_66_or_older_with_advanced_illness_and_frailty)
@@ -110,8 +117,8 @@ bilateral_absence_of_eyes AS (
   SELECT DISTINCT c.center, c.patient_id FROM {table("Condition")} c
   JOIN {ctx.patients()} pt ON pt.center = c.center AND pt.id = c.patient_id
   WHERE {code_is("Condition", "c", SNOMED, ANOPHTHALMOS_OF_BILATERAL_EYES)}
-    AND {status.verified("c")}
-    AND {qicore.prevalence_starts_on_or_before_day("c", "pt.birth_date", hi)}
+    AND {verified("c")}
+    AND {prevalence_starts_on_or_before_day("c", "pt.birth_date", hi)}
 ),
 -- CQL: define "Denominator Exclusions"
 denominator_exclusions AS (
@@ -133,8 +140,8 @@ diabetic_retinopathy_overlapping_measurement_period AS (
   SELECT DISTINCT c.center, c.patient_id FROM {table("Condition")} c
   JOIN {ctx.patients()} pt ON pt.center = c.center AND pt.id = c.patient_id
   WHERE {code_in("Condition", "c", "2.16.840.1.113883.3.526.3.327")}  -- "Diabetic Retinopathy"
-    AND {status.verified("c")}
-    AND {qicore.prevalence_overlaps_day("c", "pt.birth_date", lo, hi)}
+    AND {verified("c")}
+    AND {prevalence_overlaps_day("c", "pt.birth_date", lo, hi)}
 ),
 -- CQL: define "Has Left Eye No Retinopathy in Year Prior"
 {_exam("has_left_eye_no_retinopathy_in_year_prior", left, year_prior, no_retinopathy)},

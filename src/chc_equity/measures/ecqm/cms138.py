@@ -9,21 +9,31 @@ UDS Table 6B line 14a reports). Read side by side with
 
 from __future__ import annotations
 
-from chc_equity.measures.codes import has_code, in_valueset
-from chc_equity.measures.cql import (
+from chc_equity.measures.engine import Context
+from chc_equity.measures.library import cmd, hospice
+from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
+from chc_equity.measures.vocabulary import (
     USCORE,
     Period,
     age_at_start,
+    code_in,
+    code_is,
     during_day_of,
     during_day_of_mp,
+    has_code,
     in_profile,
+    in_valueset,
+    is_encounter_performed,
+    is_intervention_performed,
+    is_medication_active,
+    is_medication_order,
+    is_observation_smoking_status,
     medication_requested,
+    point_during_day,
+    prevalence_starts_during_day,
+    verified,
 )
-from chc_equity.measures.engine import Context
-from chc_equity.measures.library import cmd, hospice, qicore, status
-from chc_equity.measures.library.retrieve import code_in, code_is
-from chc_equity.measures.model import Group, Measure
-from chc_equity.measures.populations import Populations
 
 POPULATION_CODES = ("initial-population", "denominator", "denominator-exclusion", "numerator")
 
@@ -119,7 +129,7 @@ qualifying_visit AS (
   SELECT e.center, e.patient_id, e.id
   FROM flat.encounter e
   WHERE {_encounter_in(QUALIFYING_VISIT_VALUESETS, QUALIFYING_VISIT_CODES)}
-    AND {status.is_encounter_performed('e')}
+    AND {is_encounter_performed('e')}
     AND {during_day_of_mp('e.period_start', 'e.period_end', mp)}
 ),
 -- CQL: define "Preventive Visit During Measurement Period"
@@ -127,7 +137,7 @@ preventive_visit AS (
   SELECT e.center, e.patient_id, e.id
   FROM flat.encounter e
   WHERE {_encounter_in(PREVENTIVE_VISIT_VALUESETS, PREVENTIVE_VISIT_CODES)}
-    AND {status.is_encounter_performed('e')}
+    AND {is_encounter_performed('e')}
     AND {during_day_of_mp('e.period_start', 'e.period_end', mp)}
 ),
 -- CQL: define "Initial Population"
@@ -141,7 +151,7 @@ initial_population AS (
 ),
 -- Last([USCoreSmokingStatusProfile].isObservationSmokingStatus() during day of MP sort by start of effective)
 -- The profile retrieve has no code: an untagged Observation is a smoking status by its social-history
--- category (cql.in_profile).
+-- category (vocabulary.in_profile).
 most_recent_tobacco_use_screening AS (
   SELECT center, patient_id, id FROM (
     SELECT o.center, o.patient_id, o.id,
@@ -150,7 +160,7 @@ most_recent_tobacco_use_screening AS (
     FROM flat.observation o
     WHERE {in_profile('o', (USCORE + 'us-core-smokingstatus',),
                       has_code('observation_category', 'o', OBSERVATION_CATEGORY, 'social-history'))}
-      AND {status.is_observation_smoking_status('o')}
+      AND {is_observation_smoking_status('o')}
       AND {during_day_of_mp(eff_start, eff_end, mp)}
   ) WHERE rn = 1
 ),
@@ -169,22 +179,22 @@ tobacco_cessation_counseling_given AS (
   SELECT pr.center, pr.patient_id
   FROM flat.procedure pr
   WHERE {code_in('Procedure', 'pr', 'Tobacco Use Cessation Counseling')}
-    AND {status.is_intervention_performed('pr')}
+    AND {is_intervention_performed('pr')}
     AND {during_day_of(perf_start, perf_end, lo6, hi6)}
   UNION
   SELECT c.center, c.patient_id
   FROM flat.condition c JOIN initial_population ip ON ip.center = c.center AND ip.patient_id = c.patient_id
   WHERE {code_is('Condition', 'c', ICD10CM, 'Z71.6')}
-    AND {status.verified('c')}
-    AND {qicore.prevalence_starts_during_day('c', 'ip.birth_date', lo6, hi6)}
+    AND {verified('c')}
+    AND {prevalence_starts_during_day('c', 'ip.birth_date', lo6, hi6)}
 ),
 -- CQL: define "Tobacco Cessation Pharmacotherapy Ordered"
 tobacco_cessation_pharmacotherapy_ordered AS (
   SELECT m.center, m.patient_id
   FROM flat.medication_request m
   WHERE {code_in('MedicationRequest', 'm', 'Tobacco Use Cessation Pharmacotherapy')}
-    AND {medication_requested('m')} AND {status.is_medication_order('m')}
-    AND fhir_date(m.authored_on) BETWEEN {lo6} AND {hi6}
+    AND {medication_requested('m')} AND {is_medication_order('m')}
+    AND {point_during_day('m.authored_on', lo6, hi6)}
     AND NOT EXISTS (
       SELECT 1 FROM flat.task t                                   -- [TaskRejected] focus references M
       WHERE t.center = m.center AND t.focus_id = m.id AND t.status = 'rejected'
@@ -196,7 +206,7 @@ active_pharmacotherapy AS (
   FROM flat.medication_request m
   JOIN {mrp} mrp ON mrp.center = m.center AND mrp.id = m.id
   WHERE {code_in('MedicationRequest', 'm', 'Tobacco Use Cessation Pharmacotherapy')}
-    AND {medication_requested('m')} AND {status.is_medication_active('m')}
+    AND {medication_requested('m')} AND {is_medication_active('m')}
     AND mrp.period_start >= {lo6} AND mrp.period_end <= {hi6}
 ),
 cessation_intervention AS (

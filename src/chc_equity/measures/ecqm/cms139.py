@@ -7,12 +7,17 @@ Not a UDS Table 6B line; kept for the MIPS/primary-care dashboard.
 
 from __future__ import annotations
 
-from chc_equity.measures.cql import age_at_start, during_day_of_mp
 from chc_equity.measures.engine import Context
-from chc_equity.measures.library import hospice, status
-from chc_equity.measures.library.retrieve import code_in
+from chc_equity.measures.library import hospice
 from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.populations import Populations
+from chc_equity.measures.vocabulary import (
+    age_at_start,
+    code_in,
+    during_day_of_mp,
+    is_assessment_performed,
+    is_encounter_performed,
+)
 
 MEASURE = Measure(
     name="CMS139FHIRFallRiskScreening",
@@ -67,7 +72,7 @@ qualifying_encounter AS (
   SELECT e.center, e.patient_id, e.id
   FROM flat.encounter e
   WHERE ({encounter_types})
-    AND {status.is_encounter_performed('e')}
+    AND {is_encounter_performed('e')}
     AND {during_day_of_mp('e.period_start', 'e.period_end', mp)}
 ),
 -- CQL: define "Initial Population"
@@ -82,7 +87,7 @@ numerator AS (
   SELECT DISTINCT o.center, o.patient_id
   FROM flat.observation o
   WHERE {code_in('Observation', 'o', 'Falls Screening')}
-    AND {status.is_assessment_performed('o')}
+    AND {is_assessment_performed('o')}
     AND {during_day_of_mp(eff_start, eff_end, mp)}
 ),
 -- CQL: define "Denominator Exclusions": Hospice."Has Hospice Services"

@@ -15,13 +15,22 @@ is applied through the LOINC code each US Core profile fixes (8302-2, 29463-7, 5
 
 from __future__ import annotations
 
-from chc_equity.measures.codes import has_code
-from chc_equity.measures.cql import age_at_end, during_day_of_mp
 from chc_equity.measures.engine import Context
-from chc_equity.measures.library import hospice, qicore, status
-from chc_equity.measures.library.retrieve import code_in, performed_encounters, table
+from chc_equity.measures.library import hospice
 from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.populations import Populations
+from chc_equity.measures.vocabulary import (
+    age_at_end,
+    code_in,
+    during_day_of_mp,
+    has_code,
+    is_intervention_performed,
+    is_observation_performed,
+    performed_encounters,
+    prevalence_overlaps_day,
+    table,
+    verified,
+)
 
 LOINC = "http://loinc.org"
 BODY_HEIGHT = "8302-2"  # US Core body height profile's fixed code
@@ -80,7 +89,7 @@ def _vital_sign(ctx: Context, code: str) -> str:
   SELECT o.center, o.patient_id
   FROM {table("Observation")} o
   WHERE {has_code("observation_code", "o", LOINC, code)}
-    AND {status.is_observation_performed("o")}
+    AND {is_observation_performed("o")}
     AND {_effective_during_mp("o", ctx)}
     AND o.value_quantity_value IS NOT NULL"""
 
@@ -95,7 +104,7 @@ def _counseling(ctx: Context, valueset: str) -> str:
   SELECT p.center, p.patient_id
   FROM {table("Procedure")} p
   WHERE {code_in("Procedure", "p", valueset)}
-    AND {status.is_intervention_performed("p")}
+    AND {is_intervention_performed("p")}
     AND {during_day_of_mp(start, end, ctx.period)}"""
 
 POPULATIONS = tuple(
@@ -112,7 +121,7 @@ POPULATIONS = tuple(
 def defines(ctx: Context) -> str:
     """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
-    lo, hi = qicore.mp_dates(mp)
+    lo, hi = mp.start_date, mp.end_date
     age = age_at_end("p.birth_date", mp)
     has_hospice = ctx.shared(hospice.has_hospice_services)
     encounter_types = " OR ".join(code_in("Encounter", "e", v) for v in QUALIFYING_ENCOUNTER_VALUESETS)
@@ -144,8 +153,8 @@ pregnancy_diagnosis_which_overlaps_measurement_period AS (
   FROM {table("Condition")} c
   JOIN {ctx.patients()} pt ON pt.center = c.center AND pt.id = c.patient_id
   WHERE {code_in("Condition", "c", "Pregnancy")}
-    AND {status.verified("c")}
-    AND {qicore.prevalence_overlaps_day("c", "pt.birth_date", lo, hi)}
+    AND {verified("c")}
+    AND {prevalence_overlaps_day("c", "pt.birth_date", lo, hi)}
 ),
 -- CQL: define "Denominator Exclusions"
 --   Hospice."Has Hospice Services" or exists "Pregnancy Diagnosis Which Overlaps Measurement Period"

@@ -19,12 +19,23 @@ Semantics established on the official test cases:
 
 from __future__ import annotations
 
-from chc_equity.measures.codes import has_code
 from chc_equity.measures.engine import Context
-from chc_equity.measures.library import qicore, status
-from chc_equity.measures.library.retrieve import code_in, code_is, table
 from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.populations import Populations
+from chc_equity.measures.vocabulary import (
+    abatement_end,
+    choice_overlaps_day,
+    code_in,
+    code_is,
+    has_code,
+    is_active,
+    onset_start,
+    period_overlaps_day,
+    point_during_day,
+    prevalence_overlaps_day,
+    table,
+    verified,
+)
 from chc_equity.terminology import valueset_url
 
 LIBRARY = "CMS159FHIRDepRemissionat12Months"
@@ -79,15 +90,15 @@ def vs_url(name: str) -> str:
 
 def retrieve(resource: str, alias: str, *valuesets: str) -> str:
     """``[<resource>: "A"] union [<resource>: "B"] ...``: the row's code is in any of the value sets
-    (profile retrieves add no category filter, see ``library/retrieve.py``)."""
+    (profile retrieves add no category filter, see ``vocabulary/retrieve.py``)."""
     return "(" + " OR ".join(code_in(resource, alias, vs_url(v)) for v in valuesets) + ")"
 
 
 def prevalence_overlaps(c: str, birth: str, lo: str, hi: str) -> str:
     """``<c>.prevalenceInterval() overlaps day of Interval[lo, hi]``; a condition neither active nor abated
     has an unknown end and overlaps nothing (as in CMS347, see there)."""
-    known_end = f"({qicore.is_active(c)} OR {qicore.abatement_end(c, birth)} IS NOT NULL)"
-    return f"({known_end} AND {qicore.prevalence_overlaps_day(c, birth, lo, hi)})"
+    known_end = f"({is_active(c)} OR {abatement_end(c, birth)} IS NOT NULL)"
+    return f"({known_end} AND {prevalence_overlaps_day(c, birth, lo, hi)})"
 
 
 def effective_start(o: str) -> str:
@@ -126,14 +137,14 @@ depression_assessments_gt_9 AS (
 -- CQL: define "Depression Diagnoses"  (major depression or dysthymia, problem list or encounter dx)
 depression_diagnoses AS (
   SELECT c.center, c.patient_id, c.id,
-         {qicore.onset_start("c", "pt.birth_date")} AS onset_start,
-         {qicore.abatement_end("c", "pt.birth_date")} AS abatement_end,
-         {qicore.is_active("c")} AS active,
+         {onset_start("c", "pt.birth_date")} AS onset_start,
+         {abatement_end("c", "pt.birth_date")} AS abatement_end,
+         {is_active("c")} AS active,
          fhir_ts(coalesce(c.onset_datetime, c.onset_period_start)) AS onset_ts,
          fhir_ts(coalesce(c.abatement_datetime, c.abatement_period_end)) AS abatement_ts
   FROM {conditions}
   WHERE {retrieve("Condition", "c", "Major Depression Including Remission", "Dysthymia")}
-    AND {status.verified("c")}                                     -- isVerified()
+    AND {verified("c")}                                     -- isVerified()
 ),
 -- CQL: define "Depression Encounter"
 depression_encounter AS (
@@ -149,7 +160,7 @@ depression_encounter AS (
         AND (d.onset_ts IS NULL OR e.period_end IS NULL OR fhir_ts(e.period_end) >= d.onset_ts)
     )
     -- ends during day of CQL define "Denominator Identification Period" (14 to 2 months before the MP)
-    AND fhir_date(e.period_end) BETWEEN {dip_lo} AND {dip_hi}
+    AND {point_during_day('e.period_end', dip_lo, dip_hi)}
     AND e.status = 'finished'
 ),
 -- CQL: define "Index Depression Assessment"  (the first qualifying score > 9)
@@ -183,57 +194,57 @@ has_hospice_services AS (
   WHERE {retrieve("Encounter", "e", "Encounter Inpatient")}
     AND ({has_code("encounter_discharge_disposition", "e", SNOMED, DISCHARGE_TO_HOME_FOR_HOSPICE)}
          OR {has_code("encounter_discharge_disposition", "e", SNOMED, DISCHARGE_TO_FACILITY_FOR_HOSPICE)})
-    AND fhir_date(e.period_end) BETWEEN {lo} AND {hi}
+    AND {point_during_day('e.period_end', lo, hi)}
     AND e.status = 'finished'
   UNION
   SELECT e.center, e.patient_id FROM {table("Encounter")} e {window.format(a="e")}
   WHERE {retrieve("Encounter", "e", "Hospice Encounter")}
-    AND {qicore.period_overlaps_day("e.period_start", "e.period_end", lo, hi)}
+    AND {period_overlaps_day("e.period_start", "e.period_end", lo, hi)}
     AND e.status NOT IN ('cancelled', 'entered-in-error', 'unknown')
   UNION
   SELECT o.center, o.patient_id FROM {table("Observation")} o {window.format(a="o")}
   WHERE {code_is("Observation", "o", LOINC, HOSPICE_CARE_MDS)}
     AND {has_code("observation_value_code", "o", SNOMED, YES)}
-    AND {qicore.choice_overlaps_day("o", "effective", lo, hi, instant=True)}
+    AND {choice_overlaps_day("o", "effective", lo, hi, instant=True)}
     AND o.status IN {ASSESSED}
   UNION
   SELECT s.center, s.patient_id FROM {table("ServiceRequest")} s {window.format(a="s")}
   WHERE {retrieve("ServiceRequest", "s", "Hospice Care Ambulatory")}
     AND s.do_not_perform IS NOT TRUE                               -- not ServiceNotRequested
-    AND fhir_date(s.authored_on) BETWEEN {lo} AND {hi}
+    AND {point_during_day('s.authored_on', lo, hi)}
     AND s.status IN ('active', 'completed')
     AND s.intent IN ('order', 'original-order', 'reflex-order', 'filler-order', 'instance-order')
   UNION
   SELECT p.center, p.patient_id FROM {table("Procedure")} p {window.format(a="p")}
   WHERE {retrieve("Procedure", "p", "Hospice Care Ambulatory")}
-    AND {qicore.choice_overlaps_day("p", "performed", lo, hi)}
+    AND {choice_overlaps_day("p", "performed", lo, hi)}
     AND p.status NOT IN ('not-done', 'entered-in-error', 'unknown')
   UNION
   SELECT c.center, c.patient_id FROM {conditions} {window.format(a="c")}
   WHERE {retrieve("Condition", "c", "Hospice Diagnosis")}
     AND {prevalence_overlaps("c", "pt.birth_date", lo, hi)}
-    AND {status.verified("c")}
+    AND {verified("c")}
 ),
 -- CQL: define "Has Palliative Care prior to or during the Measure Assessment Period"
 has_palliative_care AS (
   SELECT o.center, o.patient_id FROM {table("Observation")} o {window.format(a="o")}
   WHERE {code_is("Observation", "o", LOINC, FACIT_PAL)}
-    AND {qicore.choice_overlaps_day("o", "effective", lo, hi, instant=True)}
+    AND {choice_overlaps_day("o", "effective", lo, hi, instant=True)}
     AND o.status IN {ASSESSED}
   UNION
   SELECT c.center, c.patient_id FROM {conditions} {window.format(a="c")}
   WHERE {retrieve("Condition", "c", "Palliative Care Diagnosis")}
     AND {prevalence_overlaps("c", "pt.birth_date", lo, hi)}
-    AND {status.verified("c")}
+    AND {verified("c")}
   UNION
   SELECT e.center, e.patient_id FROM {table("Encounter")} e {window.format(a="e")}
   WHERE {retrieve("Encounter", "e", "Palliative Care Encounter")}
-    AND {qicore.period_overlaps_day("e.period_start", "e.period_end", lo, hi)}
+    AND {period_overlaps_day("e.period_start", "e.period_end", lo, hi)}
     AND e.status = 'finished'
   UNION
   SELECT p.center, p.patient_id FROM {table("Procedure")} p {window.format(a="p")}
   WHERE {retrieve("Procedure", "p", "Palliative Care Intervention")}
-    AND {qicore.choice_overlaps_day("p", "performed", lo, hi)}
+    AND {choice_overlaps_day("p", "performed", lo, hi)}
     AND p.status NOT IN ('not-done', 'entered-in-error', 'unknown')
 ),
 -- CQL: define "Has Mental Health Disorder Diagnoses"
@@ -242,8 +253,8 @@ has_mental_health_disorder_diagnoses AS (
   JOIN measure_assessment_period m ON m.center = c.center AND m.patient_id = c.patient_id
   WHERE {retrieve("Condition", "c", *MENTAL_HEALTH_VALUESETS)}
     -- start of prevalenceInterval() on or before day of end of MAP (a missing onset: beginning of time)
-    AND coalesce({qicore.onset_start("c", "pt.birth_date")} <= m.map_hi, TRUE)
-    AND {status.verified("c")}
+    AND coalesce({onset_start("c", "pt.birth_date")} <= m.map_hi, TRUE)
+    AND {verified("c")}
 ),
 -- CQL: define "Patient Expired"  (Patient.deceased as dateTime on or before day of end of MAP)
 patient_expired AS (

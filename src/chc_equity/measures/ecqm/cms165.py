@@ -7,12 +7,24 @@ Measurement Period whose most recent blood pressure was < 140/90 mmHg. Read side
 
 from __future__ import annotations
 
-from chc_equity.measures.cql import age_at_end, blood_pressure_observation
 from chc_equity.measures.engine import Context
-from chc_equity.measures.library import adult_outpatient, frailty, hospice, palliative, qicore, status
-from chc_equity.measures.library.retrieve import code_in, table
+from chc_equity.measures.library import adult_outpatient, frailty, hospice, palliative
 from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.populations import Populations
+from chc_equity.measures.vocabulary import (
+    age_at_end,
+    blood_pressure_observation,
+    choice_end,
+    code_in,
+    is_encounter_performed,
+    is_observation_performed,
+    is_procedure_performed,
+    latest,
+    point_during_day,
+    prevalence_overlaps,
+    table,
+    verified,
+)
 
 MEASURE = Measure(
     name="CMS165FHIRControllingHighBP",
@@ -53,7 +65,7 @@ POPULATIONS = (Populations.of("denominator_exclusion", "numerator"),)
 def defines(ctx: Context) -> str:
     """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
-    lo, hi = qicore.mp_dates(mp)
+    lo, hi = mp.start_date, mp.end_date
     encounters = ctx.shared(adult_outpatient.qualifying_encounters)
     has_hospice = ctx.shared(hospice.has_hospice_services)
     frail = ctx.shared(
@@ -61,9 +73,9 @@ def defines(ctx: Context) -> str:
     )
     nursing_home = ctx.shared(frailty.is_age_66_or_older_living_long_term_in_a_nursing_home)
     palliative_care = ctx.shared(palliative.has_palliative_care_in_the_measurement_period)
-    latest = qicore.choice_latest("o", "effective", instant=True)
+    effective_latest = latest("o", "effective", instant=True)
     first_six_months_end = f"({mp.start_ts} + INTERVAL 6 MONTH - INTERVAL 1 MILLISECOND)"
-    performed_end = f"fhir_ts({qicore.choice_end('p', 'performed')})"
+    performed_end = f"fhir_ts({choice_end('p', 'performed')})"
     disqualifying = {
         "Encounter Inpatient": "2.16.840.1.113883.3.666.5.307",
         "Emergency Department Evaluation and Management Visit": "2.16.840.1.113883.3.464.1003.101.12.1010",
@@ -76,8 +88,8 @@ essential_hypertension_diagnosis AS (
   SELECT DISTINCT c.center, c.patient_id FROM {table("Condition")} c
   JOIN {ctx.patients()} pt ON pt.center = c.center AND pt.id = c.patient_id
   WHERE {code_in("Condition", "c", "2.16.840.1.113883.3.464.1003.104.12.1011")}  -- "Essential Hypertension"
-    AND {status.verified("c")}
-    AND {qicore.prevalence_overlaps("c", "pt.birth_date", mp.start_ts, first_six_months_end)}
+    AND {verified("c")}
+    AND {prevalence_overlaps("c", "pt.birth_date", mp.start_ts, first_six_months_end)}
 ),
 -- CQL: define "Initial Population"
 initial_population AS (
@@ -91,15 +103,15 @@ pregnancy_or_renal_diagnosis AS (
   SELECT DISTINCT c.center, c.patient_id FROM {table("Condition")} c
   JOIN {ctx.patients()} pt ON pt.center = c.center AND pt.id = c.patient_id
   WHERE {_any_of("Condition", "c", PREGNANCY_OR_RENAL)}
-    AND {status.verified("c")}
-    AND {qicore.prevalence_overlaps("c", "pt.birth_date", mp.start_ts, mp.end_ts)}
+    AND {verified("c")}
+    AND {prevalence_overlaps("c", "pt.birth_date", mp.start_ts, mp.end_ts)}
 ),
 -- CQL: define "End Stage Renal Disease Procedures"
 end_stage_renal_disease_procedures AS (
   SELECT DISTINCT p.center, p.patient_id FROM {table("Procedure")} p
   WHERE ({code_in("Procedure", "p", "2.16.840.1.113883.3.464.1003.109.12.1012")}  -- "Kidney Transplant"
          OR {code_in("Procedure", "p", "2.16.840.1.113883.3.464.1003.109.12.1013")})  -- "Dialysis Services"
-    AND {status.is_procedure_performed("p")}
+    AND {is_procedure_performed("p")}
     AND {performed_end} <= {mp.end_ts}  -- performed.toInterval() ends on or before end of MP
 ),
 -- CQL: define "End Stage Renal Disease Encounter"
@@ -107,7 +119,7 @@ end_stage_renal_disease_encounter AS (
   SELECT DISTINCT e.center, e.patient_id FROM {table("Encounter")} e
   -- "ESRD Monthly Outpatient Services"
   WHERE {code_in("Encounter", "e", "2.16.840.1.113883.3.464.1003.109.12.1014")}
-    AND {status.is_encounter_performed("e")}
+    AND {is_encounter_performed("e")}
     AND fhir_ts(e.period_start) <= {mp.end_ts}  -- period starts on or before end of MP
 ),
 -- CQL: define "Denominator Exclusions"
@@ -122,11 +134,11 @@ denominator_exclusions AS (
 ),
 -- [USCoreBloodPressureProfile].isObservationBP(), with latest() during day of the Measurement Period
 blood_pressure AS (
-  SELECT o.center, o.patient_id, o.id, o.encounter_id, fhir_ts({latest}) AS taken_at
+  SELECT o.center, o.patient_id, o.id, o.encounter_id, fhir_ts({effective_latest}) AS taken_at
   FROM {table("Observation")} o
   WHERE {blood_pressure_observation("o")}
-    AND {status.is_observation_performed("o")}
-    AND fhir_date({latest}) BETWEEN {lo} AND {hi}
+    AND {is_observation_performed("o")}
+    AND {point_during_day(effective_latest, lo, hi)}
 ),
 -- CQL: define "Qualifying Blood Pressure Reading"
 qualifying_blood_pressure_reading AS (
@@ -136,7 +148,7 @@ qualifying_blood_pressure_reading AS (
     SELECT 1 FROM {table("Encounter")} e
     WHERE e.center = b.center AND e.patient_id = b.patient_id
       AND {_any_of("Encounter", "e", disqualifying)}
-      AND {status.is_encounter_performed("e")}
+      AND {is_encounter_performed("e")}
       AND CAST(b.taken_at AS DATE) >= fhir_date(e.period_start)
       AND (e.period_end IS NULL OR CAST(b.taken_at AS DATE) <= fhir_date(e.period_end))
   )

@@ -10,12 +10,17 @@ behavioral-health dashboard.
 
 from __future__ import annotations
 
-from chc_equity.measures.codes import in_valueset
-from chc_equity.measures.cql import age_at_start, during_day_of_mp
 from chc_equity.measures.engine import Context
-from chc_equity.measures.library.retrieve import code_in, code_is, table
 from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.populations import Populations
+from chc_equity.measures.vocabulary import (
+    age_at_start,
+    code_in,
+    code_is,
+    during_day_of_mp,
+    in_valueset,
+    table,
+)
 
 SNOMED = "http://snomed.info/sct"
 SUICIDE_RISK_ASSESSMENT = "225337009"  # "Suicide risk assessment (procedure)"

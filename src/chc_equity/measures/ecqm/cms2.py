@@ -15,20 +15,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from chc_equity.measures.codes import has_code, in_valueset
-from chc_equity.measures.cql import (
-    age_at_start,
-    condition_problem_or_health_concern,
-    during_day_of_mp,
-    medication_requested,
-    observation_cancelled,
-    service_requested,
-)
 from chc_equity.measures.engine import Context
-from chc_equity.measures.library import cmd, qicore, status
-from chc_equity.measures.library.retrieve import code_in, code_is
+from chc_equity.measures.library import cmd
 from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.populations import Populations
+from chc_equity.measures.vocabulary import (
+    ORDER_INTENTS,
+    age_at_start,
+    code_in,
+    code_is,
+    condition_problem_or_health_concern,
+    during_day_of_mp,
+    has_code,
+    in_valueset,
+    is_assessment_performed,
+    medication_requested,
+    observation_cancelled,
+    observation_has_value,
+    onset_start,
+    service_requested,
+)
 
 MEASURE = Measure(
     name="CMS2FHIRPCSDepScreenAndFollowUp",
@@ -108,8 +114,8 @@ def defines(ctx: Context) -> str:
          {has_code('observation_value_code', 'o', SNOMED, SCREENING_POSITIVE)} AS positive
   FROM flat.observation o
   WHERE {code_is('Observation', 'o', LOINC, t.loinc)}
-    AND {qicore.observation_has_value('o')}
-    AND {status.is_assessment_performed('o')}""")
+    AND {observation_has_value('o')}
+    AND {is_assessment_performed('o')}""")
     medication_follow_up = _per_tool(lambda t: f"""
   SELECT DISTINCT '{t.name}' AS tool, m.center, m.patient_id, m.id,
          CAST(NULL AS TIMESTAMP) AS performed_start, fhir_ts(m.authored_on) AS authored_on
@@ -125,7 +131,7 @@ def defines(ctx: Context) -> str:
     AND mrp.period_end > fhir_date(q.period_end)
     AND s.positive
     AND m.status IN ('active', 'completed')
-    AND m.intent IN {status.ORDER_INTENTS}""")
+    AND m.intent IN {ORDER_INTENTS}""")
     referral_follow_up = _per_tool(lambda t: f"""
   SELECT '{t.name}' AS tool, r.center, r.patient_id, r.id,
          CAST(NULL AS TIMESTAMP), fhir_ts(r.authored_on)
@@ -220,7 +226,7 @@ history_of_bipolar AS (
   WHERE {code_in('Condition', 'c', 'Bipolar Disorder')}
     AND {condition_problem_or_health_concern('c')}                 -- [ConditionProblemsHealthConcerns]
     -- prevalenceInterval() starts before day of start of QualifyingEncounter.period
-    AND coalesce({qicore.onset_start('c', 'ip.birth_date')} < fhir_date(q.period_start), TRUE)
+    AND coalesce({onset_start('c', 'ip.birth_date')} < fhir_date(q.period_start), TRUE)
 ),
 flags AS (
   SELECT ip.center, ip.patient_id, ip.age,

@@ -12,23 +12,26 @@ per qualifying encounter), and every intervention list a CTE of (center, patient
 
 from __future__ import annotations
 
-from chc_equity.measures.codes import in_valueset
-from chc_equity.measures.cql import (
+from chc_equity.measures.engine import Context
+from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
+from chc_equity.measures.vocabulary import (
+    ORDER_INTENTS,
     age_at_start,
     blood_pressure_observation,
+    code_in,
+    code_is,
     condition_problem_or_health_concern,
-    ends_during_day_of_mp,
+    in_valueset,
     medication_not_requested,
     medication_requested,
     observation_cancelled,
+    onset_start,
+    point_during_day,
     service_not_requested,
     service_requested,
+    verified,
 )
-from chc_equity.measures.engine import Context
-from chc_equity.measures.library import qicore, status
-from chc_equity.measures.library.retrieve import code_in, code_is
-from chc_equity.measures.model import Group, Measure
-from chc_equity.measures.populations import Populations
 
 MEASURE = Measure(
     name="CMS22FHIRPCSBPScreeningFollowUp",
@@ -69,7 +72,7 @@ NON_PHARMACOLOGICAL_VALUESETS = (
 ELEVATED_BP_FINDING = "Finding of Elevated Blood Pressure or Hypertension"
 DECLINED_STATUSES = "('active', 'completed', 'on-hold')"
 # [ServiceRequest] vs [ServiceNotRequested] (and the MedicationRequest pair): by declared profile, else by
-# doNotPerform (see cql.in_profile).
+# doNotPerform (see vocabulary.in_profile).
 REQUESTED = service_requested("s")
 NOT_REQUESTED = service_not_requested("s")
 MED_REQUESTED = medication_requested("m")
@@ -107,8 +110,8 @@ POPULATIONS = (Populations.of("denominator_exclusion", "denominator_exception", 
 def defines(ctx: Context) -> str:
     """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
-    lo, hi = qicore.mp_dates(mp)
-    order = status.ORDER_INTENTS
+    lo, hi = mp.start_date, mp.end_date
+    order = ORDER_INTENTS
     eff_start = "coalesce(o.effective_datetime, o.effective_period_start, o.effective_instant)"
     eff_end = "coalesce(o.effective_datetime, o.effective_period_end, o.effective_instant)"
     return f"""
@@ -120,7 +123,7 @@ qualifying_encounter AS (
          fhir_date(e.period_end) AS end_day
   FROM flat.encounter e
   WHERE {code_in('Encounter', 'e', 'Encounter to Screen for Blood Pressure')}
-    AND {ends_during_day_of_mp('e.period_end', mp)}
+    AND {point_during_day('e.period_end', lo, hi)}  -- period ends during day of MP
     AND e.status = 'finished'
     AND NOT coalesce(e.class_system = '{ACT_CODE}' AND e.class_code = 'VR', FALSE)   -- class !~ "virtual"
 ),
@@ -306,8 +309,8 @@ hypertension_before AS (
   JOIN flat.condition c ON c.center = q.center AND c.patient_id = q.patient_id
   WHERE {code_in('Condition', 'c', 'Diagnosis of Hypertension')}
     AND {condition_problem_or_health_concern('c')}                -- [ConditionProblemsHealthConcerns]
-    AND {qicore.onset_start('c', 'q.birth_date')} <= q.start_day
-    AND {status.verified('c')}                                     -- isVerified()
+    AND {onset_start('c', 'q.birth_date')} <= q.start_day
+    AND {verified('c')}                                     -- isVerified()
 ),
 flags AS (
   SELECT e.center, e.patient_id, e.id,

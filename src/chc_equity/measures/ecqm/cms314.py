@@ -16,13 +16,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from chc_equity.measures.codes import has_code
-from chc_equity.measures.cql import Period, during_day_of_mp
 from chc_equity.measures.engine import Context
-from chc_equity.measures.library import qicore, status
-from chc_equity.measures.library.retrieve import code_in, table
 from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.populations import Populations
+from chc_equity.measures.vocabulary import (
+    Period,
+    code_in,
+    during_day_of_mp,
+    has_code,
+    is_laboratory_test_performed,
+    latest,
+    onset_start,
+    point_during_day,
+    table,
+    verified,
+)
 
 MEASURE = Measure(
     name="CMS314FHIRHIVViralSuppression",
@@ -75,7 +83,7 @@ POPULATIONS = (Populations(numerator="numerator"),)
 def defines(ctx: Context) -> str:
     """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
-    lo, hi = qicore.mp_dates(mp)
+    lo, hi = mp.start_date, mp.end_date
     first_240_days = Period(mp.start, mp.start + timedelta(days=240))
     day_90 = f"DATE '{(mp.start + timedelta(days=90)).isoformat()}'"
     encounter_types = " OR ".join(code_in("Encounter", "e", v) for v in QUALIFYING_ENCOUNTER_VALUESETS)
@@ -91,8 +99,8 @@ has_active_hiv_diagnosis AS (
   JOIN {ctx.patients()} p ON p.center = c.center AND p.id = c.patient_id
   WHERE {code_in("Condition", "c", "HIV")}
     -- a missing onset start is the minimum DateTime (closed null boundary): always before
-    AND coalesce({qicore.onset_start("c", "p.birth_date")} < {day_90}, TRUE)
-    AND {status.verified("c")}
+    AND coalesce({onset_start("c", "p.birth_date")} < {day_90}, TRUE)
+    AND {verified("c")}
 ),
 -- CQL: define "Has Qualifying Encounter During First 240 Days of Measurement Period"
 --   exists (eleven encounter value sets) QualifyingEncounter
@@ -118,8 +126,8 @@ most_recent_viral_load_test AS (
   SELECT o.*
   FROM {table("Observation")} o
   WHERE {code_in("Observation", "o", "HIV Viral Load Tests")}
-    AND {status.is_laboratory_test_performed("o")}
-    AND fhir_date({qicore.choice_latest("o", "effective", instant=True)}) BETWEEN {lo} AND {hi}
+    AND {is_laboratory_test_performed("o")}
+    AND {point_during_day(latest("o", "effective", instant=True), lo, hi)}
   QUALIFY row_number() OVER (
     PARTITION BY o.center, o.patient_id
     -- Last(... sort by earliest()): the latest earliest(); ties (same instant) have no order in SQL, the

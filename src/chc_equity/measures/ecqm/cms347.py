@@ -14,7 +14,7 @@ Semantics established on the official test cases:
   plain ``[MedicationRequest]`` retrieve leaves those out (DENEXCEP*MedicalReason* cases: a completed
   doNotPerform statin order in the period is not a numerator hit).
 - A condition neither active nor abated overlaps nothing (DENEXPop2Fail-RhabdomyolysisStatusInactive).
-- Profile retrieves add no category filter (``library/retrieve.py``; in these test cases category and
+- Profile retrieves add no category filter (``vocabulary/retrieve.py``; in these test cases category and
   profile always agree, so they neither confirm nor refute it).
 - ``value as Quantity >= 190 'mg/dL'`` compares UCUM-convertible units (FHIRHelpers.ToQuantity takes the
   UCUM ``code``, else the ``unit``, else '1'); a quantity with a comparator is not comparable.
@@ -22,13 +22,26 @@ Semantics established on the official test cases:
 
 from __future__ import annotations
 
-from chc_equity.measures.codes import in_valueset, vs
-from chc_equity.measures.cql import age_at_start, during_day_of_mp
 from chc_equity.measures.engine import Context
-from chc_equity.measures.library import cmd, hospice, palliative, qicore, status
-from chc_equity.measures.library.retrieve import code_in, code_is, table
+from chc_equity.measures.library import cmd, hospice, palliative
 from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.populations import Populations
+from chc_equity.measures.vocabulary import (
+    abatement_end,
+    age_at_start,
+    choice_overlaps_day,
+    code_in,
+    code_is,
+    during_day_of_mp,
+    in_valueset,
+    is_active,
+    onset_start,
+    point_during_day,
+    prevalence_overlaps_day,
+    table,
+    verified,
+    vs,
+)
 from chc_equity.terminology import valueset_url
 
 _POPULATIONS = (
@@ -143,8 +156,8 @@ def prevalence_overlaps(c: str, birth: str, lo: str, hi: str) -> str:
     end is unknown; cql-execution then answers null (not true) even for an onset inside the period
     (test case DENEXPop2Fail-RhabdomyolysisStatusInactive). Otherwise QICoreCommon's closed interval.
     """
-    known_end = f"({qicore.is_active(c)} OR {qicore.abatement_end(c, birth)} IS NOT NULL)"
-    return f"({known_end} AND {qicore.prevalence_overlaps_day(c, birth, lo, hi)})"
+    known_end = f"({is_active(c)} OR {abatement_end(c, birth)} IS NOT NULL)"
+    return f"({known_end} AND {prevalence_overlaps_day(c, birth, lo, hi)})"
 
 
 def _has(cte: str) -> str:
@@ -166,7 +179,7 @@ POPULATIONS = tuple(
 def defines(ctx: Context) -> str:
     """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
-    lo, hi = qicore.mp_dates(mp)
+    lo, hi = mp.start_date, mp.end_date
     has_hospice = ctx.shared(hospice.has_hospice_services)
     request_period = ctx.shared(cmd.medication_request_period)
     has_palliative = ctx.shared(palliative.has_palliative_care_in_the_measurement_period)
@@ -176,7 +189,7 @@ def defines(ctx: Context) -> str:
     prevalence_overlaps_mp = prevalence_overlaps("c", "pt.birth_date", lo, hi)
     # prevalenceInterval() starts on or before day of end of MP: a missing onset is a closed null start,
     # i.e. the beginning of time.
-    prevalence_starts_by_end = f"coalesce({qicore.onset_start('c', 'pt.birth_date')} <= {hi}, TRUE)"
+    prevalence_starts_by_end = f"coalesce({onset_start('c', 'pt.birth_date')} <= {hi}, TRUE)"
     ldl_unknown_start = "coalesce(o.effective_datetime, o.effective_instant, o.effective_period_start)"
     return f"""
 WITH
@@ -194,7 +207,7 @@ ascvd_diagnosis_or_procedure AS (
   WHERE ({retrieve("Condition", "c", *ASCVD_DIAGNOSIS_VALUESETS)}
          OR {code_is("Condition", "c", ICD10CM, NSTEMI)})
     AND {prevalence_starts_by_end}
-    AND {status.verified("c")}                                     -- isVerified()
+    AND {verified("c")}                                     -- isVerified()
   UNION
   SELECT p.center, p.patient_id FROM {table("Procedure")} p
   WHERE {retrieve("Procedure", "p", *ASCVD_PROCEDURE_VALUESETS)}
@@ -214,12 +227,12 @@ hypercholesterolemia_diagnosis AS (
   SELECT c.center, c.patient_id FROM {conditions}
   WHERE {retrieve("Condition", "c", "Familial Hypercholesterolemia")}
     AND {prevalence_starts_by_end}
-    AND {status.verified("c")}
+    AND {verified("c")}
 ),
 -- CQL: define "Has Diabetes Diagnosis"
 has_diabetes_diagnosis AS (
   SELECT c.center, c.patient_id FROM {conditions}
-  WHERE {retrieve("Condition", "c", "Diabetes")} AND {prevalence_overlaps_mp} AND {status.verified("c")}
+  WHERE {retrieve("Condition", "c", "Diabetes")} AND {prevalence_overlaps_mp} AND {verified("c")}
 ),
 -- CQL: define "Ten Year CVD Risk is High"
 ten_year_cvd_risk_is_high AS (
@@ -235,13 +248,13 @@ ten_year_cvd_risk_is_high AS (
 denominator_exclusions AS (
   SELECT c.center, c.patient_id FROM {conditions}
   WHERE ({retrieve("Condition", "c", "Breastfeeding")} OR {retrieve("Condition", "c", "Rhabdomyolysis")})
-    AND {prevalence_overlaps_mp} AND {status.verified("c")}
+    AND {prevalence_overlaps_mp} AND {verified("c")}
 ),
 -- CQL: define "Has Allergy to Statin"
 has_allergy_to_statin AS (
   SELECT a.center, a.patient_id FROM {table("AllergyIntolerance")} a
   WHERE {retrieve("AllergyIntolerance", "a", "Statin Allergen")}
-    AND {qicore.choice_overlaps_day("a", "onset", lo, hi)}
+    AND {choice_overlaps_day("a", "onset", lo, hi)}
     AND a.clinical_status_system = '{ALLERGY_CLINICAL}' AND a.clinical_status_code = 'active'
 ),
 -- CQL: define "Has Hepatitis or Liver Disease Diagnosis", "Has Statin Associated Muscle Symptoms",
@@ -249,7 +262,7 @@ has_allergy_to_statin AS (
 exception_diagnoses AS (
   SELECT c.center, c.patient_id FROM {conditions}
   WHERE {retrieve("Condition", "c", *EXCEPTION_DIAGNOSIS_VALUESETS)}
-    AND {prevalence_overlaps_mp} AND {status.verified("c")}
+    AND {prevalence_overlaps_mp} AND {verified("c")}
 ),
 -- CQL: define "Has Adverse Reaction to Statin"
 has_adverse_reaction_to_statin AS (
@@ -280,7 +293,7 @@ denominator_exceptions AS (
 statin_therapy_ordered AS (
   SELECT m.center, m.patient_id FROM {table("MedicationRequest")} m
   WHERE {statin_request("m")} AND m.do_not_perform IS NOT TRUE
-    AND fhir_date(m.authored_on) BETWEEN {lo} AND {hi}
+    AND {point_during_day('m.authored_on', lo, hi)}
     AND m.status IN ('active', 'completed')
     AND m.intent IN ('order', 'original-order', 'reflex-order', 'filter-order', 'instance-order')
 ),

@@ -10,12 +10,19 @@ Status ``verified()``, so :func:`status.verified` is used.
 
 from __future__ import annotations
 
-from chc_equity.measures.cql import age_at_start, during_day_of_mp
 from chc_equity.measures.engine import Context
-from chc_equity.measures.library import qicore, status
-from chc_equity.measures.library.retrieve import code_in, code_is, table
 from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.populations import Populations
+from chc_equity.measures.vocabulary import (
+    age_at_start,
+    code_in,
+    code_is,
+    during_day_of_mp,
+    observation_has_value,
+    onset_start,
+    table,
+    verified,
+)
 
 MEASURE = Measure(
     name="CMS349FHIRHIVScreening",
@@ -88,8 +95,8 @@ denominator_exclusions AS (
   JOIN initial_population ip ON ip.center = c.center AND ip.patient_id = c.patient_id
   WHERE {code_in("Condition", "c", "HIV")}
     -- a missing onset start is the minimum DateTime (closed null boundary): always before
-    AND coalesce({qicore.onset_start("c", "ip.birth_date")} < {mp.start_date}, TRUE)
-    AND {status.verified("c")}
+    AND coalesce({onset_start("c", "ip.birth_date")} < {mp.start_date}, TRUE)
+    AND {verified("c")}
 ),
 -- CQL: define "Has HIV Test Performed"
 --   exists ([LaboratoryResultObservation: "Human Immunodeficiency Virus (HIV) Laboratory Test Codes
@@ -104,7 +111,7 @@ has_hiv_test_performed AS (
   JOIN initial_population ip ON ip.center = o.center AND ip.patient_id = o.patient_id
   WHERE ({code_in("Observation", "o", "Human Immunodeficiency Virus (HIV) Laboratory Test Codes (Ab and Ag)")}
          OR {code_is("Observation", "o", LOINC, HIV_TESTS_MU_SET)})
-    AND {qicore.observation_has_value("o")}
+    AND {observation_has_value("o")}
     AND years_between(fhir_date(ip.birth_date), fhir_date({test_start})) BETWEEN 15 AND 65
     AND fhir_date({test_start}) < {mp.end_date}
     AND o.status IN ('final', 'amended', 'corrected')

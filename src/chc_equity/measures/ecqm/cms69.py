@@ -8,24 +8,34 @@ normal, who had a follow-up plan. UDS Table 6B line 13. Read side by side with
 
 from __future__ import annotations
 
-from chc_equity.measures.codes import has_code, in_valueset
-from chc_equity.measures.cql import (
+from chc_equity.measures.engine import Context
+from chc_equity.measures.library import hospice, palliative
+from chc_equity.measures.model import Group, Measure
+from chc_equity.measures.populations import Populations
+from chc_equity.measures.vocabulary import (
     USCORE,
+    abatement_end,
+    choice_end,
+    choice_overlaps_day,
+    code_in,
+    code_is,
     condition_problem_or_health_concern,
     during_day_of,
     during_day_of_mp,
+    has_code,
     in_profile,
+    in_valueset,
+    is_active,
+    is_observation_performed,
     medication_not_requested,
     medication_requested,
     observation_cancelled,
+    onset_start,
+    point_during_day,
+    prevalence_overlaps_day,
     service_not_requested,
     service_requested,
 )
-from chc_equity.measures.engine import Context
-from chc_equity.measures.library import hospice, palliative, qicore, status
-from chc_equity.measures.library.retrieve import code_in, code_is
-from chc_equity.measures.model import Group, Measure
-from chc_equity.measures.populations import Populations
 
 MEASURE = Measure(
     name="CMS69FHIRPCSBMIScreenAndFollowUp",
@@ -60,7 +70,7 @@ def _onset_on_or_before(c: str, birth: str, day: str) -> str:
 
     A missing onset makes the closed interval start at the minimum date, so it always starts before.
     """
-    return f"coalesce({qicore.onset_start(c, birth)} <= {day}, TRUE)"
+    return f"coalesce({onset_start(c, birth)} <= {day}, TRUE)"
 
 
 def _not_ended_before(c: str, birth: str, day: str) -> str:
@@ -70,9 +80,9 @@ def _not_ended_before(c: str, birth: str, day: str) -> str:
     abatement. Not active without one: ``Interval[onset, null)`` has an unknown end, the comparison is
     null and so is its negation, which a ``where`` treats as false.
     """
-    end = qicore.abatement_end(c, birth)
+    end = abatement_end(c, birth)
     return (
-        f"(CASE WHEN {qicore.is_active(c)} THEN coalesce({end} >= {day}, TRUE) "
+        f"(CASE WHEN {is_active(c)} THEN coalesce({end} >= {day}, TRUE) "
         f"WHEN {end} IS NOT NULL THEN {end} >= {day} ELSE FALSE END)"
     )
 
@@ -82,7 +92,7 @@ POPULATIONS = (Populations.of("denominator_exclusion", "denominator_exception", 
 def defines(ctx: Context) -> str:
     """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
-    lo, hi = qicore.mp_dates(mp)
+    lo, hi = mp.start_date, mp.end_date
     has_hospice = ctx.shared(hospice.has_hospice_services)
     has_palliative = ctx.shared(palliative.has_palliative_care_in_the_measurement_period)
     bmi_value = "o.value_quantity_value"
@@ -114,7 +124,7 @@ bmi_during_measurement_period AS (
   SELECT o.center, o.patient_id, {bmi_value} AS bmi
   FROM flat.observation o
   WHERE {in_profile('o', (USCORE + 'us-core-bmi',), code_is('Observation', 'o', LOINC, BMI_RATIO))}
-    AND {status.is_observation_performed('o')}
+    AND {is_observation_performed('o')}
     AND {bmi_unit} = 'kg/m2' AND {bmi_value} > 0
     AND {during_day_of(eff_start, eff_end, lo, hi)}
 ),
@@ -185,7 +195,7 @@ low_bmi_interventions_ordered AS (
          OR EXISTS (SELECT 1 FROM underweight c
                     WHERE c.center = o.center AND c.patient_id = o.patient_id
                     AND {_onset_on_or_before('c', 'c.birth_date', 'fhir_date(o.authored_on)')}
-                    AND fhir_date(o.authored_on) BETWEEN {lo} AND {hi}))
+                    AND {point_during_day('o.authored_on', lo, hi)}))
 ),
 -- CQL: define "Low BMI Interventions Performed"
 low_bmi_interventions_performed AS (
@@ -222,12 +232,12 @@ is_pregnant AS (
   SELECT c.center, c.patient_id FROM flat.condition c
   JOIN patient p ON p.center = c.center AND p.patient_id = c.patient_id
   WHERE {code_in('Condition', 'c', 'Pregnancy or Other Related Diagnoses')}
-    AND {qicore.prevalence_overlaps_day('c', 'p.birth_date', lo, hi)}
+    AND {prevalence_overlaps_day('c', 'p.birth_date', lo, hi)}
   UNION
   SELECT o.center, o.patient_id FROM flat.observation o   -- [USCoreObservationPregnancyStatusProfile]
   WHERE {in_profile('o', (USCORE + 'us-core-observation-pregnancystatus',),
                     code_is('Observation', 'o', LOINC, PREGNANCY_STATUS))}
-    AND {qicore.choice_overlaps_day('o', 'effective', lo, hi, instant=True)}
+    AND {choice_overlaps_day('o', 'effective', lo, hi, instant=True)}
     AND o.status IN ('final', 'amended', 'corrected')
     AND {in_valueset('observation_value_code', 'o', 'Pregnancy or Other Related Diagnoses')}
 ),
@@ -258,7 +268,7 @@ reason_not_performing_bmi_exam AS (
   JOIN qualifying_encounter q ON q.center = o.center AND q.patient_id = o.patient_id
   WHERE {observation_cancelled('o')}
     AND {code_is('Observation', 'o', LOINC, BMI_RATIO)}
-    AND fhir_date({qicore.choice_end('o', 'effective', instant=True)}) = fhir_date(q.period_start)
+    AND fhir_date({choice_end('o', 'effective', instant=True)}) = fhir_date(q.period_start)
     AND ({in_valueset('observation_not_done_reason', 'o', 'Patient Declined')}
          OR {in_valueset('observation_not_done_reason', 'o', 'Medical Reason')})
 ),

@@ -13,12 +13,19 @@ implement here.
 
 from __future__ import annotations
 
-from chc_equity.measures.cql import age_at_start
 from chc_equity.measures.engine import Context
-from chc_equity.measures.library import hospice, qicore, status
-from chc_equity.measures.library.retrieve import code_in, performed_encounters, table
+from chc_equity.measures.library import hospice
 from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.populations import Populations
+from chc_equity.measures.vocabulary import (
+    age_at_start,
+    choice_end,
+    choice_ends_during_day,
+    code_in,
+    is_procedure_performed,
+    performed_encounters,
+    table,
+)
 
 STRATIFIERS = ("Stratification 1", "Stratification 2", "Stratification 3")
 # The Measure resource's stratum descriptions (age at the start of the Measurement Period). Its
@@ -52,7 +59,7 @@ POPULATIONS = (Populations.of("denominator_exclusion", "numerator", strata=True)
 def defines(ctx: Context) -> str:
     """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
-    lo, hi = qicore.mp_dates(mp)
+    lo, hi = mp.start_date, mp.end_date
     age = age_at_start("p.birth_date", mp)
     has_hospice = ctx.shared(hospice.has_hospice_services)
     return f"""
@@ -83,10 +90,10 @@ numerator AS (
   SELECT f.center, f.patient_id
   FROM {table("Procedure")} f
   WHERE {code_in("Procedure", "f", "Fluoride Varnish Application for Children")}
-    AND {status.is_procedure_performed("f")}
-    AND {qicore.choice_ends_during_day("f", "performed", lo, hi)}
+    AND {is_procedure_performed("f")}
+    AND {choice_ends_during_day("f", "performed", lo, hi)}
   GROUP BY f.center, f.patient_id
-  HAVING count(DISTINCT fhir_date({qicore.choice_end("f", "performed")})) >= 2
+  HAVING count(DISTINCT fhir_date({choice_end("f", "performed")})) >= 2
 ),
 -- CQL: define "Denominator Exclusions": Hospice."Has Hospice Services"
 denominator_exclusions AS (SELECT center, patient_id FROM {has_hospice})

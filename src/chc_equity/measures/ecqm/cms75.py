@@ -8,12 +8,17 @@ for the dental dashboard (UDS counts dental services in Table 5, not this rate).
 
 from __future__ import annotations
 
-from chc_equity.measures.cql import age_at_start
 from chc_equity.measures.engine import Context
-from chc_equity.measures.library import hospice, qicore
-from chc_equity.measures.library.retrieve import code_in, performed_encounters, table
+from chc_equity.measures.library import hospice
 from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.populations import Populations
+from chc_equity.measures.vocabulary import (
+    age_at_start,
+    code_in,
+    performed_encounters,
+    prevalence_overlaps_day,
+    table,
+)
 
 MEASURE = Measure(
     name="CMS75FHIRChildrenDentalDecay",
@@ -37,7 +42,7 @@ POPULATIONS = (Populations.of("denominator_exclusion", "numerator"),)
 def defines(ctx: Context) -> str:
     """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
-    lo, hi = qicore.mp_dates(mp)
+    lo, hi = mp.start_date, mp.end_date
     has_hospice = ctx.shared(hospice.has_hospice_services)
     return f"""
 WITH
@@ -62,7 +67,7 @@ numerator AS (
   FROM {table("Condition")} c
   JOIN {ctx.patients()} pt ON pt.center = c.center AND pt.id = c.patient_id
   WHERE {code_in("Condition", "c", "Dental Caries")}
-    AND {qicore.prevalence_overlaps_day("c", "pt.birth_date", lo, hi)}
+    AND {prevalence_overlaps_day("c", "pt.birth_date", lo, hi)}
 ),
 -- CQL: define "Denominator Exclusions": Hospice."Has Hospice Services"
 denominator_exclusions AS (SELECT center, patient_id FROM {has_hospice})

@@ -7,13 +7,23 @@ side with ``../shared/ecqm/input/cql/CMS951FHIRKidneyHealthEval.cql``; one CTE p
 
 from __future__ import annotations
 
-from chc_equity.measures.codes import in_valueset
-from chc_equity.measures.cql import age_at_start
 from chc_equity.measures.engine import Context
-from chc_equity.measures.library import hospice, palliative, qicore, status
-from chc_equity.measures.library.retrieve import code_in, table
+from chc_equity.measures.library import hospice, palliative
 from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.populations import Populations
+from chc_equity.measures.vocabulary import (
+    VERIFICATION_SYSTEM,
+    age_at_start,
+    choice_during_day,
+    code_in,
+    during_day_of,
+    in_valueset,
+    observation_has_value,
+    observation_value_is_quantity,
+    prevalence_overlaps_before_day,
+    prevalence_overlaps_day,
+    table,
+)
 
 MEASURE = Measure(
     name="CMS951FHIRKidneyHealthEval",
@@ -28,7 +38,7 @@ MEASURE = Measure(
     "and uACR) during the measurement period.",
 )
 
-VERIFICATION = status.VERIFICATION_SYSTEM
+VERIFICATION = VERIFICATION_SYSTEM
 ENCOUNTER_VALUE_SETS = {
     "Annual Wellness Visit": "2.16.840.1.113883.3.526.3.1240",
     "Home Healthcare Services": "2.16.840.1.113883.3.464.1003.101.12.1016",
@@ -67,7 +77,7 @@ def _lab(name: str, valueset: str, lo: str, hi: str, value_test: str) -> str:
          fhir_ts(coalesce(o.effective_datetime, o.effective_instant, o.effective_period_end)) AS ends
   FROM {table("Observation")} o
   WHERE {code_in("Observation", "o", valueset)}
-    AND {qicore.choice_during_day("o", "effective", lo, hi, instant=True)}
+    AND {choice_during_day("o", "effective", lo, hi, instant=True)}
     AND {value_test}
     AND o.status IN {PERFORMED}
 )"""
@@ -78,15 +88,15 @@ POPULATIONS = (Populations.of("denominator_exclusion", "numerator"),)
 def defines(ctx: Context) -> str:
     """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
-    lo, hi = qicore.mp_dates(mp)
+    lo, hi = mp.start_date, mp.end_date
     has_hospice = ctx.shared(hospice.has_hospice_services)
     palliative_care = ctx.shared(palliative.has_palliative_care_in_the_measurement_period)
     encounter_types = "\n       OR ".join(
         f"{code_in('Encounter', 'e', oid)}  -- \"{name}\"" for name, oid in ENCOUNTER_VALUE_SETS.items()
     )
-    has_value = qicore.observation_has_value("o")
+    has_value = observation_has_value("o")
     uacr_value = (
-        f"({qicore.observation_value_is_quantity('o')} "
+        f"({observation_value_is_quantity('o')} "
         f"OR {in_valueset('observation_value_code', 'o', UNDETECTABLE_LAB_RESULT_VALUE)})"
     )
     return f"""
@@ -96,7 +106,7 @@ has_active_diabetes_overlaps_start_of_measurement_period AS (
   SELECT DISTINCT c.center, c.patient_id FROM {table("Condition")} c
   JOIN {ctx.patients()} pt ON pt.center = c.center AND pt.id = c.patient_id
   WHERE {code_in("Condition", "c", "2.16.840.1.113883.3.464.1003.103.12.1001")}  -- "Diabetes"
-    AND {qicore.prevalence_overlaps_before_day("c", "pt.birth_date", lo, hi)}
+    AND {prevalence_overlaps_before_day("c", "pt.birth_date", lo, hi)}
     AND {not_refuted("c")}
 ),
 -- CQL: define "Has Outpatient Visit During Measurement Period"
@@ -104,8 +114,7 @@ has_outpatient_visit_during_measurement_period AS (
   SELECT DISTINCT e.center, e.patient_id FROM {table("Encounter")} e
   WHERE ({encounter_types}
         )
-    AND fhir_date(e.period_start) BETWEEN {lo} AND {hi}
-    AND fhir_date(e.period_end) BETWEEN {lo} AND {hi}
+    AND {during_day_of('e.period_start', 'e.period_end', lo, hi)}
     AND e.status = 'finished'
 ),
 -- CQL: define "Initial Population"
@@ -123,7 +132,7 @@ has_ckd_stage_5_or_esrd_diagnosis_overlaps_measurement_period AS (
   WHERE ({code_in("Condition", "c", CKD_STAGE_5)}  -- "Chronic Kidney Disease, Stage 5"
          OR {code_in("Condition", "c", END_STAGE_RENAL_DISEASE)}  -- "End Stage Renal Disease"
         )
-    AND {qicore.prevalence_overlaps_day("c", "pt.birth_date", lo, hi)}
+    AND {prevalence_overlaps_day("c", "pt.birth_date", lo, hi)}
     AND {not_refuted("c")}
 ),
 -- CQL: define "Denominator Exclusions"

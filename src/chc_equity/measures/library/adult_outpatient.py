@@ -8,7 +8,10 @@ one exists.
 from __future__ import annotations
 
 from chc_equity.measures.engine import Context
-from chc_equity.measures.library.retrieve import code_in, performed_encounters
+from chc_equity.measures.vocabulary import (
+    code_in,
+    performed_encounters,
+)
 
 # The outpatient visit value sets (name -> OID) this library and several measures' own "Qualifying
 # Encounters" (CMS122, CMS131 ...) declare alike.

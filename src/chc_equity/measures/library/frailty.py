@@ -7,11 +7,30 @@ Definitions that reuse others go through ``ctx.shared`` so each is computed once
 
 from __future__ import annotations
 
-from chc_equity.measures.codes import has_code, in_valueset
-from chc_equity.measures.cql import age_at_end
 from chc_equity.measures.engine import Context
-from chc_equity.measures.library import cmd, qicore, status
-from chc_equity.measures.library.retrieve import code_in, code_is, table
+from chc_equity.measures.library import cmd
+from chc_equity.measures.vocabulary import (
+    age_at_end,
+    choice_end,
+    choice_ends_during_day,
+    choice_overlaps_day,
+    code_in,
+    code_is,
+    has_code,
+    in_valueset,
+    is_assessment_performed,
+    is_device_order_personal_use_devices,
+    is_encounter_performed,
+    is_medication_active,
+    is_symptom,
+    mp_and_year_before,
+    period_overlaps_day,
+    point_during_day,
+    prevalence_overlaps_day,
+    prevalence_starts_during_day,
+    table,
+    verified,
+)
 
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
@@ -29,61 +48,61 @@ FRAILTY_SYMPTOM = "2.16.840.1.113883.3.464.1003.113.12.1075"
 
 def has_criteria_indicating_frailty(ctx: Context) -> str:
     """``define "Has Criteria Indicating Frailty"``."""
-    lo, hi = qicore.mp_dates(ctx.period)
+    lo, hi = ctx.period.start_date, ctx.period.end_date
     return f"""
 -- CQL (AdvancedIllnessandFrailty): define "Has Criteria Indicating Frailty"
 -- frailty device ordered
 SELECT d.center, d.patient_id FROM {table("DeviceRequest")} d
 WHERE {code_in("DeviceRequest", "d", FRAILTY_DEVICE)}  -- "Frailty Device"
-  AND {status.is_device_order_personal_use_devices("d")}
-  AND fhir_date(d.authored_on) BETWEEN {lo} AND {hi}
+  AND {is_device_order_personal_use_devices("d")}
+  AND {point_during_day('d.authored_on', lo, hi)}
 UNION
 -- medical equipment used: a frailty device
 SELECT o.center, o.patient_id FROM {table("Observation")} o
 WHERE {code_is("Observation", "o", LOINC, MEDICAL_EQUIPMENT_USED)}
-  AND {status.is_assessment_performed("o")}
+  AND {is_assessment_performed("o")}
   AND {in_valueset("observation_value_code", "o", FRAILTY_DEVICE)}  -- value as Concept in "Frailty Device"
-  AND {qicore.choice_ends_during_day("o", "effective", lo, hi, instant=True)}
+  AND {choice_ends_during_day("o", "effective", lo, hi, instant=True)}
 UNION
 -- frailty diagnosis
 SELECT c.center, c.patient_id FROM {table("Condition")} c
 JOIN {ctx.patients()} pt ON pt.center = c.center AND pt.id = c.patient_id
 WHERE {code_in("Condition", "c", FRAILTY_DIAGNOSIS)}  -- "Frailty Diagnosis"
-  AND {status.verified("c")}
-  AND {qicore.prevalence_overlaps_day("c", "pt.birth_date", lo, hi)}
+  AND {verified("c")}
+  AND {prevalence_overlaps_day("c", "pt.birth_date", lo, hi)}
 UNION
 -- frailty encounter
 SELECT e.center, e.patient_id FROM {table("Encounter")} e
 WHERE {code_in("Encounter", "e", FRAILTY_ENCOUNTER)}  -- "Frailty Encounter"
-  AND {status.is_encounter_performed("e")}
-  AND {qicore.period_overlaps_day("e.period_start", "e.period_end", lo, hi)}
+  AND {is_encounter_performed("e")}
+  AND {period_overlaps_day("e.period_start", "e.period_end", lo, hi)}
 UNION
 -- frailty symptom
 SELECT o.center, o.patient_id FROM {table("Observation")} o
 WHERE {code_in("Observation", "o", FRAILTY_SYMPTOM)}  -- "Frailty Symptom"
-  AND {status.is_symptom("o")}
-  AND {qicore.choice_overlaps_day("o", "effective", lo, hi, instant=True)}
+  AND {is_symptom("o")}
+  AND {choice_overlaps_day("o", "effective", lo, hi, instant=True)}
 """
 
 
 def has_advanced_illness_in_year_before_or_during_measurement_period(ctx: Context) -> str:
     """``define "Has Advanced Illness in Year Before or During Measurement Period"``: the condition's
     prevalence *starts* during the Measurement Period or the year before it."""
-    lo, hi = qicore.mp_and_year_before(ctx.period)
+    lo, hi = mp_and_year_before(ctx.period)
     return f"""
 -- CQL (AdvancedIllnessandFrailty): define "Has Advanced Illness in Year Before or During Measurement Period"
 SELECT DISTINCT c.center, c.patient_id FROM {table("Condition")} c
 JOIN {ctx.patients()} pt ON pt.center = c.center AND pt.id = c.patient_id
 WHERE {code_in("Condition", "c", ADVANCED_ILLNESS)}  -- "Advanced Illness"
-  AND {status.verified("c")}
-  AND {qicore.prevalence_starts_during_day("c", "pt.birth_date", lo, hi)}
+  AND {verified("c")}
+  AND {prevalence_starts_during_day("c", "pt.birth_date", lo, hi)}
 """
 
 
 def has_dementia_medications_in_year_before_or_during_measurement_period(ctx: Context) -> str:
     """``define "Has Dementia Medications in Year Before or During Measurement Period"``: an active
     dementia medication order whose medicationRequestPeriod() overlaps that two-year window."""
-    lo, hi = qicore.mp_and_year_before(ctx.period)
+    lo, hi = mp_and_year_before(ctx.period)
     period = ctx.shared(cmd.medication_request_period)
     return f"""
 -- CQL (AdvancedIllnessandFrailty):
@@ -91,7 +110,7 @@ def has_dementia_medications_in_year_before_or_during_measurement_period(ctx: Co
 SELECT DISTINCT m.center, m.patient_id FROM {table("MedicationRequest")} m
 JOIN {period} rp ON rp.center = m.center AND rp.id = m.id
 WHERE {code_in("MedicationRequest", "m", DEMENTIA_MEDICATIONS)}  -- "Dementia Medications"
-  AND {status.is_medication_active("m")}
+  AND {is_medication_active("m")}
   AND rp.period_start <= {hi} AND rp.period_end >= {lo}
 """
 
@@ -137,14 +156,14 @@ def is_age_66_or_older_living_long_term_in_a_nursing_home(ctx: Context) -> str:
     """``define "Is Age 66 or Older Living Long Term in a Nursing Home"``: the *last* housing-status
     assessment ending on or before the end of the Measurement Period says "lives in nursing home"."""
     hi = ctx.period.end_date
-    end = qicore.choice_end("o", "effective", instant=True)
+    end = choice_end("o", "effective", instant=True)
     return f"""
 -- CQL (AdvancedIllnessandFrailty): define "Is Age 66 or Older Living Long Term in a Nursing Home"
 WITH housing_status AS (
   SELECT o.center, o.patient_id, o.id, fhir_ts({end}) AS ends
   FROM {table("Observation")} o
   WHERE {code_is("Observation", "o", LOINC, HOUSING_STATUS)}
-    AND {status.is_assessment_performed("o")}
+    AND {is_assessment_performed("o")}
     AND fhir_date({end}) <= {hi}
 ),
 last_housing_status AS (

@@ -1,0 +1,70 @@
+"""The SQL ground the vocabulary stands on: the Measurement Period, the per-connection macros, quoting.
+
+Conventions (checked against the official eCQM test cases):
+
+- FHIR date/dateTime/instant text (kept verbatim by the views) is parsed by the ``fhir_ts`` macro to a
+  ``TIMESTAMP`` normalised to UTC; a date without time is midnight. The Measurement Period is
+  ``Interval[start 00:00:00.000, end 23:59:59.999]`` in UTC.
+- "X day of" comparisons compare calendar dates (precision day), so they are done on ``DATE`` values
+  (the ``fhir_date`` macro).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+FLAT = "flat"  # schema of the flat tables the views build
+
+# Created per connection (TEMP) by the engine before any measure runs.
+MACROS: tuple[str, ...] = (
+    # FHIR date/dateTime/instant text -> TIMESTAMP (UTC). Partial dates (YYYY, YYYY-MM) take the first
+    # instant of their precision; that is the low end of CQL's uncertainty interval.
+    """CREATE OR REPLACE TEMP MACRO fhir_ts(s) AS CASE
+         WHEN s IS NULL THEN NULL
+         WHEN length(s) = 4 THEN make_timestamp(CAST(s AS INTEGER), 1, 1, 0, 0, 0)
+         WHEN length(s) = 7 THEN make_timestamp(CAST(substr(s, 1, 4) AS INTEGER),
+                                                CAST(substr(s, 6, 2) AS INTEGER), 1, 0, 0, 0)
+         WHEN length(s) = 10 THEN CAST(TRY_CAST(s AS DATE) AS TIMESTAMP)
+         ELSE timezone('UTC', TRY_CAST(s AS TIMESTAMPTZ))
+       END""",
+    "CREATE OR REPLACE TEMP MACRO fhir_date(s) AS CAST(fhir_ts(s) AS DATE)",
+    # CQL AgeInYearsAt / years between: whole years completed.
+    "CREATE OR REPLACE TEMP MACRO years_between(a, b) AS date_sub('year', CAST(a AS DATE), CAST(b AS DATE))",
+    "CREATE OR REPLACE TEMP MACRO months_between(a, b) AS "
+    "date_sub('month', CAST(a AS DATE), CAST(b AS DATE))",
+)
+
+
+@dataclass(frozen=True)
+class Period:
+    """The Measurement Period (calendar dates, inclusive)."""
+
+    start: date
+    end: date
+
+    @property
+    def start_ts(self) -> str:
+        return f"TIMESTAMP '{self.start.isoformat()} 00:00:00'"
+
+    @property
+    def end_ts(self) -> str:
+        return f"TIMESTAMP '{self.end.isoformat()} 23:59:59.999'"
+
+    @property
+    def start_date(self) -> str:
+        return f"DATE '{self.start.isoformat()}'"
+
+    @property
+    def end_date(self) -> str:
+        return f"DATE '{self.end.isoformat()}'"
+
+
+def sql_str(value: str) -> str:
+    """A SQL string literal (the one quoting function of the measure engine)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def day(text: str) -> str:
+    """FHIR date/dateTime text expression -> SQL ``DATE`` (CQL ``date from``, day precision)."""
+    return f"fhir_date({text})"
