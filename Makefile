@@ -18,7 +18,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
 
 test: $(STAMP) lint
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --durations=25
 
 demo: $(STAMP)
 	$(BIN)/python -m chc_equity.demo

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from datetime import date
 from pathlib import Path
 
@@ -249,6 +250,9 @@ def _true_cells(path: Path, name: str, group: str, cells: list[tuple[str, str]])
 # whose expected power there is >= ~99 % (expected_power below), so the test builds that size.
 PLANTED_PATIENTS, PLANTED_CENTERS = 20_000, 8
 SEEDS = (1, 2, 3)
+# The demo-size planted networks cost ~30 CPU-s each; `make test` replicates one seed, and
+# CHC_EQUITY_ALL_SEEDS=1 replicates every seed (each seed is deterministic and must pass on its own).
+PLANTED_SEEDS = SEEDS if os.environ.get("CHC_EQUITY_ALL_SEEDS") == "1" else SEEDS[:1]
 MIN_CELL_POWER = 0.985  # every planted cell at this size (CMS125 uninsured is the weakest, ~0.987-0.994)
 _UNKNOWN = ("Unknown", "unknown")
 
@@ -370,7 +374,7 @@ def test_no_disparities_false_alarm_rate(tmp_path: Path, seed: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", PLANTED_SEEDS)
 def test_planted_disparities_detected_at_demo_size(tmp_path: Path, seed: int) -> None:
     """Each seed's network is the demo size; every seed must reach 95 % on its own, so the pooled
     figure does too (per-seed tests keep the seeds independent for pytest-xdist)."""

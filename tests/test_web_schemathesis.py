@@ -62,7 +62,7 @@ def test_fuzz_api(api) -> None:
     statuses: list[int] = []
     for operation in operations:
 
-        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         @given(case=operation.as_strategy())
         def run(case) -> None:
             statuses.append(case.call_and_validate(headers=headers, checks=CHECKS).status_code)
