@@ -33,7 +33,8 @@ import duckdb
 
 FLAT = "flat"  # = chc_equity.warehouse.FLAT_SCHEMA (not imported: warehouse imports this module)
 FORMAT = 1  # bump when the serving set or a summary changes: `serve` then republishes at start
-KEEP = 3
+KEEP = 3  # snapshots kept; $CHC_EQUITY_SERVING_KEEP overrides (the load test keeps all, to check them)
+KEEP_ENV = "CHC_EQUITY_SERVING_KEEP"
 CURRENT = "CURRENT"
 META = "serving_meta"
 _SNAPSHOT = re.compile(r"^(\d{8})\.duckdb$")
@@ -176,7 +177,7 @@ def publish(con: duckdb.DuckDBPyConnection, warehouse: Path) -> Snapshot:
         final = folder / f"{seq:08d}.duckdb"
         os.replace(tmp, final)
         _write_pointer(folder, final.name)
-        _prune(warehouse, keep=KEEP)
+        _prune(warehouse, keep=max(1, int(os.environ.get(KEEP_ENV) or KEEP)))
     return Snapshot(seq, final)
 
 
@@ -219,22 +220,22 @@ def ensure_current(warehouse: Path) -> Snapshot | None:
 
 
 def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
-    """A cheap signature of the serving sources in the warehouse ``con`` reads (catalog sizes, the newest
+    """A cheap signature of the serving sources in the warehouse ``con`` reads (row counts, the newest
     load, the newest precompute): differs from the snapshot's when something changed it unpublished."""
-    parts = [
-        f"{schema}.{table}:{size}:{cols}"
-        for schema, table, size, cols in con.execute(
-            "SELECT schema_name, table_name, estimated_size, column_count FROM duckdb_tables() "
+    names = [
+        (schema, table)
+        for schema, table in con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() "
             "WHERE database_name = current_database() ORDER BY 1, 2"
         ).fetchall()
         if f"{schema}.{table}" in SERVING_TABLES
         or (schema, table) in (("main", "resources"), ("main", "rejects"))
     ]
-    tables = {p.split(":")[0] for p in parts}
-    if "main.loads" in tables:
-        parts.append(f"load:{con.execute('SELECT max(load_id), count(*) FROM loads').fetchone()}")
-    if "main.agg_runs" in tables:
-        parts.append(f"runs:{con.execute('SELECT max(computed_at), count(*) FROM agg_runs').fetchone()}")
+    parts = [f"{s}.{t}:{con.execute(f'SELECT count(*) FROM {s}.{t}').fetchone()[0]}" for s, t in names]
+    if ("main", "loads") in names:
+        parts.append(f"load:{con.execute('SELECT max(load_id) FROM loads').fetchone()}")
+    if ("main", "agg_runs") in names:
+        parts.append(f"runs:{con.execute('SELECT max(computed_at) FROM agg_runs').fetchone()}")
     return "|".join(parts)
 
 
