@@ -167,8 +167,8 @@ def user(url: str, center: str, stop: threading.Event, out: list[Seen], offset: 
             out.append(Seen(kind, path, r.status_code, int(version) if version else None, seconds, body))
 
 
-def run_loads(bundles: list[Path], warehouse: Path, env: dict[str, str], refresh: bool) -> list:
-    done = []
+def run_loads(bundles: list[Path], warehouse: Path, env: dict[str, str], refresh: bool, done: list) -> None:
+    """`chc-equity ingest` of each bundle, one after another; (center, seconds, exit status) into ``done``."""
     for bundle in bundles:
         started = time.perf_counter()
         args = [*CLI, "ingest", str(bundle), "--center", bundle.name, "--warehouse", str(warehouse)]
@@ -178,7 +178,6 @@ def run_loads(bundles: list[Path], warehouse: Path, env: dict[str, str], refresh
         done.append((bundle.name, time.perf_counter() - started, proc.returncode))
         if proc.returncode != 0:
             sys.stderr.write(proc.stderr[-2000:])
-    return done
 
 
 # -- consistency -------------------------------------------------------------------------------------

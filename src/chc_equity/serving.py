@@ -235,7 +235,7 @@ def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
     if ("main", "loads") in names:
         parts.append(f"load:{con.execute('SELECT max(load_id) FROM loads').fetchone()}")
     if ("main", "agg_runs") in names:
-        parts.append(f"runs:{con.execute('SELECT max(computed_at) FROM agg_runs').fetchone()}")
+        parts.append(f"runs:{con.execute('SELECT epoch_us(max(computed_at)) FROM agg_runs').fetchone()}")
     return "|".join(parts)
 
 
