@@ -135,22 +135,21 @@ def login(client: httpx.Client) -> None:
     )
 
 
-def targets(center: str) -> list[tuple[str, str]]:
+def targets(center: str, measure: str) -> list[tuple[str, str]]:
     """(kind, url) a user cycles through: overview (page and API), measure, care-gap list, centers."""
     return [
         ("overview", "/api/overview"),
-        ("measure", f"/api/measures/{MEASURE}"),
-        ("gaps", f"/api/centers/{center}/measures/{MEASURE}/gaps"),
+        ("measure", f"/api/measures/{measure}"),
+        ("gaps", f"/api/centers/{center}/measures/{measure}/gaps"),
         ("centers", "/api/centers"),
         ("page", "/"),
-        ("page", f"/measures/{MEASURE}"),
+        ("page", f"/measures/{measure}"),
     ]
 
 
-def user(url: str, center: str, stop: threading.Event, out: list[Seen], offset: int) -> None:
+def user(url: str, plan: list[tuple[str, str]], stop: threading.Event, out: list[Seen], offset: int) -> None:
     with httpx.Client(base_url=url, timeout=60) as client:
         login(client)
-        plan = targets(center)
         i = offset
         while not stop.is_set():
             kind, path = plan[i % len(plan)]
@@ -181,7 +180,7 @@ def run_loads(bundles: list[Path], warehouse: Path, env: dict[str, str], refresh
 
 
 # -- consistency -------------------------------------------------------------------------------------
-def expected(snapshot: Path, center: str) -> dict[str, object]:
+def expected(snapshot: Path, center: str, measure: str) -> dict[str, object]:
     """What each API answer must hold in the state of ``snapshot``: plain SQL on the snapshot file."""
     con = duckdb.connect(str(snapshot), read_only=True)
     try:
@@ -190,10 +189,10 @@ def expected(snapshot: Path, center: str) -> dict[str, object]:
             "SELECT center, measure, group_id, denominator, numerator FROM agg_measure WHERE period_end = ?",
             [end],
         ).fetchall()
-        measure = con.execute(
+        one = con.execute(
             "SELECT center, measure, group_id, denominator, numerator FROM agg_measure "
             "WHERE period_end = ? AND cms_id = ?",
-            [end, MEASURE],
+            [end, measure],
         ).fetchall()
         gaps = con.execute(
             """
@@ -203,7 +202,7 @@ def expected(snapshot: Path, center: str) -> dict[str, object]:
              WHERE r.center = ? AND r.period_end = ? AND r.denominator AND NOT r.denominator_exclusion
                AND NOT r.denominator_exception AND (r.numerator = m.inverse)
             """,
-            [MEASURE, end, center, end],
+            [measure, end, center, end],
         ).fetchone()[0]
         loads = dict(con.execute("SELECT center, count(*) FROM loads GROUP BY ALL").fetchall())
         resources = dict(con.execute("SELECT center, sum(n) FROM resource_counts GROUP BY ALL").fetchall())
@@ -211,7 +210,7 @@ def expected(snapshot: Path, center: str) -> dict[str, object]:
         con.close()
     return {
         "overview": sorted(cells),
-        "measure": sorted(measure),
+        "measure": sorted(one),
         "gaps": int(gaps),
         "centers": sorted((c, loads[c], int(resources.get(c, 0))) for c in loads),
     }
@@ -228,7 +227,7 @@ def observed(kind: str, body: dict) -> object:
     return sorted((c["center"], c["loads"], c["resources"]) for c in body)
 
 
-def check(outcome: Outcome, serving: Path, center: str, by_user: list[list[Seen]]) -> None:
+def check(outcome: Outcome, serving: Path, center: str, measure: str, by_user: list[list[Seen]]) -> None:
     cache: dict[int, dict[str, object]] = {}
     for seen in outcome.responses:
         if seen.status != 200 or seen.seq is None:
@@ -239,7 +238,7 @@ def check(outcome: Outcome, serving: Path, center: str, by_user: list[list[Seen]
                 outcome.problems.append(f"seq {seen.seq} answered but its snapshot file is gone")
                 cache[seen.seq] = {}
                 continue
-            cache[seen.seq] = expected(path, center)
+            cache[seen.seq] = expected(path, center, measure)
         want = cache[seen.seq].get(seen.kind)
         if seen.kind != "page" and want is not None and observed(seen.kind, seen.body) != want:
             outcome.problems.append(f"{seen.url} at seq {seen.seq} differs from that snapshot")
@@ -260,15 +259,18 @@ def run(
     refresh: bool = True,
     deadline_s: float = 120.0,
     network: tuple[Path, list[Path]] | None = None,
+    center: str = "c01",
+    measure: str = MEASURE,
 ) -> Outcome:
-    """The whole test in ``folder``; ``network`` reuses an already built (warehouse, bundles)."""
+    """The whole test in ``folder``; ``network`` reuses an already built (warehouse, bundles), whose
+    warehouse has a network admin ``loadtest`` (:data:`PASSWORD`). Users read ``center``'s care gaps of
+    ``measure``."""
     env = {**os.environ, "CHC_EQUITY_SERVING_KEEP": "100000", "PYTHONUNBUFFERED": "1"}
     os.environ["CHC_EQUITY_SERVING_KEEP"] = "100000"
     centers = base + loads
     warehouse, bundles = network or build_network(
         folder, centers=centers, patients=patients_per_center * centers, base=base
     )
-    center = "c01"
     outcome = Outcome()
     import psutil
 
@@ -279,14 +281,15 @@ def run(
     stop = threading.Event()
     by_user: list[list[Seen]] = [[] for _ in range(users)]
     threads = [
-        threading.Thread(target=user, args=(url, center, stop, by_user[i], i), daemon=True)
+        threading.Thread(target=user, args=(url, targets(center, measure), stop, by_user[i], i), daemon=True)
         for i in range(users)
     ]
     try:
         for t in threads:
             t.start()
         loader = threading.Thread(
-            target=lambda: outcome.loads.extend(run_loads(bundles[:loads], warehouse, env, refresh)),
+            target=run_loads,
+            args=(bundles[:loads], warehouse, env, refresh, outcome.loads),
             daemon=True,
         )
         loader.start()
@@ -319,7 +322,7 @@ def run(
     outcome.problems.extend(f"load of {c} exited {rc}" for c, _s, rc in outcome.loads if rc != 0)
     from chc_equity.serving import serving_dir
 
-    check(outcome, serving_dir(warehouse.resolve()), center, by_user)
+    check(outcome, serving_dir(warehouse.resolve()), center, measure, by_user)
     return outcome
 
 
