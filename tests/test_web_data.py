@@ -139,7 +139,7 @@ def test_missing_warehouse_is_a_clear_503(tmp_path: Path) -> None:
 
 def _hold_lock(path: Path) -> subprocess.Popen:
     """Another process holding the warehouse's write lock (as an ingest does), until stdin closes."""
-    script = f"import duckdb, sys; c = duckdb.connect({str(path)!r}); print('ok', flush=True); sys.stdin.read()"
+    script = f"import duckdb, sys; c = duckdb.connect({str(path)!r}); print('ok', flush=True); input()"
     writer = subprocess.Popen(
         [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
