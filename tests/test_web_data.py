@@ -137,25 +137,46 @@ def test_missing_warehouse_is_a_clear_503(tmp_path: Path) -> None:
     assert client.get("/data-quality").status_code == 503
 
 
-def test_warehouse_locked_by_a_writer_is_a_503_not_a_crash(seeded: Path, tmp_path: Path) -> None:
-    """Ingest in another process holds the write lock: reads fail fast with 'busy', then recover."""
-    copy = tmp_path / "locked.duckdb"
-    copy.write_bytes(seeded.read_bytes())
-    add_users(copy)
-    client = _client(copy, "admin")
-    script = (
-        f"import duckdb, sys; c = duckdb.connect({str(copy)!r}); print('ok', flush=True); sys.stdin.read()"
-    )
+def _hold_lock(path: Path) -> subprocess.Popen:
+    """Another process holding the warehouse's write lock (as an ingest does), until stdin closes."""
+    script = f"import duckdb, sys; c = duckdb.connect({str(path)!r}); print('ok', flush=True); input()"
     writer = subprocess.Popen(
         [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
+    assert writer.stdout.readline().strip() == "ok"
+    return writer
+
+
+def test_reads_keep_answering_while_a_writer_holds_the_warehouse(seeded: Path, tmp_path: Path) -> None:
+    """Ingest in another process holds the write lock: pages answer from the published snapshot."""
+    copy = tmp_path / "locked.duckdb"
+    copy.write_bytes(seeded.read_bytes())
+    add_users(copy)
+    client = _client(copy, "admin")  # the app publishes a first snapshot of a never-published warehouse
+    before = client.get("/api/centers")
+    writer = _hold_lock(copy)
     try:
-        assert writer.stdout.readline().strip() == "ok"
+        response = client.get("/api/centers")
+        assert response.status_code == 200 and response.json() == before.json()
+        assert response.headers["X-Data-Version"] == before.headers["X-Data-Version"] == "1"
+        assert client.get("/data-quality").status_code == 200
+    finally:
+        writer.communicate("", timeout=30)
+
+
+def test_never_published_and_locked_is_a_503_not_a_crash(seeded: Path, tmp_path: Path) -> None:
+    """Only a warehouse that was never published, while its first writer holds it, answers 'busy'."""
+    copy = tmp_path / "first.duckdb"
+    copy.write_bytes(seeded.read_bytes())
+    add_users(copy)
+    writer = _hold_lock(copy)
+    try:
+        client = _client(copy, "admin")
         response = client.get("/api/centers")
         assert response.status_code == 503 and "busy" in response.json()["detail"]
     finally:
         writer.communicate("", timeout=30)
-    assert client.get("/api/centers").status_code == 200
+    assert client.get("/api/centers").status_code == 200  # published by the next request
 
 
 def test_real_ingest_and_views(tmp_path: Path) -> None:

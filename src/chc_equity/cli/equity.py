@@ -15,7 +15,7 @@ from chc_equity.equity.charts import forest_plot, gap_chart, save_chart
 from chc_equity.equity.stratify import EquityRow, equity_tables, latest_period
 from chc_equity.equity.suppression import DEFAULT_THRESHOLD
 from chc_equity.exports import write_frame_csv
-from chc_equity.warehouse import connect
+from chc_equity.warehouse import writing
 
 TABLE_FORMATS = ("csv", "parquet", "json", "duckdb")
 CHART_FORMATS = ("html", "png", "svg")
@@ -80,8 +80,7 @@ def equity(
     for f in figs:
         if f not in CHART_FORMATS:
             raise typer.BadParameter(f"chart format {f!r} not in {CHART_FORMATS}")
-    con = connect(warehouse)
-    try:
+    with writing(warehouse) as con:  # rewrites patient_attributes: publishes the web's snapshot
         if period_start and period_end:
             ps, pe = date.fromisoformat(period_start), date.fromisoformat(period_end)
         else:
@@ -99,8 +98,6 @@ def equity(
             )
         except (KeyError, ValueError) as exc:
             raise typer.BadParameter(str(exc)) from exc
-    finally:
-        con.close()
     out.mkdir(parents=True, exist_ok=True)
     df = pd.DataFrame([dataclasses.asdict(r) for r in rows], columns=COLUMNS)
     for col in ("denominator", "numerator", "gap_to_equity"):

@@ -1,7 +1,9 @@
 """`chc-equity ingest` and `chc-equity rejects`: argument parsing and printing only.
 
 The work is ``chc_equity.ingest.load``. The views refresh is passed in as ``after_load`` so it runs
-inside the load's transaction; ingest itself never imports the views stage.
+inside the load's transaction; ingest itself never imports the views stage. The warehouse is opened with
+``warehouse.writing``: a load queued behind another waits for it, and the web's serving snapshot is
+published once the load and its refresh are done.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from chc_equity.ingest import LoadResult, list_rejects, load
 from chc_equity.ingest.loader import AfterLoad
 from chc_equity.ingest.sources import DEFAULT_MAX_RECORD_BYTES, InputError, find_inputs
 from chc_equity.ingest.store import TOUCHED
-from chc_equity.warehouse import WarehouseError, connect
+from chc_equity.warehouse import WarehouseError, connect, writing
 
 
 def _err() -> Console:
@@ -141,40 +143,42 @@ def ingest_command(
         inputs = find_inputs(paths)
         files = inputs.files
         total = sum(os.path.getsize(f) for f in files)
-        con = connect(warehouse)
-    except (InputError, WarehouseError) as exc:
+    except InputError as exc:
         _err().print(f"[red]error:[/] {exc}", markup=True, highlight=False)
         raise typer.Exit(2) from exc
     after_load = views_after_load()
     try:
-        with Progress(
-            TextColumn("ingest"),
-            BarColumn(),
-            DownloadColumn(),
-            _RateColumn(),
-            TimeElapsedColumn(),
-            console=_err(),
-            transient=True,
-        ) as bar:
-            task = bar.add_task("ingest", total=total, resources=0)
+        # waits while another load holds the warehouse; publishes the web's snapshot when done
+        with writing(warehouse) as con:
+            with Progress(
+                TextColumn("ingest"),
+                BarColumn(),
+                DownloadColumn(),
+                _RateColumn(),
+                TimeElapsedColumn(),
+                console=_err(),
+                transient=True,
+            ) as bar:
+                task = bar.add_task("ingest", total=total, resources=0)
 
-            def progress(nbytes: int, nresources: int) -> None:
-                fields = bar.tasks[task].fields
-                bar.update(task, advance=nbytes, resources=fields.get("resources", 0) + nresources)
+                def progress(nbytes: int, nresources: int) -> None:
+                    fields = bar.tasks[task].fields
+                    bar.update(task, advance=nbytes, resources=fields.get("resources", 0) + nresources)
 
-            result = load(
-                con,
-                files,
-                center,
-                after_load=after_load,
-                progress=progress,
-                screen=views_screen(),
-                max_record_bytes=max(1, int(max_record_mb * 2**20)),
-            )
-        if refresh:
-            refresh_pending_results(con)
-    finally:
-        con.close()
+                result = load(
+                    con,
+                    files,
+                    center,
+                    after_load=after_load,
+                    progress=progress,
+                    screen=views_screen(),
+                    max_record_bytes=max(1, int(max_record_mb * 2**20)),
+                )
+            if refresh:
+                refresh_pending_results(con)
+    except WarehouseError as exc:
+        _err().print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+        raise typer.Exit(2) from exc
     out = Console()
     out.print(_summary(result))
     if result.quarantined:

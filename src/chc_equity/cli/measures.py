@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chc_equity.cli import app
-from chc_equity.warehouse import connect
+from chc_equity.warehouse import connect, writing
 
 measures_app = typer.Typer(help="Electronic clinical quality measures (eCQMs).", no_args_is_help=True)
 app.add_typer(measures_app, name="measures")
@@ -123,55 +123,61 @@ def run(
         modules = find(measure)
     except KeyError as exc:
         raise typer.BadParameter(str(exc.args[0])) from exc
-    con = connect(warehouse)
-    console = Console()
-    with console.status("evaluating measures ...") as status:
-        from chc_equity.refresh import finish_pending
+    with writing(warehouse) as con:  # publishes the web's snapshot when done
+        console = Console()
+        with console.status("evaluating measures ...") as status:
+            from chc_equity.refresh import finish_pending
 
-        finish_pending(con, on_step=status.update)  # a refresh a crashed ingest left pending, first
+            finish_pending(con, on_step=status.update)  # a refresh a crashed ingest left pending, first
 
-        def progress(m, seconds: float) -> None:
-            status.update(f"{m.cms_id} done in {seconds:.2f} s")
+            def progress(m, seconds: float) -> None:
+                status.update(f"{m.cms_id} done in {seconds:.2f} s")
 
-        run_measures(
-            con, modules, period_start=start, period_end=end, centers=center, on_measure=progress,
-            materialize_defines=materialize_defines, profiles=profiles,
+            run_measures(
+                con,
+                modules,
+                period_start=start,
+                period_end=end,
+                centers=center,
+                on_measure=progress,
+                materialize_defines=materialize_defines,
+                profiles=profiles,
+            )
+            if aggregates:
+                from chc_equity.network import precompute
+
+                status.update("precomputing aggregates for the web app ...")
+                precompute(con, period_start=start, period_end=end)
+        table = Table(
+            "measure",
+            "group",
+            "center",
+            "IP",
+            "denom",
+            "excl",
+            "except",
+            "numer",
+            "rate",
+            title=f"Measurement period {start} to {end}",
         )
-        if aggregates:
-            from chc_equity.network import precompute
-
-            status.update("precomputing aggregates for the web app ...")
-            precompute(con, period_start=start, period_end=end)
-    table = Table(
-        "measure",
-        "group",
-        "center",
-        "IP",
-        "denom",
-        "excl",
-        "except",
-        "numer",
-        "rate",
-        title=f"Measurement period {start} to {end}",
-    )
-    groups = {(m.measure.name, g.id): g for m in modules for g in m.measure.groups}
-    for row in summarize(con, [m.measure.name for m in modules], start, end, centers=center, strata=True):
-        rate = "" if row.rate is None else f"{row.rate:.1%}"
-        group = row.group_id
-        if row.stratum is not None:  # a stratum row follows its group's total
-            group = "  " + groups[(row.measure, row.group_id)].stratifier_label(row.stratum)
-        table.add_row(
-            row.cms_id,
-            group,
-            row.center,
-            str(row.initial_population),
-            str(row.denominator),
-            str(row.denominator_exclusion),
-            str(row.denominator_exception),
-            str(row.numerator),
-            rate,
-        )
-    console.print(table)
+        groups = {(m.measure.name, g.id): g for m in modules for g in m.measure.groups}
+        for row in summarize(con, [m.measure.name for m in modules], start, end, centers=center, strata=True):
+            rate = "" if row.rate is None else f"{row.rate:.1%}"
+            group = row.group_id
+            if row.stratum is not None:  # a stratum row follows its group's total
+                group = "  " + groups[(row.measure, row.group_id)].stratifier_label(row.stratum)
+            table.add_row(
+                row.cms_id,
+                group,
+                row.center,
+                str(row.initial_population),
+                str(row.denominator),
+                str(row.denominator_exclusion),
+                str(row.denominator_exception),
+                str(row.numerator),
+                rate,
+            )
+        console.print(table)
 
 
 @measures_app.command("sql")

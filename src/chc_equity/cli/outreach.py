@@ -106,7 +106,8 @@ def billing(
         ids = sorted({c.patient_id for c in claims} | {u.patient_id for u in unbilled})
         mrns = dict(
             con.execute(
-                f"SELECT patient_id, mrn FROM ({IDENTITY_SQL} AND r.id IN (SELECT unnest(?)))", [center, ids]
+                f"SELECT patient_id, mrn FROM ({IDENTITY_SQL} AND r.patient_id IN (SELECT unnest(?)))",
+                [center, ids],
             ).fetchall()
         )
     finally:

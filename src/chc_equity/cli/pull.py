@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from chc_equity.cli import app
-from chc_equity.warehouse import connect
+from chc_equity.warehouse import writing
 
 
 def _err() -> Console:
@@ -64,27 +64,33 @@ def pull_command(
         from chc_equity.cli.ingest import views_after_load, views_screen
 
         after_load = views_after_load()
-        con = connect(warehouse)
-        try:
-            result = pull(
-                con,
-                server,
-                group,
-                center,
-                since=since,
-                types=types or None,
-                credentials=creds,
-                after_load=after_load,
-                screen=views_screen(),
-                policy=Policy(parallel=parallel),
-                log=lambda msg: _err().print(f"[dim]pull:[/] {msg}"),
-            )
-            if refresh:  # whatever the pull changed is marked pending in its own transaction
-                from chc_equity.cli.ingest import refresh_pending_results
+        failed: PullError | None = None
+        # waits while a load holds the warehouse; publishes the web's snapshot when done (a failed pull
+        # too: its error row is what the data-feeds page shows)
+        with writing(warehouse) as con:
+            try:
+                result = pull(
+                    con,
+                    server,
+                    group,
+                    center,
+                    since=since,
+                    types=types or None,
+                    credentials=creds,
+                    after_load=after_load,
+                    screen=views_screen(),
+                    policy=Policy(parallel=parallel),
+                    log=lambda msg: _err().print(f"[dim]pull:[/] {msg}"),
+                )
+            except PullError as exc:
+                failed = exc
+            else:
+                if refresh:  # whatever the pull changed is marked pending in its own transaction
+                    from chc_equity.cli.ingest import refresh_pending_results
 
-                refresh_pending_results(con)
-        finally:
-            con.close()
+                    refresh_pending_results(con)
+        if failed is not None:
+            raise failed
         rec = result.record
         load = result.load
         typer.echo(

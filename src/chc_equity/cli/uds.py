@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from chc_equity.cli import app
-from chc_equity.warehouse import connect
+from chc_equity.warehouse import writing
 
 
 @app.command("uds")
@@ -46,8 +46,7 @@ def uds(
     from chc_equity.uds import build_report, load_config
     from chc_equity.uds.export import read_json, write_all
 
-    con = connect(warehouse)
-    try:
+    with writing(warehouse) as con:  # the build rewrites patient_attributes: publish when done
         report = build_report(
             con,
             year,
@@ -57,8 +56,6 @@ def uds(
             network=network,
             suppress_network=suppress,
         )
-    finally:
-        con.close()
     paths = write_all(report, out)
     console = Console()
     errors = sum(e.severity == "error" for e in report.edits)

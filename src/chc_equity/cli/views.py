@@ -66,15 +66,12 @@ def build(
 ) -> None:
     """Materialize the built-in views as flat.<name> tables (all centers, or only --center ones)."""
     from chc_equity.views.build import build_views
-    from chc_equity.warehouse import connect
+    from chc_equity.warehouse import writing
 
-    con = connect(warehouse)
-    try:
+    with writing(warehouse) as con:  # publishes the web's snapshot when done
         con.begin()  # all tables change together, or none do if one view fails
         counts = build_views(con, centers=center or None)
         con.commit()
-    finally:
-        con.close()
     table = Table(title="flat tables" + (f" (centers: {', '.join(center)})" if center else ""))
     table.add_column("table")
     table.add_column("rows", justify="right")

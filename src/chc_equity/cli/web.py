@@ -197,17 +197,14 @@ def precompute(
 
     from chc_equity.network import precompute as run_precompute
     from chc_equity.refresh import finish_pending
-    from chc_equity.warehouse import connect
+    from chc_equity.warehouse import writing
 
     today = date.today()
     start = date.fromisoformat(period_start) if period_start else date(today.year, 1, 1)
     end = date.fromisoformat(period_end) if period_end else date(start.year, 12, 31)
-    con = connect(warehouse_path(warehouse))
-    try:
+    with writing(warehouse_path(warehouse)) as con:  # publishes the web's snapshot when done
         finish_pending(con)  # a refresh an interrupted `chc-equity ingest` left pending, first
         result = run_precompute(con, period_start=start, period_end=end, equity=not no_equity)
-    finally:
-        con.close()
     out.print(
         f"precomputed {start} to {end}: {result.measure_rows} measure rows, {result.funnel_rows} funnel "
         f"points, {result.equity_rows} equity rows ({result.equity_status})"

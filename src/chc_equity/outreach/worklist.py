@@ -13,7 +13,8 @@ A patient is on the worklist when they have at least one open item:
   no visit or booking after it, or an active non-social ServiceRequest whose date has passed.
 
 Contact facts come from the warehouse (name, MRN, phone and interpreter need from the stored Patient
-resource, as the care-gap list does: the flat layer deliberately carries no names or phone numbers);
+resource through the ``patient_contact`` summary, as the care-gap list does: the flat layer deliberately
+carries no names or phone numbers);
 the assigned CHW and the last outreach come from whoever calls (the app database, or the FHIR CareTeam /
 Communication helpers below) as plain mappings. Every query is restricted to one center in SQL.
 The priority score is documented in docs/outreach.md; weights are in ``priority.yaml``.
@@ -38,7 +39,7 @@ import yaml
 
 from chc_equity.exports import csv_writer, set_cell
 from chc_equity.warehouse import FLAT_SCHEMA
-from chc_equity.web.gaps import IDENTITY_SQL, NOT_A_VISIT, gap_reason, open_gaps_sql
+from chc_equity.web.gaps import NOT_A_VISIT, gap_reason, open_gaps_sql
 
 F = FLAT_SCHEMA
 LOINC = "http://loinc.org"
@@ -50,7 +51,6 @@ CLOSED_TASK = ("completed", "cancelled", "rejected", "failed", "entered-in-error
 OPEN_REFERRAL = ("active", "on-hold", "draft")
 UPCOMING = ("booked", "pending", "arrived", "proposed")
 FOLLOW_UP_DAYS = 90
-INTERPRETER_EXT = "http://hl7.org/fhir/StructureDefinition/patient-interpreterRequired"
 CHW_TAXONOMY = "172V00000X"
 OUTREACH_CATEGORY = "chw-outreach"
 ACUTE_CLASSES = ("IMP", "ACUTE", "NONAC", "OBSENC")  # v3 ActCode: inpatient / observation stays
@@ -369,28 +369,13 @@ def _people(con: duckdb.DuckDBPyConnection, center: str, ids: list[str]) -> dict
     """patient -> (name, mrn, birth date, language, phone, interpreter required)."""
     rows = con.execute(
         f"""
-        WITH ident AS ({IDENTITY_SQL} AND r.id IN (SELECT unnest(?))),
-        contact AS (
-            SELECT r.id AS patient_id,
-                   (SELECT json_extract_string(t, '$.value')
-                      FROM unnest(CAST(json_extract(r.resource, '$.telecom') AS JSON[])) AS u(t)
-                     WHERE json_extract_string(t, '$.system') IN ('phone', 'sms')
-                     ORDER BY (json_extract_string(t, '$.use') = 'mobile') DESC NULLS LAST,
-                              try_cast(json_extract_string(t, '$.rank') AS INTEGER) NULLS LAST
-                     LIMIT 1) AS phone,
-                   (SELECT bool_or(CAST(json_extract(e, '$.valueBoolean') AS BOOLEAN))
-                      FROM unnest(CAST(json_extract(r.resource, '$.extension') AS JSON[])) AS u(e)
-                     WHERE json_extract_string(e, '$.url') = '{INTERPRETER_EXT}') AS interpreter
-              FROM resources r
-             WHERE r.center = ? AND r.type = 'Patient' AND r.id IN (SELECT unnest(?))
-        )
-        SELECT i.patient_id, i.name, i.mrn, CAST(p.birth_date AS VARCHAR),
+        SELECT c.patient_id, c.name, c.mrn, CAST(p.birth_date AS VARCHAR),
                coalesce(p.preferred_language_code, p.first_language_code), c.phone, c.interpreter
-          FROM ident i
-          LEFT JOIN contact c USING (patient_id)
-          LEFT JOIN {F}.patient p ON p.center = ? AND p.id = i.patient_id
+          FROM patient_contact c
+          LEFT JOIN {F}.patient p ON p.center = c.center AND p.id = c.patient_id
+         WHERE c.center = ? AND c.patient_id IN (SELECT unnest(?))
         """,
-        [center, ids, center, ids, center],
+        [center, ids],
     ).fetchall()
     return {pid: rest for pid, *rest in rows}
 

@@ -18,9 +18,10 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from chc_equity import serving
 from chc_equity.appdb import AppDB, database_url, open_for_warehouse
 from chc_equity.web.authstore import AuthStore, SessionPolicy
-from chc_equity.web.data import WarehouseUnavailable
+from chc_equity.web.data import DATA_VERSION_HEADER, WarehouseUnavailable, snapshot_of
 from chc_equity.web.security import NotAuthenticated
 
 HERE = Path(__file__).parent
@@ -78,6 +79,8 @@ def create_app(config: WebConfig) -> FastAPI:
         redoc_url=None,
     )
     app.state.config = config
+    if config.warehouse.exists():  # publish a first snapshot (or a fresher one) before serving
+        serving.ensure_current(config.warehouse)
     app.state.db = config.open_database()
     app.state.auth = AuthStore(app.state.db, config.policy)
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -114,6 +117,9 @@ def _install_middleware(app: FastAPI) -> None:
         response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        snap = snapshot_of(request.state)
+        if snap is not None:  # which published state the data in this response comes from
+            response.headers[DATA_VERSION_HEADER] = str(snap.seq)
         user = getattr(request.state, "user", None)
         ACCESS_LOG.info(
             "%s %s %d %.1fms user=%s",

@@ -1,10 +1,12 @@
-"""Read-only queries against the warehouse for the web pages and the API.
+"""Read-only queries for the web pages and the API, on the published serving snapshot.
 
-The warehouse is opened READ-ONLY and only for the duration of one request (:func:`open_warehouse`):
-ingest writes to the same DuckDB file from another process, and DuckDB lets one process write a file
-at a time, so the web app must never hold a lock longer than a query. While ingest holds the write lock
-a read-only open fails; that surfaces as :class:`WarehouseUnavailable` (HTTP 503 "try again"), never as
-a stale or partial answer.
+The web app never opens the live warehouse to answer a request: ingest writes it from another process
+and DuckDB lets one process write a file at a time. :func:`open_warehouse` opens, read-only and for one
+request, the snapshot the last writer published (:mod:`chc_equity.serving`), so pages keep answering
+during a load and switch to the new state when the load has published. A request that opens it more than
+once gets the same snapshot each time (it is pinned on ``request.state``), and its seq goes out in the
+``X-Data-Version`` response header. Only when nothing was ever published and the warehouse is being
+written is the answer :class:`WarehouseUnavailable` (HTTP 503 "try again").
 
 Every function takes ``center``: ``None`` means all centers (network roles), a string restricts the rows
 to that one center. The authorization layer decides which value a user may pass; these functions only
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import duckdb
 
+from chc_equity import serving
 from chc_equity.warehouse import FLAT_SCHEMA
 
 LOAD_LIMIT = 50
@@ -32,17 +35,47 @@ class WarehouseUnavailable(RuntimeError):
     """The warehouse file is missing or locked by a writer; the message is safe to show to users."""
 
 
+DATA_VERSION_HEADER = "X-Data-Version"
+_PIN = "data_snapshot"  # request.state attribute holding the request's Snapshot
+
+
+def snapshot_for(path: Path, state: object | None = None) -> serving.Snapshot:
+    """The snapshot a request reads: pinned on ``state`` (``request.state``) after its first open."""
+    pinned = getattr(state, _PIN, None) if state is not None else None
+    if pinned is not None:
+        return pinned
+    snap = serving.current(path)
+    if snap is None:  # never published (a warehouse from before snapshots, or built by library code)
+        if not path.exists():
+            raise WarehouseUnavailable(f"No warehouse yet at {path.name}: run `chc-equity ingest` first.")
+        snap = serving.ensure_current(path)
+        if snap is None:
+            raise WarehouseUnavailable(
+                "The warehouse is busy (its first load is still running). Try again in a moment."
+            )
+    if state is not None:
+        setattr(state, _PIN, snap)
+    return snap
+
+
+def snapshot_of(state: object) -> serving.Snapshot | None:
+    """The snapshot a request read, if it read one (for the ``X-Data-Version`` header)."""
+    return getattr(state, _PIN, None)
+
+
 @contextmanager
-def open_warehouse(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived read-only connection; closed when the request is done."""
-    if not path.exists():
-        raise WarehouseUnavailable(f"No warehouse yet at {path.name}: run `chc-equity ingest` first.")
+def open_warehouse(path: Path, state: object | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived read-only connection to the published snapshot of the warehouse at ``path``.
+
+    Pass ``request.state`` as ``state`` so that every open in one request reads the same snapshot and
+    the response carries its seq (``X-Data-Version``).
+    """
+    snap = snapshot_for(path, state)
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = duckdb.connect(str(snap.path), read_only=True)
     except duckdb.IOException as exc:
-        raise WarehouseUnavailable(
-            "The warehouse is busy (an ingest is probably writing to it). Try again in a moment."
-        ) from exc
+        # Only if KEEP newer snapshots were published since this request pinned its one.
+        raise WarehouseUnavailable("The data changed while answering. Try again.") from exc
     try:
         yield con
     finally:
@@ -89,7 +122,7 @@ def centers(con: duckdb.DuckDBPyConnection, center: str | None = None) -> list[C
     ).fetchall()
     out = {c: CenterSummary(c, int(n), last, status) for c, n, last, status in rows}
     counts = con.execute(
-        f"SELECT center, type, count(*) FROM resources WHERE {where} GROUP BY ALL ORDER BY ALL", params
+        f"SELECT center, type, n FROM resource_counts WHERE {where} ORDER BY ALL", params
     ).fetchall()
     for c, rtype, n in counts:
         summary = out.get(c)
@@ -153,9 +186,9 @@ def reject_groups(con: duckdb.DuckDBPyConnection, center: str | None = None) -> 
     where, params = _scope(center)
     rows = con.execute(
         f"""
-        SELECT center, source_file, resource_type, reason, field, count(*) AS n
-        FROM rejects WHERE {where}
-        GROUP BY ALL ORDER BY center, source_file, n DESC, reason, field
+        SELECT center, source_file, resource_type, reason, field, n
+        FROM reject_counts WHERE {where}
+        ORDER BY center, source_file, n DESC, reason, field
         """,
         params,
     ).fetchall()

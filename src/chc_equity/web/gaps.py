@@ -4,7 +4,8 @@ A *care gap* of a measure is a subject in the denominator, not excluded and not 
 met the numerator -- or, for an inverse measure (CMS122 HbA1c > 9 %, CMS75 dental decay: lower is
 better), a subject that **is** in the numerator. Rows come from ``measure_results`` (patient-level by
 nature), identity from ``flat.patient`` plus name and MRN from the stored Patient resource (the flat view
-does not carry them), and the last visit from ``flat.encounter``.
+does not carry them; read through the ``patient_contact`` summary), and the last visit from
+``flat.encounter``.
 
 Every query is restricted to one center in SQL; the list is capped at :data:`GAP_LIMIT` rows.
 """
@@ -28,20 +29,10 @@ GAP_LIMIT = 20_000
 # Encounters that did not (or will not) happen are not visits.
 NOT_A_VISIT = ("cancelled", "entered-in-error")
 
-# Identity from the raw Patient resource: family + given names, and the MRN (identifier typed MR or
-# whose system says "mrn", else the first identifier).
+# Identity (name, MRN) of a center's patients: the ``patient_contact`` summary of the stored Patient
+# resources (defined in chc_equity.serving; a view in the warehouse, a table in a serving snapshot).
 IDENTITY_SQL = """
-    SELECT r.id AS patient_id,
-           trim(concat_ws(', ',
-                json_extract_string(r.resource, '$.name[0].family'),
-                array_to_string(CAST(json_extract(r.resource, '$.name[0].given') AS VARCHAR[]), ' ')
-           )) AS name,
-           (SELECT json_extract_string(i, '$.value')
-              FROM unnest(CAST(json_extract(r.resource, '$.identifier') AS JSON[])) AS t(i)
-             ORDER BY (coalesce(json_extract_string(i, '$.system'), '') ILIKE '%mrn%'
-                       OR coalesce(CAST(json_extract(i, '$.type') AS VARCHAR), '') LIKE '%"MR"%') DESC
-             LIMIT 1) AS mrn
-      FROM resources r WHERE r.center = ? AND r.type = 'Patient'
+    SELECT r.patient_id, r.name, r.mrn FROM patient_contact r WHERE r.center = ?
 """
 
 
@@ -123,7 +114,7 @@ def _gap_rows(
                AND patient_id IN (SELECT patient_id FROM gaps)
              GROUP BY patient_id
         ),
-        ident AS ({IDENTITY_SQL} AND r.id IN (SELECT patient_id FROM gaps))
+        ident AS ({IDENTITY_SQL} AND r.patient_id IN (SELECT patient_id FROM gaps))
         SELECT g.cms_id, g.group_id, g.title, g.inverse, g.patient_id, i.name, i.mrn,
                CAST(p.birth_date AS VARCHAR), v.last_visit
           FROM gaps g
@@ -187,7 +178,7 @@ def previsit(con: duckdb.DuckDBPyConnection, run: Run, center: str, day: date) -
     identity = con.execute(
         f"""
         SELECT i.patient_id, i.name, i.mrn, CAST(p.birth_date AS VARCHAR)
-          FROM ({IDENTITY_SQL} AND r.id IN (SELECT unnest(?))) i
+          FROM ({IDENTITY_SQL} AND r.patient_id IN (SELECT unnest(?))) i
           LEFT JOIN {FLAT_SCHEMA}.patient p ON p.center = ? AND p.id = i.patient_id
         """,
         [center, ids, center],

@@ -42,9 +42,9 @@ def known_patients(request: Request, center: str, patient_ids: Iterable[str]) ->
     ids = sorted(set(patient_ids))
     if not ids:
         return set()
-    with data.open_warehouse(request.app.state.config.warehouse) as con:
+    with data.open_warehouse(request.app.state.config.warehouse, request.state) as con:
         rows = con.execute(
-            "SELECT id FROM resources WHERE center = ? AND type = 'Patient' AND id IN (SELECT unnest(?))",
+            "SELECT patient_id FROM patient_contact WHERE center = ? AND patient_id IN (SELECT unnest(?))",
             [center, ids],
         ).fetchall()
     return {r[0] for r in rows}

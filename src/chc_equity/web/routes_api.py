@@ -116,7 +116,7 @@ class MissingOut(BaseModel):
 
 
 def _warehouse(request: Request):
-    return data.open_warehouse(request.app.state.config.warehouse)
+    return data.open_warehouse(request.app.state.config.warehouse, request.state)
 
 
 def data_quality(request: Request, scope: CenterScope) -> DataQualityOut:

@@ -83,7 +83,7 @@ def center_missing(
     field: Annotated[DemographicField, Form()],
 ) -> Response:
     """Patient-level list on the center page; POST so that nothing identifying is in the URL."""
-    with data.open_warehouse(request.app.state.config.warehouse) as con:
+    with service.warehouse(request) as con:
         ids = data.patients_missing(con, scope.center or "", field)
     return _center_page(request, scope, missing_field=field, missing_ids=ids)
 

@@ -31,8 +31,9 @@ NO_RESULTS = "No measure results yet: run `chc-equity measures run`, then the ag
 
 
 def warehouse(request: Request):
+    """The request's read-only connection to the published snapshot (the same one on every call)."""
     path: Path = request.app.state.config.warehouse
-    return data.open_warehouse(path)
+    return data.open_warehouse(path, request.state)
 
 
 def _plan_key(cell: Cell, center: str) -> analytics.PlanKey:
