@@ -45,12 +45,14 @@ def import_fhir(
     warehouse (read-only) into the app database; safe to re-run (nothing is added twice)."""
     from chc_equity.appdb import open_for_warehouse
     from chc_equity.appdb.fhir_import import centers, import_center
-    from chc_equity.web.data import WarehouseUnavailable, open_warehouse
+    from chc_equity.warehouse import WarehouseError, connect
 
     path = warehouse_path(warehouse)
     db = open_for_warehouse(path)
     try:
-        with open_warehouse(path) as con:
+        # the live warehouse, read-only: CHWs and panels come from flat tables that the web's serving
+        # snapshot does not carry (chc_equity.serving); waits while a load holds the file
+        with connect(path, read_only=True) as con:
             for name in center or centers(con):
                 with db.write() as session:
                     r = import_center(con, session, name)
@@ -58,6 +60,6 @@ def import_fhir(
                     f"{name}: {r.chws_added} CHWs added, {r.assignments_added} assignments added, "
                     f"{r.outreach_added} of {r.outreach_found} CHW-service encounters added as outreach"
                 )
-    except WarehouseUnavailable as exc:
+    except WarehouseError as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
