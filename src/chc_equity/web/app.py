@@ -19,6 +19,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chc_equity.appdb import AppDB, database_url, open_for_warehouse
+from chc_equity.outreach.page import WorklistStore
 from chc_equity.web.authstore import AuthStore, SessionPolicy
 from chc_equity.web.data import WarehouseUnavailable
 from chc_equity.web.security import NotAuthenticated
@@ -80,6 +81,7 @@ def create_app(config: WebConfig) -> FastAPI:
     app.state.config = config
     app.state.db = config.open_database()
     app.state.auth = AuthStore(app.state.db, config.policy)
+    app.state.worklists = WorklistStore()  # prepared CHW worklists, kept until the warehouse changes
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.state.routers = (
