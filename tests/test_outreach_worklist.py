@@ -299,13 +299,20 @@ def test_csv_and_excel_exports_are_safe_and_complete(rows, tmp_path: Path) -> No
         write_worklist(rows, tmp_path / "wl.txt")
 
 
-def test_cli_worklist_and_billing(built, tmp_path: Path) -> None:
+def test_cli_worklist_and_billing(built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
     from typer.testing import CliRunner
 
+    from chc_equity.appdb import AppDB, app_db_path
+    from chc_equity.appdb import chw as chws
+    from chc_equity.appdb import outreach as records
     from chc_equity.cli import _register, app
 
     _register()
+    monkeypatch.delenv("CHC_EQUITY_DATABASE_URL", raising=False)
     path, centers, _ = built
+    path = Path(shutil.copy(path, tmp_path / "wh.duckdb"))
     runner = CliRunner()
     out = tmp_path / "es.csv"
     args = ["--center", centers[0], "--warehouse", str(path), "--as-of", AS_OF.isoformat()]
@@ -317,6 +324,30 @@ def test_cli_worklist_and_billing(built, tmp_path: Path) -> None:
     assert table and all(r["language"] == "es" and "CMS122" in r["measures"] for r in table)
     bp = [i for r in table for i in r["items"].split("; ") if "last BP" in i]
     assert all(re.search(r"last BP \d+/\d+ mmHg on \d{4}-\d\d-\d\d", i) for i in bp)
+    # No app database: nobody assigned, nobody contacted, and none is created (read only).
+    assert not any(r["assigned_chw"] or r["last_outreach"] for r in table)
+    assert not app_db_path(path).exists()
+    # With one: the assigned CHW and the last outreach of the app database, as on the web page.
+    first = table[0]["mrn"]
+    with duckdb.connect(str(path), read_only=True) as c:
+        pid = c.execute(
+            "SELECT id FROM resources WHERE center = ? AND type = 'Patient' AND resource LIKE ?",
+            [centers[0], f'%"{first}"%'],
+        ).fetchone()[0]
+    db = AppDB(app_db_path(path))
+    with db.write() as s:
+        rosa = chws.add_chw(s, centers[0], "Rosa", "pm")
+        chws.assign(s, centers[0], rosa.id, [pid], "pm")
+        fields = records.OutreachFields(AS_OF, "phone", "reached", 12, chw_id=rosa.id)
+        records.create(s, centers[0], pid, fields, "pm")
+    db.dispose()
+    out2 = tmp_path / "assigned.csv"
+    result = runner.invoke(app, ["worklist", *args, "--assigned", "--out", str(out2)])
+    assert result.exit_code == 0, result.output
+    table = list(csv.DictReader(out2.open(encoding="utf-8")))
+    assert [(r["mrn"], r["assigned_chw"], r["last_outreach"], r["last_outcome"]) for r in table] == [
+        (first, "Rosa", AS_OF.isoformat(), "reached")
+    ]
     bad = runner.invoke(app, ["worklist", *args, "--out", str(tmp_path / "x.txt")])
     assert bad.exit_code == 2 and "x.txt" in bad.output
     claims = tmp_path / "claims.csv"
