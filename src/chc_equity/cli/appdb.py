@@ -41,8 +41,9 @@ def import_fhir(
     ] = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Import CHWs (PractitionerRole 172V00000X), care-team panels and CHW-service encounters from the
-    warehouse (read-only) into the app database; safe to re-run (nothing is added twice)."""
+    """Import CHWs (PractitionerRole 172V00000X), care-team panels, CHW-service encounters and
+    Communications sent by CHWs from the warehouse (read-only) into the app database; safe to re-run
+    (nothing is added twice, an edit made in the app is never overwritten)."""
     from chc_equity.appdb import open_for_warehouse
     from chc_equity.appdb.fhir_import import centers, import_center
     from chc_equity.web.data import WarehouseUnavailable, open_warehouse
@@ -56,7 +57,9 @@ def import_fhir(
                     r = import_center(con, session, name)
                 out.print(
                     f"{name}: {r.chws_added} CHWs added, {r.assignments_added} assignments added, "
-                    f"{r.outreach_added} of {r.outreach_found} CHW-service encounters added as outreach"
+                    f"{r.outreach_added} of {r.outreach_found} CHW-service encounters added as outreach, "
+                    f"{r.communications_added} of {r.communications_found} CHW Communications added "
+                    f"({r.communications_skipped} skipped: channel, outcome or date unknown)"
                 )
     except WarehouseUnavailable as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}")
