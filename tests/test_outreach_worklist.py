@@ -467,3 +467,16 @@ def test_prepared_select_gives_what_the_row_functions_give(built, con, filters, 
     panel = frozenset(r.patient_id for r in base[::3])
     limited = prepared.select(Overlay(assigned, contacts), Query(filters, sort, reverse, 0, None, only=panel))
     assert [r.patient_id for r in limited.rows] == [r.patient_id for r in expected if r.patient_id in panel]
+
+
+def test_prepared_select_on_an_empty_worklist() -> None:
+    """A center without open items (or unknown): every filter and sort answers an empty page."""
+    from chc_equity.outreach.page import Overlay, Prepared, Query
+    from chc_equity.outreach.worklist import SORTS
+
+    empty = Prepared([], period=PERIOD, as_of=AS_OF)
+    everything = Filters("s", "es", "CMS122", "high", True, "x", "needle")
+    for sort in SORTS:
+        for filters in (Filters(), everything):
+            got = empty.select(Overlay({"p": "Rosa"}, {"p": (AS_OF, "reached")}), Query(filters, sort, True))
+            assert (got.visible, got.matched, got.rows) == (0, 0, [])

@@ -166,7 +166,8 @@ class Prepared:
             keep &= self._members(query.mine)
         if f.search:
             needle = f.search.lower()
-            keep &= np.array([needle in a or needle in b for a, b in zip(self.names, self.mrns, strict=True)])
+            found = [needle in a or needle in b for a, b in zip(self.names, self.mrns, strict=True)]
+            keep &= np.array(found, dtype=bool)
 
         chosen = np.flatnonzero(keep)
         order = chosen[self._order(chosen, query, scores, contact)]

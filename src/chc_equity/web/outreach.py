@@ -285,5 +285,5 @@ def worklist(
     )
     try:
         return prepared, prepared.select(joined, query)
-    except ValueError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    except ValueError as exc:  # an unknown sort (the routes' parameter types already refuse one)
+        raise HTTPException(status_code=400, detail=str(exc)) from exc
