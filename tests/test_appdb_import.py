@@ -247,3 +247,25 @@ def test_import_chws_panels_and_chw_services_idempotently(warehouse: Path, monke
         )
         c2 = s.scalar(select(Outreach).where(Outreach.source_id == f"{CENTER}/Communication/c2"))
         assert (c2.outcome, c2.minutes, c2.version) == ("scheduled_visit", 5, 2)
+
+
+def test_an_outdated_communication_view_is_reported_not_guessed(warehouse: Path, tmp_path: Path) -> None:
+    """A warehouse whose flat.communication predates sender/medium: CHWs, panels and encounters still
+    import; Communications are not, and the result says to rebuild the views."""
+    import shutil
+
+    import duckdb
+
+    from chc_equity.appdb.fhir_import import import_center
+
+    copy = Path(shutil.copy(warehouse, tmp_path / "old.duckdb"))
+    con = duckdb.connect(str(copy))
+    try:
+        con.execute("ALTER TABLE flat.communication DROP COLUMN sender_practitioner_id")
+        db = AppDB(tmp_path / "app.sqlite")
+        with db.write() as s:
+            result = import_center(con, s, CENTER)
+    finally:
+        con.close()
+    assert result.communication_view_outdated and result.communications_found == 0
+    assert (result.chws_added, result.outreach_added) == (1, 2)

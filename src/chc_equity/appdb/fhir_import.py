@@ -50,6 +50,7 @@ class ImportResult:
     communications_added: int = 0
     communications_found: int = 0
     communications_skipped: int = 0
+    communication_view_outdated: bool = False  # flat.communication predates sender/medium: rebuild views
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -158,7 +159,7 @@ NOT_REACHED = {"no-answer": "no_answer", "wrong-number": "wrong_number", "declin
 def _communications(con: duckdb.DuckDBPyConnection, center: str, chws: dict[str, str]) -> list[tuple]:
     """(id, patient, CHW practitioner, status, sent, medium code, category codes, status reasons) of the
     center's Communications sent by a CHW (directly or as a PractitionerRole of one)."""
-    if not (_exists(con, "communication") and chws):
+    if not (_exists(con, "communication") and chws) or _outdated(con):
         return []
     via_role = _exists(con, "practitioner_role")
     sender = (
@@ -189,6 +190,23 @@ def _communications(con: duckdb.DuckDBPyConnection, center: str, chws: dict[str,
         f"WHERE c.center = ? AND c.patient_id IS NOT NULL AND {sender} IN (SELECT unnest(?)) ORDER BY c.id",
         [center, sorted(chws)],
     ).fetchall()
+
+
+SENDER_COLUMNS = ("sender_practitioner_id", "sender_role_id", "medium_code")
+
+
+def _outdated(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether ``flat.communication`` was built before it had the sender and medium columns."""
+    if not _exists(con, "communication"):
+        return False
+    cols = {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = 'flat' AND table_name = 'communication'"
+        ).fetchall()
+    }
+    return not set(SENDER_COLUMNS) <= cols
 
 
 def communication_fields(
@@ -278,7 +296,15 @@ def import_center(con: duckdb.DuckDBPyConnection, session: Session, center: str)
         )
         added_comms += created
     return ImportResult(
-        center, added_chws, added_assignments, added_outreach, len(rows), added_comms, len(comms), skipped
+        center,
+        added_chws,
+        added_assignments,
+        added_outreach,
+        len(rows),
+        added_comms,
+        len(comms),
+        skipped,
+        _outdated(con),
     )
 
 

@@ -61,6 +61,11 @@ def import_fhir(
                     f"{r.communications_added} of {r.communications_found} CHW Communications added "
                     f"({r.communications_skipped} skipped: channel, outcome or date unknown)"
                 )
+                if r.communication_view_outdated:
+                    out.print(
+                        f"{name}: Communications not imported: flat.communication predates its sender and "
+                        "medium columns; run `chc-equity views build` and import again"
+                    )
     except WarehouseUnavailable as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc

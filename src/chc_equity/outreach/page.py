@@ -276,10 +276,15 @@ class WorklistStore:
             with self._lock:
                 if key in self._entries:
                     return self._entries[key]
-            prepared = build(opener, center, period_end=period_end, as_of=as_of, acute_days=recent_acute_days)
+            try:
+                prepared = build(
+                    opener, center, period_end=period_end, as_of=as_of, acute_days=recent_acute_days
+                )
+            finally:
+                with self._lock:
+                    self._building.pop(key, None)
             with self._lock:
                 self._entries[key] = prepared
-                self._building.pop(key, None)
                 while len(self._entries) > self.size:
                     self._entries.popitem(last=False)
         return prepared
