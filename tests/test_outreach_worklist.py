@@ -480,3 +480,26 @@ def test_prepared_select_on_an_empty_worklist() -> None:
         for filters in (Filters(), everything):
             got = empty.select(Overlay({"p": "Rosa"}, {"p": (AS_OF, "reached")}), Query(filters, sort, True))
             assert (got.visible, got.matched, got.rows) == (0, 0, [])
+
+
+def test_cli_worklist_in_a_fresh_interpreter(built, tmp_path: Path) -> None:
+    """The real command in its own process (in-process tests had imported the web app already, which
+    hid an import cycle between the app database's join and the web app)."""
+    import subprocess
+    import sys
+
+    path, centers, _ = built
+    out = tmp_path / "w.csv"
+    code = "import sys\nfrom chc_equity.cli import main\nsys.argv[0] = 'chc-equity'\nmain()\n"
+    args = ["worklist", "--center", centers[0], "--warehouse", str(path), "--out", str(out)]
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin", "CHC_EQUITY_DATABASE_URL": ""}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args, "--as-of", AS_OF.isoformat()],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "patients ->" in proc.stdout and len(out.read_text().splitlines()) > 1

@@ -19,7 +19,6 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chc_equity.appdb import AppDB, database_url, open_for_warehouse
-from chc_equity.outreach.page import WorklistStore
 from chc_equity.web.authstore import AuthStore, SessionPolicy
 from chc_equity.web.data import WarehouseUnavailable
 from chc_equity.web.security import NotAuthenticated
@@ -68,6 +67,7 @@ def _is_api(request: Request) -> bool:
 
 def create_app(config: WebConfig) -> FastAPI:
     """Build the app for one warehouse; the app database is created or migrated if needed."""
+    from chc_equity.outreach.page import WorklistStore
     from chc_equity.web import routes_api, routes_auth, routes_measures, routes_outreach, routes_pages
 
     app = FastAPI(
