@@ -299,13 +299,20 @@ def test_csv_and_excel_exports_are_safe_and_complete(rows, tmp_path: Path) -> No
         write_worklist(rows, tmp_path / "wl.txt")
 
 
-def test_cli_worklist_and_billing(built, tmp_path: Path) -> None:
+def test_cli_worklist_and_billing(built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
     from typer.testing import CliRunner
 
+    from chc_equity.appdb import AppDB, app_db_path
+    from chc_equity.appdb import chw as chws
+    from chc_equity.appdb import outreach as records
     from chc_equity.cli import _register, app
 
     _register()
+    monkeypatch.delenv("CHC_EQUITY_DATABASE_URL", raising=False)
     path, centers, _ = built
+    path = Path(shutil.copy(path, tmp_path / "wh.duckdb"))
     runner = CliRunner()
     out = tmp_path / "es.csv"
     args = ["--center", centers[0], "--warehouse", str(path), "--as-of", AS_OF.isoformat()]
@@ -317,6 +324,30 @@ def test_cli_worklist_and_billing(built, tmp_path: Path) -> None:
     assert table and all(r["language"] == "es" and "CMS122" in r["measures"] for r in table)
     bp = [i for r in table for i in r["items"].split("; ") if "last BP" in i]
     assert all(re.search(r"last BP \d+/\d+ mmHg on \d{4}-\d\d-\d\d", i) for i in bp)
+    # No app database: nobody assigned, nobody contacted, and none is created (read only).
+    assert not any(r["assigned_chw"] or r["last_outreach"] for r in table)
+    assert not app_db_path(path).exists()
+    # With one: the assigned CHW and the last outreach of the app database, as on the web page.
+    first = table[0]["mrn"]
+    with duckdb.connect(str(path), read_only=True) as c:
+        pid = c.execute(
+            "SELECT id FROM resources WHERE center = ? AND type = 'Patient' AND resource LIKE ?",
+            [centers[0], f'%"{first}"%'],
+        ).fetchone()[0]
+    db = AppDB(app_db_path(path))
+    with db.write() as s:
+        rosa = chws.add_chw(s, centers[0], "Rosa", "pm")
+        chws.assign(s, centers[0], rosa.id, [pid], "pm")
+        fields = records.OutreachFields(AS_OF, "phone", "reached", 12, chw_id=rosa.id)
+        records.create(s, centers[0], pid, fields, "pm")
+    db.dispose()
+    out2 = tmp_path / "assigned.csv"
+    result = runner.invoke(app, ["worklist", *args, "--assigned", "--out", str(out2)])
+    assert result.exit_code == 0, result.output
+    table = list(csv.DictReader(out2.open(encoding="utf-8")))
+    assert [(r["mrn"], r["assigned_chw"], r["last_outreach"], r["last_outcome"]) for r in table] == [
+        (first, "Rosa", AS_OF.isoformat(), "reached")
+    ]
     bad = runner.invoke(app, ["worklist", *args, "--out", str(tmp_path / "x.txt")])
     assert bad.exit_code == 2 and "x.txt" in bad.output
     claims = tmp_path / "claims.csv"
@@ -331,48 +362,144 @@ def test_cli_worklist_and_billing(built, tmp_path: Path) -> None:
     assert all(r["reason"] in ("before the initiating visit", "no initiating visit") for r in unbilled)
 
 
-def test_cache_keeps_the_warehouse_part_until_the_next_load(built, tmp_path: Path) -> None:
+def test_store_keeps_the_prepared_worklist_until_the_warehouse_changes(built, tmp_path: Path) -> None:
     import shutil
+    from contextlib import contextmanager
 
-    from chc_equity.outreach.worklist import WorklistCache, collect, data_version, prioritise
+    from chc_equity.outreach.page import Overlay, Query, WorklistStore
+    from chc_equity.outreach.worklist import collect
 
     path, centers, _ = built
     copy = tmp_path / "wh.duckdb"
     shutil.copy(path, copy)
+    opened = []
+
+    @contextmanager
+    def opener():
+        opened.append(1)
+        c = duckdb.connect(str(copy), read_only=True)
+        try:
+            yield c
+        finally:
+            c.close()
+
+    store = WorklistStore()
+    first = store.get(copy, opener, centers[0], period_end=None, as_of=AS_OF)
+    assert first is not None and first.period == PERIOD
+    assert store.get(copy, opener, centers[0], period_end=None, as_of=AS_OF) is first
+    assert len(opened) == 1  # a hit does not open the warehouse
+    with opener() as c:
+        assert [r.patient_id for r in first.rows] == [
+            r.patient_id for r in collect(c, centers[0], period=PERIOD, as_of=AS_OF)
+        ]
+    pid = first.rows[0].patient_id
+    joined = first.select(Overlay({pid: "Rosa"}, {pid: (AS_OF, "reached")}), Query(limit=None))
+    mine = next(r for r in joined.rows if r.patient_id == pid)
+    assert (mine.assigned_chw, mine.last_outreach, mine.last_outcome) == ("Rosa", AS_OF, "reached")
+    assert first.rows[0].assigned_chw is None and first.rows[0].priority == 0.0  # prepared rows untouched
+    extra = tmp_path / "more"
+    extra.mkdir()
+    (extra / "Appointment.ndjson").write_text(
+        json.dumps(
+            {
+                "resourceType": "Appointment",
+                "id": "late-1",
+                "status": "booked",
+                "start": "2027-01-05T09:00:00-05:00",
+                "participant": [{"actor": {"reference": f"Patient/{pid}"}, "status": "accepted"}],
+            }
+        )
+        + "\n"
+    )
     con = connect(copy)
     try:
-        cache = WorklistCache()
-        first = cache.get(con, centers[0], period=PERIOD, as_of=AS_OF)
-        assert cache.get(con, centers[0], period=PERIOD, as_of=AS_OF) is first
-        assert [r.patient_id for r in first] == [
-            r.patient_id for r in collect(con, centers[0], period=PERIOD, as_of=AS_OF)
-        ]
-        pid = first[0].patient_id
-        ranked = prioritise(
-            first, as_of=AS_OF, assignments={pid: "chw-x"}, last_outreach={pid: (AS_OF, "reached")}
-        )
-        assert first[0].assigned_chw is None and first[0].priority == 0.0  # the cached rows are untouched
-        mine = next(r for r in ranked if r.patient_id == pid)
-        assert (mine.assigned_chw, mine.last_outcome) == ("chw-x", "reached")
-        before = data_version(con)
-        extra = tmp_path / "more"
-        extra.mkdir()
-        (extra / "Appointment.ndjson").write_text(
-            json.dumps(
-                {
-                    "resourceType": "Appointment",
-                    "id": "late-1",
-                    "status": "booked",
-                    "start": "2027-01-05T09:00:00-05:00",
-                    "participant": [{"actor": {"reference": f"Patient/{pid}"}, "status": "accepted"}],
-                }
-            )
-            + "\n"
-        )
         load(con, [extra], centers[0], after_load=lambda c, ctr: build_views(c, centers=[ctr]))
-        assert data_version(con) != before
-        fresh = cache.get(con, centers[0], period=PERIOD, as_of=AS_OF)
-        assert fresh is not first
-        assert next(r for r in fresh if r.patient_id == pid).next_visit == "2027-01-05 09:00"
     finally:
         con.close()
+    fresh = store.get(copy, opener, centers[0], period_end=None, as_of=AS_OF)
+    assert fresh is not first and len(opened) == 3
+    assert next(r for r in fresh.rows if r.patient_id == pid).next_visit == "2027-01-05 09:00"
+    assert store.get(copy, opener, centers[0], period_end=date(1999, 12, 31), as_of=AS_OF) is None
+
+
+SELECTIONS = [
+    (Filters(), "priority", False),
+    (Filters(language="es", measure="CMS122"), "priority", False),
+    (Filters(measure="cms165"), "name", False),
+    (Filters(priority="high"), "age", True),
+    (Filters(assigned=True), "last_outreach", False),
+    (Filters(assigned=False), "last_visit", False),
+    (Filters(search="00"), "mrn", True),
+    (Filters(site="*"), "name", True),  # "*": the first site of the list
+    (Filters(search="a", language="EN"), "next_visit", False),
+    (Filters(priority="medium"), "open_items", False),
+    (Filters(chw="no-such-chw"), "priority", True),
+]
+
+
+@pytest.mark.parametrize(("filters", "sort", "reverse"), SELECTIONS)
+def test_prepared_select_gives_what_the_row_functions_give(built, con, filters, sort, reverse) -> None:
+    """The page's vectorised path (one rule: worklist.score / Filters / SORTS) against the plain one."""
+    from chc_equity.outreach.page import Overlay, Prepared, Query
+    from chc_equity.outreach.worklist import collect, prioritise
+
+    center = built[1][0]
+    base = collect(con, center, period=PERIOD, as_of=AS_OF)
+    if filters.site == "*":
+        filters = Filters(site=min(r.site for r in base if r.site))
+    assigned = fhir_assignments(con, center)
+    contacts = fhir_last_outreach(con, center)
+    expected = sort_rows(
+        filter_rows(prioritise(base, as_of=AS_OF, assignments=assigned, last_outreach=contacts), filters),
+        sort,
+        reverse=reverse,
+    )
+    prepared = Prepared(base, period=PERIOD, as_of=AS_OF)
+    got = prepared.select(Overlay(assigned, contacts), Query(filters, sort, reverse, 0, None))
+    assert got.visible == len(base) and got.matched == len(expected)
+    assert got.matched > 0 or filters.chw  # each case selects something (the last one: nothing)
+    assert [r.patient_id for r in got.rows] == [r.patient_id for r in expected]
+    assert [(r.priority, r.band, r.assigned_chw, r.last_outreach) for r in got.rows] == [
+        (r.priority, r.band, r.assigned_chw, r.last_outreach) for r in expected
+    ]
+    page = prepared.select(Overlay(assigned, contacts), Query(filters, sort, reverse, 5, 7))
+    assert [r.patient_id for r in page.rows] == [r.patient_id for r in expected[5:12]]
+    panel = frozenset(r.patient_id for r in base[::3])
+    limited = prepared.select(Overlay(assigned, contacts), Query(filters, sort, reverse, 0, None, only=panel))
+    assert [r.patient_id for r in limited.rows] == [r.patient_id for r in expected if r.patient_id in panel]
+
+
+def test_prepared_select_on_an_empty_worklist() -> None:
+    """A center without open items (or unknown): every filter and sort answers an empty page."""
+    from chc_equity.outreach.page import Overlay, Prepared, Query
+    from chc_equity.outreach.worklist import SORTS
+
+    empty = Prepared([], period=PERIOD, as_of=AS_OF)
+    everything = Filters("s", "es", "CMS122", "high", True, "x", "needle")
+    for sort in SORTS:
+        for filters in (Filters(), everything):
+            got = empty.select(Overlay({"p": "Rosa"}, {"p": (AS_OF, "reached")}), Query(filters, sort, True))
+            assert (got.visible, got.matched, got.rows) == (0, 0, [])
+
+
+def test_cli_worklist_in_a_fresh_interpreter(built, tmp_path: Path) -> None:
+    """The real command in its own process (in-process tests had imported the web app already, which
+    hid an import cycle between the app database's join and the web app)."""
+    import subprocess
+    import sys
+
+    path, centers, _ = built
+    out = tmp_path / "w.csv"
+    code = "import sys\nfrom chc_equity.cli import main\nsys.argv[0] = 'chc-equity'\nmain()\n"
+    args = ["worklist", "--center", centers[0], "--warehouse", str(path), "--out", str(out)]
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin", "CHC_EQUITY_DATABASE_URL": ""}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args, "--as-of", AS_OF.isoformat()],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "patients ->" in proc.stdout and len(out.read_text().splitlines()) > 1

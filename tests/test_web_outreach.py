@@ -19,6 +19,7 @@ from browser.webseed import (
     build_warehouse,
     login,
     make_app,
+    mrn,
     patient_id,
 )
 from chc_equity.web.security import CSRF_HEADER, route_registry
@@ -31,7 +32,7 @@ SOUTH_IDS = [patient_id(SOUTH, i) for i in range(PATIENTS[SOUTH][0])]
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory):
-    warehouse = build_warehouse(tmp_path_factory.mktemp("outreach") / "wh.duckdb", with_measures=False)
+    warehouse = build_warehouse(tmp_path_factory.mktemp("outreach") / "wh.duckdb")
     add_users(warehouse)
     return make_app(warehouse)
 
@@ -234,3 +235,75 @@ def test_pages_record_and_show_history(app, program) -> None:
     assert chws_page.status_code == 200 and "Rosa" in chws_page.text and "Assign patients" in chws_page.text
     assert "Assign patients" not in chw.get(f"/centers/{NORTH}/chws").text
     assert set(USERS) >= {"chw-north", "pm-north"}
+
+
+# NORTH's worklist (webseed): CMS122 gaps for patients 0-3 (Spanish speakers, PANEL), CMS130 gaps for 30-37.
+ON_LIST = PANEL + [patient_id(NORTH, i) for i in range(30, 38)]
+
+
+def _worklist(client: TestClient, **params) -> dict:
+    response = client.get(f"/api/centers/{NORTH}/worklist", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_worklist_joins_assignments_and_last_outreach(app, program) -> None:
+    staff, hs = _client(app, "staff-north")
+    body = _worklist(staff)
+    assert body["visible"] == body["matched"] == len(ON_LIST)
+    assert sorted(r["patient_id"] for r in body["rows"]) == sorted(ON_LIST)
+    assigned = _worklist(staff, assigned="yes")
+    assert {(r["patient_id"], r["assigned_chw"]) for r in assigned["rows"]} == {(p, "Rosa") for p in PANEL}
+    assert _worklist(staff, assigned="no")["matched"] == len(ON_LIST) - len(PANEL)
+    spanish = _worklist(staff, language="es", measure="CMS122")
+    assert sorted(r["mrn"] for r in spanish["rows"]) == [mrn(NORTH, i) for i in range(4)]
+    assert all(r["phone"] and r["items"][0]["code"] == "CMS122" for r in spanish["rows"])
+    found = _worklist(staff, q=mrn(NORTH, 31).lower())
+    assert [r["mrn"] for r in found["rows"]] == [mrn(NORTH, 31)]
+    by_name = _worklist(staff, sort="name")
+    assert [r["name"] for r in by_name["rows"]] == sorted(r["name"] for r in by_name["rows"])
+    assert _worklist(staff, page=2)["rows"] == []  # 12 rows: one page
+    for bad in ({"sort": "nope"}, {"priority": "urgent"}, {"assigned": "maybe"}, {"page": 0}):
+        assert staff.get(f"/api/centers/{NORTH}/worklist", params=bad).status_code == 422
+    # A reached call recorded today is the row's last outreach, on the API, the page and the exports.
+    today = date.today().isoformat()
+    call = _outreach(PANEL[3], contact_date=today, outcome="reached")
+    assert staff.post(f"/api/centers/{NORTH}/outreach", json=call, headers=hs).status_code == 201
+    row = next(r for r in _worklist(staff)["rows"] if r["patient_id"] == PANEL[3])
+    assert (row["last_outreach"], row["last_outcome"]) == (today, "reached")
+    page = staff.get(f"/centers/{NORTH}/worklist", params={"q": mrn(NORTH, 3)})
+    assert page.status_code == 200 and f"{today} reached" in page.text and 'id="worklist"' in page.text
+    assert f'name="patient_id" value="{PANEL[3]}"' in page.text  # the row's "Record outreach" form
+    csv_text = staff.get(f"/centers/{NORTH}/worklist.csv", params={"assigned": "yes"}).text
+    lines = csv_text.splitlines()
+    assert lines[0].startswith('"priority","band","name","mrn"') and len(lines) == 1 + len(PANEL)
+    assert any(today in line and "reached" in line for line in lines)
+    assert all(pid not in csv_text for pid in PANEL)  # the internal key is never exported
+    xlsx = staff.get(f"/centers/{NORTH}/worklist.xlsx")
+    assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
+
+
+def test_worklist_panel_rule_and_mine(app, program) -> None:
+    chw, _ = _client(app, "chw-north")
+    assert _worklist(chw)["visible"] == len(ON_LIST)  # panel option off: the whole center
+    mine = _worklist(chw, assigned="mine")
+    assert sorted(r["patient_id"] for r in mine["rows"]) == sorted(PANEL)
+    pm, hp = _client(app, "pm-north")
+    assert pm.put(f"/api/centers/{NORTH}/settings", json={"panel_only": True}, headers=hp).status_code == 200
+    try:
+        body = _worklist(chw)
+        assert body["visible"] == len(PANEL) and {r["patient_id"] for r in body["rows"]} == set(PANEL)
+        assert _worklist(chw, assigned="no")["rows"] == []
+        for url in ("/worklist", "/worklist.csv", "/worklist.xlsx"):
+            response = chw.get(f"/centers/{NORTH}{url}")
+            assert response.status_code == 200
+            if not url.endswith(".xlsx"):
+                assert _patient_ids(response.text) <= set(PANEL)
+                assert mrn(NORTH, 30) not in response.text and mrn(NORTH, 0) in response.text
+        assert _worklist(pm)["visible"] == len(ON_LIST)  # program managers are not limited
+    finally:
+        pm.put(f"/api/centers/{NORTH}/settings", json={"panel_only": False}, headers=hp)
+    south, _ = _client(app, "staff-south")
+    assert south.get(f"/api/centers/{NORTH}/worklist").status_code == 403
+    other = south.get(f"/api/centers/{SOUTH}/worklist").json()
+    assert other["rows"] and all(r["patient_id"].startswith(SOUTH) for r in other["rows"])

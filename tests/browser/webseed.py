@@ -23,6 +23,7 @@ import uvicorn
 from chc_equity.measures.engine import RESULTS_DDL
 from chc_equity.measures.registry import find
 from chc_equity.network import precompute
+from chc_equity.views.build import expected_columns
 from chc_equity.warehouse import connect
 from chc_equity.web import WebConfig, create_app
 from chc_equity.web.authstore import AuthStore, SessionPolicy, auth_path
@@ -43,10 +44,15 @@ USERS: dict[str, tuple[Role, str | None]] = {
     "chw-north": (Role.CHW, NORTH),
 }
 # Per center: patients, and how many have an unknown value of each field (some below 11 on purpose).
+# Unknown values go to the first patients, except language: patients LANGUAGE_FROM.. (so NORTH's first
+# patients, who have the CMS122 gaps, speak Spanish: the worklist's browser test filters for them).
 PATIENTS = {
     NORTH: (40, {"birth_sex": 12, "race": 5, "ethnicity": 0, "language": 20, "postal_code": 3}),
     SOUTH: (30, {"birth_sex": 2, "race": 15, "ethnicity": 11, "language": 0, "postal_code": 14}),
 }
+
+
+LANGUAGE_FROM = 4
 
 
 def patient_id(center: str, i: int) -> str:
@@ -115,11 +121,24 @@ def _measure_results(con: duckdb.DuckDBPyConnection) -> None:
     con.executemany(f"INSERT INTO measure_results VALUES ({', '.join('?' * 15)})", rows)
 
 
+# Flat tables the CHW worklist reads besides patient and encounter: created empty with their real
+# columns (no resources of these types in the seed), so the worklist page works on this warehouse.
+WORKLIST_TABLES = (
+    "encounter",
+    "encounter_location",
+    "observation",
+    "observation_code",
+    "observation_component",
+    "service_request",
+    "service_request_category",
+    "task",
+)
+
+
 def _encounters(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(
-        "CREATE TABLE flat.encounter (center VARCHAR, id VARCHAR, patient_id VARCHAR, status VARCHAR, "
-        "period_start VARCHAR)"
-    )
+    for name in WORKLIST_TABLES:
+        cols = ", ".join(f'"{c}" {t}' for c, t in expected_columns(name))
+        con.execute(f"CREATE TABLE flat.{name} ({cols})")
     rows = []
     for center, (n, _unknown) in PATIENTS.items():
         for i in range(n):
@@ -130,7 +149,10 @@ def _encounters(con: duckdb.DuckDBPyConnection) -> None:
             if center == NORTH and i < 6:
                 start = f"{VISIT_DAY}T{8 + i:02d}:30:00Z"
                 rows.append((center, f"{center}-enc-b{i}", patient_id(center, i), "planned", start))
-    con.executemany("INSERT INTO flat.encounter VALUES (?, ?, ?, ?, ?)", rows)
+    con.executemany(
+        "INSERT INTO flat.encounter (center, id, patient_id, status, period_start) VALUES (?, ?, ?, ?, ?)",
+        rows,
+    )
 
 
 def _patients(con: duckdb.DuckDBPyConnection, with_flat: bool) -> None:
@@ -144,6 +166,7 @@ def _patients(con: duckdb.DuckDBPyConnection, with_flat: bool) -> None:
                 "identifier": [{"system": "urn:example:mrn", "value": mrn(center, i)}],
                 "name": [{"family": f"Family{i:03d}", "given": ["Test"]}],
                 "birthDate": f"{1950 + i}-01-15",
+                "telecom": [{"system": "phone", "value": f"555-01{i:02d}", "use": "mobile"}],
             }
             con.execute(
                 "INSERT INTO resources VALUES (?, 'Patient', ?, now(), ?, ?, 1, ?)",
@@ -157,7 +180,7 @@ def _patients(con: duckdb.DuckDBPyConnection, with_flat: bool) -> None:
                     None if i < unknown["race"] else "2106-3",
                     "ASKU" if i < unknown["ethnicity"] else "2186-5",
                     None,
-                    "und" if i < unknown["language"] else "es",
+                    "und" if LANGUAGE_FROM <= i < LANGUAGE_FROM + unknown["language"] else "es",
                     "" if i < unknown["postal_code"] else "02139",
                     f"{1950 + i}-01-15",
                 )

@@ -2,7 +2,7 @@
 
 * CHWs: practitioners with a PractitionerRole coded NUCC ``172V00000X`` (community health worker), from
   ``flat.practitioner_role`` (+ ``flat.practitioner`` for the name). One CHW per (center, practitioner).
-* Panels: active CareTeams (``flat.care_team_participant``) with such a practitioner (directly or through
+* Panels: active CareTeams (``flat.care_team_member``) with such a practitioner (directly or through
   a PractitionerRole) assign the patient to that CHW -- only when the patient has no assignment yet, so
   what a program manager decided in the app is never overwritten by a later import.
 * Outreach: finished Encounters typed with a CHW service code (CPT 98960-98962, HCPCS G0019, G0022,
@@ -10,15 +10,20 @@
   Encounter.class (HH home visit, VR phone, else in clinic), minutes from Encounter.length or the
   period (0 when neither), date from the period start. Keyed by ``<center>/Encounter/<id>``, so a
   re-import adds nothing and never overwrites an edit made in the app.
-
-Communication resources are not imported yet: the flat ``communication`` view has no sender or medium,
-so neither the CHW nor the channel could be told (see docs/architecture.md).
+* Outreach from Communications (``flat.communication``) whose sender is a CHW (the Practitioner, or a
+  PractitionerRole of one): channel from ``medium`` (v3 ParticipationMode PHONE -> phone, SMSWRIT and
+  the other written modes -> text, FACE -> in clinic; or the project's own channel codes), else from a
+  category coded the same way; date from ``sent``; outcome ``reached`` when completed, else the
+  ``statusReason`` (no-answer, wrong-number, declined); minutes 0 (a Communication has no duration).
+  A Communication whose channel, outcome or date cannot be told, or that is not finished (status other
+  than completed / not-done), is skipped and counted. Keyed by ``<center>/Communication/<id>``: a
+  re-import adds nothing and never overwrites an edit made in the app.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 import duckdb
@@ -42,6 +47,10 @@ class ImportResult:
     assignments_added: int
     outreach_added: int
     outreach_found: int
+    communications_added: int = 0
+    communications_found: int = 0
+    communications_skipped: int = 0
+    communication_view_outdated: bool = False  # flat.communication predates sender/medium: rebuild views
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -78,10 +87,10 @@ def _chws(con: duckdb.DuckDBPyConnection, center: str) -> dict[str, str]:
 
 def _care_teams(con: duckdb.DuckDBPyConnection, center: str) -> list[tuple[str, str]]:
     """(patient id, practitioner id) of every active care-team membership at the center."""
-    if not _exists(con, "care_team_participant"):
+    if not _exists(con, "care_team_member"):
         return []
     via_role = _exists(con, "practitioner_role")
-    member = "coalesce(c.member_id, r.practitioner_id)" if via_role else "c.member_id"
+    member = "coalesce(c.practitioner_id, r.practitioner_id)" if via_role else "c.practitioner_id"
     join = (
         "LEFT JOIN (SELECT DISTINCT center, id, practitioner_id FROM flat.practitioner_role) r "
         "ON r.center = c.center AND r.id = c.role_member_id"
@@ -89,7 +98,7 @@ def _care_teams(con: duckdb.DuckDBPyConnection, center: str) -> list[tuple[str, 
         else ""
     )
     return con.execute(
-        f"SELECT DISTINCT c.patient_id, {member} AS practitioner_id FROM flat.care_team_participant c {join} "
+        f"SELECT DISTINCT c.patient_id, {member} AS practitioner_id FROM flat.care_team_member c {join} "
         "WHERE c.center = ? AND coalesce(c.status, 'active') = 'active' AND c.patient_id IS NOT NULL "
         f"AND {member} IS NOT NULL ORDER BY 1, 2",
         [center],
@@ -125,6 +134,102 @@ def _services(con: duckdb.DuckDBPyConnection, center: str) -> list[tuple]:
         f"AND t.code IN ({codes})) ORDER BY e.id",
         [center],
     ).fetchall()
+
+
+# Communication.medium / category -> outreach channel: HL7 v3 ParticipationMode, and the channel codes
+# the synthetic generator (and a program without a standard code) uses.
+PARTICIPATION_MODE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode"
+MEDIUM_CHANNEL = {
+    "PHONE": "phone",
+    "SMSWRIT": "text",
+    "EMAILWRIT": "text",
+    "ONLINEWRIT": "text",
+    "MAILWRIT": "text",
+    "FAXWRIT": "text",
+    "WRITTEN": "text",
+    "FACE": "in_clinic",
+    "phone": "phone",
+    "text": "text",
+    "home-visit": "home_visit",
+    "in-clinic": "in_clinic",
+}
+NOT_REACHED = {"no-answer": "no_answer", "wrong-number": "wrong_number", "declined": "declined"}
+
+
+def _communications(con: duckdb.DuckDBPyConnection, center: str, chws: dict[str, str]) -> list[tuple]:
+    """(id, patient, CHW practitioner, status, sent, medium code, category codes, status reasons) of the
+    center's Communications sent by a CHW (directly or as a PractitionerRole of one)."""
+    if not (_exists(con, "communication") and chws) or _outdated(con):
+        return []
+    via_role = _exists(con, "practitioner_role")
+    sender = (
+        "coalesce(c.sender_practitioner_id, r.practitioner_id)" if via_role else "c.sender_practitioner_id"
+    )
+    join = (
+        "LEFT JOIN (SELECT DISTINCT center, id, practitioner_id FROM flat.practitioner_role) r "
+        "ON r.center = c.center AND r.id = c.sender_role_id"
+        if via_role
+        else ""
+    )
+    lists = {
+        "category": "communication_category",
+        "reasons": "communication_status_reason",
+    }
+    parts = {
+        key: (
+            f"(SELECT list(k.code ORDER BY k.code) FROM flat.{table} k "
+            "WHERE k.center = c.center AND k.id = c.id)"
+            if _exists(con, table)
+            else "[]"
+        )
+        for key, table in lists.items()
+    }
+    return con.execute(
+        f"SELECT c.id, c.patient_id, {sender}, c.status, CAST(c.sent AS VARCHAR), c.medium_code, "
+        f"{parts['category']}, {parts['reasons']} FROM flat.communication c {join} "
+        f"WHERE c.center = ? AND c.patient_id IS NOT NULL AND {sender} IN (SELECT unnest(?)) ORDER BY c.id",
+        [center, sorted(chws)],
+    ).fetchall()
+
+
+SENDER_COLUMNS = ("sender_practitioner_id", "sender_role_id", "medium_code")
+
+
+def _outdated(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether ``flat.communication`` was built before it had the sender and medium columns."""
+    if not _exists(con, "communication"):
+        return False
+    cols = {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = 'flat' AND table_name = 'communication'"
+        ).fetchall()
+    }
+    return not set(SENDER_COLUMNS) <= cols
+
+
+def communication_fields(
+    status: str | None, sent: str | None, medium: str | None, categories: list[str], reasons: list[str]
+) -> records.OutreachFields | None:
+    """The outreach record a CHW's Communication stands for; None when it cannot be told (see the
+    module doc)."""
+    channel = MEDIUM_CHANNEL.get(medium or "") or next(
+        (MEDIUM_CHANNEL[c] for c in categories or [] if c in MEDIUM_CHANNEL), None
+    )
+    if status == "completed":
+        outcome: str | None = "reached"
+    elif status == "not-done":
+        outcome = next((NOT_REACHED[r] for r in reasons or [] if r in NOT_REACHED), None)
+    else:
+        outcome = None
+    try:
+        day = date.fromisoformat(sent[:10]) if sent else None
+    except ValueError:
+        day = None
+    if channel is None or outcome is None or day is None:
+        return None
+    return records.OutreachFields(contact_date=day, channel=channel, outcome=outcome, minutes=0)
 
 
 def import_center(con: duckdb.DuckDBPyConnection, session: Session, center: str) -> ImportResult:
@@ -178,7 +283,29 @@ def import_center(con: duckdb.DuckDBPyConnection, session: Session, center: str)
             session, center, patient, fields, AUTHOR, source="fhir", source_id=f"{center}/Encounter/{eid}"
         )
         added_outreach += created
-    return ImportResult(center, added_chws, added_assignments, added_outreach, len(rows))
+    comms = _communications(con, center, chws)
+    added_comms = skipped = 0
+    for cid, patient, practitioner, status, sent, medium, categories, reasons in comms:
+        fields = communication_fields(status, sent, medium, categories, reasons)
+        if fields is None:
+            skipped += 1
+            continue
+        fields = replace(fields, chw_id=chw_id_for(center, practitioner))
+        _row, created = records.create(
+            session, center, patient, fields, AUTHOR, source="fhir", source_id=f"{center}/Communication/{cid}"
+        )
+        added_comms += created
+    return ImportResult(
+        center,
+        added_chws,
+        added_assignments,
+        added_outreach,
+        len(rows),
+        added_comms,
+        len(comms),
+        skipped,
+        _outdated(con),
+    )
 
 
 def centers(con: duckdb.DuckDBPyConnection) -> list[str]:

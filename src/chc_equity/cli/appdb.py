@@ -41,8 +41,9 @@ def import_fhir(
     ] = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Import CHWs (PractitionerRole 172V00000X), care-team panels and CHW-service encounters from the
-    warehouse (read-only) into the app database; safe to re-run (nothing is added twice)."""
+    """Import CHWs (PractitionerRole 172V00000X), care-team panels, CHW-service encounters and
+    Communications sent by CHWs from the warehouse (read-only) into the app database; safe to re-run
+    (nothing is added twice, an edit made in the app is never overwritten)."""
     from chc_equity.appdb import open_for_warehouse
     from chc_equity.appdb.fhir_import import centers, import_center
     from chc_equity.warehouse import WarehouseError, connect
@@ -58,8 +59,15 @@ def import_fhir(
                     r = import_center(con, session, name)
                 out.print(
                     f"{name}: {r.chws_added} CHWs added, {r.assignments_added} assignments added, "
-                    f"{r.outreach_added} of {r.outreach_found} CHW-service encounters added as outreach"
+                    f"{r.outreach_added} of {r.outreach_found} CHW-service encounters added as outreach, "
+                    f"{r.communications_added} of {r.communications_found} CHW Communications added "
+                    f"({r.communications_skipped} skipped: channel, outcome or date unknown)"
                 )
+                if r.communication_view_outdated:
+                    out.print(
+                        f"{name}: Communications not imported: flat.communication predates its sender and "
+                        "medium columns; run `chc-equity views build` and import again"
+                    )
     except WarehouseError as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc

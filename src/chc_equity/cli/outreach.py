@@ -1,7 +1,9 @@
 """`chc-equity worklist` (one CHW worklist per center) and `chc-equity chw billing` (monthly claim list).
 
-Both read the warehouse only. Assigned CHWs and last outreach come from FHIR (CareTeam NUCC 172V00000X,
-Communication category chw-outreach) here; the web app passes the app database's records instead.
+Both read the warehouse only. The worklist's assigned CHW and last outreach come from the app database,
+read only, through the same join as the web page (``chc_equity.appdb.worklist``); without an app
+database every patient is unassigned and not contacted (``chc-equity appdb import`` brings FHIR
+CareTeams, CHW encounters and Communications into it).
 The outputs are patient-level: they are for the center's own staff, never published.
 """
 
@@ -14,7 +16,7 @@ import typer
 
 from chc_equity.cli import app
 from chc_equity.exports import csv_writer
-from chc_equity.warehouse import connect
+from chc_equity.warehouse import connect, warehouse_path
 
 chw_app = typer.Typer(help="Community health worker program: billable services.", no_args_is_help=True)
 app.add_typer(chw_app, name="chw")
@@ -46,8 +48,11 @@ def worklist(
     period_end: str | None = typer.Option(None, "--period-end", help="Measure run (default: latest)"),
     warehouse: Path | None = typer.Option(None, "--warehouse", help="DuckDB warehouse file"),
 ) -> None:
-    """Every patient of CENTER with an open item (care gaps, social needs, follow-ups), once, by priority."""
+    """Every patient of CENTER with an open item (care gaps, social needs, follow-ups), once, by priority;
+    assigned CHW and last outreach from the app database (read only) when there is one."""
+    from chc_equity.appdb.worklist import read_overlay
     from chc_equity.outreach import worklist as wl
+    from chc_equity.outreach.page import Overlay, Prepared, Query
 
     if out.suffix.lower() not in (".csv", ".xlsx"):
         typer.echo(f"error: {out}: --out must end in .csv or .xlsx", err=True)
@@ -57,28 +62,24 @@ def worklist(
     except (OSError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    day = date.fromisoformat(as_of) if as_of else date.today()
     con = connect(warehouse, read_only=True)
     try:
         period = _period(con, period_end)
-        rows = wl.build_worklist(
-            con,
-            center,
-            period=period,
-            as_of=date.fromisoformat(as_of) if as_of else date.today(),
-            assignments=wl.fhir_assignments(con, center),
-            last_outreach=wl.fhir_last_outreach(con, center),
-            priority=cfg,
-        )
+        base = wl.collect(con, center, period=period, as_of=day, recent_acute_days=cfg.recent_acute_days)
     finally:
         con.close()
+    joined = read_overlay(warehouse_path(warehouse), center) or Overlay()
     filters = wl.Filters(site, language, measure, priority, assigned, None, search)
     try:
-        rows = wl.sort_rows(wl.filter_rows(rows, filters), sort)
+        selection = Prepared(base, period=period, as_of=day).select(
+            joined, Query(filters, sort, limit=None), priority=cfg
+        )
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    wl.write_worklist(rows, out)
-    typer.echo(f"{len(rows)} patients -> {out}")
+    wl.write_worklist(selection.rows, out)
+    typer.echo(f"{len(selection.rows)} patients -> {out}")
 
 
 @chw_app.command("billing")

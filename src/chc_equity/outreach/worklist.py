@@ -25,8 +25,6 @@ from __future__ import annotations
 import copy
 import functools
 import io
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -404,8 +402,8 @@ def collect(
     """The warehouse part of the worklist: every patient of ``center`` with an open item and the facts
     about them, without the CHW-dependent columns and the priority (see :func:`prioritise`).
 
-    This is the expensive part (SQL over the flat tables and the stored Patient resources); it depends
-    only on the warehouse, so :class:`WorklistCache` keeps it between loads.
+    This is the expensive part (SQL over the flat tables and the ``patient_contact`` summary); it depends
+    only on the warehouse, so :class:`chc_equity.outreach.page.WorklistStore` keeps it between loads.
     """
     rows: dict[str, WorklistRow] = {}
 
@@ -497,49 +495,6 @@ def build_worklist(
     cfg = priority or load_priority()
     base = collect(con, center, period=period, as_of=as_of, recent_acute_days=cfg.recent_acute_days)
     return prioritise(base, as_of=as_of, assignments=assignments, last_outreach=last_outreach, priority=cfg)
-
-
-def data_version(con: duckdb.DuckDBPyConnection) -> tuple[object, ...]:
-    """What the worklist's warehouse part depends on: the newest load and the newest precompute."""
-    load = con.execute("SELECT max(load_id) FROM loads").fetchone()
-    try:
-        run = con.execute("SELECT max(computed_at) FROM agg_runs").fetchone()
-    except duckdb.CatalogException:
-        run = (None,)
-    return (load[0] if load else None, run[0] if run else None)
-
-
-class WorklistCache:
-    """The warehouse part (:func:`collect`) per (center, period, as_of, acute window), kept until the
-    warehouse changes (a new load or precompute: :func:`data_version`). A page then costs only
-    :func:`prioritise`, the filters and the sort. Thread-safe; holds at most ``size`` entries."""
-
-    def __init__(self, size: int = 16) -> None:
-        self.size = size
-        self._entries: OrderedDict[tuple[object, ...], list[WorklistRow]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        center: str,
-        *,
-        period: tuple[date, date],
-        as_of: date,
-        recent_acute_days: int = 30,
-    ) -> list[WorklistRow]:
-        key = (data_version(con), center, period, as_of, recent_acute_days)
-        with self._lock:
-            hit = self._entries.get(key)
-            if hit is not None:
-                self._entries.move_to_end(key)
-                return hit
-        rows = collect(con, center, period=period, as_of=as_of, recent_acute_days=recent_acute_days)
-        with self._lock:
-            self._entries[key] = rows
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-        return rows
 
 
 # ----------------------------------------------------------------------------------- CHWs from FHIR
@@ -693,6 +648,24 @@ def worklist_csv(rows: Iterable[WorklistRow]) -> str:
     return buffer.getvalue()
 
 
+def worklist_xlsx(rows: Iterable[WorklistRow]) -> bytes:
+    """The Excel workbook (one sheet, header frozen), cells made safe by :mod:`chc_equity.exports`."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "worklist"
+    for c, name in enumerate(COLUMNS, start=1):
+        set_cell(ws, 1, c, name)
+    for i, r in enumerate(rows, start=2):
+        for c, value in enumerate(export_row(r), start=1):
+            set_cell(ws, i, c, value)
+    ws.freeze_panes = "A2"
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    return buffer.getvalue()
+
+
 def write_worklist(rows: Iterable[WorklistRow], path: str | Path) -> Path:
     """CSV or Excel (by the suffix: .csv, .xlsx), cells made safe by :mod:`chc_equity.exports`."""
     path = Path(path)
@@ -700,18 +673,7 @@ def write_worklist(rows: Iterable[WorklistRow], path: str | Path) -> Path:
     if suffix == ".csv":
         path.write_text(worklist_csv(rows), encoding="utf-8")
     elif suffix == ".xlsx":
-        from openpyxl import Workbook
-
-        wb = Workbook()
-        ws = wb.active
-        ws.title = "worklist"
-        for c, name in enumerate(COLUMNS, start=1):
-            set_cell(ws, 1, c, name)
-        for i, r in enumerate(rows, start=2):
-            for c, value in enumerate(export_row(r), start=1):
-                set_cell(ws, i, c, value)
-        ws.freeze_panes = "A2"
-        wb.save(path)
+        path.write_bytes(worklist_xlsx(rows))
     else:
         raise ValueError(f"{path}: the worklist is written as .csv or .xlsx, not {suffix or 'no suffix'}")
     return path
@@ -725,10 +687,8 @@ __all__ = [
     "Priority",
     "WorklistRow",
     "band",
-    "WorklistCache",
     "build_worklist",
     "collect",
-    "data_version",
     "prioritise",
     "fhir_assignments",
     "fhir_last_outreach",
@@ -737,5 +697,6 @@ __all__ = [
     "score",
     "sort_rows",
     "worklist_csv",
+    "worklist_xlsx",
     "write_worklist",
 ]

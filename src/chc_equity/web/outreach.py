@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date
 
 from fastapi import HTTPException, Request
@@ -19,6 +20,8 @@ from chc_equity.appdb import AppDB
 from chc_equity.appdb import chw as chws
 from chc_equity.appdb import outreach as records
 from chc_equity.appdb.models import Outreach, User
+from chc_equity.appdb.worklist import overlay
+from chc_equity.outreach.page import Prepared, Query, Selection, WorklistStore
 from chc_equity.web import data
 from chc_equity.web.roles import Principal, Role
 from chc_equity.web.security import CenterScope
@@ -241,3 +244,49 @@ def edit(request: Request, scope: CenterScope, record_id: int, body) -> dict:
         except ValueError as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from exc
         return record_out(row)
+
+
+# -- the worklist ------------------------------------------------------------------------------------
+def worklist_store(request: Request) -> WorklistStore:
+    return request.app.state.worklists
+
+
+def worklist(
+    request: Request,
+    scope: CenterScope,
+    query: Query,
+    *,
+    mine: bool = False,
+    period_end: date | None = None,
+    as_of: date | None = None,
+) -> tuple[Prepared, Selection] | None:
+    """One page (or, with ``query.limit`` None, all) of the center's worklist for this user: the
+    warehouse part from the store, the app database's assignments and last outreach joined in
+    (:func:`chc_equity.appdb.worklist.overlay`), the panel rule applied. None: no precomputed run."""
+    center = scope.center or ""
+    warehouse = request.app.state.config.warehouse
+    # The request's published snapshot (chc_equity.serving): an immutable file, so it is the cache key,
+    # and the worklist, the page's other reads and X-Data-Version are one state.
+    snapshot = data.snapshot_for(warehouse, request.state)
+    prepared = worklist_store(request).get(
+        snapshot.path,
+        lambda: data.open_warehouse(warehouse, request.state),
+        center,
+        period_end=period_end,
+        as_of=as_of or date.today(),
+    )
+    if prepared is None:
+        return None
+    with appdb(request).read() as s:
+        joined = overlay(s, center)
+        allowed = panel(s, scope.user, center)
+        own = chws.panel_of(s, scope.user.username, center) if mine else None
+    query = replace(
+        query,
+        only=None if allowed is None else frozenset(allowed),
+        mine=None if own is None else frozenset(own),
+    )
+    try:
+        return prepared, prepared.select(joined, query)
+    except ValueError as exc:  # an unknown sort (the routes' parameter types already refuse one)
+        raise HTTPException(status_code=400, detail=str(exc)) from exc

@@ -8,14 +8,18 @@ ids travel in request bodies, never in URLs (the access log writes paths).
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chc_equity.appdb.outreach import CHANNELS, MAX_MINUTES, MAX_NOTE, OUTCOMES
+from chc_equity.outreach import page as wlpage
+from chc_equity.outreach import worklist as wl
 from chc_equity.web import outreach
 from chc_equity.web.roles import (
     OUTREACH_READ_ROLES,
@@ -385,3 +389,207 @@ async def edit_page(
     except HTTPException as exc:
         return _outreach_page(request, scope, message=str(exc.detail), status=exc.status_code)
     return _history_page(request, scope, row["patient_id"], "Outreach record updated.")
+
+
+# -- the worklist (page, exports, API) -----------------------------------------------------------------
+ASSIGNED = {"yes": True, "no": False}
+Text = Annotated[str | None, Query(max_length=200)]
+
+
+@dataclass(frozen=True, slots=True)
+class WorklistParams:
+    """The worklist's query string, checked: filters, sort, page, "mine", the measure run."""
+
+    filters: wl.Filters
+    sort: str
+    reverse: bool
+    page: int
+    mine: bool
+    period_end: date | None
+    given: dict[str, str]  # the non-empty parameters as sent (for page links)
+
+    def query(self, limit: int | None = wlpage.PAGE_SIZE) -> wlpage.Query:
+        offset = 0 if limit is None else (self.page - 1) * limit
+        return wlpage.Query(self.filters, self.sort, self.reverse, offset, limit)
+
+
+Band = Literal["", "high", "medium", "low"]
+AssignedFilter = Literal["", "yes", "no", "mine"]
+SortBy = Literal[("", *wl.SORTS)]  # type: ignore[valid-type]  (the sorts live in outreach.worklist)
+
+
+def worklist_params(
+    site: Text = None,
+    language: Annotated[str | None, Query(max_length=35, description="BCP-47 code, e.g. es")] = None,
+    measure: Annotated[str | None, Query(max_length=20, description="CMS id, e.g. CMS122")] = None,
+    priority: Annotated[Band | None, Query(description="Priority band")] = None,
+    assigned: Annotated[AssignedFilter | None, Query(description="With a CHW, without, or yours")] = None,
+    q: Annotated[str | None, Query(max_length=100, description="Name or MRN contains")] = None,
+    sort: Annotated[SortBy, Query(description="Sort (empty: priority)")] = "priority",
+    reverse: bool = False,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    period_end: Annotated[date | None, Query(description="Measure run; default: the latest")] = None,
+) -> WorklistParams:
+    """Empty values (an untouched select of the filter form) mean "no filter"."""
+    raw = {"site": site, "language": language, "measure": measure, "priority": priority}
+    raw |= {"assigned": assigned, "q": q, "sort": sort}
+    given = {k: v.strip() for k, v in raw.items() if v and v.strip()}
+    filters = wl.Filters(
+        site=given.get("site"),
+        language=given.get("language"),
+        measure=given.get("measure"),
+        priority=given.get("priority"),
+        assigned=ASSIGNED.get(given.get("assigned", "")),
+        search=given.get("q"),
+    )
+    if reverse:
+        given["reverse"] = "true"
+    if period_end is not None:
+        given["period_end"] = period_end.isoformat()
+    mine = given.get("assigned") == "mine"
+    sort = given.pop("sort", "priority")
+    if sort != "priority":
+        given["sort"] = sort
+    return WorklistParams(filters, sort, reverse, page, mine, period_end, given)
+
+
+Params = Annotated[WorklistParams, Depends(worklist_params)]
+NO_RUN = "No precomputed measure run yet: run `chc-equity measures run` and `chc-equity precompute`."
+
+
+def _select(request: Request, scope: CenterScope, params: WorklistParams, limit: int | None):
+    found = outreach.worklist(
+        request, scope, params.query(limit), mine=params.mine, period_end=params.period_end
+    )
+    if found is None:
+        raise HTTPException(status_code=404, detail=NO_RUN)
+    return found
+
+
+class OpenItemOut(BaseModel):
+    kind: str
+    code: str
+    text: str
+    last_value: str | None
+    last_date: date | None
+
+
+class WorklistRowOut(BaseModel):
+    patient_id: str = Field(description="Internal key: send it (in a body) to record outreach")
+    priority: float
+    band: str
+    name: str | None
+    mrn: str | None
+    age: int | None
+    language: str | None
+    interpreter: bool | None
+    phone: str | None
+    site: str | None
+    next_visit: str | None
+    last_visit: date | None
+    assigned_chw: str | None
+    last_outreach: date | None
+    last_outcome: str | None
+    social_risk: str | None
+    items: list[OpenItemOut]
+
+
+class WorklistOut(BaseModel):
+    center: str
+    period_start: date
+    period_end: date
+    as_of: date
+    visible: int = Field(description="Patients on the list you may see (your panel, if limited)")
+    matched: int = Field(description="Of those, the ones matching the filters")
+    offset: int
+    limit: int
+    rows: list[WorklistRowOut]
+
+
+def _row_out(r: wl.WorklistRow) -> WorklistRowOut:
+    items = [
+        OpenItemOut(kind=i.kind, code=i.code, text=i.text, last_value=i.last_value, last_date=i.last_date)
+        for i in r.items
+    ]
+    fields = {k: getattr(r, k) for k in WorklistRowOut.model_fields if k != "items"}
+    return WorklistRowOut(**fields, items=items)
+
+
+@api.get("/centers/{center}/worklist", responses=ERRORS)
+def worklist_api(
+    request: Request, params: Params, scope: Annotated[CenterScope, Depends(READ)]
+) -> WorklistOut:
+    """One page (100 rows) of the center's CHW worklist: each patient once with every open item, the
+    assigned CHW and last outreach from the app database, by priority. A CHW limited to a panel sees
+    only their own patients; ``assigned=mine``: only the patients assigned to you."""
+    prepared, sel = _select(request, scope, params, wlpage.PAGE_SIZE)
+    return WorklistOut(
+        center=scope.center or "",
+        period_start=prepared.period[0],
+        period_end=prepared.period[1],
+        as_of=prepared.as_of,
+        visible=sel.visible,
+        matched=sel.matched,
+        offset=sel.offset,
+        limit=wlpage.PAGE_SIZE,
+        rows=[_row_out(r) for r in sel.rows],
+    )
+
+
+@pages.get("/centers/{center}/worklist")
+def worklist_page(request: Request, params: Params, scope: Annotated[CenterScope, Depends(READ)]) -> Response:
+    prepared, sel = _select(request, scope, params, wlpage.PAGE_SIZE)
+    base = f"/centers/{scope.center}/worklist"
+
+    def link(path: str = base, **change: object) -> str:
+        args = {**params.given, **{k: str(v) for k, v in change.items()}}
+        return f"{path}?{urlencode(args)}" if args else path
+
+    last_page = max(1, -(-sel.matched // wlpage.PAGE_SIZE))
+    return _render(
+        request,
+        "worklist.html",
+        scope.user,
+        center=scope.center,
+        prepared=prepared,
+        sel=sel,
+        given=params.given,
+        options={
+            "site": [(x, x) for x in prepared.sites],
+            "language": [(x, x) for x in prepared.languages],
+            "measure": [(x, x) for x in prepared.measures],
+            "sort": [(x, x.replace("_", " ")) for x in wl.SORTS if x != "priority"],
+        },
+        page=params.page,
+        last_page=last_page,
+        prev_link=link(page=params.page - 1) if params.page > 1 else None,
+        next_link=link(page=params.page + 1) if params.page < last_page else None,
+        csv_link=link(base + ".csv"),
+        xlsx_link=link(base + ".xlsx"),
+        is_chw=scope.user.role.value == "chw",
+    )
+
+
+def _export_name(scope: CenterScope, prepared: wlpage.Prepared, suffix: str) -> str:
+    return f"worklist-{scope.center}-{prepared.as_of.isoformat()}.{suffix}"
+
+
+@pages.get("/centers/{center}/worklist.csv")
+def worklist_csv(request: Request, params: Params, scope: Annotated[CenterScope, Depends(READ)]) -> Response:
+    """The filtered, sorted list (every matching row, not one page), cells made safe (chc_equity.exports)."""
+    prepared, sel = _select(request, scope, params, None)
+    return Response(
+        wl.worklist_csv(sel.rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{_export_name(scope, prepared, "csv")}"'},
+    )
+
+
+@pages.get("/centers/{center}/worklist.xlsx")
+def worklist_xlsx(request: Request, params: Params, scope: Annotated[CenterScope, Depends(READ)]) -> Response:
+    prepared, sel = _select(request, scope, params, None)
+    return Response(
+        wl.worklist_xlsx(sel.rows),
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f'attachment; filename="{_export_name(scope, prepared, "xlsx")}"'},
+    )
