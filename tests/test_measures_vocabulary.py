@@ -258,10 +258,10 @@ def _condition(clinical: str | None = None, onset: str | None = None, abatement:
         ("active", "2020-01-01", None, True, True, False, True, True),  # active, no abatement: unbounded
         ("active", None, None, True, True, False, True, True),  # no onset: unbounded below too
         ("resolved", "2020-01-01", None, False, False, False, True, False),  # not active: unknown end
-        ("resolved", "2026-03-01", None, False, True, True, True, False),  # ... overlaps if onset inside
+        ("resolved", "2026-03-01", None, False, False, True, True, False),  # ... even with onset inside
         ("resolved", "2020-01-01", "2025-12-31", False, False, False, True, False),
         ("resolved", "2020-01-01", "2026-01-01", False, True, False, True, True),
-        (None, "2026-03-01", None, False, True, True, True, False),  # no clinicalStatus: as not active
+        (None, "2026-03-01", None, False, False, True, True, False),  # no clinicalStatus: as not active
         ("recurrence", "2027-01-01", None, True, False, False, False, False),  # starts after the period
         ("relapse", "2026-12-31T23:00:00-05:00", None, True, False, False, False, False),  # 2027 in UTC
     ],

@@ -94,13 +94,6 @@ def retrieve(resource: str, alias: str, *valuesets: str) -> str:
     return "(" + " OR ".join(code_in(resource, alias, vs_url(v)) for v in valuesets) + ")"
 
 
-def prevalence_overlaps(c: str, birth: str, lo: str, hi: str) -> str:
-    """``<c>.prevalenceInterval() overlaps day of Interval[lo, hi]``; a condition neither active nor abated
-    has an unknown end and overlaps nothing (as in CMS347, see there)."""
-    known_end = f"({is_active(c)} OR {abatement_end(c, birth)} IS NOT NULL)"
-    return f"({known_end} AND {prevalence_overlaps_day(c, birth, lo, hi)})"
-
-
 def effective_start(o: str) -> str:
     """``start of <o>.effective.toInterval()`` as FHIR text (a Period without a start has none)."""
     return f"coalesce({o}.effective_datetime, {o}.effective_instant, {o}.effective_period_start)"
@@ -222,7 +215,7 @@ has_hospice_services AS (
   UNION
   SELECT c.center, c.patient_id FROM {conditions} {window.format(a="c")}
   WHERE {retrieve("Condition", "c", "Hospice Diagnosis")}
-    AND {prevalence_overlaps("c", "pt.birth_date", lo, hi)}
+    AND {prevalence_overlaps_day("c", "pt.birth_date", lo, hi)}
     AND {verified("c")}
 ),
 -- CQL: define "Has Palliative Care prior to or during the Measure Assessment Period"
@@ -234,7 +227,7 @@ has_palliative_care AS (
   UNION
   SELECT c.center, c.patient_id FROM {conditions} {window.format(a="c")}
   WHERE {retrieve("Condition", "c", "Palliative Care Diagnosis")}
-    AND {prevalence_overlaps("c", "pt.birth_date", lo, hi)}
+    AND {prevalence_overlaps_day("c", "pt.birth_date", lo, hi)}
     AND {verified("c")}
   UNION
   SELECT e.center, e.patient_id FROM {table("Encounter")} e {window.format(a="e")}

@@ -27,14 +27,12 @@ from chc_equity.measures.library import cmd, hospice, palliative
 from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.populations import Populations
 from chc_equity.measures.vocabulary import (
-    abatement_end,
     age_at_start,
     choice_overlaps_day,
     code_in,
     code_is,
     during_day_of_mp,
     in_valueset,
-    is_active,
     onset_start,
     point_during_day,
     prevalence_overlaps_day,
@@ -149,17 +147,6 @@ def statin_request(m: str) -> str:
     )
 
 
-def prevalence_overlaps(c: str, birth: str, lo: str, hi: str) -> str:
-    """``<c>.prevalenceInterval() overlaps day of Interval[lo, hi]``.
-
-    A condition that is neither active nor abated has the prevalence interval ``[onset, null)``, whose
-    end is unknown; cql-execution then answers null (not true) even for an onset inside the period
-    (test case DENEXPop2Fail-RhabdomyolysisStatusInactive). Otherwise QICoreCommon's closed interval.
-    """
-    known_end = f"({is_active(c)} OR {abatement_end(c, birth)} IS NOT NULL)"
-    return f"({known_end} AND {prevalence_overlaps_day(c, birth, lo, hi)})"
-
-
 def _has(cte: str) -> str:
     """The patient ``p`` has a row in the per-patient CTE ``cte`` (CQL ``exists "<definition>"``)."""
     return f"EXISTS (SELECT 1 FROM {cte} x WHERE x.center = p.center AND x.patient_id = p.id)"
@@ -186,7 +173,7 @@ def defines(ctx: Context) -> str:
     conditions = (
         f"{table('Condition')} c JOIN {ctx.patients()} pt ON pt.center = c.center AND pt.id = c.patient_id"
     )
-    prevalence_overlaps_mp = prevalence_overlaps("c", "pt.birth_date", lo, hi)
+    prevalence_overlaps_mp = prevalence_overlaps_day("c", "pt.birth_date", lo, hi)
     # prevalenceInterval() starts on or before day of end of MP: a missing onset is a closed null start,
     # i.e. the beginning of time.
     prevalence_starts_by_end = f"coalesce({onset_start('c', 'pt.birth_date')} <= {hi}, TRUE)"

@@ -74,18 +74,15 @@ def abatement_end(c: str, birth: str) -> str:
     return f"CAST({abatement_end_ts(c, birth)} AS DATE)"
 
 
-def _has_onset(c: str) -> str:
-    return (
-        f"({c}.onset_datetime IS NOT NULL OR {c}.onset_period_start IS NOT NULL "
-        f"OR {c}.onset_period_end IS NOT NULL OR {c}.onset_age_value IS NOT NULL)"
-    )
-
-
 def _prevalence_overlaps(c: str, start: str, end: str, lo: str, hi: str) -> str:
+    """Closed ``Interval[start, end]`` overlaps ``[lo, hi]`` when the end is known (active, or abated);
+    ``Interval[start, null)`` (not active, no abatement) has an unknown end, and cql-execution answers
+    null -- never true -- for its overlap, whatever the onset: the official case CMS347
+    DENEXPop2Fail-RhabdomyolysisStatusInactive (onset inside the period) expects exactly that."""
     return (
         f"(CASE WHEN {is_active(c)} OR {end} IS NOT NULL "
         f"THEN coalesce({start} <= {hi}, TRUE) AND coalesce({end} >= {lo}, TRUE) "
-        f"ELSE {_has_onset(c)} AND coalesce({start} BETWEEN {lo} AND {hi}, FALSE) END)"
+        f"ELSE FALSE END)"
     )
 
 
@@ -94,8 +91,9 @@ def prevalence_overlaps_day(c: str, birth: str, lo: str, hi: str) -> str:
 
     Active (or recurrence / relapse): ``Interval[onset start, abatement end]``, both closed, so a missing
     boundary is unbounded. Otherwise with an abatement: the same closed interval. Otherwise (not active
-    and no abatement, including no clinicalStatus): ``Interval[onset start, null)``; its unknown end makes
-    the overlap true only when the onset itself falls within ``[lo, hi]``.
+    and no abatement, including no clinicalStatus): ``Interval[onset start, null)``, whose unknown end
+    makes the overlap null, i.e. not true, even for an onset within ``[lo, hi]`` (cql-execution; see
+    :func:`_prevalence_overlaps`).
     """
     return _prevalence_overlaps(c, onset_start(c, birth), abatement_end(c, birth), lo, hi)
 
