@@ -16,7 +16,7 @@ from chc_equity.appdb import AppDB, app_db_path, assignments, last_outreach, ope
 from chc_equity.appdb import chw as chws
 from chc_equity.appdb import outreach as records
 from chc_equity.appdb.fhir_import import chw_id_for
-from chc_equity.appdb.models import Outreach
+from chc_equity.appdb.models import Assignment, Outreach
 from chc_equity.warehouse import connect
 
 CENTER = "ctr-imp"
@@ -121,7 +121,8 @@ RESOURCES = [
         "id": "ct1",
         "status": "active",
         "subject": {"reference": "Patient/p1"},
-        "participant": [{"member": {"reference": "Practitioner/chw1"}}],
+        # enrolment: the membership's start becomes the assignment's date, not the import's
+        "participant": [{"member": {"reference": "Practitioner/chw1"}, "period": {"start": "2026-01-15"}}],
     },
     {
         "resourceType": "CareTeam",
@@ -208,6 +209,8 @@ def test_import_chws_panels_and_chw_services_idempotently(warehouse: Path, monke
             [(garcia, "Garcia", "fhir"), (other.id, "Luis", "app")], key=lambda t: t[1]
         )
         assert assignments(s, CENTER) == {"p1": garcia, "p2": other.id}  # p3's team has no CHW
+        enrolled = s.scalars(select(Assignment.assigned_at).where(Assignment.patient_id == "p1")).one()
+        assert enrolled.date() == date(2026, 1, 15)
         rows = {
             r.source_id: (r.patient_id, r.channel, r.minutes, r.contact_date)
             for r in s.scalars(select(Outreach).where(Outreach.source_id.like("%/Encounter/%")))

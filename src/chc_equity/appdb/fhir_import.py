@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import duckdb
 from sqlalchemy import select
@@ -85,8 +85,10 @@ def _chws(con: duckdb.DuckDBPyConnection, center: str) -> dict[str, str]:
     return {pid: (family or f"Practitioner {pid}") for pid, family in rows}
 
 
-def _care_teams(con: duckdb.DuckDBPyConnection, center: str) -> list[tuple[str, str]]:
-    """(patient id, practitioner id) of every active care-team membership at the center."""
+def _care_teams(con: duckdb.DuckDBPyConnection, center: str) -> list[tuple[str, str, str | None]]:
+    """(patient id, practitioner id, earliest participant.period.start) of every active care-team
+    membership at the center. The start becomes the assignment's date: the program indicators count
+    reach and days to first contact from enrolment, which an import run months later must not move."""
     if not _exists(con, "care_team_member"):
         return []
     via_role = _exists(con, "practitioner_role")
@@ -98,11 +100,25 @@ def _care_teams(con: duckdb.DuckDBPyConnection, center: str) -> list[tuple[str, 
         else ""
     )
     return con.execute(
-        f"SELECT DISTINCT c.patient_id, {member} AS practitioner_id FROM flat.care_team_member c {join} "
+        f"SELECT c.patient_id, {member} AS practitioner_id, min(CAST(c.period_start AS VARCHAR)) "
+        f"FROM flat.care_team_member c {join} "
         "WHERE c.center = ? AND coalesce(c.status, 'active') = 'active' AND c.patient_id IS NOT NULL "
-        f"AND {member} IS NOT NULL ORDER BY 1, 2",
+        f"AND {member} IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2",
         [center],
     ).fetchall()
+
+
+def _instant(text: str | None) -> datetime | None:
+    """A FHIR date or dateTime as an aware datetime (a date is midnight UTC); None when absent or bad."""
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00")) if "T" in text else None
+        if value is None:
+            value = datetime.combine(date.fromisoformat(text[:10]), datetime.min.time())
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _minutes(length: float | None, unit: str | None, start: str | None, end: str | None) -> int:
@@ -257,7 +273,7 @@ def import_center(con: duckdb.DuckDBPyConnection, session: Session, center: str)
     session.flush()
     assigned = set(session.scalars(select(Assignment.patient_id).where(Assignment.center == center)))
     added_assignments = 0
-    for patient, practitioner in _care_teams(con, center):
+    for patient, practitioner, started in _care_teams(con, center):
         if practitioner in chws and patient not in assigned:
             session.add(
                 Assignment(
@@ -265,7 +281,7 @@ def import_center(con: duckdb.DuckDBPyConnection, session: Session, center: str)
                     patient_id=patient,
                     chw_id=chw_id_for(center, practitioner),
                     assigned_by=AUTHOR,
-                    assigned_at=now(),
+                    assigned_at=_instant(started) or now(),
                 )
             )
             assigned.add(patient)
