@@ -132,3 +132,69 @@ def test_reach_stratified_by_language_with_suppression() -> None:
     # 5 + 3 hidden patients are fewer than 11, so one more stratum is hidden as a complement
     assert out["suppressed"].sum() == 3
     assert bool(out.loc["en", "is_reference"])
+
+
+def test_cli_indicators_from_the_app_database(tmp_path, monkeypatch) -> None:
+    """`chc-equity chw indicators` reads panels and outreach from the app database (SQLite here) and
+    the language of each patient from the warehouse's patient_attributes; values computed by hand."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+    from typer.testing import CliRunner
+
+    import chc_equity.cli.outreach  # noqa: F401 - registers `chw`
+    from chc_equity.appdb import chw as chws
+    from chc_equity.appdb import open_for_warehouse
+    from chc_equity.appdb import outreach as records
+    from chc_equity.appdb.models import Assignment
+    from chc_equity.cli import app
+    from chc_equity.warehouse import connect
+
+    monkeypatch.delenv("CHC_EQUITY_DATABASE_URL", raising=False)
+    wh = tmp_path / "wh.duckdb"
+    con = connect(wh)
+    # Ana: p0-p39 Spanish, p40-p69 English, p70-p79 Portuguese; "=Bo": q1, q2 Portuguese
+    langs = {f"p{i}": "es" if i < 40 else "en" if i < 70 else "pt" for i in range(80)} | {
+        "q1": "pt",
+        "q2": "pt",
+    }
+    con.execute("CREATE TABLE patient_attributes (center VARCHAR, patient_id VARCHAR, language VARCHAR)")
+    con.executemany("INSERT INTO patient_attributes VALUES ('c1', ?, ?)", [list(kv) for kv in langs.items()])
+    con.close()
+    db = open_for_warehouse(wh)
+    with db.write() as s:
+        ana = chws.add_chw(s, "c1", "Ana", "pm")
+        bo = chws.add_chw(s, "c1", "=Bo", "pm")  # a name a spreadsheet would run as a formula
+        chws.assign(s, "c1", ana.id, [f"p{i}" for i in range(80)], "pm")
+        chws.assign(s, "c1", bo.id, ["q1", "q2"], "pm")
+        s.execute(update(Assignment).values(assigned_at=datetime(2026, 1, 1, tzinfo=UTC)))
+        # reached: 30 of 40 es, 12 of 30 en, 4 of 10 pt (Ana) + q1 (Bo); each reached patient first had a
+        # no-answer 2 days after enrolment and was reached on day 10
+        reached = [f"p{i}" for i in (*range(30), *range(40, 52), *range(70, 74))] + ["q1"]
+        for pid in reached:
+            chw = bo.id if pid.startswith("q") else ana.id
+            for day, outcome in ((date(2026, 1, 3), "no_answer"), (date(2026, 1, 11), "reached")):
+                records.create(
+                    s, "c1", pid, records.OutreachFields(day, "phone", outcome, 5, chw_id=chw), "u"
+                )
+    out = tmp_path / "ind"
+    args = ["--from", "2026-01-01", "--to", "2026-01-31", "--by", "language", "--warehouse", str(wh)]
+    result = CliRunner().invoke(app, ["chw", "indicators", "--center", "c1", "--out", str(out), *args])
+    assert result.exit_code == 0, result.output
+    assert "82 enrolled with 2 CHWs, 47 reached (57%)" in result.output
+    per_chw = pd.read_csv(out / "chw_indicators.csv").set_index("chw")
+    assert sorted(per_chw.index) == ["'=Bo", "Ana"]  # the formula neutralized in the file
+    ana_row = per_chw.loc["Ana"]
+    assert (ana_row["enrolled"], ana_row["attempted"], ana_row["reached"]) == (80, 46, 46)
+    assert ana_row["reach_rate"] == pytest.approx(46 / 80)
+    assert ana_row["median_days_to_first_attempt"] == 2 and ana_row["median_days_to_first_contact"] == 10
+    assert ana_row["contacts"] == 92
+    assert ana_row["contacts_per_patient_month"] == pytest.approx(92 / (80 * 31 / 30.4375))
+    by_lang = pd.read_csv(out / "reach_by_language.csv").set_index("stratum")
+    # pt: 5 of 12 reached, a cell under 11, hidden; one complement (es or en) is hidden with it, so that
+    # it cannot be recovered from the total; the one stratum left shows its hand-computed counts
+    assert bool(by_lang.loc["pt", "suppressed"]) and pd.isna(by_lang.loc["pt", "numerator"])
+    shown = by_lang[~by_lang["suppressed"].astype(bool)]
+    assert len(shown) == 1
+    ((stratum, row),) = shown.iterrows()
+    assert (row["numerator"], row["denominator"]) == {"es": (30, 40), "en": (12, 30)}[stratum]

@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 
 from chc_equity.cli import app
-from chc_equity.exports import csv_writer
+from chc_equity.exports import csv_writer, write_frame_csv
 from chc_equity.warehouse import connect, warehouse_path
 
 chw_app = typer.Typer(help="Community health worker program: billable services.", no_args_is_help=True)
@@ -128,3 +128,70 @@ def billing(
         w.writerow(b.UNBILLED_COLUMNS)
         w.writerows([mrns.get(u.patient_id, ""), u.month, u.program, u.minutes, u.reason] for u in unbilled)
     typer.echo(f"{len(claims)} claim lines ({rules.title}) -> {out}; {len(unbilled)} unbilled -> {side}")
+
+
+@chw_app.command("indicators")
+def indicators(
+    center: str = typer.Option(..., "--center", help="Health center id"),
+    out: Path = typer.Option(..., "--out", help="Folder for the indicator tables (CSV)"),
+    start: str | None = typer.Option(
+        None, "--from", help="Window start for contacts (default: --to - 364 days)"
+    ),
+    end: str | None = typer.Option(None, "--to", help="Window end for contacts (YYYY-MM-DD, default: today)"),
+    by: list[str] = typer.Option(
+        [], "--by", help="Stratify the reach rate by an equity dimension (repeatable)"
+    ),
+    warehouse: Path | None = typer.Option(None, "--warehouse", help="DuckDB warehouse file"),
+) -> None:
+    """Program indicators from the app database's panels and outreach records: caseload, reach rate and
+    days to first attempt / contact per CHW, contacts per enrolled patient-month in the window, and the
+    reach rate by equity dimension (suppressed: cells under 11 and their complements hidden).
+
+    The per-CHW table is for the program's own staff (like the worklist); the stratified tables are the
+    ones fit to share."""
+    from datetime import timedelta
+
+    from chc_equity.appdb.program import program_frames
+    from chc_equity.appdb.worklist import read_only
+    from chc_equity.equity.attributes import DIMENSIONS
+    from chc_equity.outreach import indicators as ind
+
+    unknown = [d for d in by if d not in DIMENSIONS]
+    if unknown:
+        raise typer.BadParameter(f"unknown dimension {unknown[0]!r}; choose from {', '.join(DIMENSIONS)}")
+    hi = date.fromisoformat(end) if end else date.today()
+    lo = date.fromisoformat(start) if start else hi - timedelta(days=364)
+    path = warehouse_path(warehouse)
+    frames = read_only(path, lambda session: program_frames(session, center))
+    if frames is None or frames[0].empty:
+        typer.echo(
+            f"error: no CHW panel for {center} in the app database (`chc-equity appdb import`)", err=True
+        )
+        raise typer.Exit(2)
+    panel, outreach = frames
+    per_chw = ind.reach(panel, outreach).merge(
+        ind.contacts_per_patient_month(panel, outreach, lo, hi), on="chw", how="left"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "chw_indicators.csv"]
+    write_frame_csv(per_chw, written[0])  # CHW names are typed by people: no formulas
+    if by:
+        con = connect(path, read_only=True)
+        try:
+            for dimension in by:
+                table = ind.stratify(
+                    ind.reach_per_patient(panel, outreach),
+                    ind.attributes(con, center, dimension),
+                    dimension,
+                    numerator="reached",
+                )
+                written.append(out / f"reach_by_{dimension}.csv")
+                write_frame_csv(table, written[-1])
+        finally:
+            con.close()
+    total = len(panel)
+    reached = int(per_chw["reached"].sum())
+    typer.echo(
+        f"{center}: {total} enrolled with {len(per_chw)} CHWs, {reached} reached ({reached / total:.0%}); "
+        f"contacts {lo} to {hi} -> " + ", ".join(str(p) for p in written)
+    )
