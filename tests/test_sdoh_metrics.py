@@ -376,3 +376,29 @@ def test_every_source_is_documented() -> None:
     doc = (Path(__file__).resolve().parents[1] / "docs" / "sdoh.md").read_text(encoding="utf-8")
     for source in {r.source for r in mapping.rows()}:
         assert f"`{source}`" in doc, f"docs/sdoh.md lacks source {source}"
+
+
+# ----------------------------------------------------------------------------------- equity layer
+def test_site_strata_equal_the_per_site_metrics(con: duckdb.DuckDBPyConnection) -> None:
+    """Unsuppressed (threshold 1), every rate's site strata are exactly the per-site rows of sdoh_metrics."""
+    from chc_equity.sdoh import strata
+
+    df = strata.equity_table(con, threshold=1)
+    assert set(df["dimension"]) == set(strata.DIMENSIONS)
+    site = df[df["dimension"] == "site"]
+    got = {(r.stratum, r.domain, r.metric): (r.numerator, r.denominator) for r in site.itertuples()}
+    want = {k: v for k, v in RATES.items() if k[0] != ALL and k[2] not in ("eligible", "declined") and v[1]}
+    assert got == want
+    for dim in strata.DIMENSIONS:  # every dimension partitions the same units
+        part = df[df["dimension"] == dim].groupby(["metric", "domain"])[["numerator", "denominator"]].sum()
+        for (metric, domain), (num, den) in part.iterrows():
+            assert (num, den) == RATES[(ALL, domain, metric)], (dim, metric, domain)
+
+
+def test_equity_suppresses_small_cells(con: duckdb.DuckDBPyConnection) -> None:
+    from chc_equity.sdoh import strata
+
+    df = strata.build(con)
+    assert len(df) and bool(df["suppressed"].all())  # no stratum reaches 11 in a 10-patient fixture
+    stored = con.execute(f"SELECT count(*), count(rate) FROM {strata.TABLE}").fetchone()
+    assert stored == (len(df), 0)
