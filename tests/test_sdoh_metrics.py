@@ -402,3 +402,51 @@ def test_equity_suppresses_small_cells(con: duckdb.DuckDBPyConnection) -> None:
     assert len(df) and bool(df["suppressed"].all())  # no stratum reaches 11 in a 10-patient fixture
     stored = con.execute(f"SELECT count(*), count(rate) FROM {strata.TABLE}").fetchone()
     assert stored == (len(df), 0)
+
+
+# ----------------------------------------------------------------------------------- CLI and export
+def test_default_suppression_hides_every_small_count(con: duckdb.DuckDBPyConnection) -> None:
+    from chc_equity.sdoh.export import suppress_metrics
+
+    rows = suppress_metrics(con.execute(f"SELECT * FROM {metrics.METRICS}").df())
+    assert len(rows) == len(RATES) + 2 * len(DAYS)
+    # every count is 1-10 here, so hidden; zeros are not small cells (South's 0 of 0 income referrals)
+    shown = rows[~rows["suppressed"]]
+    assert set(shown["numerator"].astype(int)) == {0} and shown["value"].isna().all()
+    eligible = rows[rows["metric"] == "eligible"]
+    assert eligible["numerator"].isna().all()  # 10, 6 and 4 patients: all below 11
+
+
+def test_cli_writes_suppressed_files(tmp_path: Path) -> None:
+    import csv
+
+    from openpyxl import load_workbook
+    from typer.testing import CliRunner
+
+    from chc_equity.cli import _register, app
+
+    path = tmp_path / "w.duckdb"
+    c = connect(path)
+    load(c, [FIXTURE], "c1", after_load=lambda cn, ctr: build_views(cn, centers=[ctr]))
+    c.close()
+    _register()
+    runner = CliRunner()
+    base = ["sdoh", "--warehouse", str(path), "--period-start", "2026-01-01", "--period-end", "2026-12-31"]
+    # a threshold of 2 hides only the ones (and their complements)
+    result = runner.invoke(app, [*base, "--threshold", "2", "--out", str(tmp_path / "o2")])
+    assert result.exit_code == 0, result.output
+    assert "10 eligible patients" in result.output
+    wb = load_workbook(tmp_path / "o2" / "sdoh.xlsx", read_only=True)
+    assert wb.sheetnames == ["sdoh_metrics", "sdoh_equity"]
+    with open(tmp_path / "o2" / "sdoh_metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    shown = {
+        (r["site"], r["domain"], r["metric"]): r["numerator"] for r in rows if r["suppressed"] == "False"
+    }
+    assert shown[(ALL, "any", "screened")] == "6" and shown[(S, "any", "screened")] == "4"
+    assert (ALL, "incarceration", "positive") not in shown  # 1 of 1
+    assert "1" not in shown.values()
+    missing = runner.invoke(
+        app, ["sdoh", "--warehouse", str(path), "--out", str(tmp_path / "o3")], env={"COLUMNS": "200"}
+    )
+    assert missing.exit_code == 2 and "give the period" in missing.output

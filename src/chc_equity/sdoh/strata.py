@@ -90,9 +90,11 @@ def equity_table(
     return out
 
 
-def build(con: duckdb.DuckDBPyConnection, centers: list[str] | None = None) -> pd.DataFrame:
+def build(
+    con: duckdb.DuckDBPyConnection, centers: list[str] | None = None, *, threshold: int = DEFAULT_THRESHOLD
+) -> pd.DataFrame:
     """Compute :func:`equity_table` and store it as table ``sdoh_equity``; returns the frame."""
-    df = equity_table(con, centers)
+    df = equity_table(con, centers, threshold=threshold)
     con.register("_sdoh_equity_df", df)
     try:
         con.execute(f"CREATE OR REPLACE TABLE {TABLE} AS SELECT * FROM _sdoh_equity_df")
