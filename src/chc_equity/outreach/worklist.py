@@ -38,6 +38,7 @@ import duckdb
 import yaml
 
 from chc_equity.exports import csv_writer, set_cell
+from chc_equity.sdoh.tier import tier
 from chc_equity.warehouse import FLAT_SCHEMA
 from chc_equity.web.gaps import NOT_A_VISIT, gap_reason, open_gaps_sql
 
@@ -388,8 +389,8 @@ def _age(birth: str | None, as_of: date) -> int | None:
 
 
 def _tier(positive: int) -> str:
-    """PRAPARE risk tier by positive domains, as the synthetic generator and docs/outreach.md define it."""
-    return "high" if positive >= 3 else "moderate" if positive >= 1 else "low"
+    """PRAPARE risk tier by positive domains: the one rule, :func:`chc_equity.sdoh.tier.tier`."""
+    return tier(positive)
 
 
 # ----------------------------------------------------------------------------------- the worklist
