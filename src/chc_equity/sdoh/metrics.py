@@ -38,7 +38,18 @@ F = FLAT_SCHEMA
 M = mapping.TABLE
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
-PRAPARE_PANEL = "93025-5"  # a panel Observation whose components are the PRAPARE items
+PRAPARE_PANEL = "93025-5"
+# PRAPARE's material-security item is a multi-select: a patient with no such need checks nothing, and a
+# form (LHC-Forms, Gravity's example) then has no answer to it. A PRAPARE QuestionnaireResponse that
+# answers other "Money and resources" items but not this one asked it and found no need.
+MATERIAL_NEEDS = "93031-3"
+MONEY_GROUP = (
+    "82589-3",
+    "67875-5",
+    "76437-3",
+    "63586-2",
+    "93030-5",
+)  # a panel Observation whose components are the PRAPARE items
 SOCIAL_REFERRAL = "410606002"  # SNOMED "Social service procedure": a referral of unspecified domain
 NOT_A_VISIT = ("cancelled", "entered-in-error", "planned")
 CLOSED_TASK = ("completed", "cancelled", "rejected", "failed", "entered-in-error")
@@ -88,6 +99,7 @@ def _steps(ps: str, pe: str, cf: str) -> list[str]:
     core = _in(mapping.prapare_core_items())
     n_core = len(mapping.prapare_core_items())
     groups = len(mapping.HRSN_GROUPS)
+    qr_item = "coalesce(i.item_code, regexp_extract(i.link_id, '([0-9]+-[0-9])$', 1))"
     obs_day = _day("coalesce(o.effective_datetime, o.effective_period_start, o.effective_instant, o.issued)")
     return [
         # --- who counts: adults with a visit in the period; site and age band from the equity layer
@@ -103,12 +115,21 @@ def _steps(ps: str, pe: str, cf: str) -> list[str]:
         f"""CREATE OR REPLACE TEMP TABLE _sdoh_answer AS
         WITH raw AS (
           SELECT q.center, q.patient_id, q.id AS source_id, {_day("q.authored")} AS day,
-                 coalesce(i.item_code, regexp_extract(i.link_id, '([0-9]+-[0-9])$', 1)) AS item,
+                 {qr_item} AS item,
                  i.answer_system AS system, i.answer_code AS code,
                  coalesce(q.questionnaire ILIKE '%prapare%', false) AS prapare
             FROM {F}.questionnaire_response q
             JOIN {F}.questionnaire_response_item i ON i.center = q.center AND i.id = q.id
            WHERE q.{cf} AND coalesce(q.status, 'completed') IN ('completed', 'amended')
+          UNION ALL  -- PRAPARE's multi-select left empty: asked, no need checked (see MATERIAL_NEEDS)
+          SELECT q.center, q.patient_id, q.id, {_day("q.authored")}, '{MATERIAL_NEEDS}', NULL, NULL, true
+            FROM {F}.questionnaire_response q
+           WHERE q.{cf} AND coalesce(q.status, 'completed') IN ('completed', 'amended')
+             AND q.questionnaire ILIKE '%prapare%'
+             AND EXISTS (SELECT 1 FROM {F}.questionnaire_response_item i WHERE i.center = q.center
+                          AND i.id = q.id AND {qr_item} IN {_in(MONEY_GROUP)})
+             AND NOT EXISTS (SELECT 1 FROM {F}.questionnaire_response_item i WHERE i.center = q.center
+                              AND i.id = q.id AND {qr_item} = '{MATERIAL_NEEDS}')
           UNION ALL
           SELECT o.center, o.patient_id, o.id, {obs_day},
                  k.code, coalesce(v.system, o.data_absent_reason_system),
