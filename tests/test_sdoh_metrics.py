@@ -443,7 +443,14 @@ def test_cli_writes_suppressed_files(tmp_path: Path) -> None:
     shown = {
         (r["site"], r["domain"], r["metric"]): r["numerator"] for r in rows if r["suppressed"] == "False"
     }
-    assert shown[(ALL, "any", "screened")] == "6" and shown[(S, "any", "screened")] == "4"
+    assert shown[(ALL, "any", "referred")] == "5" and shown[(ALL, "any", "eligible")] == "10"
+    # 1 declined is hidden, so the screened denominator (eligible - declined) is hidden too, per site
+    assert (ALL, "any", "screened") not in shown
+    for site in (ALL, N, S):
+        assert (site, "any", "declined") in shown or (site, "any", "screened") not in shown
+    # a hidden domain hides every domain row of that referral metric (they add up to the "any" row)
+    assert shown[(ALL, "any", "closure")] == "3"
+    assert not [k for k in shown if k[0] == ALL and k[2] == "closure" and k[1] != "any"]
     assert (ALL, "incarceration", "positive") not in shown  # 1 of 1
     assert "1" not in shown.values()
     missing = runner.invoke(

@@ -5,7 +5,8 @@ row (site ``All``), so each group goes through the equity layer's
 :func:`~chc_equity.equity.suppression.suppress_measure` (primary and complementary suppression, totals
 included): a hidden count is blank and so is the rate it would give back. ``eligible`` (a count without
 a denominator) is suppressed as a one-column table of the same kind (all patients "met"). Days to
-closure (median, 90th percentile) are shown only where at least ``threshold`` referrals closed.
+closure (median, 90th percentile) are shown only where at least ``threshold`` referrals closed. Rows
+that other rows would give back are hidden too (:func:`_linked`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pandas as pd
 
 from chc_equity.equity.suppression import DEFAULT_THRESHOLD, suppress_measure
 from chc_equity.exports import neutralize, write_frame_csv
-from chc_equity.sdoh.metrics import ALL_SITES
+from chc_equity.sdoh.metrics import ALL_SITES, ANY
 
 
 def suppress_metrics(df: pd.DataFrame, threshold: int = DEFAULT_THRESHOLD) -> pd.DataFrame:
@@ -34,11 +35,11 @@ def suppress_metrics(df: pd.DataFrame, threshold: int = DEFAULT_THRESHOLD) -> pd
             continue
         sites = g[g["site"] != ALL_SITES]
         total = g[g["site"] == ALL_SITES]
+        if not len(sites):  # no per-site rows: the center row is the only cell
+            sites, total = total, total.iloc[0:0]
         den_col = "numerator" if metric == "eligible" else "denominator"
         x = sites["numerator"].fillna(0).astype(int).tolist()
         d = sites[den_col].fillna(0).astype(int).tolist()
-        if not len(sites):
-            continue
         s = suppress_measure([str(v) for v in sites["site"]], x, d, threshold)
         for i, row_id in enumerate(sites.index):
             if s.rate_suppressed[i] or s.denominator_suppressed[i]:
@@ -50,7 +51,30 @@ def suppress_metrics(df: pd.DataFrame, threshold: int = DEFAULT_THRESHOLD) -> pd
                 out.loc[row_id, ["numerator", "value", "suppressed"]] = [pd.NA, None, True]
             if s.total_denominator_suppressed and metric != "eligible":
                 out.loc[row_id, "denominator"] = pd.NA
+    _linked(out)
     return out
+
+
+REFERRAL_METRICS = ("closure", "rejected_at_capacity", "days_to_closure_median", "days_to_closure_p90")
+
+
+def _linked(out: pd.DataFrame) -> None:
+    """Hide what other published rows would give back (in place), per (center, site):
+
+    - ``screened``'s denominator is ``eligible - declined``: when ``declined`` is hidden, so is it;
+    - a referral counts in ``any`` and (mostly) in one domain, so the domain rows of a referral metric add
+      up to about the ``any`` row: when one of them is hidden, all of them are.
+    """
+    hide = ["numerator", "denominator", "value", "suppressed"]
+    for _, g in out.groupby(["center", "site"]):
+        declined = g[(g["metric"] == "declined") & g["suppressed"]]
+        if len(declined):
+            rows = g.index[g["metric"] == "screened"]
+            out.loc[rows, ["denominator", "value", "suppressed"]] = [pd.NA, None, True]
+        for metric in REFERRAL_METRICS:
+            dom = g[(g["metric"] == metric) & (g["domain"] != ANY)]
+            if dom["suppressed"].any():
+                out.loc[dom.index, hide] = [pd.NA, pd.NA, None, True]
 
 
 def write_excel(path: Path, sheets: dict[str, pd.DataFrame]) -> None:
