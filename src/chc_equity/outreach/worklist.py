@@ -38,6 +38,7 @@ import duckdb
 import yaml
 
 from chc_equity.exports import csv_writer, set_cell
+from chc_equity.sdoh.mapping import CLOSED_TASK, PRAPARE_PANEL, SOCIAL_REFERRAL
 from chc_equity.sdoh.tier import tier
 from chc_equity.warehouse import FLAT_SCHEMA
 from chc_equity.web.gaps import NOT_A_VISIT, gap_reason, open_gaps_sql
@@ -45,10 +46,8 @@ from chc_equity.web.gaps import NOT_A_VISIT, gap_reason, open_gaps_sql
 F = FLAT_SCHEMA
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
-PRAPARE = "93025-5"
+PRAPARE = PRAPARE_PANEL
 YES_CODES = ("373066001", "LA33-6")  # SNOMED Yes (qualifier value), LOINC answer Yes
-SOCIAL_REFERRAL = "410606002"  # SNOMED Social service procedure (ServiceRequest.category)
-CLOSED_TASK = ("completed", "cancelled", "rejected", "failed", "entered-in-error")
 OPEN_REFERRAL = ("active", "on-hold", "draft")
 UPCOMING = ("booked", "pending", "arrived", "proposed")
 FOLLOW_UP_DAYS = 90

@@ -56,6 +56,10 @@ HRSN: dict[str, str] = {
     "interpersonal_safety": "interpersonal_safety",
 }
 HRSN_GROUPS = ("food", "housing", "transportation", "utilities", "interpersonal_safety")
+# Codes that are rules rather than rows (shared with the CHW worklist, chc_equity.outreach.worklist):
+PRAPARE_PANEL = "93025-5"  # LOINC PRAPARE panel: an Observation whose components are the items
+SOCIAL_REFERRAL = "410606002"  # SNOMED "Social service procedure": a social referral, domain unspecified
+CLOSED_TASK = ("completed", "cancelled", "rejected", "failed", "entered-in-error")  # a Task no longer open
 PRAPARE_CORE = "PRAPARE"  # screener value of PRAPARE's core social-risk items (completeness counts these)
 
 

@@ -30,6 +30,7 @@ import duckdb
 from chc_equity.equity.attributes import TABLE as ATTRIBUTES
 from chc_equity.equity.attributes import ensure_patient_attributes
 from chc_equity.sdoh import mapping
+from chc_equity.sdoh.mapping import PRAPARE_PANEL, SOCIAL_REFERRAL
 from chc_equity.sdoh.tier import tier_sql
 from chc_equity.views.build import quote_literal
 from chc_equity.warehouse import FLAT_SCHEMA
@@ -38,21 +39,12 @@ F = FLAT_SCHEMA
 M = mapping.TABLE
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
-PRAPARE_PANEL = "93025-5"
 # PRAPARE's material-security item is a multi-select: a patient with no such need checks nothing, and a
 # form (LHC-Forms, Gravity's example) then has no answer to it. A PRAPARE QuestionnaireResponse that
 # answers other "Money and resources" items but not this one asked it and found no need.
 MATERIAL_NEEDS = "93031-3"
-MONEY_GROUP = (
-    "82589-3",
-    "67875-5",
-    "76437-3",
-    "63586-2",
-    "93030-5",
-)  # a panel Observation whose components are the PRAPARE items
-SOCIAL_REFERRAL = "410606002"  # SNOMED "Social service procedure": a referral of unspecified domain
+MONEY_GROUP = ("82589-3", "67875-5", "76437-3", "63586-2", "93030-5")
 NOT_A_VISIT = ("cancelled", "entered-in-error", "planned")
-CLOSED_TASK = ("completed", "cancelled", "rejected", "failed", "entered-in-error")
 CONTACT_TASK = ("in-progress", "completed")  # the community organization has engaged the patient
 # Task.statusReason codes meaning "rejected at capacity": Gravity's capacity-status codes
 # (SDOHCC-CodeSystemTemporaryCodes); a reason text or display mentioning "capacity" counts as well.
