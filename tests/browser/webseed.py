@@ -263,9 +263,70 @@ def build_warehouse(path: Path, *, with_flat: bool = True, with_measures: bool =
             _encounters(con)
             for start, end in (PRIOR, PERIOD):
                 precompute(con, period_start=start, period_end=end)
+            _sdoh_tables(con)
     finally:
         con.close()
     return path
+
+
+# (center, site) -> (metric, domain, numerator, denominator, value for days); the Social needs page's data
+SDOH_ROWS = {
+    NORTH: [
+        ("eligible", "any", 40, None, None),
+        ("screened", "any", 25, 38, None),
+        ("declined", "any", 2, 40, None),
+        ("prapare_complete", "any", 20, 25, None),
+        ("connected_60d", "any", 7, 12, None),
+        ("positive", "any", 12, 25, None),
+        ("positive", "food", 5, 25, None),
+        ("documented", "any", 6, 12, None),
+        ("referred", "any", 8, 12, None),
+        ("closure", "any", 4, 9, None),
+        ("rejected_at_capacity", "any", 1, 9, None),
+        ("days_to_closure_median", "any", None, 4, 21.0),
+    ],
+    SOUTH: [
+        ("eligible", "any", 30, None, None),
+        ("screened", "any", 22, 30, None),
+        ("declined", "any", 0, 30, None),
+        ("positive", "any", 15, 22, None),
+        ("referred", "any", 13, 15, None),
+        ("closure", "any", 12, 14, None),
+    ],
+}
+
+
+def _sdoh_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """``sdoh_metrics`` / ``sdoh_equity`` as `chc-equity sdoh` writes them (one site per center), by hand:
+    this warehouse has no screening data to compute them from."""
+    con.execute(
+        """CREATE OR REPLACE TABLE sdoh_metrics (center VARCHAR, site VARCHAR, period_start DATE,
+           period_end DATE, domain VARCHAR, metric VARCHAR, numerator BIGINT, denominator BIGINT,
+           value DOUBLE)"""
+    )
+    for center, rows in SDOH_ROWS.items():
+        for site in ("All", f"{center} main site"):
+            for metric, domain, num, den, days in rows:
+                value = days if days is not None else (num / den if den else None)
+                con.execute(
+                    "INSERT INTO sdoh_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [center, site, PERIOD[0], PERIOD[1], domain, metric, num, den, value],
+                )
+    con.execute(
+        """CREATE OR REPLACE TABLE sdoh_equity (center VARCHAR, metric VARCHAR, domain VARCHAR,
+           dimension VARCHAR, stratum VARCHAR, numerator BIGINT, denominator BIGINT, rate DOUBLE,
+           ci_low DOUBLE, ci_high DOUBLE, p_value DOUBLE, q_value DOUBLE, is_reference BOOLEAN,
+           worse_than_reference BOOLEAN, suppressed BOOLEAN)"""
+    )
+    con.execute(
+        f"""INSERT INTO sdoh_equity VALUES
+        ('{NORTH}', 'closure', 'any', 'language', 'Spanish', 11, 40, 0.275, 0.16, 0.43, 0.004, 0.012,
+         false, true, false),
+        ('{NORTH}', 'closure', 'any', 'language', 'English', 60, 90, 0.667, 0.56, 0.75, NULL, NULL,
+         true, false, false),
+        ('{SOUTH}', 'closure', 'any', 'language', 'Portuguese', NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+         false, NULL, true)"""
+    )
 
 
 def build_synthetic_warehouse(

@@ -35,8 +35,21 @@ _COMMAND_MODULES = {
     "worklist": "outreach",
     "chw": "outreach",
     "appdb": "appdb",
+    "sdoh": "sdoh",
 }
-_MODULES = ("appdb", "equity", "ingest", "measures", "outreach", "pull", "synth", "uds", "views", "web")
+_MODULES = (
+    "appdb",
+    "equity",
+    "ingest",
+    "measures",
+    "outreach",
+    "pull",
+    "sdoh",
+    "synth",
+    "uds",
+    "views",
+    "web",
+)
 
 
 def _register(command: str | None = None) -> None:

@@ -20,6 +20,7 @@ from datetime import date
 import duckdb
 
 from chc_equity.equity.labels import UNKNOWN
+from chc_equity.sdoh.tier import tier_sql
 
 TABLE = "patient_attributes"
 
@@ -323,8 +324,7 @@ SELECT b.center, b.patient_id,
             OR hd.patient_id IS NOT NULL THEN 'Yes'
        WHEN s.housing_latest = 0 THEN 'No' ELSE {u} END AS homeless,
   coalesce(s.veteran, {u}) AS veteran,
-  CASE WHEN pr.positives IS NULL THEN 'unscreened' WHEN pr.positives >= 3 THEN 'high'
-       WHEN pr.positives >= 1 THEN 'moderate' ELSE 'low' END AS sdoh_risk,
+  {tier_sql("pr.positives")} AS sdoh_risk,
   coalesce(b.zip, {u}) AS postal_code,
   coalesce(b.center, {u}) AS center,
   coalesce(st.site, {u}) AS site

@@ -142,7 +142,8 @@ def stratify(
     threshold: int = DEFAULT_THRESHOLD,
 ) -> pd.DataFrame:
     """A rate (boolean column ``numerator`` of ``per_patient``, one row per patient or gap) by stratum of
-    ``dimension``, with the equity statistics and the project's small-cell suppression: suppressed
+    ``dimension``, with the equity statistics (Wilson interval, p- and Benjamini-Hochberg q-value of the
+    difference from the reference stratum) and the project's small-cell suppression: suppressed
     counts and rates are ``None``. Patients without the attribute are the Unknown stratum, never dropped.
     """
     df = per_patient.merge(attrs[["patient_id", dimension]], on="patient_id", how="left")
@@ -165,6 +166,8 @@ def stratify(
                 "ci_low": None if rate_hidden else s.ci_low,
                 "ci_high": None if rate_hidden else s.ci_high,
                 "is_reference": s.is_reference,
+                "p_value": None if rate_hidden else s.p_value,
+                "q_value": None if rate_hidden else s.q_value,
                 "worse_than_reference": None if rate_hidden else s.worse_than_reference,
                 "suppressed": rate_hidden,
             }

@@ -36,16 +36,16 @@ import duckdb
 import yaml
 
 from chc_equity.exports import csv_writer, set_cell
+from chc_equity.sdoh.mapping import CLOSED_TASK, PRAPARE_PANEL, SOCIAL_REFERRAL
+from chc_equity.sdoh.tier import tier
 from chc_equity.warehouse import FLAT_SCHEMA
 from chc_equity.web.gaps import NOT_A_VISIT, gap_reason, open_gaps_sql
 
 F = FLAT_SCHEMA
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
-PRAPARE = "93025-5"
+PRAPARE = PRAPARE_PANEL
 YES_CODES = ("373066001", "LA33-6")  # SNOMED Yes (qualifier value), LOINC answer Yes
-SOCIAL_REFERRAL = "410606002"  # SNOMED Social service procedure (ServiceRequest.category)
-CLOSED_TASK = ("completed", "cancelled", "rejected", "failed", "entered-in-error")
 OPEN_REFERRAL = ("active", "on-hold", "draft")
 UPCOMING = ("booked", "pending", "arrived", "proposed")
 FOLLOW_UP_DAYS = 90
@@ -386,8 +386,8 @@ def _age(birth: str | None, as_of: date) -> int | None:
 
 
 def _tier(positive: int) -> str:
-    """PRAPARE risk tier by positive domains, as the synthetic generator and docs/outreach.md define it."""
-    return "high" if positive >= 3 else "moderate" if positive >= 1 else "low"
+    """PRAPARE risk tier by positive domains: the one rule, :func:`chc_equity.sdoh.tier.tier`."""
+    return tier(positive)
 
 
 # ----------------------------------------------------------------------------------- the worklist

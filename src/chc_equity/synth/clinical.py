@@ -18,6 +18,7 @@ from typing import Any
 from chc_equity.synth.codes import CODES, LOINC, SNOMED, Code
 from chc_equity.synth.fhir import USCORE, Chart, Resource, concept_value, quantity, ts
 from chc_equity.synth.people import Person, age_at
+from chc_equity.synth.sdoh import prapare_items, referral_category
 
 C = CODES
 HOSPICE_REMOVES = frozenset(
@@ -567,22 +568,7 @@ class Clinic:
             return
         enc = self.visits[0]
         day = self._visit_day(enc)
-        items = [
-            {
-                "linkId": f,
-                "text": f,
-                "answer": [
-                    {
-                        "valueCoding": {
-                            "system": SNOMED,
-                            "code": "373066001" if f in p.sdoh_factors else "373067005",
-                            "display": "Yes" if f in p.sdoh_factors else "No",
-                        }
-                    }
-                ],
-            }
-            for f in PRAPARE_ITEMS
-        ]
+        items = prapare_items(p)  # Gravity's shape: /group/item linkIds, LOINC LA answers (synth/sdoh.py)
         ch.add(
             {
                 "resourceType": "QuestionnaireResponse",
@@ -633,7 +619,8 @@ class Clinic:
                             "coding": [
                                 {"system": SNOMED, "code": "410606002", "display": "Social service procedure"}
                             ]
-                        }
+                        },
+                        referral_category(f),
                     ],
                     "code": {"text": f"Referral to community resource: {f}"},
                     "subject": ch.subject,

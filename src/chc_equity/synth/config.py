@@ -50,13 +50,15 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None = None, *, disparities: bool = True) -> dict[str, Any]:
-    """Default config merged with `path` (if any); `disparities=False` drops every multiplier rule."""
+    """Default config merged with `path` (if any); `disparities=False` drops every multiplier rule and
+    the planted social-needs gaps."""
     text = resources.files("chc_equity.synth").joinpath("default_config.yaml").read_text(encoding="utf-8")
     cfg: dict[str, Any] = yaml.safe_load(text)
     if path is not None:
         cfg = _merge(cfg, yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
     if not disparities:
         cfg["multipliers"] = []
+        cfg["sdoh_gaps"] = {}
     unknown = set(cfg["measures"]) - set(MEASURES)
     if unknown:
         raise ValueError(f"unknown measures in config: {sorted(unknown)}")

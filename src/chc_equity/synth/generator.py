@@ -21,6 +21,9 @@ from chc_equity.synth.clinical import Clinic
 from chc_equity.synth.config import DIMENSIONS, CareModel
 from chc_equity.synth.fhir import Chart
 from chc_equity.synth.people import coverage_resource, patient_resource, sample_person, social_observations
+from chc_equity.synth.sdoh import SdohTruth
+from chc_equity.synth.sdoh import enrich as sdoh_enrich
+from chc_equity.synth.sdoh import organizations as sdoh_organizations
 
 MA_TOWNS = [
     ("Boston", ["02118", "02119", "02121", "02124", "02125", "02128"]),
@@ -184,6 +187,7 @@ def generate(
     mp_start, mp_end = date(period_end.year, 1, 1), period_end
     model = CareModel.from_config(cfg)
     truth = Truth(model)
+    sdoh_truth = SdohTruth()
     plan = plan_centers(centers, patients, seed)
     counts: dict[str, dict[str, int]] = {}
     for c in plan:
@@ -199,6 +203,8 @@ def generate(
         for r in site_resources(c):
             emit(r)
         for r in chw_resources(c.id, c.patients, c.sites):
+            emit(r)
+        for r in sdoh_organizations(cfg):
             emit(r)
         chws = chw_ids(c.id, c.patients)
         org_ref = f"Organization/{c.id}"
@@ -225,6 +231,8 @@ def generate(
             )
             clinic.run()
             social_observations(person, chart, date.fromisoformat(clinic.visits[0]["period"]["start"][:10]))
+            # the referral loop draws from its own stream too (synth/sdoh.py)
+            sdoh_enrich(chart, person, random.Random(f"{seed}:{c.id}:{i}:sdoh"), cfg, sdoh_truth, c.id)
             program_resources(
                 chart,
                 program_rng,
@@ -263,6 +271,7 @@ def generate(
         "definition": "expected_rate = sum of per-unit numerator probabilities / denominator units "
         "(denominator-eligible, non-excluded patients; encounters for CMS22 and CMS177)",
         "measures": truth.as_json(),
+        "sdoh": sdoh_truth.as_json(cfg),
     }
     (out / "truth.json").write_bytes(orjson.dumps(truth_doc, option=orjson.OPT_INDENT_2))
     return summary

@@ -95,6 +95,20 @@ def data_quality_page(
     return _render(request, "data_quality.html", scope.user, quality=data_quality(request, scope))
 
 
+@router.get("/social-needs")
+def social_needs_page(
+    request: Request, scope: Annotated[CenterScope, Depends(optional_center_access())]
+) -> Response:
+    """Social-needs funnels and flagged equity strata (aggregates; suppressed for viewers)."""
+    from chc_equity.web import sdoh
+
+    with service.warehouse(request) as con:
+        if scope.center is not None and not scope.user.center and not data.center_exists(con, scope.center):
+            raise HTTPException(status_code=404, detail="No such center.")
+        view = sdoh.load(con, scope.center, suppressed=scope.user.suppressed)
+    return _render(request, "sdoh.html", scope.user, view=view, center=scope.center)
+
+
 # -- pull status (network admin and analyst) ---------------------------------------------------------
 PULL_STATUS_ROLES = (Role.NETWORK_ADMIN, Role.NETWORK_ANALYST)
 

@@ -1,0 +1,103 @@
+"""Every social-needs rate through the equity layer: strata, intervals, q-values and suppression.
+
+Reads the tables :mod:`chc_equity.sdoh.metrics` built and stratifies each rate, per center, by the
+equity attributes in :data:`DIMENSIONS` with :func:`chc_equity.outreach.indicators.stratify` -- the same
+rule as the CHW program indicators: Wilson intervals, comparison with the reference stratum (p- and
+q-values), small-cell suppression below 11 (suppressed counts and rates are None). Writes ``sdoh_equity``.
+
+The unit of each rate is what its denominator counts: patients (``screened``, ``connected_60d``,
+``prapare_complete``, and per domain ``positive``, ``documented``, ``referred``) or referrals
+(``closure``, ``rejected_at_capacity``: a patient with two referrals counts twice).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from chc_equity.equity.attributes import TABLE as ATTRIBUTES
+from chc_equity.equity.suppression import DEFAULT_THRESHOLD
+from chc_equity.outreach.indicators import stratify
+from chc_equity.sdoh.metrics import ANY, NO_DOMAIN, PATIENT, PATIENT_DOMAIN, REFERRAL
+
+TABLE = "sdoh_equity"
+DIMENSIONS = ("race_ethnicity", "language", "income", "insurance", "age_band", "site")
+COLUMNS = [
+    "center", "metric", "domain", "dimension", "stratum", "numerator", "denominator", "rate", "ci_low",
+    "ci_high", "p_value", "q_value", "is_reference", "worse_than_reference", "suppressed",
+]  # fmt: skip
+
+
+def _units(con: duckdb.DuckDBPyConnection, center: str) -> list[tuple[str, str, pd.DataFrame]]:
+    """(metric, domain, frame of patient_id + boolean ``hit``): one row per unit of the denominator."""
+    patient = con.execute(f"SELECT * FROM {PATIENT} WHERE center = ?", [center]).df()
+    pdom = con.execute(f"SELECT * FROM {PATIENT_DOMAIN} WHERE center = ?", [center]).df()
+    ref = con.execute(f"SELECT * FROM {REFERRAL} WHERE center = ?", [center]).df()
+    out: list[tuple[str, str, pd.DataFrame]] = []
+
+    def add(metric: str, domain: str, df: pd.DataFrame, hit: pd.Series) -> None:
+        if len(df):
+            out.append(
+                (metric, domain, pd.DataFrame({"patient_id": df["patient_id"], "hit": hit.astype(bool)}))
+            )
+
+    add("screened", ANY, patient[~patient["declined"]], patient.loc[~patient["declined"], "screened"])
+    hp = patient[patient["hrsn_positive"]]
+    add("connected_60d", ANY, hp, hp["connected_60d"])
+    pp = patient[patient["prapare_items"] > 0]
+    add("prapare_complete", ANY, pp, pp["prapare_complete"])
+    pdom = pdom.assign(
+        documented=pdom["positive"] & pdom["recorded"], referred=pdom["need"] & pdom["referred"]
+    )
+    per_any = pdom.groupby("patient_id")[["answered", "positive", "documented", "need", "referred"]].any()
+    per_any = per_any.reset_index()
+    for domain, df in [(ANY, per_any), *sorted(pdom.groupby("domain"))]:
+        a, p, n = df[df["answered"]], df[df["positive"]], df[df["need"]]
+        add("positive", domain, a, a["positive"])
+        add("documented", domain, p, p["documented"])
+        add("referred", domain, n, n["referred"])
+    ref_any = ref.drop_duplicates("referral_id")
+    for domain, df in [(ANY, ref_any), *sorted(ref[ref["domain"] != NO_DOMAIN].groupby("domain"))]:
+        add("closure", domain, df, df["closed"])
+        add("rejected_at_capacity", domain, df, df["rejected_at_capacity"])
+    return out
+
+
+def equity_table(
+    con: duckdb.DuckDBPyConnection, centers: list[str] | None = None, *, threshold: int = DEFAULT_THRESHOLD
+) -> pd.DataFrame:
+    """Every rate x dimension x stratum for each center (all centers in ``sdoh_patient`` by default),
+    suppressed below ``threshold`` (the project's 11 unless a test asks otherwise)."""
+    if centers is None:
+        centers = [r[0] for r in con.execute(f"SELECT DISTINCT center FROM {PATIENT} ORDER BY 1").fetchall()]
+    frames = []
+    for center in centers:
+        attrs = con.execute(
+            f"SELECT patient_id, {', '.join(DIMENSIONS)} FROM {ATTRIBUTES} WHERE center = ?", [center]
+        ).df()
+        for metric, domain, units in _units(con, center):
+            for dim in DIMENSIONS:
+                t = stratify(units, attrs[["patient_id", dim]], dim, numerator="hit", threshold=threshold)
+                frames.append(t.assign(center=center, metric=metric, domain=domain))
+    if not frames:
+        return pd.DataFrame(columns=COLUMNS)
+    out = pd.concat(frames, ignore_index=True)[COLUMNS]
+    for col in ("numerator", "denominator"):
+        out[col] = pd.to_numeric(out[col]).astype("Int64")
+    for col in ("rate", "ci_low", "ci_high", "p_value", "q_value"):
+        out[col] = pd.to_numeric(out[col]).astype("float64")
+    out["worse_than_reference"] = out["worse_than_reference"].astype("boolean")
+    return out
+
+
+def build(
+    con: duckdb.DuckDBPyConnection, centers: list[str] | None = None, *, threshold: int = DEFAULT_THRESHOLD
+) -> pd.DataFrame:
+    """Compute :func:`equity_table` and store it as table ``sdoh_equity``; returns the frame."""
+    df = equity_table(con, centers, threshold=threshold)
+    con.register("_sdoh_equity_df", df)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {TABLE} AS SELECT * FROM _sdoh_equity_df")
+    finally:
+        con.unregister("_sdoh_equity_df")
+    return df
