@@ -6,6 +6,8 @@ import csv
 import re
 from pathlib import Path
 
+import duckdb
+
 from chc_equity.demo import run
 
 
@@ -29,3 +31,13 @@ def test_demo_writes_report_equity_and_uds(tmp_path: Path) -> None:
     assert not small
     for name in ("uds.xlsx", "table_3a.csv", "table_6b.csv", "table_7.csv", "edits.csv"):
         assert (out / "uds" / name).exists()
+    # the social-needs stage ran too, so the web app's Social needs page has data
+    con = duckdb.connect(str(out / "chc_equity.duckdb"), read_only=True)
+    try:
+        eligible = con.execute(
+            "SELECT sum(numerator) FROM sdoh_metrics WHERE metric = 'eligible' AND site = 'All' AND domain = 'any'"
+        ).fetchone()[0]
+        strata = con.execute("SELECT count(*) FROM sdoh_equity").fetchone()[0]
+    finally:
+        con.close()
+    assert eligible and eligible > 0 and strata > 0

@@ -3,7 +3,8 @@
 Generates a small synthetic network (8 centers, 20,000 patients), ingests each center into
 ``out/demo/chc_equity.duckdb`` (views refreshed in the same transaction), runs every measure for the
 calendar year, stratifies every measure by the equity dimensions (``out/demo/equity/``), builds the UDS
-tables (``out/demo/uds/``) and writes ``out/demo/report.html``. Aggregates in the report are small-cell
+tables (``out/demo/uds/``), the social-needs metrics (``sdoh_metrics``, for the web's Social needs page)
+and writes ``out/demo/report.html``. Aggregates in the report are small-cell
 suppressed (counts 1-10 hidden), as anything that leaves the system must be: the measure tables follow the
 publication plan the web app uses (``agg_suppression``: centers, network and strata planned together).
 """
@@ -29,6 +30,8 @@ from chc_equity.measures.registry import all_measures
 from chc_equity.measures.summary import summarize
 from chc_equity.network import precompute
 from chc_equity.refresh import finish_pending
+from chc_equity.sdoh import metrics as sdoh_metrics
+from chc_equity.sdoh import strata as sdoh_strata
 from chc_equity.synth import generate, load_config
 from chc_equity.uds import build_report
 from chc_equity.uds.export import write_all
@@ -133,6 +136,9 @@ def run(out: Path = OUT, *, centers: int = CENTERS, patients: int = PATIENTS) ->
     uds_6b = uds.tables[NETWORK]["6B"]
     with console.status("precomputing web aggregates ..."):
         precompute(con, period_start=PERIOD[0], period_end=PERIOD[1])
+    with console.status("social needs: screening and referral metrics ..."):
+        sdoh_metrics.build(con, period_start=PERIOD[0], period_end=PERIOD[1])
+        sdoh_strata.build(con)
     plans = _plans(con)
     loads = con.execute(
         "SELECT center, sum(inserted + updated + unchanged), sum(quarantined) "
