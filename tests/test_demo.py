@@ -35,7 +35,8 @@ def test_demo_writes_report_equity_and_uds(tmp_path: Path) -> None:
     con = duckdb.connect(str(out / "chc_equity.duckdb"), read_only=True)
     try:
         eligible = con.execute(
-            "SELECT sum(numerator) FROM sdoh_metrics WHERE metric = 'eligible' AND site = 'All' AND domain = 'any'"
+            "SELECT sum(numerator) FROM sdoh_metrics "
+            "WHERE metric = 'eligible' AND site = 'All' AND domain = 'any'"
         ).fetchone()[0]
         strata = con.execute("SELECT count(*) FROM sdoh_equity").fetchone()[0]
     finally:
