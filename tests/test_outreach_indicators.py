@@ -160,6 +160,18 @@ def test_cli_indicators_from_the_app_database(tmp_path, monkeypatch) -> None:
     }
     con.execute("CREATE TABLE patient_attributes (center VARCHAR, patient_id VARCHAR, language VARCHAR)")
     con.executemany("INSERT INTO patient_attributes VALUES ('c1', ?, ?)", [list(kv) for kv in langs.items()])
+    # the social-needs stage's referral loop: r1 (two domains, closed after 10 days), r2 open, r3 of a
+    # patient not enrolled, r4 of another center
+    con.execute(
+        "CREATE TABLE sdoh_referral (center VARCHAR, patient_id VARCHAR, referral_id VARCHAR, "
+        "domain VARCHAR, authored DATE, closed BOOLEAN, days_to_closure INTEGER)"
+    )
+    con.execute(
+        "INSERT INTO sdoh_referral VALUES ('c1', 'p0', 'r1', 'food', '2026-01-05', true, 10), "
+        "('c1', 'p0', 'r1', 'housing', '2026-01-05', true, 10), "
+        "('c1', 'p1', 'r2', 'food', '2026-01-06', false, NULL), "
+        "('c1', 'z9', 'r3', 'food', '2026-01-06', true, 3), ('c2', 'p0', 'r4', 'food', '2026-01-06', true, 1)"
+    )
     con.close()
     db = open_for_warehouse(wh)
     with db.write() as s:
@@ -190,6 +202,9 @@ def test_cli_indicators_from_the_app_database(tmp_path, monkeypatch) -> None:
     assert ana_row["median_days_to_first_attempt"] == 2 and ana_row["median_days_to_first_contact"] == 10
     assert ana_row["contacts"] == 92
     assert ana_row["contacts_per_patient_month"] == pytest.approx(92 / (80 * 31 / 30.4375))
+    referrals = pd.read_csv(out / "referrals.csv").iloc[0]
+    assert (referrals["made"], referrals["closed"]) == (2, 1)
+    assert referrals["closure_rate"] == 0.5 and referrals["median_days_to_close"] == 10
     by_lang = pd.read_csv(out / "reach_by_language.csv").set_index("stratum")
     # pt: 5 of 12 reached, a cell under 11, hidden; one complement (es or en) is hidden with it, so that
     # it cannot be recovered from the total; the one stratum left shows its hand-computed counts

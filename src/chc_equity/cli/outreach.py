@@ -147,9 +147,12 @@ def indicators(
     days to first attempt / contact per CHW, contacts per enrolled patient-month in the window, and the
     reach rate by equity dimension (suppressed: cells under 11 and their complements hidden).
 
-    The per-CHW table is for the program's own staff (like the worklist); the stratified tables are the
-    ones fit to share."""
+    With the social-needs stage run (`chc-equity sdoh`), also the referrals of enrolled patients made and
+    closed (referrals.csv). The per-CHW and referral tables are for the program's own staff (like the
+    worklist); the stratified tables are the ones fit to share."""
     from datetime import timedelta
+
+    import pandas as pd
 
     from chc_equity.appdb.program import program_frames
     from chc_equity.appdb.worklist import read_only
@@ -175,23 +178,46 @@ def indicators(
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "chw_indicators.csv"]
     write_frame_csv(per_chw, written[0])  # CHW names are typed by people: no formulas
-    if by:
-        con = connect(path, read_only=True)
-        try:
-            for dimension in by:
-                table = ind.stratify(
-                    ind.reach_per_patient(panel, outreach),
-                    ind.attributes(con, center, dimension),
-                    dimension,
-                    numerator="reached",
-                )
-                written.append(out / f"reach_by_{dimension}.csv")
-                write_frame_csv(table, written[-1])
-        finally:
-            con.close()
+    con = connect(path, read_only=True)
+    try:
+        referrals = _panel_referrals(con, center, set(panel["patient_id"]))
+        if referrals is not None:  # the social-needs stage's referral loop (`chc-equity sdoh`)
+            written.append(out / "referrals.csv")
+            write_frame_csv(pd.DataFrame([ind.referral_closure(referrals)]), written[-1])
+        for dimension in by:
+            table = ind.stratify(
+                ind.reach_per_patient(panel, outreach),
+                ind.attributes(con, center, dimension),
+                dimension,
+                numerator="reached",
+            )
+            written.append(out / f"reach_by_{dimension}.csv")
+            write_frame_csv(table, written[-1])
+    finally:
+        con.close()
     total = len(panel)
     reached = int(per_chw["reached"].sum())
     typer.echo(
         f"{center}: {total} enrolled with {len(per_chw)} CHWs, {reached} reached ({reached / total:.0%}); "
         f"contacts {lo} to {hi} -> " + ", ".join(str(p) for p in written)
     )
+
+
+def _panel_referrals(con, center: str, patients: set[str]):
+    """``patient_id, made_on, closed_on`` of the referrals of enrolled patients, one row per referral, from
+    the social-needs stage's ``sdoh_referral`` (closed = its Task completed with an outcome); None when
+    that stage has not run."""
+
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema = 'main' AND table_name = 'sdoh_referral'"
+    ).fetchone()[0]
+    if not found:
+        return None
+    df = con.execute(
+        "SELECT DISTINCT referral_id, patient_id, authored AS made_on, "
+        "CASE WHEN closed THEN authored + CAST(days_to_closure AS INTEGER) END AS closed_on "
+        "FROM sdoh_referral WHERE center = ?",
+        [center],
+    ).df()
+    return df[df["patient_id"].isin(patients)].drop(columns="referral_id").reset_index(drop=True)
