@@ -107,8 +107,10 @@ def _check_dimensions(dimensions: Sequence[str]) -> tuple[str, ...]:
 def _aggregate_sql(dimensions: tuple[str, ...], network: bool) -> str:
     """One period's rows of ``measure_series`` from the per-subject temp table: per center (and the
     network), for all patients and for each value of each dimension."""
-    parts = [f"SELECT s.*, CAST(NULL AS VARCHAR) AS stratum_dimension, CAST(NULL AS VARCHAR) AS stratum "
-             f"FROM {_SUBJECTS} s"]
+    parts = [
+        f"SELECT s.*, CAST(NULL AS VARCHAR) AS stratum_dimension, CAST(NULL AS VARCHAR) AS stratum "
+        f"FROM {_SUBJECTS} s"
+    ]
     for d in dimensions:
         parts.append(
             f"SELECT s.*, {sql_str(d)}, coalesce(a.{d}, {sql_str(UNKNOWN)}) FROM {_SUBJECTS} s "
@@ -128,7 +130,7 @@ SELECT measure, group_id, CASE WHEN grouping(center) = 1 THEN '{NETWORK}' ELSE c
        count(*) FILTER (WHERE {_PERFORMANCE}) AS performance_denominator,
        CASE WHEN count(*) FILTER (WHERE {_PERFORMANCE}) > 0
             THEN count(*) FILTER (WHERE numerator) / count(*) FILTER (WHERE {_PERFORMANCE}) END AS rate
-FROM ({' UNION ALL '.join(parts)})
+FROM ({" UNION ALL ".join(parts)})
 GROUP BY GROUPING SETS ({sets})
 """
 
