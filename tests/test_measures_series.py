@@ -9,13 +9,20 @@ checked against ``measure_results`` joined to ``patient_attributes`` built for t
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 
 import duckdb
+import numpy as np
+import pandas as pd
 import pytest
 
 from chc_equity.equity.attributes import build_patient_attributes
+from chc_equity.improvement.trend import hidden_points
 from chc_equity.ingest import load
 from chc_equity.measures.engine import RESULTS_TABLE, run_measures
 from chc_equity.measures.registry import all_measures
@@ -59,8 +66,8 @@ def test_series_periods_rolling_month_quarter() -> None:
 
 
 @pytest.fixture(scope="module")
-def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyConnection]:
-    """300 generated patients in 2 centers (seed 2026), ingested with views."""
+def network_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """300 generated patients in 2 centers (seed 2026), ingested with views; the warehouse file."""
     tmp = tmp_path_factory.mktemp("series")
     summary = generate(
         tmp / "src",
@@ -74,6 +81,13 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBP
     con = connect(tmp / "w.duckdb")
     for center in (c["id"] for c in summary["centers"]):
         load(con, [tmp / "src" / center], center, after_load=lambda c, ctr: build_views(c, centers=[ctr]))
+    con.close()
+    return tmp / "w.duckdb"
+
+
+@pytest.fixture
+def network(network_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = connect(network_path)
     yield con
     con.close()
 
@@ -157,3 +171,71 @@ def test_center_scope_has_no_network_row(network: duckdb.DuckDBPyConnection) -> 
     assert centers == {"c01"}
     with pytest.raises(ValueError, match="unknown equity dimension"):
         measure_series(con, all_measures()[:1], p, dimensions=["center"])
+
+
+def test_hidden_points_rule() -> None:
+    num = np.array([0, 5, 15, 20, 11, 30, 9])
+    den = np.array([20, 20, 20, 20, 22, 41, 10])
+    # 0 of 20: shown (zero is published); 5 met / 5 not met: hidden; 20 of 20: shown;
+    # 11 of 22: shown; 30 of 41 (11 not met): shown; a denominator of 10: hidden
+    assert hidden_points(num, den).tolist() == [False, True, True, False, False, False, True]
+
+
+def test_series_cli_writes_suppressed_csv_and_chart(network_path: Path, tmp_path: Path) -> None:
+    """The real entry point (only the `series` module registered), on a copy of the warehouse."""
+    db = tmp_path / "w.duckdb"
+    shutil.copy(network_path, db)
+    out = tmp_path / "out"
+    argv = [
+        "series",
+        "--measure",
+        "CMS122",
+        "--end",
+        "2026-12",
+        "--months",
+        "6",
+        "--chart",
+        "p",
+        "--by",
+        "race_ethnicity",
+        "--stratum",
+        "White non-Hispanic",
+        "--format",
+        "svg",
+        "--out",
+        str(out),
+        "--warehouse",
+        str(db),
+    ]
+    code = "import sys\nfrom chc_equity.cli import main\nsys.argv = ['chc-equity', *sys.argv[1:]]\nmain()\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PYTHONPATH": str(Path(__file__).parents[1] / "src"), "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    df = pd.read_csv(out / "CMS165_series.csv")
+    assert len(df) == 6 and list(df["label"])[-1] == "Dec 2026"
+    con = duckdb.connect(str(db), read_only=True)
+    counts = con.execute(
+        f"SELECT period_end, numerator, performance_denominator FROM {SERIES_TABLE} WHERE center = '*' "
+        "AND stratum = 'White non-Hispanic' ORDER BY period_end"
+    ).fetchall()
+    con.close()
+    truth = {str(e): (n, d) for e, n, d in counts}
+    for _, row in df.iterrows():
+        n, d = truth.get(row["period_end"], (0, 0))
+        hidden = d < 11 or 0 < n < 11 or 0 < d - n < 11
+        assert row["suppressed"] == hidden
+        if hidden:
+            assert (
+                pd.isna(row["numerator"]) and pd.isna(row["performance_denominator"]) and pd.isna(row["rate"])
+            )
+        else:
+            assert (row["numerator"], row["performance_denominator"]) == (n, d)
+            assert row["rate"] == pytest.approx(n / d)
+    assert 0 < df["suppressed"].sum() < len(df), "want both hidden and published points"
+    assert (out / "CMS165_Group_1_p.svg").read_text().lstrip().startswith("<svg")
+    assert (out / "CMS165_Group_1_p_signals.txt").read_text().strip()
