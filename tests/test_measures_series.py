@@ -189,7 +189,7 @@ def test_series_cli_writes_suppressed_csv_and_chart(network_path: Path, tmp_path
     argv = [
         "series",
         "--measure",
-        "CMS122",
+        "CMS165",
         "--end",
         "2026-12",
         "--months",
