@@ -221,6 +221,7 @@ def test_series_cli_writes_suppressed_csv_and_chart(network_path: Path, tmp_path
     con = duckdb.connect(str(db), read_only=True)
     counts = con.execute(
         f"SELECT period_end, numerator, performance_denominator FROM {SERIES_TABLE} WHERE center = '*' "
+        "AND measure = 'CMS165FHIRControllingHighBP' "
         "AND stratum = 'White non-Hispanic' ORDER BY period_end"
     ).fetchall()
     con.close()
