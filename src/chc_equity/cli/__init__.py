@@ -16,6 +16,16 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """Quality and health-equity analytics for community health centers.
+
+    A callback keeps `app` a group of commands: ``main`` registers only the module of the command it
+    runs, and Typer would otherwise run a lone command (``equity``, ``synth``, ``series`` ...) as the
+    app itself and reject its own name as an extra argument.
+    """
+
+
 # Top-level command -> the CLI module that registers it. ``main`` imports only that module, so a
 # command pays only for the libraries it uses (`ingest` never imports pandas, scipy, altair or
 # fastapi: measured with `python -X importtime`, and tested). A command missing here still works:
@@ -36,6 +46,7 @@ _COMMAND_MODULES = {
     "chw": "outreach",
     "appdb": "appdb",
     "sdoh": "sdoh",
+    "series": "series",
 }
 _MODULES = (
     "appdb",
@@ -45,6 +56,7 @@ _MODULES = (
     "outreach",
     "pull",
     "sdoh",
+    "series",
     "synth",
     "uds",
     "views",

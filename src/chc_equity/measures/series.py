@@ -1,0 +1,201 @@
+"""Measures over time: the counts of every eCQM for a series of periods, in table ``measure_series``.
+
+A run chart needs 24+ points: rolling 12-month periods ending each month (the default), or calendar
+months or quarters. :func:`measure_series` drives the engine once per period with exactly the SQL a
+single-period :func:`~chc_equity.measures.engine.run_measures` executes (same :func:`engine.render`,
+same library defines, same scoring SELECT), so a point of a series *is* the single-period result for
+that period -- ``tests/test_measures_series.py`` checks it for every measure.
+
+What is shared across the periods of a series, rather than paid per period: the connection setup
+(macros, terminology tables), one transaction, and no patient-level rows: each period's per-subject
+rows go to a temp table that is aggregated at once (per center, the network, and each value of the
+requested equity dimensions) and then emptied; ``measure_results`` is left untouched. What is not
+shared: the measure SQL itself runs once per period, because the Measurement Period is a literal all
+through the measure vocabulary (see docs/improvement.md for the cost this leaves and why).
+
+Strata come from :func:`chc_equity.equity.attributes.attributes_sql` evaluated *for each period*
+(ages at the period's end, the latest screening on or before it), as the equity report does for one
+period, so a stratum's point is the same patients the equity report of that period would count.
+
+Counts follow :mod:`chc_equity.measures.summary`: subjects (patients, or encounters for episode
+measures); ``performance_denominator`` = denominator - exclusions - exceptions; ``rate`` =
+numerator / performance_denominator, NULL when that is 0.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, timedelta
+from typing import Literal
+
+import duckdb
+
+from chc_equity.equity.attributes import DIMENSIONS, attributes_sql
+from chc_equity.equity.labels import UNKNOWN
+from chc_equity.measures.engine import RESULTS_TABLE, Context, MeasureModule, prepare, render
+from chc_equity.measures.vocabulary import Period, sql_str
+
+SERIES_TABLE = "measure_series"
+NETWORK = "*"  # the center of network rows, as in the precomputed aggregates
+KINDS = ("rolling12", "month", "quarter")
+Kind = Literal["rolling12", "month", "quarter"]
+
+SERIES_DDL = f"""
+CREATE TABLE IF NOT EXISTS {SERIES_TABLE} (
+    measure                 VARCHAR NOT NULL,
+    group_id                VARCHAR NOT NULL,
+    center                  VARCHAR NOT NULL,   -- '*' = every center of the network
+    period_start            DATE NOT NULL,
+    period_end              DATE NOT NULL,
+    stratum_dimension       VARCHAR,            -- NULL = all patients; else a patient_attributes column
+    stratum                 VARCHAR,            -- that column's value (NULL with the dimension)
+    initial_population      BIGINT NOT NULL,
+    denominator             BIGINT NOT NULL,
+    denominator_exclusion   BIGINT NOT NULL,
+    denominator_exception   BIGINT NOT NULL,
+    numerator               BIGINT NOT NULL,
+    numerator_exclusion     BIGINT NOT NULL,
+    performance_denominator BIGINT NOT NULL,
+    rate                    DOUBLE
+)
+"""
+
+_SUBJECTS = "series_subjects"  # temp: one period's per-subject rows, all measures
+_ATTRIBUTES = "series_attributes"  # temp: one period's patient attributes (requested dimensions)
+_PERFORMANCE = "denominator AND NOT denominator_exclusion AND NOT denominator_exception"
+
+
+def _month_end(year: int, month: int) -> date:
+    first_next = date(year + month // 12, month % 12 + 1, 1)
+    return first_next - timedelta(days=1)
+
+
+def _add_months(year: int, month: int, n: int) -> tuple[int, int]:
+    k = year * 12 + (month - 1) + n
+    return k // 12, k % 12 + 1
+
+
+def series_periods(kind: Kind, end: date, count: int = 24) -> list[Period]:
+    """``count`` periods, oldest first, the last one ending with the month (or quarter) of ``end``.
+
+    ``rolling12``: the 12 calendar months ending each month (``2026-12`` -> 2026-01-01..2026-12-31);
+    ``month``: calendar months; ``quarter``: calendar quarters (``end`` in Nov 2026 -> Q4 2026 last).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown series kind {kind!r}; use one of {', '.join(KINDS)}")
+    if count < 1:
+        raise ValueError("a series needs at least one period")
+    step, length = {"rolling12": (1, 12), "month": (1, 1), "quarter": (3, 3)}[kind]
+    last_month = end.month if kind != "quarter" else ((end.month - 1) // 3 + 1) * 3
+    out = []
+    for i in range(count - 1, -1, -1):
+        y, m = _add_months(end.year, last_month, -i * step)
+        sy, sm = _add_months(y, m, -(length - 1))
+        out.append(Period(date(sy, sm, 1), _month_end(y, m)))
+    return out
+
+
+def _check_dimensions(dimensions: Sequence[str]) -> tuple[str, ...]:
+    known = [d for d in DIMENSIONS if d != "center"]  # rows are per center already
+    unknown = [d for d in dimensions if d not in known]
+    if unknown:
+        raise ValueError(f"unknown equity dimension(s) {unknown}; known: {', '.join(known)}")
+    return tuple(dict.fromkeys(dimensions))
+
+
+def _aggregate_sql(dimensions: tuple[str, ...], network: bool) -> str:
+    """One period's rows of ``measure_series`` from the per-subject temp table: per center (and the
+    network), for all patients and for each value of each dimension."""
+    parts = [
+        f"SELECT s.*, CAST(NULL AS VARCHAR) AS stratum_dimension, CAST(NULL AS VARCHAR) AS stratum "
+        f"FROM {_SUBJECTS} s"
+    ]
+    for d in dimensions:
+        parts.append(
+            f"SELECT s.*, {sql_str(d)}, coalesce(a.{d}, {sql_str(UNKNOWN)}) FROM {_SUBJECTS} s "
+            f"LEFT JOIN {_ATTRIBUTES} a ON a.center = s.center AND a.patient_id = s.patient_id"
+        )
+    keys = "measure, group_id, period_start, period_end, stratum_dimension, stratum"
+    sets = f"({keys}, center)" + (f", ({keys})" if network else "")
+    return f"""
+SELECT measure, group_id, CASE WHEN grouping(center) = 1 THEN '{NETWORK}' ELSE center END AS center,
+       period_start, period_end, stratum_dimension, stratum,
+       count(*) FILTER (WHERE initial_population) AS initial_population,
+       count(*) FILTER (WHERE denominator) AS denominator,
+       count(*) FILTER (WHERE denominator_exclusion) AS denominator_exclusion,
+       count(*) FILTER (WHERE denominator_exception) AS denominator_exception,
+       count(*) FILTER (WHERE numerator) AS numerator,
+       count(*) FILTER (WHERE numerator_exclusion) AS numerator_exclusion,
+       count(*) FILTER (WHERE {_PERFORMANCE}) AS performance_denominator,
+       CASE WHEN count(*) FILTER (WHERE {_PERFORMANCE}) > 0
+            THEN count(*) FILTER (WHERE numerator) / count(*) FILTER (WHERE {_PERFORMANCE}) END AS rate
+FROM ({" UNION ALL ".join(parts)})
+GROUP BY GROUPING SETS ({sets})
+"""
+
+
+def measure_series(
+    con: duckdb.DuckDBPyConnection,
+    modules: Iterable[MeasureModule],
+    periods: Sequence[Period],
+    *,
+    centers: Sequence[str] | None = None,
+    dimensions: Sequence[str] = (),
+    on_period: Callable[[Period, float], None] | None = None,
+) -> int:
+    """Evaluate ``modules`` for every period and (re)write their rows of ``measure_series``.
+
+    Rows: per measure x group x center (and the network, ``center = '*'``, when ``centers`` is None),
+    for all patients and for every value of each of ``dimensions`` (``patient_attributes`` columns,
+    e.g. ``race_ethnicity``). A period's rows of these measures and centers are replaced as a whole;
+    the series is written in one transaction. Returns the number of rows written.
+    """
+    modules = list(modules)
+    dims = _check_dimensions(dimensions)
+    scope = tuple(centers) if centers else None
+    prepare(con)
+    con.execute(SERIES_DDL)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_SUBJECTS} AS SELECT * FROM {RESULTS_TABLE} LIMIT 0")
+    names = ", ".join(sql_str(m.measure.name) for m in modules)
+    aggregate = _aggregate_sql(dims, network=scope is None)
+    written = 0
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for period in periods:
+            started = time.perf_counter()
+            ctx = Context(period, scope)
+            done: set[str] = set()  # library defines depend on the period: rebuilt for each one
+            con.execute(f"DELETE FROM {_SUBJECTS}")
+            for module in modules:
+                rendered = render(module, ctx)
+                for define in rendered.library:
+                    if define.table not in done:  # as engine.statements, without the results rows
+                        con.execute(f"CREATE OR REPLACE TEMP TABLE {define.table} AS {define.sql}")
+                        done.add(define.table)
+                con.execute(f"INSERT INTO {_SUBJECTS} {rendered.select}")
+            if dims:
+                con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE {_ATTRIBUTES} AS SELECT center, patient_id, "
+                    f"{', '.join(dims)} FROM ({attributes_sql(period.start, period.end)})"
+                )
+            where = (
+                f"measure IN ({names}) AND period_start = {period.start_date} "
+                f"AND period_end = {period.end_date}"
+            )
+            if scope:
+                where += " AND center IN (" + ", ".join(sql_str(c) for c in scope) + ")"
+            con.execute(f"DELETE FROM {SERIES_TABLE} WHERE {where}")
+            before = con.execute(f"SELECT count(*) FROM {SERIES_TABLE}").fetchone()[0]
+            con.execute(f"INSERT INTO {SERIES_TABLE} BY NAME {aggregate}")
+            written += con.execute(f"SELECT count(*) FROM {SERIES_TABLE}").fetchone()[0] - before
+            if on_period:
+                on_period(period, time.perf_counter() - started)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {_SUBJECTS}")
+        con.execute(f"DROP TABLE IF EXISTS {_ATTRIBUTES}")
+    return written
