@@ -60,3 +60,23 @@ def test_every_command_is_mapped_to_its_module() -> None:
     cli._register()
     names = set(typer.main.get_command(cli.app).commands)  # type: ignore[attr-defined]
     assert names == set(cli._COMMAND_MODULES)
+
+
+def test_a_lone_command_keeps_its_name() -> None:
+    """`main` registers only the module of the command it runs; a module with one top-level command
+    must still be run as `chc-equity <command> ...`, not as the app itself (Typer collapses a lone
+    command: `chc-equity equity --measure ...` then failed with "unexpected extra argument (equity)").
+    The usage line of each such command, in a fresh interpreter, names the command."""
+    lone = sorted(
+        c for c, m in cli._COMMAND_MODULES.items() if list(cli._COMMAND_MODULES.values()).count(m) == 1
+    )
+    assert {"equity", "synth", "series"} <= set(lone)
+    env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin", "COLUMNS": "200"}
+    for command in lone:
+        argv = f"sys.argv = ['chc-equity', {command!r}, '--help']"
+        code = f"import sys\nfrom chc_equity.cli import main\n{argv}\nmain()\n"
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert f"chc-equity {command}" in proc.stdout, (command, proc.stdout[:300])
