@@ -19,6 +19,8 @@ WAREHOUSE_ENV = "CHC_EQUITY_WAREHOUSE"
 FLAT_SCHEMA = "flat"
 # Centers whose derived results still have to be refreshed after a load (see chc_equity.refresh).
 PENDING_REFRESH = "pending_refresh"
+# Which patients of a pending center changed (patient_id NULL: the whole center), per load.
+PENDING_PATIENTS = "pending_patients"
 
 DDL = f"""
 CREATE SEQUENCE IF NOT EXISTS load_id_seq START 1;
@@ -71,6 +73,15 @@ CREATE TABLE IF NOT EXISTS rejects (
 CREATE TABLE IF NOT EXISTS {PENDING_REFRESH} (
     center    VARCHAR PRIMARY KEY,
     load_id   BIGINT NOT NULL
+);
+
+-- What is left of a pending refresh, per load: the patients whose results are older than their data, or
+-- one row with patient_id NULL when the whole center is (a resource without a patient changed, or the
+-- patients were not resolved). Written in the load's transaction, deleted with the pending_refresh row.
+CREATE TABLE IF NOT EXISTS {PENDING_PATIENTS} (
+    center     VARCHAR NOT NULL,
+    load_id    BIGINT NOT NULL,
+    patient_id VARCHAR
 );
 
 CREATE SCHEMA IF NOT EXISTS {FLAT_SCHEMA};

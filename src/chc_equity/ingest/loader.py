@@ -32,7 +32,7 @@ from chc_equity.crashpoints import crash_point
 from chc_equity.ingest.records import Reject, Resource
 from chc_equity.ingest.sources import DEFAULT_MAX_RECORD_BYTES, find_inputs, read_file
 from chc_equity.ingest.store import TOUCHED, Stager, merge, next_load_id
-from chc_equity.warehouse import PENDING_REFRESH
+from chc_equity.warehouse import PENDING_PATIENTS, PENDING_REFRESH
 
 AfterLoad = Callable[[duckdb.DuckDBPyConnection, str], None]
 # progress(bytes_delta, resources_delta): bytes of input files consumed (compressed size for .gz).
@@ -210,7 +210,26 @@ def mark_stale(con: duckdb.DuckDBPyConnection, center: str, load_id: int) -> Non
 
     Public for writers that change ``resources`` inside a load's ``after_load`` (the Bulk Data pull applies
     ``deleted`` entries there), so a change that inserts nothing still gets its results refreshed.
+
+    The load's scope starts as the whole center (a ``pending_patients`` row with patient_id NULL); the
+    views hook narrows it to the patients the load touched (``chc_equity.touched``) when it can. A
+    pending row written before ``pending_patients`` existed is kept as a whole-center row first, so
+    replacing it by this load's row loses none of its work.
     """
+    con.execute(
+        f"""INSERT INTO {PENDING_PATIENTS} (center, load_id, patient_id)
+            SELECT r.center, r.load_id, NULL FROM {PENDING_REFRESH} r
+            WHERE r.center = $center AND r.load_id <> $load_id
+              AND NOT EXISTS (SELECT 1 FROM {PENDING_PATIENTS} p WHERE p.center = r.center)""",
+        {"center": center, "load_id": load_id},
+    )
+    con.execute(
+        f"""INSERT INTO {PENDING_PATIENTS} (center, load_id, patient_id)
+            SELECT $center, $load_id, NULL WHERE NOT EXISTS (
+                SELECT 1 FROM {PENDING_PATIENTS}
+                WHERE center = $center AND load_id = $load_id AND patient_id IS NULL)""",
+        {"center": center, "load_id": load_id},
+    )
     con.execute(
         f"INSERT OR REPLACE INTO {PENDING_REFRESH} (center, load_id) VALUES (?, ?)", [center, load_id]
     )
