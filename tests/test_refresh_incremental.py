@@ -205,3 +205,90 @@ def test_random_loads_then_incremental_equals_full(tmp_path: Path) -> None:
     got, want = dump(db), dump(full)
     assert got["main.pending_refresh"] == got["main.pending_patients"] == []
     assert differences(got, want) == []
+
+
+# --- which patients a load makes stale (fast: no measures) ----------------------------------------------
+
+
+def _patient(pid: str, gender: str = "female") -> dict:
+    return {"resourceType": "Patient", "id": pid, "gender": gender, "birthDate": "1970-01-01"}
+
+
+def _obs(oid: str, pid: str, encounter: str | None = None, value: float = 1.0) -> dict:
+    obs = {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4"}]},
+        "subject": {"reference": f"Patient/{pid}"},
+        "valueQuantity": {"value": value},
+    }
+    if encounter:
+        obs["encounter"] = {"reference": f"Encounter/{encounter}"}
+    return obs
+
+
+def _encounter(eid: str, pid: str, status: str = "finished") -> dict:
+    return {
+        "resourceType": "Encounter",
+        "id": eid,
+        "status": status,
+        "subject": {"reference": f"Patient/{pid}"},
+    }
+
+
+def test_a_load_records_the_patients_it_touched(tmp_path: Path) -> None:
+    """Old and new owner of a moved resource, the patients whose resources point at a changed one, the
+    whole center for a resource without a patient, nothing for a type no view reads."""
+    con = connect(tmp_path / "w.duckdb")
+    hook = views_after_load()
+    steps = {
+        "first": [_patient("p1"), _patient("p2"), _patient("p3"), _encounter("e2", "p2"),
+                  _obs("o1", "p1", encounter="e2"), _obs("o2", "p1")],
+        "encounter of p2, pointed at by p1's o1": [_encounter("e2", "p2", status="cancelled")],
+        "o2 moved from p1 to p3": [_obs("o2", "p3")],
+        "o2 changed": [_obs("o2", "p3", value=2.0)],
+        "a location": [{"resourceType": "Location", "id": "l1", "name": "Main"}],
+        "unread type": [{"resourceType": "Provenance", "id": "v1", "recorded": "2026-01-01T00:00:00Z"}],
+        "nothing new": [_obs("o2", "p3", value=2.0)],
+    }  # fmt: skip
+    recorded = {}
+    for n, (name, items) in enumerate(steps.items(), 1):
+        path = tmp_path / f"{n}.ndjson"
+        path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in items))
+        load(con, [path], "c1", after_load=hook, screen=views_screen())
+        recorded[name] = [
+            r[0]
+            for r in con.execute(
+                "SELECT coalesce(patient_id, '*whole*') FROM pending_patients WHERE load_id = ? ORDER BY 1",
+                [n],
+            ).fetchall()
+        ]
+    assert recorded == {
+        "first": ["p1", "p2", "p3"],
+        "encounter of p2, pointed at by p1's o1": ["p1", "p2"],
+        "o2 moved from p1 to p3": ["p1", "p3"],
+        "o2 changed": ["p3"],
+        "a location": ["*whole*"],
+        "unread type": [],
+        "nothing new": [],
+    }
+    assert con.execute("SELECT center, load_id FROM pending_refresh").fetchall() == [("c1", 6)]
+
+    # a load whose caller runs no views hook cannot say which patients changed: the whole center
+    path = tmp_path / "raw.ndjson"
+    path.write_bytes(orjson.dumps(_obs("o9", "p1")) + b"\n")
+    load(con, [path], "c1")
+    assert con.execute("SELECT patient_id FROM pending_patients WHERE load_id = 8").fetchall() == [(None,)]
+    con.close()
+
+
+def test_a_warehouse_from_before_pending_patients_refreshes_its_pending_centers_whole(tmp_path: Path) -> None:
+    db = tmp_path / "old.duckdb"
+    con = connect(db)
+    con.execute("DROP TABLE pending_patients")
+    con.execute("INSERT INTO pending_refresh VALUES ('c1', 3)")
+    con.close()
+    con = connect(db)
+    assert con.execute("SELECT * FROM pending_patients").fetchall() == [("c1", 3, None)]
+    con.close()

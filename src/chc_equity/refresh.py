@@ -121,10 +121,10 @@ def _subjects(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, int]]) -> tu
     """Build the temp table of the patients to re-run; returns its name and size, or (None, None) when
     every pending center is refreshed whole (the run is then restricted by center alone).
 
-    A center is whole when one of its pending loads says so (patient_id NULL) or when it has no
-    ``pending_patients`` row at all (marked by code that did not record patients). When some centers
-    are whole and others are not, a whole center's patients are listed too: those in ``flat.patient``
-    and those with results or attributes (a deleted patient's rows must go).
+    A center is whole when one of its pending loads says so (patient_id NULL); a center without any
+    ``pending_patients`` row changed no patient's data (its loads touched only resources no view reads).
+    When some centers are whole and others are not, a whole center's patients are listed too: those in
+    ``flat.patient`` and those with results or attributes (a deleted patient's rows must go).
     """
     con.execute("CREATE OR REPLACE TEMP TABLE _refresh_pending (center VARCHAR, load_id BIGINT)")
     con.executemany("INSERT INTO _refresh_pending VALUES (?, ?)", rows)
@@ -132,9 +132,7 @@ def _subjects(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, int]]) -> tu
         r[0]
         for r in con.execute(
             f"""SELECT r.center FROM _refresh_pending r
-                WHERE NOT EXISTS (SELECT 1 FROM {PENDING_PATIENTS} p
-                                  WHERE p.center = r.center AND p.load_id <= r.load_id)
-                   OR EXISTS (SELECT 1 FROM {PENDING_PATIENTS} p WHERE p.center = r.center
+                WHERE EXISTS (SELECT 1 FROM {PENDING_PATIENTS} p WHERE p.center = r.center
                               AND p.load_id <= r.load_id AND p.patient_id IS NULL)
                 ORDER BY 1"""
         ).fetchall()

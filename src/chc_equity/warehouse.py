@@ -143,11 +143,27 @@ def connect(
         raise WarehouseError(f"cannot open warehouse {target}: {first}") from exc
     if not read_only:
         try:
-            con.execute(DDL)
+            _create_schema(con)
         except duckdb.Error as exc:
             con.close()
             raise WarehouseError(f"cannot write to warehouse {target}: {type(exc).__name__}") from exc
     return con
+
+
+def _create_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Run the DDL; a warehouse made before ``pending_patients`` existed gets a whole-center row there for
+    each pending center, since nothing recorded which of its patients changed (same transaction)."""
+    exists = "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?"
+    had = con.execute(exists, [PENDING_PATIENTS]).fetchone()[0]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(DDL)
+        if not had:
+            con.execute(f"INSERT INTO {PENDING_PATIENTS} SELECT center, load_id, NULL FROM {PENDING_REFRESH}")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def connect_memory() -> duckdb.DuckDBPyConnection:

@@ -359,8 +359,9 @@ def build_patient_attributes(con: duckdb.DuckDBPyConnection, *, period_start: da
     """Create or replace table ``patient_attributes`` for the period; returns the table name.
 
     One row per ``(center, patient_id)`` of ``flat.patient``; columns ``center, patient_id`` and every
-    key of :data:`DIMENSIONS` (all VARCHAR, never NULL). Rebuilt from scratch each time (a few seconds
-    at 100k patients) rather than maintained incrementally, because every attribute depends on the period.
+    key of :data:`DIMENSIONS` (all VARCHAR, never NULL). Built whole (a few seconds at 100k patients) for
+    a new period or a table older than the data; after a load, :func:`refresh_patient_attributes` replaces
+    only the touched patients' rows of the period the table holds.
     """
     if period_end < period_start:
         raise ValueError("period_end is before period_start")

@@ -10,9 +10,11 @@ screen, ``chc_equity.views.shape``) turns every resource a view could not read i
 ``wrong-shape`` reject before it is staged, and a record over ``max_record_bytes`` becomes a
 ``too-large`` reject instead of being held in memory and parsed.
 
-A load that changed data also writes a ``pending_refresh`` row for its center in that same transaction:
-the results derived later (measure results, web aggregates) are older than the data until
-``chc_equity.refresh.finish_pending`` has rebuilt them and deleted the row. So a crash between the commit
+A load that changed data also writes a ``pending_refresh`` row for its center in that same transaction,
+and its scope in ``pending_patients`` (the whole center, narrowed to the touched patients by the views
+hook, ``chc_equity.touched``): the results derived later (measure results, patient attributes, web
+aggregates) are older than the data until ``chc_equity.refresh.finish_pending`` has rebuilt them and
+deleted the rows. So a crash between the commit
 and the end of the refresh can never leave results stale unnoticed (see docs/architecture.md).
 """
 
@@ -212,17 +214,8 @@ def mark_stale(con: duckdb.DuckDBPyConnection, center: str, load_id: int) -> Non
     ``deleted`` entries there), so a change that inserts nothing still gets its results refreshed.
 
     The load's scope starts as the whole center (a ``pending_patients`` row with patient_id NULL); the
-    views hook narrows it to the patients the load touched (``chc_equity.touched``) when it can. A
-    pending row written before ``pending_patients`` existed is kept as a whole-center row first, so
-    replacing it by this load's row loses none of its work.
+    views hook narrows it to the patients the load touched (``chc_equity.touched``) when it can.
     """
-    con.execute(
-        f"""INSERT INTO {PENDING_PATIENTS} (center, load_id, patient_id)
-            SELECT r.center, r.load_id, NULL FROM {PENDING_REFRESH} r
-            WHERE r.center = $center AND r.load_id <> $load_id
-              AND NOT EXISTS (SELECT 1 FROM {PENDING_PATIENTS} p WHERE p.center = r.center)""",
-        {"center": center, "load_id": load_id},
-    )
     con.execute(
         f"""INSERT INTO {PENDING_PATIENTS} (center, load_id, patient_id)
             SELECT $center, $load_id, NULL WHERE NOT EXISTS (
