@@ -28,6 +28,7 @@ from chc_equity.crashpoints import crash_point
 from chc_equity.measures.defines import materialize_statements
 from chc_equity.measures.model import POPULATIONS, Measure
 from chc_equity.measures.profiles import SCRATCH, check_profile_rule, strict_copy
+from chc_equity.measures.scoped import SCOPE_DB, scoped_copy
 from chc_equity.measures.vocabulary import MACROS, Period, sql_str
 from chc_equity.terminology import load_terminology
 
@@ -269,7 +270,9 @@ def run_measures(
 
     ``subjects`` (a table of ``center, patient_id``) restricts the run to those patients: only their rows
     are replaced, equal to what a run over their whole centers would write for them (every eCQM is a
-    per-patient computation). The returned counts are then the subjects' rows.
+    per-patient computation). The measures then run on a copy of only the rows those patients' measures
+    read (:mod:`chc_equity.measures.scoped`), so the cost follows the number of patients, not the
+    network's size. The returned counts are then the subjects' rows.
 
     Runs in one transaction: the results of a period are replaced as a whole or not at all.
     With ``materialize_defines`` every define of every measure is also kept as a table in schema
@@ -282,8 +285,28 @@ def run_measures(
         if materialize_defines:
             raise ValueError("--materialize-defines keeps defines of lenient runs only")
         return _run_strict(con, list(modules), period_start, period_end, centers, on_measure, subjects)
-    prepare(con)
     ctx = Context(Period(period_start, period_end), tuple(centers) if centers else None, subjects)
+    if subjects is None or materialize_defines:
+        return _run_here(con, modules, ctx, on_measure, materialize_defines)
+    modules = list(modules)
+    with scoped_copy(con, subjects) as home:  # only the subjects' rows: cost in proportion to them
+        written = _run_here(con, modules, ctx, on_measure, False, commit_point=False)
+        con.execute(f'USE "{home}"')
+        _copy_back(con, modules, ctx, SCOPE_DB)
+    return written
+
+
+def _run_here(
+    con: duckdb.DuckDBPyConnection,
+    modules: Iterable[MeasureModule],
+    ctx: Context,
+    on_measure: Callable[[Measure, float], None] | None,
+    materialize_defines: bool,
+    *,
+    commit_point: bool = True,
+) -> dict[str, int]:
+    """Run the measures in the connection's default database, in one transaction."""
+    prepare(con)
     done: set[str] = set()
     written: dict[str, int] = {}
     con.execute("BEGIN TRANSACTION")
@@ -301,12 +324,34 @@ def run_measures(
             written[m.name] = con.execute(f"SELECT count(*) FROM {RESULTS_TABLE} WHERE {where}").fetchone()[0]
             if on_measure:
                 on_measure(m, time.perf_counter() - started)
-        crash_point("measures:before-commit")
+        if commit_point:
+            crash_point("measures:before-commit")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     return written
+
+
+def _copy_back(
+    con: duckdb.DuckDBPyConnection, modules: list[MeasureModule], ctx: Context, source: str
+) -> None:
+    """Replace the warehouse's result rows of ``modules`` for ``ctx`` with those database ``source``
+    computed (a copy's run: strict profile rule, or the subjects' scoped copy), in one transaction."""
+    con.execute(RESULTS_DDL)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for module in modules:
+            where = results_where(module.measure, ctx)
+            con.execute(f"DELETE FROM {RESULTS_TABLE} WHERE {where}")
+            con.execute(
+                f"INSERT INTO {RESULTS_TABLE} SELECT * FROM {source}.main.{RESULTS_TABLE} WHERE {where}"
+            )
+        crash_point("measures:before-commit")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def _run_strict(
@@ -331,20 +376,8 @@ def _run_strict(
             subjects=subjects,
         )
         con.execute(f'USE "{home}"')
-        con.execute(RESULTS_DDL)
         ctx = Context(Period(period_start, period_end), tuple(centers) if centers else None, subjects)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            for module in modules:
-                where = results_where(module.measure, ctx)
-                con.execute(f"DELETE FROM {RESULTS_TABLE} WHERE {where}")
-                con.execute(
-                    f"INSERT INTO {RESULTS_TABLE} SELECT * FROM {SCRATCH}.main.{RESULTS_TABLE} WHERE {where}"
-                )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        _copy_back(con, modules, ctx, SCRATCH)
     return written
 
 
