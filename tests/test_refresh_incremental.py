@@ -292,3 +292,39 @@ def test_a_warehouse_from_before_pending_patients_refreshes_its_pending_centers_
     con = connect(db)
     assert con.execute("SELECT * FROM pending_patients").fetchall() == [("c1", 3, None)]
     con.close()
+
+
+def test_the_scoped_copy_holds_what_the_subjects_measures_read(tmp_path: Path) -> None:
+    """Their resources with every child row, the resources they point at (another patient's Encounter),
+    the center's resources without a patient -- and nothing else."""
+    from chc_equity.measures.scoped import scoped_copy
+
+    con = connect(tmp_path / "w.duckdb")
+    path = tmp_path / "all.ndjson"
+    items = [
+        _patient("p1"),
+        _patient("p2"),
+        _encounter("e1", "p1"),
+        _encounter("e2", "p2"),
+        _obs("o1", "p1", encounter="e2"),
+        _obs("o2", "p2", encounter="e2"),
+        {"resourceType": "Location", "id": "l1", "name": "Main"},
+    ]
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in items))
+    load(con, [path], "c1", after_load=views_after_load(), screen=views_screen())
+    load(con, [path], "c2", after_load=views_after_load(), screen=views_screen())
+    con.execute("CREATE TEMP TABLE subjects AS SELECT 'c1' AS center, 'p1' AS patient_id")
+    with scoped_copy(con, "subjects"):
+        held = {
+            name: con.execute(f"SELECT center, id FROM flat.{name} ORDER BY ALL").fetchall()
+            for name in ("patient", "encounter", "observation", "observation_code", "location")
+        }
+    assert held == {
+        "patient": [("c1", "p1")],
+        "encounter": [("c1", "e1"), ("c1", "e2")],  # e2 is p2's, but p1's o1 points at it
+        "observation": [("c1", "o1")],
+        "observation_code": [("c1", "o1")],
+        "location": [("c1", "l1")],
+    }
+    assert con.execute("SELECT count(*) FROM flat.observation").fetchone()[0] == 4  # the warehouse again
+    con.close()
