@@ -6,15 +6,16 @@
    (`ingest` again, or `measures run` / `precompute`) leaves every table exactly equal to an
    uninterrupted run.
 
-What "exactly equal" means (``_dump``): every table and view of the warehouse file, in every schema
-(``resources``, ``rejects``, ``loads``, ``pending_refresh``, ``flat.*``, ``measure_results``,
-``patient_attributes``, ``agg_*``, terminology ...), listed from DuckDB's catalog so a table added later is
-compared too; every column cast to text and rows sorted, so row order and float formatting cannot hide
-or fake a difference. Excluded are only the columns holding wall-clock time -- ``loads.started_at``,
-``loads.finished_at``, ``loads.duration_s`` and ``agg_runs.computed_at`` -- which differ between any
-two runs. Ids are not excluded: a load killed before its commit leaves no trace, so the re-run gets the
-same ``load_id``. Table comments are not compared: ``patient_attributes`` carries its cache tag there
-(period and newest load id), which records when it was built, not what it holds.
+What "exactly equal" means (``tabledump.dump``, shared with the incremental-refresh test): every table
+and view of the warehouse file, in every schema (``resources``, ``rejects``, ``loads``,
+``pending_refresh``, ``pending_patients``, ``flat.*``, ``measure_results``, ``patient_attributes``,
+``agg_*``, terminology ...), listed from DuckDB's catalog so a table added later is compared too; every
+column cast to text and rows sorted, so row order and float formatting cannot hide or fake a difference.
+Excluded are only the columns holding wall-clock time -- ``loads.started_at``, ``loads.finished_at``,
+``loads.duration_s`` and ``agg_runs.computed_at`` -- which differ between any two runs. Ids are not
+excluded: a load killed before its commit leaves no trace, so the re-run gets the same ``load_id``.
+Table comments are not compared: ``patient_attributes`` carries its cache tag there (period and newest
+load id), which records when it was built, not what it holds.
 
 Which uninterrupted run: a kill before the commit, or a re-run that is not an ingest, must end equal to
 one uninterrupted ingest. A kill after the commit followed by a second `ingest` of the same files
@@ -34,7 +35,6 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import orjson
 import pytest
 from typer.testing import CliRunner
@@ -45,6 +45,9 @@ from chc_equity.crashpoints import ENV, POINTS
 from chc_equity.ingest import load
 from chc_equity.synth import generate, load_config
 from chc_equity.warehouse import connect
+from tabledump import Dump
+from tabledump import differences as _differences
+from tabledump import dump as _dump
 
 # Runs one load in a child process and prints MID once well over one staging batch is in DuckDB.
 CHILD = """
@@ -112,13 +115,6 @@ _register()
 runner = CliRunner(env={"COLUMNS": "250"})
 PERIOD = ["--period-start", "2026-01-01", "--period-end", "2026-12-31"]
 SRC = str(Path(chc_equity.__file__).resolve().parents[1])  # this checkout's code, also in the child
-# Wall-clock columns: they differ between any two runs (see the module docstring).
-EXCLUDED = {
-    ("loads", "started_at"),
-    ("loads", "finished_at"),
-    ("loads", "duration_s"),
-    ("agg_runs", "computed_at"),
-}
 COMMIT = POINTS.index("load:committed")  # points from here on are after the load's commit
 # Each point is re-run with `ingest`, except that the two kills inside a refresh step's own transaction
 # are re-run with the other two commands that finish pending work.
@@ -129,43 +125,6 @@ STEP_TABLES = {
     "measures:before-commit": ("main.measure_results",),
     "aggregates:before-commit": ("main.agg_measure", "main.agg_funnel", "main.agg_equity", "main.agg_runs"),
 }
-
-Dump = dict[str, list[tuple]]
-
-
-def _dump(db: Path) -> Dump:
-    """Every table and view of the file (catalog order), all columns but EXCLUDED as text, rows sorted."""
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        relations = con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary "
-            "UNION ALL SELECT schema_name, view_name FROM duckdb_views() "
-            "WHERE NOT internal AND NOT temporary "
-            "ORDER BY ALL"
-        ).fetchall()
-        out: Dump = {}
-        for schema, name in relations:
-            columns = [
-                c
-                for (c,) in con.execute(
-                    "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
-                    "ORDER BY column_index",
-                    [schema, name],
-                ).fetchall()
-                if (name, c) not in EXCLUDED
-            ]
-            cast = ", ".join(f'CAST("{c}" AS VARCHAR)' for c in columns)
-            out[f"{schema}.{name}"] = con.execute(
-                f'SELECT {cast} FROM "{schema}"."{name}" ORDER BY ALL'
-            ).fetchall()
-        return out
-    finally:
-        con.close()
-
-
-def _differences(got: Dump, want: Dump) -> list[str]:
-    """Names of the tables whose contents differ (or that only one side has)."""
-    return sorted(t for t in set(got) | set(want) if got.get(t) != want.get(t))
 
 
 def _cli(*args: str) -> None:

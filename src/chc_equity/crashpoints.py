@@ -26,6 +26,7 @@ POINTS: tuple[str, ...] = (
     "refresh:started",
     "measures:before-commit",  # inside run_measures' transaction: results of a period written, not committed
     "refresh:measures-done",
+    "refresh:attributes-done",
     "aggregates:before-commit",  # inside precompute's transaction: agg_* rows written, not committed
     "refresh:aggregates-done",
     "refresh:all-done",

@@ -27,6 +27,8 @@ DEFAULT_LOCK_TIMEOUT_S = 3600.0
 FLAT_SCHEMA = "flat"
 # Centers whose derived results still have to be refreshed after a load (see chc_equity.refresh).
 PENDING_REFRESH = "pending_refresh"
+# Which patients of a pending center changed (patient_id NULL: the whole center), per load.
+PENDING_PATIENTS = "pending_patients"
 
 DDL = f"""
 CREATE SEQUENCE IF NOT EXISTS load_id_seq START 1;
@@ -79,6 +81,15 @@ CREATE TABLE IF NOT EXISTS rejects (
 CREATE TABLE IF NOT EXISTS {PENDING_REFRESH} (
     center    VARCHAR PRIMARY KEY,
     load_id   BIGINT NOT NULL
+);
+
+-- What is left of a pending refresh, per load: the patients whose results are older than their data, or
+-- one row with patient_id NULL when the whole center is (a resource without a patient changed, or the
+-- patients were not resolved). Written in the load's transaction, deleted with the pending_refresh row.
+CREATE TABLE IF NOT EXISTS {PENDING_PATIENTS} (
+    center     VARCHAR NOT NULL,
+    load_id    BIGINT NOT NULL,
+    patient_id VARCHAR
 );
 
 CREATE SCHEMA IF NOT EXISTS {FLAT_SCHEMA};
@@ -198,7 +209,7 @@ def connect(
         from chc_equity.serving import SUMMARY_DDL
 
         try:
-            con.execute(DDL)
+            _create_schema(con)
             con.execute(SUMMARY_DDL)
         except duckdb.Error as exc:
             con.close()
@@ -232,6 +243,22 @@ def writing(
             ) from exc
     finally:
         con.close()
+
+
+def _create_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Run the DDL; a warehouse made before ``pending_patients`` existed gets a whole-center row there for
+    each pending center, since nothing recorded which of its patients changed (same transaction)."""
+    exists = "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?"
+    had = con.execute(exists, [PENDING_PATIENTS]).fetchone()[0]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(DDL)
+        if not had:
+            con.execute(f"INSERT INTO {PENDING_PATIENTS} SELECT center, load_id, NULL FROM {PENDING_REFRESH}")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def connect_memory() -> duckdb.DuckDBPyConnection:

@@ -51,11 +51,12 @@ class _RateColumn(ProgressColumn):
 
 def views_after_load() -> AfterLoad:
     """The in-transaction views refresh every load runs (`ingest`, `pull`): only the flat rows of the
-    resources the load inserted, replaced or deleted (keys in ``store.TOUCHED``; equals a full rebuild)."""
-    from chc_equity.views.build import refresh_touched
+    resources the load inserted, replaced or deleted (keys in ``store.TOUCHED``; equals a full rebuild),
+    recording the patients they belong to as the scope of the results refresh (``chc_equity.touched``)."""
+    from chc_equity.touched import refresh_views_and_scope
 
     def refresh(con, center: str) -> None:
-        refresh_touched(con, center, TOUCHED)
+        refresh_views_and_scope(con, center, TOUCHED)
 
     return refresh
 

@@ -166,9 +166,20 @@ def _insurance_sql(code: str) -> str:
     )
 
 
-def attributes_sql(period_start: date, period_end: date) -> str:
-    """The SELECT that yields one attribute row per (center, patient_id) of ``flat.patient``."""
+def attributes_sql(period_start: date, period_end: date, patients: str | None = None) -> str:
+    """The SELECT that yields one attribute row per (center, patient_id) of ``flat.patient``.
+
+    ``patients`` (a relation of ``center, patient_id``) restricts it to those patients; every attribute
+    is a function of one patient's rows (and of the center's locations), so their rows are exactly those
+    of the unrestricted SELECT.
+    """
     ps, pe = _lit(period_start.isoformat()), _lit(period_end.isoformat())
+
+    def only(center: str, patient: str) -> str:
+        if patients is None:
+            return "TRUE"
+        return f"({center}, {patient}) IN (SELECT center, patient_id FROM {patients})"
+
     u = _lit(UNKNOWN)
     social = _in([INCOME, HOUSING, OCCUPATION, VETERAN, ORIENTATION, PRAPARE])
     omb_race_in = _in(list(OMB_RACE))
@@ -181,13 +192,13 @@ race AS (
     list_sort(list_distinct(list(code) FILTER (WHERE category = 'ombCategory' AND code IN {omb_race_in})))
       AS omb,
     list_sort(list_distinct(list(coalesce(display, code)) FILTER (WHERE category = 'detailed'))) AS detailed
-  FROM flat.patient_race GROUP BY ALL
+  FROM flat.patient_race WHERE {only("center", "id")} GROUP BY ALL
 ),
 eth AS (
   SELECT center, id AS patient_id,
     list_distinct(list(code) FILTER (WHERE category = 'ombCategory' AND code IN ('2135-2', '2186-5'))) AS omb,
     list_sort(list_distinct(list(coalesce(display, code)) FILTER (WHERE category = 'detailed'))) AS detailed
-  FROM flat.patient_ethnicity GROUP BY ALL
+  FROM flat.patient_ethnicity WHERE {only("center", "id")} GROUP BY ALL
 ),
 obs AS (  -- social-history observations on or before the period end, one row per value coding
   SELECT o.center, o.id, o.patient_id, oc.code AS loinc,
@@ -197,7 +208,7 @@ obs AS (  -- social-history observations on or before the period end, one row pe
   FROM flat.observation o JOIN flat.observation_code oc USING (center, id)
   WHERE oc.system = '{LOINC}' AND oc.code IN {social}
     AND coalesce(o.status, 'final') NOT IN ('entered-in-error', 'cancelled')
-    AND (day IS NULL OR day <= {pe})
+    AND (day IS NULL OR day <= {pe}) AND {only("o.center", "o.patient_id")}
 ),
 latest AS (
   SELECT * FROM obs
@@ -238,6 +249,7 @@ homeless_dx AS (
     AND coalesce(c.verification_status_code, 'confirmed') NOT IN ('refuted', 'entered-in-error')
     AND left(coalesce(c.onset_datetime, c.onset_period_start, c.recorded_date), 10) <= {pe}
     AND coalesce(left(coalesce(c.abatement_datetime, c.abatement_period_end), 10), {ps}) >= {ps}
+    AND {only("c.center", "c.patient_id")}
 ),
 prapare AS (
   SELECT s.center, s.patient_id, count(oc.id) AS positives
@@ -252,7 +264,7 @@ coverage AS (
     AND (type_system IN {_in(SOPT_SYSTEMS)}
          OR (type_system IS NULL AND regexp_matches(type_code, '^[0-9]+$')))
     AND (period_start IS NULL OR left(period_start, 10) <= {pe})
-    AND (period_end IS NULL OR left(period_end, 10) >= {ps})
+    AND (period_end IS NULL OR left(period_end, 10) >= {ps}) AND {only("center", "patient_id")}
 ),
 insurance AS (
   SELECT center, patient_id, ins FROM coverage
@@ -264,7 +276,7 @@ visits AS (
   FROM flat.encounter e JOIN flat.encounter_location el USING (center, id)
   WHERE el.location_id IS NOT NULL
     AND coalesce(e.status, 'finished') NOT IN ('cancelled', 'entered-in-error', 'planned')
-    AND (day IS NULL OR day <= {pe})
+    AND (day IS NULL OR day <= {pe}) AND {only("e.center", "e.patient_id")}
 ),
 site AS (
   SELECT v.center, v.patient_id, coalesce(max(loc.name), v.location_id) AS site
@@ -295,6 +307,7 @@ base AS (
   FROM flat.patient p
   LEFT JOIN race r ON r.center = p.center AND r.patient_id = p.id
   LEFT JOIN eth e ON e.center = p.center AND e.patient_id = p.id
+  WHERE {only("p.center", "p.id")}
 )
 SELECT b.center, b.patient_id,
   b.race,
@@ -346,16 +359,65 @@ def build_patient_attributes(con: duckdb.DuckDBPyConnection, *, period_start: da
     """Create or replace table ``patient_attributes`` for the period; returns the table name.
 
     One row per ``(center, patient_id)`` of ``flat.patient``; columns ``center, patient_id`` and every
-    key of :data:`DIMENSIONS` (all VARCHAR, never NULL). Rebuilt from scratch each time (a few seconds
-    at 100k patients) rather than maintained incrementally, because every attribute depends on the period.
+    key of :data:`DIMENSIONS` (all VARCHAR, never NULL). Built whole (a few seconds at 100k patients) for
+    a new period or a table older than the data; after a load, :func:`refresh_patient_attributes` replaces
+    only the touched patients' rows of the period the table holds.
     """
     if period_end < period_start:
         raise ValueError("period_end is before period_start")
-    columns = ", ".join(["center", "patient_id", *(d for d in DIMENSIONS if d != "center")])
     select = attributes_sql(period_start, period_end)
-    con.execute(f"CREATE OR REPLACE TABLE {TABLE} AS SELECT {columns} FROM ({select})")
+    con.execute(f"CREATE OR REPLACE TABLE {TABLE} AS SELECT {_COLUMNS} FROM ({select})")
     con.execute(f"COMMENT ON TABLE {TABLE} IS {_lit(_data_tag(con, period_start, period_end))}")
     return TABLE
+
+
+_COLUMNS = ", ".join(["center", "patient_id", *(d for d in DIMENSIONS if d != "center")])
+
+
+def built_for(con: duckdb.DuckDBPyConnection) -> tuple[date, date, int | None] | None:
+    """(period start, period end, newest load id) that ``patient_attributes`` was last brought up to date
+    with, read from its tag; None when the table does not exist or carries no tag."""
+    row = con.execute(
+        "SELECT comment FROM duckdb_tables() WHERE table_name = ? AND schema_name = current_schema() "
+        "AND database_name = current_database()",
+        [TABLE],
+    ).fetchone()
+    if row is None or not row[0]:
+        return None
+    fields = dict(part.split("=", 1) for part in str(row[0]).split(";") if "=" in part)
+    try:
+        start, end = (date.fromisoformat(d) for d in fields["period"].split("/"))
+        last = None if fields["last_load"] == "None" else int(fields["last_load"])
+    except (KeyError, ValueError):
+        return None
+    return start, end, last
+
+
+def refresh_patient_attributes(
+    con: duckdb.DuckDBPyConnection, *, centers: list[str], subjects: str | None = None
+) -> None:
+    """Replace the rows of ``centers`` (only the patients in table ``subjects`` of ``center, patient_id``,
+    when given) in the existing ``patient_attributes``, for the period it holds, and tag it with the newest
+    load: the incremental counterpart of :func:`build_patient_attributes` (equal rows for those patients),
+    used by the refresh after a load. One transaction."""
+    built = built_for(con)
+    if built is None:
+        raise ValueError(f"{TABLE} has no period tag to refresh")
+    start, end, _ = built
+    listed = ", ".join(_lit(c) for c in centers)
+    scope = subjects or f"(SELECT center, id AS patient_id FROM flat.patient WHERE center IN ({listed}))"
+    where = f"center IN ({listed})"
+    if subjects:
+        where += f" AND (center, patient_id) IN (SELECT center, patient_id FROM {subjects})"
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM {TABLE} WHERE {where}")
+        con.execute(f"INSERT INTO {TABLE} SELECT {_COLUMNS} FROM ({attributes_sql(start, end, scope)})")
+        con.execute(f"COMMENT ON TABLE {TABLE} IS {_lit(_data_tag(con, start, end))}")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def _data_tag(con: duckdb.DuckDBPyConnection, period_start: date, period_end: date) -> str:

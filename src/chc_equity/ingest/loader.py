@@ -10,9 +10,11 @@ screen, ``chc_equity.views.shape``) turns every resource a view could not read i
 ``wrong-shape`` reject before it is staged, and a record over ``max_record_bytes`` becomes a
 ``too-large`` reject instead of being held in memory and parsed.
 
-A load that changed data also writes a ``pending_refresh`` row for its center in that same transaction:
-the results derived later (measure results, web aggregates) are older than the data until
-``chc_equity.refresh.finish_pending`` has rebuilt them and deleted the row. So a crash between the commit
+A load that changed data also writes a ``pending_refresh`` row for its center in that same transaction,
+and its scope in ``pending_patients`` (the whole center, narrowed to the touched patients by the views
+hook, ``chc_equity.touched``): the results derived later (measure results, patient attributes, web
+aggregates) are older than the data until ``chc_equity.refresh.finish_pending`` has rebuilt them and
+deleted the rows. So a crash between the commit
 and the end of the refresh can never leave results stale unnoticed (see docs/architecture.md).
 """
 
@@ -32,7 +34,7 @@ from chc_equity.crashpoints import crash_point
 from chc_equity.ingest.records import Reject, Resource
 from chc_equity.ingest.sources import DEFAULT_MAX_RECORD_BYTES, find_inputs, read_file
 from chc_equity.ingest.store import TOUCHED, Stager, merge, next_load_id
-from chc_equity.warehouse import PENDING_REFRESH
+from chc_equity.warehouse import PENDING_PATIENTS, PENDING_REFRESH
 
 AfterLoad = Callable[[duckdb.DuckDBPyConnection, str], None]
 # progress(bytes_delta, resources_delta): bytes of input files consumed (compressed size for .gz).
@@ -210,7 +212,17 @@ def mark_stale(con: duckdb.DuckDBPyConnection, center: str, load_id: int) -> Non
 
     Public for writers that change ``resources`` inside a load's ``after_load`` (the Bulk Data pull applies
     ``deleted`` entries there), so a change that inserts nothing still gets its results refreshed.
+
+    The load's scope starts as the whole center (a ``pending_patients`` row with patient_id NULL); the
+    views hook narrows it to the patients the load touched (``chc_equity.touched``) when it can.
     """
+    con.execute(
+        f"""INSERT INTO {PENDING_PATIENTS} (center, load_id, patient_id)
+            SELECT $center, $load_id, NULL WHERE NOT EXISTS (
+                SELECT 1 FROM {PENDING_PATIENTS}
+                WHERE center = $center AND load_id = $load_id AND patient_id IS NULL)""",
+        {"center": center, "load_id": load_id},
+    )
     con.execute(
         f"INSERT OR REPLACE INTO {PENDING_REFRESH} (center, load_id) VALUES (?, ?)", [center, load_id]
     )

@@ -28,6 +28,7 @@ from chc_equity.crashpoints import crash_point
 from chc_equity.measures.defines import materialize_statements
 from chc_equity.measures.model import POPULATIONS, Measure
 from chc_equity.measures.profiles import SCRATCH, check_profile_rule, strict_copy
+from chc_equity.measures.scoped import SCOPE_DB, scoped_copy
 from chc_equity.measures.vocabulary import MACROS, Period, sql_str
 from chc_equity.terminology import load_terminology
 
@@ -86,7 +87,12 @@ def library_table(build: Callable[..., str]) -> str:
 
 @dataclass
 class Context:
-    """What a measure's SQL may depend on: the period, the centers, and the shared library defines.
+    """What a measure's SQL may depend on: the period, the centers, the patients, and the shared library
+    defines.
+
+    ``subjects`` names a table of ``(center, patient_id)``: when set, only those patients are in scope
+    (the refresh after a load re-runs the patients it touched). Every measure starts from
+    :meth:`patients`, so restricting it there restricts every measure and library define at once.
 
     Rendering is pure: :meth:`shared` only *records* a library define (keyed by its function, so it
     exists once per run whoever uses it) and returns the relation name; the engine materializes the
@@ -95,6 +101,7 @@ class Context:
 
     period: Period
     centers: tuple[str, ...] | None = None
+    subjects: str | None = None
     library: dict[Callable[[Context], str], LibraryDefine] = field(default_factory=dict)
     _reads: list[Callable[[Context], str]] = field(default_factory=list)
 
@@ -117,11 +124,20 @@ class Context:
         return self.library[build].table
 
     def patients(self) -> str:
-        """The patients in scope: ``flat.patient`` restricted to the run's centers."""
-        if not self.centers:
-            return "flat.patient"
-        listed = ", ".join(sql_str(c) for c in self.centers)
-        return f"(SELECT * FROM flat.patient WHERE center IN ({listed}))"
+        """The patients in scope: ``flat.patient`` restricted to the run's centers (and subjects)."""
+        where = scope_where(self, "center", "id")
+        return f"(SELECT * FROM flat.patient WHERE {where})" if where else "flat.patient"
+
+
+def scope_where(ctx: Context, center: str = "center", patient: str = "patient_id") -> str:
+    """The SQL condition on columns ``center`` and ``patient`` for the run's centers and subjects
+    (empty when the run covers everything)."""
+    parts = []
+    if ctx.centers:
+        parts.append(f"{center} IN (" + ", ".join(sql_str(c) for c in ctx.centers) + ")")
+    if ctx.subjects:
+        parts.append(f"({center}, {patient}) IN (SELECT center, patient_id FROM {ctx.subjects})")
+    return " AND ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -213,9 +229,8 @@ def results_where(m: Measure, ctx: Context) -> str:
         f"measure = {sql_str(m.name)} AND period_start = {ctx.period.start_date} "
         f"AND period_end = {ctx.period.end_date}"
     )
-    if ctx.centers:
-        where += " AND center IN (" + ", ".join(sql_str(c) for c in ctx.centers) + ")"
-    return where
+    scope = scope_where(ctx)
+    return f"{where} AND {scope}" if scope else where
 
 
 def statements(rendered: Rendered, ctx: Context, done: set[str] | None = None) -> list[str]:
@@ -232,7 +247,10 @@ def statements(rendered: Rendered, ctx: Context, done: set[str] | None = None) -
             done.add(define.table)
     where = results_where(rendered.measure, ctx)
     out.append(f"DELETE FROM {RESULTS_TABLE} WHERE {where}")
-    out.append(f"INSERT INTO {RESULTS_TABLE} {rendered.select}")
+    if ctx.subjects:  # only the subjects' rows are replaced, whatever a measure's SQL might return
+        out.append(f"INSERT INTO {RESULTS_TABLE} SELECT * FROM ({rendered.select}) WHERE {scope_where(ctx)}")
+    else:
+        out.append(f"INSERT INTO {RESULTS_TABLE} {rendered.select}")
     return out
 
 
@@ -246,8 +264,15 @@ def run_measures(
     on_measure: Callable[[Measure, float], None] | None = None,
     materialize_defines: bool = False,
     profiles: str = "lenient",
+    subjects: str | None = None,
 ) -> dict[str, int]:
     """Evaluate measures for one period and (re)write their rows in ``measure_results``.
+
+    ``subjects`` (a table of ``center, patient_id``) restricts the run to those patients: only their rows
+    are replaced, equal to what a run over their whole centers would write for them (every eCQM is a
+    per-patient computation). The measures then run on a copy of only the rows those patients' measures
+    read (:mod:`chc_equity.measures.scoped`), so the cost follows the number of patients, not the
+    network's size. The returned counts are then the subjects' rows.
 
     Runs in one transaction: the results of a period are replaced as a whole or not at all.
     With ``materialize_defines`` every define of every measure is also kept as a table in schema
@@ -259,9 +284,29 @@ def run_measures(
     if check_profile_rule(profiles) == "strict":
         if materialize_defines:
             raise ValueError("--materialize-defines keeps defines of lenient runs only")
-        return _run_strict(con, list(modules), period_start, period_end, centers, on_measure)
+        return _run_strict(con, list(modules), period_start, period_end, centers, on_measure, subjects)
+    ctx = Context(Period(period_start, period_end), tuple(centers) if centers else None, subjects)
+    if subjects is None or materialize_defines:
+        return _run_here(con, modules, ctx, on_measure, materialize_defines)
+    modules = list(modules)
+    with scoped_copy(con, subjects) as home:  # only the subjects' rows: cost in proportion to them
+        written = _run_here(con, modules, ctx, on_measure, False, commit_point=False)
+        con.execute(f'USE "{home}"')
+        _copy_back(con, modules, ctx, SCOPE_DB)
+    return written
+
+
+def _run_here(
+    con: duckdb.DuckDBPyConnection,
+    modules: Iterable[MeasureModule],
+    ctx: Context,
+    on_measure: Callable[[Measure, float], None] | None,
+    materialize_defines: bool,
+    *,
+    commit_point: bool = True,
+) -> dict[str, int]:
+    """Run the measures in the connection's default database, in one transaction."""
     prepare(con)
-    ctx = Context(Period(period_start, period_end), tuple(centers) if centers else None)
     done: set[str] = set()
     written: dict[str, int] = {}
     con.execute("BEGIN TRANSACTION")
@@ -279,12 +324,34 @@ def run_measures(
             written[m.name] = con.execute(f"SELECT count(*) FROM {RESULTS_TABLE} WHERE {where}").fetchone()[0]
             if on_measure:
                 on_measure(m, time.perf_counter() - started)
-        crash_point("measures:before-commit")
+        if commit_point:
+            crash_point("measures:before-commit")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     return written
+
+
+def _copy_back(
+    con: duckdb.DuckDBPyConnection, modules: list[MeasureModule], ctx: Context, source: str
+) -> None:
+    """Replace the warehouse's result rows of ``modules`` for ``ctx`` with those database ``source``
+    computed (a copy's run: strict profile rule, or the subjects' scoped copy), in one transaction."""
+    con.execute(RESULTS_DDL)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for module in modules:
+            where = results_where(module.measure, ctx)
+            con.execute(f"DELETE FROM {RESULTS_TABLE} WHERE {where}")
+            con.execute(
+                f"INSERT INTO {RESULTS_TABLE} SELECT * FROM {source}.main.{RESULTS_TABLE} WHERE {where}"
+            )
+        crash_point("measures:before-commit")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def _run_strict(
@@ -294,29 +361,23 @@ def _run_strict(
     period_end: date,
     centers: Sequence[str] | None,
     on_measure: Callable[[Measure, float], None] | None,
+    subjects: str | None = None,
 ) -> dict[str, int]:
     """``run_measures`` with ``profiles="strict"``: run on :func:`profiles.strict_copy`, then replace
     the warehouse's result rows of these measures with the copy's, in one transaction."""
     with strict_copy(con) as home:
         written = run_measures(
-            con, modules, period_start=period_start, period_end=period_end, centers=centers,
+            con,
+            modules,
+            period_start=period_start,
+            period_end=period_end,
+            centers=centers,
             on_measure=on_measure,
+            subjects=subjects,
         )
         con.execute(f'USE "{home}"')
-        con.execute(RESULTS_DDL)
-        ctx = Context(Period(period_start, period_end), tuple(centers) if centers else None)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            for module in modules:
-                where = results_where(module.measure, ctx)
-                con.execute(f"DELETE FROM {RESULTS_TABLE} WHERE {where}")
-                con.execute(
-                    f"INSERT INTO {RESULTS_TABLE} SELECT * FROM {SCRATCH}.main.{RESULTS_TABLE} WHERE {where}"
-                )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        ctx = Context(Period(period_start, period_end), tuple(centers) if centers else None, subjects)
+        _copy_back(con, modules, ctx, SCRATCH)
     return written
 
 
