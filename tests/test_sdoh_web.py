@@ -134,3 +134,13 @@ def test_chw_limited_to_a_panel_sees_only_their_patients(tmp_path) -> None:
         csv.reader(io.StringIO(_client(lists_app, "chw-north").get(LISTS.format(c=NORTH) + ".csv").text))
     )
     assert [r[0] for r in rows[1:]] == [patient_id(NORTH, 1)]
+
+
+def test_community_organizations_per_role(page) -> None:
+    staff = page("staff-north")
+    assert 'id="sdoh-organizations"' in staff
+    assert "org-foodbank" in staff and "org-pantry" in staff and "org-utility" not in staff  # south's
+    viewer = page("viewer")
+    assert "org-foodbank" in viewer and "org-utility" in viewer  # rows listed, counts all below 11
+    table = viewer.split('id="sdoh-organizations"')[1].split("</table>")[0]
+    assert ">1<" not in table and ">2<" not in table and HIDDEN in table

@@ -54,6 +54,7 @@ MAIN_TABLES: tuple[str, ...] = (
     "patient_attributes",  # outreach/indicators.py
     "sdoh_metrics",  # web/sdoh.py (aggregates of `chc-equity sdoh`)
     "sdoh_equity",
+    "sdoh_organization",  # web/sdoh.py: community organizations (aggregates, suppressed for viewers)
     "sdoh_patient_domain",  # sdoh/lists.py: the staff lists (patient-level, like measure_results)
     "sdoh_referral",
 )

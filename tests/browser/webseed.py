@@ -342,6 +342,9 @@ def _sdoh_patient_tables(con: duckdb.DuckDBPyConnection) -> None:
             [center, patient_id(center, i), f"{center} main site", rid, domain, status,
              status == "rejected", closed, 14 if closed else None, org, PERIOD[0], PERIOD[1]],
         )  # fmt: skip
+    from chc_equity.sdoh.metrics import build_organizations
+
+    build_organizations(con)  # the real SQL over the hand-written referrals
 
 
 def _sdoh_tables(con: duckdb.DuckDBPyConnection) -> None:
