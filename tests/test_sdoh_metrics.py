@@ -307,6 +307,53 @@ def test_referral_table(con: duckdb.DuckDBPyConnection) -> None:
     ]
 
 
+def test_organization_table(con: duckdb.DuckDBPyConnection) -> None:
+    """Per receiving organization, by hand from the referral table above (s11d names none: left out);
+    accepted = latest Task accepted, in progress or completed; closed = completed with an outcome."""
+    rows = con.execute(
+        f"""SELECT organization_id, received, accepted, rejected_at_capacity, closed, days_to_closure_median
+              FROM {metrics.ORGANIZATIONS} ORDER BY organization_id"""
+    ).fetchall()
+    assert rows == [
+        ("org-food", 5, 4, 1, 2, 15.0),  # s01a, s05a closed (20, 10 days), s05b no outcome, s11c, s12b
+        ("org-housing", 2, 1, 0, 0, None),  # s03 in progress, s11a cancelled
+        ("org-jobs", 1, 1, 0, 0, None),
+        ("org-ride", 1, 0, 1, 0, None),
+        ("org-safety", 1, 1, 0, 1, 91.0),
+    ]
+
+
+def test_organization_suppression() -> None:
+    """Small counts hidden, with complements, per center; the median needs 11 closed referrals."""
+    import pandas as pd
+
+    from chc_equity.sdoh.export import suppress_organizations
+
+    df = pd.DataFrame(
+        [
+            ("c1", "org-a", 40, 30, 5, 20, 12.0),
+            ("c1", "org-b", 30, 25, 0, 15, 9.0),
+            ("c1", "org-c", 25, 20, 12, 8, 30.0),
+            ("c2", "org-a", 6, 6, 0, 6, 5.0),
+        ],
+        columns=["center", "organization_id", "received", "accepted", "rejected_at_capacity", "closed",
+                 "days_to_closure_median"],
+    )  # fmt: skip
+    out = suppress_organizations(df).set_index(["center", "organization_id"])
+    assert pd.isna(out.loc[("c1", "org-a"), "rejected_at_capacity"])  # 5: primary
+    assert out["rejected_at_capacity"].isna().sum() >= 2  # and a complement
+    assert pd.isna(out.loc[("c1", "org-c"), "closed"]) and pd.isna(
+        out.loc[("c1", "org-c"), "days_to_closure_median"]
+    )
+    assert (
+        out.loc[("c1", "org-a"), "received"] == 40
+        and out.loc[("c1", "org-b"), "days_to_closure_median"] == 9.0
+    )
+    assert out.loc[("c2", "org-a")][["received", "accepted", "closed"]].isna().all()  # 6 received
+    shown = out[["received", "accepted", "rejected_at_capacity", "closed"]].stack().dropna()
+    assert not ((shown >= 1) & (shown <= 10)).any()
+
+
 def test_one_center_only(con: duckdb.DuckDBPyConnection) -> None:
     metrics.build(con, period_start=START, period_end=END, center="elsewhere")
     assert con.execute(f"SELECT count(*) FROM {metrics.METRICS}").fetchone() == (0,)
@@ -437,7 +484,13 @@ def test_cli_writes_suppressed_files(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "10 eligible patients" in result.output
     wb = load_workbook(tmp_path / "o2" / "sdoh.xlsx", read_only=True)
-    assert wb.sheetnames == ["sdoh_metrics", "sdoh_equity"]
+    assert wb.sheetnames == ["sdoh_metrics", "sdoh_equity", "sdoh_organizations"]
+    with open(tmp_path / "o2" / "sdoh_organizations.csv", newline="") as fh:
+        orgs = {r["organization_id"]: r for r in csv.DictReader(fh)}
+    assert orgs["org-food"]["received"] == "5" and orgs["org-housing"]["received"] == "2"
+    assert orgs["org-ride"]["received"] == ""  # 1 referral: hidden at threshold 2
+    counts = ("received", "accepted", "rejected_at_capacity", "closed")
+    assert all(r[c] != "1" for r in orgs.values() for c in counts)
     with open(tmp_path / "o2" / "sdoh_metrics.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     shown = {

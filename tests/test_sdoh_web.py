@@ -7,10 +7,13 @@ checks what the page shows. Data: the hand-written ``sdoh_metrics`` / ``sdoh_equ
 
 from __future__ import annotations
 
+import csv
+import io
+
 import pytest
 from fastapi.testclient import TestClient
 
-from browser.webseed import NORTH, SOUTH, add_users, build_warehouse, login, make_app
+from browser.webseed import NORTH, SOUTH, add_users, build_warehouse, login, make_app, mrn, patient_id
 
 HIDDEN = "&lt;11*"
 
@@ -62,3 +65,82 @@ def test_missing_tables_say_so(tmp_path) -> None:
     assert login(client, "admin").status_code == 303
     html = client.get("/social-needs").text
     assert 'id="sdoh-missing"' in html
+
+
+# -- staff lists (build item 4): patient rows for the outreach roles of the center, never for viewers ---
+LISTS = "/centers/{c}/social-needs/lists"
+
+
+def _client(app_and_get, user: str) -> TestClient:
+    client = TestClient(app_and_get)
+    assert login(client, user).status_code == 303
+    return client
+
+
+@pytest.fixture(scope="module")
+def lists_app(tmp_path_factory: pytest.TempPathFactory):
+    warehouse = build_warehouse(tmp_path_factory.mktemp("sdoh-lists") / "wh.duckdb")
+    add_users(warehouse)
+    return make_app(warehouse)
+
+
+@pytest.mark.parametrize("user", ["staff-north", "pm-north", "chw-north", "analyst", "admin"])
+def test_staff_lists_show_their_center_only(lists_app, user: str) -> None:
+    client = _client(lists_app, user)
+    html = client.get(LISTS.format(c=NORTH)).text
+    assert mrn(NORTH, 0) in html and mrn(NORTH, 1) in html  # positive, not referred
+    assert mrn(NORTH, 2) not in html and mrn(NORTH, 4) not in html  # referred; negative
+    assert SOUTH not in html and mrn(SOUTH, 0) not in html
+    rows = list(csv.reader(io.StringIO(client.get(LISTS.format(c=NORTH) + ".csv").text)))
+    assert [r[0] for r in rows[1:]] == [patient_id(NORTH, 0), patient_id(NORTH, 1)]
+    assert rows[2][5] == "food; housing_instability"
+    rows = list(
+        csv.reader(io.StringIO(client.get(LISTS.format(c=NORTH) + ".csv?list=referred-not-closed").text))
+    )
+    assert [(r[0], r[8]) for r in rows[1:]] == [
+        (patient_id(NORTH, 2), "accepted"),
+        (patient_id(NORTH, 3), "rejected"),
+    ]
+    assert "sdoh-lists" in client.get("/social-needs").text  # the page links to them
+
+
+def test_staff_lists_refuse_viewers_and_other_centers(lists_app) -> None:
+    for user in ("viewer", "viewer-north"):
+        client = _client(lists_app, user)
+        for url in (LISTS.format(c=NORTH), LISTS.format(c=NORTH) + ".csv"):
+            assert client.get(url).status_code == 403
+        assert "sdoh-lists" not in client.get("/social-needs").text
+    staff = _client(lists_app, "staff-north")
+    assert staff.get(LISTS.format(c=SOUTH) + ".csv").status_code == 403
+    south = _client(lists_app, "analyst").get(LISTS.format(c=SOUTH) + ".csv?list=referred-not-closed").text
+    assert patient_id(SOUTH, 1) in south and NORTH not in south  # 0 cross-center rows
+
+
+def test_chw_limited_to_a_panel_sees_only_their_patients(tmp_path) -> None:
+    warehouse = build_warehouse(tmp_path / "wh.duckdb")
+    add_users(warehouse)
+    lists_app = make_app(warehouse)  # its own app: this test changes the center's CHW settings
+    pm = _client(lists_app, "pm-north")
+    csrf = pm.get("/api/me").json()["csrf_token"]
+    h = {"X-CSRF-Token": csrf}
+    chw = pm.post(
+        f"/api/centers/{NORTH}/chws", json={"display_name": "C", "username": "chw-north"}, headers=h
+    )
+    assert chw.status_code in (200, 201), chw.text
+    body = {"chw_id": chw.json()["id"], "patient_ids": [patient_id(NORTH, 1)]}
+    assert pm.post(f"/api/centers/{NORTH}/assignments", json=body, headers=h).status_code == 200
+    assert pm.put(f"/api/centers/{NORTH}/settings", json={"panel_only": True}, headers=h).status_code == 200
+    rows = list(
+        csv.reader(io.StringIO(_client(lists_app, "chw-north").get(LISTS.format(c=NORTH) + ".csv").text))
+    )
+    assert [r[0] for r in rows[1:]] == [patient_id(NORTH, 1)]
+
+
+def test_community_organizations_per_role(page) -> None:
+    staff = page("staff-north")
+    assert 'id="sdoh-organizations"' in staff
+    assert "org-foodbank" in staff and "org-pantry" in staff and "org-utility" not in staff  # south's
+    viewer = page("viewer")
+    assert "org-foodbank" in viewer and "org-utility" in viewer  # rows listed, counts all below 11
+    table = viewer.split('id="sdoh-organizations"')[1].split("</table>")[0]
+    assert ">1<" not in table and ">2<" not in table and HIDDEN in table

@@ -264,6 +264,7 @@ def build_warehouse(path: Path, *, with_flat: bool = True, with_measures: bool =
             for start, end in (PRIOR, PERIOD):
                 precompute(con, period_start=start, period_end=end)
             _sdoh_tables(con)
+            _sdoh_patient_tables(con)
     finally:
         con.close()
     return path
@@ -294,6 +295,56 @@ SDOH_ROWS = {
         ("closure", "any", 12, 14, None),
     ],
 }
+
+
+# The staff lists' patient-level rows: (center, patient index, domain, positive, referred) and referrals
+# (center, patient index, referral id, domain, task status, closed, organization).
+SDOH_PATIENT_DOMAINS = [
+    (NORTH, 0, "food", True, False),
+    (NORTH, 1, "food", True, False),
+    (NORTH, 1, "housing_instability", True, False),
+    (NORTH, 2, "housing_instability", True, True),
+    (NORTH, 3, "food", True, True),
+    (NORTH, 4, "transportation", False, False),
+    (SOUTH, 0, "food", True, False),
+    (SOUTH, 1, "utilities", True, True),
+]
+SDOH_REFERRALS = [
+    (NORTH, 2, "sr-n2", "housing_instability", "accepted", False, "org-housing"),
+    (NORTH, 3, "sr-n3", "food", "completed", True, "org-foodbank"),
+    (NORTH, 3, "sr-n3b", "food", "rejected", False, "org-pantry"),
+    (SOUTH, 1, "sr-s1", "utilities", "requested", False, "org-utility"),
+]
+
+
+def _sdoh_patient_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """``sdoh_patient_domain`` / ``sdoh_referral`` (the columns the staff lists read), by hand."""
+    con.execute(
+        """CREATE OR REPLACE TABLE sdoh_patient_domain (center VARCHAR, patient_id VARCHAR, site VARCHAR,
+           domain VARCHAR, hrsn VARCHAR, answered BOOLEAN, declined BOOLEAN, positive BOOLEAN,
+           first_positive DATE, recorded BOOLEAN, need BOOLEAN, referred BOOLEAN)"""
+    )
+    for center, i, domain, positive, referred in SDOH_PATIENT_DOMAINS:
+        con.execute(
+            "INSERT INTO sdoh_patient_domain VALUES (?, ?, ?, ?, NULL, true, false, ?, ?, false, ?, ?)",
+            [center, patient_id(center, i), f"{center} main site", domain, positive,
+             date(2026, 2, 1 + i) if positive else None, positive, referred],
+        )  # fmt: skip
+    con.execute(
+        """CREATE OR REPLACE TABLE sdoh_referral (center VARCHAR, patient_id VARCHAR, site VARCHAR,
+           referral_id VARCHAR, domain VARCHAR, authored DATE, task_status VARCHAR,
+           rejected_at_capacity BOOLEAN, closed BOOLEAN, days_to_closure INTEGER, contact_day DATE,
+           organization_id VARCHAR, period_start DATE, period_end DATE)"""
+    )
+    for center, i, rid, domain, status, closed, org in SDOH_REFERRALS:
+        con.execute(
+            "INSERT INTO sdoh_referral VALUES (?, ?, ?, ?, ?, DATE '2026-03-01', ?, ?, ?, ?, NULL, ?, ?, ?)",
+            [center, patient_id(center, i), f"{center} main site", rid, domain, status,
+             status == "rejected", closed, 14 if closed else None, org, PERIOD[0], PERIOD[1]],
+        )  # fmt: skip
+    from chc_equity.sdoh.metrics import build_organizations
+
+    build_organizations(con)  # the real SQL over the hand-written referrals
 
 
 def _sdoh_tables(con: duckdb.DuckDBPyConnection) -> None:

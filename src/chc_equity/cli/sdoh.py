@@ -24,8 +24,8 @@ def sdoh(
     """Screening (MIPS #487), positive rates, documentation, referrals, closure and connection within
     60 days (MIPS #498) per center, site and domain, and every rate by equity stratum.
 
-    Builds tables sdoh_patient, sdoh_patient_domain, sdoh_referral, sdoh_metrics and sdoh_equity in the
-    warehouse; the files written to --out are aggregates with small cells suppressed.
+    Builds tables sdoh_patient, sdoh_patient_domain, sdoh_referral, sdoh_metrics, sdoh_organization and
+    sdoh_equity in the warehouse; the files written to --out are aggregates with small cells suppressed.
     """
     import duckdb
 
@@ -47,8 +47,9 @@ def sdoh(
             raise typer.BadParameter("no measure run to take the period from: give the period") from exc
         equity = strata.build(con, [center] if center else None, threshold=threshold)
         table = con.execute(f"SELECT * FROM {metrics.METRICS}").df()
+        orgs = con.execute(f"SELECT * FROM {metrics.ORGANIZATIONS}").df()
     shown = export.suppress_metrics(table, threshold)
-    files = export.write_outputs(out, shown, equity)
+    files = export.write_outputs(out, shown, equity, export.suppress_organizations(orgs, threshold))
     centers = table[(table["metric"] == "eligible") & (table["site"] == metrics.ALL_SITES)]
     eligible = int(centers["numerator"].sum())
     typer.echo(f"{eligible} eligible patients, {ps} to {pe}: {', '.join(str(f) for f in files)}")

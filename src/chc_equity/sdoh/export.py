@@ -55,6 +55,40 @@ def suppress_metrics(df: pd.DataFrame, threshold: int = DEFAULT_THRESHOLD) -> pd
     return out
 
 
+ORGANIZATION_COUNTS = ("accepted", "rejected_at_capacity", "closed")
+
+
+def suppress_organizations(df: pd.DataFrame, threshold: int = DEFAULT_THRESHOLD) -> pd.DataFrame:
+    """A copy of ``sdoh_organization`` with small cells empty and a ``suppressed`` column.
+
+    Per center, the organizations are the strata of a table per count (accepted, rejected at capacity,
+    closed; each out of ``received``), so each count goes through ``suppress_measure`` (primary and
+    complementary: the center's totals are in ``sdoh_metrics``); ``received`` as a one-column table.
+    The median days to closure is shown only where at least ``threshold`` referrals closed.
+    """
+    out = df.copy()
+    for c in ("received", *ORGANIZATION_COUNTS):
+        out[c] = out[c].astype("Int64")
+    out["suppressed"] = False
+    for _, idx in out.groupby("center").groups.items():
+        g = out.loc[idx]
+        labels = [str(v) for v in g["organization_id"]]
+        received = g["received"].fillna(0).astype(int).tolist()
+        s = suppress_measure(labels, received, received, threshold)
+        hidden_received = s.rate_suppressed | s.denominator_suppressed
+        for col in ORGANIZATION_COUNTS:
+            x = g[col].fillna(0).astype(int).tolist()
+            m = suppress_measure(labels, x, received, threshold)
+            for i, row_id in enumerate(g.index):
+                if m.rate_suppressed[i] or m.denominator_suppressed[i] or hidden_received[i]:
+                    out.loc[row_id, [col, "suppressed"]] = [pd.NA, True]
+        for i, row_id in enumerate(g.index):
+            if hidden_received[i]:
+                out.loc[row_id, ["received", "suppressed"]] = [pd.NA, True]
+    out.loc[df["closed"].fillna(0) < threshold, "days_to_closure_median"] = None  # the true count
+    return out
+
+
 REFERRAL_METRICS = ("closure", "rejected_at_capacity", "days_to_closure_median", "days_to_closure_p90")
 
 
@@ -91,11 +125,17 @@ def write_excel(path: Path, sheets: dict[str, pd.DataFrame]) -> None:
     wb.save(path)
 
 
-def write_outputs(out: Path, metrics: pd.DataFrame, equity: pd.DataFrame) -> list[Path]:
-    """``sdoh_metrics.csv``, ``sdoh_equity.csv`` and ``sdoh.xlsx`` (one sheet each) in ``out``."""
+def write_outputs(
+    out: Path, metrics: pd.DataFrame, equity: pd.DataFrame, organizations: pd.DataFrame
+) -> list[Path]:
+    """``sdoh_metrics.csv``, ``sdoh_equity.csv``, ``sdoh_organizations.csv`` and ``sdoh.xlsx`` (one
+    sheet each) in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    files = [out / "sdoh_metrics.csv", out / "sdoh_equity.csv", out / "sdoh.xlsx"]
-    write_frame_csv(metrics, files[0])
-    write_frame_csv(equity, files[1])
-    write_excel(files[2], {"sdoh_metrics": metrics, "sdoh_equity": equity})
+    names = ("sdoh_metrics", "sdoh_equity", "sdoh_organizations")
+    frames = dict(zip(names, (metrics, equity, organizations), strict=True))
+    files = [out / f"{n}.csv" for n in names]
+    for f, df in zip(files, frames.values(), strict=True):
+        write_frame_csv(df, f)
+    files.append(out / "sdoh.xlsx")
+    write_excel(files[-1], frames)
     return files

@@ -55,6 +55,8 @@ PATIENT = "sdoh_patient"
 PATIENT_DOMAIN = "sdoh_patient_domain"
 REFERRAL = "sdoh_referral"
 METRICS = "sdoh_metrics"
+ORGANIZATIONS = "sdoh_organization"
+ACCEPTED = ("accepted", "in-progress", "completed")  # latest Task status: the organization took it on
 ANY = "any"  # the domain value of a metric over all domains
 ALL_SITES = "All"
 NO_DOMAIN = "unspecified"  # a social referral without a mapped domain
@@ -412,7 +414,8 @@ def _metrics_sql(ps: str, pe: str) -> str:
 def build(
     con: duckdb.DuckDBPyConnection, *, period_start: date, period_end: date, center: str | None = None
 ) -> None:
-    """(Re)build ``sdoh_patient``, ``sdoh_patient_domain``, ``sdoh_referral`` and ``sdoh_metrics`` for the
+    """(Re)build ``sdoh_patient``, ``sdoh_patient_domain``, ``sdoh_referral``, ``sdoh_metrics`` and
+    ``sdoh_organization`` for the
     period (all centers, or one). Builds the equity layer's ``patient_attributes`` first when stale."""
     if period_end < period_start:
         raise ValueError("period_end is before period_start")
@@ -423,5 +426,28 @@ def build(
     for sql in _steps(ps, pe, cf):
         con.execute(sql)
     con.execute(_metrics_sql(ps, pe))
+    build_organizations(con)
     for t in TEMP_TABLES:
         con.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def build_organizations(con: duckdb.DuckDBPyConnection) -> None:
+    """``{ORGANIZATIONS}`` from ``{REFERRAL}``: per center and receiving organization (the referral's
+    performer, else its Task's owner), referrals received, accepted (latest Task accepted, in progress
+    or completed), rejected at capacity, closed with an outcome, and median days to closure. A referral
+    counts once whatever its domains; one without an organization is left out."""
+    con.execute(
+        f"""CREATE OR REPLACE TABLE {ORGANIZATIONS} AS
+        WITH r AS (
+          SELECT DISTINCT center, referral_id, organization_id, task_status, rejected_at_capacity, closed,
+                 days_to_closure, period_start, period_end
+            FROM {REFERRAL} WHERE organization_id IS NOT NULL
+        )
+        SELECT center, organization_id, any_value(period_start) AS period_start,
+               any_value(period_end) AS period_end, count(*) AS received,
+               count(*) FILTER (WHERE task_status IN {_in(ACCEPTED)}) AS accepted,
+               count(*) FILTER (WHERE rejected_at_capacity) AS rejected_at_capacity,
+               count(*) FILTER (WHERE closed) AS closed,
+               quantile_cont(days_to_closure, 0.5) AS days_to_closure_median
+          FROM r GROUP BY center, organization_id ORDER BY center, organization_id"""
+    )

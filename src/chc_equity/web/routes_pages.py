@@ -4,14 +4,14 @@ never show what the matching API call would refuse."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from chc_equity.web import charts, data, service
 from chc_equity.web.authstore import AuthStore
-from chc_equity.web.roles import ADMIN_ROLES, PATIENT_LEVEL_ROLES, Principal, Role
+from chc_equity.web.roles import ADMIN_ROLES, OUTREACH_READ_ROLES, PATIENT_LEVEL_ROLES, Principal, Role
 from chc_equity.web.routes_api import DemographicField, center_summaries, data_quality
 from chc_equity.web.security import (
     CenterScope,
@@ -106,7 +106,61 @@ def social_needs_page(
         if scope.center is not None and not scope.user.center and not data.center_exists(con, scope.center):
             raise HTTPException(status_code=404, detail="No such center.")
         view = sdoh.load(con, scope.center, suppressed=scope.user.suppressed)
-    return _render(request, "sdoh.html", scope.user, view=view, center=scope.center)
+    staff = scope.user.role in OUTREACH_READ_ROLES
+    return _render(request, "sdoh.html", scope.user, view=view, center=scope.center, staff_lists=staff)
+
+
+# Staff lists: the outreach routes' roles (never a viewer); a CHW limited to a panel sees their patients.
+SDOH_LISTS = require_center_access(*OUTREACH_READ_ROLES)
+SdohList = Literal["positive-not-referred", "referred-not-closed"]
+
+
+def _sdoh_list(request: Request, scope: CenterScope, key: str) -> list[dict] | None:
+    from chc_equity.sdoh import lists
+    from chc_equity.web import outreach
+
+    center = scope.center or ""
+    with outreach.appdb(request).read() as s:
+        allowed = outreach.panel(s, scope.user, center)
+    with service.warehouse(request) as con:
+        if not lists.available(con):
+            return None
+        return lists.rows(con, key, center, allowed)
+
+
+@router.get("/centers/{center}/social-needs/lists")
+def social_needs_lists_page(
+    request: Request,
+    scope: Annotated[CenterScope, Depends(SDOH_LISTS)],
+    list_: Annotated[SdohList, Query(alias="list")] = "positive-not-referred",
+) -> Response:
+    """A center's "screened positive but not referred" / "referred but not closed" list (patient rows)."""
+    from chc_equity.sdoh.lists import LISTS
+
+    found = _sdoh_list(request, scope, list_)
+    return _render(
+        request, "sdoh_lists.html", scope.user, center=scope.center, spec=LISTS[list_], lists=LISTS,
+        rows=found, available=found is not None,
+    )  # fmt: skip
+
+
+@router.get("/centers/{center}/social-needs/lists.csv")
+def social_needs_lists_csv(
+    request: Request,
+    scope: Annotated[CenterScope, Depends(SDOH_LISTS)],
+    list_: Annotated[SdohList, Query(alias="list")] = "positive-not-referred",
+) -> Response:
+    """The same list as CSV (cells made safe by chc_equity.exports)."""
+    from chc_equity.sdoh.lists import to_csv
+
+    found = _sdoh_list(request, scope, list_)
+    if found is None:
+        raise HTTPException(status_code=404, detail="Not computed yet: run chc-equity sdoh.")
+    return Response(
+        to_csv(list_, found),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="sdoh-{list_}-{scope.center}.csv"'},
+    )
 
 
 # -- pull status (network admin and analyst) ---------------------------------------------------------

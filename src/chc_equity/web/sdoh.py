@@ -1,8 +1,9 @@
 """The "Social needs" page's data: funnels per center and domain, and flagged equity strata.
 
-Reads the published snapshot's ``sdoh_metrics`` and ``sdoh_equity`` (written by ``chc-equity sdoh``);
-aggregates only -- the patient-level tables never reach the web. Viewers get the counts through the same
-suppression as the CLI's files (:func:`chc_equity.sdoh.export.suppress_metrics`); ``sdoh_equity`` is
+Reads the published snapshot's ``sdoh_metrics``, ``sdoh_equity`` and ``sdoh_organization`` (written by
+``chc-equity sdoh``); aggregates only (the staff lists are ``chc_equity.sdoh.lists``). Viewers get the
+counts through the same suppression as the CLI's files (:func:`chc_equity.sdoh.export.suppress_metrics`,
+``suppress_organizations``); ``sdoh_equity`` is
 stored suppressed for every role.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 import duckdb
 
 from chc_equity.sdoh.mapping import DOMAINS, HRSN
-from chc_equity.sdoh.metrics import ALL_SITES, ANY, METRICS
+from chc_equity.sdoh.metrics import ALL_SITES, ANY, METRICS, ORGANIZATIONS
 from chc_equity.sdoh.strata import TABLE as EQUITY
 
 FUNNEL = ("positive", "documented", "referred", "closure", "rejected_at_capacity")
@@ -44,6 +45,7 @@ class SdohView:
     suppressed: bool
     centers: list[CenterFunnel] = field(default_factory=list)
     flagged: list[dict[str, Any]] = field(default_factory=list)
+    organizations: list[dict[str, Any]] = field(default_factory=list)  # suppressed for viewers
 
 
 def _has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -105,4 +107,14 @@ def load(con: duckdb.DuckDBPyConnection, center: str | None, *, suppressed: bool
         ).fetchall()
         keys = ("center", "metric", "domain", "dimension", "stratum", "numerator", "denominator", "rate", "q")
         view.flagged = [dict(zip(keys, r, strict=True)) for r in rows]
+    if _has(con, ORGANIZATIONS):
+        orgs = con.execute(
+            f"SELECT * FROM {ORGANIZATIONS} WHERE {where} ORDER BY center, organization_id", params
+        )
+        df = orgs.df()
+        if suppressed:
+            from chc_equity.sdoh.export import suppress_organizations
+
+            df = suppress_organizations(df)
+        view.organizations = [{k: _num(v) for k, v in r.items()} for r in df.to_dict("records")]
     return view
