@@ -213,6 +213,11 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._cuts: list[tuple[str, int]] = []  # (path fragment, bytes to pass before cutting)
         self.cut_count = 0
+        # The address the server sees for our connections. The server rate-limits each route per client
+        # address (60 requests a minute, then that address is blocked for 5 minutes); one test module
+        # makes many pulls within a minute, so each test is its own client (:meth:`new_client`).
+        self.source = "127.0.0.1"
+        self._clients = 1
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -220,6 +225,15 @@ class FaultProxy:
         """Kill the next ``times`` responses to requests whose first line contains ``fragment``."""
         with self._lock:
             self._cuts.extend([(fragment, after_bytes)] * times)
+
+    def new_client(self) -> str:
+        """Make the following connections come from the next loopback address (127.0.0.2, ...: all of
+        127/8 is this host on Linux), so the server counts them as a new client."""
+        with self._lock:
+            self._clients += 1
+            n = self._clients
+            self.source = f"127.0.{n // 250}.{n % 250 + 1}"
+            return self.source
 
     def clear(self) -> None:
         with self._lock:
@@ -248,7 +262,7 @@ class FaultProxy:
 
     def _serve(self, client: socket.socket) -> None:
         """One client connection; one request at a time (the client waits for each response)."""
-        upstream = socket.create_connection(self.target)
+        upstream = socket.create_connection(self.target, source_address=(self.source, 0))
         budget: list[int | None] = [None]
 
         def downstream() -> None:

@@ -50,6 +50,15 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     srv.stop()
 
 
+@pytest.fixture(autouse=True)
+def _own_client_address(request: pytest.FixtureRequest) -> None:
+    """Each test talks to the shared server as a new client (see FaultProxy.source): the server's rate
+    limit is per client, and a whole module of pulls within a minute exceeds it (found in CI as an
+    "export failed: HTTP 429" in whichever test came later)."""
+    if "server" in request.fixturenames:
+        request.getfixturevalue("server").proxy.new_client()
+
+
 # -- the oracle: a plain export download ---------------------------------------------------------------
 def reference_export(base: str, since: str | None = None) -> dict[str, list[dict]]:
     """{"output": resources, "deleted": Bundles} of one export, fetched without any of pull's machinery."""
