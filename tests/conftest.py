@@ -39,3 +39,26 @@ def official_cases() -> Iterator[tuple[Path, duckdb.DuckDBPyConnection]]:
     con = evaluate_official(ecqm, all_measures())
     yield ecqm, con
     con.close()
+
+
+# --- the app database's two back ends ----------------------------------------------------------------
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster for this worker (tests/pgcluster.py); its admin URL."""
+    from pgcluster import pg_cluster
+
+    with pg_cluster() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def app_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test once per app-database back end, as the CLI and web app pick it: SQLite next to the
+    warehouse (no ``CHC_EQUITY_DATABASE_URL``), or a fresh PostgreSQL database named by that variable."""
+    if request.param == "sqlite":
+        monkeypatch.delenv("CHC_EQUITY_DATABASE_URL", raising=False)
+    else:
+        from pgcluster import new_database
+
+        monkeypatch.setenv("CHC_EQUITY_DATABASE_URL", new_database(request.getfixturevalue("pg_admin_url")))
+    return request.param

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from chc_equity.appdb import AppDB, app_db_path, assignments, last_outreach, open_for_warehouse
+from chc_equity.appdb import AppDB, assignments, last_outreach, open_for_warehouse
 from chc_equity.appdb import chw as chws
 from chc_equity.appdb import outreach as records
 from chc_equity.appdb.fhir_import import chw_id_for
@@ -186,12 +186,11 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_import_chws_panels_and_chw_services_idempotently(warehouse: Path, monkeypatch) -> None:
+def test_import_chws_panels_and_chw_services_idempotently(warehouse: Path, app_backend: str) -> None:
     from chc_equity.cli import app
     from chc_equity.cli import appdb as _appdb  # noqa: F401  (registers `appdb`)
 
-    monkeypatch.delenv("CHC_EQUITY_DATABASE_URL", raising=False)
-    db = open_for_warehouse(warehouse)
+    db = open_for_warehouse(warehouse)  # SQLite next to the warehouse, or the PostgreSQL of app_backend
     with db.write() as s:  # a program manager already put p2 on another CHW: the import keeps that
         other = chws.add_chw(s, CENTER, "Luis", "pm")
         chws.assign(s, CENTER, other.id, ["p2"], "pm")
@@ -243,7 +242,7 @@ def test_import_chws_panels_and_chw_services_idempotently(warehouse: Path, monke
         fields = records.OutreachFields(row.contact_date, "text", "scheduled_visit", 5)
         records.edit(s, CENTER, row.id, fields, "pm", expected_version=1)
     runner.invoke(app, ["appdb", "import", "-w", str(warehouse)])
-    with AppDB(app_db_path(warehouse)).read() as s:
+    with db.read() as s:
         assert s.scalar(select(func.count()).select_from(Outreach)) == 5
         assert s.scalar(select(Outreach.outcome).where(Outreach.source_id == f"{CENTER}/Encounter/e1")) == (
             "referral_made"

@@ -134,8 +134,8 @@ def test_reach_stratified_by_language_with_suppression() -> None:
     assert bool(out.loc["en", "is_reference"])
 
 
-def test_cli_indicators_from_the_app_database(tmp_path, monkeypatch) -> None:
-    """`chc-equity chw indicators` reads panels and outreach from the app database (SQLite here) and
+def test_cli_indicators_from_the_app_database(tmp_path, app_backend) -> None:
+    """`chc-equity chw indicators` reads panels and outreach from the app database (SQLite, PostgreSQL) and
     the language of each patient from the warehouse's patient_attributes; values computed by hand."""
     from datetime import UTC, datetime
 
@@ -150,7 +150,6 @@ def test_cli_indicators_from_the_app_database(tmp_path, monkeypatch) -> None:
     from chc_equity.cli import app
     from chc_equity.warehouse import connect
 
-    monkeypatch.delenv("CHC_EQUITY_DATABASE_URL", raising=False)
     wh = tmp_path / "wh.duckdb"
     con = connect(wh)
     # Ana: p0-p39 Spanish, p40-p69 English, p70-p79 Portuguese; "=Bo": q1, q2 Portuguese
