@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -31,6 +32,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
+
+T = TypeVar("T")
 
 ENV_URL = "CHC_EQUITY_DATABASE_URL"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -177,3 +180,18 @@ def open_for_warehouse(warehouse: str | Path) -> AppDB:
     db = AppDB(database_url(warehouse))
     import_legacy_auth(db, legacy_auth_path(warehouse))
     return db
+
+
+def read_only(warehouse: str | Path, read: Callable[[Session], T]) -> T | None:
+    """``read(session)`` on the warehouse's app database, read only (never created, never migrated), for
+    the CLI; None when there is no app database or its schema was never created."""
+    if not os.environ.get(ENV_URL) and not app_db_path(warehouse).exists():
+        return None
+    db = AppDB(database_url(warehouse), upgrade=False)
+    try:
+        if db.revision() is None:
+            return None
+        with db.read() as session:
+            return read(session)
+    finally:
+        db.dispose()

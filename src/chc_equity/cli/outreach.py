@@ -154,8 +154,8 @@ def indicators(
 
     import pandas as pd
 
+    from chc_equity.appdb.engine import read_only
     from chc_equity.appdb.program import program_frames
-    from chc_equity.appdb.worklist import read_only
     from chc_equity.equity.attributes import DIMENSIONS
     from chc_equity.outreach import indicators as ind
 
