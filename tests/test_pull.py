@@ -29,7 +29,10 @@ from chc_equity.warehouse import connect
 
 GROUP = "BlueCrossBlueShield"
 CENTER = "c01"
-FAST = Policy(attempts=3, backoff_s=0.05, max_wait_s=0.5, parallel=3, timeout_s=30)
+# Short retries, but the server's "Retry-After: 1" while an export runs is honoured (max_wait_s=1): the
+# server blocks a client for 5 minutes past 60 status polls a minute, which polling every 0.5 s
+# reached on a loaded CI machine (an export taking ~30 s ended in "export failed: HTTP 429").
+FAST = Policy(attempts=3, backoff_s=0.05, max_wait_s=1.0, parallel=3, timeout_s=30)
 # No simulated wait. One file per type: the server pages a type's files with LIMIT/OFFSET over a query
 # ordered by type only, so with several files per type SQLite may hand the same row to two pages.
 SIM = {"dur": 0}
@@ -268,7 +271,7 @@ def test_connection_killed_every_time_is_a_clear_error_and_nothing_changes(serve
     server.proxy.cut("/bulkfiles/", after_bytes=300, times=100)
     try:
         with pytest.raises(PullError, match=r"download .* failed after 2 attempts"):
-            run_pull(path, server.fhir(**SIM), since="2026-01-01T00:00:00Z", policy=Policy(2, 0.01, 0.1))
+            run_pull(path, server.fhir(**SIM), since="2026-01-01T00:00:00Z", policy=Policy(2, 0.01, 1.0))
     finally:
         server.proxy.clear()
     assert snapshot(path) == before
@@ -290,7 +293,7 @@ def test_server_error_simulation_is_a_clear_error(server, full, tmp_path, err, m
     path = copy_of(full[0], tmp_path)
     before = snapshot(path)
     with pytest.raises(PullError, match=message):
-        run_pull(path, server.fhir(**SIM, err=err), since="2026-01-01T00:00:00Z", policy=Policy(2, 0.01, 0.1))
+        run_pull(path, server.fhir(**SIM, err=err), since="2026-01-01T00:00:00Z", policy=Policy(2, 0.01, 1.0))
     assert snapshot(path) == before
 
 

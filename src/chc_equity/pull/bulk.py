@@ -211,24 +211,32 @@ class BulkClient:
         return location
 
     def wait_for_manifest(self, status_url: str) -> Manifest:
-        """Poll until the export is complete; 202 waits Retry-After (else backoff); errors raise."""
+        """Poll until the export is complete; 202 waits Retry-After (else backoff); errors raise.
+
+        A 429 ("polling too often") is not a failure of the export: the Bulk Data spec asks the client
+        to back off, so it waits (Retry-After, else a doubling backoff) and keeps polling until the
+        poll deadline. The SMART reference server answers 429 once a client exceeds 60 status requests
+        a minute, which a long export polled every Retry-After second reaches.
+        """
         deadline = time.monotonic() + self.policy.poll_timeout_s
         wait = self.policy.backoff_s
         while True:
             response = self._send("GET", status_url, "status", {"Accept": "application/json"})
             if response.status_code == 200:
                 return self._settled(status_url, self._manifest(status_url, response))
-            if response.status_code != 202:
+            if response.status_code not in (202, 429):
                 raise PullError(f"export failed: {_outcome_text(response)}")
             if time.monotonic() > deadline:
                 self.cancel(status_url)
                 raise PullError(f"export not ready after {self.policy.poll_timeout_s:.0f}s; cancelled")
             progress = response.headers.get("X-Progress")
             delay = retry_after(response, wait, self.policy.max_wait_s)
-            if progress:
+            if response.status_code == 429:
+                self.log(f"status: HTTP 429 (polling too often); waiting {delay:.0f}s")
+            elif progress:
                 self.log(f"export in progress: {progress}")
             self.sleep(delay)
-            if "Retry-After" not in response.headers:
+            if response.status_code == 429 or "Retry-After" not in response.headers:
                 wait = min(wait * 2, self.policy.max_wait_s)
 
     def _manifest(self, status_url: str, response: httpx.Response) -> Manifest:
