@@ -102,6 +102,12 @@ class Profile:
             else:
                 self.children[parent].append(eid)
         self.root = raw["elements"][0]["id"]
+        # supported: must-support or required itself, or through a slice or descendant that is
+        self.supported = {eid for eid, e in self.elements.items() if e.get("mustSupport") or e.get("min", 0) > 0}
+        for eid in list(self.supported):
+            parts = eid.split(".")
+            for i in range(1, len(parts)):
+                self.supported.add(".".join(parts[:i]) + "." + parts[i].split(":")[0])
 
 
 @cache
@@ -230,10 +236,14 @@ class Checker:
                 if k in ("resourceType", "id", "meta") or k.startswith("_"):
                     continue
                 el = prof.elements.get(f"{base}.{k}") or next(
-                    (prof.elements[c] for c in kids if c.endswith("[x]") and k.startswith(c.rsplit(".", 1)[1][:-3])),
+                    (
+                        prof.elements[c]
+                        for c in kids
+                        if c.endswith("[x]") and k.startswith(c.rsplit(".", 1)[1][:-3])
+                    ),
                     None,
                 )
-                if el is not None and not el.get("mustSupport") and el.get("min", 0) == 0:
+                if el is not None and el["id"] not in prof.supported:
                     self.add(f"{base}.{k}", "must-support", f"{k} is not a supported element of the profile")
         # unknown elements: only where the snapshot lists every child (the resource, backbone elements,
         # extensions); a datatype's children are listed only where the profile constrains one of them
@@ -248,7 +258,9 @@ class Checker:
                 continue
             self.add(f"{shown}.{k}", "unknown-element", f"{k} is not an element of {prof.type}")
 
-    def values(self, prof: Profile, eid: str, el: dict[str, Any], values: list[tuple[str, Any]], shown: str) -> None:
+    def values(
+        self, prof: Profile, eid: str, el: dict[str, Any], values: list[tuple[str, Any]], shown: str
+    ) -> None:
         slices = prof.slices.get(eid, [])
         matched: dict[str, list[tuple[str, Any]]] = {s: [] for s in slices}
         rest: list[tuple[str, Any]] = []
@@ -273,14 +285,18 @@ class Checker:
             what = "not allowed" if hi == "0" else f"at most {hi} allowed"
             self.add(shown, "cardinality", f"{n} present, {what}")
 
-    def one(self, prof: Profile, eid: str, el: dict[str, Any], key: str, value: dict[str, Any], shown: str) -> None:
+    def one(
+        self, prof: Profile, eid: str, el: dict[str, Any], key: str, value: dict[str, Any], shown: str
+    ) -> None:
         types = [t["code"] for t in el.get("type", [])]
         name = eid.rsplit(".", 1)[1].split(":")[0]
         if name.endswith("[x]") and types:
             suffix = key[len(name) - 3 :]
             allowed = {t[0].upper() + t[1:] for t in types}
             if suffix not in allowed:
-                self.add(shown, "type", f"{key}: type {suffix} not allowed (allowed: {', '.join(sorted(allowed))})")
+                self.add(
+                    shown, "type", f"{key}: type {suffix} not allowed (allowed: {', '.join(sorted(allowed))})"
+                )
                 return
             types = [t for t in types if t[0].upper() + t[1:] == suffix]
         fx = _fixed(el, "fixed")
@@ -315,7 +331,8 @@ class Checker:
             return
         codings = value.get("coding") if "coding" in value else [value] if "code" in value else []
         ok = any(
-            (c.get("system", ""), c.get("code")) in codes or ("", c.get("code")) in codes for c in codings or []
+            (c.get("system", ""), c.get("code")) in codes or ("", c.get("code")) in codes
+            for c in codings or []
         )
         if not ok:
             shown_codes = [f"{c.get('system', '')}|{c.get('code')}" for c in codings or []]
@@ -328,8 +345,10 @@ def _narrative(node: Any, path: str) -> Iterator[tuple[str, str]]:
         if "reference" in node and "display" in node:
             yield f"{path}.display", "reference display"
         for k, v in node.items():
-            if k == "text" and (path.count(".") == 0 or isinstance(v, (dict, str))) and not (
-                isinstance(v, dict) and "url" in node
+            if (
+                k == "text"
+                and (path.count(".") == 0 or isinstance(v, (dict, str)))
+                and not (isinstance(v, dict) and "url" in node)
             ):
                 yield f"{path}.text", "narrative text"
             yield from _narrative(v, f"{path}.{k}")
@@ -361,7 +380,9 @@ def validate(resource: dict[str, Any], *, strict: bool = False, parse: bool = Tr
     chk.ref = f"{rtype}/{resource.get('id', '')}"
     url = profile_of(resource)
     if url is None:
-        chk.add(rtype, "profile", f"no UDS+ profile in meta.profile {resource.get('meta', {}).get('profile')}")
+        chk.add(
+            rtype, "profile", f"no UDS+ profile in meta.profile {resource.get('meta', {}).get('profile')}"
+        )
         return chk.out
     prof = profiles()[url]
     if prof.type != rtype:
@@ -377,7 +398,7 @@ def validate(resource: dict[str, Any], *, strict: bool = False, parse: bool = Tr
             try:
                 model.model_validate(resource)
             except Exception as exc:  # pydantic ValidationError: report its first line
-                chk.add(rtype, "fhir", str(exc).splitlines()[0][:300])
+                chk.add(rtype, "fhir", " / ".join(str(exc).splitlines()[1:3])[:300])
     return chk.out
 
 
