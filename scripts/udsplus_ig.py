@@ -31,7 +31,10 @@ def element(e: dict) -> dict:
     if "binding" in e and "valueSet" in e["binding"]:
         out["binding"] = {"strength": e["binding"]["strength"], "valueSet": e["binding"]["valueSet"]}
     if "slicing" in e:
-        out["slicing"] = {"discriminator": e["slicing"].get("discriminator", []), "rules": e["slicing"]["rules"]}
+        out["slicing"] = {
+            "discriminator": e["slicing"].get("discriminator", []),
+            "rules": e["slicing"]["rules"],
+        }
     return out
 
 
@@ -67,4 +70,8 @@ def main(ig: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared" / "uds-plus")
+    main(
+        Path(sys.argv[1])
+        if len(sys.argv) > 1
+        else Path(__file__).resolve().parents[2] / "shared" / "uds-plus"
+    )

@@ -20,11 +20,11 @@ import duckdb
 
 from chc_equity.measures.engine import RESULTS_TABLE
 from chc_equity.measures.registry import all_measures
-from chc_equity.udsplus import ig
-from chc_equity.udsplus.deid import Pseudonymizer, age_on_dec31, age_quantity, deidentify_zip, year_of
 from chc_equity.uds.config import UdsConfig
 from chc_equity.uds.patients import PATIENTS, VISITS
 from chc_equity.uds.quality import DM, HTN, LINES_6B, QualityLine, quality_flags
+from chc_equity.udsplus import ig
+from chc_equity.udsplus.deid import Pseudonymizer, age_on_dec31, age_quantity, deidentify_zip, year_of
 
 Resource = dict[str, Any]
 UNKNOWN_LANGUAGE = ("und", "unk", "")
@@ -178,10 +178,12 @@ def line_flags(con: duckdb.DuckDBPyConnection, year: int, center: str) -> dict[s
             pid: (ip, de, dx, ne)
             for pid, ip, de, dx, ne in con.execute(
                 f"""
-                SELECT r.patient_id, bool_or(r.initial_population), bool_or(coalesce(r.denominator_exclusion,
-                  false) AND r.denominator), bool_or(coalesce(r.denominator_exception, false) AND r.denominator),
+                SELECT r.patient_id, bool_or(r.initial_population),
+                  bool_or(coalesce(r.denominator_exclusion, false) AND r.denominator),
+                  bool_or(coalesce(r.denominator_exception, false) AND r.denominator),
                   bool_or(coalesce(r.numerator_exclusion, false) AND r.numerator)
-                FROM {RESULTS_TABLE} r JOIN {PATIENTS} u ON u.center = r.center AND u.patient_id = r.patient_id
+                FROM {RESULTS_TABLE} r
+                JOIN {PATIENTS} u ON u.center = r.center AND u.patient_id = r.patient_id
                 WHERE r.center = ? AND r.measure = ? AND r.period_start = ? AND r.period_end = ?
                   AND r.subject_type = 'Patient' {group}
                 GROUP BY ALL
@@ -196,8 +198,14 @@ def line_flags(con: duckdb.DuckDBPyConnection, year: int, center: str) -> dict[s
                 continue
             ip, de, dx, ne = raw.get(pid, (False, False, False, False))
             dexcl = bool(de) and not den
-            flags[pid] = LineFlags(bool(ip) or den, den, met, dexcl, bool(dx) and not den and not dexcl,
-                                   bool(ne) and den and not met)  # fmt: skip
+            flags[pid] = LineFlags(
+                bool(ip) or den,
+                den,
+                met,
+                dexcl,
+                bool(dx) and not den and not dexcl,
+                bool(ne) and den and not met,
+            )
         out[report] = flags
     return out
 
@@ -364,6 +372,9 @@ def funding_streams(p: dict[str, Any], center_streams: tuple[str, ...]) -> str:
 
 
 # --- clinical resources from the flat views -----------------------------------------------------------
+OBS_DAY = "coalesce(o.effective_datetime, o.effective_period_start, o.effective_instant, o.issued)"
+
+
 def _in_year(expr: str) -> str:
     return f"left({expr}, 4) = ?"
 
@@ -400,16 +411,23 @@ def _clinical(
     for r in rows:
         if not codes.get(r["id"]):
             continue
-        out: Resource = {"resourceType": "Condition", "id": ps("Condition", r["id"]),
-                         "meta": _meta(ig.PROFILE["Condition"])}  # fmt: skip
+        out: Resource = {
+            "resourceType": "Condition",
+            "id": ps("Condition", r["id"]),
+            "meta": _meta(ig.PROFILE["Condition"]),
+        }
         if r["clinical_status_code"]:
             out["clinicalStatus"] = _concept([(r["clinical_status_system"], r["clinical_status_code"])])
         if r["verification_status_code"]:
             out["verificationStatus"] = _concept(
                 [(r["verification_status_system"], r["verification_status_code"])]
             )
-        out["category"] = [_concept(cats[r["id"]][:1] or [("http://terminology.hl7.org/CodeSystem/condition-category",
-                                                              "encounter-diagnosis")])]  # fmt: skip
+        out["category"] = [
+            _concept(
+                cats[r["id"]][:1]
+                or [("http://terminology.hl7.org/CodeSystem/condition-category", "encounter-diagnosis")]
+            )
+        ]
         out["code"] = _concept(codes[r["id"]])
         out["subject"] = subject(r)
         encounter(r, out)
@@ -422,30 +440,49 @@ def _clinical(
         ex.add(out)
 
     # Procedure
-    rows = _rows(con, f"SELECT * FROM flat.procedure WHERE {base} AND "
-                      f"{_in_year('coalesce(performed_datetime, performed_period_start, recorded)')} ORDER BY id",
-                 [c, patients, y])  # fmt: skip
+    rows = _rows(
+        con,
+        f"SELECT * FROM flat.procedure WHERE {base} AND "
+        f"{_in_year('coalesce(performed_datetime, performed_period_start, recorded)')} ORDER BY id",
+        [c, patients, y],
+    )
     codes = _codes(con, "procedure_code", c, {r["id"] for r in rows})
     for r in rows:
         if not codes.get(r["id"]) or not r["status"]:
             continue
-        out = {"resourceType": "Procedure", "id": ps("Procedure", r["id"]), "meta": _meta(ig.PROFILE["Procedure"]),
-               "status": r["status"], "code": _concept(codes[r["id"]]), "subject": subject(r)}  # fmt: skip
+        out = {
+            "resourceType": "Procedure",
+            "id": ps("Procedure", r["id"]),
+            "meta": _meta(ig.PROFILE["Procedure"]),
+            "status": r["status"],
+            "code": _concept(codes[r["id"]]),
+            "subject": subject(r),
+        }
         encounter(r, out)
         out["performedDateTime"] = y
         ex.add(out)
 
     # Immunization
-    rows = _rows(con, f"SELECT * FROM flat.immunization WHERE {base} AND "
-                      f"{_in_year('coalesce(occurrence_datetime, recorded)')} ORDER BY id", [c, patients, y])  # fmt: skip
+    rows = _rows(
+        con,
+        f"SELECT * FROM flat.immunization WHERE {base} AND "
+        f"{_in_year('coalesce(occurrence_datetime, recorded)')} ORDER BY id",
+        [c, patients, y],
+    )
     codes = _codes(con, "immunization_vaccine_code", c, {r["id"] for r in rows})
     for r in rows:
         if not codes.get(r["id"]) or not r["status"]:
             continue
-        out = {"resourceType": "Immunization", "id": ps("Immunization", r["id"]),
-               "meta": _meta(ig.PROFILE["Immunization"]), "status": r["status"],
-               "vaccineCode": _concept(codes[r["id"]]), "patient": subject(r), "occurrenceDateTime": y,
-               "primarySource": True if r["primary_source"] is None else bool(r["primary_source"])}  # fmt: skip
+        out = {
+            "resourceType": "Immunization",
+            "id": ps("Immunization", r["id"]),
+            "meta": _meta(ig.PROFILE["Immunization"]),
+            "status": r["status"],
+            "vaccineCode": _concept(codes[r["id"]]),
+            "patient": subject(r),
+            "occurrenceDateTime": y,
+            "primarySource": True if r["primary_source"] is None else bool(r["primary_source"]),
+        }
         ex.add(out)
 
     # Observation: laboratory -> lab profile; vital signs / exam -> clinical result; others -> generic
@@ -454,7 +491,7 @@ def _clinical(
         f"""SELECT o.*, (SELECT list(code) FROM flat.observation_code oc WHERE oc.center = o.center
                                                                         AND oc.id = o.id) AS loincs
             FROM flat.observation o WHERE o.{base} AND
-            {_in_year("coalesce(o.effective_datetime, o.effective_period_start, o.effective_instant, o.issued)")}
+            {_in_year(OBS_DAY)}
             AND coalesce(o.status, '') NOT IN ('entered-in-error', 'cancelled') ORDER BY o.id""",
         [c, patients, y],
     )
@@ -466,13 +503,23 @@ def _clinical(
         if not codes.get(r["id"]) or not r["status"]:
             continue
         cat_codes = {code for _, code in cats.get(r["id"], [])}
-        profile = (ig.LAB_PROFILE if "laboratory" in cat_codes else ig.CLINICAL_RESULT_PROFILE
-                   if cat_codes & {"vital-signs", "exam"} else ig.OBSERVATION_PROFILE)  # fmt: skip
-        out = {"resourceType": "Observation", "id": ps("Observation", r["id"]), "meta": _meta(profile),
-               "status": r["status"],
-               "category": [_concept([cc]) for cc in cats.get(r["id"], [])] or [
-                   _concept([("http://terminology.hl7.org/CodeSystem/observation-category", "survey")])],
-               "code": _concept(codes[r["id"]]), "subject": subject(r)}  # fmt: skip
+        profile = (
+            ig.LAB_PROFILE
+            if "laboratory" in cat_codes
+            else ig.CLINICAL_RESULT_PROFILE
+            if cat_codes & {"vital-signs", "exam"}
+            else ig.OBSERVATION_PROFILE
+        )
+        out = {
+            "resourceType": "Observation",
+            "id": ps("Observation", r["id"]),
+            "meta": _meta(profile),
+            "status": r["status"],
+            "category": [_concept([cc]) for cc in cats.get(r["id"], [])]
+            or [_concept([("http://terminology.hl7.org/CodeSystem/observation-category", "survey")])],
+            "code": _concept(codes[r["id"]]),
+            "subject": subject(r),
+        }
         encounter(r, out)
         out["effectiveDateTime"] = y
         if r["value_quantity_value"] is not None:
@@ -490,31 +537,46 @@ def _clinical(
         ex.add(out)  # free-text values (valueString) are never submitted
 
     # MedicationRequest
-    rows = _rows(con, f"SELECT * FROM flat.medication_request WHERE {base} AND {_in_year('authored_on')} ORDER BY id",
-                 [c, patients, y])  # fmt: skip
+    rows = _rows(
+        con,
+        f"SELECT * FROM flat.medication_request WHERE {base} AND {_in_year('authored_on')} ORDER BY id",
+        [c, patients, y],
+    )
     codes = _codes(con, "medication_request_medication_code", c, {r["id"] for r in rows})
     med_codes = _codes(con, "medication_code", c, {r["medication_id"] for r in rows if r["medication_id"]})
     for r in rows:
         med = codes.get(r["id"]) or med_codes.get(r["medication_id"] or "")
         if not med or not r["status"] or not r["intent"]:
             continue
-        out = {"resourceType": "MedicationRequest", "id": ps("MedicationRequest", r["id"]),
-               "meta": _meta(ig.PROFILE["MedicationRequest"]), "status": r["status"], "intent": r["intent"],
-               "medicationCodeableConcept": _concept(med), "subject": subject(r)}  # fmt: skip
+        out = {
+            "resourceType": "MedicationRequest",
+            "id": ps("MedicationRequest", r["id"]),
+            "meta": _meta(ig.PROFILE["MedicationRequest"]),
+            "status": r["status"],
+            "intent": r["intent"],
+            "medicationCodeableConcept": _concept(med),
+            "subject": subject(r),
+        }
         encounter(r, out)
         out["authoredOn"] = y
         ex.add(out)
 
     # AllergyIntolerance (recorded by the end of the year)
-    rows = _rows(con, f"SELECT * FROM flat.allergy_intolerance WHERE {base} AND "
-                      "coalesce(left(coalesce(recorded_date, onset_datetime), 10), '0') <= ? ORDER BY id",
-                 [c, patients, f"{y}-12-31"])  # fmt: skip
+    rows = _rows(
+        con,
+        f"SELECT * FROM flat.allergy_intolerance WHERE {base} AND "
+        "coalesce(left(coalesce(recorded_date, onset_datetime), 10), '0') <= ? ORDER BY id",
+        [c, patients, f"{y}-12-31"],
+    )
     codes = _codes(con, "allergy_intolerance_code", c, {r["id"] for r in rows})
     for r in rows:
         if not codes.get(r["id"]):
             continue
-        out = {"resourceType": "AllergyIntolerance", "id": ps("AllergyIntolerance", r["id"]),
-               "meta": _meta(ig.PROFILE["AllergyIntolerance"])}  # fmt: skip
+        out = {
+            "resourceType": "AllergyIntolerance",
+            "id": ps("AllergyIntolerance", r["id"]),
+            "meta": _meta(ig.PROFILE["AllergyIntolerance"]),
+        }
         if r["clinical_status_code"]:
             out["clinicalStatus"] = _concept([(r["clinical_status_system"], r["clinical_status_code"])])
         if r["verification_status_code"]:
@@ -533,31 +595,50 @@ def _clinical(
         ex.add(out)
 
     # ServiceRequest
-    rows = _rows(con, f"SELECT * FROM flat.service_request WHERE {base} AND "
-                      f"{_in_year('coalesce(authored_on, occurrence_datetime, occurrence_period_start)')} ORDER BY id",
-                 [c, patients, y])  # fmt: skip
+    rows = _rows(
+        con,
+        f"SELECT * FROM flat.service_request WHERE {base} AND "
+        f"{_in_year('coalesce(authored_on, occurrence_datetime, occurrence_period_start)')} ORDER BY id",
+        [c, patients, y],
+    )
     codes = _codes(con, "service_request_code", c, {r["id"] for r in rows})
     for r in rows:
         if not codes.get(r["id"]) or not r["status"] or not r["intent"]:
             continue
-        out = {"resourceType": "ServiceRequest", "id": ps("ServiceRequest", r["id"]),
-               "meta": _meta(ig.PROFILE["ServiceRequest"]), "status": r["status"], "intent": r["intent"],
-               "doNotPerform": bool(r["do_not_perform"]), "code": _concept(codes[r["id"]]),
-               "subject": subject(r)}  # fmt: skip
+        out = {
+            "resourceType": "ServiceRequest",
+            "id": ps("ServiceRequest", r["id"]),
+            "meta": _meta(ig.PROFILE["ServiceRequest"]),
+            "status": r["status"],
+            "intent": r["intent"],
+            "doNotPerform": bool(r["do_not_perform"]),
+            "code": _concept(codes[r["id"]]),
+            "subject": subject(r),
+        }
         encounter(r, out)
         out["authoredOn"] = y
         ex.add(out)
 
     # AdverseEvent
-    rows = _rows(con, f"SELECT * FROM flat.adverse_event WHERE {base} AND {_in_year('coalesce(date, recorded_date)')} "
-                      "ORDER BY id", [c, patients, y])  # fmt: skip
+    rows = _rows(
+        con,
+        f"SELECT * FROM flat.adverse_event WHERE {base} AND {_in_year('coalesce(date, recorded_date)')} "
+        "ORDER BY id",
+        [c, patients, y],
+    )
     codes = _codes(con, "adverse_event_event", c, {r["id"] for r in rows})
     for r in rows:
         if not codes.get(r["id"]) or not r["actuality"]:
             continue
-        out = {"resourceType": "AdverseEvent", "id": ps("AdverseEvent", r["id"]),
-               "meta": _meta(ig.PROFILE["AdverseEvent"]), "actuality": r["actuality"],
-               "event": _concept(codes[r["id"]]), "subject": subject(r), "date": y}  # fmt: skip
+        out = {
+            "resourceType": "AdverseEvent",
+            "id": ps("AdverseEvent", r["id"]),
+            "meta": _meta(ig.PROFILE["AdverseEvent"]),
+            "actuality": r["actuality"],
+            "event": _concept(codes[r["id"]]),
+            "subject": subject(r),
+            "date": y,
+        }
         ex.add(out)
 
 
@@ -605,8 +686,8 @@ def extract(
     eth: dict[str, list] = defaultdict(list)
     for table, into in (("patient_race", race), ("patient_ethnicity", eth)):
         for pid, cat, code in con.execute(
-            f"SELECT id, category, code FROM flat.{table} WHERE center = ? AND system = ? AND code IS NOT NULL "
-            "ORDER BY id, category, code",
+            f"SELECT id, category, code FROM flat.{table} WHERE center = ? AND system = ? "
+            "AND code IS NOT NULL ORDER BY id, category, code",
             [center, ig.CDCREC],
         ).fetchall():
             if pid in ids and (cat, code) not in into[pid]:
@@ -628,11 +709,24 @@ def extract(
             build_income(ps("Observation", f"udsplus-income|{p['patient_id']}"), pid, p["income_line"], year)
         )
         if p["orientation_line"] in ORIENTATION_CODE:
-            ex.add(build_orientation(ps("Observation", f"udsplus-orientation|{p['patient_id']}"), pid,
-                                     p["orientation_line"], year))  # fmt: skip
+            ex.add(
+                build_orientation(
+                    ps("Observation", f"udsplus-orientation|{p['patient_id']}"),
+                    pid,
+                    p["orientation_line"],
+                    year,
+                )
+            )
         payor = payors.get(p["patient_id"])
-        ex.add(build_coverage(ps("Coverage", f"udsplus-principal|{p['patient_id']}"), pid, p["insurance"],
-                              ps("Organization", payor) if payor else None, year))  # fmt: skip
+        ex.add(
+            build_coverage(
+                ps("Coverage", f"udsplus-principal|{p['patient_id']}"),
+                pid,
+                p["insurance"],
+                ps("Organization", payor) if payor else None,
+                year,
+            )
+        )
         in_3a = p["sex"] in ("Male", "Female") and p["age"] is not None and p["age"] >= 0
         ex.add(reporting_parameters(pid, p, funding_streams(p, streams), flags, in_3a))
     encs = _encounters(con, ex, pids, patients, config)
@@ -691,8 +785,11 @@ def _encounters(
         if reasons.get(v["id"]):
             out["reasonCode"] = [_concept([r]) for r in reasons[v["id"]]]
         if v["discharge_disposition_code"]:
-            out["hospitalization"] = {"dischargeDisposition": _concept(
-                [(v["discharge_disposition_system"], v["discharge_disposition_code"])])}  # fmt: skip
+            out["hospitalization"] = {
+                "dischargeDisposition": _concept(
+                    [(v["discharge_disposition_system"], v["discharge_disposition_code"])]
+                )
+            }
         if locs.get(v["id"]):
             out["location"] = [
                 {"location": {"reference": f"Location/{loc_ids[lid]}"}} for lid in locs[v["id"]]

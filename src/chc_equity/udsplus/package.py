@@ -18,10 +18,10 @@ from typing import Any
 import duckdb
 import yaml
 
+from chc_equity.uds.config import UdsConfig
 from chc_equity.udsplus import ig, relink
 from chc_equity.udsplus.extract import Extract, HealthCenter, extract
 from chc_equity.udsplus.validate import Violation, validate, validate_all
-from chc_equity.uds.config import UdsConfig
 
 MANIFEST = "manifest.json"
 REPORT = "validation.csv"
@@ -53,7 +53,9 @@ def load_health_center(path: Path, center: str) -> HealthCenter:
     streams = tuple(block.get("funding_streams") or ("CHC",))
     bad = [s for s in streams if s not in ig.FUNDING_STREAMS]
     if bad:
-        raise ValueError(f"{path}: centers.{center}.funding_streams: unknown {bad} (allowed {ig.FUNDING_STREAMS})")
+        raise ValueError(
+            f"{path}: centers.{center}.funding_streams: unknown {bad} (allowed {ig.FUNDING_STREAMS})"
+        )
     given = block["contact_given"]
     return HealthCenter(
         uei=str(block["uei"]),
@@ -91,7 +93,10 @@ def manifest(hc: HealthCenter, files: dict[str, str], sub: Submission) -> dict[s
                 {"name": "grantNumber", "valueString": hc.grant_number},
                 {"name": "hcName", "valueString": hc.name},
                 {"name": "hcAddress", "valueAddress": hc.address},
-                {"name": "hcContactPerson", "valueHumanName": {"family": hc.contact_family, "given": hc.contact_given}},
+                {
+                    "name": "hcContactPerson",
+                    "valueHumanName": {"family": hc.contact_family, "given": hc.contact_given},
+                },
                 {"name": "hcContactPhone", "valueContactPoint": {"system": "phone", "value": hc.phone}},
                 {"name": "hcPrenatalCareByReferralOnly", "valueBoolean": hc.prenatal_by_referral_only},
             ],
@@ -115,7 +120,9 @@ def manifest(hc: HealthCenter, files: dict[str, str], sub: Submission) -> dict[s
     }
 
 
-def write_package(ex: Extract, hc: HealthCenter, out: Path, sub: Submission) -> tuple[dict[str, Path], list[Violation]]:
+def write_package(
+    ex: Extract, hc: HealthCenter, out: Path, sub: Submission
+) -> tuple[dict[str, Path], list[Violation]]:
     """Write ``<Type>.ndjson`` per resource type and the manifest; validate everything (strict)."""
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}

@@ -27,40 +27,98 @@ from chc_equity.udsplus import ig
 # FHIR R4 (4.0.1) required value sets the profiles bind to (codes from the R4 specification)
 CORE_CODES: dict[str, tuple[str, ...]] = {
     "http://hl7.org/fhir/ValueSet/observation-status": (
-        "registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown",
+        "registered",
+        "preliminary",
+        "final",
+        "amended",
+        "corrected",
+        "cancelled",
+        "entered-in-error",
+        "unknown",
     ),
     "http://hl7.org/fhir/ValueSet/encounter-status": (
-        "planned", "arrived", "triaged", "in-progress", "onleave", "finished", "cancelled",
-        "entered-in-error", "unknown",
+        "planned",
+        "arrived",
+        "triaged",
+        "in-progress",
+        "onleave",
+        "finished",
+        "cancelled",
+        "entered-in-error",
+        "unknown",
     ),
     "http://hl7.org/fhir/ValueSet/fm-status": ("active", "cancelled", "draft", "entered-in-error"),
     "http://hl7.org/fhir/ValueSet/event-status": (
-        "preparation", "in-progress", "not-done", "on-hold", "stopped", "completed", "entered-in-error",
+        "preparation",
+        "in-progress",
+        "not-done",
+        "on-hold",
+        "stopped",
+        "completed",
+        "entered-in-error",
         "unknown",
     ),
     "http://hl7.org/fhir/ValueSet/immunization-status": ("completed", "entered-in-error", "not-done"),
     "http://hl7.org/fhir/ValueSet/request-status": (
-        "draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown",
+        "draft",
+        "active",
+        "on-hold",
+        "revoked",
+        "completed",
+        "entered-in-error",
+        "unknown",
     ),
     "http://hl7.org/fhir/ValueSet/request-intent": (
-        "proposal", "plan", "directive", "order", "original-order", "reflex-order", "filler-order",
-        "instance-order", "option",
+        "proposal",
+        "plan",
+        "directive",
+        "order",
+        "original-order",
+        "reflex-order",
+        "filler-order",
+        "instance-order",
+        "option",
     ),
     "http://hl7.org/fhir/ValueSet/medicationrequest-status": (
-        "active", "on-hold", "cancelled", "completed", "entered-in-error", "stopped", "draft", "unknown",
+        "active",
+        "on-hold",
+        "cancelled",
+        "completed",
+        "entered-in-error",
+        "stopped",
+        "draft",
+        "unknown",
     ),
     "http://hl7.org/fhir/ValueSet/medicationrequest-intent": (
-        "proposal", "plan", "order", "original-order", "reflex-order", "filler-order", "instance-order",
+        "proposal",
+        "plan",
+        "order",
+        "original-order",
+        "reflex-order",
+        "filler-order",
+        "instance-order",
         "option",
     ),
     "http://hl7.org/fhir/ValueSet/administrative-gender": ("male", "female", "other", "unknown"),
     "http://hl7.org/fhir/ValueSet/adverse-event-actuality": ("actual", "potential"),
     "http://hl7.org/fhir/ValueSet/data-absent-reason": (
-        "unknown", "asked-unknown", "temp-unknown", "not-asked", "asked-declined", "masked",
-        "not-applicable", "unsupported", "as-text", "error", "not-a-number", "negative-infinity",
-        "positive-infinity", "not-performed", "not-permitted",
+        "unknown",
+        "asked-unknown",
+        "temp-unknown",
+        "not-asked",
+        "asked-declined",
+        "masked",
+        "not-applicable",
+        "unsupported",
+        "as-text",
+        "error",
+        "not-a-number",
+        "negative-infinity",
+        "positive-infinity",
+        "not-performed",
+        "not-permitted",
     ),
-}  # fmt: skip
+}
 
 # snapshot min cardinalities that the IG's narrative and its own current examples relax
 RELAXED: dict[str, str] = {
@@ -69,8 +127,27 @@ RELAXED: dict[str, str] = {
     "Extension.extension:detailed": "race/ethnicity detail only where the source records it",
 }
 
-PRIMITIVE = set("boolean integer string decimal uri url canonical base64Binary instant date dateTime time "
-                "code oid id markdown unsignedInt positiveInt uuid".split())  # fmt: skip
+PRIMITIVE = {
+    "boolean",
+    "integer",
+    "string",
+    "decimal",
+    "uri",
+    "url",
+    "canonical",
+    "base64Binary",
+    "instant",
+    "date",
+    "dateTime",
+    "time",
+    "code",
+    "oid",
+    "id",
+    "markdown",
+    "unsignedInt",
+    "positiveInt",
+    "uuid",
+}
 
 
 @dataclass(frozen=True)
@@ -103,7 +180,9 @@ class Profile:
                 self.children[parent].append(eid)
         self.root = raw["elements"][0]["id"]
         # supported: must-support or required itself, or through a slice or descendant that is
-        self.supported = {eid for eid, e in self.elements.items() if e.get("mustSupport") or e.get("min", 0) > 0}
+        self.supported = {
+            eid for eid, e in self.elements.items() if e.get("mustSupport") or e.get("min", 0) > 0
+        }
         for eid in list(self.supported):
             parts = eid.split(".")
             for i in range(1, len(parts)):
