@@ -289,16 +289,17 @@ class Checker:
         return got is not None and ig.canonical(str(got)) == ig.canonical(str(disc[1]))
 
     # --- the walk ----------------------------------------------------------------------------------
-    def element(self, prof: Profile, eid: str, node: dict[str, Any]) -> None:
-        """Check ``node`` (an instance of element ``eid``) against its children in the snapshot."""
+    def element(self, prof: Profile, eid: str, node: dict[str, Any], shown: str | None = None) -> None:
+        """Check ``node`` (an instance of element ``eid``, reported as ``shown``) against its children."""
+        shown = shown or eid
         kids = prof.children.get(eid, [])
         if not kids:
             base = eid.rsplit(":", 1)[0] if ":" in eid.rsplit(".", 1)[-1] else None
             kids = prof.children.get(base, []) if base else []
             if base and kids:
-                return self._children(prof, base, kids, node, eid)
+                return self._children(prof, base, kids, node, shown)
         if kids:
-            self._children(prof, eid, kids, node, eid)
+            self._children(prof, eid, kids, node, shown)
 
     def _children(self, prof: Profile, base: str, kids: list[str], node: dict[str, Any], shown: str) -> None:
         seen: set[str] = set()
@@ -308,7 +309,7 @@ class Checker:
             seen.update(k for k, _ in values)
             seen.update(f"_{k}" for k, _ in values)
             el = prof.elements[kid]
-            kid_shown = kid if base == shown else shown + kid[len(base) :]
+            kid_shown = shown + kid[len(base) :]
             self.values(prof, kid, el, values, kid_shown)
         if self.strict and base == prof.root:
             for k in node:
@@ -323,7 +324,7 @@ class Checker:
                     None,
                 )
                 if el is not None and el["id"] not in prof.supported:
-                    self.add(f"{base}.{k}", "must-support", f"{k} is not a supported element of the profile")
+                    self.add(f"{shown}.{k}", "must-support", f"{k} is not a supported element of the profile")
         # unknown elements: only where the snapshot lists every child (the resource, backbone elements,
         # extensions); a datatype's children are listed only where the profile constrains one of them
         types = [t["code"] for t in prof.elements[base].get("type", [])]
@@ -396,8 +397,8 @@ class Checker:
             for p in t.get("profile", []) if t["code"] == "Extension" else []:
                 ext = profiles().get(ig.canonical(p))
                 if ext is not None:
-                    self.element(ext, ext.root, value)
-        self.element(prof, eid, value)
+                    self.element(ext, ext.root, value, shown)
+        self.element(prof, eid, value, shown)
 
     def binding(self, shown: str, valueset: str, types: list[str], value: dict[str, Any]) -> None:
         codes = _codes(valueset)
