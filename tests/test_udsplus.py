@@ -31,7 +31,7 @@ from chc_equity.synth import load_config as synth_config
 from chc_equity.uds import build_report, load_config
 from chc_equity.uds.config import UdsConfig
 from chc_equity.udsplus.deid import deidentify_zip, restricted_zip3
-from chc_equity.udsplus.package import export, load_health_center
+from chc_equity.udsplus.package import Submission, export, load_health_center
 from chc_equity.udsplus.reader import read_package, tables_from_package
 from chc_equity.udsplus.relink import TABLE, RelinkError, relink
 from chc_equity.views.build import build_views
@@ -233,6 +233,33 @@ def test_privacy_scan_of_the_package(network: Path, network_packages: dict[str, 
         text = "\n".join(p.read_text() for p in folder.glob("*.ndjson"))
         assert '"display"' not in text and '"div"' not in text and '"identifier"' not in text
     con.close()
+
+
+def test_age_reference_day_is_configurable_and_checked() -> None:
+    from chc_equity.uds import parse_config
+
+    assert parse_config({}).age_as_of == "06-30"
+    assert parse_config({"age_as_of": "12-31"}).age_as_of == "12-31"
+    with pytest.raises(ValueError, match="age_as_of"):
+        parse_config({"age_as_of": "01-01"})
+
+
+def test_manifest_partial_replacement_and_incremental() -> None:
+    from chc_equity.udsplus.package import manifest
+
+    hc = load_health_center(HC, "hc1")
+    m = manifest(
+        hc, {"Patient": "Patient.ndjson"}, Submission(partial_name="site A", replaces="s-1", incremental=True)
+    )
+    names = {p["name"]: p for p in m["parameter"]}
+    assert names["replaceSubmissionId"]["valueString"] == "s-1" and names["partialSubmission"]["valueBoolean"]
+    assert {"name": "incrementalData", "valueBoolean": True} in names["udsData"]["part"]
+    assert names["udsData"]["part"][1]["valueUrl"].endswith(f"/{m['id']}/Patient.ndjson")
+    from chc_equity.udsplus.validate import validate
+
+    assert validate(m) == []
+    with pytest.raises(ValueError, match="incremental"):
+        manifest(hc, {}, Submission(incremental=True))
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,9 @@ def export(
     ),
     partial: Annotated[str | None, typer.Option(help="Partial submission name (one EHR or site)")] = None,
     replaces: Annotated[str | None, typer.Option(help="submissionId this submission replaces")] = None,
+    incremental: Annotated[
+        bool, typer.Option(help="Only corrected records replacing those of --replaces (IG incrementalData)")
+    ] = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """De-identify the center's UDS patients, write NDJSON + manifest, validate; exit 1 on violations."""
@@ -61,7 +64,10 @@ def export(
         out.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     cfg = dc_replace(load_config(config), age_as_of="12-31")  # the IG: age on December 31
-    sub = Submission(base_url=base_url, partial_name=partial, replaces=replaces)
+    if incremental and not replaces:
+        out.print("[red]error:[/red] --incremental needs --replaces (the submission it corrects)")
+        raise typer.Exit(2)
+    sub = Submission(base_url=base_url, partial_name=partial, replaces=replaces, incremental=incremental)
     with writing(warehouse) as con:  # the UDS build rewrites patient_attributes; the re-link rows land here
         ex, paths, violations = run_export(con, year, center, key, hc, out_dir, config=cfg, sub=sub)
     counts = ", ".join(f"{t} {len(rs)}" for t, rs in sorted(ex.resources.items()))
