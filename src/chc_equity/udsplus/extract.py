@@ -101,10 +101,26 @@ class HealthCenter:
 
 @dataclass
 class Extract:
+    """The resources of one submission and every id they replaced (for the re-link store)."""
+
     year: int
     center: str
+    key: bytes = field(repr=False)
     resources: dict[str, list[Resource]] = field(default_factory=lambda: defaultdict(list))
-    id_map: list[tuple[str, str, str]] = field(default_factory=list)  # (type, original id, pseudonym)
+    ids: dict[tuple[str, str], str] = field(default_factory=dict)  # (type, original id) -> pseudonym
+
+    def __post_init__(self) -> None:
+        self._pseudonymizer = Pseudonymizer(self.key, self.year, self.center)
+
+    def ps(self, rtype: str, rid: str) -> str:
+        """The pseudonym of ``rtype/rid`` (recorded for the re-link store)."""
+        if (rtype, rid) not in self.ids:
+            self.ids[(rtype, rid)] = self._pseudonymizer(rtype, rid)
+        return self.ids[(rtype, rid)]
+
+    @property
+    def id_map(self) -> list[tuple[str, str, str]]:
+        return [(rtype, rid, new) for (rtype, rid), new in self.ids.items()]
 
     def add(self, r: Resource) -> None:
         self.resources[r["resourceType"]].append(r)
@@ -385,7 +401,7 @@ def _clinical(
     """Condition, Procedure, Immunization, Observation, MedicationRequest, AllergyIntolerance,
     ServiceRequest and AdverseEvent of the UDS patients dated in the year (a Condition: active in it)."""
     c, y = ex.center, str(ex.year)
-    ps = _ps(ex)
+    ps = ex.ps
 
     def subject(row: dict[str, Any]) -> dict[str, str]:
         return {"reference": f"Patient/{pids[row['patient_id']]}"}
@@ -642,11 +658,6 @@ def _clinical(
         ex.add(out)
 
 
-def _ps(ex: Extract) -> Any:
-    """The extract's pseudonymizer, recording every (type, original, pseudonym) for the re-link store."""
-    return ex._pseudonymize  # type: ignore[attr-defined]
-
-
 # --- the whole extract ------------------------------------------------------------------------------
 def extract(
     con: duckdb.DuckDBPyConnection,
@@ -662,15 +673,8 @@ def extract(
 
     config = config or UdsConfig()
     build_uds_patients(con, year, [center], config)
-    ex = Extract(year, center)
-    pseudo = Pseudonymizer(key, year, center)
-
-    def ps(rtype: str, rid: str) -> str:
-        new = pseudo(rtype, rid)
-        ex.id_map.append((rtype, rid, new))
-        return new
-
-    ex._pseudonymize = ps  # type: ignore[attr-defined]
+    ex = Extract(year, center, key)
+    ps = ex.ps
     patients = _rows(
         con,
         f"""SELECT u.*, fp.deceased_boolean, fp.deceased_datetime, fp.postal_code,
@@ -742,7 +746,7 @@ def _encounters(
     config: UdsConfig,
 ) -> dict[str, str]:
     """The countable visits (``uds_visits``) as UDS+ Encounters, and the Locations they happened at."""
-    c, ps = ex.center, _ps(ex)
+    c, ps = ex.center, ex.ps
     cfg = config.for_center(c)
     ages = {p["patient_id"]: age_on_dec31(p["birth"], ex.year) for p in patients}
     visits = _rows(
