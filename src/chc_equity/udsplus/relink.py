@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -73,8 +74,23 @@ def store(
         sealed = aead.encrypt(nonce, original.encode(), _aad(year, center, rtype, pseudonym))
         rows.append((year, center, rtype, pseudonym, nonce, sealed))
     con.execute(f"DELETE FROM {TABLE} WHERE year = ? AND center = ?", [year, center])
-    if rows:
-        con.executemany(f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?)", rows)
+    if rows:  # one columnar insert (executemany binds row by row: minutes for a center's ids)
+        cols = list(zip(*rows, strict=True))
+        batch = pa.table(
+            {
+                "year": pa.array(cols[0], pa.int32()),
+                "center": pa.array(cols[1], pa.string()),
+                "resource_type": pa.array(cols[2], pa.string()),
+                "pseudonym": pa.array(cols[3], pa.string()),
+                "nonce": pa.array(cols[4], pa.binary()),
+                "sealed": pa.array(cols[5], pa.binary()),
+            }
+        )
+        con.register("_udsplus_relink_batch", batch)
+        try:
+            con.execute(f"INSERT INTO {TABLE} SELECT * FROM _udsplus_relink_batch")
+        finally:
+            con.unregister("_udsplus_relink_batch")
     return len(rows)
 
 
