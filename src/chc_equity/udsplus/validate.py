@@ -260,22 +260,7 @@ class Checker:
 
     # --- slices ------------------------------------------------------------------------------------
     def _slice_key(self, prof: Profile, slice_id: str) -> tuple[str, Any] | None:
-        """(discriminating child, expected value) of a slice: an extension's URL, a part's name."""
-        for child in ("url", "name"):
-            el = prof.elements.get(f"{slice_id}.{child}")
-            if el is not None:
-                fx = _fixed(el, "fixed") or _fixed(el, "pattern")
-                if fx:
-                    return child, fx[1]
-        el = prof.elements[slice_id]
-        for t in el.get("type", []):
-            for p in t.get("profile", []):
-                ext = profiles().get(ig.canonical(p))
-                if ext is not None and "Extension.url" in ext.elements:
-                    fx = _fixed(ext.elements["Extension.url"], "fixed")
-                    if fx:
-                        return "url", fx[1]
-        return None
+        return _slice_key(prof.url, slice_id)
 
     def _matches(self, prof: Profile, slice_id: str, key: str, value: dict[str, Any]) -> bool:
         name = slice_id.rsplit(":", 1)[1]
@@ -435,6 +420,26 @@ def _narrative(node: Any, path: str) -> Iterator[tuple[str, str]]:
     elif isinstance(node, list):
         for v in node:
             yield from _narrative(v, path)
+
+
+@cache
+def _slice_key(url: str, slice_id: str) -> tuple[str, Any] | None:
+    """(discriminating child, expected value) of a slice: an extension's URL, a part's name."""
+    prof = profiles()[url]
+    for child in ("url", "name"):
+        el = prof.elements.get(f"{slice_id}.{child}")
+        if el is not None:
+            fx = _fixed(el, "fixed") or _fixed(el, "pattern")
+            if fx:
+                return child, fx[1]
+    for t in prof.elements[slice_id].get("type", []):
+        for p in t.get("profile", []):
+            ext = profiles().get(ig.canonical(p))
+            if ext is not None and "Extension.url" in ext.elements:
+                fx = _fixed(ext.elements["Extension.url"], "fixed")
+                if fx:
+                    return "url", fx[1]
+    return None
 
 
 def profile_of(resource: dict[str, Any]) -> str | None:
