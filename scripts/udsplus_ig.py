@@ -38,7 +38,7 @@ def element(e: dict) -> dict:
     return out
 
 
-def main(ig: Path) -> None:
+def main(ig: Path, out: Path = OUT) -> None:
     defs = ig / "definitions"
     profiles = {}
     for path in sorted(defs.glob("StructureDefinition-*.json")):
@@ -58,7 +58,7 @@ def main(ig: Path) -> None:
         cs = json.loads(path.read_text())
         codesystems[cs["url"]] = [c["code"] for c in cs.get("concept", [])]
     source = (ig / "SOURCE.txt").read_text().splitlines()[0]
-    OUT.write_text(
+    out.write_text(
         json.dumps(
             {"source": source, "profiles": profiles, "valuesets": valuesets, "codesystems": codesystems},
             separators=(",", ":"),
@@ -66,7 +66,7 @@ def main(ig: Path) -> None:
         )
         + "\n"
     )
-    print(f"wrote {OUT} ({OUT.stat().st_size // 1024} KiB, {len(profiles)} StructureDefinitions)")
+    print(f"wrote {out} ({out.stat().st_size // 1024} KiB, {len(profiles)} StructureDefinitions)")
 
 
 if __name__ == "__main__":

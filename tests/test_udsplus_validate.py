@@ -299,6 +299,23 @@ def test_a_broken_example_fails_on_its_rule(
     assert expected in found(broken), (what, found(broken))
 
 
+def test_the_shipped_rules_are_the_igs_snapshots(tmp_path) -> None:
+    """data/ig_rules.json is exactly what scripts/udsplus_ig.py compiles from ../shared/uds-plus."""
+    import importlib.util
+    from importlib import resources
+    from pathlib import Path
+
+    ig_dir = shared_dir("uds-plus")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "udsplus_ig.py"
+    spec = importlib.util.spec_from_file_location("udsplus_ig", script)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(ig_dir, tmp_path / "rules.json")
+    shipped = resources.files("chc_equity.udsplus.data").joinpath("ig_rules.json").read_text()
+    assert (tmp_path / "rules.json").read_text() == shipped
+
+
 def test_enough_mutations() -> None:
     assert len(MUTATIONS) >= 20 and len({m[3] for m in MUTATIONS}) == len(MUTATIONS)
 
