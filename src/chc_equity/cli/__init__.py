@@ -47,6 +47,7 @@ _COMMAND_MODULES = {
     "appdb": "appdb",
     "sdoh": "sdoh",
     "series": "series",
+    "udsplus": "udsplus",
 }
 _MODULES = (
     "appdb",
@@ -59,6 +60,7 @@ _MODULES = (
     "series",
     "synth",
     "uds",
+    "udsplus",
     "views",
     "web",
 )

@@ -68,6 +68,9 @@ class UdsConfig:
     default: CenterConfig = field(default_factory=CenterConfig)
     centers: dict[str, CenterConfig] = field(default_factory=dict)
     edits: EditThresholds = field(default_factory=EditThresholds)
+    # Day (MM-DD) of the reporting year on which ages are taken: June 30 for the UDS tables [R]; the UDS+
+    # IG computes the submitted age on December 31 ("12-31"), so the UDS+ round trip uses that.
+    age_as_of: str = "06-30"
 
     def for_center(self, center: str) -> CenterConfig:
         return self.centers.get(center, self.default)
@@ -91,13 +94,16 @@ def _center(raw: dict[str, Any], base: CenterConfig) -> CenterConfig:
 def parse_config(raw: dict[str, Any] | None) -> UdsConfig:
     """Config from a mapping; a center's block overrides the (overridden) default field by field."""
     raw = dict(raw or {})
-    unknown = set(raw) - {"default", "centers", "edits"}
+    unknown = set(raw) - {"default", "centers", "edits", "age_as_of"}
     if unknown:
         raise ValueError(f"unknown UDS config section(s): {', '.join(sorted(unknown))}")
     default = _center(raw.get("default") or {}, CenterConfig())
     centers = {str(c): _center(v or {}, default) for c, v in (raw.get("centers") or {}).items()}
     edits = _tuple_fields(EditThresholds, raw.get("edits") or {}, EditThresholds())
-    return UdsConfig(default, centers, edits)
+    age_as_of = str(raw.get("age_as_of", "06-30"))
+    if age_as_of not in ("06-30", "12-31"):
+        raise ValueError(f"age_as_of must be '06-30' or '12-31', not {age_as_of!r}")
+    return UdsConfig(default, centers, edits, age_as_of)
 
 
 def load_config(path: str | Path | None) -> UdsConfig:

@@ -197,7 +197,7 @@ FROM {VISITS} v WHERE v.location_id IS NOT NULL
 def patients_sql(year: int, centers: list[str], config: UdsConfig) -> str:
     """The SELECT behind ``uds_patients`` (needs ``uds_visits`` and ``patient_attributes``)."""
     end = _lit(f"{year}-12-31")
-    june30 = _lit(f"{year}-06-30")
+    age_day = _lit(f"{year}-{config.age_as_of}")  # June 30 unless the config says otherwise
     ins_rank = _map(
         "cat",
         {
@@ -323,7 +323,7 @@ insurance AS (
 SELECT p.center, p.patient_id, p.visits, p.last_visit,
   TRY_CAST(CASE WHEN length(fp.birth_date) >= 10 THEN left(fp.birth_date, 10) END AS DATE) AS birth,
   CASE WHEN birth IS NULL OR birth > {end}::DATE THEN NULL
-       ELSE date_sub('year', birth, {june30}::DATE) END AS age,
+       ELSE date_sub('year', birth, {age_day}::DATE) END AS age,
   a.sex, a.income, {_map("a.income", INCOME_LINE, "'5'")} AS income_line,
   a.lep = 'Limited English proficiency' AS lep,
   {_map("a.sexual_orientation", ORIENTATION_LINE, "'18a'")} AS orientation_line,
