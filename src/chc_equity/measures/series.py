@@ -34,7 +34,8 @@ import duckdb
 from chc_equity.equity.attributes import DIMENSIONS, attributes_sql
 from chc_equity.equity.labels import UNKNOWN
 from chc_equity.measures.engine import RESULTS_TABLE, Context, MeasureModule, prepare, render
-from chc_equity.measures.vocabulary import Period, sql_str
+from chc_equity.measures.model import Measure
+from chc_equity.measures.vocabulary import Period, PeriodColumns, sql_str
 
 SERIES_TABLE = "measure_series"
 NETWORK = "*"  # the center of network rows, as in the precomputed aggregates
@@ -63,6 +64,10 @@ CREATE TABLE IF NOT EXISTS {SERIES_TABLE} (
 
 _SUBJECTS = "series_subjects"  # temp: one period's per-subject rows, all measures
 _ATTRIBUTES = "series_attributes"  # temp: one period's patient attributes (requested dimensions)
+_PERIODS = "series_periods"  # temp: the periods, one row each (mp_id, start/end as DATE and TIMESTAMP)
+_MP = "mp__"  # alias of the period row the measure SQL reads its Measurement Period from
+_MP_ID = "mp_id__"  # the period key of a per-period library define's rows
+_ROW = "row__"  # alias of the lateral measure (or define) subquery
 _PERFORMANCE = "denominator AND NOT denominator_exclusion AND NOT denominator_exception"
 
 
@@ -104,9 +109,44 @@ def _check_dimensions(dimensions: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(dimensions))
 
 
+class _SeriesContext(Context):
+    """A :class:`Context` whose Measurement Period is the columns of a row of :data:`_PERIODS`.
+
+    A shared library define that reads the period is materialized once for all periods, keyed by
+    ``mp_id__``; a measure (or define) reading it sees only its own period's rows through a subquery
+    correlated to that row. A define that does not read the period (``CumulativeMedicationDuration``'s
+    ``medicationRequestPeriod()``) is materialized once, as in a single-period run, and shared as is.
+    """
+
+    def shared(self, build: Callable[[Context], str]) -> str:
+        table = super().shared(build)
+        if _per_period(self.library[build].sql):
+            return f"(SELECT * EXCLUDE ({_MP_ID}) FROM {table} WHERE {_MP_ID} = {_MP}.mp_id)"
+        return table
+
+
+def _per_period(sql: str) -> bool:
+    """Whether SQL rendered with ``PeriodColumns(_MP)`` reads the period (its own columns, or a per-period
+    library define's rows: their subquery names the period row too)."""
+    return f"{_MP}." in sql
+
+
+def _lateral(sql: str, columns: str) -> str:
+    """``sql`` (rendered with the period as columns of ``_MP``) evaluated for every period at once."""
+    return f"SELECT {columns} FROM {_PERIODS} {_MP}, LATERAL (\n{sql}\n) {_ROW}"
+
+
+def _periods_sql(periods: Sequence[Period]) -> str:
+    """The periods as rows: the same DATE and TIMESTAMP values a single-period run uses as literals."""
+    rows = ", ".join(
+        f"({i}, {p.start_date}, {p.end_date}, {p.start_ts}, {p.end_ts})" for i, p in enumerate(periods)
+    )
+    return f"SELECT * FROM (VALUES {rows}) t(mp_id, start_date, end_date, start_ts, end_ts)"
+
+
 def _aggregate_sql(dimensions: tuple[str, ...], network: bool) -> str:
-    """One period's rows of ``measure_series`` from the per-subject temp table: per center (and the
-    network), for all patients and for each value of each dimension."""
+    """The rows of ``measure_series`` from the per-subject temp table, every period at once: per center
+    (and the network), for all patients and for each value of each dimension."""
     parts = [
         f"SELECT s.*, CAST(NULL AS VARCHAR) AS stratum_dimension, CAST(NULL AS VARCHAR) AS stratum "
         f"FROM {_SUBJECTS} s"
@@ -114,7 +154,8 @@ def _aggregate_sql(dimensions: tuple[str, ...], network: bool) -> str:
     for d in dimensions:
         parts.append(
             f"SELECT s.*, {sql_str(d)}, coalesce(a.{d}, {sql_str(UNKNOWN)}) FROM {_SUBJECTS} s "
-            f"LEFT JOIN {_ATTRIBUTES} a ON a.center = s.center AND a.patient_id = s.patient_id"
+            f"LEFT JOIN {_ATTRIBUTES} a ON a.center = s.center AND a.patient_id = s.patient_id "
+            "AND a.period_start = s.period_start AND a.period_end = s.period_end"
         )
     keys = "measure, group_id, period_start, period_end, stratum_dimension, stratum"
     sets = f"({keys}, center)" + (f", ({keys})" if network else "")
@@ -142,60 +183,68 @@ def measure_series(
     *,
     centers: Sequence[str] | None = None,
     dimensions: Sequence[str] = (),
-    on_period: Callable[[Period, float], None] | None = None,
+    on_measure: Callable[[Measure, float], None] | None = None,
 ) -> int:
     """Evaluate ``modules`` for every period and (re)write their rows of ``measure_series``.
 
     Rows: per measure x group x center (and the network, ``center = '*'``, when ``centers`` is None),
     for all patients and for every value of each of ``dimensions`` (``patient_attributes`` columns,
     e.g. ``race_ethnicity``). A period's rows of these measures and centers are replaced as a whole;
-    the series is written in one transaction. Returns the number of rows written.
+    the series is written in one transaction. Each measure runs once for all periods (``on_measure``
+    gets its seconds). Returns the number of rows written.
     """
     modules = list(modules)
+    periods = list(dict.fromkeys(periods))
     dims = _check_dimensions(dimensions)
     scope = tuple(centers) if centers else None
     prepare(con)
     con.execute(SERIES_DDL)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_SUBJECTS} AS SELECT * FROM {RESULTS_TABLE} LIMIT 0")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_PERIODS} AS {_periods_sql(periods)}")
     names = ", ".join(sql_str(m.measure.name) for m in modules)
     aggregate = _aggregate_sql(dims, network=scope is None)
-    written = 0
+    ctx = _SeriesContext(PeriodColumns(_MP), scope)
+    done: set[str] = set()
     con.execute("BEGIN TRANSACTION")
     try:
-        for period in periods:
+        for module in modules:
             started = time.perf_counter()
-            ctx = Context(period, scope)
-            done: set[str] = set()  # library defines depend on the period: rebuilt for each one
-            con.execute(f"DELETE FROM {_SUBJECTS}")
-            for module in modules:
-                rendered = render(module, ctx)
-                for define in rendered.library:
-                    if define.table not in done:  # as engine.statements, without the results rows
-                        con.execute(f"CREATE OR REPLACE TEMP TABLE {define.table} AS {define.sql}")
-                        done.add(define.table)
-                con.execute(f"INSERT INTO {_SUBJECTS} {rendered.select}")
-            if dims:
-                con.execute(
-                    f"CREATE OR REPLACE TEMP TABLE {_ATTRIBUTES} AS SELECT center, patient_id, "
-                    f"{', '.join(dims)} FROM ({attributes_sql(period.start, period.end)})"
+            rendered = render(module, ctx)
+            for define in rendered.library:
+                if define.table in done:
+                    continue
+                sql = define.sql
+                if _per_period(sql):  # one table for all periods, keyed by the period's row
+                    sql = _lateral(sql, f"{_MP}.mp_id AS {_MP_ID}, {_ROW}.*")
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {define.table} AS {sql}")
+                done.add(define.table)
+            con.execute(f"INSERT INTO {_SUBJECTS} {_lateral(rendered.select, f'{_ROW}.*')}")
+            if on_measure:
+                on_measure(module.measure, time.perf_counter() - started)
+        if dims:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {_ATTRIBUTES} AS "
+                + " UNION ALL ".join(
+                    f"SELECT center, patient_id, {p.start_date} AS period_start, {p.end_date} AS period_end, "
+                    f"{', '.join(dims)} FROM ({attributes_sql(p.start, p.end)})"
+                    for p in periods
                 )
-            where = (
-                f"measure IN ({names}) AND period_start = {period.start_date} "
-                f"AND period_end = {period.end_date}"
             )
-            if scope:
-                where += " AND center IN (" + ", ".join(sql_str(c) for c in scope) + ")"
-            con.execute(f"DELETE FROM {SERIES_TABLE} WHERE {where}")
-            before = con.execute(f"SELECT count(*) FROM {SERIES_TABLE}").fetchone()[0]
-            con.execute(f"INSERT INTO {SERIES_TABLE} BY NAME {aggregate}")
-            written += con.execute(f"SELECT count(*) FROM {SERIES_TABLE}").fetchone()[0] - before
-            if on_period:
-                on_period(period, time.perf_counter() - started)
+        where = (
+            f"measure IN ({names}) AND (period_start, period_end) IN "
+            f"(SELECT (start_date, end_date) FROM {_PERIODS})"
+        )
+        if scope:
+            where += " AND center IN (" + ", ".join(sql_str(c) for c in scope) + ")"
+        con.execute(f"DELETE FROM {SERIES_TABLE} WHERE {where}")
+        before = con.execute(f"SELECT count(*) FROM {SERIES_TABLE}").fetchone()[0]
+        con.execute(f"INSERT INTO {SERIES_TABLE} BY NAME {aggregate}")
+        written = con.execute(f"SELECT count(*) FROM {SERIES_TABLE}").fetchone()[0] - before
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {_SUBJECTS}")
-        con.execute(f"DROP TABLE IF EXISTS {_ATTRIBUTES}")
+        for table in (_SUBJECTS, _ATTRIBUTES, _PERIODS, *done):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
     return written

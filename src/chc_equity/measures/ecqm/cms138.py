@@ -15,7 +15,7 @@ from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.populations import Populations
 from chc_equity.measures.vocabulary import (
     USCORE,
-    Period,
+    MeasurementPeriod,
     age_at_start,
     code_in,
     code_is,
@@ -98,7 +98,7 @@ def _encounter_in(valuesets: tuple[str, ...], codes: tuple[str, ...]) -> str:
     return "(" + " OR ".join(tests) + ")"
 
 
-def six_months_before(mp: Period) -> tuple[str, str]:
+def six_months_before(mp: MeasurementPeriod) -> tuple[str, str]:
     """``Interval[start of "Measurement Period" - 6 months, end of "Measurement Period"]`` as DATEs."""
     return f"({mp.start_date} - INTERVAL 6 MONTH)::DATE", mp.end_date
 
