@@ -183,10 +183,11 @@ tobacco_cessation_counseling_given AS (
     AND {during_day_of(perf_start, perf_end, lo6, hi6)}
   UNION
   SELECT c.center, c.patient_id
-  FROM flat.condition c JOIN initial_population ip ON ip.center = c.center AND ip.patient_id = c.patient_id
-  WHERE {code_is('Condition', 'c', ICD10CM, 'Z71.6')}
-    AND {verified('c')}
-    AND {prevalence_starts_during_day('c', 'ip.birth_date', lo6, hi6)}
+  FROM (SELECT * FROM flat.condition c
+        WHERE {code_is('Condition', 'c', ICD10CM, 'Z71.6')} AND {verified('c')}) c
+  -- (the retrieve's own filters in a derived table: evaluated once, not per period of a series)
+  JOIN initial_population ip ON ip.center = c.center AND ip.patient_id = c.patient_id
+  WHERE {prevalence_starts_during_day('c', 'ip.birth_date', lo6, hi6)}
 ),
 -- CQL: define "Tobacco Cessation Pharmacotherapy Ordered"
 tobacco_cessation_pharmacotherapy_ordered AS (
