@@ -1,17 +1,20 @@
 """Measures over time: the counts of every eCQM for a series of periods, in table ``measure_series``.
 
 A run chart needs 24+ points: rolling 12-month periods ending each month (the default), or calendar
-months or quarters. :func:`measure_series` drives the engine once per period with exactly the SQL a
-single-period :func:`~chc_equity.measures.engine.run_measures` executes (same :func:`engine.render`,
-same library defines, same scoring SELECT), so a point of a series *is* the single-period result for
-that period -- ``tests/test_measures_series.py`` checks it for every measure.
+months or quarters. :func:`measure_series` evaluates each measure *once for all periods*: the measure
+is rendered by the engine's own :func:`~chc_equity.measures.engine.render` (same library defines,
+same scoring SELECT) with the Measurement Period as columns (:class:`PeriodColumns`) of a row of temp
+table ``series_periods``, and its SELECT is joined laterally to that table, so DuckDB runs one plan in
+which the period is a column. A lateral subquery is, by definition, the subquery evaluated for each
+row with that row's values, and the columns hold the very DATE/TIMESTAMP values a single-period run
+has as literals: a point of a series *is* the single-period result for that period --
+``tests/test_measures_series.py`` checks it for every measure.
 
-What is shared across the periods of a series, rather than paid per period: the connection setup
-(macros, terminology tables), one transaction, and no patient-level rows: each period's per-subject
-rows go to a temp table that is aggregated at once (per center, the network, and each value of the
-requested equity dimensions) and then emptied; ``measure_results`` is left untouched. What is not
-shared: the measure SQL itself runs once per period, because the Measurement Period is a literal all
-through the measure vocabulary (see docs/improvement.md for the cost this leaves and why).
+Library defines that read the period are materialized once for all periods, keyed by period
+(``mp_id__``); those that do not are materialized once, as in a single-period run. Per-subject rows of
+all periods go to a temp table aggregated at once (per center, the network, and each value of the
+requested equity dimensions); ``measure_results`` is left untouched. What still grows with the number
+of periods is the per-subject work (docs/improvement.md, "Measures over time", gives the cost).
 
 Strata come from :func:`chc_equity.equity.attributes.attributes_sql` evaluated *for each period*
 (ages at the period's end, the latest screening on or before it), as the equity report does for one
@@ -62,8 +65,22 @@ CREATE TABLE IF NOT EXISTS {SERIES_TABLE} (
 )
 """
 
-_SUBJECTS = "series_subjects"  # temp: one period's per-subject rows, all measures
-_ATTRIBUTES = "series_attributes"  # temp: one period's patient attributes (requested dimensions)
+_SUBJECTS = "series_subjects"  # temp: the per-subject rows of every period and measure (what is counted)
+_SUBJECT_COLUMNS = (
+    "center",
+    "measure",
+    "group_id",
+    "period_start",
+    "period_end",
+    "patient_id",
+    "initial_population",
+    "denominator",
+    "denominator_exclusion",
+    "denominator_exception",
+    "numerator",
+    "numerator_exclusion",
+)
+_ATTRIBUTES = "series_attributes"  # temp: each period's patient attributes (requested dimensions)
 _PERIODS = "series_periods"  # temp: the periods, one row each (mp_id, start/end as DATE and TIMESTAMP)
 _MP = "mp__"  # alias of the period row the measure SQL reads its Measurement Period from
 _MP_ID = "mp_id__"  # the period key of a per-period library define's rows
@@ -199,7 +216,8 @@ def measure_series(
     scope = tuple(centers) if centers else None
     prepare(con)
     con.execute(SERIES_DDL)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_SUBJECTS} AS SELECT * FROM {RESULTS_TABLE} LIMIT 0")
+    columns = ", ".join(_SUBJECT_COLUMNS)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_SUBJECTS} AS SELECT {columns} FROM {RESULTS_TABLE} LIMIT 0")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_PERIODS} AS {_periods_sql(periods)}")
     names = ", ".join(sql_str(m.measure.name) for m in modules)
     aggregate = _aggregate_sql(dims, network=scope is None)
@@ -218,7 +236,8 @@ def measure_series(
                     sql = _lateral(sql, f"{_MP}.mp_id AS {_MP_ID}, {_ROW}.*")
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {define.table} AS {sql}")
                 done.add(define.table)
-            con.execute(f"INSERT INTO {_SUBJECTS} {_lateral(rendered.select, f'{_ROW}.*')}")
+            row_columns = ", ".join(f"{_ROW}.{c}" for c in _SUBJECT_COLUMNS)
+            con.execute(f"INSERT INTO {_SUBJECTS} {_lateral(rendered.select, row_columns)}")
             if on_measure:
                 on_measure(module.measure, time.perf_counter() - started)
         if dims:
