@@ -240,15 +240,14 @@ def measure_series(
             con.execute(f"INSERT INTO {_SUBJECTS} {_lateral(rendered.select, row_columns)}")
             if on_measure:
                 on_measure(module.measure, time.perf_counter() - started)
-        if dims:
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {_ATTRIBUTES} AS "
-                + " UNION ALL ".join(
-                    f"SELECT center, patient_id, {p.start_date} AS period_start, {p.end_date} AS period_end, "
-                    f"{', '.join(dims)} FROM ({attributes_sql(p.start, p.end)})"
-                    for p in periods
-                )
+        if dims:  # each period's attributes, the period's ISO dates as text columns of its row
+            text = (f"CAST({_MP}.start_date AS VARCHAR)", f"CAST({_MP}.end_date AS VARCHAR)")
+            attributes = _lateral(
+                attributes_sql(None, None, bounds=text),
+                f"{_ROW}.center, {_ROW}.patient_id, {_MP}.start_date AS period_start, "
+                f"{_MP}.end_date AS period_end, " + ", ".join(f"{_ROW}.{d}" for d in dims),
             )
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {_ATTRIBUTES} AS {attributes}")
         where = (
             f"measure IN ({names}) AND (period_start, period_end) IN "
             f"(SELECT (start_date, end_date) FROM {_PERIODS})"
