@@ -24,11 +24,11 @@ import pytest
 from chc_equity.equity.attributes import build_patient_attributes
 from chc_equity.improvement.trend import hidden_points
 from chc_equity.ingest import load
-from chc_equity.measures.engine import RESULTS_TABLE, run_measures
+from chc_equity.measures.engine import RESULTS_TABLE, Context, render, run_measures
 from chc_equity.measures.registry import all_measures
 from chc_equity.measures.series import NETWORK, SERIES_TABLE, measure_series, series_periods
 from chc_equity.measures.summary import summarize
-from chc_equity.measures.vocabulary import Period
+from chc_equity.measures.vocabulary import Period, PeriodColumns
 from chc_equity.synth import generate, load_config
 from chc_equity.views.build import build_views
 from chc_equity.warehouse import connect
@@ -155,6 +155,20 @@ def test_every_point_equals_a_single_period_run(network: duckdb.DuckDBPyConnecti
                 assert tuple(map(sum, zip(*parts, strict=True))) == total
     # the comparison is not vacuous: most measures have a denominator in some period
     assert len(measures_seen) >= 15, sorted(set(names) - measures_seen)
+
+
+def test_every_measure_takes_the_period_as_columns() -> None:
+    """Rendered with the period as columns, no measure or library define keeps a date of its own: every
+    boundary is an expression of the period row (a Python date computed from the period would leave a
+    literal here, and a series would use one period's date for all)."""
+    ctx = Context(PeriodColumns("mp__"))
+    for module in all_measures():
+        rendered = render(module, ctx)
+        sql = rendered.select + "".join(d.sql for d in rendered.library)
+        assert "mp__.start_date" in sql or "mp__.end_date" in sql, module.measure.cms_id
+        assert "DATE '" not in sql and "TIMESTAMP '" not in sql, module.measure.cms_id
+    with pytest.raises(AttributeError):
+        PeriodColumns().start  # noqa: B018  -- no Python dates to compute with
 
 
 def test_center_scope_has_no_network_row(network: duckdb.DuckDBPyConnection) -> None:

@@ -166,14 +166,26 @@ def _insurance_sql(code: str) -> str:
     )
 
 
-def attributes_sql(period_start: date, period_end: date, patients: str | None = None) -> str:
+def attributes_sql(
+    period_start: date | None,
+    period_end: date | None,
+    patients: str | None = None,
+    *,
+    bounds: tuple[str, str] | None = None,
+) -> str:
     """The SELECT that yields one attribute row per (center, patient_id) of ``flat.patient``.
 
     ``patients`` (a relation of ``center, patient_id``) restricts it to those patients; every attribute
     is a function of one patient's rows (and of the center's locations), so their rows are exactly those
-    of the unrestricted SELECT.
+    of the unrestricted SELECT. ``bounds`` replaces the period's dates by two SQL expressions of their
+    ISO text (``'2026-01-01'``), e.g. columns of a row of periods: ``measures.series`` builds the
+    attributes of every period of a series in one statement.
     """
-    ps, pe = _lit(period_start.isoformat()), _lit(period_end.isoformat())
+    if bounds is None:
+        if period_start is None or period_end is None:
+            raise ValueError("attributes_sql needs the period's dates or its bounds")
+        bounds = (_lit(period_start.isoformat()), _lit(period_end.isoformat()))
+    ps, pe = bounds
 
     def only(center: str, patient: str) -> str:
         if patients is None:

@@ -29,7 +29,7 @@ from chc_equity.measures.defines import materialize_statements
 from chc_equity.measures.model import POPULATIONS, Measure
 from chc_equity.measures.profiles import SCRATCH, check_profile_rule, strict_copy
 from chc_equity.measures.scoped import SCOPE_DB, scoped_copy
-from chc_equity.measures.vocabulary import MACROS, Period, sql_str
+from chc_equity.measures.vocabulary import MACROS, MeasurementPeriod, Period, sql_str
 from chc_equity.terminology import load_terminology
 
 RESULTS_TABLE = "measure_results"
@@ -99,7 +99,7 @@ class Context:
     recorded defines before running the measure that reads them (:func:`statements`).
     """
 
-    period: Period
+    period: MeasurementPeriod
     centers: tuple[str, ...] | None = None
     subjects: str | None = None
     library: dict[Callable[[Context], str], LibraryDefine] = field(default_factory=dict)
@@ -188,7 +188,7 @@ def render(module: MeasureModule, ctx: Context) -> Rendered:
     return Rendered(module.measure, criteria, tuple(used), scored_sql(module.measure, criteria, ctx.period))
 
 
-def scored_sql(m: Measure, criteria: str, period: Period) -> str:
+def scored_sql(m: Measure, criteria: str, period: MeasurementPeriod) -> str:
     """The measure's criteria wrapped in the proportion-scoring rules (see module docstring).
 
     This is the one population SELECT of every measure: a measure module only says, per subject,

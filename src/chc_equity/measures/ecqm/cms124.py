@@ -102,10 +102,12 @@ absence_of_cervix AS (
     AND fhir_ts({choice_end('pr', 'performed')}) <= {mp.end_ts}
   UNION
   SELECT c.center, c.patient_id
-  FROM {table('Condition')} c
+  FROM (SELECT * FROM {table('Condition')} c
+        WHERE {code_in('Condition', 'c', 'Congenital or Acquired Absence of Cervix')} AND {verified('c')}
+  ) c
+  -- (the retrieve's own filters in a derived table: evaluated once, not per period of a series)
   JOIN initial_population ip ON ip.center = c.center AND ip.patient_id = c.patient_id
-  WHERE {code_in('Condition', 'c', 'Congenital or Acquired Absence of Cervix')}
-    AND {verified('c')}
+  WHERE TRUE
     -- a missing onset start is the minimum DateTime (closed null boundary): always on or before
     AND coalesce({onset_start('c', 'ip.birth_date')} <= {mp.end_date}, TRUE)
 ),
@@ -128,13 +130,14 @@ cervical_cytology_within_3_years AS (
 --          and value is not null
 hpv_test_within_5_years AS (
   SELECT o.center, o.patient_id
-  FROM {table('Observation')} o
+  FROM (SELECT * FROM {table('Observation')} o
+        WHERE {code_in('Observation', 'o', 'HPV Test')} AND {is_laboratory_test_performed('o')}
+          AND {observation_has_value('o')}
+  ) o
+  -- (the retrieve's own filters in a derived table: evaluated once, not per period of a series)
   JOIN initial_population ip ON ip.center = o.center AND ip.patient_id = o.patient_id
-  WHERE {code_in('Observation', 'o', 'HPV Test')}
-    AND {is_laboratory_test_performed('o')}
-    AND years_between(fhir_date(ip.birth_date), fhir_date({effective_latest})) >= 30
+  WHERE years_between(fhir_date(ip.birth_date), fhir_date({effective_latest})) >= 30
     AND {point_during_day(effective_latest, lookback_5y, mp.end_date)}
-    AND {observation_has_value('o')}
 ),
 -- CQL: define "Denominator Exclusions"
 denominator_exclusions AS (

@@ -15,7 +15,7 @@ from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.populations import Populations
 from chc_equity.measures.vocabulary import (
     USCORE,
-    Period,
+    MeasurementPeriod,
     age_at_start,
     code_in,
     code_is,
@@ -98,7 +98,7 @@ def _encounter_in(valuesets: tuple[str, ...], codes: tuple[str, ...]) -> str:
     return "(" + " OR ".join(tests) + ")"
 
 
-def six_months_before(mp: Period) -> tuple[str, str]:
+def six_months_before(mp: MeasurementPeriod) -> tuple[str, str]:
     """``Interval[start of "Measurement Period" - 6 months, end of "Measurement Period"]`` as DATEs."""
     return f"({mp.start_date} - INTERVAL 6 MONTH)::DATE", mp.end_date
 
@@ -183,10 +183,11 @@ tobacco_cessation_counseling_given AS (
     AND {during_day_of(perf_start, perf_end, lo6, hi6)}
   UNION
   SELECT c.center, c.patient_id
-  FROM flat.condition c JOIN initial_population ip ON ip.center = c.center AND ip.patient_id = c.patient_id
-  WHERE {code_is('Condition', 'c', ICD10CM, 'Z71.6')}
-    AND {verified('c')}
-    AND {prevalence_starts_during_day('c', 'ip.birth_date', lo6, hi6)}
+  FROM (SELECT * FROM flat.condition c
+        WHERE {code_is('Condition', 'c', ICD10CM, 'Z71.6')} AND {verified('c')}) c
+  -- (the retrieve's own filters in a derived table: evaluated once, not per period of a series)
+  JOIN initial_population ip ON ip.center = c.center AND ip.patient_id = c.patient_id
+  WHERE {prevalence_starts_during_day('c', 'ip.birth_date', lo6, hi6)}
 ),
 -- CQL: define "Tobacco Cessation Pharmacotherapy Ordered"
 tobacco_cessation_pharmacotherapy_ordered AS (

@@ -220,11 +220,14 @@ reason_not_screening AS ({cancelled}
 -- CQL: define "History of Bipolar Diagnosis Before Qualifying Encounter"
 history_of_bipolar AS (
   SELECT DISTINCT c.center, c.patient_id
-  FROM flat.condition c
+  FROM (SELECT * FROM flat.condition c
+        WHERE {code_in('Condition', 'c', 'Bipolar Disorder')}
+          AND {condition_problem_or_health_concern('c')}           -- [ConditionProblemsHealthConcerns]
+  ) c
+  -- (the retrieve's own filters in a derived table: evaluated once, not per period of a series)
   JOIN initial_population ip ON ip.center = c.center AND ip.patient_id = c.patient_id
   JOIN qualifying_encounter q ON q.center = c.center AND q.patient_id = c.patient_id
-  WHERE {code_in('Condition', 'c', 'Bipolar Disorder')}
-    AND {condition_problem_or_health_concern('c')}                 -- [ConditionProblemsHealthConcerns]
+  WHERE TRUE
     -- prevalenceInterval() starts before day of start of QualifyingEncounter.period
     AND coalesce({onset_start('c', 'ip.birth_date')} < fhir_date(q.period_start), TRUE)
 ),

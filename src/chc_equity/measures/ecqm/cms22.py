@@ -306,11 +306,13 @@ bp_not_obtained AS (
 hypertension_before AS (
   SELECT DISTINCT q.center, q.id AS encounter_id
   FROM initial_population q
-  JOIN flat.condition c ON c.center = q.center AND c.patient_id = q.patient_id
-  WHERE {code_in('Condition', 'c', 'Diagnosis of Hypertension')}
-    AND {condition_problem_or_health_concern('c')}                -- [ConditionProblemsHealthConcerns]
-    AND {onset_start('c', 'q.birth_date')} <= q.start_day
-    AND {verified('c')}                                     -- isVerified()
+  JOIN (SELECT * FROM flat.condition c
+        WHERE {code_in('Condition', 'c', 'Diagnosis of Hypertension')}
+          AND {condition_problem_or_health_concern('c')}          -- [ConditionProblemsHealthConcerns]
+          AND {verified('c')}                               -- isVerified()
+  ) c ON c.center = q.center AND c.patient_id = q.patient_id
+  -- (the retrieve's own filters in a derived table: evaluated once, not per period of a series)
+  WHERE {onset_start('c', 'q.birth_date')} <= q.start_day
 ),
 flags AS (
   SELECT e.center, e.patient_id, e.id,

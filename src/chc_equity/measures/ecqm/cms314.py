@@ -14,15 +14,12 @@ annotations (``{copies}``) are unity, so ``{copies}/mL`` = ``/mL`` = ``1/mL``; `
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from chc_equity.measures.engine import Context
 from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.populations import Populations
 from chc_equity.measures.vocabulary import (
-    Period,
     code_in,
-    during_day_of_mp,
+    during_day_of,
     has_code,
     is_laboratory_test_performed,
     latest,
@@ -77,6 +74,7 @@ def _copies_per_ml(o: str) -> str:
         f"WHEN {unit} IN ('/L', '1/L') THEN {o}.value_quantity_value / 1000 END)"
     )
 
+
 POPULATIONS = (Populations(numerator="numerator"),)
 
 
@@ -84,8 +82,10 @@ def defines(ctx: Context) -> str:
     """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
     mp = ctx.period
     lo, hi = mp.start_date, mp.end_date
-    first_240_days = Period(mp.start, mp.start + timedelta(days=240))
-    day_90 = f"DATE '{(mp.start + timedelta(days=90)).isoformat()}'"
+    # start of "Measurement Period" + 240 / + 90 days, as DATE arithmetic in SQL (DATE + INTEGER days)
+    # so that the MP may be a column (a series evaluates every period at once)
+    day_240 = f"({lo} + 240)"
+    day_90 = f"({lo} + 90)"
     encounter_types = " OR ".join(code_in("Encounter", "e", v) for v in QUALIFYING_ENCOUNTER_VALUESETS)
     return f"""
 WITH
@@ -109,7 +109,7 @@ has_qualifying_encounter_during_first_240_days AS (
   SELECT DISTINCT e.center, e.patient_id
   FROM {table("Encounter")} e
   WHERE ({encounter_types})
-    AND {during_day_of_mp("e.period_start", "e.period_end", first_240_days)}
+    AND {during_day_of("e.period_start", "e.period_end", lo, day_240)}
     AND e.status = 'finished'
 ),
 -- CQL: define "Initial Population"

@@ -105,16 +105,21 @@ denominator_exclusions AS (
 --       and AgeInYearsAt(date from start of effective.toInterval()) in Interval[15, 65]
 --       and effective.toInterval() starts before day of end of "Measurement Period"
 --       and status in final / amended / corrected
-has_hiv_test_performed AS (
-  SELECT o.center, o.patient_id
+--   (the retrieve and the conditions on the test alone first: they do not depend on the period)
+hiv_test AS (
+  SELECT o.center, o.patient_id, fhir_date({test_start}) AS test_day
   FROM {table("Observation")} o
-  JOIN initial_population ip ON ip.center = o.center AND ip.patient_id = o.patient_id
   WHERE ({code_in("Observation", "o", "Human Immunodeficiency Virus (HIV) Laboratory Test Codes (Ab and Ag)")}
          OR {code_is("Observation", "o", LOINC, HIV_TESTS_MU_SET)})
     AND {observation_has_value("o")}
-    AND years_between(fhir_date(ip.birth_date), fhir_date({test_start})) BETWEEN 15 AND 65
-    AND fhir_date({test_start}) < {mp.end_date}
     AND o.status IN ('final', 'amended', 'corrected')
+),
+has_hiv_test_performed AS (
+  SELECT t.center, t.patient_id
+  FROM hiv_test t
+  JOIN initial_population ip ON ip.center = t.center AND ip.patient_id = t.patient_id
+  WHERE years_between(fhir_date(ip.birth_date), t.test_day) BETWEEN 15 AND 65
+    AND t.test_day < {mp.end_date}
 ),
 -- CQL: define "Denominator Exceptions" = "Patient Expired":
 --   Patient.deceased on or before day of end of "Measurement Period" (deceasedBoolean is no DateTime)

@@ -76,7 +76,9 @@ from chc_equity.measures.vocabulary.retrieve import (
 from chc_equity.measures.vocabulary.sql import (
     FLAT,
     MACROS,
+    MeasurementPeriod,
     Period,
+    PeriodColumns,
     day,
     sql_str,
 )
@@ -111,8 +113,10 @@ __all__ = [
     "FLAT",
     "LOINC",
     "MACROS",
+    "MeasurementPeriod",
     "ORDER_INTENTS",
     "Period",
+    "PeriodColumns",
     "QICORE",
     "USCORE",
     "US_CORE_CONDITION_CATEGORY",

@@ -20,7 +20,7 @@ alias ``a`` and the column prefix (``effective`` -> ``effective_datetime``, ``ef
 
 from __future__ import annotations
 
-from chc_equity.measures.vocabulary.sql import Period, day
+from chc_equity.measures.vocabulary.sql import MeasurementPeriod, day
 
 
 def _point(a: str, prefix: str, instant: bool) -> str:
@@ -28,7 +28,7 @@ def _point(a: str, prefix: str, instant: bool) -> str:
     return f"coalesce({dt}, {a}.{prefix}_instant)" if instant else dt
 
 
-def mp_and_year_before(mp: Period) -> tuple[str, str]:
+def mp_and_year_before(mp: MeasurementPeriod) -> tuple[str, str]:
     """``Interval[start of "Measurement Period" - 1 year, end of "Measurement Period"]`` as (lo, hi)
     DATE expressions."""
     return f"({mp.start_date} - INTERVAL 1 YEAR)::DATE", mp.end_date
@@ -43,7 +43,7 @@ def during_day_of(start: str, end: str, lo: str, hi: str) -> str:
     return f"({day(start)} >= {lo} AND {day(start)} <= {hi} AND {day(end)} >= {lo} AND {day(end)} <= {hi})"
 
 
-def during_day_of_mp(start: str, end: str, mp: Period) -> str:
+def during_day_of_mp(start: str, end: str, mp: MeasurementPeriod) -> str:
     """``Interval[start, end] during day of "Measurement Period"``: :func:`during_day_of` the period."""
     return during_day_of(start, end, mp.start_date, mp.end_date)
 
@@ -112,11 +112,11 @@ def earliest(a: str, prefix: str, *, instant: bool = False) -> str:
     return f"coalesce({_point(a, prefix, instant)}, {a}.{prefix}_period_start, {a}.{prefix}_period_end)"
 
 
-def age_at_end(birth_date: str, mp: Period) -> str:
+def age_at_end(birth_date: str, mp: MeasurementPeriod) -> str:
     """``AgeInYearsAt(date from end of "Measurement Period")`` (``birth_date``: FHIR text)."""
     return f"years_between({day(birth_date)}, {mp.end_date})"
 
 
-def age_at_start(birth_date: str, mp: Period) -> str:
+def age_at_start(birth_date: str, mp: MeasurementPeriod) -> str:
     """``AgeInYearsAt(date from start of "Measurement Period")`` (``birth_date``: FHIR text)."""
     return f"years_between({day(birth_date)}, {mp.start_date})"

@@ -25,7 +25,7 @@ from functools import cache
 
 from chc_equity.measures.vocabulary.intervals import during_day_of_mp
 from chc_equity.measures.vocabulary.prevalence import prevalence_overlaps_day
-from chc_equity.measures.vocabulary.sql import FLAT, Period, sql_str
+from chc_equity.measures.vocabulary.sql import FLAT, MeasurementPeriod, sql_str
 from chc_equity.measures.vocabulary.status import is_encounter_performed, verified
 from chc_equity.terminology import valueset_url
 
@@ -227,7 +227,7 @@ def observation_value_is_quantity(o: str) -> str:
 # --- retrieve shapes shared by several measures ------------------------------------------------------------
 
 
-def performed_encounters(types: str, mp: Period) -> str:
+def performed_encounters(types: str, mp: MeasurementPeriod) -> str:
     """``([Encounter: X] union [Encounter: Y] ...).isEncounterPerformed() ValidEncounter
     where ValidEncounter.period during day of "Measurement Period"`` as rows (center, patient_id, id).
 

@@ -60,6 +60,40 @@ class Period:
         return f"DATE '{self.end.isoformat()}'"
 
 
+@dataclass(frozen=True)
+class PeriodColumns:
+    """The Measurement Period as columns of a row of periods (alias ``alias``), not literals.
+
+    A measure rendered with it evaluates every period of a series in one statement: the series engine
+    (:mod:`chc_equity.measures.series`) joins its SQL laterally to a table of periods with columns
+    ``start_date``, ``end_date`` (DATE), ``start_ts``, ``end_ts`` (TIMESTAMP, the same instants as
+    :class:`Period`'s). It has the SQL properties of :class:`Period` and nothing else: a measure that
+    computed with the period's Python dates could not be evaluated for a column, and fails loudly.
+    """
+
+    alias: str = "mp__"
+
+    @property
+    def start_ts(self) -> str:
+        return f"{self.alias}.start_ts"
+
+    @property
+    def end_ts(self) -> str:
+        return f"{self.alias}.end_ts"
+
+    @property
+    def start_date(self) -> str:
+        return f"{self.alias}.start_date"
+
+    @property
+    def end_date(self) -> str:
+        return f"{self.alias}.end_date"
+
+
+# What a measure's SQL may take the Measurement Period as: literals (one period) or columns (a series).
+MeasurementPeriod = Period | PeriodColumns
+
+
 def sql_str(value: str) -> str:
     """A SQL string literal (the one quoting function of the measure engine)."""
     return "'" + value.replace("'", "''") + "'"
