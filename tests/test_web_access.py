@@ -17,6 +17,7 @@ from browser.webseed import (
     SOUTH,
     USERS,
     VISIT_DAY,
+    add_measure_series,
     add_users,
     build_warehouse,
     login,
@@ -33,11 +34,38 @@ OTHER = {NORTH: SOUTH, SOUTH: NORTH}
 UNKNOWN_CENTER = "ctr-nowhere"
 
 
+# Per center: the ids of one assessment, one project and one PDSA cycle (seeded below), so every
+# improvement route with a record id has a record of the center asked for.
+RECORD_IDS: dict[str, dict[str, int]] = {}
+
+
+def _seed_improvement(app) -> None:
+    """One assessment, project (charting the seeded CMS122 series) and PDSA cycle per center."""
+    from chc_equity.appdb import improvement as records
+
+    with app.state.db.write() as s:
+        for center in (NORTH, SOUTH):
+            responses = [records.ResponseIn("strategy.plan", "Rater A", 2)]
+            a = records.create_assessment(
+                s, center, records.AssessmentFields(VISIT_DAY, responses, f"{center} note"), "admin"
+            )
+            link = records.MeasureLink("outcome", "CMS122")
+            fields = records.ProjectFields(f"{center} project", "Fewer HbA1c > 9 %", [link], series_kind="month")
+            p = records.create_project(s, center, fields, "admin")
+            c = records.add_cycle(s, p, records.CycleFields(f"{center} idea", VISIT_DAY), "admin")
+            s.flush()
+            RECORD_IDS[center] = {"assessment_id": a.id, "project_id": p.id, "cycle_id": c.id}
+    RECORD_IDS[UNKNOWN_CENTER] = RECORD_IDS[NORTH]
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory):
     warehouse = build_warehouse(tmp_path_factory.mktemp("web") / "wh.duckdb")
+    add_measure_series(warehouse)
     add_users(warehouse)
-    return make_app(warehouse)
+    app = make_app(warehouse)
+    _seed_improvement(app)
+    return app
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +91,17 @@ def _targets(rule: RouteRule, user_center: str | None) -> list[tuple[str, str | 
     centers = [NORTH, SOUTH, UNKNOWN_CENTER] if user_center is None else [user_center, OTHER[user_center]]
     centers.append(UNKNOWN_CENTER) if user_center else None
     if "{center}" in path:
-        return [(path.replace("{center}", c), c) for c in centers]
+        return [(_record_ids(path.replace("{center}", c), c), c) for c in centers]
     if rule.access and rule.access.center_scoped:  # optional ?center=
         return [(path, None)] + [(f"{path}?center={c}", c) for c in centers]
     return [(path, None)]
+
+
+def _record_ids(path: str, center: str) -> str:
+    """Improvement record ids of ``center`` (its own records: another center's id is a 404)."""
+    for name, value in RECORD_IDS.get(center, {}).items():
+        path = path.replace("{" + name + "}", str(value))
+    return path
 
 
 def _request(client: TestClient, rule: RouteRule, url: str, csrf: str):
