@@ -50,7 +50,8 @@ def _seed_improvement(app) -> None:
                 s, center, records.AssessmentFields(VISIT_DAY, responses, f"{center} note"), "admin"
             )
             link = records.MeasureLink("outcome", "CMS122")
-            fields = records.ProjectFields(f"{center} project", "Fewer HbA1c > 9 %", [link], series_kind="month")
+            aim = "Fewer HbA1c > 9 %"
+            fields = records.ProjectFields(f"{center} project", aim, [link], series_kind="month")
             p = records.create_project(s, center, fields, "admin")
             c = records.add_cycle(s, p, records.CycleFields(f"{center} idea", VISIT_DAY), "admin")
             s.flush()

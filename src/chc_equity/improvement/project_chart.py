@@ -134,7 +134,6 @@ def project_chart(
             phase_starts=phase_starts,
             baseline=baseline,
             higher_is_better=hib,
-            rules=("anhoej", "ihi"),
         )
     notes = []
     for c in cycles:
