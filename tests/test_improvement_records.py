@@ -316,3 +316,51 @@ def test_project_p_chart_limits_and_phases_from_the_cycles(warehouse: Path) -> N
     later = [x / d for x, d in counts[14:]]
     assert phased.chart.phases[1].median == pytest.approx(float(np.median(later)), abs=1e-12)
     assert "PDSA 1: call-backs" in str(phased.spec)
+
+
+def test_cli_exports_the_records_and_checks_rubrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import csv
+
+    from typer.testing import CliRunner
+
+    from chc_equity.appdb import app_db_path
+    from chc_equity.cli import _register
+    from chc_equity.cli import app as cli
+
+    monkeypatch.delenv("CHC_EQUITY_DATABASE_URL", raising=False)
+    wh = tmp_path / "wh.duckdb"
+    db = AppDB(app_db_path(wh))
+    with db.write() as s:
+        records.create_assessment(s, NORTH, _fields(date(2025, 6, 1), ("strategy.plan", "Ana", 1)), "pm")
+        records.create_assessment(
+            s,
+            NORTH,
+            _fields(date(2026, 6, 1), ("strategy.plan", "Ana", 3), ("strategy.plan", "Ben", 4)),
+            "pm",
+        )
+        p = records.create_project(s, SOUTH, _project(), "pm")
+        records.add_cycle(s, p, records.CycleFields("=HYPERLINK(1)", date(2026, 1, 5)), "pm")
+    db.dispose()
+    _register("improvement")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["improvement", "export", "--out", str(tmp_path / "x"), "-w", str(wh)])
+    assert result.exit_code == 0, result.output
+    with (tmp_path / "x" / "assessments.csv").open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r["domain"] == "strategy"]
+    assert [(r["assessed_on"], r["score"], r["spread"], r["change"]) for r in rows] == [
+        ("2025-06-01", "1.0", "0", ""),
+        ("2026-06-01", "3.5", "1", "2.5"),
+    ]
+    cycles = (tmp_path / "x" / "pdsa_cycles.csv").read_text()
+    assert "'=HYPERLINK(1)" in cycles  # a cell a spreadsheet would run is neutralized
+    result = runner.invoke(
+        cli, ["improvement", "export", "--out", str(tmp_path / "y"), "--center", NORTH, "-w", str(wh)]
+    )
+    assert "projects.csv (0 rows)" in result.output and "assessments.csv (12 rows)" in result.output
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: x\nversion: '1'\ntitle: t\ndomains: []\n")
+    result = runner.invoke(cli, ["improvement", "rubric", str(bad)])
+    assert result.exit_code == 1 and f"{bad}:4: domains: Tuple should have at least 1 item" in result.output
+    result = runner.invoke(cli, ["improvement", "rubric"])
+    assert "chc-equity-readiness@1.0" in result.output and "15 items" in result.output

@@ -47,10 +47,12 @@ _COMMAND_MODULES = {
     "appdb": "appdb",
     "sdoh": "sdoh",
     "series": "series",
+    "improvement": "improvement",
 }
 _MODULES = (
     "appdb",
     "equity",
+    "improvement",
     "ingest",
     "measures",
     "outreach",
