@@ -230,3 +230,29 @@ def test_logout_ends_the_session(app, tmp_path: Path) -> None:
     response = client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/login"
     assert client.get("/api/me").status_code == 401
+
+
+def test_improvement_records_center_staff_write_own_viewers_see_scores_only(clients) -> None:
+    """Issue 15: a center's staff edit only their own center's assessments, projects and cycles;
+    viewers read scores and charts, never raters, notes or PDSA text, and write nothing."""
+    ids = RECORD_IDS[NORTH]
+    page = f"/centers/{NORTH}/assessments/{ids['assessment_id']}"
+    rating = {"assessed_on": VISIT_DAY.isoformat(), "rater": "Rater B", "level:strategy.plan": "4"}
+    south, south_csrf = clients["staff-south"]
+    assert south.post(page, data={"csrf_token": south_csrf, "version": "1", **rating}).status_code == 403
+    cycle = f"/centers/{NORTH}/projects/{ids['project_id']}/cycles"
+    idea = {"change_idea": "x", "started_on": VISIT_DAY.isoformat()}
+    assert south.post(cycle, data={"csrf_token": south_csrf, **idea}).status_code == 403
+    for name in ("viewer", "viewer-north"):
+        viewer, csrf = clients[name]
+        text = viewer.get(page).text
+        assert "Rater A" not in text and f"{NORTH} note" not in text and 'id="overall">2.00' in text
+        assert viewer.post(page, data={"csrf_token": csrf, "version": "1", **rating}).status_code == 403
+        assert viewer.post(cycle, data={"csrf_token": csrf, **idea}).status_code == 403
+    analyst, _ = clients["analyst"]
+    assert "Rater A" in analyst.get(page).text
+    staff, csrf = clients["staff-north"]
+    version = re.search(r'name="version" value="(\d+)"', staff.get(page).text).group(1)
+    saved = staff.post(page, data={"csrf_token": csrf, "version": version, **rating}, follow_redirects=False)
+    assert saved.status_code == 303
+    assert "Rater B" in staff.get(page).text and 'id="overall">3.00' in staff.get(page).text

@@ -76,7 +76,7 @@ def _int(form: dict[str, str], name: str) -> int:
 
 
 def _rate(form: dict[str, str], name: str) -> float | None:
-    """A rate typed as a percentage (``12.5``) or a fraction with a ``%``-less value under 1."""
+    """A rate typed as a percentage (``12.5`` or ``12.5%`` -> 0.125)."""
     value = form.get(name, "").rstrip("%").strip()
     if not value:
         return None
