@@ -149,11 +149,16 @@ def heat_spec(rubric: rubrics.Rubric, rows: list[HeatRow], means: dict) -> dict[
 
 
 def radar_spec(rubric: rubrics.Rubric, sc: AssessmentScore) -> dict[str, Any] | None:
-    """Domain scores of one assessment as a polar ("radar") chart: one wedge per domain, its radius
-    the score on the rubric's level scale."""
-    values = [{"domain": d.title, "score": sc.by_domain.get(d.id)} for d in rubric.domains]
-    if all(v["score"] is None for v in values):
+    """Domain scores of one assessment as a polar ("radar") chart: one wedge per domain, each the same
+    angle, its radius the score on the rubric's level scale."""
+    scores = [sc.by_domain.get(d.id) for d in rubric.domains]
+    if all(x is None for x in scores):
         return None
+    # an unanswered domain keeps its (empty) wedge, so every domain has the same angle
+    values = [
+        {"domain": d.title, "score": x or 0, "shown": "not answered" if x is None else f"{x:.2f}"}
+        for d, x in zip(rubric.domains, scores, strict=True)
+    ]
     hi = max(i.max_level for i in rubric.items.values())
     return {
         "$schema": SCHEMA,
@@ -165,7 +170,7 @@ def radar_spec(rubric: rubrics.Rubric, sc: AssessmentScore) -> dict[str, Any] | 
             "theta": {"field": "domain", "type": "nominal", "sort": None},
             "radius": {"field": "score", "type": "quantitative", "scale": {"domain": [0, hi], "zero": True}},
             "color": {"field": "domain", "type": "nominal", "legend": {"title": None, "orient": "bottom"}},
-            "tooltip": [{"field": "domain"}, {"field": "score", "format": ".2f"}],
+            "tooltip": [{"field": "domain"}, {"field": "shown", "title": "score"}],
         },
     }
 
