@@ -189,9 +189,7 @@ class AssessmentResponse(Base):
     """One rater's level for one rubric item, with the evidence they point to."""
 
     __tablename__ = "assessment_responses"
-    __table_args__ = (
-        UniqueConstraint("assessment_id", "item_id", "rater", name="assessment_responses_key"),
-    )
+    __table_args__ = (UniqueConstraint("assessment_id", "item_id", "rater", name="assessment_responses_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id", ondelete="CASCADE"))
@@ -274,9 +272,7 @@ class ImprovementRevision(Base):
     """Append-only history of assessments, projects and PDSA cycles: every version as JSON."""
 
     __tablename__ = "improvement_revisions"
-    __table_args__ = (
-        UniqueConstraint("kind", "record_id", "version", name="improvement_revisions_version"),
-    )
+    __table_args__ = (UniqueConstraint("kind", "record_id", "version", name="improvement_revisions_version"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(16))  # assessment | project | pdsa
