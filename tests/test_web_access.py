@@ -17,6 +17,7 @@ from browser.webseed import (
     SOUTH,
     USERS,
     VISIT_DAY,
+    add_measure_series,
     add_users,
     build_warehouse,
     login,
@@ -33,11 +34,39 @@ OTHER = {NORTH: SOUTH, SOUTH: NORTH}
 UNKNOWN_CENTER = "ctr-nowhere"
 
 
+# Per center: the ids of one assessment, one project and one PDSA cycle (seeded below), so every
+# improvement route with a record id has a record of the center asked for.
+RECORD_IDS: dict[str, dict[str, int]] = {}
+
+
+def _seed_improvement(app) -> None:
+    """One assessment, project (charting the seeded CMS122 series) and PDSA cycle per center."""
+    from chc_equity.appdb import improvement as records
+
+    with app.state.db.write() as s:
+        for center in (NORTH, SOUTH):
+            responses = [records.ResponseIn("strategy.plan", "Rater A", 2)]
+            a = records.create_assessment(
+                s, center, records.AssessmentFields(VISIT_DAY, responses, f"{center} note"), "admin"
+            )
+            link = records.MeasureLink("outcome", "CMS122")
+            aim = "Fewer HbA1c > 9 %"
+            fields = records.ProjectFields(f"{center} project", aim, [link], series_kind="month")
+            p = records.create_project(s, center, fields, "admin")
+            c = records.add_cycle(s, p, records.CycleFields(f"{center} idea", VISIT_DAY), "admin")
+            s.flush()
+            RECORD_IDS[center] = {"assessment_id": a.id, "project_id": p.id, "cycle_id": c.id}
+    RECORD_IDS[UNKNOWN_CENTER] = RECORD_IDS[NORTH]
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory):
     warehouse = build_warehouse(tmp_path_factory.mktemp("web") / "wh.duckdb")
+    add_measure_series(warehouse)
     add_users(warehouse)
-    return make_app(warehouse)
+    app = make_app(warehouse)
+    _seed_improvement(app)
+    return app
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +92,17 @@ def _targets(rule: RouteRule, user_center: str | None) -> list[tuple[str, str | 
     centers = [NORTH, SOUTH, UNKNOWN_CENTER] if user_center is None else [user_center, OTHER[user_center]]
     centers.append(UNKNOWN_CENTER) if user_center else None
     if "{center}" in path:
-        return [(path.replace("{center}", c), c) for c in centers]
+        return [(_record_ids(path.replace("{center}", c), c), c) for c in centers]
     if rule.access and rule.access.center_scoped:  # optional ?center=
         return [(path, None)] + [(f"{path}?center={c}", c) for c in centers]
     return [(path, None)]
+
+
+def _record_ids(path: str, center: str) -> str:
+    """Improvement record ids of ``center`` (its own records: another center's id is a 404)."""
+    for name, value in RECORD_IDS.get(center, {}).items():
+        path = path.replace("{" + name + "}", str(value))
+    return path
 
 
 def _request(client: TestClient, rule: RouteRule, url: str, csrf: str):
@@ -194,3 +230,29 @@ def test_logout_ends_the_session(app, tmp_path: Path) -> None:
     response = client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/login"
     assert client.get("/api/me").status_code == 401
+
+
+def test_improvement_records_center_staff_write_own_viewers_see_scores_only(clients) -> None:
+    """Issue 15: a center's staff edit only their own center's assessments, projects and cycles;
+    viewers read scores and charts, never raters, notes or PDSA text, and write nothing."""
+    ids = RECORD_IDS[NORTH]
+    page = f"/centers/{NORTH}/assessments/{ids['assessment_id']}"
+    rating = {"assessed_on": VISIT_DAY.isoformat(), "rater": "Rater B", "level:strategy.plan": "4"}
+    south, south_csrf = clients["staff-south"]
+    assert south.post(page, data={"csrf_token": south_csrf, "version": "1", **rating}).status_code == 403
+    cycle = f"/centers/{NORTH}/projects/{ids['project_id']}/cycles"
+    idea = {"change_idea": "x", "started_on": VISIT_DAY.isoformat()}
+    assert south.post(cycle, data={"csrf_token": south_csrf, **idea}).status_code == 403
+    for name in ("viewer", "viewer-north"):
+        viewer, csrf = clients[name]
+        text = viewer.get(page).text
+        assert "Rater A" not in text and f"{NORTH} note" not in text and 'id="overall">2.00' in text
+        assert viewer.post(page, data={"csrf_token": csrf, "version": "1", **rating}).status_code == 403
+        assert viewer.post(cycle, data={"csrf_token": csrf, **idea}).status_code == 403
+    analyst, _ = clients["analyst"]
+    assert "Rater A" in analyst.get(page).text
+    staff, csrf = clients["staff-north"]
+    version = re.search(r'name="version" value="(\d+)"', staff.get(page).text).group(1)
+    saved = staff.post(page, data={"csrf_token": csrf, "version": version, **rating}, follow_redirects=False)
+    assert saved.status_code == 303
+    assert "Rater B" in staff.get(page).text and 'id="overall">3.00' in staff.get(page).text

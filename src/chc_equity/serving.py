@@ -45,6 +45,7 @@ _OUT = "chc_serving_out"  # the snapshot's catalog alias while it is written
 MAIN_TABLES: tuple[str, ...] = (
     "loads",  # web/data.py (centers, loads), pull/state.py, outreach/worklist.py (data_version)
     "pulls",  # pull/state.py status_rows (/admin/pulls)
+    "measure_series",  # improvement/project_chart.py: project pages chart their measure (aggregates)
     "measure_results",  # web/gaps.py, outreach/worklist.py (open care gaps: patient-level)
     "agg_runs",  # network/precompute.py AGG_TABLES, read by web/analytics.py and web/uds.py
     "agg_measure",

@@ -477,3 +477,39 @@ def live_server(app) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+# A monthly series of CMS122 (HbA1c > 9 %, inverse) at NORTH with a planted improvement: about 100
+# patients a month, 30 % poorly controlled in 2025, 15 % from January 2026 (the improvement projects'
+# charts find it). Aggregates only, as `chc-equity series --kind month` writes them.
+SERIES_MONTHS = [(2025, m) for m in range(1, 13)] + [(2026, m) for m in range(1, 13)]
+SERIES_SHIFT = 12  # first point of the planted change (Jan 2026)
+
+
+def series_counts(i: int) -> tuple[int, int]:
+    """(numerator, performance denominator) of point ``i``: fixed, so tests can compute by hand."""
+    den = 96 + (i * 7) % 9
+    rate = 0.30 if i < SERIES_SHIFT else 0.15
+    wobble = ((i * 5) % 7 - 3) / 100
+    return round(den * (rate + wobble)), den
+
+
+def add_measure_series(path: Path) -> None:
+    """Write ``measure_series`` rows (CMS122, NORTH, all patients, 24 calendar months) into the warehouse."""
+    from chc_equity.measures.series import SERIES_DDL
+
+    name = measure_name("CMS122")
+    con = connect(path)
+    try:
+        con.execute(SERIES_DDL)
+        for i, (y, m) in enumerate(SERIES_MONTHS):
+            start = date(y, m, 1)
+            end = (date(y + m // 12, m % 12 + 1, 1)) - timedelta(days=1)
+            num, den = series_counts(i)
+            con.execute(
+                "INSERT INTO measure_series VALUES "
+                "(?, 'Group_1', ?, ?, ?, NULL, NULL, ?, ?, 0, 0, ?, 0, ?, ?)",
+                [name, NORTH, start, end, den, den, num, den, num / den],
+            )
+    finally:
+        con.close()

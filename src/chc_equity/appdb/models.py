@@ -162,3 +162,122 @@ class OutreachRevision(Base):
     chw_id: Mapped[str | None] = mapped_column(String(64))
     changed_by: Mapped[str] = mapped_column(String(64))
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# -- improvement: readiness assessments, improvement projects, PDSA cycles (issue 15) -------------------
+class Assessment(Base):
+    """One readiness assessment of a center, scored with the rubric ``rubric_id``/``rubric_version``
+    (a file: chc_equity.improvement.rubric); its responses are ``assessment_responses``."""
+
+    __tablename__ = "assessments"
+    __table_args__ = (Index("assessments_center", "center", "assessed_on"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    center: Mapped[str] = mapped_column(String(200))
+    rubric_id: Mapped[str] = mapped_column(String(64))
+    rubric_version: Mapped[str] = mapped_column(String(32))
+    assessed_on: Mapped[date] = mapped_column(Date)
+    note: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AssessmentResponse(Base):
+    """One rater's level for one rubric item, with the evidence they point to."""
+
+    __tablename__ = "assessment_responses"
+    __table_args__ = (UniqueConstraint("assessment_id", "item_id", "rater", name="assessment_responses_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id", ondelete="CASCADE"))
+    item_id: Mapped[str] = mapped_column(String(64))
+    rater: Mapped[str] = mapped_column(String(100))
+    level: Mapped[int] = mapped_column(Integer)
+    evidence_url: Mapped[str | None] = mapped_column(String(500))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class ImprovementProject(Base):
+    """An improvement project of one center: its aim (what, how much, by when, for whom), team, the
+    rubric items it addresses, status; its measures are ``project_measures``, its cycles ``pdsa_cycles``."""
+
+    __tablename__ = "improvement_projects"
+    __table_args__ = (Index("improvement_projects_center", "center"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    center: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(200))
+    aim: Mapped[str] = mapped_column(Text)
+    baseline: Mapped[float | None] = mapped_column(Float)
+    target: Mapped[float | None] = mapped_column(Float)
+    target_date: Mapped[date | None] = mapped_column(Date)
+    baseline_end: Mapped[date | None] = mapped_column(Date)
+    series_kind: Mapped[str] = mapped_column(String(16))
+    team: Mapped[str | None] = mapped_column(Text)
+    rubric_items: Mapped[str | None] = mapped_column(Text)  # item ids, comma-separated
+    status: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ProjectMeasure(Base):
+    """A measure of a project's family: outcome, process or balancing; an eCQM, optionally a stratum."""
+
+    __tablename__ = "project_measures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("improvement_projects.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    measure: Mapped[str] = mapped_column(String(20))
+    stratum_dimension: Mapped[str | None] = mapped_column(String(64))
+    stratum: Mapped[str | None] = mapped_column(String(200))
+
+
+class PdsaCycle(Base):
+    """One Plan-Do-Study-Act cycle of a project; ``new_phase``: the chart starts a new phase after it
+    (a change adopted for good), otherwise it is an annotation only."""
+
+    __tablename__ = "pdsa_cycles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("improvement_projects.id", ondelete="CASCADE"), index=True
+    )
+    change_idea: Mapped[str] = mapped_column(String(200))
+    plan: Mapped[str | None] = mapped_column(Text)
+    prediction: Mapped[str | None] = mapped_column(Text)
+    do: Mapped[str | None] = mapped_column(Text)
+    study: Mapped[str | None] = mapped_column(Text)
+    act: Mapped[str | None] = mapped_column(Text)
+    decision: Mapped[str | None] = mapped_column(String(16))  # adopt | adapt | abandon
+    started_on: Mapped[date] = mapped_column(Date)
+    ended_on: Mapped[date | None] = mapped_column(Date)
+    new_phase: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ImprovementRevision(Base):
+    """Append-only history of assessments, projects and PDSA cycles: every version as JSON."""
+
+    __tablename__ = "improvement_revisions"
+    __table_args__ = (UniqueConstraint("kind", "record_id", "version", name="improvement_revisions_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # assessment | project | pdsa
+    record_id: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)
+    data: Mapped[str] = mapped_column(Text)
+    changed_by: Mapped[str] = mapped_column(String(64))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -48,10 +48,12 @@ _COMMAND_MODULES = {
     "sdoh": "sdoh",
     "series": "series",
     "udsplus": "udsplus",
+    "improvement": "improvement",
 }
 _MODULES = (
     "appdb",
     "equity",
+    "improvement",
     "ingest",
     "measures",
     "outreach",

@@ -69,7 +69,14 @@ def _is_api(request: Request) -> bool:
 def create_app(config: WebConfig) -> FastAPI:
     """Build the app for one warehouse; the app database is created or migrated if needed."""
     from chc_equity.outreach.page import WorklistStore
-    from chc_equity.web import routes_api, routes_auth, routes_measures, routes_outreach, routes_pages
+    from chc_equity.web import (
+        routes_api,
+        routes_auth,
+        routes_improvement,
+        routes_measures,
+        routes_outreach,
+        routes_pages,
+    )
 
     app = FastAPI(
         title="chc-equity",
@@ -92,6 +99,7 @@ def create_app(config: WebConfig) -> FastAPI:
         routes_pages.router,
         routes_measures.router,
         routes_outreach.pages,
+        routes_improvement.router,
         routes_api.router,
         routes_outreach.api,
     )

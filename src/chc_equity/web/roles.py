@@ -38,6 +38,14 @@ ADMIN_ROLES: frozenset[Role] = frozenset({Role.NETWORK_ADMIN})
 OUTREACH_READ_ROLES: frozenset[Role] = PATIENT_LEVEL_ROLES | {Role.CHW}
 OUTREACH_WRITE_ROLES: frozenset[Role] = frozenset({Role.CENTER_STAFF, Role.PROGRAM_MANAGER, Role.CHW})
 PROGRAM_ROLES: frozenset[Role] = frozenset({Role.NETWORK_ADMIN, Role.PROGRAM_MANAGER})
+# Improvement (assessments, projects, PDSA cycles): everyone signed in reads scores and charts (a viewer:
+# aggregates only, no responses, notes or PDSA text); the detail roles read the full records; center
+# staff and program managers write their own center's, the network admin any center's (the facilitator).
+IMPROVEMENT_READ_ROLES: frozenset[Role] = frozenset(Role)
+IMPROVEMENT_DETAIL_ROLES: frozenset[Role] = PATIENT_LEVEL_ROLES | {Role.CHW}
+IMPROVEMENT_WRITE_ROLES: frozenset[Role] = frozenset(
+    {Role.NETWORK_ADMIN, Role.CENTER_STAFF, Role.PROGRAM_MANAGER}
+)
 CENTER_BOUND_ROLES: frozenset[Role] = frozenset({Role.CENTER_STAFF, Role.PROGRAM_MANAGER, Role.CHW})
 
 
