@@ -69,7 +69,14 @@ def _is_api(request: Request) -> bool:
 def create_app(config: WebConfig) -> FastAPI:
     """Build the app for one warehouse; the app database is created or migrated if needed."""
     from chc_equity.outreach.page import WorklistStore
-    from chc_equity.web import routes_api, routes_auth, routes_measures, routes_outreach, routes_pages
+    from chc_equity.web import (
+        routes_api,
+        routes_auth,
+        routes_measures,
+        routes_outreach,
+        routes_pages,
+        routes_vouchers,
+    )
 
     app = FastAPI(
         title="chc-equity",
@@ -94,6 +101,7 @@ def create_app(config: WebConfig) -> FastAPI:
         routes_outreach.pages,
         routes_api.router,
         routes_outreach.api,
+        routes_vouchers.pages,
     )
     for router in app.state.routers:
         app.include_router(router)

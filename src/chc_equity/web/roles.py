@@ -17,6 +17,9 @@ class Role(StrEnum):
     sees what center staff see; ``chw`` is a community health worker of one center: aggregates like
     center staff, patient rows only through the outreach routes (and the worklist), which honour the
     center's "panel only" setting. Both are bound to one center.
+
+    ``program_staff`` works for the farmworker voucher program (chc_equity.vouchers) and for nothing
+    else: it sees the program's pages and none of the analytics (no center data, no aggregates).
     """
 
     NETWORK_ADMIN = "network_admin"
@@ -25,9 +28,14 @@ class Role(StrEnum):
     CENTER_STAFF = "center_staff"
     CHW = "chw"
     VIEWER = "viewer"
+    PROGRAM_STAFF = "program_staff"
 
 
 ALL_ROLES: frozenset[Role] = frozenset(Role)
+# Who may use the analytics (every page and API that names no roles): all but the voucher program's staff.
+ANALYTICS_ROLES: frozenset[Role] = ALL_ROLES - {Role.PROGRAM_STAFF}
+# The farmworker voucher program (verify, issue, import and adjudicate claims, budget): its staff only.
+VOUCHER_ROLES: frozenset[Role] = frozenset({Role.PROGRAM_STAFF})
 # Roles allowed to see the center-wide patient-level lists (care gaps, pre-visit, missing demographics);
 # a viewer never is, nor a CHW (whose patient rows may be limited to a panel: see OUTREACH_READ_ROLES).
 PATIENT_LEVEL_ROLES: frozenset[Role] = frozenset(
@@ -73,5 +81,5 @@ def validate_assignment(role: Role, center: str | None) -> None:
     """
     if role in CENTER_BOUND_ROLES and not center:
         raise ValueError(f"{role.value} users need --center")
-    if role in (Role.NETWORK_ADMIN, Role.NETWORK_ANALYST) and center:
+    if role in (Role.NETWORK_ADMIN, Role.NETWORK_ANALYST, Role.PROGRAM_STAFF) and center:
         raise ValueError(f"{role.value} users see every center; do not pass --center")
