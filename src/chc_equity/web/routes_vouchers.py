@@ -12,9 +12,10 @@ import secrets
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
+from starlette.datastructures import UploadFile
 
 from chc_equity.appdb.models import Voucher as VoucherRow
 from chc_equity.appdb.models import (
