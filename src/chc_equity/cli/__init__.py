@@ -47,6 +47,7 @@ _COMMAND_MODULES = {
     "appdb": "appdb",
     "sdoh": "sdoh",
     "series": "series",
+    "vouchers": "vouchers",
 }
 _MODULES = (
     "appdb",
@@ -60,6 +61,7 @@ _MODULES = (
     "synth",
     "uds",
     "views",
+    "vouchers",
     "web",
 )
 
