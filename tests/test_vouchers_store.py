@@ -208,3 +208,30 @@ def test_kill_during_import_leaves_all_or_nothing(db: AppDB, tmp_path: Path, poi
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(VoucherClaimLine)) == 3000
         assert s.scalar(select(VoucherClaimFile.lines)) == 3000
+
+
+def test_reports_on_the_fixture(db: AppDB) -> None:
+    """UDS Table 4/5-style figures for the fixture's paid lines, counted by hand from the expected file:
+    patients with a paid line: W1, D1 (migratory), W2, W3 (seasonal); NOPE has none."""
+    from chc_equity.vouchers import report
+
+    setup_fixture_program(db)
+    with db.write() as s:
+        store.import_claims(s, read_claims(FIXTURE / "claims_fixture.csv"), "staff")
+        store.adjudicate_open(s, "staff", DAY)
+    with db.read() as s:
+        assert report.uds_table4(s, 2026) == {"migratory": 2, "seasonal": 2, "total": 4}
+        # visits = distinct (patient, provider, day) among paid lines, per service type of the code
+        assert report.uds_table5(s, 2026) == [
+            ("dental", 1, 1),  # W1 at P-DENT on 03-02 (D0120 + D1110: one visit)
+            ("lab", 2, 1),  # W1 85025 on 04-02 and 04-03
+            ("medical", 11, 4),  # W1 6 days, W2 02-15 03-01, D1 03-10 04-12, W3 06-10
+            ("pharmacy", 2, 1),  # D1 NDC-AB 03-10, 04-10
+            ("vision", 1, 1),  # W3 92004 06-11
+        ]
+        assert report.patients_by_zip(s, 2026) == [("01002", 2), ("01060", 1), ("06010", 1)]
+        figures = report.program_figures(s, 2026)
+        assert (figures["patients"], figures["paid_lines"], figures["cost_cents"]) == (4, 18, 173_500)
+        assert figures["cost_per_patient_cents"] == 43_375
+        reasons = dict(report.denial_reasons(s))
+        assert sum(reasons.values()) == 25 and reasons["PROVIDER_NOT_PARTICIPATING"] == 3
