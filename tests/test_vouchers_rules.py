@@ -145,3 +145,28 @@ def test_claims_file_xlsx_reads_like_csv(tmp_path: Path) -> None:
     wb.save(tmp_path / "claims.xlsx")
     xlsx = read_claims(tmp_path / "claims.xlsx")
     assert [x for _, x in xlsx.lines] == [x for _, x in read_claims(FIXTURE / "claims_fixture.csv").lines]
+
+
+def test_fhir_claims_read_like_the_template(tmp_path: Path) -> None:
+    from chc_equity.vouchers.fhir_claims import claim_resource
+
+    lines = [x for _, x in read_claims(FIXTURE / "claims_fixture.csv").lines]
+    bundle = {"resourceType": "Bundle", "type": "collection",
+              "entry": [{"resource": claim_resource([x])} for x in lines]}  # fmt: skip
+    (tmp_path / "claims.json").write_text(json.dumps(bundle))
+    parsed = read_claims(tmp_path / "claims.json")
+    assert parsed.rejects == [] and [x for _, x in parsed.lines] == lines
+    decisions = adjudicate_all([x for _, x in parsed.lines], program().book())
+    assert sum(d.paid_cents for d in decisions) == 173_500
+
+    broken = claim_resource(lines[:1])
+    del broken["insurance"][0]["preAuthRef"]
+    two_items = claim_resource(lines[:2])  # one Claim, two items: two lines
+    two_items["item"][1]["sequence"] = 2
+    rows = [json.dumps(broken), "{not json", json.dumps({"resourceType": "Patient"}), json.dumps(two_items)]
+    (tmp_path / "claims.ndjson").write_text("\n".join(rows) + "\n")
+    parsed = read_claims(tmp_path / "claims.ndjson")
+    assert [(r.line, r.field) for r in parsed.rejects] == [
+        (1, "Claim.insurance[0].preAuthRef"), (2, "(line)"), (3, "resourceType"),
+    ]  # fmt: skip
+    assert [(n, x.claim_line) for n, x in parsed.lines] == [(4, 1), (4, 2)]

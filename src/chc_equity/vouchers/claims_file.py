@@ -1,4 +1,5 @@
-"""The providers' claims template (CSV or Excel .xlsx): reading it into claim lines and rejects.
+"""The providers' claims template (CSV or Excel .xlsx): reading it into claim lines and rejects
+(FHIR Claim resources, .json / .ndjson, are read by :mod:`.fhir_claims` into the same lines).
 
 One row per claim line, columns (any order, header names exact, extra columns ignored)::
 
@@ -133,8 +134,14 @@ def read_claims(path: str | Path, data: bytes | None = None) -> ParsedFile:
             data = path.read_bytes()
         except OSError as exc:
             raise ClaimsFileError(f"{path}: {exc.strerror}") from exc
+    if path.suffix.lower() in (".json", ".ndjson"):
+        from chc_equity.vouchers.fhir_claims import read_fhir_claims
+
+        return read_fhir_claims(path, data)
     if path.suffix.lower() not in (".csv", ".xlsx"):
-        raise ClaimsFileError(f"{path.name}: claims files are .csv or .xlsx")
+        raise ClaimsFileError(
+            f"{path.name}: claims files are .csv or .xlsx (template), .json or .ndjson (FHIR Claim)"
+        )
     rows = _rows(path, data)
     header = [h.strip() for h in next(rows, [])]
     missing = [c for c in COLUMNS if c not in header]

@@ -186,7 +186,8 @@ async def import_page(request: Request, user: Staff) -> Response:
     form = await request.form()
     upload = form.get("file")
     if not isinstance(upload, UploadFile) or not upload.filename:
-        return _claims_page(request, user, None, "Choose a claims file (.csv or .xlsx).", status=422)
+        text = "Choose a claims file (.csv, .xlsx, .json or .ndjson)."
+        return _claims_page(request, user, None, text, status=422)
     data = await upload.read(MAX_UPLOAD + 1)
     if len(data) > MAX_UPLOAD:
         return _claims_page(request, user, None, "The file is larger than 20 MB.", status=413)
