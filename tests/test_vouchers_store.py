@@ -235,3 +235,17 @@ def test_reports_on_the_fixture(db: AppDB) -> None:
         assert figures["cost_per_patient_cents"] == 43_375
         reasons = dict(report.denial_reasons(s))
         assert sum(reasons.values()) == 25 and reasons["PROVIDER_NOT_PARTICIPATING"] == 3
+
+
+def test_household_view(db: AppDB) -> None:
+    from chc_equity.vouchers import report
+
+    setup_fixture_program(db)
+    with db.read() as s:
+        h1 = report.households(s, "H1")
+        assert list(h1) == ["H1"]
+        assert [(m.id, m.relationship, m.category, str(m.valid_until), m.vouchers) for m in h1["H1"]] == [
+            ("W1", "worker", "migratory", "2027-01-09", 4),  # V1 V2 V6 V8
+            ("D1", "dependent", "migratory", "2027-01-09", 1),
+        ]
+        assert len(report.households(s)) == 4

@@ -97,5 +97,12 @@ def test_issue_import_adjudicate_and_the_budget_updates(browser, base_url: str, 
     assert paid == 90.00
     assert _money(page, f"{row} td.remaining") == round(5000.00 - paid - encumbered, 2)
     page.screenshot(path=str(ARTIFACTS / "voucher-budget.png"), full_page=True)
+
+    page.click("header nav a:text('Households')")
+    page.fill("#find input[name=household]", "H1")
+    page.click("#find button[type=submit]")
+    page.wait_for_url(f"{base_url}/vouchers/households?household=H1")
+    cells = page.locator("table[data-household='H1'] tbody tr").first.locator("td").all_inner_texts()
+    assert cells[:2] + cells[4:5] + cells[-2:] == ["W1", "worker", "migratory", "1", "90.00"]
     assert errors == [], errors
     page.close()

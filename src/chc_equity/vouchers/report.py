@@ -165,3 +165,59 @@ def published(rows: list[tuple[str, int]]) -> list[tuple[str, int | None]]:
     table = one_way_table([n for _, n in rows], [label for label, _ in rows])
     values = suppress(table).published()
     return list(zip([*(label for label, _ in rows), "total"], values, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    id: str
+    relationship: str
+    zip: str
+    state: str
+    category: str | None
+    verified_on: date | None
+    valid_until: date | None
+    vouchers: int
+    paid_cents: int
+
+
+def households(session: Session, household: str | None = None) -> dict[str, list[Member]]:
+    """Each household's members with their latest verification, vouchers and what was paid for them
+    (the household view); one household when ``household`` is given."""
+    q = select(VoucherPerson).order_by(
+        VoucherPerson.household, VoucherPerson.relationship.desc(), VoucherPerson.id
+    )
+    if household:
+        q = q.where(VoucherPerson.household == household)
+    people = list(session.scalars(q))
+    ids = [p.id for p in people]
+    latest: dict[str, VoucherVerification] = {}
+    for v in session.scalars(
+        select(VoucherVerification)
+        .where(VoucherVerification.patient_id.in_(ids))
+        .order_by(VoucherVerification.verified_on, VoucherVerification.id)
+    ):
+        latest[v.patient_id] = v
+    vouchers = dict(
+        session.execute(
+            select(Voucher.patient_id, func.count())
+            .where(Voucher.patient_id.in_(ids))
+            .group_by(Voucher.patient_id)
+        ).all()
+    )
+    paid = dict(
+        session.execute(
+            select(Voucher.patient_id, func.sum(Voucher.paid_cents))
+            .where(Voucher.patient_id.in_(ids))
+            .group_by(Voucher.patient_id)
+        ).all()
+    )
+    out: dict[str, list[Member]] = defaultdict(list)
+    for p in people:
+        v = latest.get(p.id)
+        e = Eligibility(p.id, v.category, v.verified_on) if v else None  # None: never verified
+        out[p.household].append(
+            Member(p.id, p.relationship, p.zip, p.state, e.category if e else None,
+                   e.verified_on if e else None, e.valid_until if e else None, vouchers.get(p.id, 0),
+                   int(paid.get(p.id) or 0))
+        )  # fmt: skip
+    return dict(out)

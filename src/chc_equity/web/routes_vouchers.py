@@ -151,6 +151,18 @@ def issue_page(
     return _program_page(request, user, f"{word} voucher {voucher_id}.")
 
 
+@pages.get("/vouchers/households")
+def households_page(
+    request: Request, user: Staff, household: Annotated[str | None, Query(max_length=64)] = None
+) -> Response:
+    """The household view: each member's category, verification, vouchers and what was paid."""
+    with request.app.state.db.read() as s:
+        listing = report.households(s, household or None)
+    return _render(
+        request, "voucher_households.html", user, listing=listing, household=household, today=_today()
+    )
+
+
 def _claims_page(
     request: Request,
     user: Principal,
