@@ -441,8 +441,15 @@ def position(session: Session, budget_line_id: str, as_of: date) -> budget_rules
     line = session.get(VoucherBudgetLine, budget_line_id)
     if line is None:
         raise NotFound(f"No budget line {budget_line_id!r}.")
-    vs = session.scalars(select(Voucher).where(Voucher.budget_line_id == budget_line_id))
-    return budget_rules.position(line.amount_cents, (_money(v) for v in vs), as_of)
+    # plain columns, not ORM objects: issuing reads every voucher of the line once per voucher issued
+    rows = session.execute(
+        select(Voucher.max_cents, Voucher.paid_cents, Voucher.expires_on, Voucher.voided, Voucher.max_units,
+               Voucher.paid_units).where(Voucher.budget_line_id == budget_line_id)
+    )  # fmt: skip
+    money = (
+        budget_rules.VoucherMoney(m, p, e, v, mu is not None and pu >= mu) for m, p, e, v, mu, pu in rows
+    )
+    return budget_rules.position(line.amount_cents, money, as_of)
 
 
 def ledger_totals(session: Session, budget_line_id: str) -> dict[str, int]:
