@@ -249,3 +249,33 @@ def test_household_view(db: AppDB) -> None:
             ("D1", "dependent", "migratory", "2027-01-09", 1),
         ]
         assert len(report.households(s)) == 4
+
+
+def test_two_staff_issuing_with_one_key_or_one_id_at_once(db: AppDB) -> None:
+    """A double-clicked issue form (same key) gives one voucher; two vouchers named alike: one and a 409."""
+    setup_fixture_program(db)
+    base = dict(patient_id="W1", budget_line_id=BL, services=["99213"], issued_on=date(2026, 3, 1),
+                expires_on=date(2026, 6, 30), max_cents=10_000, by="staff")  # fmt: skip
+    for extra, expect in (({"idempotency_key": "same-key"}, ["created", "replayed"]),
+                          ({"voucher_id": "V-SAME"}, ["conflict", "created"])):  # fmt: skip
+        barrier = threading.Barrier(2)
+        outcomes: list[str] = []
+
+        def go(extra=extra, barrier=barrier, outcomes=outcomes) -> None:
+            barrier.wait()
+            try:
+                with db.write() as s:
+                    _, created = store.issue(s, **base, **extra)
+                outcomes.append("created" if created else "replayed")
+            except store.Conflict:
+                outcomes.append("conflict")
+
+        threads = [threading.Thread(target=go) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sorted(outcomes) == expect
+    with db.read() as s:
+        assert store.reconcile(s, BL, DAY) == []
+        assert store.position(s, BL, date(2026, 3, 1)).encumbered_cents == 240_000 + 2 * 10_000

@@ -219,8 +219,19 @@ def issue(
                   expires_on=expires_on, max_cents=max_cents, max_units=max_units,
                   voided=False, paid_cents=0, paid_units=0, version=1,
                   idempotency_key=idempotency_key, issued_by=by, issued_at=now())  # fmt: skip
-    session.add(row)
-    session.flush()
+    try:
+        with session.begin_nested():  # a concurrent request with the same key or id loses here
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        if idempotency_key:
+            same_key = (Voucher.issued_by == by, Voucher.idempotency_key == idempotency_key)
+            first = session.scalar(select(Voucher).where(*same_key))
+            if first is not None:
+                return first, False
+        raise Conflict(
+            f"Voucher {voucher_id} was issued by someone else at the same moment; retry."
+        ) from None
     _ledger(session, row, "encumber", max_cents, issued_on, by)
     return row, True
 
