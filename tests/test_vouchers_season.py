@@ -64,3 +64,15 @@ def test_replay_denies_exactly_the_planted_errors_and_reconciles_at_every_step(
         assert checked[-1].paid_cents == paid
     finally:
         db.dispose()
+
+
+def test_demo_seed_runs_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CHC_EQUITY_DATABASE_URL", raising=False)
+    db = AppDB(database_url(tmp_path / "wh.duckdb"))
+    try:
+        assert synth.seed_demo(db, tmp_path / "season", households=3)
+        assert not synth.seed_demo(db, tmp_path / "season", households=3)  # serving again: nothing replayed
+        with db.read() as s:
+            assert store.reconcile(s, synth.BUDGET_LINE, synth.date(2026, 12, 31)) == []
+    finally:
+        db.dispose()

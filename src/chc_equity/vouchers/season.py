@@ -360,3 +360,17 @@ def replay(
         if check is not None:
             check(step)
     return steps
+
+
+def seed_demo(db, folder: Path, households: int = 18, seed: int = 20) -> bool:
+    """Replay a season into an app database that has no voucher program yet (``make demo``); False
+    (nothing done) when it has one, so serving the demo again never replays twice."""
+    from sqlalchemy import func, select
+
+    from chc_equity.appdb.models import VoucherBudgetLine
+
+    with db.read() as s:
+        if s.scalar(select(func.count()).select_from(VoucherBudgetLine)):
+            return False
+    replay(db, generate(seed=seed, households=households), folder)
+    return True
