@@ -41,6 +41,23 @@ def test_setup_import_budget_report(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert reasons.pop("reason") == "lines" and reasons.pop("total") == "25"  # 25 lines denied, by hand
     assert len(reasons) == 16 and set(reasons.values()) == {""}  # each reason: 1-3 lines, hidden
 
+    # P-DENT's remittance: its 5 lines only (C021-C024, C026), 50.00 + 80.00 paid, reasons in words
+    remit = tmp_path / "dent.csv"
+    assert "P-DENT: 5 decided lines, 130.00 paid" in _run(
+        "vouchers", "remittance", "--provider", "P-DENT", "--out", str(remit), *wh
+    )
+    with remit.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["claim_no"] for r in rows] == ["C021", "C022", "C023", "C024", "C026"]
+    assert [r["reason"] for r in rows] == [
+        "",
+        "",
+        "YEAR_UNIT_LIMIT",
+        "VOUCHER_UNIT_LIMIT",
+        "PROVIDER_NOT_PARTICIPATING",
+    ]
+    assert rows[2]["reason_text"] == "Units over the code's limit per patient and year"
+
     bad = tmp_path / "bad.csv"
     bad.write_text("provider_id,claim_no\nP,1\n")
     result = runner.invoke(app, ["vouchers", "import", str(bad), *wh])

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from datetime import date
 from pathlib import Path
@@ -158,13 +157,35 @@ def write_report(
             "denial_reasons.csv": (("reason", "lines"), report.published(report.denial_reasons(s))),
         }  # fmt: skip
         figures = report.program_figures(s, year)
+    from chc_equity.exports import csv_writer
+
     for name, (header, rows) in tables.items():
         with (out_dir / name).open("w", newline="") as f:
-            w = csv.writer(f)
+            w = csv_writer(f)
             w.writerow(header)
             w.writerows(("" if v is None else v for v in row) for row in rows)
     cost = figures["cost_cents"]
     out.print(f"{len(tables)} files in {out_dir}; purchased services {cost / 100:,.2f}")
+
+
+@vouchers_app.command("remittance")
+def write_remittance(
+    provider: Annotated[str, typer.Option(help="The provider id.")],
+    out_file: Annotated[Path, typer.Option("--out", help="CSV file to write.")],
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """One provider's remittance advice (its decided lines only: paid amounts, reason codes and words)."""
+    from chc_equity.exports import csv_writer  # provider-typed text never runs as a spreadsheet formula
+    from chc_equity.vouchers import report
+
+    with _db(warehouse).read() as s:
+        rows = report.remittance(s, provider)
+    with out_file.open("w", newline="") as f:
+        w = csv_writer(f)
+        w.writerow(report.REMITTANCE_COLUMNS)
+        w.writerows(rows)
+    paid = sum(float(r[10]) for r in rows)
+    out.print(f"{provider}: {len(rows)} decided lines, {paid:,.2f} paid -> {out_file}")
 
 
 @vouchers_app.command("synth")

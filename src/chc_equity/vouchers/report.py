@@ -221,3 +221,32 @@ def households(session: Session, household: str | None = None) -> dict[str, list
                    int(paid.get(p.id) or 0))
         )  # fmt: skip
     return dict(out)
+
+
+REMITTANCE_COLUMNS = (
+    "claim_no", "claim_line", "voucher_id", "patient_id", "service_date", "service_code", "units",
+    "billed_amount", "status", "paid_units", "paid_amount", "reason", "reason_text",
+)  # fmt: skip
+
+
+def remittance(session: Session, provider_id: str) -> list[tuple]:
+    """One provider's remittance advice: each of its decided lines with the amount paid or the reason
+    code and its words -- the provider's own lines only (a provider sees nothing of another's)."""
+    from chc_equity.vouchers.rules import REASON_TEXT, Reason
+    from chc_equity.vouchers.setup import dollars
+
+    q = (
+        select(VoucherClaimLine)
+        .where(VoucherClaimLine.provider_id == provider_id, VoucherClaimLine.status != "open")
+        .order_by(VoucherClaimLine.claim_no, VoucherClaimLine.claim_line)
+    )
+
+    def amount(cents: int) -> str:
+        return dollars(cents).replace(",", "")
+
+    return [
+        (x.claim_no, x.claim_line, x.voucher_id, x.patient_id, x.service_date.isoformat(), x.code, x.units,
+         amount(x.billed_cents), x.status, x.paid_units, amount(x.paid_cents), x.reason or "",
+         REASON_TEXT[Reason(x.reason)] if x.reason else "")
+        for x in session.scalars(q)
+    ]  # fmt: skip
