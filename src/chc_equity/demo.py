@@ -51,7 +51,14 @@ EQUITY_DIMENSIONS = ("race_ethnicity", "language", "insurance", "income", "sdoh_
 # Headline charts in the report: (measure, dimension).
 HEADLINE_CHARTS = (("CMS165", "race_ethnicity"), ("CMS122", "race_ethnicity"))
 WORST_HEAD = [
-    "measure", "dimension", "stratum", "reference", "rate", "difference", "q (centers: p)", "gap to equity"
+    "measure",
+    "dimension",
+    "stratum",
+    "reference",
+    "rate",
+    "difference",
+    "q (centers: p)",
+    "gap to equity",
 ]
 
 
@@ -186,7 +193,8 @@ def _equity(con, out: Path) -> tuple[list[EquityRow], list[str]]:
     charts = []
     for measure, dimension in HEADLINE_CHARTS:
         rows = [
-            r for r in everything
+            r
+            for r in everything
             if r.measure == measure and r.dimension == dimension and r.group_id == "Group_1"
         ]
         title = f"{measure} by {dimension.replace('_', ' ')}"
@@ -241,6 +249,7 @@ def _render(loads, network, rows, n_measures: int, worst, charts, uds_6b, plans:
         ]
         for r in worst[:25]
     ]
+
     def uds_cell(value, kind: str) -> str:
         if value is None:
             return ""
@@ -271,7 +280,7 @@ Synthetic data only. Counts from 1 to 10 are suppressed, complements planned ove
 reference group's. Centers are compared with the network instead, by the heat map's rule (outside the
 95 % funnel, p &lt; 0.05). All strata, with intervals and p/q-values: <code>equity/equity.csv</code>.</p>
 {table(WORST_HEAD, worst_rows)}
-{"".join(f'<figure>{svg}</figure>' for svg in charts)}
+{"".join(f"<figure>{svg}</figure>" for svg in charts)}
 <h2>UDS Table 6B, network roll-up (suppressed)</h2>
 <p>Per-center filings and Tables 3A, 3B, 4 and 7: <code>uds/uds.xlsx</code>.</p>
 {table(uds_head, uds_rows)}
@@ -287,10 +296,15 @@ def serve(out: Path = OUT, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve the demo warehouse with fresh demo users (new random passwords each time)."""
     import uvicorn
 
+    from chc_equity.appdb import open_for_warehouse
+    from chc_equity.vouchers.season import seed_demo
     from chc_equity.web import WebConfig, create_app
     from chc_equity.web.demo_users import seed_demo_users
 
     warehouse = (out / "chc_equity.duckdb").resolve()
+    db = open_for_warehouse(warehouse)  # a synthetic voucher season for the `program` user's pages
+    seed_demo(db, out / "vouchers")
+    db.dispose()
     users = seed_demo_users(warehouse)
     console = Console()
     console.print(f"[bold]Web app:[/] http://{host}:{port}/  (Ctrl-C to stop)")

@@ -42,6 +42,7 @@ USERS: dict[str, tuple[Role, str | None]] = {
     "viewer-north": (Role.VIEWER, NORTH),
     "pm-north": (Role.PROGRAM_MANAGER, NORTH),
     "chw-north": (Role.CHW, NORTH),
+    "program-staff": (Role.PROGRAM_STAFF, None),  # the farmworker voucher program only
 }
 # Per center: patients, and how many have an unknown value of each field (some below 11 on purpose).
 # Unknown values go to the first patients, except language: patients LANGUAGE_FROM.. (so NORTH's first

@@ -281,3 +281,204 @@ class ImprovementRevision(Base):
     data: Mapped[str] = mapped_column(Text)
     changed_by: Mapped[str] = mapped_column(String(64))
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# -- farmworker voucher program (chc_equity.vouchers; revision 0020) -----------------------------------
+class VoucherBudgetLine(Base):
+    """A grant year's budget line that vouchers are issued against (amounts in integer cents)."""
+
+    __tablename__ = "voucher_budget_lines"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grant_year: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date] = mapped_column(Date)
+
+
+class VoucherProvider(Base):
+    """A participating provider (health center, private practice, pharmacy, dental, vision)."""
+
+    __tablename__ = "voucher_providers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    npi: Mapped[str] = mapped_column(String(10))
+    state: Mapped[str] = mapped_column(String(2))
+    agreement_start: Mapped[date] = mapped_column(Date)
+    agreement_end: Mapped[date | None] = mapped_column(Date)
+
+
+class VoucherFee(Base):
+    """One effective-dated fee schedule entry for a service code, with its unit limits."""
+
+    __tablename__ = "voucher_fees"
+    __table_args__ = (UniqueConstraint("code", "effective_from", name="voucher_fees_code_from"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(32))
+    system: Mapped[str] = mapped_column(String(16))
+    service_type: Mapped[str] = mapped_column(String(16))
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    effective_from: Mapped[date] = mapped_column(Date)
+    effective_to: Mapped[date | None] = mapped_column(Date)
+    voucher_unit_limit: Mapped[int | None] = mapped_column(Integer)
+    year_unit_limit: Mapped[int | None] = mapped_column(Integer)
+
+
+class VoucherPerson(Base):
+    """A worker or dependent known to the program (a program id, never an EHR identifier)."""
+
+    __tablename__ = "voucher_people"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    household: Mapped[str] = mapped_column(String(64), index=True)
+    relationship: Mapped[str] = mapped_column(String(16))  # worker | dependent
+    zip: Mapped[str] = mapped_column(String(10))
+    state: Mapped[str] = mapped_column(String(2))
+
+
+class VoucherVerification(Base):
+    """One eligibility verification: category, what was seen, by whom and when (valid for a year)."""
+
+    __tablename__ = "voucher_verifications"
+    __table_args__ = (Index("voucher_verifications_patient", "patient_id", "verified_on"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("voucher_people.id"))
+    category: Mapped[str] = mapped_column(String(16))  # migratory | seasonal
+    h2a: Mapped[bool] = mapped_column(Boolean, default=False)
+    naics: Mapped[str | None] = mapped_column(String(6))
+    insurance: Mapped[str] = mapped_column(String(16))
+    documents: Mapped[str] = mapped_column(Text)
+    verified_on: Mapped[date] = mapped_column(Date)
+    verified_by: Mapped[str] = mapped_column(String(64))
+
+
+class Voucher(Base):
+    """A voucher: who, which services, which provider (None: any), dates, maximum amount and units.
+
+    ``paid_cents``/``paid_units`` are running totals kept by adjudication under a row lock; ``version``
+    makes edits (void) optimistic. Status is derived (vouchers.budget.VoucherMoney.status).
+    """
+
+    __tablename__ = "vouchers"
+    __table_args__ = (UniqueConstraint("issued_by", "idempotency_key", name="vouchers_idempotency_key"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("voucher_people.id"), index=True)
+    budget_line_id: Mapped[str] = mapped_column(ForeignKey("voucher_budget_lines.id"), index=True)
+    provider_id: Mapped[str | None] = mapped_column(ForeignKey("voucher_providers.id"))
+    services: Mapped[str] = mapped_column(Text)  # codes, comma-separated
+    issued_on: Mapped[date] = mapped_column(Date)
+    expires_on: Mapped[date] = mapped_column(Date)
+    max_cents: Mapped[int] = mapped_column(Integer)
+    max_units: Mapped[int | None] = mapped_column(Integer)
+    voided: Mapped[bool] = mapped_column(Boolean, default=False)
+    paid_cents: Mapped[int] = mapped_column(Integer, default=0)
+    paid_units: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    issued_by: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class VoucherClaimFile(Base):
+    """One imported claims file; its SHA-256 is unique, so importing the same bytes again adds nothing."""
+
+    __tablename__ = "voucher_claim_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    lines: Mapped[int] = mapped_column(Integer)
+    already_received: Mapped[int] = mapped_column(Integer)
+    rejects: Mapped[int] = mapped_column(Integer)
+    imported_by: Mapped[str] = mapped_column(String(64))
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class VoucherClaimLine(Base):
+    """A claim line as received and its current decision (every decision is in ``voucher_decisions``).
+
+    ``(provider_id, claim_no, claim_line)`` is unique: the same line sent again, in the same file or
+    another, is received once and paid at most once.
+    """
+
+    __tablename__ = "voucher_claim_lines"
+    __table_args__ = (
+        UniqueConstraint("provider_id", "claim_no", "claim_line", name="voucher_claim_lines_key"),
+        Index("voucher_claim_lines_patient", "patient_id", "status"),
+        Index("voucher_claim_lines_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("voucher_claim_files.id"), index=True)
+    file_line: Mapped[int] = mapped_column(Integer)
+    provider_id: Mapped[str] = mapped_column(String(64))
+    claim_no: Mapped[str] = mapped_column(String(64))
+    claim_line: Mapped[int] = mapped_column(Integer)
+    voucher_id: Mapped[str] = mapped_column(String(64))
+    patient_id: Mapped[str] = mapped_column(String(64))
+    service_date: Mapped[date] = mapped_column(Date)
+    code: Mapped[str] = mapped_column(String(32))
+    units: Mapped[int] = mapped_column(Integer)
+    billed_cents: Mapped[int] = mapped_column(Integer)
+    received_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))  # open | paid | reduced | denied
+    paid_units: Mapped[int] = mapped_column(Integer, default=0)
+    paid_cents: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class VoucherDecision(Base):
+    """Append-only: every adjudication and appeal of a line, with who, when and why."""
+
+    __tablename__ = "voucher_decisions"
+    __table_args__ = (UniqueConstraint("line_id", "seq", name="voucher_decisions_seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    line_id: Mapped[int] = mapped_column(ForeignKey("voucher_claim_lines.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(16))  # adjudicate | appeal
+    status: Mapped[str] = mapped_column(String(16))
+    paid_units: Mapped[int] = mapped_column(Integer)
+    paid_cents: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str] = mapped_column(String(64))
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class VoucherClaimReject(Base):
+    """A row of a claims file that could not be read: file, line, field and why."""
+
+    __tablename__ = "voucher_claim_rejects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("voucher_claim_files.id"), index=True)
+    file_line: Mapped[int] = mapped_column(Integer)
+    field: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class VoucherLedger(Base):
+    """Double entry for the budget: encumber (issue), release (void), pay, unpay (appeal re-opens)."""
+
+    __tablename__ = "voucher_ledger"
+    __table_args__ = (Index("voucher_ledger_line", "budget_line_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    budget_line_id: Mapped[str] = mapped_column(ForeignKey("voucher_budget_lines.id"))
+    voucher_id: Mapped[str] = mapped_column(ForeignKey("vouchers.id"))
+    line_id: Mapped[int | None] = mapped_column(ForeignKey("voucher_claim_lines.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    on_day: Mapped[date] = mapped_column(Date)
+    by: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -49,6 +49,7 @@ _COMMAND_MODULES = {
     "series": "series",
     "udsplus": "udsplus",
     "improvement": "improvement",
+    "vouchers": "vouchers",
 }
 _MODULES = (
     "appdb",
@@ -64,6 +65,7 @@ _MODULES = (
     "uds",
     "udsplus",
     "views",
+    "vouchers",
     "web",
 )
 

@@ -76,6 +76,7 @@ def create_app(config: WebConfig) -> FastAPI:
         routes_measures,
         routes_outreach,
         routes_pages,
+        routes_vouchers,
     )
 
     app = FastAPI(
@@ -102,6 +103,7 @@ def create_app(config: WebConfig) -> FastAPI:
         routes_improvement.router,
         routes_api.router,
         routes_outreach.api,
+        routes_vouchers.pages,
     )
     for router in app.state.routers:
         app.include_router(router)

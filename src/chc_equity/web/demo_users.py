@@ -1,4 +1,5 @@
-"""Demo users for `make demo`: one user per role, center staff and a viewer for the first center.
+"""Demo users for `make demo`: one user per role, center staff for the first center, program staff for
+the voucher program.
 
 Passwords are random on every call (printed by the demo, never stored in clear): a demo warehouse must
 not come with a well-known password that outlives the demo. Existing demo users get a new password
@@ -35,6 +36,7 @@ def seed_demo_users(warehouse: Path) -> list[DemoUser]:
         ("admin", Role.NETWORK_ADMIN, None),
         ("analyst", Role.NETWORK_ANALYST, None),
         ("viewer", Role.VIEWER, None),
+        ("program", Role.PROGRAM_STAFF, None),  # the farmworker voucher program (demo.serve seeds a season)
     ]
     if first is not None:
         name = re.sub(r"[^a-z0-9._@-]", "-", f"staff-{first}".lower())[:64]

@@ -17,6 +17,9 @@ class Role(StrEnum):
     sees what center staff see; ``chw`` is a community health worker of one center: aggregates like
     center staff, patient rows only through the outreach routes (and the worklist), which honour the
     center's "panel only" setting. Both are bound to one center.
+
+    ``program_staff`` works for the farmworker voucher program (chc_equity.vouchers) and for nothing
+    else: it sees the program's pages and none of the analytics (no center data, no aggregates).
     """
 
     NETWORK_ADMIN = "network_admin"
@@ -25,9 +28,14 @@ class Role(StrEnum):
     CENTER_STAFF = "center_staff"
     CHW = "chw"
     VIEWER = "viewer"
+    PROGRAM_STAFF = "program_staff"
 
 
 ALL_ROLES: frozenset[Role] = frozenset(Role)
+# Who may use the analytics (every page and API that names no roles): all but the voucher program's staff.
+ANALYTICS_ROLES: frozenset[Role] = ALL_ROLES - {Role.PROGRAM_STAFF}
+# The farmworker voucher program (verify, issue, import and adjudicate claims, budget): its staff only.
+VOUCHER_ROLES: frozenset[Role] = frozenset({Role.PROGRAM_STAFF})
 # Roles allowed to see the center-wide patient-level lists (care gaps, pre-visit, missing demographics);
 # a viewer never is, nor a CHW (whose patient rows may be limited to a panel: see OUTREACH_READ_ROLES).
 PATIENT_LEVEL_ROLES: frozenset[Role] = frozenset(
@@ -38,10 +46,10 @@ ADMIN_ROLES: frozenset[Role] = frozenset({Role.NETWORK_ADMIN})
 OUTREACH_READ_ROLES: frozenset[Role] = PATIENT_LEVEL_ROLES | {Role.CHW}
 OUTREACH_WRITE_ROLES: frozenset[Role] = frozenset({Role.CENTER_STAFF, Role.PROGRAM_MANAGER, Role.CHW})
 PROGRAM_ROLES: frozenset[Role] = frozenset({Role.NETWORK_ADMIN, Role.PROGRAM_MANAGER})
-# Improvement (assessments, projects, PDSA cycles): everyone signed in reads scores and charts (a viewer:
+# Improvement (assessments, projects, PDSA cycles): every analytics role reads scores and charts (a viewer:
 # aggregates only, no responses, notes or PDSA text); the detail roles read the full records; center
 # staff and program managers write their own center's, the network admin any center's (the facilitator).
-IMPROVEMENT_READ_ROLES: frozenset[Role] = frozenset(Role)
+IMPROVEMENT_READ_ROLES: frozenset[Role] = ANALYTICS_ROLES
 IMPROVEMENT_DETAIL_ROLES: frozenset[Role] = PATIENT_LEVEL_ROLES | {Role.CHW}
 IMPROVEMENT_WRITE_ROLES: frozenset[Role] = frozenset(
     {Role.NETWORK_ADMIN, Role.CENTER_STAFF, Role.PROGRAM_MANAGER}
@@ -81,5 +89,5 @@ def validate_assignment(role: Role, center: str | None) -> None:
     """
     if role in CENTER_BOUND_ROLES and not center:
         raise ValueError(f"{role.value} users need --center")
-    if role in (Role.NETWORK_ADMIN, Role.NETWORK_ANALYST) and center:
+    if role in (Role.NETWORK_ADMIN, Role.NETWORK_ANALYST, Role.PROGRAM_STAFF) and center:
         raise ValueError(f"{role.value} users see every center; do not pass --center")

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chc_equity.web import data, gaps, service
 from chc_equity.web.privacy import suppress_center, suppress_rate
-from chc_equity.web.roles import Principal, Role
+from chc_equity.web.roles import ALL_ROLES, Principal, Role
 from chc_equity.web.security import (
     CenterScope,
     csrf_protect,
@@ -159,7 +159,7 @@ def health(request: Request) -> Health:
 
 
 @router.get("/me", responses=ERRORS)
-def me(user: Annotated[Principal, Depends(require_role())]) -> Me:
+def me(user: Annotated[Principal, Depends(require_role(*ALL_ROLES))]) -> Me:
     return Me(username=user.username, role=user.role, center=user.center, csrf_token=user.csrf_token)
 
 

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from chc_equity.web.authstore import AuthStore
-from chc_equity.web.roles import Principal
+from chc_equity.web.roles import ALL_ROLES, Principal, Role
 from chc_equity.web.security import (
     SESSION_COOKIE,
     auth_store,
@@ -27,6 +27,14 @@ from chc_equity.web.security import (
 )
 
 router = APIRouter(include_in_schema=False)
+
+
+def home(role: Role | str | None) -> str:
+    """Where a user lands after signing in: the voucher program's staff on their program, others on the
+    network overview."""
+    return "/vouchers" if role == Role.PROGRAM_STAFF else "/"
+
+
 LOGIN_CSRF_COOKIE = "chc_login_csrf"
 
 
@@ -49,7 +57,7 @@ def _login_page(request: Request, error: str | None = None, status: int = 200) -
 @router.get("/login", dependencies=[Depends(public)])
 def login_form(request: Request, user: Annotated[Principal | None, Depends(optional_user)]) -> Response:
     if user is not None:
-        return RedirectResponse("/", status_code=303)
+        return RedirectResponse(home(user.role), status_code=303)
     return _login_page(request)
 
 
@@ -70,7 +78,8 @@ def login(
     token = store.authenticate(username, password, ip)
     if token is None:
         return _login_page(request, "Wrong username or password.", status=401)
-    response = RedirectResponse("/", status_code=303)
+    row = store.user(username)
+    response = RedirectResponse(home(row.role if row else None), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -86,7 +95,7 @@ def login(
 @router.post("/logout", dependencies=[Depends(csrf_protect)])
 def logout(
     request: Request,
-    user: Annotated[Principal, Depends(require_role())],
+    user: Annotated[Principal, Depends(require_role(*ALL_ROLES))],
     store: Annotated[AuthStore, Depends(auth_store)],
 ) -> Response:
     store.end_session(request.cookies.get(SESSION_COOKIE, ""))

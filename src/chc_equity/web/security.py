@@ -25,7 +25,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from chc_equity.web.authstore import AuthStore
-from chc_equity.web.roles import ALL_ROLES, PATIENT_LEVEL_ROLES, Principal, Role
+from chc_equity.web.roles import ALL_ROLES, ANALYTICS_ROLES, PATIENT_LEVEL_ROLES, Principal, Role
 
 SESSION_COOKIE = "chc_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -87,8 +87,9 @@ _mark(public, Access(roles=None))
 
 
 def require_role(*roles: Role, patient_level: bool = False) -> Callable[..., Principal]:
-    """Guard: a signed-in user whose role is one of ``roles`` (all roles when none are given)."""
-    allowed = frozenset(roles) or ALL_ROLES
+    """Guard: a signed-in user whose role is one of ``roles`` (when none are given: every role of the
+    analytics, i.e. all but the voucher program's staff, who see only their program's pages)."""
+    allowed = frozenset(roles) or ANALYTICS_ROLES
     if patient_level:
         allowed &= PATIENT_LEVEL_ROLES
 

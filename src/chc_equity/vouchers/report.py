@@ -1,0 +1,252 @@
+"""The program's figures from the app database: budget lines, burn-down and forecast, claims by status,
+denial reasons, the re-verification list, UDS Table 4 agricultural-worker lines and Table 5-style visits
+for voucher patients, patients by ZIP, cost per patient and days from service to payment.
+
+Staff pages show exact counts (program staff see the program's records anyway). :func:`published`
+applies the project's small-cell rule (counts 1-10 hidden, with complements) to what leaves the system
+(the CLI's report files).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import date
+from statistics import median
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from chc_equity.appdb.models import (
+    Voucher,
+    VoucherBudgetLine,
+    VoucherClaimLine,
+    VoucherDecision,
+    VoucherFee,
+    VoucherLedger,
+    VoucherPerson,
+    VoucherVerification,
+)
+from chc_equity.vouchers import budget, store
+from chc_equity.vouchers.rules import Eligibility, due_for_reverification
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetRow:
+    id: str
+    name: str
+    grant_year: int
+    position: budget.Position
+    burn_down: list[tuple[str, int, int]]
+    forecast_cents: int | None
+
+
+def budget_rows(session: Session, as_of: date) -> list[BudgetRow]:
+    lines = list(session.scalars(select(VoucherBudgetLine).order_by(VoucherBudgetLine.grant_year)))
+    by_year: dict[int, list[tuple[date, int]]] = defaultdict(list)
+    for line in lines:
+        by_year[line.grant_year] += store.payments(session, line.id)
+    out = []
+    for line in lines:
+        pays = store.payments(session, line.id)
+        prior = {y: p for y, p in by_year.items() if y < line.grant_year}
+        paid = sum(c for d, c in pays if d <= as_of)
+        forecast = budget.forecast_season(paid, as_of, prior) if as_of.year == line.grant_year else None
+        out.append(BudgetRow(line.id, line.name, line.grant_year, store.position(session, line.id, as_of),
+                             budget.burn_down(line.amount_cents, pays), forecast))  # fmt: skip
+    return out
+
+
+def claim_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(select(VoucherClaimLine.status, func.count()).group_by(VoucherClaimLine.status))
+    return {s: n for s, n in rows}
+
+
+def denial_reasons(session: Session) -> list[tuple[str, int]]:
+    rows = session.execute(
+        select(VoucherClaimLine.reason, func.count())
+        .where(VoucherClaimLine.status == "denied")
+        .group_by(VoucherClaimLine.reason)
+        .order_by(func.count().desc(), VoucherClaimLine.reason)
+    )
+    return [(r, n) for r, n in rows]
+
+
+def reverification_due(session: Session, as_of: date, within_days: int = 30) -> list[tuple[str, date]]:
+    rows = session.scalars(select(VoucherVerification))
+    return due_for_reverification(
+        (Eligibility(r.patient_id, r.category, r.verified_on) for r in rows), as_of, within_days
+    )
+
+
+def _paid_lines(session: Session, year: int) -> list[VoucherClaimLine]:
+    return list(
+        session.scalars(
+            select(VoucherClaimLine).where(
+                VoucherClaimLine.status.in_(store.PAID),
+                VoucherClaimLine.service_date >= date(year, 1, 1),
+                VoucherClaimLine.service_date <= date(year, 12, 31),
+            )
+        )
+    )
+
+
+def _category_at(session: Session, year: int) -> dict[str, str]:
+    """Each person's category from their latest verification up to the end of ``year``."""
+    rows = session.execute(
+        select(VoucherVerification.patient_id, VoucherVerification.category)
+        .where(VoucherVerification.verified_on <= date(year, 12, 31))
+        .order_by(VoucherVerification.verified_on, VoucherVerification.id)
+    )
+    return {p: c for p, c in rows}
+
+
+def uds_table4(session: Session, year: int) -> dict[str, int]:
+    """UDS Table 4 lines 14-16 for voucher patients: patients with a voucher-paid service in ``year``,
+    migratory (line 14), seasonal (line 15), total agricultural workers and dependents (line 16)."""
+    patients = {x.patient_id for x in _paid_lines(session, year)}
+    category = _category_at(session, year)
+    counts = Counter(category.get(p, "unknown") for p in patients)
+    return {"migratory": counts["migratory"], "seasonal": counts["seasonal"], "total": len(patients)}
+
+
+def uds_table5(session: Session, year: int) -> list[tuple[str, int, int]]:
+    """Table 5-style (service type, visits, patients): a visit is a patient's paid services with one
+    provider on one day."""
+    types = {c: t for c, t in session.execute(select(VoucherFee.code, VoucherFee.service_type))}
+    visits: dict[str, set] = defaultdict(set)
+    for x in _paid_lines(session, year):
+        visits[types.get(x.code, "other")].add((x.patient_id, x.provider_id, x.service_date))
+    return [(t, len(v), len({p for p, _, _ in v})) for t, v in sorted(visits.items())]
+
+
+def patients_by_zip(session: Session, year: int) -> list[tuple[str, int]]:
+    patients = {x.patient_id for x in _paid_lines(session, year)}
+    zips = {p: z for p, z in session.execute(select(VoucherPerson.id, VoucherPerson.zip))}
+    return sorted(Counter(zips.get(p, "unknown") for p in patients).items())
+
+
+def program_figures(session: Session, year: int) -> dict[str, object]:
+    """Workers served, purchased-service cost, cost per patient, services by provider, and the median
+    days from service to payment (first paying decision)."""
+    lines = _paid_lines(session, year)
+    patients = {x.patient_id for x in lines}
+    cost = sum(x.paid_cents for x in lines)
+    by_provider = Counter(x.provider_id for x in lines)
+    ids = [x.id for x in lines]
+    first_paid: dict[int, date] = {}
+    if ids:
+        rows = session.execute(
+            select(VoucherDecision.line_id, func.min(VoucherLedger.on_day))
+            .join(VoucherLedger, VoucherLedger.line_id == VoucherDecision.line_id)
+            .where(VoucherDecision.line_id.in_(ids), VoucherLedger.kind == "pay")
+            .group_by(VoucherDecision.line_id)
+        )
+        first_paid = {i: d for i, d in rows}
+    days = [(first_paid[x.id] - x.service_date).days for x in lines if x.id in first_paid]
+    return {
+        "patients": len(patients),
+        "paid_lines": len(lines),
+        "cost_cents": cost,
+        "cost_per_patient_cents": round(cost / len(patients)) if patients else None,
+        "by_provider": sorted(by_provider.items()),
+        "median_days_to_payment": median(days) if days else None,
+        "vouchers": session.scalar(select(func.count()).select_from(Voucher)) or 0,
+    }
+
+
+def published(rows: list[tuple[str, int]]) -> list[tuple[str, int | None]]:
+    """``(label, count)`` rows with their total as a one-way table, small cells hidden (None) with
+    complements so that no hidden count can be rebuilt from the total (equity/suppression.py)."""
+    from chc_equity.equity.suppression import one_way_table, suppress
+
+    if not rows:
+        return []
+    table = one_way_table([n for _, n in rows], [label for label, _ in rows])
+    values = suppress(table).published()
+    return list(zip([*(label for label, _ in rows), "total"], values, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    id: str
+    relationship: str
+    zip: str
+    state: str
+    category: str | None
+    verified_on: date | None
+    valid_until: date | None
+    vouchers: int
+    paid_cents: int
+
+
+def households(session: Session, household: str | None = None) -> dict[str, list[Member]]:
+    """Each household's members with their latest verification, vouchers and what was paid for them
+    (the household view); one household when ``household`` is given."""
+    q = select(VoucherPerson).order_by(
+        VoucherPerson.household, VoucherPerson.relationship.desc(), VoucherPerson.id
+    )
+    if household:
+        q = q.where(VoucherPerson.household == household)
+    people = list(session.scalars(q))
+    ids = [p.id for p in people]
+    latest: dict[str, VoucherVerification] = {}
+    for v in session.scalars(
+        select(VoucherVerification)
+        .where(VoucherVerification.patient_id.in_(ids))
+        .order_by(VoucherVerification.verified_on, VoucherVerification.id)
+    ):
+        latest[v.patient_id] = v
+    vouchers = dict(
+        session.execute(
+            select(Voucher.patient_id, func.count())
+            .where(Voucher.patient_id.in_(ids))
+            .group_by(Voucher.patient_id)
+        ).all()
+    )
+    paid = dict(
+        session.execute(
+            select(Voucher.patient_id, func.sum(Voucher.paid_cents))
+            .where(Voucher.patient_id.in_(ids))
+            .group_by(Voucher.patient_id)
+        ).all()
+    )
+    out: dict[str, list[Member]] = defaultdict(list)
+    for p in people:
+        v = latest.get(p.id)
+        e = Eligibility(p.id, v.category, v.verified_on) if v else None  # None: never verified
+        out[p.household].append(
+            Member(p.id, p.relationship, p.zip, p.state, e.category if e else None,
+                   e.verified_on if e else None, e.valid_until if e else None, vouchers.get(p.id, 0),
+                   int(paid.get(p.id) or 0))
+        )  # fmt: skip
+    return dict(out)
+
+
+REMITTANCE_COLUMNS = (
+    "claim_no", "claim_line", "voucher_id", "patient_id", "service_date", "service_code", "units",
+    "billed_amount", "status", "paid_units", "paid_amount", "reason", "reason_text",
+)  # fmt: skip
+
+
+def remittance(session: Session, provider_id: str) -> list[tuple]:
+    """One provider's remittance advice: each of its decided lines with the amount paid or the reason
+    code and its words -- the provider's own lines only (a provider sees nothing of another's)."""
+    from chc_equity.vouchers.rules import REASON_TEXT, Reason
+    from chc_equity.vouchers.setup import dollars
+
+    q = (
+        select(VoucherClaimLine)
+        .where(VoucherClaimLine.provider_id == provider_id, VoucherClaimLine.status != "open")
+        .order_by(VoucherClaimLine.claim_no, VoucherClaimLine.claim_line)
+    )
+
+    def amount(cents: int) -> str:
+        return dollars(cents).replace(",", "")
+
+    return [
+        (x.claim_no, x.claim_line, x.voucher_id, x.patient_id, x.service_date.isoformat(), x.code, x.units,
+         amount(x.billed_cents), x.status, x.paid_units, amount(x.paid_cents), x.reason or "",
+         REASON_TEXT[Reason(x.reason)] if x.reason else "")
+        for x in session.scalars(q)
+    ]  # fmt: skip
