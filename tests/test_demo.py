@@ -36,7 +36,7 @@ def test_demo_writes_report_equity_and_uds(tmp_path: Path) -> None:
     try:
         eligible = con.execute(
             "SELECT sum(numerator) FROM sdoh_metrics "
-            "WHERE metric = 'eligible' AND site = 'All' AND domain = 'any'"
+            "WHERE metric = 'eligible' AND site = 'All' AND domain = 'any' AND center <> '*'"  # not network
         ).fetchone()[0]
         strata = con.execute("SELECT count(*) FROM sdoh_equity").fetchone()[0]
     finally:

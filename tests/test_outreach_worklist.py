@@ -39,6 +39,7 @@ from chc_equity.outreach.worklist import (
     worklist_csv,
     write_worklist,
 )
+from chc_equity.sdoh import metrics as sdoh_metrics
 from chc_equity.views.build import build_views
 from chc_equity.warehouse import connect
 from chc_equity.web.analytics import pick_run
@@ -46,7 +47,6 @@ from chc_equity.web.gaps import care_gaps
 
 AS_OF = PERIOD[1]
 HOSTILE = '=HYPERLINK("http://x")'
-OPEN_TASK_CLOSED = {"completed", "cancelled", "rejected", "failed", "entered-in-error"}
 
 
 def _hostile(patient: dict) -> dict:
@@ -96,6 +96,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], di
     con = connect(path)
     try:
         load(con, [extra], center, after_load=lambda c, ctr: build_views(c, centers=[ctr]))
+        sdoh_metrics.build(con, period_start=PERIOD[0], period_end=PERIOD[1])  # the social items' source
     finally:
         con.close()
     return path, centers, {"missed": missed, "ed": ed}
@@ -127,35 +128,21 @@ def _raw(con: duckdb.DuckDBPyConnection, center: str, rtype: str) -> list[dict]:
 
 
 def _social_patients(con: duckdb.DuckDBPyConnection, center: str) -> dict[str, int]:
-    """patient -> open social items, straight from the raw resources (independent of the worklist SQL)."""
-    tasks: dict[str, dict] = {}
-    for t in _raw(con, center, "Task"):
-        focus = t.get("focus", {}).get("reference", "").split("/")[-1]
-        if focus not in tasks or t["authoredOn"] > tasks[focus]["authoredOn"]:
-            tasks[focus] = t
+    """patient -> open social items: one per patient screened positive for a domain not referred, one
+    per referral whose loop is not closed -- the social-needs stage's own tables (the worklist must
+    agree with the stage and its staff lists: one rule), not the worklist's code."""
     out: dict[str, int] = defaultdict(int)
-    referral_days: dict[str, list[str]] = defaultdict(list)
-    for sr in _raw(con, center, "ServiceRequest"):
-        codes = {c["code"] for cat in sr.get("category", []) for c in cat.get("coding", [])}
-        if "410606002" not in codes:
-            continue
-        pid = sr["subject"]["reference"].split("/")[-1]
-        referral_days[pid].append(sr["authoredOn"][:10])
-        task = tasks.get(sr["id"])
-        if sr["status"] == "active" and (task is None or task["status"] not in OPEN_TASK_CLOSED):
-            out[pid] += 1
-    for obs in _raw(con, center, "Observation"):
-        if not any(c.get("code") == "93025-5" for c in obs["code"].get("coding", [])):
-            continue
-        pid = obs["subject"]["reference"].split("/")[-1]
-        day = obs["effectiveDateTime"][:10]
-        positive = [
-            c
-            for c in obs.get("component", [])
-            if c["valueCodeableConcept"]["coding"][0]["code"] == "373066001"
-        ]
-        if positive and not any(d >= day for d in referral_days[pid]):
-            out[pid] += 1
+    for (pid,) in con.execute(
+        "SELECT DISTINCT patient_id FROM sdoh_patient_domain WHERE center = ? AND positive AND NOT referred",
+        [center],
+    ).fetchall():
+        out[pid] += 1
+    for pid, n in con.execute(
+        "SELECT patient_id, count(DISTINCT referral_id) FROM sdoh_referral WHERE center = ? AND NOT closed "
+        "GROUP BY ALL",
+        [center],
+    ).fetchall():
+        out[pid] += n
     return dict(out)
 
 
@@ -182,6 +169,11 @@ def test_one_row_per_patient_equals_union_of_gap_lists_and_social_items(built, c
         assert set(r.measures) == gap_lists.get(pid, set())
         assert r.count("referral") + r.count("social-screen") == social.get(pid, 0)
     assert [i.kind for i in by_patient[built[2]["missed"]].items if i.kind == "follow-up"] == ["follow-up"]
+    # the social-risk tier is the stage's (sdoh_patient), for every patient on the worklist
+    sql = "SELECT patient_id, social_risk_tier FROM sdoh_patient WHERE center = ?"
+    tiers = dict(con.execute(sql, [center]).fetchall())
+    assert all(r.social_risk == tiers.get(pid) for pid, r in by_patient.items())
+    assert {"high", "moderate"} <= {r.social_risk for r in rows}
     # other centers' patients never appear
     assert all(pid.startswith(f"{center}-") for pid in by_patient)
 

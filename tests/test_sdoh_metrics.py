@@ -5,25 +5,29 @@ views build. Period 2026; center ``c1``; sites North clinic (L1) and South clini
 status path:
 
 ====  =====  ===========================================================================================
-p01   North  full PRAPARE QR (food, transportation x2, stress positive; 4 risk points); Z59.41 health
-             concern; food referral completed with an output in 20 days (contact day 18); transportation
-             referral rejected, statusReason code ``no-capacity``
+p01   North  full PRAPARE QR (food, transportation x2, stress positive; income 30000 for a household of 4:
+             below the poverty guideline, income positive; 5 risk points); Z59.41 health concern; food
+             referral completed with an output in 20 days (contact day 18); transportation referral
+             rejected, statusReason code ``no-capacity``
 p02   North  PRAPARE QR declining every HRSN question (LA30122-8): the #487 exception
 p03   North  no screen: Z59.01 as an encounter diagnosis only; referral by reason code, task in progress
-p04   South  AHC-HRSN QR with ``item.code`` (no linkId codes), every answer negative
+p04   South  AHC-HRSN QR with ``item.code`` (no linkId codes), every answer negative but HITS: 4 items
+             answered 5 + 4 + 3 + 1 = 13 > 10, positive for interpersonal safety
 p05   South  screening-response Observations only: food, housing instability, transportation, utilities
              positive; two food referrals for one need (one completed with output in 10 days, one
-             completed without an output)
+             completed without an output); re-screened 2026-09-01: food negative (resolved),
+             transportation still positive
 p06   South  PRAPARE panel Observation with components (4 positives, 4 points); SNOMED homeless concern
-p07   North  every PRAPARE core item, only clothing (income) positive; no safety item (not screened x5)
+p07   North  every PRAPARE core item, only clothing (income) positive (80000 for 2: above poverty); no
+             safety item (not screened x5)
 p08   North  visit, no screen; an old resolved Z59.41 (outside the period, not counted)
 p09   South  a child: not eligible although screened
 p10   North  screened in 2026 but last visit in 2025: not eligible
 p11   South  housing instability, food, safety positive; housing referral cancelled, safety referral
              completed after 91 days (contact on day 75: not connected), food rejected "at capacity" in
              the reason text only, one referral with no domain and no Task
-p12   North  every domain positive (15 points); Z56.0 and Z65.1 recorded; employment referral accepted,
-             food referral in progress from day 19 (connected)
+p12   North  every domain positive (16 points: 9000 for 1 person is below poverty); Z56.0 and Z65.1
+             recorded; employment referral accepted, food referral in progress from day 19 (connected)
 ====  =====  ===========================================================================================
 """
 
@@ -33,6 +37,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
 from chc_equity.ingest import load
@@ -67,10 +72,10 @@ _rates(
     screened="6/9",
     declined="1/10",
     prapare_complete="3/6",
-    connected_60d="3/5",
-    positive="6/7",
-    documented="3/6",
-    referred="5/7",
+    connected_60d="3/6",
+    positive="7/7",
+    documented="3/7",
+    referred="5/8",
     closure="3/11",
     rejected_at_capacity="2/11",
 )
@@ -93,10 +98,10 @@ _rates(
     screened="4/4",
     declined="0/4",
     prapare_complete="0/2",
-    connected_60d="1/3",
-    positive="3/4",
-    documented="1/3",
-    referred="2/3",
+    connected_60d="1/4",
+    positive="4/4",
+    documented="1/4",
+    referred="2/4",
     closure="2/6",
     rejected_at_capacity="1/6",
 )
@@ -169,9 +174,9 @@ _rates(S, "utilities", positive="2/4", documented="0/2", referred="0/2")
 _rates(
     ALL,
     "interpersonal_safety",
-    positive="3/6",
-    documented="0/3",
-    referred="1/3",
+    positive="4/6",
+    documented="0/4",
+    referred="1/4",
     closure="1/1",
     rejected_at_capacity="0/1",
 )
@@ -179,9 +184,9 @@ _rates(N, "interpersonal_safety", positive="1/2", documented="0/1", referred="0/
 _rates(
     S,
     "interpersonal_safety",
-    positive="2/4",
-    documented="0/2",
-    referred="1/2",
+    positive="3/4",  # p04's HITS total 13 > 10
+    documented="0/3",
+    referred="1/3",
     closure="1/1",
     rejected_at_capacity="0/1",
 )
@@ -201,9 +206,20 @@ for _site in (ALL, N):  # asked on PRAPARE's full form only: p01 p07 p12, all No
     _rates(_site, "social_isolation", positive="1/3", documented="0/1", referred="0/1")
     _rates(_site, "incarceration", positive="1/1", documented="1/1", referred="0/1")
     _rates(_site, "refugee", positive="1/1", documented="0/1", referred="0/1")
-_rates(ALL, "income", positive="2/5", documented="0/2", referred="0/2")
-_rates(N, "income", positive="2/3", documented="0/2", referred="0/2")
+# p01: income 30000 for 4 people, below the 2025 guideline 15650 + 3 x 5500 = 32150 (p07: 80000 for 2, not)
+_rates(ALL, "income", positive="3/5", documented="0/3", referred="0/3")
+_rates(N, "income", positive="3/3", documented="0/3", referred="0/3")
 _rates(S, "income", positive="0/2", documented="0/0", referred="0/0")  # p06 p11 asked via 93031-3
+
+# re-screen resolution: positive for the domain, answered it again later -- p05 only (South, 2026-09-01):
+# food negative (resolved), transportation still positive (not); "any" = every re-screened domain resolved
+for _site, _domain, _metric in list(RATES):
+    if _metric == "referred":
+        RATES[(_site, _domain, "rescreen_resolution")] = (0, 0)
+for _site in (ALL, S):
+    _rates(_site, "food", rescreen_resolution="1/1")
+    _rates(_site, "transportation", rescreen_resolution="0/1")
+    _rates(_site, "any", rescreen_resolution="0/1")
 
 # (site, domain) -> (closed referrals, median days, p90 days): quantile_cont (linear interpolation)
 DAYS: dict[tuple[str, str], tuple[int, float | None, float | None]] = {
@@ -226,16 +242,16 @@ DAYS: dict[tuple[str, str], tuple[int, float | None, float | None]] = {
 
 # patient -> (screened x5, declined, PRAPARE core items, risk score, positive domains, tier, connected)
 PATIENTS = {
-    "p01": (True, False, 10, 4, 3, "high", True),
+    "p01": (True, False, 10, 5, 4, "high", True),  # + income below poverty (1 point)
     "p02": (False, True, 3, 0, None, "unscreened", False),
     "p03": (False, False, 0, None, None, "unscreened", False),
-    "p04": (True, False, 0, None, 0, "low", False),
+    "p04": (True, False, 0, None, 1, "moderate", False),  # HITS 5 + 4 + 3 + 1 = 13 > 10: safety
     "p05": (True, False, 0, None, 4, "high", True),
     "p06": (True, False, 3, 4, 4, "high", False),
     "p07": (False, False, 10, 1, 1, "moderate", False),
     "p08": (False, False, 0, None, None, "unscreened", False),
     "p11": (True, False, 4, 3, 3, "high", False),
-    "p12": (True, False, 10, 15, 14, "high", True),
+    "p12": (True, False, 10, 16, 14, "high", True),  # 9000 for 1 person: below poverty, the 22nd point
 }
 
 
@@ -309,23 +325,77 @@ def test_referral_table(con: duckdb.DuckDBPyConnection) -> None:
 
 def test_organization_table(con: duckdb.DuckDBPyConnection) -> None:
     """Per receiving organization, by hand from the referral table above (s11d names none: left out);
-    accepted = latest Task accepted, in progress or completed; closed = completed with an outcome."""
+    accepted = latest Task accepted, in progress or completed; closed = completed with an outcome. The
+    name is the Organization resource's (tests/fixtures/sdoh/organizations.json)."""
     rows = con.execute(
-        f"""SELECT organization_id, received, accepted, rejected_at_capacity, closed, days_to_closure_median
+        f"""SELECT organization_id, organization_name, received, accepted, rejected_at_capacity, closed,
+                   days_to_closure_median
               FROM {metrics.ORGANIZATIONS} ORDER BY organization_id"""
     ).fetchall()
     assert rows == [
-        ("org-food", 5, 4, 1, 2, 15.0),  # s01a, s05a closed (20, 10 days), s05b no outcome, s11c, s12b
-        ("org-housing", 2, 1, 0, 0, None),  # s03 in progress, s11a cancelled
-        ("org-jobs", 1, 1, 0, 0, None),
-        ("org-ride", 1, 0, 1, 0, None),
-        ("org-safety", 1, 1, 0, 1, 91.0),
+        ("org-food", "Food bank", 5, 4, 1, 2, 15.0),  # s01a, s05a closed (20, 10 days), s05b, s11c, s12b
+        ("org-housing", "Housing partner", 2, 1, 0, 0, None),  # s03 in progress, s11a cancelled
+        ("org-jobs", "Job center", 1, 1, 0, 0, None),
+        ("org-ride", "Ride program", 1, 0, 1, 0, None),
+        ("org-safety", "Safe homes", 1, 1, 0, 1, 91.0),
     ]
+
+
+@pytest.fixture(scope="module")
+def two_centers(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
+    """The fixture loaded as two centers (c1, c2: the same patients twice) and built for the network."""
+    c = connect(tmp_path_factory.mktemp("sdoh2") / "w.duckdb")
+    for center in ("c1", "c2"):
+        load(c, [FIXTURE], center, after_load=lambda cn, ctr: build_views(cn, centers=[ctr]))
+    metrics.build(c, period_start=START, period_end=END)
+    return c
+
+
+def test_network_rows_add_up_the_centers(two_centers: duckdb.DuckDBPyConnection) -> None:
+    """Network rows (center ``*``, site All) for every metric and domain: counts are c1's twice (each
+    center counts its patients), rates and medians equal c1's."""
+    rows = two_centers.execute(
+        f"SELECT center, site, domain, metric, numerator, denominator, value FROM {metrics.METRICS}"
+    ).fetchall()
+    by = {(c, s, d, m): (n, den, v) for c, s, d, m, n, den, v in rows}
+    net = {k[2:]: v for k, v in by.items() if k[0] == metrics.NETWORK}
+    c1 = {k[2:]: v for k, v in by.items() if k[0] == "c1" and k[1] == ALL}
+    assert net.keys() == c1.keys() and {k[1] for k in by if k[0] == metrics.NETWORK} == {ALL}
+    for key, (n, den, v) in c1.items():
+        twice = (2 * n if n is not None else None, 2 * den if den is not None else None)
+        assert net[key][:2] == twice, key
+        if key[1] != "days_to_closure_p90":  # a doubled sample has the same rates and median
+            assert net[key][2] == (pytest.approx(v) if v is not None else None), key
+    assert net[("any", "eligible")][0] == 20 and net[("any", "closure")][:2] == (6, 22)
+    # p90 of 10, 10, 20, 20, 91, 91 (linear interpolation at 4.5 of 0..5) = 91; c1's 10, 20, 91: 76.8
+    assert net[("any", "days_to_closure_p90")][2] == 91 and c1[("any", "days_to_closure_p90")][2] == 76.8
+
+
+def test_network_rows_never_give_back_a_hidden_center(two_centers: duckdb.DuckDBPyConnection) -> None:
+    """Suppressed: a network count is hidden whenever a center count of the same metric and domain is
+    (else network minus the other center gives it back); shown, it is the sum of the shown centers."""
+    from chc_equity.sdoh.export import suppress_metrics
+
+    df = suppress_metrics(two_centers.execute(f"SELECT * FROM {metrics.METRICS}").df(), threshold=3)
+    df = df[df["site"] == ALL]
+    checked = 0
+    for (metric, domain), g in df.groupby(["metric", "domain"]):
+        if metric.startswith("days_to_closure"):
+            continue
+        net = g[g["center"] == metrics.NETWORK].iloc[0]
+        centers = g[g["center"] != metrics.NETWORK]
+        if centers["numerator"].isna().any():
+            assert pd.isna(net["numerator"]) and pd.isna(net["value"]), (metric, domain)
+            checked += 1
+        elif not pd.isna(net["numerator"]):
+            assert net["numerator"] == centers["numerator"].sum(), (metric, domain)
+    assert checked > 10  # counts of 1 and 2 per center are hidden at threshold 3
+    shown = df[(df["center"] == metrics.NETWORK) & (df["metric"] == "eligible")]
+    assert shown["numerator"].tolist() == [20]  # 10 + 10, both centers shown
 
 
 def test_organization_suppression() -> None:
     """Small counts hidden, with complements, per center; the median needs 11 closed referrals."""
-    import pandas as pd
 
     from chc_equity.sdoh.export import suppress_organizations
 
@@ -399,6 +469,9 @@ def test_mapping_codes_are_well_formed() -> None:
             assert re.match(LA_CODE, r.code), r  # LA answer codes carry no mod-10 check digit
             q = {(x.item, x.domain) for x in rows if x.kind == "question"}
             assert (r.item, r.domain) in q, f"answer without its question row: {r}"
+        if r.kind == "score":  # HITS: each answer 1 (never) to 5 (frequently), on an item asking the domain
+            assert re.match(LA_CODE, r.code) and 1 <= r.score <= 5, r
+            assert (r.item, r.domain) in {(x.item, x.domain) for x in rows if x.kind == "question"}, r
         if r.kind == "icd10":
             assert re.match(r"^Z[0-9]{2}(\.[0-9A-Z]{1,4})?$", r.code), r
         if r.kind == "snomed":
@@ -415,7 +488,9 @@ def test_every_domain_has_a_positive_rule() -> None:
 
 
 def test_prapare_risk_points_stay_within_0_22() -> None:
-    assert sum(r.risk_points for r in mapping.rows()) <= 22
+    # 21 answer points in the table + 1 for income below the poverty guideline (computed: metrics.py)
+    assert sum(r.risk_points for r in mapping.rows()) == 21
+    assert {r.score for r in mapping.rows() if r.kind == "score"} == {1, 2, 3, 4, 5}
     assert len(mapping.prapare_core_items()) == 10
 
 
@@ -485,6 +560,14 @@ def test_cli_writes_suppressed_files(tmp_path: Path) -> None:
     assert "10 eligible patients" in result.output
     wb = load_workbook(tmp_path / "o2" / "sdoh.xlsx", read_only=True)
     assert wb.sheetnames == ["sdoh_metrics", "sdoh_equity", "sdoh_organizations"]
+    for name in wb.sheetnames:  # Parquet: the same suppressed rows as the CSV
+        parquet = pd.read_parquet(tmp_path / "o2" / f"{name}.parquet")
+        from_csv = pd.read_csv(tmp_path / "o2" / f"{name}.csv", keep_default_na=False, dtype=str)
+        assert list(parquet.columns) == list(from_csv.columns) and len(parquet) == len(from_csv) > 0
+    shown_rows = pd.read_parquet(tmp_path / "o2" / "sdoh_metrics.parquet")
+    assert not (shown_rows["numerator"] == 1).any()  # the ones are hidden in Parquet too
+    svg = (tmp_path / "o2" / "sdoh_funnel.svg").read_text()
+    assert svg.startswith("<svg") and "Food insecurity" in svg and "suppressed" in svg
     with open(tmp_path / "o2" / "sdoh_organizations.csv", newline="") as fh:
         orgs = {r["organization_id"]: r for r in csv.DictReader(fh)}
     assert orgs["org-food"]["received"] == "5" and orgs["org-housing"]["received"] == "2"

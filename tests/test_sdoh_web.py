@@ -53,9 +53,21 @@ def test_viewer_sees_suppressed_aggregates_only(page) -> None:
 
 def test_center_bound_viewer_and_network_analyst(page) -> None:
     html = page("viewer-north")
-    assert NORTH in html and SOUTH not in html
+    assert NORTH in html and SOUTH not in html and "Network (all centers)" not in html
     analyst = page("analyst", f"?center={SOUTH}")
-    assert "12 / 14" in analyst and NORTH not in analyst
+    assert "12 / 14" in analyst and NORTH not in analyst and "Network (all centers)" not in analyst
+
+
+def test_network_row(page) -> None:
+    """The network funnel (all centers together) for network roles, before the centers; for viewers the
+    network counts that would give back a hidden center count are hidden too."""
+    analyst = page("analyst")
+    network = analyst.split('id="sdoh-network"')[1].split("</table>\n</table>")[0].split("<h2")[0]
+    assert "70" in network and "16 / 23" in network and "47 / 68" in network  # 40+30, 4+12 / 9+14, 25+22
+    assert analyst.index('id="sdoh-network"') < analyst.index(NORTH)
+    viewer = page("viewer").split('id="sdoh-network"')[1].split("<h2")[0]
+    assert "16 /" not in viewer and f"{HIDDEN}</span> /" in viewer  # north's 4 closed is hidden: so is 16
+    assert ">70<" in viewer.replace(" ", "")  # 40 and 30 eligible are both shown: so is 70
 
 
 def test_missing_tables_say_so(tmp_path) -> None:
@@ -139,8 +151,9 @@ def test_chw_limited_to_a_panel_sees_only_their_patients(tmp_path) -> None:
 def test_community_organizations_per_role(page) -> None:
     staff = page("staff-north")
     assert 'id="sdoh-organizations"' in staff
-    assert "org-foodbank" in staff and "org-pantry" in staff and "org-utility" not in staff  # south's
+    # the Organization's name is shown (the id only as a tooltip)
+    assert "Harbor Food Bank" in staff and "Eastside Pantry" in staff and "Utility Assistance" not in staff
     viewer = page("viewer")
-    assert "org-foodbank" in viewer and "org-utility" in viewer  # rows listed, counts all below 11
+    assert "Harbor Food Bank" in viewer and "Utility Assistance Fund" in viewer  # counts all below 11
     table = viewer.split('id="sdoh-organizations"')[1].split("</table>")[0]
     assert ">1<" not in table and ">2<" not in table and HIDDEN in table

@@ -32,7 +32,7 @@ from pathlib import Path
 import duckdb
 
 FLAT = "flat"  # = chc_equity.warehouse.FLAT_SCHEMA (not imported: warehouse imports this module)
-FORMAT = 3  # bump when the serving set or a summary changes: `serve` then republishes at start
+FORMAT = 4  # bump when the serving set or a summary changes: `serve` then republishes at start
 KEEP = 3  # snapshots kept; $CHC_EQUITY_SERVING_KEEP overrides (the load test keeps all, to check them)
 KEEP_ENV = "CHC_EQUITY_SERVING_KEEP"
 CURRENT = "CURRENT"
@@ -58,6 +58,7 @@ MAIN_TABLES: tuple[str, ...] = (
     "sdoh_organization",  # web/sdoh.py: community organizations (aggregates, suppressed for viewers)
     "sdoh_patient_domain",  # sdoh/lists.py: the staff lists (patient-level, like measure_results)
     "sdoh_referral",
+    "sdoh_patient",  # sdoh/lists.py open_needs: the CHW worklist's social-risk tier
 )
 # flat.* tables (views stage) read by web/data.py, web/gaps.py and chc_equity.outreach (worklist, billing).
 FLAT_TABLES: tuple[str, ...] = (

@@ -66,3 +66,4 @@ def test_network_roles_see_every_center(browser, base_url: str, username: str) -
     text = _social_needs(browser, base_url, username)
     assert NORTH in text and SOUTH in text
     assert "4 / 9" in text and "12 / 14" in text
+    assert "Network (all centers)" in text and "16 / 23" in text  # the network funnel row: 4+12 / 9+14

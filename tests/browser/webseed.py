@@ -316,6 +316,12 @@ SDOH_REFERRALS = [
     (NORTH, 3, "sr-n3b", "food", "rejected", False, "org-pantry"),
     (SOUTH, 1, "sr-s1", "utilities", "requested", False, "org-utility"),
 ]
+SDOH_ORG_NAMES = {
+    "org-housing": "Housing Partners",
+    "org-foodbank": "Harbor Food Bank",
+    "org-pantry": "Eastside Pantry",
+    "org-utility": "Utility Assistance Fund",
+}
 
 
 def _sdoh_patient_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -335,13 +341,15 @@ def _sdoh_patient_tables(con: duckdb.DuckDBPyConnection) -> None:
         """CREATE OR REPLACE TABLE sdoh_referral (center VARCHAR, patient_id VARCHAR, site VARCHAR,
            referral_id VARCHAR, domain VARCHAR, authored DATE, task_status VARCHAR,
            rejected_at_capacity BOOLEAN, closed BOOLEAN, days_to_closure INTEGER, contact_day DATE,
-           organization_id VARCHAR, period_start DATE, period_end DATE)"""
+           organization_id VARCHAR, organization_name VARCHAR, period_start DATE, period_end DATE)"""
     )
     for center, i, rid, domain, status, closed, org in SDOH_REFERRALS:
         con.execute(
-            "INSERT INTO sdoh_referral VALUES (?, ?, ?, ?, ?, DATE '2026-03-01', ?, ?, ?, ?, NULL, ?, ?, ?)",
+            "INSERT INTO sdoh_referral VALUES "
+            "(?, ?, ?, ?, ?, DATE '2026-03-01', ?, ?, ?, ?, NULL, ?, ?, ?, ?)",
             [center, patient_id(center, i), f"{center} main site", rid, domain, status,
-             status == "rejected", closed, 14 if closed else None, org, PERIOD[0], PERIOD[1]],
+             status == "rejected", closed, 14 if closed else None, org, SDOH_ORG_NAMES[org], PERIOD[0],
+             PERIOD[1]],
         )  # fmt: skip
     from chc_equity.sdoh.metrics import build_organizations
 
@@ -356,6 +364,7 @@ def _sdoh_tables(con: duckdb.DuckDBPyConnection) -> None:
            period_end DATE, domain VARCHAR, metric VARCHAR, numerator BIGINT, denominator BIGINT,
            value DOUBLE)"""
     )
+    network: dict[tuple[str, str], list[int | None]] = {}
     for center, rows in SDOH_ROWS.items():
         for site in ("All", f"{center} main site"):
             for metric, domain, num, den, days in rows:
@@ -364,6 +373,17 @@ def _sdoh_tables(con: duckdb.DuckDBPyConnection) -> None:
                     "INSERT INTO sdoh_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [center, site, PERIOD[0], PERIOD[1], domain, metric, num, den, value],
                 )
+        for metric, domain, num, den, days in rows:
+            if days is None:  # the network row (center "*"): the sum of the centers, as the stage writes it
+                tot = network.setdefault((metric, domain), [0, None if den is None else 0])
+                tot[0] += num
+                if den is not None:
+                    tot[1] = (tot[1] or 0) + den
+    for (metric, domain), (num, den) in network.items():
+        con.execute(
+            "INSERT INTO sdoh_metrics VALUES ('*', 'All', ?, ?, ?, ?, ?, ?, ?)",
+            [PERIOD[0], PERIOD[1], domain, metric, num, den, num / den if den else None],
+        )
     con.execute(
         """CREATE OR REPLACE TABLE sdoh_equity (center VARCHAR, metric VARCHAR, domain VARCHAR,
            dimension VARCHAR, stratum VARCHAR, numerator BIGINT, denominator BIGINT, rate DOUBLE,

@@ -5,10 +5,10 @@ A patient is on the worklist when they have at least one open item:
 - a **care gap** of any measure (the rule is :func:`chc_equity.web.gaps.open_gaps_sql`, the same as the
   per-measure care-gap lists), with what closes it (``Measure.care_gap``) and, where the measure has one,
   the last relevant value and its date (:data:`LAST_VALUES`: last HbA1c, last blood pressure, last BMI);
-- a **positive unaddressed social screen**: the latest PRAPARE Observation (LOINC 93025-5) has positive
-  domains and no community referral was made on or after it;
-- an **open community referral**: a social-service ServiceRequest (SNOMED 410606002) whose latest Task is
-  not completed / cancelled / rejected / failed;
+- a **positive unaddressed social screen** and an **open community referral**: the social-needs stage's
+  staff lists, "screened positive, not referred" and "referred, loop not closed"
+  (:func:`chc_equity.sdoh.lists.open_needs`: one rule for the stage, its lists and this worklist; none
+  until ``chc-equity sdoh`` has run);
 - an **overdue follow-up**: a missed Appointment (``noshow``) in the last :data:`FOLLOW_UP_DAYS` days with
   no visit or booking after it, or an active non-social ServiceRequest whose date has passed.
 
@@ -36,17 +36,14 @@ import duckdb
 import yaml
 
 from chc_equity.exports import csv_writer, set_cell
-from chc_equity.sdoh.mapping import CLOSED_TASK, PRAPARE_PANEL, SOCIAL_REFERRAL
-from chc_equity.sdoh.tier import tier
+from chc_equity.sdoh.lists import open_needs
+from chc_equity.sdoh.mapping import SOCIAL_REFERRAL
 from chc_equity.warehouse import FLAT_SCHEMA
 from chc_equity.web.gaps import NOT_A_VISIT, gap_reason, open_gaps_sql
 
 F = FLAT_SCHEMA
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
-PRAPARE = PRAPARE_PANEL
-YES_CODES = ("373066001", "LA33-6")  # SNOMED Yes (qualifier value), LOINC answer Yes
-OPEN_REFERRAL = ("active", "on-hold", "draft")
 UPCOMING = ("booked", "pending", "arrived", "proposed")
 FOLLOW_UP_DAYS = 90
 CHW_TAXONOMY = "172V00000X"
@@ -237,55 +234,6 @@ def _last_values(
     return {pid: (f"{v} {spec.unit}".strip(), day) for pid, v, day in rows if v not in (None, "/")}
 
 
-def _social_screens(con: duckdb.DuckDBPyConnection, center: str, as_of: date) -> list[tuple]:
-    """(patient, screen day, positive domains, addressed) of each patient's latest PRAPARE screen."""
-    at = "coalesce(o.effective_datetime, o.effective_instant, o.issued)"
-    return con.execute(
-        f"""
-        WITH latest AS (
-            SELECT o.center, o.id, o.patient_id, {_fhir_date(at)} AS day
-              FROM {F}.observation o
-              JOIN {F}.observation_code k ON k.center = o.center AND k.id = o.id
-             WHERE o.center = ? AND k.system = '{LOINC}' AND k.code = '{PRAPARE}'
-               AND o.status NOT IN ('entered-in-error', 'cancelled') AND {_fhir_date(at)} <= ?
-            QUALIFY row_number() OVER (PARTITION BY o.patient_id ORDER BY {at} DESC, o.id DESC) = 1
-        )
-        SELECT l.patient_id, l.day,
-               (SELECT count(*) FROM {F}.observation_component c
-                 WHERE c.center = l.center AND c.id = l.id
-                   AND c.value_code IN (SELECT unnest(?))) AS positive,
-               EXISTS (SELECT 1 FROM {F}.service_request s
-                         JOIN {F}.service_request_category k ON k.center = s.center AND k.id = s.id
-                        WHERE s.center = l.center AND s.patient_id = l.patient_id
-                          AND k.system = '{SNOMED}' AND k.code = '{SOCIAL_REFERRAL}'
-                          AND {_fhir_date("s.authored_on")} >= l.day) AS addressed
-          FROM latest l
-        """,
-        [center, as_of, list(YES_CODES)],
-    ).fetchall()
-
-
-def _open_referrals(con: duckdb.DuckDBPyConnection, center: str) -> list[tuple]:
-    """(patient, authored day, latest task status) of each open social-service referral."""
-    return con.execute(
-        f"""
-        WITH tasks AS (
-            SELECT focus_id, status FROM {F}.task WHERE center = ?
-            QUALIFY row_number() OVER (PARTITION BY focus_id ORDER BY authored_on DESC, id DESC) = 1
-        )
-        SELECT s.patient_id, {_fhir_date("s.authored_on")}, t.status
-          FROM {F}.service_request s
-          LEFT JOIN tasks t ON t.focus_id = s.id
-         WHERE s.center = ? AND s.status IN {OPEN_REFERRAL}
-           AND EXISTS (SELECT 1 FROM {F}.service_request_category k WHERE k.center = s.center
-                        AND k.id = s.id AND k.system = '{SNOMED}' AND k.code = '{SOCIAL_REFERRAL}')
-           AND coalesce(t.status, 'requested') NOT IN {CLOSED_TASK}
-         ORDER BY 1, 2
-        """,
-        [center, center],
-    ).fetchall()
-
-
 def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     row = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [F, name]
@@ -385,11 +333,6 @@ def _age(birth: str | None, as_of: date) -> int | None:
     return as_of.year - int(birth[:4]) - ((as_of.month, as_of.day) < (month, day))
 
 
-def _tier(positive: int) -> str:
-    """PRAPARE risk tier by positive domains: the one rule, :func:`chc_equity.sdoh.tier.tier`."""
-    return tier(positive)
-
-
 # ----------------------------------------------------------------------------------- the worklist
 def collect(
     con: duckdb.DuckDBPyConnection,
@@ -422,14 +365,14 @@ def collect(
             value = f"{LAST_VALUES[cms].label} {value}"
         code = cms if group == "Group_1" else f"{cms} {group.replace('_', ' ')}"
         row(pid).items.append(OpenItem("care-gap", code, gap_reason(cms, title, inverse), value, day))
-    risk: dict[str, str] = {}
-    for pid, day, positive, addressed in _social_screens(con, center, as_of):
-        risk[pid] = _tier(positive)
-        if positive and not addressed:
-            text = f"Positive social needs screen ({positive} domains), no referral yet"
-            row(pid).items.append(OpenItem("social-screen", "social-screen", text, None, day))
-    for pid, day, status in _open_referrals(con, center):
-        text = f"Open community referral (task {status or 'not started'})"
+    needs = open_needs(con, center)  # the social-needs stage's rule (None: `chc-equity sdoh` not run)
+    risk: dict[str, str] = needs.tiers if needs else {}
+    for pid, day, domains in needs.unreferred if needs else ():
+        text = f"Positive social needs screen ({domains.replace('_', ' ')}), no referral yet"
+        row(pid).items.append(OpenItem("social-screen", "social-screen", text, None, day))
+    for pid, day, status, organization in needs.open_referrals if needs else ():
+        to = f" to {organization}" if organization else ""
+        text = f"Community referral{to} not closed (task {status})"
         row(pid).items.append(OpenItem("referral", "referral", text, None, day))
     for pid, day, text in _follow_ups(con, center, as_of):
         row(pid).items.append(OpenItem("follow-up", "follow-up", text, None, day))

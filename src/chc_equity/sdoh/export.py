@@ -11,13 +11,14 @@ that other rows would give back are hidden too (:func:`_linked`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from chc_equity.equity.suppression import DEFAULT_THRESHOLD, suppress_measure
 from chc_equity.exports import neutralize, write_frame_csv
-from chc_equity.sdoh.metrics import ALL_SITES, ANY
+from chc_equity.sdoh.metrics import ALL_SITES, ANY, NETWORK
 
 
 def suppress_metrics(df: pd.DataFrame, threshold: int = DEFAULT_THRESHOLD) -> pd.DataFrame:
@@ -51,8 +52,31 @@ def suppress_metrics(df: pd.DataFrame, threshold: int = DEFAULT_THRESHOLD) -> pd
                 out.loc[row_id, ["numerator", "value", "suppressed"]] = [pd.NA, None, True]
             if s.total_denominator_suppressed and metric != "eligible":
                 out.loc[row_id, "denominator"] = pd.NA
+    _network(out)
     _linked(out)
     return out
+
+
+def _network(out: pd.DataFrame) -> None:
+    """Hide network rows (center :data:`NETWORK`) that would give back a hidden center row (in place).
+
+    A network count is the sum of the center counts: published beside every center row but one, it
+    gives that one back. So a network numerator (denominator) is hidden whenever a center row of the
+    same (metric, domain) has its numerator (denominator) hidden; the network row's own small cells were
+    hidden above as a one-cell table. Conservative (a network row with two hidden centers could be shown)
+    but simple enough to be obviously safe."""
+    net = out["center"] == NETWORK
+    if not net.any():
+        return
+    centers = out[~net & (out["site"] == ALL_SITES)]
+    for (metric, domain), g in centers.groupby(["metric", "domain"]):
+        if metric.startswith("days_to_closure"):  # a quantile is not a sum: its own threshold only
+            continue
+        rows = out.index[net & (out["metric"] == metric) & (out["domain"] == domain)]
+        if g["suppressed"].any():
+            out.loc[rows, ["numerator", "value", "suppressed"]] = [pd.NA, None, True]
+        if g["denominator"].isna().any() and metric != "eligible":
+            out.loc[rows, "denominator"] = pd.NA
 
 
 ORGANIZATION_COUNTS = ("accepted", "rejected_at_capacity", "closed")
@@ -126,16 +150,27 @@ def write_excel(path: Path, sheets: dict[str, pd.DataFrame]) -> None:
 
 
 def write_outputs(
-    out: Path, metrics: pd.DataFrame, equity: pd.DataFrame, organizations: pd.DataFrame
+    out: Path,
+    metrics: pd.DataFrame,
+    equity: pd.DataFrame,
+    organizations: pd.DataFrame,
+    *,
+    charts: Sequence[str] = ("svg",),
 ) -> list[Path]:
-    """``sdoh_metrics.csv``, ``sdoh_equity.csv``, ``sdoh_organizations.csv`` and ``sdoh.xlsx`` (one
-    sheet each) in ``out``."""
+    """``sdoh_metrics``, ``sdoh_equity`` and ``sdoh_organizations`` as CSV and Parquet, ``sdoh.xlsx``
+    (one sheet each) and the funnel chart (``sdoh_funnel.<fmt>`` for each of ``charts``) in ``out``.
+    All from the suppressed frames given, so no file shows more than another."""
+    from chc_equity.sdoh.charts import write_charts
+
     out.mkdir(parents=True, exist_ok=True)
     names = ("sdoh_metrics", "sdoh_equity", "sdoh_organizations")
     frames = dict(zip(names, (metrics, equity, organizations), strict=True))
-    files = [out / f"{n}.csv" for n in names]
-    for f, df in zip(files, frames.values(), strict=True):
-        write_frame_csv(df, f)
+    files = []
+    for name, df in frames.items():
+        write_frame_csv(df, out / f"{name}.csv")
+        df.to_parquet(out / f"{name}.parquet", index=False)
+        files += [out / f"{name}.csv", out / f"{name}.parquet"]
     files.append(out / "sdoh.xlsx")
     write_excel(files[-1], frames)
+    files += write_charts(out, metrics, charts)
     return files

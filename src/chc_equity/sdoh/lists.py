@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 
 from chc_equity.exports import csv_writer
-from chc_equity.sdoh.metrics import NO_DOMAIN, PATIENT_DOMAIN, REFERRAL
+from chc_equity.sdoh.metrics import NO_DOMAIN, PATIENT, PATIENT_DOMAIN, REFERRAL
 
 POSITIVE_NOT_REFERRED = "positive-not-referred"
 REFERRED_NOT_CLOSED = "referred-not-closed"
@@ -48,11 +48,11 @@ LISTS: dict[str, StaffList] = {
         REFERRED_NOT_CLOSED,
         "Referred, loop not closed",
         ("patient_id", "name", "mrn", "phone", "site", "domain", "referred_on", "days_open", "task_status",
-         "organization_id"),
+         "organization", "referral_id"),
         f"""SELECT r.patient_id, c.name, c.mrn, c.phone, r.site,
                    CASE WHEN r.domain = '{NO_DOMAIN}' THEN NULL ELSE r.domain END AS domain,
                    r.authored AS referred_on, datediff('day', r.authored, r.period_end) AS days_open,
-                   r.task_status, r.organization_id
+                   r.task_status, r.organization_name, r.referral_id
               FROM {REFERRAL} r
               LEFT JOIN patient_contact c ON c.center = r.center AND c.patient_id = r.patient_id
              WHERE r.center = ? AND NOT r.closed
@@ -80,6 +80,46 @@ def rows(
         allowed = set(patients)
         out = [r for r in out if r["patient_id"] in allowed]
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class OpenNeeds:
+    """What the CHW worklist shows of one center's social needs: the staff lists' rows, so the worklist
+    and the Social needs lists can never disagree (one rule, here and in :mod:`chc_equity.sdoh.metrics`).
+
+    - ``unreferred``: (patient, first positive day, domains) of the "screened positive, not referred" list;
+    - ``open_referrals``: (patient, referred on, latest Task status, organization) of each referral whose
+      loop is not closed (one per referral, whatever its domains);
+    - ``tiers``: patient -> social-risk tier (``sdoh_patient.social_risk_tier``, :mod:`chc_equity.sdoh.tier`).
+    """
+
+    unreferred: list[tuple[str, Any, str]]
+    open_referrals: list[tuple[str, Any, str, str | None]]
+    tiers: dict[str, str]
+
+
+def open_needs(con: duckdb.DuckDBPyConnection, center: str) -> OpenNeeds | None:
+    """The open social needs of ``center`` as the social-needs stage computed them (None: not run)."""
+    if not available(con) or not _has(con, PATIENT):
+        return None
+    unreferred = [
+        (r["patient_id"], r["first_positive"], r["domains"]) for r in rows(con, POSITIVE_NOT_REFERRED, center)
+    ]
+    seen: set[str] = set()
+    referrals = []
+    for r in rows(con, REFERRED_NOT_CLOSED, center):
+        if r["referral_id"] not in seen:
+            seen.add(r["referral_id"])
+            referrals.append((r["patient_id"], r["referred_on"], r["task_status"], r["organization"]))
+    sql = f"SELECT patient_id, social_risk_tier FROM {PATIENT} WHERE center = ?"
+    tiers = dict(con.execute(sql, [center]).fetchall())
+    return OpenNeeds(unreferred, referrals, tiers)
+
+
+def _has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?"
+    row = con.execute(sql, [table]).fetchone()
+    return bool(row and row[0])
 
 
 def to_csv(key: str, data: list[dict[str, Any]]) -> str:

@@ -10,7 +10,10 @@ docs/sdoh.md (column ``source`` names the reference). Kinds of rows:
 - ``decline``: an answer to any item (``item`` is ``*``) meaning the patient declined it;
 - ``icd10``: an ICD-10-CM code prefix (dot ignored; the longest matching prefix wins), e.g. ``Z59.0``;
 - ``snomed``: a SNOMED CT code (exact);
-- ``category``: a Gravity SDOH category code (ServiceRequest / Condition ``category``).
+- ``category``: a Gravity SDOH category code (ServiceRequest / Condition ``category``);
+- ``score``: an answer's points (``score``) toward a screener's total, positive for ``domain`` above a
+  threshold: AHC-HRSN's HITS items (each 1-5, a total over :data:`HITS_POSITIVE_ABOVE` is positive for
+  interpersonal safety), summed per screening day.
 
 The table is loaded into a DuckDB temp table by :func:`load`, so the SQL joins it like any other table.
 """
@@ -25,8 +28,13 @@ from importlib import resources
 import duckdb
 
 TABLE = "sdoh_map"
-KINDS = ("question", "answer", "decline", "icd10", "snomed", "category")
-RESULTS = {"question": ("asks",), "answer": ("positive", "negative"), "decline": ("declined",)}
+KINDS = ("question", "answer", "decline", "icd10", "snomed", "category", "score")
+RESULTS = {
+    "question": ("asks",),
+    "answer": ("positive", "negative"),
+    "decline": ("declined",),
+    "score": ("points",),
+}
 # kinds icd10 / snomed / category are always "positive": a recorded problem or a referral for the domain
 
 DOMAINS: dict[str, str] = {
@@ -61,6 +69,12 @@ PRAPARE_PANEL = "93025-5"  # LOINC PRAPARE panel: an Observation whose component
 SOCIAL_REFERRAL = "410606002"  # SNOMED "Social service procedure": a social referral, domain unspecified
 CLOSED_TASK = ("completed", "cancelled", "rejected", "failed", "entered-in-error")  # a Task no longer open
 PRAPARE_CORE = "PRAPARE"  # screener value of PRAPARE's core social-risk items (completeness counts these)
+HITS_POSITIVE_ABOVE = 10  # AHC-HRSN: a HITS total (4 items, 1-5 each) over 10 is positive for safety
+# PRAPARE income (annual household income, a number) and household size: income below the federal poverty
+# guideline for the household (fpl.csv) is positive for income and the PRAPARE risk score's 22nd point.
+INCOME_ITEM = "63586-2"
+HOUSEHOLD_ITEM = "63512-8"
+POVERTY_RATIO = 1.0  # below 100 % of the guideline (our reading; see docs/sdoh.md "Uncertainty")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +86,7 @@ class Row:
     domain: str
     result: str
     risk_points: int
+    score: int
     screener: str
     source: str
 
@@ -91,6 +106,7 @@ def rows() -> tuple[Row, ...]:
                 domain=r["domain"],
                 result=r["result"],
                 risk_points=int(r["risk_points"] or 0),
+                score=int(r["score"] or 0),
                 screener=r["screener"],
                 source=r["source"],
             )
@@ -103,19 +119,36 @@ def prapare_core_items() -> tuple[str, ...]:
     return tuple(sorted({r.item for r in rows() if r.kind == "question" and r.screener == PRAPARE_CORE}))
 
 
+@functools.cache
+def poverty_guidelines() -> dict[int, tuple[int, int]]:
+    """Year -> (guideline for one person, for each additional person), 48 contiguous states (``fpl.csv``)."""
+    text = resources.files("chc_equity.sdoh").joinpath("fpl.csv").read_text(encoding="utf-8")
+    return {
+        int(r["year"]): (int(r["first_person"]), int(r["each_additional"]))
+        for r in csv.DictReader(text.splitlines())
+    }
+
+
 def load(con: duckdb.DuckDBPyConnection) -> str:
     """Create (or replace) the temp table ``sdoh_map`` with the mapping; ``code_key`` is the code with
     dots removed (ICD-10 prefix matching). Returns the table name."""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {TABLE} (kind VARCHAR, system VARCHAR, item VARCHAR, code VARCHAR,
-            code_key VARCHAR, domain VARCHAR, result VARCHAR, risk_points INTEGER, screener VARCHAR)"""
+            code_key VARCHAR, domain VARCHAR, result VARCHAR, risk_points INTEGER, score INTEGER,
+            screener VARCHAR)"""
     )
     con.executemany(
-        f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (r.kind, r.system, r.item or None, r.code or None, r.code.replace(".", "").upper() or None,
-             r.domain or None, r.result, r.risk_points, r.screener or None)
+             r.domain or None, r.result, r.risk_points, r.score, r.screener or None)
             for r in rows()
         ],
     )  # fmt: skip
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE sdoh_fpl (year INTEGER, first_person INTEGER, each_additional INTEGER)"
+    )
+    con.executemany(
+        "INSERT INTO sdoh_fpl VALUES (?, ?, ?)", [(y, *v) for y, v in poverty_guidelines().items()]
+    )
     return TABLE

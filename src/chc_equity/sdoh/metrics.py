@@ -60,6 +60,7 @@ ACCEPTED = ("accepted", "in-progress", "completed")  # latest Task status: the o
 ANY = "any"  # the domain value of a metric over all domains
 ALL_SITES = "All"
 NO_DOMAIN = "unspecified"  # a social referral without a mapped domain
+NETWORK = "*"  # the center value of network rows (all centers together), as chc_equity.network.NETWORK
 
 
 def _day(expr: str) -> str:
@@ -71,7 +72,8 @@ def _in(values: tuple[str, ...]) -> str:
 
 
 TEMP_TABLES = (
-    "_sdoh_eligible", "_sdoh_hrsn", "_sdoh_answer", "_sdoh_asked", "_sdoh_positive", "_sdoh_recorded",
+    "_sdoh_eligible", "_sdoh_hrsn", "_sdoh_answer", "_sdoh_numeric", "_sdoh_asked", "_sdoh_positive",
+    "_sdoh_recorded",
     "_sdoh_sr_domain", "_sdoh_task",
 )  # fmt: skip
 
@@ -153,10 +155,57 @@ def _steps(ps: str, pe: str, cf: str) -> list[str]:
                EXISTS (SELECT 1 FROM {M} d WHERE d.kind = 'decline'
                         AND d.system = a.system AND d.code = a.code) AS declined
           FROM _sdoh_answer a JOIN {M} q ON q.kind = 'question' AND q.item = a.item""",
+        # numbers answered to PRAPARE's income and household-size items (for the poverty rule)
+        f"""CREATE OR REPLACE TEMP TABLE _sdoh_numeric AS
+        WITH raw AS (
+          SELECT q.center, q.patient_id, {_day("q.authored")} AS day, {qr_item} AS item,
+                 coalesce(try_cast(i.answer_decimal AS DOUBLE), try_cast(i.answer_integer AS DOUBLE),
+                          try_cast(i.answer_quantity_value AS DOUBLE)) AS value
+            FROM {F}.questionnaire_response q
+            JOIN {F}.questionnaire_response_item i ON i.center = q.center AND i.id = q.id
+           WHERE q.{cf} AND coalesce(q.status, 'completed') IN ('completed', 'amended')
+          UNION ALL
+          SELECT o.center, o.patient_id, {obs_day}, k.code,
+                 coalesce(try_cast(o.value_quantity_value AS DOUBLE), try_cast(o.value_integer AS DOUBLE))
+            FROM {F}.observation o
+            JOIN {F}.observation_code k ON k.center = o.center AND k.id = o.id AND k.system = '{LOINC}'
+           WHERE o.{cf} AND coalesce(o.status, 'final') IN ('final', 'amended', 'corrected')
+          UNION ALL
+          SELECT o.center, o.patient_id, {obs_day}, c.code,
+                 coalesce(try_cast(c.value_quantity_value AS DOUBLE), try_cast(c.value_integer AS DOUBLE))
+            FROM {F}.observation o
+            JOIN {F}.observation_component c
+              ON c.center = o.center AND c.id = o.id AND c.code_system = '{LOINC}'
+           WHERE o.{cf} AND coalesce(o.status, 'final') IN ('final', 'amended', 'corrected')
+        )
+        SELECT r.center, r.patient_id, r.day,
+               max(r.value) FILTER (WHERE r.item = '{mapping.INCOME_ITEM}') AS income,
+               max(r.value) FILTER (WHERE r.item = '{mapping.HOUSEHOLD_ITEM}') AS household
+          FROM raw r {_eligible("r")}
+         WHERE r.day BETWEEN {ps} AND {pe} AND r.value IS NOT NULL
+           AND r.item IN ('{mapping.INCOME_ITEM}', '{mapping.HOUSEHOLD_ITEM}')
+         GROUP BY ALL""",
         f"""CREATE OR REPLACE TEMP TABLE _sdoh_positive AS
         SELECT a.center, a.patient_id, m.domain, a.item, a.code, a.day, m.risk_points, m.screener
           FROM _sdoh_answer a JOIN {M} m ON m.kind = 'answer' AND m.result = 'positive'
-           AND m.item = a.item AND m.system = a.system AND m.code = a.code""",
+           AND m.item = a.item AND m.system = a.system AND m.code = a.code
+        UNION ALL  -- HITS: the items' points summed per screening day, positive over the threshold
+        SELECT center, patient_id, domain, 'HITS', NULL, day, 0, screener FROM (
+          SELECT a.center, a.patient_id, a.day, m.domain, m.screener, a.item, max(m.score) AS points
+            FROM _sdoh_answer a JOIN {M} m ON m.kind = 'score'
+             AND m.item = a.item AND m.system = a.system AND m.code = a.code
+           GROUP BY ALL)
+         GROUP BY center, patient_id, domain, day, screener
+        HAVING sum(points) > {mapping.HITS_POSITIVE_ABOVE}
+        UNION ALL  -- income below the household's poverty guideline (latest guideline year <= the day's)
+        SELECT n.center, n.patient_id, 'income', '{mapping.INCOME_ITEM}', 'below-poverty', n.day, 1,
+               '{mapping.PRAPARE_CORE}'
+          FROM _sdoh_numeric n
+          JOIN sdoh_fpl f ON f.year = coalesce(
+                 (SELECT max(year) FROM sdoh_fpl WHERE year <= year(n.day)), (SELECT min(year) FROM sdoh_fpl))
+         WHERE n.income IS NOT NULL AND n.household >= 1
+           AND n.income
+               < {mapping.POVERTY_RATIO} * (f.first_person + (n.household - 1) * f.each_additional)""",
         f"""CREATE OR REPLACE TEMP TABLE _sdoh_recorded AS
         WITH cond AS (
           SELECT c.center, c.patient_id, c.id
@@ -245,13 +294,17 @@ def _steps(ps: str, pe: str, cf: str) -> list[str]:
                CASE WHEN t.status IN {_in(CONTACT_TASK)} THEN coalesce(t.started, t.modified) END
                  AS contact_day,
                coalesce(p.performer_id, t.owner_id) AS organization_id,
+               coalesce(o.name, coalesce(p.performer_id, t.owner_id)) AS organization_name,
                {ps} AS period_start, {pe} AS period_end
           FROM _sdoh_sr_domain r
           JOIN _sdoh_eligible el ON el.center = r.center AND el.patient_id = r.patient_id
           LEFT JOIN _sdoh_task t ON t.center = r.center AND t.focus_id = r.id
           LEFT JOIN (SELECT center, id, min(performer_id) AS performer_id FROM {F}.service_request_performer
                       WHERE {cf} AND performer_reference LIKE 'Organization/%' GROUP BY ALL) p
-            ON p.center = r.center AND p.id = r.id""",
+            ON p.center = r.center AND p.id = r.id
+          LEFT JOIN (SELECT center, id, any_value(name) AS name
+                       FROM {F}.organization WHERE {cf} GROUP BY ALL) o
+            ON o.center = r.center AND o.id = coalesce(p.performer_id, t.owner_id)""",
         f"""CREATE OR REPLACE TABLE {PATIENT_DOMAIN} AS
         WITH keys AS (
           SELECT center, patient_id, domain FROM _sdoh_asked
@@ -265,21 +318,31 @@ def _steps(ps: str, pe: str, cf: str) -> list[str]:
         ),
         pos AS (SELECT center, patient_id, domain, min(day) AS first_positive
                   FROM _sdoh_positive GROUP BY ALL),
-        ref AS (SELECT DISTINCT center, patient_id, domain FROM {REFERRAL})
+        ref AS (SELECT DISTINCT center, patient_id, domain FROM {REFERRAL}),
+        rescreen AS (  -- the latest answer to the domain after its first positive (a re-screen)
+          SELECT a.center, a.patient_id, a.domain, max(a.day) AS last_day
+            FROM _sdoh_asked a JOIN pos p ON {_same("a", "p")}
+           WHERE NOT a.declined AND a.day > p.first_positive
+           GROUP BY ALL
+        )
         SELECT k.center, k.patient_id, el.site, k.domain, h.hrsn,
                coalesce(a.answered, false) AS answered,
                coalesce(a.any_declined AND NOT a.answered, false) AS declined,
                p.first_positive IS NOT NULL AS positive, p.first_positive,
                rc.patient_id IS NOT NULL AS recorded,
                p.first_positive IS NOT NULL OR rc.patient_id IS NOT NULL AS need,
-               rf.patient_id IS NOT NULL AS referred
+               rf.patient_id IS NOT NULL AS referred,
+               rs.last_day IS NOT NULL AS rescreened,
+               rs.last_day IS NOT NULL AND NOT EXISTS (
+                 SELECT 1 FROM _sdoh_positive x WHERE {_same("x", "rs")} AND x.day = rs.last_day) AS resolved
           FROM keys k
           JOIN _sdoh_eligible el ON el.center = k.center AND el.patient_id = k.patient_id
           LEFT JOIN _sdoh_hrsn h ON h.domain = k.domain
           LEFT JOIN asked a ON {_same("a", "k")}
           LEFT JOIN pos p ON {_same("p", "k")}
           LEFT JOIN _sdoh_recorded rc ON {_same("rc", "k")}
-          LEFT JOIN ref rf ON {_same("rf", "k")}""",
+          LEFT JOIN ref rf ON {_same("rf", "k")}
+          LEFT JOIN rescreen rs ON {_same("rs", "k")}""",
         f"""CREATE OR REPLACE TABLE {PATIENT} AS
         WITH d AS (
           SELECT center, patient_id,
@@ -341,67 +404,78 @@ def _steps(ps: str, pe: str, cf: str) -> list[str]:
 # metric name -> (unit, what the numerator and denominator count); documented in docs/sdoh.md
 METRIC_NAMES = (
     "eligible", "screened", "declined", "prapare_complete", "positive", "documented", "referred",
-    "connected_60d", "closure", "rejected_at_capacity", "days_to_closure_median", "days_to_closure_p90",
+    "connected_60d", "rescreen_resolution", "closure", "rejected_at_capacity", "days_to_closure_median",
+    "days_to_closure_p90",
 )  # fmt: skip
 
 
-def _metrics_sql(ps: str, pe: str) -> str:
-    """One row per (center, site, domain, metric); site 'All' is the center; domain 'any' all domains."""
-    gs = "GROUPING SETS ((center, site), (center))"
+def _metrics_sql(ps: str, pe: str, network: bool) -> str:
+    """One row per (center, site, domain, metric); site 'All' is the center; domain 'any' all domains.
+    With ``network``, also the network rows (center :data:`NETWORK`, site 'All': every center together,
+    a patient of two centers counted in each, as the eCQM network rows count them)."""
+    net = ", ()" if network else ""
+    gs = f"GROUPING SETS ((center, site), (center){net})"
     site = f"CASE WHEN grouping(site) = 1 THEN '{ALL_SITES}' ELSE site END"
+    ctr = f"CASE WHEN grouping(center) = 1 THEN '{NETWORK}' ELSE center END"
     pd_any = f"""SELECT center, site, patient_id, '{ANY}' AS domain, bool_or(answered) AS answered,
                    bool_or(positive) AS positive, bool_or(positive AND recorded) AS documented,
-                   bool_or(need) AS need, bool_or(need AND referred) AS referred
+                   bool_or(need) AS need, bool_or(need AND referred) AS referred,
+                   bool_or(rescreened) AS rescreened,
+                   bool_or(rescreened) AND bool_and(resolved OR NOT rescreened) AS resolved
               FROM {PATIENT_DOMAIN} GROUP BY ALL"""
     pd_dom = f"""SELECT center, site, patient_id, domain, answered, positive,
-                   positive AND recorded AS documented, need, need AND referred AS referred
+                   positive AND recorded AS documented, need, need AND referred AS referred, rescreened,
+                   resolved
               FROM {PATIENT_DOMAIN}"""
     cols = "closed, rejected_at_capacity, days_to_closure"
     ref_any = f"SELECT DISTINCT center, site, referral_id, '{ANY}' AS domain, {cols} FROM {REFERRAL}"
     ref_dom = f"""SELECT center, site, referral_id, domain, {cols} FROM {REFERRAL}
                    WHERE domain <> '{NO_DOMAIN}'"""
-    gd = "GROUPING SETS ((center, site, domain), (center, domain))"
+    gd = f"GROUPING SETS ((center, site, domain), (center, domain){', (domain)' if network else ''})"
     return f"""
     CREATE OR REPLACE TABLE {METRICS} AS
     WITH pd AS ({pd_any} UNION ALL {pd_dom}),
     rf AS ({ref_any} UNION ALL {ref_dom}),
     rows AS (
-      SELECT center, {site} AS site, '{ANY}' AS domain, 'eligible' AS metric,
+      SELECT {ctr} AS center, {site} AS site, '{ANY}' AS domain, 'eligible' AS metric,
              count(*) AS numerator, NULL::BIGINT AS denominator, NULL::DOUBLE AS value
         FROM {PATIENT} GROUP BY {gs}
       UNION ALL
-      SELECT center, {site}, '{ANY}', 'screened', count(*) FILTER (WHERE screened),
+      SELECT {ctr}, {site}, '{ANY}', 'screened', count(*) FILTER (WHERE screened),
              count(*) FILTER (WHERE NOT declined), NULL FROM {PATIENT} GROUP BY {gs}
       UNION ALL
-      SELECT center, {site}, '{ANY}', 'declined', count(*) FILTER (WHERE declined), count(*), NULL
+      SELECT {ctr}, {site}, '{ANY}', 'declined', count(*) FILTER (WHERE declined), count(*), NULL
         FROM {PATIENT} GROUP BY {gs}
       UNION ALL
-      SELECT center, {site}, '{ANY}', 'prapare_complete', count(*) FILTER (WHERE prapare_complete),
+      SELECT {ctr}, {site}, '{ANY}', 'prapare_complete', count(*) FILTER (WHERE prapare_complete),
              count(*) FILTER (WHERE prapare_items > 0), NULL FROM {PATIENT} GROUP BY {gs}
       UNION ALL
-      SELECT center, {site}, '{ANY}', 'connected_60d',
+      SELECT {ctr}, {site}, '{ANY}', 'connected_60d',
              count(*) FILTER (WHERE hrsn_positive AND connected_60d), count(*) FILTER (WHERE hrsn_positive),
              NULL FROM {PATIENT} GROUP BY {gs}
       UNION ALL
-      SELECT center, {site}, domain, 'positive', count(*) FILTER (WHERE positive AND answered),
+      SELECT {ctr}, {site}, domain, 'positive', count(*) FILTER (WHERE positive AND answered),
              count(*) FILTER (WHERE answered), NULL FROM pd GROUP BY {gd}
       UNION ALL
-      SELECT center, {site}, domain, 'documented', count(*) FILTER (WHERE documented),
+      SELECT {ctr}, {site}, domain, 'documented', count(*) FILTER (WHERE documented),
              count(*) FILTER (WHERE positive), NULL FROM pd GROUP BY {gd}
       UNION ALL
-      SELECT center, {site}, domain, 'referred', count(*) FILTER (WHERE referred),
+      SELECT {ctr}, {site}, domain, 'referred', count(*) FILTER (WHERE referred),
              count(*) FILTER (WHERE need), NULL FROM pd GROUP BY {gd}
       UNION ALL
-      SELECT center, {site}, domain, 'closure', count(*) FILTER (WHERE closed), count(*), NULL
+      SELECT {ctr}, {site}, domain, 'rescreen_resolution', count(*) FILTER (WHERE resolved),
+             count(*) FILTER (WHERE rescreened), NULL FROM pd GROUP BY {gd}
+      UNION ALL
+      SELECT {ctr}, {site}, domain, 'closure', count(*) FILTER (WHERE closed), count(*), NULL
         FROM rf GROUP BY {gd}
       UNION ALL
-      SELECT center, {site}, domain, 'rejected_at_capacity', count(*) FILTER (WHERE rejected_at_capacity),
+      SELECT {ctr}, {site}, domain, 'rejected_at_capacity', count(*) FILTER (WHERE rejected_at_capacity),
              count(*), NULL FROM rf GROUP BY {gd}
       UNION ALL
-      SELECT center, {site}, domain, 'days_to_closure_median', NULL, count(days_to_closure),
+      SELECT {ctr}, {site}, domain, 'days_to_closure_median', NULL, count(days_to_closure),
              quantile_cont(days_to_closure, 0.5) FROM rf GROUP BY {gd}
       UNION ALL
-      SELECT center, {site}, domain, 'days_to_closure_p90', NULL, count(days_to_closure),
+      SELECT {ctr}, {site}, domain, 'days_to_closure_p90', NULL, count(days_to_closure),
              quantile_cont(days_to_closure, 0.9) FROM rf GROUP BY {gd}
     )
     SELECT center, site, {ps} AS period_start, {pe} AS period_end, domain, metric, numerator, denominator,
@@ -425,7 +499,7 @@ def build(
     cf = f"center = {quote_literal(center)}" if center else "center IS NOT NULL"
     for sql in _steps(ps, pe, cf):
         con.execute(sql)
-    con.execute(_metrics_sql(ps, pe))
+    con.execute(_metrics_sql(ps, pe, network=center is None))
     build_organizations(con)
     for t in TEMP_TABLES:
         con.execute(f"DROP TABLE IF EXISTS {t}")
@@ -439,11 +513,12 @@ def build_organizations(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"""CREATE OR REPLACE TABLE {ORGANIZATIONS} AS
         WITH r AS (
-          SELECT DISTINCT center, referral_id, organization_id, task_status, rejected_at_capacity, closed,
-                 days_to_closure, period_start, period_end
+          SELECT DISTINCT center, referral_id, organization_id, organization_name, task_status,
+                 rejected_at_capacity, closed, days_to_closure, period_start, period_end
             FROM {REFERRAL} WHERE organization_id IS NOT NULL
         )
-        SELECT center, organization_id, any_value(period_start) AS period_start,
+        SELECT center, organization_id, any_value(organization_name) AS organization_name,
+               any_value(period_start) AS period_start,
                any_value(period_end) AS period_end, count(*) AS received,
                count(*) FILTER (WHERE task_status IN {_in(ACCEPTED)}) AS accepted,
                count(*) FILTER (WHERE rejected_at_capacity) AS rejected_at_capacity,

@@ -49,13 +49,16 @@ def _units(con: duckdb.DuckDBPyConnection, center: str) -> list[tuple[str, str, 
     pdom = pdom.assign(
         documented=pdom["positive"] & pdom["recorded"], referred=pdom["need"] & pdom["referred"]
     )
-    per_any = pdom.groupby("patient_id")[["answered", "positive", "documented", "need", "referred"]].any()
-    per_any = per_any.reset_index()
+    pdom = pdom.assign(unresolved=pdom["rescreened"] & ~pdom["resolved"])
+    cols = ["answered", "positive", "documented", "need", "referred", "rescreened", "unresolved"]
+    per_any = pdom.groupby("patient_id")[cols].any().reset_index()
+    per_any["resolved"] = per_any["rescreened"] & ~per_any["unresolved"]  # every re-screened domain resolved
     for domain, df in [(ANY, per_any), *sorted(pdom.groupby("domain"))]:
-        a, p, n = df[df["answered"]], df[df["positive"]], df[df["need"]]
+        a, p, n, r = df[df["answered"]], df[df["positive"]], df[df["need"]], df[df["rescreened"]]
         add("positive", domain, a, a["positive"])
         add("documented", domain, p, p["documented"])
         add("referred", domain, n, n["referred"])
+        add("rescreen_resolution", domain, r, r["resolved"])
     ref_any = ref.drop_duplicates("referral_id")
     for domain, df in [(ANY, ref_any), *sorted(ref[ref["domain"] != NO_DOMAIN].groupby("domain"))]:
         add("closure", domain, df, df["closed"])

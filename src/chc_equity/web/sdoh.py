@@ -16,10 +16,10 @@ from typing import Any
 import duckdb
 
 from chc_equity.sdoh.mapping import DOMAINS, HRSN
-from chc_equity.sdoh.metrics import ALL_SITES, ANY, METRICS, ORGANIZATIONS
+from chc_equity.sdoh.metrics import ALL_SITES, ANY, METRICS, NETWORK, ORGANIZATIONS
 from chc_equity.sdoh.strata import TABLE as EQUITY
 
-FUNNEL = ("positive", "documented", "referred", "closure", "rejected_at_capacity")
+FUNNEL = ("positive", "documented", "referred", "closure", "rejected_at_capacity", "rescreen_resolution")
 HEADLINE = ("eligible", "screened", "declined", "prapare_complete", "connected_60d")
 DOMAIN_ORDER = (ANY, *HRSN, *(d for d in DOMAINS if d not in HRSN))
 
@@ -37,6 +37,11 @@ class CenterFunnel:
     period: str
     headline: dict[str, Cell]
     rows: list[tuple[str, dict[str, Cell]]]  # (domain label, metric -> cell), 'any' first
+    network: bool = False  # the network row (all centers together), shown first
+
+    @property
+    def label(self) -> str:
+        return "Network (all centers)" if self.network else self.center
 
 
 @dataclass(slots=True)
@@ -86,7 +91,7 @@ def load(con: duckdb.DuckDBPyConnection, center: str | None, *, suppressed: bool
             (r.domain, r.metric): Cell(_num(r.numerator), _num(r.denominator), _num(r.value))
             for r in g.itertuples()
         }
-        period = f"{g['period_start'].iloc[0]} to {g['period_end'].iloc[0]}"
+        period = f"{str(g['period_start'].iloc[0])[:10]} to {str(g['period_end'].iloc[0])[:10]}"
         headline = {m: cells.get((ANY, m), Cell(None, None, None)) for m in HEADLINE}
         rows = [
             (
@@ -96,7 +101,7 @@ def load(con: duckdb.DuckDBPyConnection, center: str | None, *, suppressed: bool
             for d in DOMAIN_ORDER
             if any((d, m) in cells for m in FUNNEL)
         ]
-        view.centers.append(CenterFunnel(str(c), period, headline, rows))
+        view.centers.append(CenterFunnel(str(c), period, headline, rows, network=c == NETWORK))
     if _has(con, EQUITY):
         rows = con.execute(
             f"""SELECT center, metric, domain, dimension, stratum, numerator, denominator, rate, q_value
@@ -109,7 +114,8 @@ def load(con: duckdb.DuckDBPyConnection, center: str | None, *, suppressed: bool
         view.flagged = [dict(zip(keys, r, strict=True)) for r in rows]
     if _has(con, ORGANIZATIONS):
         orgs = con.execute(
-            f"SELECT * FROM {ORGANIZATIONS} WHERE {where} ORDER BY center, organization_id", params
+            f"SELECT * FROM {ORGANIZATIONS} WHERE {where} ORDER BY center, organization_name, 2",
+            params,
         )
         df = orgs.df()
         if suppressed:
