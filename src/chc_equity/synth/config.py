@@ -95,10 +95,14 @@ class CareModel:
             (dimension, stratum, measure), 1.0
         )
 
-    def numerator_probability(self, measure: str, strata: dict[str, str]) -> float:
-        """P(numerator) for a denominator patient: base x all stratum multipliers, inverted if needed."""
+    def numerator_probability(self, measure: str, strata: dict[str, str], *, factor: float = 1.0) -> float:
+        """P(numerator) for a denominator patient: base x all stratum multipliers, inverted if needed.
+
+        ``factor`` multiplies the good-care chance once more: a planted change (synth/changes.py)."""
         good = self.base[measure]
         for dim in DIMENSIONS:
             good *= self.multiplier(measure, dim, strata[dim])
+        if factor != 1.0:
+            good *= factor
         good = min(P_MAX, max(0.0, good))
         return 1.0 - good if measure in self.inverse else good
