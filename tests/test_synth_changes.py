@@ -8,7 +8,7 @@ for Black non-Hispanic patients from 2025-10 -- and the 24 calendar-month series
 numerators before and after each change within 99 % of the expected, the Anhøj rules signal at the
 changed center after the change month and not at the unchanged series, and (simulated from the truth's
 own monthly denominators and rates) the planted shift is detected in >= 90 % of series while an
-unchanged one signals in about the published 5-10 %.
+unchanged one signals at most at the published 10 %.
 """
 
 from __future__ import annotations
@@ -107,6 +107,13 @@ def _series(p: dict[str, Any], measure: str, center: str, key: str) -> tuple[lis
 
 
 def test_config_is_validated() -> None:
+    example = Path(__file__).parents[1] / "docs" / "examples" / "synth-changes.yaml"
+    changes = parse_changes(load_config(example)["changes"])  # the documented example stays valid
+    assert [(c.center, c.measure, c.from_month, c.key) for c in changes] == [
+        ("c03", "CMS122", "2026-01", f"race_ethnicity={BLACK}"),
+        ("c01", "CMS165", "2025-10", "all"),
+    ]
+    assert "changes" not in load_config(None)  # opt-in: the default plants no change
     with pytest.raises(ValueError, match=r"changes\[1\]\.measure: 'CMS2' cannot be planted"):
         parse_changes([{"center": "c01", "measure": "CMS2", "from": "2026-01", "factor": 1.2}])
     with pytest.raises(ValueError, match=r"changes\[1\]\.from: '2026-13' is not a month"):
@@ -185,16 +192,19 @@ def test_run_chart_finds_the_change_and_only_it(planted: dict[str, Any]) -> None
 
 
 def test_planted_shift_power_and_false_alarms(planted: dict[str, Any]) -> None:
-    """Simulated from truth's monthly denominators and rates: detection >= 90 %, false alarms 5-10 %."""
+    """Simulated from truth's monthly denominators and rates: detection >= 90 %, false alarms <= 10 %."""
     rng = np.random.default_rng(15)
     _, _, tru = _series(planted, "CMS122", planted["changed"], "all")
     n = np.array([t["denominator"] for t in tru])
     p = np.array([t["expected_rate"] for t in tru])
-    sims = 4000
+    sims = 10_000
     x = rng.binomial(n, p, size=(sims, n.size)) / n
-    power = anhoej(x).signal.mean()
+    power = anhoej(x).signal.mean()  # 0.93 with this seed
     assert power >= 0.90, power
+    frozen = anhoej(x, np.median(x[:, :12], axis=1)).signal.mean()  # median of the 12 months before
+    assert frozen >= 0.95, frozen  # 0.99
     flat = rng.binomial(n, p[:12].mean(), size=(sims, n.size)) / n
     false_alarm = anhoej(flat).signal.mean()
-    # Anhøj 2015: about 5-10 % of 24-point random series signal; binomial noise with ties adds a little
-    assert 0.03 <= false_alarm <= 0.12, false_alarm
+    # Anhøj 2015: about 5-10 % of 24-point random series signal; these counts of 30-110 a month tie
+    # with the median now and then (a tied point is not useful), which lowers it a little (3 %)
+    assert 0.01 <= false_alarm <= 0.10, false_alarm
