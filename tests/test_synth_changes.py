@@ -106,7 +106,7 @@ def _series(p: dict[str, Any], measure: str, center: str, key: str) -> tuple[lis
     return [o[0] for o in obs], [o[1] for o in obs], tru
 
 
-def test_config_is_validated() -> None:
+def test_config_is_validated(tmp_path: Path) -> None:
     example = Path(__file__).parents[1] / "docs" / "examples" / "synth-changes.yaml"
     changes = parse_changes(load_config(example)["changes"])  # the documented example stays valid
     assert [(c.center, c.measure, c.from_month, c.key) for c in changes] == [
@@ -114,6 +114,10 @@ def test_config_is_validated() -> None:
         ("c01", "CMS165", "2025-10", "all"),
     ]
     assert "changes" not in load_config(None)  # opt-in: the default plants no change
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("changes:\n  - {center: c01, measure: CMS122, from: '2026-01', factor: 0}\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml: changes\[1\]\.factor: must be > 0"):
+        load_config(bad)
     with pytest.raises(ValueError, match=r"changes\[1\]\.measure: 'CMS2' cannot be planted"):
         parse_changes([{"center": "c01", "measure": "CMS2", "from": "2026-01", "factor": 1.2}])
     with pytest.raises(ValueError, match=r"changes\[1\]\.from: '2026-13' is not a month"):

@@ -65,6 +65,13 @@ def load_config(path: str | Path | None = None, *, disparities: bool = True) -> 
     for rule in cfg["multipliers"]:
         if rule["dimension"] not in DIMENSIONS:
             raise ValueError(f"unknown multiplier dimension {rule['dimension']!r}; use one of {DIMENSIONS}")
+    if cfg.get("changes"):
+        from chc_equity.synth.changes import parse_changes  # changes.py imports this module
+
+        try:
+            parse_changes(cfg["changes"])
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
     return cfg
 
 
