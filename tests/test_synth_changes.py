@@ -212,3 +212,35 @@ def test_planted_shift_power_and_false_alarms(planted: dict[str, Any]) -> None:
     # Anhøj 2015: about 5-10 % of 24-point random series signal; these counts of 30-110 a month tie
     # with the median now and then (a tied point is not useful), which lowers it a little (3 %)
     assert 0.01 <= false_alarm <= 0.10, false_alarm
+
+
+def test_planting_leaves_everything_else_as_it_was(tmp_path: Path) -> None:
+    """Planting draws from its own stream: patients, the truth of every other measure and the social
+    needs truth are those of the default run (only the planted measure's results and later ids move)."""
+    plain, changed = load_config(None), load_config(None)
+    changed["changes"] = [{"center": "c01", "measure": "CMS165", "from": "2026-04", "factor": 1.3}]
+    for name, cfg in (("plain", plain), ("changed", changed)):
+        generate(tmp_path / name, centers=2, patients=600, seed=5, period_end=END, cfg=cfg)
+    a = json.loads((tmp_path / "plain" / "truth.json").read_bytes())
+    b = json.loads((tmp_path / "changed" / "truth.json").read_bytes())
+    assert "changes" not in a and b["changes"]["planted"][0]["measure"] == "CMS165"
+    assert a["sdoh"] == b["sdoh"]
+    assert {m: v for m, v in a["measures"].items() if m != "CMS165"} == {
+        m: v for m, v in b["measures"].items() if m != "CMS165"
+    }
+    # the planted measure keeps its period denominators; only the chances moved (at c01, from April)
+    for dim, cells in a["measures"]["CMS165"].items():
+        for stratum, cell in cells.items():
+            assert b["measures"]["CMS165"][dim][stratum]["denominator"] == cell["denominator"]
+    assert (
+        b["measures"]["CMS165"]["center"]["c01"]["expected_rate"]
+        > a["measures"]["CMS165"]["center"]["c01"]["expected_rate"] + 0.05
+    )
+    assert b["measures"]["CMS165"]["center"]["c02"]["expected_rate"] == pytest.approx(
+        a["measures"]["CMS165"]["center"]["c02"]["expected_rate"], abs=1e-8
+    )
+    for center in ("c01", "c02"):
+        for kind in ("Patient", "Coverage", "Organization", "Location"):
+            assert (tmp_path / "plain" / center / f"{kind}.ndjson").read_bytes() == (
+                tmp_path / "changed" / center / f"{kind}.ndjson"
+            ).read_bytes(), (center, kind)
