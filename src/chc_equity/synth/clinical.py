@@ -83,6 +83,23 @@ def _preventive(p: Person) -> Code:
     return C[key]
 
 
+def bp_observation(chart: Chart, enc: Resource, day: date, sys_: int, dia: int) -> None:
+    """A US Core blood pressure panel (systolic + diastolic components) at ``enc``."""
+    chart.observation(
+        C["bp_panel"],
+        day,
+        category="vital-signs",
+        profile=USCORE + "us-core-blood-pressure",
+        encounter=enc,
+        value={
+            "component": [
+                {"code": C["systolic"].concept(), **quantity(sys_, "mmHg", "mm[Hg]")},
+                {"code": C["diastolic"].concept(), **quantity(dia, "mmHg", "mm[Hg]")},
+            ]
+        },
+    )
+
+
 class Clinic:
     """Writes one patient's care for the measurement period and collects truth units."""
 
@@ -95,8 +112,12 @@ class Clinic:
         cfg: dict[str, Any],
         mp_start: date,
         mp_end: date,
+        planted: frozenset[str] = frozenset(),
     ) -> None:
         self.p, self.chart, self.rng, self.prob, self.cfg = p, chart, rng, prob, cfg
+        # measures whose results synth/changes.py writes over months instead (their draws still happen
+        # here, so the random stream and every other resource stay as they are)
+        self.planted = planted
         self.mp_start, self.mp_end = mp_start, mp_end
         self.units: list[tuple[str, float]] = []
         self.hospice = False
@@ -202,19 +223,7 @@ class Clinic:
 
     # --- vitals / screening ---------------------------------------------------------------------
     def _bp(self, enc: Resource, sys_: int, dia: int) -> None:
-        self.chart.observation(
-            C["bp_panel"],
-            self._visit_day(enc),
-            category="vital-signs",
-            profile=USCORE + "us-core-blood-pressure",
-            encounter=enc,
-            value={
-                "component": [
-                    {"code": C["systolic"].concept(), **quantity(sys_, "mmHg", "mm[Hg]")},
-                    {"code": C["diastolic"].concept(), **quantity(dia, "mmHg", "mm[Hg]")},
-                ]
-            },
-        )
+        bp_observation(self.chart, enc, self._visit_day(enc), sys_, dia)
 
     def _cms2(self) -> None:
         if self.p.age_start < 12:
@@ -406,7 +415,7 @@ class Clinic:
                 value = round(rng.uniform(9.1, 12.5), 1)
             else:
                 value = None  # no HbA1c in the MP also counts as poor control
-            if value is not None:
+            if value is not None and "CMS122" not in self.planted:
                 ch.observation(
                     C["hba1c"],
                     day,
@@ -457,7 +466,8 @@ class Clinic:
                 )
             else:
                 s, d = self.rng.randint(125, 160), self.rng.randint(75, 95)
-            self._bp(enc, s, d)
+            if "CMS165" not in self.planted:
+                self._bp(enc, s, d)
 
     def _cms347(self) -> None:
         if self.dx["ascvd"] and self.draw("CMS347"):  # population 1 (clinical ASCVD) only

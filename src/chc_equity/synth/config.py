@@ -65,6 +65,13 @@ def load_config(path: str | Path | None = None, *, disparities: bool = True) -> 
     for rule in cfg["multipliers"]:
         if rule["dimension"] not in DIMENSIONS:
             raise ValueError(f"unknown multiplier dimension {rule['dimension']!r}; use one of {DIMENSIONS}")
+    if cfg.get("changes"):
+        from chc_equity.synth.changes import parse_changes  # changes.py imports this module
+
+        try:
+            parse_changes(cfg["changes"])
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
     return cfg
 
 
@@ -95,10 +102,14 @@ class CareModel:
             (dimension, stratum, measure), 1.0
         )
 
-    def numerator_probability(self, measure: str, strata: dict[str, str]) -> float:
-        """P(numerator) for a denominator patient: base x all stratum multipliers, inverted if needed."""
+    def numerator_probability(self, measure: str, strata: dict[str, str], *, factor: float = 1.0) -> float:
+        """P(numerator) for a denominator patient: base x all stratum multipliers, inverted if needed.
+
+        ``factor`` multiplies the good-care chance once more: a planted change (synth/changes.py)."""
         good = self.base[measure]
         for dim in DIMENSIONS:
             good *= self.multiplier(measure, dim, strata[dim])
+        if factor != 1.0:
+            good *= factor
         good = min(P_MAX, max(0.0, good))
         return 1.0 - good if measure in self.inverse else good

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 import orjson
 
+from chc_equity.synth.changes import ChangePlan
 from chc_equity.synth.chw import add_contact, chw_ids, chw_resources, program_resources
 from chc_equity.synth.clinical import Clinic
 from chc_equity.synth.config import DIMENSIONS, CareModel
@@ -188,6 +189,8 @@ def generate(
     model = CareModel.from_config(cfg)
     truth = Truth(model)
     sdoh_truth = SdohTruth()
+    changes = ChangePlan.from_config(cfg, model, mp_start, mp_end)  # None unless `changes:` is configured
+    planted = frozenset(changes.measures) if changes else frozenset()
     plan = plan_centers(centers, patients, seed)
     counts: dict[str, dict[str, int]] = {}
     for c in plan:
@@ -228,6 +231,7 @@ def generate(
                 cfg,
                 mp_start,
                 mp_end,
+                planted,
             )
             clinic.run()
             social_observations(person, chart, date.fromisoformat(clinic.visits[0]["period"]["start"][:10]))
@@ -241,6 +245,17 @@ def generate(
                 site_ref=person.site_ref,
                 period_end=mp_end,
             )
+            if changes is not None:  # last, on its own stream: every earlier resource keeps its id
+                period_p = changes.plant(
+                    chart,
+                    person,
+                    clinic.dx,
+                    clinic.hospice_day,
+                    random.Random(f"{seed}:{c.id}:{i}:change"),
+                    c.id,
+                    strata,
+                )
+                clinic.units = [(m, period_p.get(m, p) if m in planted else p) for m, p in clinic.units]
             for r in chart.resources:
                 emit(r)
             for measure, p in clinic.units:
@@ -273,5 +288,7 @@ def generate(
         "measures": truth.as_json(),
         "sdoh": sdoh_truth.as_json(cfg),
     }
+    if changes is not None:
+        truth_doc["changes"] = changes.as_json()
     (out / "truth.json").write_bytes(orjson.dumps(truth_doc, option=orjson.OPT_INDENT_2))
     return summary
