@@ -71,3 +71,14 @@ def test_a_server_error_while_polling_is_still_an_error() -> None:
     client, _ = client_answering(failed, policy=Policy(attempts=1))
     with pytest.raises(PullError, match="export failed: HTTP 500: export crashed"):
         client.wait_for_manifest(STATUS)
+
+
+def test_a_transient_server_error_while_polling_is_asked_again() -> None:
+    transient = httpx.Response(500, json={"resourceType": "OperationOutcome",
+                                          "issue": [{"severity": "error", "code": "transient",
+                                                     "diagnostics": "Please try again."}]})
+    done = httpx.Response(200, json=MANIFEST)
+    policy = Policy(attempts=1, backoff_s=0.5, max_wait_s=30, settle_reads=0)
+    client, slept = client_answering(transient, transient, transient, transient, done, policy=policy)
+    assert [f.type for f in client.wait_for_manifest(STATUS).output] == ["Patient"]
+    assert slept == [0.5, 1.0, 2.0, 4.0]

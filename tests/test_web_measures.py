@@ -185,6 +185,7 @@ def test_seed_demo_users(tmp_path: Path) -> None:
         ("admin", "network_admin", None),
         ("analyst", "network_analyst", None),
         ("viewer", "viewer", None),
+        ("program", "program_staff", None),
         (f"staff-{NORTH}", "center_staff", NORTH),
     ]
     app = make_app(warehouse)

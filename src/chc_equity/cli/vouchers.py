@@ -15,8 +15,17 @@ from rich.table import Table
 from chc_equity.cli import app
 from chc_equity.warehouse import warehouse_path
 
-out = Console()
-err = Console(stderr=True)
+
+def out() -> Console:
+    """The console for this command's output, made when it prints: its width follows the terminal (or
+    ``COLUMNS``) of the run, not of whichever process first imported this module."""
+    return Console()
+
+
+def err() -> Console:
+    return Console(stderr=True)
+
+
 vouchers_app = typer.Typer(
     help="Farmworker voucher program: setup, claims import and adjudication, budget, reports.",
     no_args_is_help=True,
@@ -42,7 +51,7 @@ def _day(value: str | None) -> date:
 
 
 def _fail(message: str) -> None:
-    err.print(f"[red]error:[/] {message}")
+    err().print(f"[red]error:[/] {message}")
     raise typer.Exit(1)
 
 
@@ -69,7 +78,9 @@ def setup(program: Path, warehouse: WarehouseOpt = None, by: ByOpt = "setup") ->
                     store.void(s, v["id"], by, date.fromisoformat(v["issued_on"]))
     except (store.VoucherError, store.NotFound, store.Conflict, KeyError) as exc:
         _fail(f"{program}: {exc}")
-    out.print(", ".join(f"{n} {k}" for k, n in counts.items()) + f", {len(raw.get('vouchers', []))} vouchers")
+    out().print(
+        ", ".join(f"{n} {k}" for k, n in counts.items()) + f", {len(raw.get('vouchers', []))} vouchers"
+    )
 
 
 @vouchers_app.command("import")
@@ -93,15 +104,15 @@ def import_claims(
         except (ClaimsFileError, store.Conflict) as exc:
             _fail(str(exc))
         for reject in parsed.rejects:
-            out.print(f"{path.name}: line {reject.line}: {reject.field}: {reject.reason}")
+            out().print(f"{path.name}: line {reject.line}: {reject.field}: {reject.reason}")
         if r.replay:
-            out.print(f"{path.name}: imported before, nothing added")
+            out().print(f"{path.name}: imported before, nothing added")
             continue
         decided = ""
         if adjudicate:
             with db.write() as s:
                 decided = f", {store.adjudicate_open(s, by, _day(on), r.file_id)} adjudicated"
-        out.print(f"{path.name}: {r.new_lines} new lines, {r.already_received} already received, "
+        out().print(f"{path.name}: {r.new_lines} new lines, {r.already_received} already received, "
                   f"{r.rejects} rejected{decided}")  # fmt: skip
 
 
@@ -111,7 +122,7 @@ def adjudicate(warehouse: WarehouseOpt = None, by: ByOpt = "cli", on: OnOpt = No
     from chc_equity.vouchers import store
 
     with _db(warehouse).write() as s:
-        out.print(f"{store.adjudicate_open(s, by, _day(on))} lines adjudicated")
+        out().print(f"{store.adjudicate_open(s, by, _day(on))} lines adjudicated")
 
 
 @vouchers_app.command("budget")
@@ -129,8 +140,8 @@ def show_budget(warehouse: WarehouseOpt = None, on: OnOpt = None) -> None:
                           dollars(b.forecast_cents) if b.forecast_cents is not None else "")  # fmt: skip
             problems = store.reconcile(s, b.id, _day(on))
             if problems:
-                err.print(f"[red]{b.id} does not reconcile:[/] {'; '.join(problems)}")
-    out.print(table)
+                err().print(f"[red]{b.id} does not reconcile:[/] {'; '.join(problems)}")
+    out().print(table)
 
 
 @vouchers_app.command("report")
@@ -165,7 +176,7 @@ def write_report(
             w.writerow(header)
             w.writerows(("" if v is None else v for v in row) for row in rows)
     cost = figures["cost_cents"]
-    out.print(f"{len(tables)} files in {out_dir}; purchased services {cost / 100:,.2f}")
+    out().print(f"{len(tables)} files in {out_dir}; purchased services {cost / 100:,.2f}")
 
 
 @vouchers_app.command("remittance")
@@ -185,7 +196,7 @@ def write_remittance(
         w.writerow(report.REMITTANCE_COLUMNS)
         w.writerows(rows)
     paid = sum(float(r[10]) for r in rows)
-    out.print(f"{provider}: {len(rows)} decided lines, {paid:,.2f} paid -> {out_file}")
+    out().print(f"{provider}: {len(rows)} decided lines, {paid:,.2f} paid -> {out_file}")
 
 
 @vouchers_app.command("synth")
@@ -205,7 +216,7 @@ def synth(
     if not replay:
         synth_season.write_season(s, out_dir)
         planted = sum(r is not None for r in s.truth.values())
-        out.print(f"{len(s.lines)} claim lines ({planted} planted errors) in {out_dir}")
+        out().print(f"{len(s.lines)} claim lines ({planted} planted errors) in {out_dir}")
         return
     db = _db(warehouse)
 
@@ -216,4 +227,4 @@ def synth(
             _fail(f"{step.day} {step.what}: {'; '.join(problems)}")
 
     steps = synth_season.replay(db, s, out_dir, check=check)
-    out.print(f"{len(steps)} steps replayed; the budget reconciled after each")
+    out().print(f"{len(steps)} steps replayed; the budget reconciled after each")

@@ -126,6 +126,18 @@ def retry_after(response: httpx.Response, default: float, cap: float) -> float:
     return min(default, cap)
 
 
+def _is_transient(response: httpx.Response) -> bool:
+    """A 5xx whose OperationOutcome has an issue with code ``transient``: the Bulk Data spec's way for a
+    server to say "this status request failed, the export did not; ask again"."""
+    if response.status_code < 500:
+        return False
+    try:
+        issues = response.json().get("issue") or []
+    except (ValueError, AttributeError):
+        return False
+    return any(isinstance(i, dict) and i.get("code") == "transient" for i in issues)
+
+
 def _outcome_text(response: httpx.Response) -> str:
     """The diagnostics of an OperationOutcome reply (server text, not patient data), else the status."""
     try:
@@ -213,10 +225,12 @@ class BulkClient:
     def wait_for_manifest(self, status_url: str) -> Manifest:
         """Poll until the export is complete; 202 waits Retry-After (else backoff); errors raise.
 
-        A 429 ("polling too often") is not a failure of the export: the Bulk Data spec asks the client
-        to back off, so it waits (Retry-After, else a doubling backoff) and keeps polling until the
-        poll deadline. The SMART reference server answers 429 once a client exceeds 60 status requests
-        a minute, which a long export polled every Retry-After second reaches.
+        A 429 ("polling too often") and a 5xx marked ``transient`` are not failures of the export: the
+        Bulk Data spec asks the client to back off and ask again, so it waits (Retry-After, else a
+        doubling backoff) and keeps polling until the poll deadline. The SMART reference server answers
+        429 once a client exceeds 60 status requests a minute (a long export polled every Retry-After
+        second reaches that), and its simulated transient error can repeat while the export is still
+        being written (the job's own progress saves overwrite the "already failed once" flag).
         """
         deadline = time.monotonic() + self.policy.poll_timeout_s
         wait = self.policy.backoff_s
@@ -224,19 +238,20 @@ class BulkClient:
             response = self._send("GET", status_url, "status", {"Accept": "application/json"})
             if response.status_code == 200:
                 return self._settled(status_url, self._manifest(status_url, response))
-            if response.status_code not in (202, 429):
+            again = response.status_code == 429 or _is_transient(response)
+            if response.status_code != 202 and not again:
                 raise PullError(f"export failed: {_outcome_text(response)}")
             if time.monotonic() > deadline:
                 self.cancel(status_url)
                 raise PullError(f"export not ready after {self.policy.poll_timeout_s:.0f}s; cancelled")
             progress = response.headers.get("X-Progress")
             delay = retry_after(response, wait, self.policy.max_wait_s)
-            if response.status_code == 429:
-                self.log(f"status: HTTP 429 (polling too often); waiting {delay:.0f}s")
+            if again:
+                self.log(f"status: {_outcome_text(response)}; asking again in {delay:.0f}s")
             elif progress:
                 self.log(f"export in progress: {progress}")
             self.sleep(delay)
-            if response.status_code == 429 or "Retry-After" not in response.headers:
+            if again or "Retry-After" not in response.headers:
                 wait = min(wait * 2, self.policy.max_wait_s)
 
     def _manifest(self, status_url: str, response: httpx.Response) -> Manifest:
