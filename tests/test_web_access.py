@@ -18,6 +18,7 @@ from browser.webseed import (
     USERS,
     VISIT_DAY,
     add_measure_series,
+    add_udsplus_package,
     add_users,
     build_warehouse,
     login,
@@ -59,11 +60,16 @@ def _seed_improvement(app) -> None:
     RECORD_IDS[UNKNOWN_CENTER] = RECORD_IDS[NORTH]
 
 
+# The submission id of the UDS+ package seeded beside the warehouse (the admin's zip route gets a real one).
+UDSPLUS: dict[str, str] = {}
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory):
     warehouse = build_warehouse(tmp_path_factory.mktemp("web") / "wh.duckdb")
     add_measure_series(warehouse)
     add_users(warehouse)
+    UDSPLUS["submission_id"] = add_udsplus_package(warehouse)
     app = make_app(warehouse)
     _seed_improvement(app)
     return app
@@ -88,7 +94,7 @@ def _leak_markers(center: str) -> list[str]:
 def _targets(rule: RouteRule, user_center: str | None) -> list[tuple[str, str | None]]:
     """(url, center asked for) pairs to try for a rule: own, other and unknown centers where relevant."""
     path = rule.path.replace("{username}", "nobody-here").replace("{measure}", "CMS130")
-    path = path.replace("{record_id}", "1")
+    path = path.replace("{record_id}", "1").replace("{submission_id}", UDSPLUS["submission_id"])
     centers = [NORTH, SOUTH, UNKNOWN_CENTER] if user_center is None else [user_center, OTHER[user_center]]
     centers.append(UNKNOWN_CENTER) if user_center else None
     if "{center}" in path:
