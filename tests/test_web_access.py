@@ -26,6 +26,7 @@ from browser.webseed import (
     mrn,
     patient_id,
 )
+from chc_equity.udsplus.store import find_package, root_for
 from chc_equity.web import uds
 from chc_equity.web.roles import Role
 from chc_equity.web.security import CSRF_HEADER, RouteRule, route_registry
@@ -141,6 +142,14 @@ def test_pull_status_page_is_in_the_matrix_for_admin_and_analyst(app) -> None:
     (rule,) = [r for r in route_registry(app) if r.path == "/admin/pulls"]
     assert rule.method == "GET"
     assert rule.access.roles == {Role.NETWORK_ADMIN, Role.NETWORK_ANALYST}
+
+
+def test_udsplus_zip_is_in_the_matrix_for_network_admins_only(app) -> None:
+    """The UDS+ package download is one of the matrix's routes (seeded with a real package), admin only."""
+    (rule,) = [r for r in route_registry(app) if r.path == "/uds/udsplus/{submission_id}.zip"]
+    assert rule.method == "GET" and rule.access.roles == {Role.NETWORK_ADMIN}
+    seeded = find_package(root_for(app.state.config.warehouse), UDSPLUS["submission_id"])
+    assert seeded is not None and seeded.violations == 0 and seeded.files > 0
 
 
 def test_authorization_matrix(app, clients) -> None:

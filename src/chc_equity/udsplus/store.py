@@ -102,16 +102,20 @@ def _violations(folder: Path) -> int | None:
         return max(sum(1 for _ in csv.reader(fh)) - 1, 0)  # minus the header
 
 
+def _lines(path: Path) -> int:
+    """Resources in an NDJSON file we wrote (one per line, each ending in a newline), counted in chunks:
+    the page lists every package on each view, and a large center's package is tens of megabytes."""
+    with path.open("rb") as fh:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(CHUNK * 16), b""))
+
+
 def _read(folder: Path, center: str, year: int) -> PackageInfo | None:
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
         return None  # an export still writing, or not a package
     names = _ndjson_names(manifest)
-    resources = 0
-    for n in names:
-        with (folder / n).open("rb") as fh:
-            resources += sum(1 for line in fh if line.strip())
+    resources = sum(_lines(folder / n) for n in names if (folder / n).is_file())
     when = _param(manifest, "submissionTime")
     partial = _param(manifest, "partialSubmissionName")
     return PackageInfo(
