@@ -18,6 +18,7 @@ from browser.webseed import (
     USERS,
     VISIT_DAY,
     add_measure_series,
+    add_udsplus_package,
     add_users,
     build_warehouse,
     login,
@@ -25,6 +26,7 @@ from browser.webseed import (
     mrn,
     patient_id,
 )
+from chc_equity.udsplus.store import find_package, root_for
 from chc_equity.web import uds
 from chc_equity.web.roles import Role
 from chc_equity.web.security import CSRF_HEADER, RouteRule, route_registry
@@ -59,11 +61,16 @@ def _seed_improvement(app) -> None:
     RECORD_IDS[UNKNOWN_CENTER] = RECORD_IDS[NORTH]
 
 
+# The submission id of the UDS+ package seeded beside the warehouse (the admin's zip route gets a real one).
+UDSPLUS: dict[str, str] = {}
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory):
     warehouse = build_warehouse(tmp_path_factory.mktemp("web") / "wh.duckdb")
     add_measure_series(warehouse)
     add_users(warehouse)
+    UDSPLUS["submission_id"] = add_udsplus_package(warehouse)
     app = make_app(warehouse)
     _seed_improvement(app)
     return app
@@ -88,7 +95,7 @@ def _leak_markers(center: str) -> list[str]:
 def _targets(rule: RouteRule, user_center: str | None) -> list[tuple[str, str | None]]:
     """(url, center asked for) pairs to try for a rule: own, other and unknown centers where relevant."""
     path = rule.path.replace("{username}", "nobody-here").replace("{measure}", "CMS130")
-    path = path.replace("{record_id}", "1")
+    path = path.replace("{record_id}", "1").replace("{submission_id}", UDSPLUS["submission_id"])
     centers = [NORTH, SOUTH, UNKNOWN_CENTER] if user_center is None else [user_center, OTHER[user_center]]
     centers.append(UNKNOWN_CENTER) if user_center else None
     if "{center}" in path:
@@ -135,6 +142,14 @@ def test_pull_status_page_is_in_the_matrix_for_admin_and_analyst(app) -> None:
     (rule,) = [r for r in route_registry(app) if r.path == "/admin/pulls"]
     assert rule.method == "GET"
     assert rule.access.roles == {Role.NETWORK_ADMIN, Role.NETWORK_ANALYST}
+
+
+def test_udsplus_zip_is_in_the_matrix_for_network_admins_only(app) -> None:
+    """The UDS+ package download is one of the matrix's routes (seeded with a real package), admin only."""
+    (rule,) = [r for r in route_registry(app) if r.path == "/uds/udsplus/{submission_id}.zip"]
+    assert rule.method == "GET" and rule.access.roles == {Role.NETWORK_ADMIN}
+    seeded = find_package(root_for(app.state.config.warehouse), UDSPLUS["submission_id"])
+    assert seeded is not None and seeded.violations == 0 and seeded.files > 0
 
 
 def test_authorization_matrix(app, clients) -> None:

@@ -447,6 +447,55 @@ def build_synthetic_warehouse(
     return path, ids
 
 
+UDSPLUS_KEY = b"test-only udsplus key: 0123456789abcdef0123456789abcdef"
+UDSPLUS_HC = Path(__file__).parents[1] / "fixtures" / "udsplus" / "health_centers.yaml"
+
+
+def build_uds_fixture_warehouse(path: Path) -> Path:
+    """The hand-built UDS fixture (tests/test_uds_fixture.py: centers hc1, hc2, year 2025) as a DuckDB
+    file with its hand-set measure results: small enough that a real UDS+ export takes a second."""
+    from chc_equity.ingest import load
+    from chc_equity.views.build import build_views
+    from test_uds_fixture import build, load_measure_results
+
+    con = connect(path)
+    try:
+        for center, folder in build(path.parent / f"{path.stem}-fhir").items():
+            load(con, [folder], center, after_load=lambda c, ctr: build_views(c, centers=[ctr]))
+        load_measure_results(con)
+    finally:
+        con.close()
+    return path
+
+
+def add_udsplus_package(warehouse: Path, center: str = "hc1") -> str:
+    """A real UDS+ package (``udsplus.package.export`` of the hand-built UDS fixture's ``center``) in
+    ``warehouse``'s package folder, where the web UDS page lists it; returns its submission id.
+
+    The web seed warehouse has no flat tables to export from, so the fixture is built in memory beside
+    it (its re-link rows stay there): the package files are what the page lists and zips.
+    """
+    from dataclasses import replace
+
+    from chc_equity.uds import load_config
+    from chc_equity.udsplus.package import Submission, export, load_health_center
+    from chc_equity.udsplus.store import default_folder
+    from test_uds_fixture import FIXTURE, YEAR
+
+    fixture = build_uds_fixture_warehouse(warehouse.parent / f"udsfx-{center}.duckdb")
+    sub = Submission()
+    out = default_folder(warehouse, center, YEAR, sub.submission_id)
+    config = replace(load_config(FIXTURE / "config.yaml"), age_as_of="12-31")
+    con = connect(fixture)
+    try:
+        hc = load_health_center(UDSPLUS_HC, center)
+        _, _, violations = export(con, YEAR, center, UDSPLUS_KEY, hc, out, config=config, sub=sub)
+    finally:
+        con.close()
+    assert violations == [], violations[:3]
+    return sub.submission_id
+
+
 def add_users(warehouse: Path) -> AuthStore:
     store = AuthStore(auth_path(warehouse))
     for name, (role, center) in USERS.items():

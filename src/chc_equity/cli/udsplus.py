@@ -32,10 +32,17 @@ KeyOpt = Annotated[
 def export(
     year: Annotated[int, typer.Option("--year", help="Calendar year reported")],
     center: Annotated[str, typer.Option("--center", help="Center id")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (NDJSON files + manifest.json)")],
     hc_config: Annotated[
         Path, typer.Option("--hc-config", help="YAML: UEI, grant number, address, contact per center")
     ],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Output folder (NDJSON files + manifest.json); default <warehouse>.udsplus/<center>/<year>/"
+            "<submission id>/, which the web UDS page lists for network admins",
+        ),
+    ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="UDS config (visit rule, sites)")] = None,
     key_file: KeyOpt = None,
     base_url: Annotated[str, typer.Option(help="Where the receiver downloads the files")] = (
@@ -55,7 +62,8 @@ def export(
     from chc_equity.udsplus.package import Submission, load_health_center
     from chc_equity.udsplus.package import export as run_export
     from chc_equity.udsplus.relink import load_key
-    from chc_equity.warehouse import writing
+    from chc_equity.udsplus.store import default_folder
+    from chc_equity.warehouse import warehouse_path, writing
 
     try:
         key = load_key(key_file)
@@ -68,6 +76,12 @@ def export(
         out.print("[red]error:[/red] --incremental needs --replaces (the submission it corrects)")
         raise typer.Exit(2)
     sub = Submission(base_url=base_url, partial_name=partial, replaces=replaces, incremental=incremental)
+    if out_dir is None:
+        try:
+            out_dir = default_folder(warehouse_path(warehouse), center, year, sub.submission_id)
+        except ValueError as exc:
+            out.print(f"[red]error:[/red] --center: {exc}; pass --out")
+            raise typer.Exit(2) from exc
     with writing(warehouse) as con:  # the UDS build rewrites patient_attributes; the re-link rows land here
         ex, paths, violations = run_export(con, year, center, key, hc, out_dir, config=cfg, sub=sub)
     counts = ", ".join(f"{t} {len(rs)}" for t, rs in sorted(ex.resources.items()))

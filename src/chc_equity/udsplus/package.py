@@ -21,10 +21,8 @@ import yaml
 from chc_equity.uds.config import UdsConfig
 from chc_equity.udsplus import ig, relink
 from chc_equity.udsplus.extract import Extract, HealthCenter, extract
+from chc_equity.udsplus.store import MANIFEST, REPORT
 from chc_equity.udsplus.validate import Violation, validate, validate_all
-
-MANIFEST = "manifest.json"
-REPORT = "validation.csv"
 
 
 @dataclass

@@ -30,7 +30,7 @@ from chc_equity.uds.patients import (
 )
 from chc_equity.uds.quality import DM, HTN, LINES_6B, t7_row, table_6b, table_7
 from chc_equity.udsplus import ig
-from chc_equity.udsplus.package import MANIFEST
+from chc_equity.udsplus.store import MANIFEST
 
 Resource = dict[str, Any]
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 
 from chc_equity.web import charts, gaps, service, uds
-from chc_equity.web.roles import PATIENT_LEVEL_ROLES, Principal
+from chc_equity.web.roles import ADMIN_ROLES, PATIENT_LEVEL_ROLES, Principal
 from chc_equity.web.security import CenterScope, csrf_protect, require_center_access, require_role
 
 router = APIRouter(include_in_schema=False)
@@ -105,7 +105,17 @@ def previsit_page(
 
 @router.get("/uds")
 def uds_page(request: Request, user: Annotated[Principal, Depends(require_role())]) -> Response:
-    return _render(request, "uds.html", user, status_info=uds.status(request, user))
+    """The UDS tables for patient-level roles; the UDS+ submissions section for network admins only."""
+    packages = uds.udsplus_packages(request, user)
+    return _render(request, "uds.html", user, status_info=uds.status(request, user), udsplus=packages)
+
+
+@router.get("/uds/udsplus/{submission_id}.zip")
+def udsplus_download(
+    request: Request, submission_id: str, user: Annotated[Principal, Depends(require_role(*ADMIN_ROLES))]
+) -> Response:
+    """One exported UDS+ package as a zip (network admins only; never the re-link table or key)."""
+    return uds.udsplus_zip(request, user, submission_id)
 
 
 @router.get("/uds/tables.xlsx")

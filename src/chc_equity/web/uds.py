@@ -9,6 +9,11 @@ The writer builds helper tables (visits, UDS patients, attributes), but the web 
 the warehouse. So the build runs in a private in-memory DuckDB that ATTACHes the warehouse READ_ONLY and
 exposes each of its tables as a view under the same name (:func:`overlay`): reads go to the warehouse,
 the helper tables land in memory and vanish with the connection.
+
+UDS+ submissions (docs/udsplus.md): the export needs the warehouse and the operator's key, so it is the
+CLI's job (``chc-equity udsplus export``); the page only lists the packages the CLI wrote beside the
+warehouse (:mod:`chc_equity.udsplus.store`) and streams one as a zip, for network admins only (the
+package is patient-level, de-identified, and submitting it is the network's act).
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ from typing import Any
 
 import duckdb
 from fastapi import HTTPException, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
+from chc_equity.udsplus import store
 from chc_equity.web.data import WarehouseUnavailable
-from chc_equity.web.roles import PATIENT_LEVEL_ROLES, Principal
+from chc_equity.web.roles import ADMIN_ROLES, PATIENT_LEVEL_ROLES, Principal
 
 # Tables the UDS build (re)creates itself: not mirrored, so its CREATE OR REPLACE TABLE succeeds.
 BUILT_BY_UDS = frozenset({"uds_visits", "uds_patients", "patient_attributes"})
@@ -139,4 +145,26 @@ def download(request: Request, user: Principal) -> Response:
     name = f"uds-{year}-{user.center or 'network'}.xlsx"
     return Response(
         bytes(result), media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
+
+
+def udsplus_packages(request: Request, user: Principal) -> list[store.PackageInfo] | None:
+    """The exported UDS+ packages for a network admin; ``None`` for every other role (no section)."""
+    if user.role not in ADMIN_ROLES:
+        return None
+    return store.list_packages(store.root_for(request.app.state.config.warehouse))
+
+
+def udsplus_zip(request: Request, user: Principal, submission_id: str) -> StreamingResponse:
+    """Stream one package as a zip: its manifest, NDJSON files and validation report, nothing else."""
+    if user.role not in ADMIN_ROLES:  # the route's guard says so too; this keeps the function safe alone
+        raise HTTPException(status_code=403, detail="Only network admins may download UDS+ submissions.")
+    info = store.find_package(store.root_for(request.app.state.config.warehouse), submission_id)
+    if info is None:
+        raise HTTPException(status_code=404, detail="No such UDS+ submission.")
+    name = f"udsplus-{info.center}-{info.year}-{info.submission_id}.zip"
+    return StreamingResponse(
+        store.zip_stream(info),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
