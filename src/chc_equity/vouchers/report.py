@@ -101,12 +101,19 @@ def _category_at(session: Session, year: int) -> dict[str, str]:
     return {p: c for p, c in rows}
 
 
+def served(session: Session, year: int) -> dict[str, str]:
+    """The voucher patients of ``year`` (a voucher-paid service in it) and their category (migratory,
+    seasonal, or "unknown" when never verified by the end of the year): the UDS universe of the program."""
+    category = _category_at(session, year)
+    patients = sorted({x.patient_id for x in _paid_lines(session, year)})
+    return {p: category.get(p, "unknown") for p in patients}
+
+
 def uds_table4(session: Session, year: int) -> dict[str, int]:
     """UDS Table 4 lines 14-16 for voucher patients: patients with a voucher-paid service in ``year``,
     migratory (line 14), seasonal (line 15), total agricultural workers and dependents (line 16)."""
-    patients = {x.patient_id for x in _paid_lines(session, year)}
-    category = _category_at(session, year)
-    counts = Counter(category.get(p, "unknown") for p in patients)
+    patients = served(session, year)
+    counts = Counter(patients.values())
     return {"migratory": counts["migratory"], "seasonal": counts["seasonal"], "total": len(patients)}
 
 
