@@ -178,6 +178,9 @@ def write_report(
                                               report.published([(t, v) for t, v, _ in t5])),
             "patients_by_zip.csv": (("zip", "patients"), report.published(report.patients_by_zip(s, year))),
             "denial_reasons.csv": (("reason", "lines"), report.published(report.denial_reasons(s))),
+            "services_by_provider.csv": (("provider", "visits"),
+                                         report.published([(r.label, r.visits)
+                                                           for r in report.services(s, year, "provider")])),
         }  # fmt: skip
         figures = report.program_figures(s, year)
         if udsplus_out is not None and key is not None:

@@ -67,6 +67,8 @@ def _program_page(
             due=report.reverification_due(s, today),
             figures=report.program_figures(s, today.year),
             table4=report.uds_table4(s, today.year),
+            by_type=report.services(s, today.year, "type"),
+            by_provider=report.services(s, today.year, "provider"),
             budget_lines=[(b.id, b.name) for b in s.scalars(select(VoucherBudgetLine))],
             providers=[
                 (p.id, p.name) for p in s.scalars(select(VoucherProvider).order_by(VoucherProvider.id))
