@@ -83,3 +83,22 @@ def test_verify_issue_import_and_one_decision_for_two_staff(app) -> None:
     page = ana.get("/vouchers/households?household=H9").text
     assert "W9" in page and "migratory" in page
     assert ana.get("/").status_code == 403  # the analytics are not this role's
+
+
+def test_verify_records_birth_date_and_sex_and_a_blank_reverification_keeps_them(app) -> None:
+    from datetime import date
+
+    from chc_equity.appdb.models import VoucherPerson
+
+    client, csrf = _staff(app)
+    facts = {"csrf_token": csrf, "patient_id": "W8", "household": "H8", "relationship": "worker",
+             "zip_code": "06010", "state": "CT", "naics": "111219", "last_ag_work": "2026-05-01",
+             "insurance": "uninsured", "documents": "pay stub",
+             "birth_date": "1990-05-17", "sex": "F"}  # fmt: skip
+    assert client.post("/vouchers/verify", data={**facts, "sex": "X"}).status_code == 422
+    assert client.post("/vouchers/verify", data=facts).status_code == 200
+    again = client.post("/vouchers/verify", data={**facts, "birth_date": "", "sex": "", "zip_code": "06016"})
+    assert again.status_code == 200, again.text
+    with app.state.db.read() as s:
+        person = s.get(VoucherPerson, "W8")
+        assert (person.birth_date, person.sex, person.zip) == (date(1990, 5, 17), "F", "06016")

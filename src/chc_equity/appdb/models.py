@@ -338,6 +338,9 @@ class VoucherPerson(Base):
     relationship: Mapped[str] = mapped_column(String(16))  # worker | dependent
     zip: Mapped[str] = mapped_column(String(10))
     state: Mapped[str] = mapped_column(String(2))
+    # for UDS reporting (age, sex at birth); optional: a person without them is listed, not reported
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    sex: Mapped[str | None] = mapped_column(String(1))  # F | M
 
 
 class VoucherVerification(Base):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -149,10 +150,32 @@ def write_report(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the report CSVs.")],
     year: Annotated[int, typer.Option(help="Calendar year of service.")],
     warehouse: WarehouseOpt = None,
+    udsplus_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--udsplus-out",
+            help="Also write the voucher patients as de-identified UDS+ Patients "
+            "(agricultural-worker extension) here: Patient.ndjson and validation.csv.",
+        ),
+    ] = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option("--key-file", help="UDS+ pseudonym key (>= 32 bytes; default $CHC_EQUITY_UDSPLUS_KEY)"),
+    ] = None,
 ) -> None:
     """UDS Table 4 agricultural-worker lines, Table 5-style visits, patients by ZIP, denial reasons and
-    program figures for voucher patients; counts 1-10 are suppressed (blank) in what leaves the system."""
+    program figures for voucher patients; counts 1-10 are suppressed (blank) in what leaves the system.
+    With --udsplus-out, the UDS+ Patients of the year's voucher patients too (docs/vouchers.md)."""
     from chc_equity.vouchers import report
+
+    key = None
+    if udsplus_out is not None:
+        from chc_equity.udsplus.relink import load_key
+
+        try:
+            key = load_key(key_file)
+        except (OSError, ValueError) as exc:
+            _fail(str(exc))
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with _db(warehouse).read() as s:
@@ -166,8 +189,15 @@ def write_report(
                                               report.published([(t, v) for t, v, _ in t5])),
             "patients_by_zip.csv": (("zip", "patients"), report.published(report.patients_by_zip(s, year))),
             "denial_reasons.csv": (("reason", "lines"), report.published(report.denial_reasons(s))),
+            "services_by_provider.csv": (("provider", "visits"),
+                                         report.published([(r.label, r.visits)
+                                                           for r in report.services(s, year, "provider")])),
         }  # fmt: skip
         figures = report.program_figures(s, year)
+        if udsplus_out is not None and key is not None:
+            from chc_equity.vouchers import udsplus
+
+            result = udsplus.voucher_patients(s, year, key)
     from chc_equity.exports import csv_writer
 
     for name, (header, rows) in tables.items():
@@ -177,6 +207,14 @@ def write_report(
             w.writerows(("" if v is None else v for v in row) for row in rows)
     cost = figures["cost_cents"]
     out().print(f"{len(tables)} files in {out_dir}; purchased services {cost / 100:,.2f}")
+    if udsplus_out is not None:
+        udsplus.write(result, udsplus_out)
+        gaps = Counter(result.missing.values())  # counts only: no patient id in the output
+        not_reported = "".join(f"; {n} not reported (no {what})" for what, n in sorted(gaps.items()))
+        out().print(f"{len(result.patients)} UDS+ Patients in {udsplus_out}, "
+                  f"{len(result.violations)} violations{not_reported}")  # fmt: skip
+        if result.violations:
+            raise typer.Exit(1)
 
 
 @vouchers_app.command("remittance")

@@ -267,7 +267,8 @@ def build_patient(p: dict[str, Any], pid: str, year: int, race: list, eth: list)
         ext.append({"url": ig.EXT_AG, "valueCode": AG_CODE[p["agricultural_line"]]})
     if p["homeless_line"]:
         ext.append({"url": ig.EXT_HOUSING, "valueCode": HOUSING_CODE[p["homeless_line"]]})
-    ext.append({"url": ig.EXT_VETERAN, "valueBoolean": bool(p["veteran"])})
+    if p["veteran"] is not None:  # the warehouse always knows (False by default); a voucher person may not
+        ext.append({"url": ig.EXT_VETERAN, "valueBoolean": bool(p["veteran"])})
     out: Resource = {
         "resourceType": "Patient",
         "id": pid,

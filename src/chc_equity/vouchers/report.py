@@ -21,7 +21,6 @@ from chc_equity.appdb.models import (
     Voucher,
     VoucherBudgetLine,
     VoucherClaimLine,
-    VoucherDecision,
     VoucherFee,
     VoucherLedger,
     VoucherPerson,
@@ -101,12 +100,19 @@ def _category_at(session: Session, year: int) -> dict[str, str]:
     return {p: c for p, c in rows}
 
 
+def served(session: Session, year: int) -> dict[str, str]:
+    """The voucher patients of ``year`` (a voucher-paid service in it) and their category (migratory,
+    seasonal, or "unknown" when never verified by the end of the year): the UDS universe of the program."""
+    category = _category_at(session, year)
+    patients = sorted({x.patient_id for x in _paid_lines(session, year)})
+    return {p: category.get(p, "unknown") for p in patients}
+
+
 def uds_table4(session: Session, year: int) -> dict[str, int]:
     """UDS Table 4 lines 14-16 for voucher patients: patients with a voucher-paid service in ``year``,
     migratory (line 14), seasonal (line 15), total agricultural workers and dependents (line 16)."""
-    patients = {x.patient_id for x in _paid_lines(session, year)}
-    category = _category_at(session, year)
-    counts = Counter(category.get(p, "unknown") for p in patients)
+    patients = served(session, year)
+    counts = Counter(patients.values())
     return {"migratory": counts["migratory"], "seasonal": counts["seasonal"], "total": len(patients)}
 
 
@@ -133,17 +139,7 @@ def program_figures(session: Session, year: int) -> dict[str, object]:
     patients = {x.patient_id for x in lines}
     cost = sum(x.paid_cents for x in lines)
     by_provider = Counter(x.provider_id for x in lines)
-    ids = [x.id for x in lines]
-    first_paid: dict[int, date] = {}
-    if ids:
-        rows = session.execute(
-            select(VoucherDecision.line_id, func.min(VoucherLedger.on_day))
-            .join(VoucherLedger, VoucherLedger.line_id == VoucherDecision.line_id)
-            .where(VoucherDecision.line_id.in_(ids), VoucherLedger.kind == "pay")
-            .group_by(VoucherDecision.line_id)
-        )
-        first_paid = {i: d for i, d in rows}
-    days = [(first_paid[x.id] - x.service_date).days for x in lines if x.id in first_paid]
+    days = list(_days_to_payment(session, lines).values())
     return {
         "patients": len(patients),
         "paid_lines": len(lines),
@@ -153,6 +149,50 @@ def program_figures(session: Session, year: int) -> dict[str, object]:
         "median_days_to_payment": median(days) if days else None,
         "vouchers": session.scalar(select(func.count()).select_from(Voucher)) or 0,
     }
+
+
+def _days_to_payment(session: Session, lines: list[VoucherClaimLine]) -> dict[int, int]:
+    """Line id -> days from its service date to its first payment in the ledger."""
+    ids = [x.id for x in lines]
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(VoucherLedger.line_id, func.min(VoucherLedger.on_day))
+        .where(VoucherLedger.line_id.in_(ids), VoucherLedger.kind == "pay")
+        .group_by(VoucherLedger.line_id)
+    )
+    first_paid = {i: d for i, d in rows}
+    return {x.id: (first_paid[x.id] - x.service_date).days for x in lines if x.id in first_paid}
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRow:
+    """Voucher-paid services of one group (a service type, a provider, or both) in a year."""
+
+    label: str
+    visits: int  # a patient's paid services with one provider on one day
+    patients: int
+    paid_cents: int
+    median_days_to_payment: float | None
+
+
+def services(session: Session, year: int, by: str) -> list[ServiceRow]:
+    """The dashboard's services ``by`` "type" (the fee schedule's service type) or "provider"."""
+    if by not in ("type", "provider"):
+        raise ValueError(f"services by {by!r}: 'type' or 'provider'")
+    types = {c: t for c, t in session.execute(select(VoucherFee.code, VoucherFee.service_type))}
+    lines = _paid_lines(session, year)
+    days = _days_to_payment(session, lines)
+    groups: dict[str, list[VoucherClaimLine]] = defaultdict(list)
+    for x in lines:
+        groups[types.get(x.code, "other") if by == "type" else x.provider_id].append(x)
+    out = []
+    for label, xs in sorted(groups.items()):
+        waits = [days[x.id] for x in xs if x.id in days]
+        out.append(ServiceRow(label, len({(x.patient_id, x.provider_id, x.service_date) for x in xs}),
+                              len({x.patient_id for x in xs}), sum(x.paid_cents for x in xs),
+                              median(waits) if waits else None))  # fmt: skip
+    return out
 
 
 def published(rows: list[tuple[str, int]]) -> list[tuple[str, int | None]]:

@@ -98,6 +98,8 @@ def _fee_table() -> dict[str, tuple]:
 def generate(seed: int = 20, households: int = 30, planted_share: float = 0.25) -> Season:
     """A season of ``households`` households (a worker, sometimes a partner and children)."""
     rng = random.Random(seed)
+    people_rng = random.Random(f"{seed}-people")  # birth dates and sex: a stream of their own, so that
+    # the rest of the season (and its planted truth) is the same as before they were added
     fees = _fee_table()
     program: dict[str, Any] = {
         "budget_lines": [{"id": BUDGET_LINE, "grant_year": YEAR, "name": f"Purchased services {YEAR}",
@@ -136,7 +138,8 @@ def generate(seed: int = 20, households: int = 30, planted_share: float = 0.25) 
         category = rng.choice(("migratory", "seasonal"))
         for relationship, person in members:
             program["people"].append({"id": person, "household": household, "relationship": relationship,
-                                      "zip": rng.choice(ZIPS[state]), "state": state})  # fmt: skip
+                                      "zip": rng.choice(ZIPS[state]), "state": state,
+                                      **_birth_and_sex(people_rng, relationship)})  # fmt: skip
             verified = date(YEAR, 4, 1) + timedelta(days=rng.randrange(0, 90))
             program["verifications"].append(
                 {"patient_id": person, "category": category, "verified_on": verified.isoformat()}
@@ -211,6 +214,13 @@ def _valid_lines(rng, voucher, kinds, fees, year_units, services_seen, claim) ->
             day + timedelta(rng.randrange(3, 45)),
             None,
         )
+
+
+def _birth_and_sex(rng: random.Random, relationship: str) -> dict[str, str]:
+    """A worker aged 18-64 or a dependent aged 0-17 at the start of the season, and a sex at birth."""
+    low, high = (18, 64) if relationship == "worker" else (0, 17)
+    born = date(YEAR - rng.randint(low, high), 1, 1) + timedelta(days=rng.randrange(0, 365))
+    return {"birth_date": born.isoformat(), "sex": rng.choice("FM")}
 
 
 def _week_end(day: date) -> date:

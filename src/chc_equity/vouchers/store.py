@@ -96,7 +96,8 @@ def load_program(session: Session, raw: dict[str, Any], by: str) -> dict[str, in
     for p in raw.get("people", []):
         session.merge(
             VoucherPerson(id=p["id"], household=p["household"], relationship=p["relationship"],
-                          zip=p["zip"], state=p["state"])
+                          zip=p["zip"], state=p["state"], birth_date=_d(p.get("birth_date")),
+                          sex=p.get("sex"))
         )  # fmt: skip
     session.flush()
     for v in raw.get("verifications", []):

@@ -67,6 +67,8 @@ def _program_page(
             due=report.reverification_due(s, today),
             figures=report.program_figures(s, today.year),
             table4=report.uds_table4(s, today.year),
+            by_type=report.services(s, today.year, "type"),
+            by_provider=report.services(s, today.year, "provider"),
             budget_lines=[(b.id, b.name) for b in s.scalars(select(VoucherBudgetLine))],
             providers=[
                 (p.id, p.name) for p in s.scalars(select(VoucherProvider).order_by(VoucherProvider.id))
@@ -99,8 +101,12 @@ def verify_page(
     documents: Annotated[str, Form(max_length=500)] = "",
     temporary_home: Annotated[bool, Form()] = False,
     h2a: Annotated[bool, Form()] = False,
+    birth_date: Annotated[date | None, Form()] = None,
+    sex: Annotated[str, Form(pattern="^(F|M)?$")] = "",
 ) -> Response:
-    """Record who the person is and what was seen; the eligibility rule decides the category."""
+    """Record who the person is and what was seen; the eligibility rule decides the category. Birth
+    date and sex at birth are optional here but needed for UDS reporting (docs/vouchers.md); a later
+    verification that leaves them blank keeps what was recorded."""
     today = _today()
     docs = tuple(d.strip() for d in documents.split(",") if d.strip())
     result = rules.classify(rules.WorkFacts(naics, last_ag_work, temporary_home, h2a, insurance, docs), today)
@@ -108,8 +114,12 @@ def verify_page(
         return _program_page(request, user, "Not eligible: " + "; ".join(result.problems), status=400)
     try:
         with request.app.state.db.write() as s:
-            s.merge(VoucherPerson(id=patient_id, household=household, relationship=relationship,
-                                        zip=zip_code, state=state))  # fmt: skip
+            person = s.get(VoucherPerson, patient_id) or VoucherPerson(id=patient_id)
+            person.household, person.relationship = household, relationship
+            person.zip, person.state = zip_code, state
+            person.birth_date = birth_date or person.birth_date
+            person.sex = sex or person.sex
+            s.add(person)
             s.flush()
             store.record_verification(s, patient_id, result.category, today, user.username,
                                       insurance=insurance, documents=", ".join(docs), naics=naics,
