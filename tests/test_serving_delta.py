@@ -105,3 +105,31 @@ def test_a_snapshot_grown_past_its_bound_is_written_whole(
     with writing(path) as con:
         _patient(con, NORTH, "delta-p3")
     assert _meta(serving.current(path))[1] is None
+
+
+def test_only_the_changed_centers_rows_are_rewritten(
+    seeded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Proportional, not just equal: after a change to one center's flat rows, the publish rewrites that
+    center's rows of that table and nothing else (the real copy runs; the calls are only recorded)."""
+    path = tmp_path / "wh.duckdb"
+    shutil.copy(seeded, path)
+    serving.publish_from_file(path)
+    calls: list[tuple] = []
+    real = serving._replace
+
+    def recorded(con, key, centers, *, create):
+        calls.append((key, centers, create))
+        return real(con, key, centers, create=create)
+
+    monkeypatch.setattr(serving, "_replace", recorded)
+    with writing(path) as con:
+        con.execute("UPDATE flat.patient SET birth_sex = 'unknown' WHERE center = ?", [NORTH])
+    assert calls == [(("flat", "patient"), [NORTH], False)]
+    calls.clear()
+    with writing(path) as con:
+        _patient(con, SOUTH, "delta-p4")  # the raw layer: its two summaries of that center
+    assert sorted(calls) == [
+        (("main", "patient_contact"), [SOUTH], False),
+        (("main", "resource_counts"), [SOUTH], False),
+    ]

@@ -384,7 +384,9 @@ def _base_state(base: Snapshot) -> _Base | None:
         return None
     parts: dict[tuple[str, str], _Signed] = {}
     for schema, table, columns, keyed, center, sig in rows:
-        parts.setdefault((schema, table), _Signed(columns, keyed, {})).parts[center] = sig
+        signed = parts.setdefault((schema, table), _Signed(columns, keyed, {}))
+        if sig is not None:  # NULL: the row of an empty table (its columns only)
+            signed.parts[center] = sig
     return _Base(parts, whole)
 
 
@@ -448,7 +450,7 @@ def _write_parts(con: duckdb.DuckDBPyConnection, signed: dict[tuple[str, str], _
     rows = [
         (schema, table, s.columns, s.keyed, center, sig)
         for (schema, table), s in signed.items()
-        for center, sig in s.parts.items()
+        for center, sig in (s.parts.items() if s.parts else [(None, None)])
     ]
     if rows:
         con.executemany(f"INSERT INTO {_OUT}.main.{PARTS} VALUES (?, ?, ?, ?, ?, ?)", rows)
