@@ -1,6 +1,7 @@
 """Benchmark cost in proportion to the change: adding 100 resources to one center vs the full pipeline.
 
     python benchmarks/incremental.py [--patients 100000] [--centers 10] [--resources 100] [--keep DIR]
+    python benchmarks/incremental.py --keep DIR --reuse [--seed 2]   # only steps 3-4, on DIR's network
 
 1. Generates a synthetic network (``chc_equity.synth``; not timed as part of the pipeline).
 2. Full pipeline, as a user runs it: ``chc-equity ingest`` of every center, then ``chc-equity measures
@@ -13,12 +14,19 @@
 4. The same increment again on an untouched copy, in-process, timing each part: load + views,
    measures, patient attributes, aggregates (``finish_pending``'s steps), so a miss can be explained.
 
+With ``--keep DIR`` the full pipeline's warehouse and figures stay in DIR (``full.json``); ``--reuse``
+then skips steps 1-2 (about 3 minutes of CPU at 100k) and runs the increment on a scratch copy of that
+warehouse and its serving snapshots, after republishing them with the code under test (so two versions
+of the code can be compared side by side on one network: run it once per ``PYTHONPATH``). ``--seed``
+picks other Observations (new ids each seed).
+
 Prints one ``key=value`` line per figure; benchmarks/README.md keeps the latest ones with the machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import resource
@@ -32,6 +40,7 @@ from pathlib import Path
 
 import orjson
 
+from chc_equity.serving import publish_from_file, serving_dir
 from chc_equity.synth import generate, load_config
 
 PERIOD = ("2026-01-01", "2026-12-31")
@@ -57,7 +66,7 @@ def _new_observations(folder: Path, out: Path, n: int, seed: int) -> None:
     with out.open("wb") as fh:
         for i, line in enumerate(rng.sample(lines, n)):
             obs = orjson.loads(line)
-            obs["id"] = f"{obs['id']}-bench{i}"
+            obs["id"] = f"{obs['id']}-bench{i}" if seed == 1 else f"{obs['id']}-bench{seed}x{i}"
             fh.write(orjson.dumps(obs) + b"\n")
 
 
@@ -92,46 +101,70 @@ def _breakdown(db: Path, increment: Path, center: str) -> dict[str, tuple[float,
     return parts
 
 
+def _full_pipeline(root: Path, db: Path, patients: int, n_centers: int) -> dict[str, object]:
+    """Steps 1-2: generate the network, then ingest every center and run the measures, as a user does."""
+    t0 = time.perf_counter()
+    summary = generate(
+        root / "net", centers=n_centers, patients=patients, seed=2026,
+        period_end=date.fromisoformat(PERIOD[1]), cfg=load_config(None, disparities=True), gz=False,
+    )  # fmt: skip
+    centers = [c["id"] for c in summary["centers"]]
+    print(f"generate_s={time.perf_counter() - t0:.1f} patients={patients} centers={len(centers)}")
+    db.unlink(missing_ok=True)
+    shutil.rmtree(serving_dir(db), ignore_errors=True)
+    ingest = [0.0, 0.0]
+    for center in centers:
+        w, c = _cli("ingest", str(root / "net" / center), "--center", center, "--warehouse", str(db))
+        ingest[0] += w
+        ingest[1] += c
+    print(f"full_ingest_wall_s={ingest[0]:.1f} full_ingest_cpu_s={ingest[1]:.1f}")
+    w, c = _cli("measures", "run", "--period-start", PERIOD[0], "--period-end", PERIOD[1],
+                "--warehouse", str(db))  # fmt: skip
+    print(f"full_measures_and_aggregates_wall_s={w:.1f} cpu_s={c:.1f}")
+    return {"wall_s": ingest[0] + w, "cpu_s": ingest[1] + c, "centers": centers, "patients": patients,
+            "ingest": ingest, "measures": [w, c]}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--patients", type=int, default=100_000)
     ap.add_argument("--centers", type=int, default=10)
     ap.add_argument("--resources", type=int, default=100)
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temp folder)")
+    ap.add_argument("--reuse", action="store_true", help="reuse --keep's network and full-pipeline figures")
+    ap.add_argument("--seed", type=int, default=1, help="which Observations the increment copies")
     args = ap.parse_args()
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="chc_bench_incremental_"))
     root.mkdir(parents=True, exist_ok=True)
+    if args.reuse and not (root / "full.json").exists():
+        ap.error(f"--reuse needs {root / 'full.json'} from an earlier run with --keep {root}")
     load_before = os.getloadavg()
     try:
-        t0 = time.perf_counter()
-        summary = generate(
-            root / "net", centers=args.centers, patients=args.patients, seed=2026,
-            period_end=date.fromisoformat(PERIOD[1]), cfg=load_config(None, disparities=True), gz=False,
-        )  # fmt: skip
-        centers = [c["id"] for c in summary["centers"]]
-        print(f"generate_s={time.perf_counter() - t0:.1f} patients={args.patients} centers={len(centers)}")
-
         db = root / "w.duckdb"
-        db.unlink(missing_ok=True)
-        ingest = [0.0, 0.0]
-        for center in centers:
-            w, c = _cli("ingest", str(root / "net" / center), "--center", center, "--warehouse", str(db))
-            ingest[0] += w
-            ingest[1] += c
-        print(f"full_ingest_wall_s={ingest[0]:.1f} full_ingest_cpu_s={ingest[1]:.1f}")
-        w, c = _cli("measures", "run", "--period-start", PERIOD[0], "--period-end", PERIOD[1],
-                    "--warehouse", str(db))  # fmt: skip
-        print(f"full_measures_and_aggregates_wall_s={w:.1f} cpu_s={c:.1f}")
-        full = (ingest[0] + w, ingest[1] + c)
-        print(f"full_pipeline_wall_s={full[0]:.1f} full_pipeline_cpu_s={full[1]:.1f}")
+        if args.reuse:
+            full_run = json.loads((root / "full.json").read_text())
+        else:
+            full_run = _full_pipeline(root, db, args.patients, args.centers)
+            (root / "full.json").write_text(json.dumps(full_run))
+        full, centers = (full_run["wall_s"], full_run["cpu_s"]), full_run["centers"]
+        print(f"full_pipeline_wall_s={full[0]:.1f} full_pipeline_cpu_s={full[1]:.1f} reused={args.reuse}")
 
         center = centers[0]
-        increment = root / f"increment-{args.resources}.ndjson"
-        _new_observations(root / "net" / center, increment, args.resources, seed=1)
-        copy = root / "copy.duckdb"
-        shutil.copyfile(db, copy)  # the breakdown starts from the same state
-        w, c = _cli("ingest", str(increment), "--center", center, "--warehouse", str(db))
+        increment = root / f"increment-{args.resources}-{args.seed}.ndjson"
+        _new_observations(root / "net" / center, increment, args.resources, seed=args.seed)
+        work = root / "scratch"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+        target = work / db.name
+        shutil.copyfile(db, target)
+        shutil.copytree(serving_dir(db), serving_dir(target))
+        if args.reuse:  # the last publish of the full pipeline, with this code (not timed)
+            publish_from_file(target)
+        copy = work / "copy.duckdb"
+        shutil.copyfile(target, copy)  # the breakdown starts from the same state
+        shutil.copytree(serving_dir(target), serving_dir(copy))
+        w, c = _cli("ingest", str(increment), "--center", center, "--warehouse", str(target))
         print(
             f"increment_resources={args.resources} increment_wall_s={w:.1f} increment_cpu_s={c:.1f} "
             f"ratio_wall={w / full[0]:.2%} ratio_cpu={c / full[1]:.2%} (target <= 5 %)"
@@ -142,7 +175,12 @@ def main() -> None:
             + ", ".join(f"{k} {v[0]:.2f}/{v[1]:.2f}" for k, v in parts.items() if k != "patients")
             + f"; patients re-run {parts['patients'][0]:.0f}"
         )
+        wall, cpu = time.perf_counter(), time.process_time()
+        publish_from_file(copy)  # what the CLI's publish costs at this size (whole or over a copy)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        print(f"publish (in-process, wall/CPU s): {wall:.2f}/{cpu:.2f}")
         print(f"warehouse_mb={db.stat().st_size / 2**20:,.0f}")
+        shutil.rmtree(work, ignore_errors=True)
     finally:
         load_after = os.getloadavg()
         print(

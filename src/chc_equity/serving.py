@@ -25,6 +25,7 @@ import contextlib
 import fcntl
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ KEEP = 3  # snapshots kept; $CHC_EQUITY_SERVING_KEEP overrides (the load test ke
 KEEP_ENV = "CHC_EQUITY_SERVING_KEEP"
 CURRENT = "CURRENT"
 META = "serving_meta"
+PARTS = "serving_parts"  # per table and center: the signature of the rows a snapshot holds
 _SNAPSHOT = re.compile(r"^(\d{8})\.duckdb$")
 _OUT = "chc_serving_out"  # the snapshot's catalog alias while it is written
 
@@ -116,7 +118,7 @@ SUMMARY_VIEWS: dict[str, str] = {
 }
 # Every table a snapshot can hold, as "schema.table" (the test of the web's reads checks against this).
 SERVING_TABLES: frozenset[str] = frozenset(
-    [f"main.{t}" for t in (*MAIN_TABLES, *SUMMARY_VIEWS, META)] + [f"{FLAT}.{t}" for t in FLAT_TABLES]
+    [f"main.{t}" for t in (*MAIN_TABLES, *SUMMARY_VIEWS, META, PARTS)] + [f"{FLAT}.{t}" for t in FLAT_TABLES]
 )
 
 SUMMARY_DDL = ";\n".join(
@@ -179,7 +181,7 @@ def publish(con: duckdb.DuckDBPyConnection, warehouse: Path) -> Snapshot:
         existing = snapshots(warehouse)
         seq = (existing[-1].seq if existing else 0) + 1
         tmp = folder / f".tmp-{os.getpid()}-{seq:08d}.duckdb"
-        _copy(con, tmp, seq)
+        _copy(con, tmp, seq, current(warehouse))
         _fsync(tmp)
         final = folder / f"{seq:08d}.duckdb"
         os.replace(tmp, final)
@@ -256,7 +258,17 @@ def fingerprint_file(warehouse: Path) -> str:
         con.close()
 
 
-def _copy(con: duckdb.DuckDBPyConnection, target: Path, seq: int) -> None:
+def _copy(con: duckdb.DuckDBPyConnection, target: Path, seq: int, base: Snapshot | None) -> None:
+    """Write snapshot ``seq`` to ``target``: from scratch, or -- when ``base`` (the current snapshot) can
+    be reused -- as a file copy of ``base`` in which only what differs is rewritten.
+
+    Why: a load changes one center, but the serving set holds every center's patient-level rows; copying
+    them all (about 5 s at 100k patients) made publishing cost more than the load. Each snapshot records a
+    signature per table and center (:data:`PARTS`); the next publish signs the warehouse the same way (a
+    hash of the rows, which is a read, not a write) and replaces only the centers whose signature changed,
+    and whole tables without a ``center`` column when theirs did. What readers see is unchanged: a
+    complete file, switched to atomically.
+    """
     present = {
         (s, t)
         for s, t in con.execute(
@@ -268,24 +280,45 @@ def _copy(con: duckdb.DuckDBPyConnection, target: Path, seq: int) -> None:
     sources = [("main", t) for t in MAIN_TABLES if ("main", t) in present]
     sources += [("main", v) for v in SUMMARY_VIEWS if ("main", v) in present]
     sources += [(FLAT, t) for t in FLAT_TABLES if (FLAT, t) in present]
+    old = _base_state(base) if base is not None else None
+    if old is not None:
+        shutil.copyfile(base.path, target)  # a kernel copy: ~0.1 s per 100 MB, no re-encoding
     con.execute(f"ATTACH '{_sql_str(str(target))}' AS {_OUT}")
     try:
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(f"CREATE SCHEMA {_OUT}.{FLAT}")
-            for schema, table in sources:
-                con.execute(f'CREATE TABLE {_OUT}.{schema}."{table}" AS SELECT * FROM {schema}."{table}"')
+            signed = {key: _sign(con, *key) for key in sources}
+            if old is None:
+                con.execute(f"CREATE SCHEMA {_OUT}.{FLAT}")
+                for key in sources:
+                    _replace(con, key, None, create=True)
+            else:
+                for key in set(old.parts) - set(signed):  # gone from the warehouse since
+                    con.execute(f'DROP TABLE IF EXISTS {_OUT}.{key[0]}."{key[1]}"')
+                for key, sig in signed.items():
+                    _update(con, key, old.parts.get(key), sig)
             for name, sql in SUMMARY_VIEWS.items():  # warehouses written before the views existed
                 if ("main", name) not in present:
+                    con.execute(f"DROP TABLE IF EXISTS {_OUT}.main.{name}")
                     con.execute(f"CREATE TABLE {_OUT}.main.{name} AS {sql}")
             loads: list[int] = []
             if ("main", "loads") in present:
                 loads = con.execute("SELECT list(load_id ORDER BY load_id) FROM loads").fetchone()[0] or []
+            con.execute(f"DROP TABLE IF EXISTS {_OUT}.main.{META}")
             con.execute(
                 f"CREATE TABLE {_OUT}.main.{META} AS SELECT ?::BIGINT AS seq, now() AS published_at, "
-                "?::INTEGER AS format, ?::BIGINT[] AS load_ids, ?::VARCHAR AS fingerprint",
-                [seq, FORMAT, loads, fingerprint(con)],
+                "?::INTEGER AS format, ?::BIGINT[] AS load_ids, ?::VARCHAR AS fingerprint, "
+                "?::BIGINT AS base_seq, ?::BIGINT AS whole_bytes",
+                [
+                    seq,
+                    FORMAT,
+                    loads,
+                    fingerprint(con),
+                    None if old is None else base.seq,
+                    None if old is None else old.whole_bytes,
+                ],
             )
+            _write_parts(con, signed)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -293,6 +326,136 @@ def _copy(con: duckdb.DuckDBPyConnection, target: Path, seq: int) -> None:
         con.execute(f"CHECKPOINT {_OUT}")
     finally:
         con.execute(f"DETACH {_OUT}")
+
+
+# -- publishing in proportion to the change -----------------------------------------------------------
+GROWTH = 2.0  # a snapshot written over a copy is rewritten whole once it outgrows its chain's first 2x
+# Summary views are signed by the raw rows they summarize (ids, versions, load), not by their output:
+# computing patient_contact parses every Patient's JSON, while signing its input is a plain scan.
+_SUMMARY_INPUT: dict[str, tuple[str, str, str]] = {
+    "resource_counts": ("resources", "type, id", "TRUE"),
+    "patient_contact": (
+        "resources",
+        "id, last_updated, load_id, source_file, source_pos",
+        "type = 'Patient'",
+    ),
+    "reject_counts": (
+        "rejects",
+        "load_id, source_file, source_pos, resource_type, resource_id, field, reason",
+        "TRUE",
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Signed:
+    """One serving table's signature: its columns, whether it is split by center, and per center (None
+    for a table without a ``center`` column) "rows:sum of row hashes"."""
+
+    columns: str
+    keyed: bool
+    parts: dict[str | None, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Base:
+    parts: dict[tuple[str, str], _Signed]
+    whole_bytes: int  # the size of the snapshot its chain of copies started from
+
+
+def _base_state(base: Snapshot) -> _Base | None:
+    """The signatures of the current snapshot, when a new one may start as a copy of it: same
+    :data:`FORMAT`, signed, and not grown past :data:`GROWTH` times the snapshot its chain started from
+    (deleted rows leave free blocks behind; a whole rewrite compacts them)."""
+    try:
+        size = base.path.stat().st_size
+        src = duckdb.connect(str(base.path), read_only=True)
+    except (OSError, duckdb.Error):
+        return None
+    try:
+        fmt, whole = src.execute(f"SELECT format, whole_bytes FROM {META}").fetchone()
+        rows = src.execute(
+            f"SELECT schema_name, table_name, columns, keyed, center, sig FROM {PARTS}"
+        ).fetchall()
+    except duckdb.Error:  # written before signatures existed
+        return None
+    finally:
+        src.close()
+    whole = whole or size
+    if fmt != FORMAT or size > GROWTH * whole:
+        return None
+    parts: dict[tuple[str, str], _Signed] = {}
+    for schema, table, columns, keyed, center, sig in rows:
+        signed = parts.setdefault((schema, table), _Signed(columns, keyed, {}))
+        if sig is not None:  # NULL: the row of an empty table (its columns only)
+            signed.parts[center] = sig
+    return _Base(parts, whole)
+
+
+def _sign(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> _Signed:
+    columns = con.execute(
+        "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY column_index) FROM duckdb_columns()"
+        " WHERE database_name = current_database() AND schema_name = ? AND table_name = ?",
+        [schema, table],
+    ).fetchone()[0]
+    keyed = re.search(r"(^|, )center ", columns or "") is not None
+    if schema == "main" and table in _SUMMARY_INPUT:
+        source, hashed, where = _SUMMARY_INPUT[table]
+        row = f"({hashed})"
+    else:
+        source, row, where = f'{schema}."{table}"', "t", "TRUE"
+    group = "center" if keyed else "NULL"
+    found = con.execute(
+        f"SELECT {group}, count(*)::VARCHAR || ':' || coalesce(sum(hash({row})), 0)::VARCHAR "
+        f"FROM {source} t WHERE {where} GROUP BY ALL"
+    ).fetchall()
+    return _Signed(columns or "", keyed, dict(found))
+
+
+def _update(con: duckdb.DuckDBPyConnection, key: tuple[str, str], old: _Signed | None, new: _Signed) -> None:
+    """Bring one table of the copied snapshot to the warehouse's state: nothing when its signatures are
+    equal, the changed centers' rows when it is split by center, else the whole table."""
+    if old is None or old.columns != new.columns or old.keyed != new.keyed:
+        _replace(con, key, None, create=True)
+        return
+    changed = [c for c in old.parts.keys() | new.parts.keys() if old.parts.get(c) != new.parts.get(c)]
+    if changed:
+        _replace(con, key, changed if new.keyed else None, create=False)
+
+
+def _replace(
+    con: duckdb.DuckDBPyConnection, key: tuple[str, str], centers: list[str | None] | None, *, create: bool
+) -> None:
+    """Copy table ``key`` into the snapshot being written: whole (``centers`` None), or only those
+    centers' rows in place of the ones it holds."""
+    out, src = f'{_OUT}.{key[0]}."{key[1]}"', f'{key[0]}."{key[1]}"'
+    if create:
+        con.execute(f"DROP TABLE IF EXISTS {out}")
+        con.execute(f"CREATE TABLE {out} AS SELECT * FROM {src}")
+        return
+    where = "TRUE"
+    if centers is not None:
+        named = ", ".join(f"'{_sql_str(c)}'" for c in centers if c is not None)
+        where = " OR ".join(
+            ([f"center IN ({named})"] if named else []) + (["center IS NULL"] if None in centers else [])
+        )
+    con.execute(f"DELETE FROM {out} WHERE {where}")
+    con.execute(f"INSERT INTO {out} SELECT * FROM {src} WHERE {where}")
+
+
+def _write_parts(con: duckdb.DuckDBPyConnection, signed: dict[tuple[str, str], _Signed]) -> None:
+    con.execute(f"DROP TABLE IF EXISTS {_OUT}.main.{PARTS}")
+    con.execute(
+        f"CREATE TABLE {_OUT}.main.{PARTS} (schema_name VARCHAR, table_name VARCHAR, columns VARCHAR, "
+        "keyed BOOLEAN, center VARCHAR, sig VARCHAR)"
+    )
+    rows = [
+        (schema, table, s.columns, s.keyed, center, sig)
+        for (schema, table), s in signed.items()
+        for center, sig in (s.parts.items() if s.parts else [(None, None)])
+    ]
+    if rows:
+        con.executemany(f"INSERT INTO {_OUT}.main.{PARTS} VALUES (?, ?, ?, ?, ?, ?)", rows)
 
 
 def _meta(snap: Snapshot, column: str) -> object:

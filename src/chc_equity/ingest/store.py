@@ -33,11 +33,11 @@ BATCH_BYTES = 32 << 20
 _STAGE_SCHEMA = pa.schema(
     [
         ("seq", pa.int64()),
-        ("type", pa.string()),
-        ("id", pa.string()),
+        ("type", pa.large_string()),
+        ("id", pa.large_string()),
         ("last_updated", pa.timestamp("us", tz="UTC")),
-        ("source_file", pa.string()),
-        ("source_pos", pa.string()),
+        ("source_file", pa.large_string()),
+        ("source_pos", pa.large_string()),
         ("resource", pa.large_string()),
     ]
 )
@@ -122,24 +122,42 @@ class Stager:
             self._rejects.clear()
 
 
-def _json_column(values: list[bytes]) -> pa.Array:
-    """Compact JSON bytes -> an Arrow string column built from one joined buffer plus offsets.
+def _validity(values: list) -> pa.Buffer | None:
+    """Arrow's validity bitmap of ``values`` (None = null), or None when nothing is null."""
+    valid = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
+    return None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+
+
+def _text_column(values: list[bytes | str | None]) -> pa.Array:
+    """Text (or compact JSON bytes) -> an Arrow large_string column built from one joined buffer plus
+    offsets.
 
     orjson always emits valid UTF-8, so no second validation pass is needed; and building from
     buffers is a memcpy, where ``pa.array(list_of_bytes)`` was the slowest step of staging.
     """
-    offsets = np.zeros(len(values) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=len(values)), out=offsets[1:])
-    data = b"".join(values)
+    raw = [b"" if v is None else v.encode() if isinstance(v, str) else v for v in values]
+    offsets = np.zeros(len(raw) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, raw), dtype=np.int64, count=len(raw)), out=offsets[1:])
+    data = b"".join(raw)
     return pa.Array.from_buffers(
-        pa.large_string(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+        pa.large_string(), len(raw), [_validity(values), pa.py_buffer(offsets), pa.py_buffer(data)]
     )
 
 
+def _int_column(values: list[int | None], typ: pa.DataType) -> pa.Array:
+    """Integers (timestamps as epoch microseconds) -> an Arrow column of ``typ``, from buffers."""
+    data = np.fromiter((0 if v is None else v for v in values), dtype=np.int64, count=len(values))
+    return pa.Array.from_buffers(typ, len(values), [_validity(values), pa.py_buffer(data)])
+
+
 def _to_arrow(rows: dict[str, list]) -> pa.Table:
-    """Buffered columns -> one Arrow table for DuckDB to insert."""
+    """Buffered columns -> one Arrow table for DuckDB to insert.
+
+    Every column is built from buffers, never with ``pa.array``: that call imports pandas (~0.5 CPU-s,
+    paid by every `chc-equity ingest` process) only to ask whether a list is a pandas object.
+    """
     arrays = [
-        _json_column(rows[name]) if name == "resource" else pa.array(rows[name], typ)
+        _text_column(rows[name]) if pa.types.is_large_string(typ) else _int_column(rows[name], typ)
         for name, typ in zip(_STAGE_SCHEMA.names, _STAGE_SCHEMA.types, strict=True)
     ]
     return pa.Table.from_arrays(arrays, schema=_STAGE_SCHEMA)
