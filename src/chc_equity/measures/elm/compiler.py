@@ -164,6 +164,23 @@ _VALUE_FIELDS = (
 )
 
 
+_CODE_SQL = "STRUCT(system VARCHAR, code VARCHAR)"
+_QUANTITY_SQL = "STRUCT(value DOUBLE, unit VARCHAR)"
+_SQL_TYPES = {
+    "DateTime": "TIMESTAMP",
+    "Date": "DATE",
+    "Interval<DateTime>": "STRUCT(lo TIMESTAMP, hi TIMESTAMP, lc BOOLEAN, hc BOOLEAN)",
+    "Quantity": _QUANTITY_SQL,
+    "Interval<Quantity>": f"STRUCT(lo {_QUANTITY_SQL}, hi {_QUANTITY_SQL}, lc BOOLEAN, hc BOOLEAN)",
+    "Concept": f"{_CODE_SQL}[]",
+    "Code": _CODE_SQL,
+    "String": "VARCHAR",
+    "Boolean": "BOOLEAN",
+    "Integer": "BIGINT",
+    "Decimal": "DOUBLE",
+}
+
+
 class Unsupported(ElmError):
     """An ELM node the compiler has no translation for."""
 
@@ -685,16 +702,21 @@ class Compiler:
         if src.text == "NULL":
             return Sql("NULL", key if not key.startswith("FHIR:") else "json")
         if key == "Choice" and src.type not in ("json", "any"):  # a value seen as a choice of types
-            return Sql(
-                f"struct_pack({_field(src.type)} := {src.text})",
-                "Choice",
-                fields=((_field(src.type), src.type),),
-            )
+            return self.choice_of(src)
         if key.startswith("FHIR:") or key.startswith("List<") or src.type in (key, "any"):
             return src if src.type != "any" else replace(src, type=key)
         if {key, src.type} == {"Date", "DateTime"}:
             return Sql(f"CAST({src.text} AS {'DATE' if key == 'Date' else 'TIMESTAMP'})", key)
         raise self.unsupported(node, f"As {key} on {src.type}")
+
+    def choice_of(self, value: Sql) -> Sql:
+        """``value`` as a CQL choice: the one STRUCT type of every choice here, with only the field of
+        the value's own type set (so every branch of a CASE over choices has the same type)."""
+        parts = tuple(
+            (f, value.text if t == value.type else f"CAST(NULL AS {_SQL_TYPES[t]})") for f, t in _VALUE_FIELDS
+        )
+        text = "struct_pack(" + ", ".join(f"{f} := {v}" for f, v in parts) + ")"
+        return Sql(text, "Choice", fields=_VALUE_FIELDS, parts=parts)
 
     # functions ----------------------------------------------------------------------------------------
 
@@ -912,10 +934,12 @@ class Compiler:
             results.append(self.scalar(item["then"], lib, scope))
         default = self.scalar(node["else"], lib, scope)
         t = next((r.type for r in [*results, default] if r.text != "NULL"), default.type)
+        fields = next((r.fields for r in [*results, default] if r.fields), ())
+        if fields:  # a CASE over choices: every branch the one choice STRUCT type
+            results = [r if r.fields or r.text == "NULL" else self.choice_of(r) for r in results]
         body = " ".join(
             f"WHEN {c} THEN {self.coerce(r, t).text}" for c, r in zip(whens, results, strict=True)
         )
-        fields = next((r.fields for r in [*results, default] if r.fields), ())
         return Sql(f"(CASE {body} ELSE {self.coerce(default, t).text} END)", t, fields=fields)
 
     # comparison ---------------------------------------------------------------------------------------
