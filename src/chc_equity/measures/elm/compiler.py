@@ -81,6 +81,36 @@ _UNITS = {  # CQL calendar / UCUM duration units -> DuckDB interval part
     "ms": "millisecond",
 }
 
+
+def _value_parts(h: str, path) -> list[tuple[str, str]]:
+    """FHIRHelpers.ToValue of the choice element ``<p>[x]`` of JSON object ``h``, one SQL expression per
+    CQL type it may convert to; ``path(suffix)`` is the SQL of the JSON path ``$.<p><suffix>``."""
+
+    def txt(sfx: str) -> str:
+        return f"({h}->>{path(sfx)})"
+
+    def js(sfx: str) -> str:
+        return f"json_extract({h}, {path(sfx)})"
+
+    return [
+        ("DateTime", f"coalesce(fhir_ts({txt('DateTime')}), fhir_ts({txt('Instant')}))"),
+        ("Date", f"fhir_date({txt('Date')})"),
+        ("Interval_DateTime", f"cql_period({js('Period')})"),
+        ("Quantity", f"cql_quantity(coalesce({js('Quantity')}, {js('Age')}, {js('Duration')}))"),
+        (
+            "Interval_Quantity",
+            f"CASE WHEN {js('Range')} IS NULL THEN NULL ELSE struct_pack(lo := cql_quantity({js('Range.low')}), "
+            f"hi := cql_quantity({js('Range.high')}), lc := TRUE, hc := TRUE) END",
+        ),
+        ("Concept", f"cql_concept({js('CodeableConcept')})"),
+        ("Code", f"cql_code({js('Coding')})"),
+        ("String", f"coalesce({txt('String')}, {txt('Code')})"),
+        ("Boolean", f"CAST({txt('Boolean')} AS BOOLEAN)"),
+        ("Integer", f"CAST({txt('Integer')} AS BIGINT)"),
+        ("Decimal", f"CAST({txt('Decimal')} AS DOUBLE)"),
+    ]
+
+
 # SQL macros the compiled SQL calls (created per connection by the runner, with the engine's MACROS).
 MACROS: tuple[str, ...] = (
     "CREATE OR REPLACE TEMP MACRO cql_start(i, lo_min) AS "
@@ -111,20 +141,8 @@ MACROS: tuple[str, ...] = (
     + " END",
     # FHIRHelpers.ToValue of the choice element <p>[x] of JSON object h (<p>DateTime, <p>Period, ...)
     "CREATE OR REPLACE TEMP MACRO cql_value(h, p) AS struct_pack("
-    "DateTime := coalesce(fhir_ts(h->>('$.' || p || 'DateTime')), fhir_ts(h->>('$.' || p || 'Instant'))), "
-    "Date := fhir_date(h->>('$.' || p || 'Date')), "
-    "Interval_DateTime := cql_period(json_extract(h, '$.' || p || 'Period')), "
-    "Quantity := cql_quantity(coalesce(json_extract(h, '$.' || p || 'Quantity'), "
-    "json_extract(h, '$.' || p || 'Age'), json_extract(h, '$.' || p || 'Duration'))), "
-    "Interval_Quantity := CASE WHEN json_extract(h, '$.' || p || 'Range') IS NULL THEN NULL ELSE struct_pack("
-    "lo := cql_quantity(json_extract(h, '$.' || p || 'Range.low')), "
-    "hi := cql_quantity(json_extract(h, '$.' || p || 'Range.high')), lc := TRUE, hc := TRUE) END, "
-    "Concept := cql_concept(json_extract(h, '$.' || p || 'CodeableConcept')), "
-    "Code := cql_code(json_extract(h, '$.' || p || 'Coding')), "
-    "String := coalesce(h->>('$.' || p || 'String'), h->>('$.' || p || 'Code')), "
-    "Boolean := CAST(h->>('$.' || p || 'Boolean') AS BOOLEAN), "
-    "Integer := CAST(h->>('$.' || p || 'Integer') AS BIGINT), "
-    "Decimal := CAST(h->>('$.' || p || 'Decimal') AS DOUBLE))",
+    + ", ".join(f"{f} := {v}" for f, v in _value_parts("h", lambda sfx: f"('$.' || p || '{sfx}')"))
+    + ")",
     # element of a FHIR primitive: the JSON itself (FHIR JSON has no wrapper object for primitives)
     "CREATE OR REPLACE TEMP MACRO fhir_value(j) AS "
     "CASE WHEN json_type(j) = 'OBJECT' THEN json_extract(j, '$.value') ELSE j END",
@@ -300,7 +318,7 @@ class Compiler:
             sql = f"SELECT _pt.center, _pt.patient_id, x_.v FROM _elm_patients _pt, LATERAL ({body.text}) x_"
         else:
             sql = f"SELECT _pt.center, _pt.patient_id, ({body.text}) AS v FROM _elm_patients _pt"
-        define = Define(table, sql, replace(body, sorted=False))
+        define = Define(table, sql, replace(body, sorted=False, parts=()))
         self.defines[key] = define
         self.order.append(define)
         return define
@@ -386,10 +404,10 @@ class Compiler:
         if not _costly(value):
             return body(value)
         alias = f"b{next(self._ids)}_"
-        inner = body(replace(value, text=alias))
+        inner = body(replace(value, parts=(), text=alias))
         if "SELECT" not in inner:  # a lambda over a one-element list: no subquery for the planner
             return f"list_transform([{value.text}], lambda {alias}: {inner})[1]"
-        inner = body(replace(value, text=f"{alias}.v"))
+        inner = body(replace(value, parts=(), text=f"{alias}.v"))
         return f"(SELECT {inner} FROM (SELECT {value.text} AS v) {alias})"
 
     def _here(self) -> str:
@@ -452,8 +470,8 @@ class Compiler:
         define = self.define(target, node["name"])
         corr = "d_.center = _pt.center AND d_.patient_id = _pt.patient_id"
         if define.result.is_list:
-            return replace(define.result, text=f"SELECT d_.v FROM {define.table} d_ WHERE {corr}")
-        return replace(define.result, text=f"(SELECT d_.v FROM {define.table} d_ WHERE {corr})")
+            return replace(define.result, parts=(), text=f"SELECT d_.v FROM {define.table} d_ WHERE {corr}")
+        return replace(define.result, parts=(), text=f"(SELECT d_.v FROM {define.table} d_ WHERE {corr})")
 
     def _OperandRef(self, node: Node, lib: Library, scope: Scope) -> Sql:
         if node["name"] not in scope.operands:
@@ -546,6 +564,39 @@ class Compiler:
     # queries ------------------------------------------------------------------------------------------
 
     def _Query(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        single = self._singleton_query(node, lib, scope)
+        if single is not None:
+            return single
+        return self._list_query(node, lib, scope)
+
+    def _singleton_query(self, node: Node, lib: Library, scope: Scope) -> Sql | None:
+        """A query over one single value (``(end of X) d return ...``) as a lambda over a one-element
+        list, not a correlated subquery; None when the query needs the general translation."""
+        if len(node["source"]) != 1 or node.get("relationship") or node.get("sort") or node.get("let"):
+            return None
+        src = node["source"][0]
+        value = self.expr(src["expression"], lib, scope)
+        if value.is_list or value.type == "json":
+            return None
+        param = self._alias(src["alias"])
+        inner = Scope(
+            {**scope.aliases, src["alias"]: Sql(param, value.type, fields=value.fields)},
+            scope.lets,
+            scope.operands,
+            scope.element,
+        )
+        ret = (
+            self.scalar(node["return"]["expression"], lib, inner)
+            if node.get("return")
+            else inner.aliases[src["alias"]]
+        )
+        cond = self.scalar(node["where"], lib, inner, "Boolean").text if node.get("where") else None
+        body = f"CASE WHEN {cond} THEN {ret.text} END" if cond else ret.text
+        if "SELECT" in body:
+            return None
+        return Sql(f"list_transform([{value.text}], lambda {param}: {body})[1]", ret.type, fields=ret.fields)
+
+    def _list_query(self, node: Node, lib: Library, scope: Scope) -> Sql:
         inner = Scope(dict(scope.aliases), dict(scope.lets), scope.operands, scope.element)
         froms, all_scalar = [], True
         for src in node["source"]:
@@ -745,21 +796,23 @@ class Compiler:
         alias = f"f{next(self._ids)}_"
         operands = dict(zip(names, args, strict=True))
         for n, a in big:
-            operands[n] = replace(a, text=f"{alias}.{_field(n)}")
+            operands[n] = replace(a, parts=(), text=f"{alias}.{_field(n)}")
         body = self.expr(fdef["expression"], target, Scope(operands=operands))
         if len(big) == 1 and not body.is_list and "SELECT" not in body.text:
             # one large argument, a body without subqueries: a lambda binds it (nothing to decorrelate)
             [(n, a)] = big
             param = f"{alias}{_field(n)}"
-            operands[n] = replace(a, text=param)
+            operands[n] = replace(a, parts=(), text=param)
             body = self.expr(fdef["expression"], target, Scope(operands=operands))
-            return replace(body, text=f"list_transform([{a.text}], lambda {param}: {body.text})[1]")
+            return replace(body, parts=(), text=f"list_transform([{a.text}], lambda {param}: {body.text})[1]")
         cols = ", ".join(f"{a.text} AS {_field(n)}" for n, a in big)
         if body.is_list:
             return replace(
-                body, text=f"SELECT {alias}_b.* FROM (SELECT {cols}) {alias}, LATERAL ({body.text}) {alias}_b"
+                body,
+                parts=(),
+                text=f"SELECT {alias}_b.* FROM (SELECT {cols}) {alias}, LATERAL ({body.text}) {alias}_b",
             )
-        return replace(body, text=f"(SELECT {body.text} FROM (SELECT {cols}) {alias})")
+        return replace(body, parts=(), text=f"(SELECT {body.text} FROM (SELECT {cols}) {alias})")
 
     def _fhirhelpers(self, node: Node, args: list[Sql], lib: Library, scope: Scope) -> Sql:
         name = node["name"]
@@ -806,7 +859,8 @@ class Compiler:
             holder = self.scalar(operand["source"], lib, scope).text
         prop = path[-1]
 
-        return Sql(f"cql_value({holder}, {sql_str(prop)})", "Choice", fields=_VALUE_FIELDS)
+        parts = tuple(_value_parts(holder, lambda sfx: sql_str(f"$.{prop}{sfx}")))
+        return Sql(f"cql_value({holder}, {sql_str(prop)})", "Choice", fields=_VALUE_FIELDS, parts=parts)
 
     # lists --------------------------------------------------------------------------------------------
 
@@ -832,6 +886,7 @@ class Compiler:
         # more than one element is a run-time error in CQL; here the subject gets no value (never a guess)
         return replace(
             src,
+            parts=(),
             text=f"(SELECT CASE WHEN count(*) = 1 THEN any_value(v) END FROM ({src.text}))",
             is_list=False,
             sorted=False,
@@ -843,6 +898,7 @@ class Compiler:
             raise self.unsupported(node, f"{node['type']} of an unsorted list")
         return replace(
             src,
+            parts=(),
             text=f"(SELECT v FROM ({src.text}) ORDER BY _k {direction} NULLS FIRST LIMIT 1)",
             is_list=False,
             sorted=False,
@@ -875,7 +931,7 @@ class Compiler:
 
     def _Distinct(self, node: Node, lib: Library, scope: Scope) -> Sql:
         src = self.as_list(node["operand"], lib, scope)
-        return replace(src, text=f"SELECT DISTINCT v FROM ({src.text})", sorted=False)
+        return replace(src, parts=(), text=f"SELECT DISTINCT v FROM ({src.text})", sorted=False)
 
     # logic --------------------------------------------------------------------------------------------
 
@@ -1144,9 +1200,13 @@ class Compiler:
             return self._In(node, lib, scope)
         a = self._ivl(left, lib, scope)
         p = node.get("precision")
-        start_in = self._point_in(self._bound(a, "start"), b, p)
-        end_in = self._point_in(self._bound(a, "end"), b, p)
-        return Sql(f"(({start_in}) AND ({end_in}))", "Boolean")
+
+        def test(x: Sql) -> str:
+            start_in = self._point_in(self._bound(x, "start"), b, p)
+            end_in = self._point_in(self._bound(x, "end"), b, p)
+            return f"(({start_in}) AND ({end_in}))"
+
+        return Sql(self.bind(a, test), "Boolean")
 
     def _During(self, node: Node, lib: Library, scope: Scope) -> Sql:
         return self._IncludedIn(node, lib, scope)
@@ -1154,11 +1214,14 @@ class Compiler:
     def _Overlaps(self, node: Node, lib: Library, scope: Scope) -> Sql:
         a, b = (self._ivl(o, lib, scope) for o in node["operand"])
         t = self._trunc(node.get("precision"))
-        return Sql(
-            f"({t(self._bound(a, 'start'))} <= {t(self._bound(b, 'end'))} AND "
-            f"{t(self._bound(b, 'start'))} <= {t(self._bound(a, 'end'))})",
-            "Boolean",
-        )
+
+        def test(x: Sql, y: Sql) -> str:
+            return (
+                f"({t(self._bound(x, 'start'))} <= {t(self._bound(y, 'end'))} AND "
+                f"{t(self._bound(y, 'start'))} <= {t(self._bound(x, 'end'))})"
+            )
+
+        return Sql(self.bind(a, lambda x: self.bind(b, lambda y: test(x, y))), "Boolean")
 
     # dates and arithmetic -----------------------------------------------------------------------------
 
@@ -1273,5 +1336,7 @@ class Compiler:
         if severity.get("type") == "Literal" and severity.get("value") == "Error":
             cond = self.scalar(node["condition"], lib, scope, "Boolean").text
             msg = self.scalar(node["message"], lib, scope, "String").text
-            return replace(source, text=f"(CASE WHEN {cond} THEN error({msg}) ELSE {source.text} END)")
+            return replace(
+                source, parts=(), text=f"(CASE WHEN {cond} THEN error({msg}) ELSE {source.text} END)"
+            )
         return source
