@@ -99,8 +99,9 @@ def _value_parts(h: str, path) -> list[tuple[str, str]]:
         ("Quantity", f"cql_quantity(coalesce({js('Quantity')}, {js('Age')}, {js('Duration')}))"),
         (
             "Interval_Quantity",
-            f"CASE WHEN {js('Range')} IS NULL THEN NULL ELSE struct_pack(lo := cql_quantity({js('Range.low')}), "
-            f"hi := cql_quantity({js('Range.high')}), lc := TRUE, hc := TRUE) END",
+            f"CASE WHEN {js('Range')} IS NULL THEN NULL ELSE struct_pack("
+            f"lo := cql_quantity({js('Range.low')}), hi := cql_quantity({js('Range.high')}), "
+            "lc := TRUE, hc := TRUE) END",
         ),
         ("Concept", f"cql_concept({js('CodeableConcept')})"),
         ("Code", f"cql_code({js('Coding')})"),
