@@ -145,8 +145,12 @@ MACROS: tuple[str, ...] = (
     + ", ".join(f"{f} := {v}" for f, v in _value_parts("h", lambda sfx: f"('$.' || p || '{sfx}')"))
     + ")",
     # element of a FHIR primitive: the JSON itself (FHIR JSON has no wrapper object for primitives)
+    # element p of a FHIR JSON object; a choice element p[x] is stored under its typed key (valueQuantity)
+    "CREATE OR REPLACE TEMP MACRO fhir_get(j, p) AS coalesce(json_extract(j, '$.' || p), "
+    "CASE WHEN json_type(j) = 'OBJECT' THEN json_extract(j, '$.' || list_filter(json_keys(j), "
+    "lambda k: starts_with(k, p) AND regexp_matches(k[length(p) + 1:length(p) + 1], '[A-Z]'))[1]) END)",
     "CREATE OR REPLACE TEMP MACRO fhir_value(j) AS "
-    "CASE WHEN json_type(j) = 'OBJECT' THEN json_extract(j, '$.value') ELSE j END",
+    "CASE WHEN json_type(j) = 'OBJECT' THEN fhir_get(j, 'value') ELSE j END",
 )
 
 # Point type -> (SQL type, minimum, maximum) for unbounded closed interval ends.
@@ -688,7 +692,7 @@ class Compiler:
         if source.type == "json" or source.type == "any":
             if part == "value":
                 return Sql(f"fhir_value({source.text})", "json")
-            return Sql(f"json_extract({source.text}, {sql_str('$.' + part)})", "json")
+            return Sql(f"fhir_get({source.text}, {sql_str(part)})", "json")
         if source.type.startswith("Interval<"):
             mapped = {"low": "lo", "high": "hi", "lowClosed": "lc", "highClosed": "hc"}.get(part)
             if mapped:
@@ -789,6 +793,15 @@ class Compiler:
         fdef = defs[0]
         if fdef.get("external") or "expression" not in fdef:
             raise self.unsupported(node, f"external function {target.name}.{node['name']}")
+        for i, (param, arg_node) in enumerate(zip(fdef["operand"], node.get("operand", []), strict=True)):
+            # a FHIR choice element passed as a Choice operand: its CQL value (FHIRHelpers.ToValue)
+            spec = param.get("operandTypeSpecifier", {})
+            if (
+                spec.get("type") == "ChoiceTypeSpecifier"
+                and arg_node.get("type") == "Property"
+                and (args[i].type == "json")
+            ):
+                args[i] = self._to_value({"operand": [arg_node]}, args[i], lib, scope)
         names = [o["name"] for o in fdef["operand"]]
         big = [(n, a) for n, a in zip(names, args, strict=True) if not a.is_list and _costly(a)]
         if not big:
