@@ -187,6 +187,7 @@ _VALUE_FIELDS = (
 )
 
 
+_PRIMITIVES = ("DateTime", "Date", "String", "Integer", "Decimal", "Boolean")
 _CODE_SQL = "STRUCT(system VARCHAR, code VARCHAR)"
 _QUANTITY_SQL = "STRUCT(value DOUBLE, unit VARCHAR)"
 _SQL_TYPES = {
@@ -437,6 +438,18 @@ class Compiler:
 
     def _Null(self, node: Node, lib: Library, scope: Scope) -> Sql:
         return Sql("NULL", result_type(node))
+
+    def _extreme(self, node: Node, which: int) -> Sql:
+        t = type_name(node["valueType"])
+        if t not in _POINT or t == "Quantity":
+            raise self.unsupported(node, f"{node['type']} of {t}")
+        return Sql(_POINT[t][which], t)
+
+    def _MinValue(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._extreme(node, 1)
+
+    def _MaxValue(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._extreme(node, 2)
 
     def _Quantity(self, node: Node, lib: Library, scope: Scope) -> Sql:
         unit = node.get("unit", "1")
@@ -742,6 +755,13 @@ class Compiler:
             got = self._Property(prop, lib, scope)
             return Sql(f"({got.text} IS NOT NULL)", "Boolean") if test else got
         src = self.expr(operand, lib, scope)
+        if key == "Choice" and not test and src.type == "json" and operand.get("path", "").endswith("value"):
+            # a FHIR primitive's value (System type) seen as a choice: the first primitive alternative
+            spec = node.get("asTypeSpecifier", {})
+            alternatives = [type_name(c) for c in spec.get("choice", [])]
+            primitive = next((t for t in alternatives if t in _PRIMITIVES), None)
+            if primitive:
+                return self.choice_of(self.coerce(src, primitive))
         if key == "Choice" and not test and (src.fields or src.type == "json"):
             return src
         if src.fields:  # a CQL choice value
@@ -1079,7 +1099,7 @@ class Compiler:
         code = self.coerce(code, "Concept") if code.type in ("json", "Code") else code
         if code.type != "Concept":
             raise self.unsupported(node, f"InValueSet of {code.type}")
-        vs = self.expr(node["valueset"], lib, scope).text
+        vs = self._ValueSetRef(node["valueset"], lib, scope).text
         return Sql(
             f"CASE WHEN {code.text} IS NULL THEN NULL ELSE {self._concept_in_valueset(code.text, vs)} END",
             "Boolean",
@@ -1087,7 +1107,7 @@ class Compiler:
 
     def _AnyInValueSet(self, node: Node, lib: Library, scope: Scope) -> Sql:
         codes = self.as_list(node["codes"], lib, scope)
-        vs = self.expr(node["valueset"], lib, scope).text
+        vs = self._ValueSetRef(node["valueset"], lib, scope).text
         concept = (
             "cql_concept(w_.v)" if codes.type == "json" else ("w_.v" if codes.type == "Concept" else "[w_.v]")
         )
