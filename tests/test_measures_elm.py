@@ -14,6 +14,7 @@ from chc_equity.measures.elm.compiler import Compiler, Unsupported
 from chc_equity.measures.elm.library import Package
 from chc_equity.measures.elm.measure import PATIENTS, prepare
 from chc_equity.measures.vocabulary import Period
+from conftest import shared_dir
 
 SYS = "{urn:hl7-org:elm-types:r1}"
 FHIR = "{http://hl7.org/fhir}"
@@ -371,3 +372,21 @@ def test_compiled_measures_agree_with_official_2026_cases(official_cases):
     for name, r in results.items():
         assert not r.error, f"{name}: {r.error}"
         assert r.compared > 0 and r.agreed == r.compared, f"{name}: {r.disagreements[:5]}"
+
+
+def test_cli_elm_sql_prints_the_compiled_sql_or_the_unsupported_node():
+    """`measures elm-sql` compiles from ../shared/ecqm/elm: the defines' SQL, or exit 1 naming the node."""
+    from typer.testing import CliRunner
+
+    from chc_equity.cli import app
+    from chc_equity.cli import measures as _measures  # noqa: F401  (registers `measures`)
+
+    ecqm = shared_dir("ecqm")
+    args = ["measures", "elm-sql", "--package", str(ecqm), "--measure"]
+    ok = CliRunner().invoke(app, [*args, "CMS75FHIRChildrenDentalDecay"])
+    assert ok.exit_code == 0, ok.output
+    assert "CREATE OR REPLACE TEMP TABLE elm_hospice_has_hospice_services AS" in ok.output
+    assert "elm_cms75fhirchildrendentaldecay_numerator" in ok.output
+    bad = CliRunner().invoke(app, [*args, "CMS951FHIRKidneyHealthEval"])
+    assert bad.exit_code == 1
+    assert "unsupported: OverlapsBefore at CMS951FHIRKidneyHealthEval." in bad.output
