@@ -774,6 +774,8 @@ class Compiler:
                 return Sql("FALSE", "Boolean")
             if src.type == key or (key.startswith("FHIR:") and src.type == "json"):
                 return Sql(f"({src.text} IS NOT NULL)", "Boolean")
+            if src.type in _SQL_TYPES and key in _SQL_TYPES:  # statically another type: never
+                return Sql("FALSE", "Boolean")
             raise self.unsupported(node, f"Is {key} on {src.type}")
         if src.text == "NULL":
             return Sql("NULL", key if not key.startswith("FHIR:") else "json")
@@ -783,6 +785,8 @@ class Compiler:
             return src if src.type != "any" else replace(src, type=key)
         if {key, src.type} == {"Date", "DateTime"}:
             return Sql(f"CAST({src.text} AS {'DATE' if key == 'Date' else 'TIMESTAMP'})", key)
+        if src.type in _SQL_TYPES and key in _SQL_TYPES:  # statically another type: null
+            return Sql(f"CAST(NULL AS {_SQL_TYPES[key]})", key)
         raise self.unsupported(node, f"As {key} on {src.type}")
 
     def choice_of(self, value: Sql) -> Sql:
@@ -1051,6 +1055,17 @@ class Compiler:
 
     def _compare(self, node: Node, lib: Library, scope: Scope, op: str) -> Sql:
         a, b = self._pair(node, lib, scope)
+        if a.type == "Quantity" and b.type == "Quantity" and op != "=":
+            # same unit: compare the values; another unit needs a UCUM conversion, which the compiler
+            # does not do yet: the run stops rather than answer wrongly
+            def test(x: Sql, y: Sql) -> str:
+                other = f"error('unsupported: quantities in ' || {x.text}.unit || ' and ' || {y.text}.unit)"
+                return (
+                    f"(CASE WHEN {x.text} IS NULL OR {y.text} IS NULL THEN NULL WHEN {x.text}.unit = "
+                    f"{y.text}.unit THEN {x.text}.value {op} {y.text}.value ELSE {other} END)"
+                )
+
+            return Sql(self.bind(a, lambda x: self.bind(b, lambda y: test(x, y))), "Boolean")
         if a.type in ("Code", "Concept", "Quantity", "Tuple", "Choice") or a.type.startswith("Interval"):
             raise self.unsupported(node, f"{node['type']} of {a.type}")
         return Sql(f"({a.text} {op} {b.text})", "Boolean")
