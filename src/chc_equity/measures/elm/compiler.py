@@ -112,6 +112,9 @@ def _value_parts(h: str, path) -> list[tuple[str, str]]:
     ]
 
 
+# Resource types outside the Patient compartment: a retrieve in Patient context returns all of them.
+NO_SUBJECT = ("Medication", "Organization", "Practitioner", "PractitionerRole", "Location")
+
 # SQL macros the compiled SQL calls (created per connection by the runner, with the engine's MACROS).
 MACROS: tuple[str, ...] = (
     "CREATE OR REPLACE TEMP MACRO cql_start(i, lo_min) AS "
@@ -535,6 +538,8 @@ class Compiler:
             return Sql("SELECT _pt.res AS v", "json", True)
         flat = re.sub(r"(?<!^)(?=[A-Z])", "_", resource).lower()
         conds = ["f_.center = _pt.center", "f_.patient_id = _pt.patient_id"]
+        if resource in NO_SUBJECT:  # no patient compartment: every one of the patient's data set
+            conds = ["f_.center = _pt.center"]
         constraint = CONSTRAINT_PROFILES.get(node.get("templateId", ""))
         if constraint is not None:
             conds.append(constraint("f_"))
