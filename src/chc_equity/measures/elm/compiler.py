@@ -117,10 +117,6 @@ NO_SUBJECT = ("Medication", "Organization", "Practitioner", "PractitionerRole", 
 
 # SQL macros the compiled SQL calls (created per connection by the runner, with the engine's MACROS).
 MACROS: tuple[str, ...] = (
-    "CREATE OR REPLACE TEMP MACRO cql_start(i, lo_min) AS "
-    "CASE WHEN i IS NULL THEN NULL WHEN i.lc THEN coalesce(i.lo, lo_min) ELSE NULL END",
-    "CREATE OR REPLACE TEMP MACRO cql_end(i, hi_max) AS "
-    "CASE WHEN i IS NULL THEN NULL WHEN i.hc THEN coalesce(i.hi, hi_max) ELSE NULL END",
     "CREATE OR REPLACE TEMP MACRO cql_concept(j) AS CASE WHEN j IS NULL THEN NULL ELSE "
     "list_transform(coalesce(CASE WHEN json_type(j) = 'ARRAY' THEN json_extract(j, '$[*].coding[*]') "
     "ELSE json_extract(j, '$.coding[*]') END, []), "
