@@ -119,6 +119,15 @@ def render(results: list[tuple[str, str, MeasureConformance]], run_date: date, s
     return "\n".join(lines) + "\n" + NOTES
 
 
+def _elm_section(path: Path) -> str:
+    """The "ELM compiler" section scripts/elm_conformance.py wrote into ``path`` (kept as it is)."""
+    begin, end = "<!-- elm-compiler:begin -->", "<!-- elm-compiler:end -->"
+    text = path.read_text() if path.exists() else ""
+    if begin not in text or end not in text:
+        return ""
+    return begin + text.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ecqm", type=Path, default=REPO.parent / "shared" / "ecqm")
@@ -133,7 +142,9 @@ def main() -> None:
         result = check_measure(args.ecqm, module)
         print(f"{m.cms_id}: {result.agreed}/{result.compared}")
         results.append((m.cms_id, m.title, result))
-    args.out.write_text(render(results, date.today(), time.perf_counter() - started))
+    text = render(results, date.today(), time.perf_counter() - started)
+    elm = _elm_section(args.out)
+    args.out.write_text(text + ("\n" + elm if elm else ""))
     print(f"wrote {args.out}")
 
 

@@ -320,3 +320,59 @@ def report_cmd(
                     written += 1
         console.print(f"wrote {written} individual MeasureReports ({len(modules)} NDJSON files) to {out}")
     con.close()
+
+
+PackageOpt = Annotated[
+    Path,
+    typer.Option(
+        "--package", exists=True, file_okay=False, help="measure package: measure/, elm/, tests/ ..."
+    ),
+]
+
+
+@measures_app.command("elm-sql")
+def elm_sql_cmd(
+    package: PackageOpt,
+    measure: Annotated[str, typer.Option("--measure", help="Measure resource name, e.g. CMS75FHIR...")],
+    period_start: Annotated[str, typer.Option(help="YYYY-MM-DD")] = "2026-01-01",
+    period_end: Annotated[str, typer.Option(help="YYYY-MM-DD")] = "2026-12-31",
+) -> None:
+    """Print the SQL a measure compiles to from its ELM (one statement per define, then the scored
+    SELECT); exits 1 naming the ELM node when the compiler does not support one."""
+    from chc_equity.measures.elm.conformance import PackageLayout
+    from chc_equity.measures.elm.library import ElmError
+    from chc_equity.measures.elm.measure import MeasureDef, compile_measure, period_of
+
+    layout = PackageLayout(package)
+    try:
+        compiled = compile_measure(
+            MeasureDef.read(layout.measures / f"{measure}.json"),
+            layout.elm,
+            period_of(period_start, period_end),
+        )
+    except (ElmError, FileNotFoundError) as exc:
+        Console(stderr=True).print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    print(format_script([*compiled.statements(), compiled.select]))
+
+
+@measures_app.command("elm-run")
+def elm_run_cmd(
+    package: PackageOpt,
+    measure: Annotated[
+        list[str] | None, typer.Option("--measure", help="Measure resource name; repeatable (default: all)")
+    ] = None,
+    show_differences: Annotated[int, typer.Option(help="print up to N disagreements per measure")] = 0,
+) -> None:
+    """Compile measures from the package's ELM, run them on its official test cases and print the
+    agreement with its expected.csv per measure (populations agreed / compared, or why not compiled)."""
+    from chc_equity.measures.elm.conformance import check_package
+
+    results = check_package(package, measure)
+    table = Table("measure", "agreed / compared")
+    for name, r in results.items():
+        table.add_row(name, r.status)
+    Console().print(table)
+    for r in results.values():
+        for line in r.disagreements[:show_differences]:
+            Console().print(f"{r.measure}: {line}")

@@ -1,0 +1,1392 @@
+"""Translate ELM expressions into DuckDB SQL, set-based over every patient at once.
+
+Representation (what a compiled expression is):
+
+- the patient in context is the row ``_pt`` (``center``, ``patient_id``, ``res`` = the Patient JSON)
+  of the relation a define is evaluated over; every compiled expression may read it;
+- a **list** is a SQL subquery returning column ``v`` (and ``_k``, its sort key, when sorted), one row
+  per element, correlated to ``_pt``; a **scalar** is a SQL expression;
+- FHIR values (resources and their elements) are DuckDB ``JSON`` read straight from the ``resources``
+  table; a retrieve finds its rows through the flat view of its type (``flat.encounter`` ...), which
+  carries the patient link (the views resolve ``subject`` references; a test Bundle is one record);
+- CQL values: Boolean, Integer (BIGINT), Decimal (DOUBLE), String, DateTime (TIMESTAMP, UTC), Date,
+  Code ``STRUCT(system, code)``, Concept (a list of Codes), Quantity ``STRUCT(value, unit)``,
+  ``Interval<T>`` ``STRUCT(lo T, hi T, lc BOOLEAN, hc BOOLEAN)`` (closed flags), a CQL choice a STRUCT
+  with one field per alternative (``Is`` tests the field, ``As`` reads it);
+- FHIRHelpers conversions are native (JSON -> CQL value); every other library function is compiled
+  from its ELM body, its operands bound to the argument SQL.
+
+Three-valued logic is SQL's own (CQL ``and``/``or``/``not`` have the same truth tables). Anything
+without a translation raises :class:`Unsupported` ``unsupported: <node> at <library>.<define>``; the
+compiler never guesses.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field, replace
+
+from chc_equity.measures.elm.library import ElmError, Library, Node, Package
+from chc_equity.measures.vocabulary import (
+    blood_pressure_observation,
+    medication_not_requested,
+    medication_requested,
+    observation_cancelled,
+    service_not_requested,
+    service_requested,
+    sql_str,
+)
+
+SYSTEM = "{urn:hl7-org:elm-types:r1}"
+FHIR = "{http://hl7.org/fhir}"
+QICORE = "http://hl7.org/fhir/us/qicore/StructureDefinition/"
+USCORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
+
+# Profiles whose meaning is a constraint on the base resource (see vocabulary.retrieve): a retrieve of
+# one adds that constraint; any other profile retrieve returns every resource of the base type.
+CONSTRAINT_PROFILES = {
+    QICORE + "qicore-servicenotrequested": service_not_requested,
+    QICORE + "qicore-servicerequest": service_requested,
+    QICORE + "qicore-medicationnotrequested": medication_not_requested,
+    QICORE + "qicore-medicationrequest": medication_requested,
+    QICORE + "qicore-observationcancelled": observation_cancelled,
+    USCORE + "us-core-blood-pressure": blood_pressure_observation,
+}
+
+_UNITS = {  # CQL calendar / UCUM duration units -> DuckDB interval part
+    "year": "year",
+    "years": "year",
+    "a": "year",
+    "month": "month",
+    "months": "month",
+    "mo": "month",
+    "week": "week",
+    "weeks": "week",
+    "wk": "week",
+    "day": "day",
+    "days": "day",
+    "d": "day",
+    "hour": "hour",
+    "hours": "hour",
+    "h": "hour",
+    "minute": "minute",
+    "minutes": "minute",
+    "min": "minute",
+    "second": "second",
+    "seconds": "second",
+    "s": "second",
+    "millisecond": "millisecond",
+    "milliseconds": "millisecond",
+    "ms": "millisecond",
+}
+
+
+def _value_parts(h: str, path) -> list[tuple[str, str]]:
+    """FHIRHelpers.ToValue of the choice element ``<p>[x]`` of JSON object ``h``, one SQL expression per
+    CQL type it may convert to; ``path(suffix)`` is the SQL of the JSON path ``$.<p><suffix>``."""
+
+    def txt(sfx: str) -> str:
+        return f"({h}->>{path(sfx)})"
+
+    def js(sfx: str) -> str:
+        return f"json_extract({h}, {path(sfx)})"
+
+    return [
+        ("DateTime", f"coalesce(fhir_ts({txt('DateTime')}), fhir_ts({txt('Instant')}))"),
+        ("Date", f"fhir_date({txt('Date')})"),
+        ("Interval_DateTime", f"cql_period({js('Period')})"),
+        ("Quantity", f"cql_quantity(coalesce({js('Quantity')}, {js('Age')}, {js('Duration')}))"),
+        (
+            "Interval_Quantity",
+            f"CASE WHEN {js('Range')} IS NULL THEN NULL ELSE struct_pack("
+            f"lo := cql_quantity({js('Range.low')}), hi := cql_quantity({js('Range.high')}), "
+            "lc := TRUE, hc := TRUE) END",
+        ),
+        ("Concept", f"cql_concept({js('CodeableConcept')})"),
+        ("Code", f"cql_code({js('Coding')})"),
+        ("String", f"coalesce({txt('String')}, {txt('Code')})"),
+        ("Boolean", f"CAST({txt('Boolean')} AS BOOLEAN)"),
+        ("Integer", f"CAST({txt('Integer')} AS BIGINT)"),
+        ("Decimal", f"CAST({txt('Decimal')} AS DOUBLE)"),
+    ]
+
+
+# Resource types outside the Patient compartment: a retrieve in Patient context returns all of them.
+NO_SUBJECT = ("Medication", "Organization", "Practitioner", "PractitionerRole", "Location")
+
+# SQL macros the compiled SQL calls (created per connection by the runner, with the engine's MACROS).
+MACROS: tuple[str, ...] = (
+    "CREATE OR REPLACE TEMP MACRO cql_concept(j) AS CASE WHEN j IS NULL THEN NULL ELSE "
+    "list_transform(coalesce(CASE WHEN json_type(j) = 'ARRAY' THEN json_extract(j, '$[*].coding[*]') "
+    "ELSE json_extract(j, '$.coding[*]') END, []), "
+    "lambda c: struct_pack(system := c->>'system', code := c->>'code')) END",
+    "CREATE OR REPLACE TEMP MACRO cql_code(j) AS CASE WHEN j IS NULL THEN NULL ELSE "
+    "struct_pack(system := j->>'system', code := j->>'code') END",
+    "CREATE OR REPLACE TEMP MACRO cql_period(j) AS CASE WHEN j IS NULL THEN NULL ELSE struct_pack("
+    "lo := fhir_ts(j->>'start'), hi := fhir_ts(j->>'end'), lc := (j->>'start') IS NOT NULL, hc := TRUE) END",
+    "CREATE OR REPLACE TEMP MACRO cql_quantity(j) AS CASE WHEN j IS NULL OR (j->>'value') IS NULL THEN NULL "
+    "ELSE struct_pack(value := CAST(j->>'value' AS DOUBLE), "
+    "unit := coalesce(j->>'code', j->>'unit', '1')) END",
+    "CREATE OR REPLACE TEMP MACRO cql_prim(j) AS "
+    "CASE WHEN json_type(j) IN ('OBJECT', 'ARRAY') THEN NULL ELSE json_extract_string(j, '$') END",
+    # a CQL calendar duration (Quantity of years, months ... as UCUM or CQL unit) as an INTERVAL
+    "CREATE OR REPLACE TEMP MACRO cql_duration(q) AS CASE "
+    + " ".join(
+        f"WHEN q.unit IN ({', '.join(repr(u) for u, p in _UNITS.items() if p == part)}) "
+        f"THEN to_{part}s(CAST(trunc(q.value) AS BIGINT))"
+        for part in dict.fromkeys(_UNITS.values())
+        if part != "millisecond"
+    )
+    + " END",
+    # FHIRHelpers.ToValue of the choice element <p>[x] of JSON object h (<p>DateTime, <p>Period, ...)
+    "CREATE OR REPLACE TEMP MACRO cql_value(h, p) AS struct_pack("
+    + ", ".join(f"{f} := {v}" for f, v in _value_parts("h", lambda sfx: f"('$.' || p || '{sfx}')"))
+    + ")",
+    # element of a FHIR primitive: the JSON itself (FHIR JSON has no wrapper object for primitives)
+    # element p of a FHIR JSON object; a choice element p[x] is stored under its typed key (valueQuantity)
+    "CREATE OR REPLACE TEMP MACRO fhir_get(j, p) AS coalesce(json_extract(j, '$.' || p), "
+    "CASE WHEN json_type(j) = 'OBJECT' THEN json_extract(j, '$.' || list_filter(json_keys(j), "
+    "lambda k: starts_with(k, p) AND regexp_matches(k[length(p) + 1:length(p) + 1], '[A-Z]'))[1]) END)",
+    "CREATE OR REPLACE TEMP MACRO fhir_value(j) AS "
+    "CASE WHEN json_type(j) = 'OBJECT' THEN fhir_get(j, 'value') ELSE j END",
+)
+
+# Point type -> (SQL type, minimum, maximum) for unbounded closed interval ends.
+_POINT = {
+    "DateTime": ("TIMESTAMP", "TIMESTAMP '0001-01-01 00:00:00'", "TIMESTAMP '9999-12-31 23:59:59.999'"),
+    "Date": ("DATE", "DATE '0001-01-01'", "DATE '9999-12-31'"),
+    "Integer": ("BIGINT", "(-2147483648)::BIGINT", "2147483647::BIGINT"),
+    "Decimal": ("DOUBLE", "(-1e28)::DOUBLE", "1e28::DOUBLE"),
+    "Quantity": ("STRUCT(value DOUBLE, unit VARCHAR)", "NULL", "NULL"),
+}
+_PRECISION = {
+    "Year": "year",
+    "Month": "month",
+    "Day": "day",
+    "Hour": "hour",
+    "Minute": "minute",
+    "Second": "second",
+    "Millisecond": "millisecond",
+}
+# FHIRHelpers.ToValue of a choice element: one field per CQL type a FHIR choice converts to (macro
+# cql_value), the same STRUCT type for every element so that any two choices mix in a CASE.
+_VALUE_FIELDS = (
+    ("DateTime", "DateTime"),
+    ("Date", "Date"),
+    ("Interval_DateTime", "Interval<DateTime>"),
+    ("Quantity", "Quantity"),
+    ("Interval_Quantity", "Interval<Quantity>"),
+    ("Concept", "Concept"),
+    ("Code", "Code"),
+    ("String", "String"),
+    ("Boolean", "Boolean"),
+    ("Integer", "Integer"),
+    ("Decimal", "Decimal"),
+)
+
+
+_PRIMITIVES = ("DateTime", "Date", "String", "Integer", "Decimal", "Boolean")
+_CODE_SQL = "STRUCT(system VARCHAR, code VARCHAR)"
+_QUANTITY_SQL = "STRUCT(value DOUBLE, unit VARCHAR)"
+_SQL_TYPES = {
+    "DateTime": "TIMESTAMP",
+    "Date": "DATE",
+    "Interval<DateTime>": "STRUCT(lo TIMESTAMP, hi TIMESTAMP, lc BOOLEAN, hc BOOLEAN)",
+    "Quantity": _QUANTITY_SQL,
+    "Interval<Quantity>": f"STRUCT(lo {_QUANTITY_SQL}, hi {_QUANTITY_SQL}, lc BOOLEAN, hc BOOLEAN)",
+    "Concept": f"{_CODE_SQL}[]",
+    "Code": _CODE_SQL,
+    "String": "VARCHAR",
+    "Boolean": "BOOLEAN",
+    "Integer": "BIGINT",
+    "Decimal": "DOUBLE",
+}
+
+
+class Unsupported(ElmError):
+    """An ELM node the compiler has no translation for."""
+
+
+@dataclass(frozen=True)
+class Sql:
+    """One compiled expression: SQL text, whether it is a list (a subquery of column ``v``), its CQL
+    type (``Boolean``, ``DateTime``, ``Interval<DateTime>``, ``json`` for FHIR values, ``Choice`` ...)
+    and, for a choice, its alternatives (field name -> type)."""
+
+    text: str
+    type: str = "any"
+    is_list: bool = False
+    sorted: bool = False
+    fields: tuple[tuple[str, str], ...] = ()
+    parts: tuple[tuple[str, str], ...] = ()  # field -> SQL of a STRUCT built here (read without rebuilding)
+
+    def part(self, name: str) -> str:
+        """SQL of field ``name`` of this STRUCT value (its own text when built here)."""
+        return dict(self.parts).get(name) or f"({self.text}).{name}"
+
+
+def type_name(node: Node | None) -> str:
+    """The CQL type an ELM type specifier or name denotes, as this compiler spells it."""
+    if node is None:
+        return "any"
+    if isinstance(node, str):
+        if node.startswith(SYSTEM):
+            return node[len(SYSTEM) :]
+        if node.startswith(FHIR):
+            return "json"
+        return node
+    kind = node.get("type")
+    if kind == "NamedTypeSpecifier":
+        return type_name(node["name"])
+    if kind == "IntervalTypeSpecifier":
+        return f"Interval<{type_name(node['pointType'])}>"
+    if kind == "ListTypeSpecifier":
+        return f"List<{type_name(node['elementType'])}>"
+    if kind == "ChoiceTypeSpecifier":
+        return "Choice"
+    if kind == "TupleTypeSpecifier":
+        return "Tuple"
+    return "any"
+
+
+def result_type(node: Node) -> str:
+    if "resultTypeName" in node:
+        return type_name(node["resultTypeName"])
+    return type_name(node.get("resultTypeSpecifier"))
+
+
+def _costly(value: Sql) -> bool:
+    """Worth computing once rather than repeating: long text, a subquery, or a large macro."""
+    return len(value.text) > 160 or "SELECT" in value.text or "cql_value(" in value.text
+
+
+def _field(t: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", t).strip("_")
+
+
+def _point_type(t: str) -> str:
+    m = re.fullmatch(r"Interval<(.+)>", t)
+    return m.group(1) if m else "DateTime"
+
+
+@dataclass
+class Define:
+    """A compiled define: its relation name and SQL (over the patients ``_pt``), list or scalar."""
+
+    table: str
+    sql: str
+    result: Sql
+
+
+@dataclass
+class Scope:
+    """What names mean where an expression is compiled: query aliases, lets, function operands."""
+
+    aliases: dict[str, Sql] = field(default_factory=dict)
+    lets: dict[str, Sql] = field(default_factory=dict)
+    operands: dict[str, Sql] = field(default_factory=dict)
+    element: Sql | None = None  # the element a sort ByExpression's IdentifierRef reads
+
+
+class Compiler:
+    """Compiles defines of a package's libraries into SQL relations (memoized, in dependency order)."""
+
+    def __init__(
+        self, package: Package, period: tuple[str, str], valueset_table: str = "valueset_codes"
+    ) -> None:
+        self.package = package
+        self.period = period  # SQL TIMESTAMP literals of the Measurement Period's bounds
+        self.valueset_table = valueset_table
+        self.defines: dict[tuple[str, str, str], Define] = {}
+        self.order: list[Define] = []
+        self._ids = itertools.count(1)
+        self._where: list[str] = []  # library.define being compiled, for error messages
+
+    # --- defines -------------------------------------------------------------------------------------
+
+    def define(self, lib: Library, name: str) -> Define:
+        """Compile ``define name`` of ``lib`` (and every define it reads) once."""
+        key = (lib.name, lib.version, name)
+        if key in self.defines:
+            return self.defines[key]
+        stmt = lib.defines.get(name)
+        if stmt is None:
+            raise ElmError(f"{lib.name} has no define {name!r}")
+        self._where.append(f"{lib.name}.{name}")
+        try:
+            body = self.expr(stmt["expression"], lib, Scope())
+        finally:
+            self._where.pop()
+        table = "elm_" + re.sub(r"[^a-z0-9]+", "_", f"{lib.name}_{name}".lower()).strip("_")
+        if body.is_list:
+            sql = f"SELECT _pt.center, _pt.patient_id, x_.v FROM _elm_patients _pt, LATERAL ({body.text}) x_"
+        else:
+            sql = f"SELECT _pt.center, _pt.patient_id, ({body.text}) AS v FROM _elm_patients _pt"
+        define = Define(table, sql, replace(body, sorted=False, parts=()))
+        self.defines[key] = define
+        self.order.append(define)
+        return define
+
+    def unsupported(self, node: Node, what: str | None = None) -> Unsupported:
+        where = self._where[-1] if self._where else "?"
+        loc = f" (line {node['locator']})" if "locator" in node else ""
+        return Unsupported(f"unsupported: {what or node.get('type')} at {where}{loc}")
+
+    def _alias(self, name: str) -> str:
+        return f"a{next(self._ids)}_" + re.sub(r"[^A-Za-z0-9]+", "", name)[:20]
+
+    # --- expressions -----------------------------------------------------------------------------------
+
+    def expr(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        kind = node.get("type")
+        handler = getattr(self, f"_{kind}", None)
+        if handler is None:
+            raise self.unsupported(node)
+        out = handler(node, lib, scope)
+        if out.type == "any":
+            t = result_type(node)
+            if t != "any" and not t.startswith("List<"):
+                out = replace(out, type=t)
+        return out
+
+    def scalar(self, node: Node, lib: Library, scope: Scope, to: str | None = None) -> Sql:
+        out = self.expr(node, lib, scope)
+        if out.is_list:
+            raise self.unsupported(node, f"list where a single value is needed ({node.get('type')})")
+        return self.coerce(out, to) if to else out
+
+    def as_list(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        out = self.expr(node, lib, scope)
+        return self.listify(out)
+
+    def listify(self, out: Sql) -> Sql:
+        if out.is_list:
+            return out
+        if out.type == "json":  # a FHIR element that may repeat: one row per item
+            text = (
+                f"SELECT v FROM (SELECT unnest(CASE WHEN json_type(j_) = 'ARRAY' THEN CAST(j_ AS JSON[]) "
+                f"ELSE [j_] END) AS v FROM (SELECT {out.text} AS j_)) WHERE v IS NOT NULL"
+            )
+            return Sql(text, "json", True)
+        return Sql(f"SELECT v FROM (SELECT {out.text} AS v) WHERE v IS NOT NULL", out.type, True)
+
+    def coerce(self, s: Sql, to: str) -> Sql:
+        """A FHIR JSON value (or a CQL one) as CQL type ``to``."""
+        if s.is_list or s.type == to or to in ("any", "json", "Choice") or s.text == "NULL":
+            return s
+        if s.fields and to in dict((t, f) for f, t in s.fields):  # the alternative of that type
+            return Sql(s.part(dict((t, f) for f, t in s.fields)[to]), to)
+        if s.type == "json":
+            prim = f"cql_prim({s.text})"
+            conv = {
+                "String": prim,
+                "DateTime": f"fhir_ts({prim})",
+                "Date": f"fhir_date({prim})",
+                "Integer": f"CAST({prim} AS BIGINT)",
+                "Decimal": f"CAST({prim} AS DOUBLE)",
+                "Boolean": f"CAST({prim} AS BOOLEAN)",
+                "Concept": f"cql_concept({s.text})",
+                "Code": f"cql_code({s.text})",
+                "Quantity": f"cql_quantity({s.text})",
+                "Interval<DateTime>": f"cql_period({s.text})",
+            }.get(to)
+            if conv is None:
+                raise Unsupported(f"unsupported: conversion of a FHIR value to {to} at {self._here()}")
+            return Sql(conv, to)
+        if s.type == "Date" and to == "DateTime":
+            return Sql(f"CAST({s.text} AS TIMESTAMP)", to)
+        if s.type == "Integer" and to == "Decimal":
+            return Sql(f"CAST({s.text} AS DOUBLE)", to)
+        if s.type == "Code" and to == "Concept":
+            return Sql(f"[{s.text}]", to)
+        return s
+
+    def bind(self, value: Sql, body) -> str:
+        """``body(value)`` with ``value`` computed once: a large expression is bound to a column of a
+        one-row subquery rather than repeated in the text (an interval test reads its operand five
+        times; repeating it would grow the SQL exponentially with nesting)."""
+        if not _costly(value):
+            return body(value)
+        alias = f"b{next(self._ids)}_"
+        inner = body(replace(value, parts=(), text=alias))
+        if "SELECT" not in inner:  # a lambda over a one-element list: no subquery for the planner
+            return f"list_transform([{value.text}], lambda {alias}: {inner})[1]"
+        inner = body(replace(value, parts=(), text=f"{alias}.v"))
+        return f"(SELECT {inner} FROM (SELECT {value.text} AS v) {alias})"
+
+    def _here(self) -> str:
+        return self._where[-1] if self._where else "?"
+
+    # literals and references --------------------------------------------------------------------------
+
+    def _Literal(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        t = type_name(node["valueType"])
+        v = node.get("value")
+        if v is None:
+            return Sql("NULL", t)
+        if t == "Boolean":
+            return Sql("TRUE" if str(v).lower() == "true" else "FALSE", t)
+        if t == "Integer":
+            return Sql(f"{int(v)}::BIGINT", t)
+        if t == "Decimal":
+            return Sql(f"{float(v)!r}::DOUBLE", t)
+        if t == "String":
+            return Sql(sql_str(v), t)
+        raise self.unsupported(node, f"Literal of {t}")
+
+    def _Null(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return Sql("NULL", result_type(node))
+
+    def _extreme(self, node: Node, which: int) -> Sql:
+        t = type_name(node["valueType"])
+        if t not in _POINT or t == "Quantity":
+            raise self.unsupported(node, f"{node['type']} of {t}")
+        return Sql(_POINT[t][which], t)
+
+    def _MinValue(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._extreme(node, 1)
+
+    def _MaxValue(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._extreme(node, 2)
+
+    def _Quantity(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        unit = node.get("unit", "1")
+        return Sql(
+            f"struct_pack(value := {float(node['value'])!r}::DOUBLE, unit := {sql_str(unit)})", "Quantity"
+        )
+
+    def _ParameterRef(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        target = self.package.included(lib, node["libraryName"]) if "libraryName" in node else lib
+        if node["name"] == "Measurement Period":
+            lo, hi = self.period
+            parts = (("lo", lo), ("hi", hi), ("lc", "TRUE"), ("hc", "TRUE"))
+            return Sql(
+                f"struct_pack(lo := {lo}, hi := {hi}, lc := TRUE, hc := TRUE)",
+                "Interval<DateTime>",
+                parts=parts,
+            )
+        param = target.parameters.get(node["name"])
+        if param is None or "default" not in param:
+            raise self.unsupported(node, f"parameter {node['name']!r} without a value")
+        return self.expr(param["default"], target, Scope())
+
+    def _ExpressionRef(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        target = self.package.included(lib, node["libraryName"]) if "libraryName" in node else lib
+        stmt = target.defines.get(node["name"])
+        if stmt is None:
+            raise ElmError(f"{target.name} has no define {node['name']!r} (at {self._here()})")
+        expression = stmt["expression"]
+        if (
+            expression.get("type") == "SingletonFrom"
+            and expression["operand"].get("type") == "Retrieve"
+            and type_name(expression["operand"]["dataType"]) == "json"
+            and expression["operand"]["dataType"].endswith("}Patient")
+        ):
+            return Sql("_pt.res", "json")  # define "Patient": singleton from [Patient]
+        define = self.define(target, node["name"])
+        corr = "d_.center = _pt.center AND d_.patient_id = _pt.patient_id"
+        if define.result.is_list:
+            return replace(define.result, parts=(), text=f"SELECT d_.v FROM {define.table} d_ WHERE {corr}")
+        return replace(define.result, parts=(), text=f"(SELECT d_.v FROM {define.table} d_ WHERE {corr})")
+
+    def _OperandRef(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        if node["name"] not in scope.operands:
+            raise self.unsupported(node, f"operand {node['name']!r}")
+        return scope.operands[node["name"]]
+
+    def _AliasRef(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        if node["name"] not in scope.aliases:
+            raise self.unsupported(node, f"alias {node['name']!r}")
+        return scope.aliases[node["name"]]
+
+    def _QueryLetRef(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        if node["name"] not in scope.lets:
+            raise self.unsupported(node, f"let {node['name']!r}")
+        return scope.lets[node["name"]]
+
+    def _IdentifierRef(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        if scope.element is None:
+            raise self.unsupported(node, f"identifier {node['name']!r}")
+        return self._path(scope.element, node["name"], node)
+
+    def _ValueSetRef(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        target = self.package.included(lib, node["libraryName"]) if "libraryName" in node else lib
+        if node["name"] not in target.valuesets:
+            raise ElmError(f"{target.name} declares no value set {node['name']!r}")
+        return Sql(sql_str(target.valuesets[node["name"]]), "ValueSet")
+
+    def _code(self, node: Node, lib: Library) -> tuple[str, str]:
+        target = self.package.included(lib, node["libraryName"]) if "libraryName" in node else lib
+        if node["name"] not in target.codes:
+            raise ElmError(f"{target.name} declares no code {node['name']!r}")
+        return target.codes[node["name"]]
+
+    def _CodeRef(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        system, code = self._code(node, lib)
+        return Sql(f"struct_pack(system := {sql_str(system)}, code := {sql_str(code)})", "Code")
+
+    # retrieve -----------------------------------------------------------------------------------------
+
+    def _Retrieve(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        resource = node["dataType"].rsplit("}", 1)[-1]
+        if resource == "Patient":
+            return Sql("SELECT _pt.res AS v", "json", True)
+        flat = re.sub(r"(?<!^)(?=[A-Z])", "_", resource).lower()
+        conds = ["f_.center = _pt.center", "f_.patient_id = _pt.patient_id"]
+        if resource in NO_SUBJECT:  # no patient compartment: every one of the patient's data set
+            conds = ["f_.center = _pt.center"]
+        constraint = CONSTRAINT_PROFILES.get(node.get("templateId", ""))
+        if constraint is not None:
+            conds.append(constraint("f_"))
+        if "codes" in node:
+            prop = node.get("codeProperty")
+            if not prop:
+                raise self.unsupported(node, f"Retrieve of {resource} with codes but no codeProperty")
+            element = (
+                f"coalesce(json_extract(r_.resource, '$.{prop}'), "
+                f"json_extract(r_.resource, '$.{prop}CodeableConcept'))"
+            )
+            conds.append(self._code_filter(node["codes"], lib, scope, f"cql_concept({element})", node))
+        for key in ("dateFilter", "otherFilter", "include"):
+            if node.get(key):
+                raise self.unsupported(node, f"Retrieve {key}")
+        text = (
+            f"SELECT r_.resource AS v FROM flat.{flat} f_ JOIN resources r_ ON r_.center = f_.center "
+            f"AND r_.type = {sql_str(resource)} AND r_.id = f_.id WHERE " + " AND ".join(conds)
+        )
+        return Sql(text, "json", True)
+
+    def _code_filter(self, codes: Node, lib: Library, scope: Scope, concept: str, node: Node) -> str:
+        if codes.get("type") == "ValueSetRef":
+            return self._concept_in_valueset(concept, self.expr(codes, lib, scope).text)
+        wanted = self.as_list(codes, lib, scope)
+        if wanted.type not in ("Code", "any") and not wanted.type.startswith("List"):
+            raise self.unsupported(node, f"Retrieve codes of type {wanted.type}")
+        return (
+            f"EXISTS (SELECT 1 FROM (SELECT unnest({concept}) AS c_) u_, ({wanted.text}) w_ "
+            f"WHERE u_.c_.system = w_.v.system AND u_.c_.code = w_.v.code)"
+        )
+
+    def _concept_in_valueset(self, concept: str, valueset: str) -> str:
+        """Some code of ``concept`` is in the value set: the value set's codes are one uncorrelated
+        list (computed once per statement), so the test is a plain expression on each row."""
+        codes = (
+            f"(SELECT list(vs_.system || '|' || vs_.code) FROM {self.valueset_table} vs_ "
+            f"WHERE vs_.valueset = {valueset})"
+        )
+        return (
+            f"coalesce(list_has_any(list_transform({concept}, lambda c_: c_.system || '|' || c_.code), "
+            f"{codes}), FALSE)"
+        )
+
+    # queries ------------------------------------------------------------------------------------------
+
+    def _Query(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        single = self._singleton_query(node, lib, scope)
+        if single is not None:
+            return single
+        return self._list_query(node, lib, scope)
+
+    def _singleton_query(self, node: Node, lib: Library, scope: Scope) -> Sql | None:
+        """A query over one single value (``(end of X) d return ...``) as a lambda over a one-element
+        list, not a correlated subquery; None when the query needs the general translation."""
+        if len(node["source"]) != 1 or node.get("relationship") or node.get("sort") or node.get("let"):
+            return None
+        src = node["source"][0]
+        value = self.expr(src["expression"], lib, scope)
+        if value.is_list or value.type == "json":
+            return None
+        param = self._alias(src["alias"])
+        inner = Scope(
+            {**scope.aliases, src["alias"]: Sql(param, value.type, fields=value.fields)},
+            scope.lets,
+            scope.operands,
+            scope.element,
+        )
+        ret = (
+            self.scalar(node["return"]["expression"], lib, inner)
+            if node.get("return")
+            else inner.aliases[src["alias"]]
+        )
+        cond = self.scalar(node["where"], lib, inner, "Boolean").text if node.get("where") else None
+        body = f"CASE WHEN {cond} THEN {ret.text} END" if cond else ret.text
+        if "SELECT" in body:
+            return None
+        return Sql(f"list_transform([{value.text}], lambda {param}: {body})[1]", ret.type, fields=ret.fields)
+
+    def _list_query(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        inner = Scope(dict(scope.aliases), dict(scope.lets), scope.operands, scope.element)
+        froms, all_scalar = [], True
+        for src in node["source"]:
+            s = self.expr(src["expression"], lib, inner)
+            all_scalar = all_scalar and not s.is_list
+            s = self.listify(s)
+            alias = self._alias(src["alias"])
+            froms.append(f"({s.text}) {alias}")
+            inner.aliases[src["alias"]] = Sql(f"{alias}.v", s.type, fields=s.fields)
+        for let in node.get("let", []):
+            inner.lets[let["identifier"]] = self.scalar(let["expression"], lib, inner)
+        conds = []
+        for rel in node.get("relationship", []):
+            r = self.as_list(rel["expression"], lib, inner)
+            alias = self._alias(rel["alias"])
+            rel_scope = Scope(
+                {**inner.aliases, rel["alias"]: Sql(f"{alias}.v", r.type, fields=r.fields)},
+                inner.lets,
+                inner.operands,
+            )
+            such = self.scalar(rel["suchThat"], lib, rel_scope, "Boolean").text
+            exists = f"EXISTS (SELECT 1 FROM ({r.text}) {alias} WHERE {such})"
+            if rel["type"] == "With":
+                conds.append(exists)
+            elif rel["type"] == "Without":
+                conds.append(f"NOT {exists}")
+            else:
+                raise self.unsupported(rel)
+        if node.get("where"):
+            conds.append(f"({self.scalar(node['where'], lib, inner, 'Boolean').text})")
+        if node.get("aggregate"):
+            raise self.unsupported(node, "Query aggregate")
+        distinct = ""
+        if node.get("return"):
+            ret = self.scalar(node["return"]["expression"], lib, inner)
+            distinct = "DISTINCT " if node["return"].get("distinct", True) else ""
+        elif len(froms) == 1:
+            ret = next(iter(inner.aliases[s["alias"]] for s in node["source"]))
+        else:
+            raise self.unsupported(node, "multi-source Query without return")
+        select = f"{ret.text} AS v"
+        is_sorted = False
+        if node.get("sort"):
+            keys = []
+            for by in node["sort"]["by"]:
+                direction = "DESC" if by.get("direction", "asc").lower().startswith("desc") else "ASC"
+                if by["type"] == "ByDirection":
+                    key = ret
+                elif by["type"] == "ByExpression":
+                    key = self.scalar(by["expression"], lib, replace(inner, element=ret))
+                elif by["type"] == "ByColumn":
+                    key = self._path(ret, by["path"], by)
+                else:
+                    raise self.unsupported(by)
+                key = self.coerce(key, "DateTime") if key.type == "json" else key
+                keys.append(f"{key.text} {direction} NULLS FIRST")
+            if len(keys) != 1:
+                raise self.unsupported(node, "sort by more than one key")
+            select += f", {keys[0].rsplit(' ', 3)[0]} AS _k"
+            direction = keys[0].split(" ")[-3]
+            is_sorted = direction
+        where = (" WHERE " + " AND ".join(conds)) if conds else ""
+        text = f"SELECT {distinct}{select} FROM {', '.join(froms)}{where}"
+        if is_sorted == "DESC":  # keep _k ascending: negate by ranking
+            text = f"SELECT v, -row_number() OVER (ORDER BY _k ASC NULLS FIRST) AS _k FROM ({text})"
+        out = Sql(text, ret.type, True, bool(is_sorted), ret.fields)
+        if all_scalar and not node.get("sort"):
+            return Sql(f"(SELECT v FROM ({text}) LIMIT 1)", ret.type, False, False, ret.fields)
+        return out
+
+    # properties, choices, types -------------------------------------------------------------------------
+
+    def _Property(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        if "scope" in node:
+            if node["scope"] not in scope.aliases:
+                raise self.unsupported(node, f"alias {node['scope']!r}")
+            source = scope.aliases[node["scope"]]
+        else:
+            source = self.expr(node["source"], lib, scope)
+        out = source
+        for part in node["path"].split("."):
+            out = self._path(out, part, node)
+        return out
+
+    def _path(self, source: Sql, part: str, node: Node) -> Sql:
+        if source.is_list:
+            raise self.unsupported(node, f"property {part!r} of a list")
+        if source.type == "json" or source.type == "any":
+            if part == "value":
+                return Sql(f"fhir_value({source.text})", "json")
+            return Sql(f"fhir_get({source.text}, {sql_str(part)})", "json")
+        if source.type.startswith("Interval<"):
+            mapped = {"low": "lo", "high": "hi", "lowClosed": "lc", "highClosed": "hc"}.get(part)
+            if mapped:
+                t = _point_type(source.type) if mapped in ("lo", "hi") else "Boolean"
+                return Sql(source.part(mapped), t)
+        if source.fields and part not in dict(source.fields):
+            # a property of a choice value: read it from every alternative that has it (a choice again)
+            picks = []
+            for name, t in source.fields:
+                if t.startswith("Interval<") and part in ("low", "high"):
+                    pt = _point_type(t)
+                    picks.append((_field(pt), pt, f"{source.part(name)}.{'lo' if part == 'low' else 'hi'}"))
+            if not picks:  # no alternative has it: the property is null
+                return Sql("NULL")
+            body = ", ".join(f"{n} := {v}" for n, _, v in picks)
+            return Sql(
+                f"struct_pack({body})",
+                "Choice",
+                fields=tuple((n, t) for n, t, _ in picks),
+                parts=tuple((n, v) for n, _, v in picks),
+            )
+        if source.type in ("Code", "Quantity", "Tuple") or source.fields:
+            t = dict(source.fields).get(part, "any")
+            return Sql(f"({source.text}).{_field(part) if source.fields else part}", t)
+        if source.type == "Concept" and part == "codes":
+            return Sql(f"SELECT unnest({source.text}) AS v", "Code", True)
+        raise self.unsupported(node, f"property {part!r} of {source.type}")
+
+    def _choice_key(self, node: Node) -> str:
+        t = node.get("asType") or node.get("isType")
+        spec = node.get("asTypeSpecifier") or node.get("isTypeSpecifier")
+        return type_name(t if t else spec) if not (t or "").startswith(FHIR) else "FHIR:" + t[len(FHIR) :]
+
+    def _As(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._cast(node, lib, scope, test=False)
+
+    def _Is(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._cast(node, lib, scope, test=True)
+
+    def _cast(self, node: Node, lib: Library, scope: Scope, *, test: bool) -> Sql:
+        key = self._choice_key(node)
+        operand = node["operand"]
+        if key.startswith("FHIR:") and operand.get("type") == "Property":
+            # X.value as FHIR.CodeableConcept -> the choice element X.valueCodeableConcept
+            fhir_type = key[5:]
+            prop = dict(operand, path=operand["path"] + fhir_type[:1].upper() + fhir_type[1:])
+            got = self._Property(prop, lib, scope)
+            return Sql(f"({got.text} IS NOT NULL)", "Boolean") if test else got
+        src = self.expr(operand, lib, scope)
+        if key == "Choice" and not test and src.type == "json" and operand.get("path", "").endswith("value"):
+            # a FHIR primitive's value (System type) seen as a choice: the first primitive alternative
+            spec = node.get("asTypeSpecifier", {})
+            alternatives = [type_name(c) for c in spec.get("choice", [])]
+            primitive = next((t for t in alternatives if t in _PRIMITIVES), None)
+            if primitive:
+                return self.choice_of(self.coerce(src, primitive))
+        if key == "Choice" and not test and (src.fields or src.type == "json"):
+            return src
+        if src.fields:  # a CQL choice value
+            name = _field(key)
+            if name not in dict(src.fields):
+                return Sql("FALSE", "Boolean") if test else Sql("NULL", key)
+            return Sql(f"({src.part(name)} IS NOT NULL)", "Boolean") if test else Sql(src.part(name), key)
+        if test:
+            if src.text == "NULL":
+                return Sql("FALSE", "Boolean")
+            if src.type == key or (key.startswith("FHIR:") and src.type == "json"):
+                return Sql(f"({src.text} IS NOT NULL)", "Boolean")
+            if src.type in _SQL_TYPES and key in _SQL_TYPES:  # statically another type: never
+                return Sql("FALSE", "Boolean")
+            raise self.unsupported(node, f"Is {key} on {src.type}")
+        if src.text == "NULL":
+            return Sql("NULL", key if not key.startswith("FHIR:") else "json")
+        if key == "Choice" and src.type not in ("json", "any"):  # a value seen as a choice of types
+            return self.choice_of(src)
+        if key.startswith("FHIR:") or key.startswith("List<") or src.type in (key, "any"):
+            return src if src.type != "any" else replace(src, type=key)
+        if {key, src.type} == {"Date", "DateTime"}:
+            return Sql(f"CAST({src.text} AS {'DATE' if key == 'Date' else 'TIMESTAMP'})", key)
+        if src.type in _SQL_TYPES and key in _SQL_TYPES:  # statically another type: null
+            return Sql(f"CAST(NULL AS {_SQL_TYPES[key]})", key)
+        raise self.unsupported(node, f"As {key} on {src.type}")
+
+    def choice_of(self, value: Sql) -> Sql:
+        """``value`` as a CQL choice: the one STRUCT type of every choice here, with only the field of
+        the value's own type set (so every branch of a CASE over choices has the same type)."""
+        parts = tuple(
+            (f, value.text if t == value.type else f"CAST(NULL AS {_SQL_TYPES[t]})") for f, t in _VALUE_FIELDS
+        )
+        text = "struct_pack(" + ", ".join(f"{f} := {v}" for f, v in parts) + ")"
+        return Sql(text, "Choice", fields=_VALUE_FIELDS, parts=parts)
+
+    # functions ----------------------------------------------------------------------------------------
+
+    def _FunctionRef(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        lib_alias = node.get("libraryName")
+        target = self.package.included(lib, lib_alias) if lib_alias else lib
+        args = [self.expr(a, lib, scope) for a in node.get("operand", [])]
+        if target.name == "FHIRHelpers":
+            return self._fhirhelpers(node, args, lib, scope)
+        defs = [d for d in target.functions.get(node["name"], []) if len(d.get("operand", [])) == len(args)]
+        if len(defs) > 1:
+            sig = [type_name(s) for s in node.get("signature", [])]
+            defs = [
+                d for d in defs if [type_name(o.get("operandTypeSpecifier")) for o in d["operand"]] == sig
+            ] or defs
+        if not defs:
+            raise self.unsupported(node, f"function {target.name}.{node['name']}")
+        fdef = defs[0]
+        if fdef.get("external") or "expression" not in fdef:
+            raise self.unsupported(node, f"external function {target.name}.{node['name']}")
+        for i, (param, arg_node) in enumerate(zip(fdef["operand"], node.get("operand", []), strict=True)):
+            # a FHIR choice element passed as a Choice operand: its CQL value (FHIRHelpers.ToValue)
+            spec = param.get("operandTypeSpecifier", {})
+            if (
+                spec.get("type") == "ChoiceTypeSpecifier"
+                and arg_node.get("type") == "Property"
+                and (args[i].type == "json")
+            ):
+                args[i] = self._to_value({"operand": [arg_node]}, args[i], lib, scope)
+        names = [o["name"] for o in fdef["operand"]]
+        big = [(n, a) for n, a in zip(names, args, strict=True) if not a.is_list and _costly(a)]
+        if not big:
+            return self.expr(fdef["expression"], target, Scope(operands=dict(zip(names, args, strict=True))))
+        # a large scalar argument is computed once, as a column of a one-row subquery the body reads
+        alias = f"f{next(self._ids)}_"
+        operands = dict(zip(names, args, strict=True))
+        for n, a in big:
+            operands[n] = replace(a, parts=(), text=f"{alias}.{_field(n)}")
+        body = self.expr(fdef["expression"], target, Scope(operands=operands))
+        if len(big) == 1 and not body.is_list and "SELECT" not in body.text:
+            # one large argument, a body without subqueries: a lambda binds it (nothing to decorrelate)
+            [(n, a)] = big
+            param = f"{alias}{_field(n)}"
+            operands[n] = replace(a, parts=(), text=param)
+            body = self.expr(fdef["expression"], target, Scope(operands=operands))
+            return replace(body, parts=(), text=f"list_transform([{a.text}], lambda {param}: {body.text})[1]")
+        cols = ", ".join(f"{a.text} AS {_field(n)}" for n, a in big)
+        if body.is_list:
+            return replace(
+                body,
+                parts=(),
+                text=f"SELECT {alias}_b.* FROM (SELECT {cols}) {alias}, LATERAL ({body.text}) {alias}_b",
+            )
+        return replace(body, parts=(), text=f"(SELECT {body.text} FROM (SELECT {cols}) {alias})")
+
+    def _fhirhelpers(self, node: Node, args: list[Sql], lib: Library, scope: Scope) -> Sql:
+        name = node["name"]
+        if len(args) != 1:
+            raise self.unsupported(node, f"FHIRHelpers.{name}")
+        [a] = args
+        simple = {
+            "ToString": "String",
+            "ToBoolean": "Boolean",
+            "ToDate": "Date",
+            "ToDateTime": "DateTime",
+            "ToInteger": "Integer",
+            "ToDecimal": "Decimal",
+            "ToConcept": "Concept",
+            "ToCode": "Code",
+            "ToQuantity": "Quantity",
+            "ToQuantityIgnoringComparator": "Quantity",
+        }
+        if name in simple:
+            return self.coerce(a, simple[name])
+        if name == "ToInterval":
+            sig = [type_name(s) for s in node.get("signature", [])]
+            if a.type == "json" and sig in ([], ["json"]):
+                return Sql(f"cql_period({a.text})", "Interval<DateTime>")
+            raise self.unsupported(node, "FHIRHelpers.ToInterval of a Range")
+        if name == "ToValue":
+            return self._to_value(node, a, lib, scope)
+        raise self.unsupported(node, f"FHIRHelpers.{name}")
+
+    def _to_value(self, node: Node, a: Sql, lib: Library, scope: Scope) -> Sql:
+        """FHIRHelpers.ToValue of a choice element ``X.p``: a CQL choice with one field per CQL type,
+        read from the element's typed keys (``pDateTime``, ``pPeriod`` ...; macro ``cql_value``)."""
+        operand = node["operand"][0]
+        if operand.get("type") != "Property" or a.type != "json":
+            raise self.unsupported(node, "FHIRHelpers.ToValue of a non-element")
+        path = operand["path"].split(".")
+        holder_node = {k: v for k, v in operand.items() if k != "path"}
+        if len(path) > 1:
+            holder_node["path"] = ".".join(path[:-1])
+            holder = self._Property(holder_node, lib, scope).text
+        elif "scope" in operand:
+            holder = self._AliasRef({"name": operand["scope"]}, lib, scope).text
+        else:
+            holder = self.scalar(operand["source"], lib, scope).text
+        prop = path[-1]
+
+        parts = tuple(_value_parts(holder, lambda sfx: sql_str(f"$.{prop}{sfx}")))
+        return Sql(f"cql_value({holder}, {sql_str(prop)})", "Choice", fields=_VALUE_FIELDS, parts=parts)
+
+    # lists --------------------------------------------------------------------------------------------
+
+    def _List(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        items = [self.scalar(e, lib, scope) for e in node.get("element", [])]
+        t = items[0].type if items else "any"
+        if not items:
+            return Sql("SELECT NULL AS v WHERE FALSE", t, True)
+        return Sql(f"SELECT unnest([{', '.join(i.text for i in items)}]) AS v", t, True)
+
+    def _ToList(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self.listify(self.scalar(node["operand"], lib, scope))
+
+    def _Exists(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return Sql(f"EXISTS ({self.as_list(node['operand'], lib, scope).text})", "Boolean")
+
+    def _Count(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        src = self.as_list(node["source"], lib, scope)
+        return Sql(f"(SELECT count(v) FROM ({src.text}))", "Integer")
+
+    def _SingletonFrom(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        src = self.as_list(node["operand"], lib, scope)
+        # more than one element is a run-time error in CQL; here the subject gets no value (never a guess)
+        return replace(
+            src,
+            parts=(),
+            text=f"(SELECT CASE WHEN count(*) = 1 THEN any_value(v) END FROM ({src.text}))",
+            is_list=False,
+            sorted=False,
+        )
+
+    def _first_last(self, node: Node, lib: Library, scope: Scope, direction: str) -> Sql:
+        src = self.as_list(node["source"], lib, scope)
+        if not src.sorted:
+            raise self.unsupported(node, f"{node['type']} of an unsorted list")
+        return replace(
+            src,
+            parts=(),
+            text=f"(SELECT v FROM ({src.text}) ORDER BY _k {direction} NULLS FIRST LIMIT 1)",
+            is_list=False,
+            sorted=False,
+        )
+
+    def _First(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._first_last(node, lib, scope, "ASC")
+
+    def _Last(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        if node["source"].get("type") == "Split":  # Last(Split(s, '/')): the tail of a reference
+            split = node["source"]
+            s = self.scalar(split["stringToSplit"], lib, scope, "String").text
+            sep = self.scalar(split["separator"], lib, scope, "String").text
+            return Sql(f"list_last(string_split({s}, {sep}))", "String")
+        return self._first_last(node, lib, scope, "DESC")
+
+    def _set_op(self, node: Node, lib: Library, scope: Scope, op: str) -> Sql:
+        parts = [self.as_list(o, lib, scope) for o in node["operand"]]
+        text = f" {op} ".join(f"SELECT v FROM ({p.text})" for p in parts)
+        return Sql(text, parts[0].type, True, fields=parts[0].fields)
+
+    def _Union(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._set_op(node, lib, scope, "UNION")
+
+    def _Intersect(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._set_op(node, lib, scope, "INTERSECT")
+
+    def _Except(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._set_op(node, lib, scope, "EXCEPT")
+
+    def _Distinct(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        src = self.as_list(node["operand"], lib, scope)
+        return replace(src, parts=(), text=f"SELECT DISTINCT v FROM ({src.text})", sorted=False)
+
+    # logic --------------------------------------------------------------------------------------------
+
+    def _bools(self, node: Node, lib: Library, scope: Scope) -> list[str]:
+        return [self.scalar(o, lib, scope, "Boolean").text for o in node["operand"]]
+
+    def _And(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return Sql("(" + " AND ".join(self._bools(node, lib, scope)) + ")", "Boolean")
+
+    def _Or(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return Sql("(" + " OR ".join(self._bools(node, lib, scope)) + ")", "Boolean")
+
+    def _Implies(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        a, b = self._bools(node, lib, scope)
+        return Sql(f"(NOT ({a}) OR ({b}))", "Boolean")
+
+    def _Not(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return Sql(f"(NOT {self.scalar(node['operand'], lib, scope, 'Boolean').text})", "Boolean")
+
+    def _IsNull(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return Sql(f"({self.scalar(node['operand'], lib, scope).text} IS NULL)", "Boolean")
+
+    def _IsTrue(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return Sql(f"coalesce({self.scalar(node['operand'], lib, scope, 'Boolean').text}, FALSE)", "Boolean")
+
+    def _IsFalse(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return Sql(
+            f"coalesce(NOT {self.scalar(node['operand'], lib, scope, 'Boolean').text}, FALSE)", "Boolean"
+        )
+
+    def _Coalesce(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        parts = [self.scalar(o, lib, scope) for o in node["operand"]]
+        t = next((p.type for p in parts if p.type not in ("any", "json")), parts[0].type)
+        return Sql(f"coalesce({', '.join(self.coerce(p, t).text for p in parts)})", t)
+
+    def _If(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        cond = self.scalar(node["condition"], lib, scope, "Boolean").text
+        a, b = self.scalar(node["then"], lib, scope), self.scalar(node["else"], lib, scope)
+        t = a.type if a.type != "any" else b.type
+        return Sql(
+            f"(CASE WHEN {cond} THEN {self.coerce(a, t).text} ELSE {self.coerce(b, t).text} END)",
+            t,
+            fields=a.fields or b.fields,
+        )
+
+    def _Case(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        comparand = self.scalar(node["comparand"], lib, scope) if "comparand" in node else None
+        whens, results = [], []
+        for item in node["caseItem"]:
+            if comparand is not None:
+                w = self.scalar(item["when"], lib, scope)
+                cond = f"{comparand.text} = {self.coerce(w, comparand.type).text}"
+            else:
+                cond = self.scalar(item["when"], lib, scope, "Boolean").text
+            whens.append(cond)
+            results.append(self.scalar(item["then"], lib, scope))
+        default = self.scalar(node["else"], lib, scope)
+        t = next((r.type for r in [*results, default] if r.text != "NULL"), default.type)
+        fields = next((r.fields for r in [*results, default] if r.fields), ())
+        if fields:  # a CASE over choices: every branch the one choice STRUCT type
+            results = [r if r.fields or r.text == "NULL" else self.choice_of(r) for r in results]
+        body = " ".join(
+            f"WHEN {c} THEN {self.coerce(r, t).text}" for c, r in zip(whens, results, strict=True)
+        )
+        return Sql(f"(CASE {body} ELSE {self.coerce(default, t).text} END)", t, fields=fields)
+
+    # comparison ---------------------------------------------------------------------------------------
+
+    def _pair(self, node: Node, lib: Library, scope: Scope) -> tuple[Sql, Sql]:
+        a, b = (self.scalar(o, lib, scope) for o in node["operand"])
+        sig = [type_name(s) for s in node.get("signature", [])]
+        if len(sig) == 2 and "json" not in sig and "any" not in sig:
+            return self.coerce(a, sig[0]), self.coerce(b, sig[1])
+        if a.type == "json" and b.type != "json":
+            a = self.coerce(a, b.type)
+        elif b.type == "json" and a.type != "json":
+            b = self.coerce(b, a.type)
+        if a.type == "Date" and b.type == "DateTime":
+            a = self.coerce(a, "DateTime")
+        elif b.type == "Date" and a.type == "DateTime":
+            b = self.coerce(b, "DateTime")
+        return a, b
+
+    def _compare(self, node: Node, lib: Library, scope: Scope, op: str) -> Sql:
+        a, b = self._pair(node, lib, scope)
+        if a.type == "Quantity" and b.type == "Quantity" and op != "=":
+            # same unit: compare the values; another unit needs a UCUM conversion, which the compiler
+            # does not do yet: the run stops rather than answer wrongly
+            def test(x: Sql, y: Sql) -> str:
+                other = f"error('unsupported: quantities in ' || {x.text}.unit || ' and ' || {y.text}.unit)"
+                return (
+                    f"(CASE WHEN {x.text} IS NULL OR {y.text} IS NULL THEN NULL WHEN {x.text}.unit = "
+                    f"{y.text}.unit THEN {x.text}.value {op} {y.text}.value ELSE {other} END)"
+                )
+
+            return Sql(self.bind(a, lambda x: self.bind(b, lambda y: test(x, y))), "Boolean")
+        if a.type in ("Code", "Concept", "Quantity", "Tuple", "Choice") or a.type.startswith("Interval"):
+            raise self.unsupported(node, f"{node['type']} of {a.type}")
+        return Sql(f"({a.text} {op} {b.text})", "Boolean")
+
+    def _Equal(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._compare(node, lib, scope, "=")
+
+    def _NotEqual(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._compare(node, lib, scope, "<>")
+
+    def _Less(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._compare(node, lib, scope, "<")
+
+    def _LessOrEqual(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._compare(node, lib, scope, "<=")
+
+    def _Greater(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._compare(node, lib, scope, ">")
+
+    def _GreaterOrEqual(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._compare(node, lib, scope, ">=")
+
+    def _Equivalent(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        a, b = self._pair(node, lib, scope)
+        if a.type == "json":
+            a = self.coerce(a, "Concept" if b.type in ("Code", "Concept") else "String")
+        if b.type == "json":
+            b = self.coerce(b, "Concept" if a.type in ("Code", "Concept") else "String")
+        if {a.type, b.type} <= {"Code", "Concept"}:
+            la = a.text if a.type == "Concept" else f"[{a.text}]"
+            lb = b.text if b.type == "Concept" else f"[{b.text}]"
+            text = (
+                f"coalesce(len(list_filter({la}, lambda x_: len(list_filter({lb}, "
+                f"lambda y_: x_.system = y_.system AND x_.code = y_.code)) > 0)) > 0, FALSE)"
+            )
+            return Sql(text, "Boolean")
+        if a.type == "String":
+            same = f"lower(trim({a.text})) = lower(trim({b.text}))"
+            return Sql(f"coalesce({same}, {a.text} IS NULL AND {b.text} IS NULL)", "Boolean")
+        return Sql(f"({a.text} IS NOT DISTINCT FROM {b.text})", "Boolean")
+
+    # membership ---------------------------------------------------------------------------------------
+
+    def _InValueSet(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        code = self.scalar(node["code"], lib, scope)
+        code = self.coerce(code, "Concept") if code.type in ("json", "Code") else code
+        if code.type != "Concept":
+            raise self.unsupported(node, f"InValueSet of {code.type}")
+        vs = self._ValueSetRef(node["valueset"], lib, scope).text
+        return Sql(
+            f"CASE WHEN {code.text} IS NULL THEN NULL ELSE {self._concept_in_valueset(code.text, vs)} END",
+            "Boolean",
+        )
+
+    def _AnyInValueSet(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        codes = self.as_list(node["codes"], lib, scope)
+        vs = self._ValueSetRef(node["valueset"], lib, scope).text
+        concept = (
+            "cql_concept(w_.v)" if codes.type == "json" else ("w_.v" if codes.type == "Concept" else "[w_.v]")
+        )
+        return Sql(
+            f"EXISTS (SELECT 1 FROM ({codes.text}) w_ WHERE {self._concept_in_valueset(concept, vs)})",
+            "Boolean",
+        )
+
+    def _In(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        left, right = node["operand"]
+        r = self.expr(right, lib, scope)
+        if r.is_list:
+            x = self.scalar(left, lib, scope)
+            x = self.coerce(x, r.type) if x.type == "json" else x
+            return Sql(f"({x.text} IN (SELECT v FROM ({r.text})))", "Boolean")
+        if not r.type.startswith("Interval<"):
+            raise self.unsupported(node, f"In of {r.type}")
+        point = _point_type(r.type)
+        x = self.coerce(self.scalar(left, lib, scope), point)
+        if x.type == "Date" and point == "DateTime":
+            x = self.coerce(x, "DateTime")
+        return Sql(self._point_in(x.text, r, node.get("precision")), "Boolean")
+
+    def _point_in(self, x: str, ivl: Sql, precision: str | None) -> str:
+        t = self._trunc(precision)
+
+        def test(xs: Sql, iv: Sql) -> str:
+            x = xs.text
+            lo, hi, lc, hc = (iv.part(k) for k in ("lo", "hi", "lc", "hc"))
+            low = (
+                f"CASE WHEN {lo} IS NULL THEN CASE WHEN {lc} THEN TRUE END "
+                f"WHEN {lc} THEN {t(x)} >= {t(lo)} ELSE {t(x)} > {t(lo)} END"
+            )
+            high = (
+                f"CASE WHEN {hi} IS NULL THEN CASE WHEN {hc} THEN TRUE END "
+                f"WHEN {hc} THEN {t(x)} <= {t(hi)} ELSE {t(x)} < {t(hi)} END"
+            )
+            null = f"{x} IS NULL" if iv.parts else f"{x} IS NULL OR {iv.text} IS NULL"
+            return f"(CASE WHEN {null} THEN NULL ELSE ({low}) AND ({high}) END)"
+
+        if ivl.parts:
+            return self.bind(Sql(x), lambda xs: test(xs, ivl))
+        return self.bind(Sql(x), lambda xs: self.bind(ivl, lambda iv: test(xs, iv)))
+
+    @staticmethod
+    def _trunc(precision: str | None):
+        if precision is None:
+            return lambda e: e
+        unit = _PRECISION[precision]
+        return lambda e: f"date_trunc('{unit}', {e})"
+
+    # intervals ----------------------------------------------------------------------------------------
+
+    def _Interval(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        t = result_type(node)
+        point = _point_type(t) if t.startswith("Interval<") else None
+        lo = self.scalar(node["low"], lib, scope) if "low" in node else Sql("NULL")
+        hi = self.scalar(node["high"], lib, scope) if "high" in node else Sql("NULL")
+        point = point or next(
+            (p.type for p in (lo, hi) if p.type not in ("any", "json", "Choice")), "DateTime"
+        )
+        lo, hi = self.coerce(lo, point), self.coerce(hi, point)
+        sql_type = _POINT.get(point, ("VARCHAR",))[0]
+        lc = self._closed(node, "low", lib, scope)
+        hc = self._closed(node, "high", lib, scope)
+        parts = (
+            ("lo", f"CAST({lo.text} AS {sql_type})"),
+            ("hi", f"CAST({hi.text} AS {sql_type})"),
+            ("lc", lc),
+            ("hc", hc),
+        )
+        text = "struct_pack(" + ", ".join(f"{k} := {v}" for k, v in parts) + ")"
+        return Sql(text, f"Interval<{point}>", parts=parts)
+
+    def _closed(self, node: Node, end: str, lib: Library, scope: Scope) -> str:
+        if f"{end}ClosedExpression" in node:
+            return self.scalar(node[f"{end}ClosedExpression"], lib, scope, "Boolean").text
+        return "TRUE" if node.get(f"{end}Closed", True) else "FALSE"
+
+    def _ivl(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        s = self.scalar(node, lib, scope)
+        if s.type == "json":
+            s = self.coerce(s, "Interval<DateTime>")
+        if not s.type.startswith("Interval<"):
+            raise self.unsupported(node, f"interval operation on {s.type}")
+        return s
+
+    def _bound(self, ivl: Sql, which: str) -> str:
+        """``start of`` / ``end of`` an interval: a closed null boundary is the minimum / maximum value;
+        an open boundary is the predecessor / successor of its value (null when unknown)."""
+        point = _point_type(ivl.type)
+        sql_type, lo_min, hi_max = _POINT.get(point, ("VARCHAR", "NULL", "NULL"))
+        step = {"DateTime": "INTERVAL 1 MILLISECOND", "Date": "INTERVAL 1 DAY", "Integer": "1"}.get(point)
+        key, flag, edge = ("lo", "lc", lo_min) if which == "start" else ("hi", "hc", hi_max)
+        sign = "+" if which == "start" else "-"
+
+        def bound(value: Sql, closed: str) -> str:
+            open_value = f"CAST({value.text} {sign} {step} AS {sql_type})" if step else "NULL"
+            return f"(CASE WHEN {closed} THEN coalesce({value.text}, {edge}) ELSE {open_value} END)"
+
+        if ivl.parts:  # an interval built here: no STRUCT to take apart
+            return self.bind(Sql(ivl.part(key)), lambda v: bound(v, ivl.part(flag)))
+        return self.bind(
+            ivl,
+            lambda i: (
+                f"(CASE WHEN {i.text} IS NULL THEN NULL ELSE "
+                f"{bound(Sql(f'({i.text}).{key}'), f'({i.text}).{flag}')} END)"
+            ),
+        )
+
+    def _Start(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        ivl = self._ivl(node["operand"], lib, scope)
+        return Sql(self._bound(ivl, "start"), _point_type(ivl.type))
+
+    def _End(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        ivl = self._ivl(node["operand"], lib, scope)
+        return Sql(self._bound(ivl, "end"), _point_type(ivl.type))
+
+    def _IncludedIn(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        left, right = node["operand"]
+        b = self._ivl(right, lib, scope)
+        a = self.scalar(left, lib, scope)
+        if not a.type.startswith("Interval<"):  # point included in interval
+            return self._In(node, lib, scope)
+        a = self._ivl(left, lib, scope)
+        p = node.get("precision")
+
+        def test(x: Sql) -> str:
+            start_in = self._point_in(self._bound(x, "start"), b, p)
+            end_in = self._point_in(self._bound(x, "end"), b, p)
+            return f"(({start_in}) AND ({end_in}))"
+
+        return Sql(self.bind(a, test), "Boolean")
+
+    def _During(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._IncludedIn(node, lib, scope)
+
+    def _Overlaps(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        a, b = (self._ivl(o, lib, scope) for o in node["operand"])
+        t = self._trunc(node.get("precision"))
+
+        def test(x: Sql, y: Sql) -> str:
+            return (
+                f"({t(self._bound(x, 'start'))} <= {t(self._bound(y, 'end'))} AND "
+                f"{t(self._bound(y, 'start'))} <= {t(self._bound(x, 'end'))})"
+            )
+
+        return Sql(self.bind(a, lambda x: self.bind(b, lambda y: test(x, y))), "Boolean")
+
+    # dates and arithmetic -----------------------------------------------------------------------------
+
+    def _same(self, node: Node, lib: Library, scope: Scope, op: str) -> Sql:
+        a, b = self._pair(node, lib, scope)
+        t = self._trunc(node.get("precision"))
+        return Sql(f"({t(a.text)} {op} {t(b.text)})", "Boolean")
+
+    def _SameAs(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._same(node, lib, scope, "=")
+
+    def _SameOrBefore(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._same(node, lib, scope, "<=")
+
+    def _SameOrAfter(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._same(node, lib, scope, ">=")
+
+    def _Before(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        if any(self.scalar(o, lib, scope).type.startswith("Interval") for o in node["operand"]):
+            raise self.unsupported(node, "Before of intervals")
+        return self._same(node, lib, scope, "<")
+
+    def _After(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        if any(self.scalar(o, lib, scope).type.startswith("Interval") for o in node["operand"]):
+            raise self.unsupported(node, "After of intervals")
+        return self._same(node, lib, scope, ">")
+
+    def _DateFrom(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        x = self.scalar(node["operand"], lib, scope, "DateTime")
+        return Sql(f"CAST({x.text} AS DATE)", "Date")
+
+    def _ToDateTime(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        x = self.scalar(node["operand"], lib, scope)
+        return Sql(
+            f"CAST({self.coerce(x, 'Date').text if x.type == 'json' else x.text} AS TIMESTAMP)", "DateTime"
+        )
+
+    def _ToDate(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        x = self.scalar(node["operand"], lib, scope, "DateTime")
+        return Sql(f"CAST({x.text} AS DATE)", "Date")
+
+    def _ToDecimal(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        x = self.scalar(node["operand"], lib, scope)
+        return Sql(f"CAST({x.text} AS DOUBLE)", "Decimal")
+
+    def _ToString(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        x = self.scalar(node["operand"], lib, scope)
+        return self.coerce(x, "String") if x.type == "json" else Sql(f"CAST({x.text} AS VARCHAR)", "String")
+
+    def _ToConcept(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        x = self.scalar(node["operand"], lib, scope)
+        return self.coerce(x, "Concept")
+
+    def _DateTimeComponentFrom(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        x = self.scalar(node["operand"], lib, scope, "DateTime")
+        return Sql(f"CAST(date_part('{_PRECISION[node['precision']]}', {x.text}) AS BIGINT)", "Integer")
+
+    def _DateTime(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        parts = [
+            self.scalar(node[k], lib, scope, "Integer").text if k in node else d
+            for k, d in (("year", "1"), ("month", "1"), ("day", "1"), ("hour", "0"), ("minute", "0"))
+        ]
+        sec = self.scalar(node["second"], lib, scope, "Integer").text if "second" in node else "0"
+        ms = self.scalar(node["millisecond"], lib, scope, "Integer").text if "millisecond" in node else "0"
+        return Sql(f"make_timestamp({', '.join(parts)}, {sec} + {ms} / 1000.0)", "DateTime")
+
+    def _Date(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        parts = [
+            self.scalar(node[k], lib, scope, "Integer").text if k in node else "1"
+            for k in ("year", "month", "day")
+        ]
+        return Sql(f"make_date({', '.join(parts)})", "Date")
+
+    def _CalculateAgeAt(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        a, b = (self.scalar(o, lib, scope, "Date") for o in node["operand"])
+        unit = _PRECISION[node.get("precision", "Year")]
+        return Sql(f"date_sub('{unit}', CAST({a.text} AS DATE), CAST({b.text} AS DATE))", "Integer")
+
+    def _arith(self, node: Node, lib: Library, scope: Scope, op: str) -> Sql:
+        a, b = (self.scalar(o, lib, scope) for o in node["operand"])
+        if a.type == "json":
+            a = self.coerce(a, "DateTime" if b.type == "Quantity" else b.type)
+        if b.type == "Quantity" and a.type in ("DateTime", "Date"):
+            cast = "DATE" if a.type == "Date" else "TIMESTAMP"
+
+            def shift(x: Sql, q: Sql) -> str:
+                return f"CAST(({x.text} {op} cql_duration({q.text})) AS {cast})"
+
+            return Sql(self.bind(a, lambda x: self.bind(b, lambda q: shift(x, q))), a.type)
+        if a.type in ("Integer", "Decimal") and b.type in ("Integer", "Decimal", "json"):
+            b = self.coerce(b, a.type)
+            t = "Decimal" if "Decimal" in (a.type, b.type) else "Integer"
+            return Sql(f"({a.text} {op} {b.text})", t)
+        raise self.unsupported(node, f"{node['type']} of {a.type} and {b.type}")
+
+    def _Add(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._arith(node, lib, scope, "+")
+
+    def _Subtract(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._arith(node, lib, scope, "-")
+
+    def _Tuple(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        elems = [(e["name"], self.scalar(e["value"], lib, scope)) for e in node.get("element", [])]
+        body = ", ".join(f"{_field(n)} := {v.text}" for n, v in elems)
+        return Sql(f"struct_pack({body})", "Tuple", fields=tuple((_field(n), v.type) for n, v in elems))
+
+    def _Message(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        """``Message(source, condition, code, severity, message)``: an 'Error' stops the run (DuckDB
+        ``error()``), as a CQL engine raises it; other severities only log, so the value is the source."""
+        source = self.scalar(node["source"], lib, scope)
+        severity = node.get("severity", {})
+        if severity.get("type") == "Literal" and severity.get("value") == "Error":
+            cond = self.scalar(node["condition"], lib, scope, "Boolean").text
+            msg = self.scalar(node["message"], lib, scope, "String").text
+            return replace(
+                source, parts=(), text=f"(CASE WHEN {cond} THEN error({msg}) ELSE {source.text} END)"
+            )
+        return source

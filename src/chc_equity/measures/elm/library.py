@@ -1,0 +1,91 @@
+"""Load ELM JSON libraries and resolve what an expression names: includes, defines, functions,
+value sets, codes and code systems.
+
+A package directory holds one ``<Name>.json`` (and optionally ``<Name>-<version>.json``) per library;
+an include resolves by name and version (``Hospice-6.15.000.json`` before ``Hospice.json``), so two
+measures of one package may pin different versions of a shared library.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Node = dict[str, Any]
+
+
+class ElmError(ValueError):
+    """An ELM library that cannot be loaded or compiled (the message names library and define)."""
+
+
+@dataclass
+class Library:
+    """One ELM library: its statements by name and its declarations."""
+
+    name: str
+    version: str
+    elm: Node
+    includes: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # alias -> (name, version)
+    defines: dict[str, Node] = field(default_factory=dict)
+    functions: dict[str, list[Node]] = field(default_factory=dict)
+    valuesets: dict[str, str] = field(default_factory=dict)  # name -> canonical URL
+    codesystems: dict[str, str] = field(default_factory=dict)  # name -> system URL
+    codes: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (system URL, code)
+    parameters: dict[str, Node] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, doc: Node) -> Library:
+        lib = doc["library"]
+        ident = lib["identifier"]
+        out = cls(ident["id"], ident.get("version", ""), lib)
+        for inc in lib.get("includes", {}).get("def", []):
+            name = inc["path"].rsplit("/", 1)[-1]
+            out.includes[inc.get("localIdentifier", name)] = (name, inc.get("version"))
+        for vs in lib.get("valueSets", {}).get("def", []):
+            out.valuesets[vs["name"]] = vs["id"]
+        for cs in lib.get("codeSystems", {}).get("def", []):
+            out.codesystems[cs["name"]] = cs["id"]
+        for code in lib.get("codes", {}).get("def", []):
+            system = out.codesystems.get(code["codeSystem"]["name"], code["codeSystem"]["name"])
+            out.codes[code["name"]] = (system, code["id"])
+        for p in lib.get("parameters", {}).get("def", []):
+            out.parameters[p["name"]] = p
+        for stmt in lib.get("statements", {}).get("def", []):
+            if stmt.get("type") == "FunctionDef":
+                out.functions.setdefault(stmt["name"], []).append(stmt)
+            else:
+                out.defines[stmt["name"]] = stmt
+        return out
+
+
+class Package:
+    """The ELM libraries of a package directory, loaded on demand by name and version."""
+
+    def __init__(self, elm_dir: str | Path) -> None:
+        self.dir = Path(elm_dir)
+        if not self.dir.is_dir():
+            raise ElmError(f"ELM directory not found: {self.dir}")
+        self._loaded: dict[tuple[str, str | None], Library] = {}
+
+    def library(self, name: str, version: str | None = None) -> Library:
+        """Library ``name`` (the file of that exact version if there is one, else ``<name>.json``)."""
+        key = (name, version)
+        if key not in self._loaded:
+            candidates = ([self.dir / f"{name}-{version}.json"] if version else []) + [
+                self.dir / f"{name}.json"
+            ]
+            path = next((p for p in candidates if p.exists()), None)
+            if path is None:
+                raise ElmError(f"library {name} {version or ''} not found in {self.dir}")
+            with open(path, "rb") as fh:
+                self._loaded[key] = Library.parse(json.load(fh))
+        return self._loaded[key]
+
+    def included(self, lib: Library, alias: str) -> Library:
+        """The library ``lib`` includes under ``alias`` (``libraryName`` of a reference)."""
+        if alias not in lib.includes:
+            raise ElmError(f"{lib.name} includes no library called {alias!r}")
+        name, version = lib.includes[alias]
+        return self.library(name, version)
