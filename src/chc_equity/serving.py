@@ -33,7 +33,7 @@ from pathlib import Path
 import duckdb
 
 FLAT = "flat"  # = chc_equity.warehouse.FLAT_SCHEMA (not imported: warehouse imports this module)
-FORMAT = 4  # bump when the serving set or a summary changes: `serve` then republishes at start
+FORMAT = 5  # bump when the serving set or a summary changes: `serve` then republishes at start
 KEEP = 3  # snapshots kept; $CHC_EQUITY_SERVING_KEEP overrides (the load test keeps all, to check them)
 KEEP_ENV = "CHC_EQUITY_SERVING_KEEP"
 CURRENT = "CURRENT"
