@@ -8,7 +8,7 @@ extension content against the extension's own profile, and required bindings whe
 codes (its expansions and code systems, plus the few FHIR core status value sets below). ``strict``
 adds the rules for our own output: only must-support or required elements at the top level, no
 narrative (``text``) and no ``Reference.display`` anywhere, a UDS+ profile claimed in ``meta.profile``.
-With ``fhir.resources`` installed, each resource must also parse as FHIR (its R4B models, the closest it
+Each resource must also parse as FHIR with ``fhir.resources`` (its R4B models, the closest it
 ships to R4).
 
 Where the IG's narrative and its own examples relax the snapshot, :data:`RELAXED` says so (docs/udsplus.md).
@@ -451,10 +451,8 @@ def profile_of(resource: dict[str, Any]) -> str | None:
 
 @cache
 def _fhir_model(resource_type: str) -> Any:
-    try:
-        from fhir.resources.R4B import get_fhir_model_class
-    except ImportError:  # fhir.resources is a dev dependency: the snapshot checks run without it
-        return None
+    from fhir.resources.R4B import get_fhir_model_class  # a runtime dependency: nothing leaves unparsed
+
     return get_fhir_model_class(resource_type)
 
 
