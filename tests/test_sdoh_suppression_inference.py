@@ -228,3 +228,68 @@ def test_no_hidden_small_count_is_recovered(published: dict[str, pd.DataFrame]) 
                 recovered.append((var, value))
     assert checked > 50, checked  # the network has plenty of hidden small cells to attack
     assert recovered == [], recovered[:10]
+
+
+# The CHW program's `reach_by_<dimension>.csv` (`chc-equity chw indicators --by D`, one file per
+# dimension, all of one panel): the attacker has every file and the program's totals (enrolled and
+# reached, in chw_indicators.csv and the command's summary line) wherever the cell-size rule lets them
+# out. Patients of a panel in strata chosen so that small cells sit in one, two or all strata of a file.
+REACH_PANEL = {  # dimension -> stratum -> (reached, enrolled)
+    "language": {"es": (30, 45), "en": (31, 60), "pt": (4, 9), "Unknown": (0, 3)},
+    "sex": {"female": (44, 70), "male": (21, 47)},
+    "age_band": {"18-39": (3, 14), "40-64": (50, 80), "65+": (12, 23)},
+    "insurance": {"Unknown": (65, 117)},  # one stratum: its row is the program total
+}
+
+
+def _reach_files() -> tuple[dict[str, pd.DataFrame], tuple[int, int]]:
+    """``stratify`` (the code behind the files) run on one panel, per dimension; the true totals."""
+    from chc_equity.outreach.indicators import stratify
+
+    files = {}
+    for dim, cells in REACH_PANEL.items():
+        ids, reached, values = [], [], []
+        for stratum, (x, d) in cells.items():
+            for i in range(d):
+                ids.append(f"p{len(ids)}")
+                reached.append(i < x)
+                values.append(stratum)
+        per_patient = pd.DataFrame({"patient_id": ids, "reached": reached})
+        attrs = pd.DataFrame({"patient_id": ids, dim: values})
+        files[dim] = stratify(per_patient, attrs, dim, numerator="reached")
+    x, d = (sum(c[i] for c in REACH_PANEL["language"].values()) for i in (0, 1))
+    return files, (x, d)
+
+
+def test_reach_by_files_and_program_totals_recover_no_small_count() -> None:
+    from chc_equity.equity.suppression import published_totals
+
+    files, (tx, td) = _reach_files()
+    assert all(sum(c[1] for c in cells.values()) == td for cells in REACH_PANEL.values())
+    m = Model()
+    show = published_totals([tx, td - tx, td], 11)
+    m.observe("reach", ("total",), tx if show[0] else None, td if show[2] else None, None)
+    truth: dict[Var, int] = {}
+    for dim, table in files.items():
+        for part in ("x", "d"):
+            cells = {("reach", "stratum", dim, str(r.stratum), part): 1 for r in table.itertuples()}
+            m.eq({("reach", "total", part): -1, **cells})
+        for r in table.itertuples():
+            rate = None if r.suppressed else r.rate
+            m.observe("reach", ("stratum", dim, str(r.stratum)), r.numerator, r.denominator, rate)
+            assert not r.suppressed or (pd.isna(r.p_value) and pd.isna(r.ci_low))  # no statistic leaks
+            x, d = REACH_PANEL[dim][str(r.stratum)]
+            key = ("reach", "stratum", dim, str(r.stratum))
+            truth[(*key, "x")], truth[(*key, "d")] = x, d
+    observed = {next(iter(f)) for f in m.rows if len(f) == 1}
+    checked, recovered = 0, []
+    for var, value in truth.items():
+        if var in observed or not 1 <= value <= 10:
+            continue
+        checked += 1
+        lo, hi = m.bound(var, 4.0 * td, 1), m.bound(var, 4.0 * td, -1)
+        assert lo <= value <= hi, (var, lo, value, hi)
+        if lo == hi:
+            recovered.append((var, value))
+    assert checked == 4, checked  # pt (4 of 9), its 9, 18-39 (3 of 14); Unknown: 3 enrolled
+    assert recovered == [], recovered
