@@ -234,10 +234,15 @@ def value_range(variables: list[Var], eqs: list[tuple[Form, int]], form: Form) -
     return float(lo.fun), (float("inf") if hi.status != 0 else float(-hi.fun))
 
 
-def recovered_cells(app, truth: dict[tuple[str, str], Truth], username: str) -> tuple[list[str], list[str]]:
-    """(positive hidden quantities the role can recover, hidden zeros pinned to 0) over every group."""
+def recovered_cells(
+    app, truth: dict[tuple[str, str], Truth], username: str, extra: dict[str, list[dict]] | None = None
+) -> tuple[list[str], list[str]]:
+    """(positive hidden quantities the role can recover, hidden zeros pinned to 0) over every group;
+    ``extra``: more published cells and strata (e.g. series files) the attacker combines with the pages."""
     role, own = USERS[username]
     got = fetch_everything(app, username)
+    for kind, rows in (extra or {}).items():
+        got[kind] += rows
     recovered: list[str] = []
     zeros: list[str] = []
     for (measure, group), t in truth.items():
@@ -399,4 +404,57 @@ def test_equity_files_of_every_center_and_the_network_together_recover_nothing(
                     recovered.append(f"{counts.measure}/{counts.group_id}/{c}/{s}:{q}={value}")
     cells_recovered = sum("=" in r for r in recovered)
     print(f"equity files: {cells_recovered} cells recovered, {len(recovered) - cells_recovered} flags")
+    assert recovered == [], recovered[:20]
+
+
+def _series_files(path: Path) -> dict[str, list[dict]]:
+    """Every `chc-equity series` file of the precomputed period (the 12 months of 2026): the network, each
+    center and each race/ethnicity stratum of the network, as :func:`published_series` (the code behind
+    the CSV and the project charts) writes them; in the shape of the page's cells and strata."""
+    from chc_equity.improvement.trend import published_series
+    from chc_equity.measures.series import measure_series, series_periods
+
+    dim = "race_ethnicity"
+    periods = series_periods("rolling12", PERIOD[1], 2)
+    assert (periods[-1].start, periods[-1].end) == PERIOD
+    out: dict[str, list[dict]] = {"cells": [], "strata": []}
+    con = connect(path)
+    try:
+        modules = find(list(MEASURES))
+        measure_series(con, modules, periods, dimensions=[dim])
+        for module in modules:
+            centers = [c for (c,) in con.execute("SELECT DISTINCT center FROM measure_series").fetchall()]
+            sql = "SELECT DISTINCT stratum FROM measure_series WHERE center = '*' AND stratum_dimension = ?"
+            strata = [s for (s,) in con.execute(sql, [dim]).fetchall()]
+            scopes = [(None if c == NETWORK else c, None, None) for c in centers]
+            scopes += [(None, dim, s) for s in strata]
+            for center, by, stratum in scopes:
+                df = published_series(con, module, periods, center=center, dimension=by, stratum=stratum)
+                for r in df[(df["period_start"] == PERIOD[0]) & (df["period_end"] == PERIOD[1])].itertuples():
+                    num = None if pd.isna(r.numerator) else int(r.numerator)
+                    den = None if pd.isna(r.performance_denominator) else int(r.performance_denominator)
+                    rate = None if pd.isna(r.rate) else float(r.rate)
+                    base = {"measure": r.measure_name, "group_id": r.group_id, "rate": rate}
+                    if by is None:
+                        out["cells"].append({**base, "center": r.center, "numerator": num,
+                            "performance_denominator": den, "network_rate": None, "ci_low": None,
+                            "p_value": None})  # fmt: skip
+                    else:
+                        out["strata"].append({**base, "dimension": by, "stratum": stratum, "numerator": num,
+                            "denominator": den, "p_value": None, "unreliable": None})  # fmt: skip
+    finally:
+        con.close()
+    return out
+
+
+def test_series_files_with_the_pages_recover_nothing(network) -> None:
+    """The viewer's pages plus every series file of the same period (network, centers, network strata):
+    no hidden cell is pinned down. Before the series were suppressed by one plan with the pages, the
+    network point minus the centers' points gave a small center cell back."""
+    app, truth, path = network
+    extra = _series_files(path)
+    assert len(extra["cells"]) >= 4 * len(truth) and extra["strata"]
+    assert any(c["numerator"] is None for c in extra["cells"])  # some series points are hidden at all
+    recovered, zeros = recovered_cells(app, truth, "viewer", extra)
+    print(f"series + viewer pages: {len(recovered)} recovered, {len(zeros)} hidden zeros pinned to 0")
     assert recovered == [], recovered[:20]

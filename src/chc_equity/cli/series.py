@@ -70,9 +70,9 @@ def series(
     m = module.measure
     with writing(warehouse) as con:
         try:
-            measure_series(
-                con, [module], periods, centers=[center] if center else None, dimensions=[by] if by else ()
-            )
+            # Every center and the network, even for one center's file: a point is hidden by one plan
+            # over all of them (improvement.trend.planned_hidden), the same whichever file is asked for.
+            measure_series(con, [module], periods, dimensions=[by] if by else ())
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
         df = published_series(
