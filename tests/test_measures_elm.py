@@ -239,6 +239,115 @@ def test_in_open_and_closed_boundaries(con, tmp_path):
     assert set(evaluate(con, tmp_path, op("In", lit(5), ivl(None, False))).values()) == {None}
 
 
+def ivl(low, high, low_closed=True, high_closed=True, t="Integer"):
+    """Interval[low, high] of literals (None: a null boundary)."""
+
+    def point(v):
+        if v is None:
+            return {"type": "Null", "resultTypeName": SYS + t}
+        return v if isinstance(v, dict) else lit(v, t)
+
+    return {
+        "type": "Interval",
+        "low": point(low),
+        "high": point(high),
+        "lowClosed": low_closed,
+        "highClosed": high_closed,
+    }
+
+
+def dt(day, hour):
+    """The ELM of DateTime(2026, 3, day, hour)."""
+    return {
+        "type": "DateTime",
+        **{k: lit(v) for k, v in (("year", 2026), ("month", 3), ("day", day), ("hour", hour))},
+    }
+
+
+def value(con, tmp_path, expression):
+    """The one value every patient gets for a patient-independent expression."""
+    values = set(evaluate(con, tmp_path, expression).values())
+    assert len(values) == 1
+    return values.pop()
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "before", "after"),
+    [
+        (ivl(1, 5), ivl(3, 8), True, False),  # starts first and overlaps
+        (ivl(3, 8), ivl(1, 5), False, True),  # ends last and overlaps
+        (ivl(1, 8), ivl(3, 5), True, True),  # contains the other
+        (ivl(3, 5), ivl(3, 8), False, False),  # same start: not before
+        (ivl(1, 3), ivl(3, 8), True, False),  # meets on the closed point 3
+        (ivl(1, 3, high_closed=False), ivl(3, 8), False, False),  # [1, 3) ends at 2: no overlap
+        (ivl(1, 2), ivl(4, 8), False, False),  # disjoint
+        (ivl(None, 5), ivl(3, 8), True, False),  # closed null low: the minimum
+        (ivl(None, 5, low_closed=False), ivl(3, 8), None, False),  # open null low: unknown start
+    ],
+)
+def test_overlaps_before_and_after(con, tmp_path, a, b, before, after):
+    assert value(con, tmp_path, op("OverlapsBefore", a, b)) is before
+    assert value(con, tmp_path, op("OverlapsAfter", a, b)) is after
+
+
+def test_overlaps_before_at_day_precision(con, tmp_path):
+    """Same day, different hours: at day precision the starts are equal, so not "overlaps before"."""
+    a = ivl(dt(1, 8), dt(5, 0), t="DateTime")
+    b = ivl(dt(1, 10), dt(9, 0), t="DateTime")
+    assert value(con, tmp_path, op("OverlapsBefore", a, b)) is True
+    assert value(con, tmp_path, op("OverlapsBefore", a, b, precision="Day")) is False
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "before", "after"),
+    [
+        (ivl(1, 2), ivl(3, 4), True, False),
+        (ivl(3, 4), ivl(1, 2), False, True),
+        (ivl(1, 3), ivl(3, 4), False, False),  # they share 3
+        (ivl(1, 3, high_closed=False), ivl(3, 4), True, False),  # [1, 3) ends at 2
+        (lit(2), ivl(3, 4), True, False),  # a point before an interval
+        (ivl(1, 2), lit(2), False, False),  # an interval ending at the point
+        (ivl(1, 2), lit(3), True, False),
+        (ivl(5, 6), lit(3), False, True),
+        (ivl(1, None, high_closed=False), ivl(5, 6), None, False),  # unknown end
+    ],
+)
+def test_before_and_after_of_intervals(con, tmp_path, a, b, before, after):
+    assert value(con, tmp_path, op("Before", a, b)) is before
+    assert value(con, tmp_path, op("After", a, b)) is after
+
+
+def test_before_of_intervals_at_day_precision(con, tmp_path):
+    a = ivl(dt(1, 8), dt(1, 9), t="DateTime")
+    b = ivl(dt(1, 10), dt(2, 0), t="DateTime")
+    assert value(con, tmp_path, op("Before", a, b)) is True
+    assert value(con, tmp_path, op("Before", a, b, precision="Day")) is False
+
+
+def test_contains_of_interval_and_list(con, tmp_path):
+    """Interval[1, 5) contains 5 false, contains 4 true; {1, 2} contains 2 true."""
+    assert value(con, tmp_path, op("Contains", ivl(1, 5, high_closed=False), lit(5))) is False
+    assert value(con, tmp_path, op("Contains", ivl(1, 5, high_closed=False), lit(4))) is True
+    assert value(con, tmp_path, op("Contains", ivl(1, None, high_closed=False), lit(4))) is None
+    listing = {"type": "List", "element": [lit(1), lit(2)]}
+    assert value(con, tmp_path, op("Contains", listing, lit(2))) is True
+    assert value(con, tmp_path, op("Contains", listing, lit(3))) is False
+
+
+def test_any_true_and_all_true(con, tmp_path):
+    """AnyTrue ignores nulls and is false for an empty list; AllTrue ignores nulls, true when empty."""
+    t, f = lit("true", "Boolean"), lit("false", "Boolean")
+    null = {"type": "Null", "resultTypeName": SYS + "Boolean"}
+
+    def of(*items):
+        return {"type": "List", "element": list(items)}
+
+    cases = [((t, f), True, False), ((f, null), False, False), ((t, null), True, True), ((), False, True)]
+    for items, any_true, all_true in cases:
+        assert value(con, tmp_path, {"type": "AnyTrue", "source": of(*items)}) is any_true
+        assert value(con, tmp_path, {"type": "AllTrue", "source": of(*items)}) is all_true
+
+
 def test_age_at_start_of_period_and_date_arithmetic(con, tmp_path):
     """AgeInYearsAt(date from start of MP); start of MP - 1 year."""
     birth = helper("ToDate", prop("birthDate", source=ref("Patient")))

@@ -1273,6 +1273,65 @@ class Compiler:
 
         return Sql(self.bind(a, lambda x: self.bind(b, lambda y: test(x, y))), "Boolean")
 
+    def _overlaps_edge(self, node: Node, lib: Library, scope: Scope, edge: str, op: str) -> Sql:
+        """``overlaps before`` / ``overlaps after``: the intervals overlap and the first one's start
+        (end) is before (after) the second's at the precision; unknown bounds give null."""
+        a, b = (self._ivl(o, lib, scope) for o in node["operand"])
+        t = self._trunc(node.get("precision"))
+
+        def test(x: Sql, y: Sql) -> str:
+            overlap = (
+                f"{t(self._bound(x, 'start'))} <= {t(self._bound(y, 'end'))} AND "
+                f"{t(self._bound(y, 'start'))} <= {t(self._bound(x, 'end'))}"
+            )
+            return f"({overlap} AND {t(self._bound(x, edge))} {op} {t(self._bound(y, edge))})"
+
+        return Sql(self.bind(a, lambda x: self.bind(b, lambda y: test(x, y))), "Boolean")
+
+    def _OverlapsBefore(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._overlaps_edge(node, lib, scope, "start", "<")
+
+    def _OverlapsAfter(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._overlaps_edge(node, lib, scope, "end", ">")
+
+    def _ordered(self, node: Node, lib: Library, scope: Scope, op: str) -> Sql:
+        """``before`` / ``after`` where an operand is an interval: for ``A before B`` the end of A is
+        before the start of B (a point is its own start and end), at the precision when one is given."""
+        first, second = ("end", "start") if op == "<" else ("start", "end")
+        a, b = (self.scalar(o, lib, scope) for o in node["operand"])
+        point = next(_point_type(s.type) for s in (a, b) if s.type.startswith("Interval<"))
+        a = self._ivl(node["operand"][0], lib, scope) if a.type.startswith("Interval") else a
+        b = self._ivl(node["operand"][1], lib, scope) if b.type.startswith("Interval") else b
+        t = self._trunc(node.get("precision"))
+
+        def edge(s: Sql, which: str) -> str:
+            if s.type.startswith("Interval<"):
+                return self._bound(s, which)
+            return self.coerce(s, point).text
+
+        def test(x: Sql, y: Sql) -> str:
+            return f"({t(edge(x, first))} {op} {t(edge(y, second))})"
+
+        return Sql(self.bind(a, lambda x: self.bind(b, lambda y: test(x, y))), "Boolean")
+
+    def _Contains(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        """``X contains y``: ``y in X`` with the operands swapped (a list or an interval)."""
+        container, item = node["operand"]
+        c = self.expr(container, lib, scope)
+        if c.is_list and c.type in ("Code", "Concept", "Tuple", "json", "Choice"):
+            raise self.unsupported(node, f"Contains of a {c.type} list")
+        return self._In({**node, "operand": [item, container]}, lib, scope)
+
+    def _AnyTrue(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        """AnyTrue: true when some element is true; false for an empty list or only false / null."""
+        s = self.as_list(node["source"], lib, scope)
+        return Sql(f"coalesce((SELECT bool_or(v) FROM ({s.text})), FALSE)", "Boolean")
+
+    def _AllTrue(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        """AllTrue: false when some element is false; true otherwise (nulls are ignored)."""
+        s = self.as_list(node["source"], lib, scope)
+        return Sql(f"coalesce((SELECT bool_and(v) FROM ({s.text}) WHERE v IS NOT NULL), TRUE)", "Boolean")
+
     # dates and arithmetic -----------------------------------------------------------------------------
 
     def _same(self, node: Node, lib: Library, scope: Scope, op: str) -> Sql:
@@ -1291,12 +1350,12 @@ class Compiler:
 
     def _Before(self, node: Node, lib: Library, scope: Scope) -> Sql:
         if any(self.scalar(o, lib, scope).type.startswith("Interval") for o in node["operand"]):
-            raise self.unsupported(node, "Before of intervals")
+            return self._ordered(node, lib, scope, "<")
         return self._same(node, lib, scope, "<")
 
     def _After(self, node: Node, lib: Library, scope: Scope) -> Sql:
         if any(self.scalar(o, lib, scope).type.startswith("Interval") for o in node["operand"]):
-            raise self.unsupported(node, "After of intervals")
+            return self._ordered(node, lib, scope, ">")
         return self._same(node, lib, scope, ">")
 
     def _DateFrom(self, node: Node, lib: Library, scope: Scope) -> Sql:
