@@ -103,6 +103,7 @@ OBSERVATION_ROWS = [  # patient, id, code, effective (choice)
     ("p1", "o1", "BMI", {"effectiveDateTime": "2026-03-01T10:30:00Z"}),
     ("p2", "o2", "BMI", {"effectivePeriod": {"start": "2026-01-03", "end": "2026-01-04"}}),
     ("p3", "o3", "BMI", {"effectiveDateTime": "2027-01-01"}),
+    ("p1", "o4", "HR", {"effectiveDateTime": "2026-02-01T09:00:00Z"}),  # p1's earlier observation
 ]
 BIRTH = {"p1": "2000-06-15", "p2": "1960-01-01", "p3": "2010-12-31", "p4": None}
 
@@ -425,6 +426,24 @@ def test_last_of_sorted_query(con, tmp_path):
     last = {"type": "Last", "source": query("E", retrieve("Encounter"), sort=sort)}
     got = evaluate(con, tmp_path, helper("ToString", prop("id", source=last)))
     assert got == {"p1": "e1", "p2": "e3", "p3": "e4", "p4": "e5"}
+
+
+def test_sort_by_choice_element_of_the_row(con, tmp_path):
+    """First(Observation sort by (effective as DateTime) asc / desc): ``sort by`` reads the choice
+    element ``effective`` of the row being sorted (an IdentifierRef under FHIRHelpers.ToValue)."""
+
+    def first(direction):
+        key = {
+            "type": "As",
+            "asType": SYS + "DateTime",
+            "operand": helper("ToValue", {"type": "IdentifierRef", "name": "effective"}),
+        }
+        sort = {"type": "ByExpression", "direction": direction, "expression": key}
+        src = {"type": "First", "source": query("O", retrieve("Observation"), sort=sort)}
+        return evaluate(con, tmp_path, helper("ToString", prop("id", source=src)))
+
+    assert first("asc") == {"p1": "o4", "p2": "o2", "p3": "o3", "p4": None}
+    assert first("desc") == {"p1": "o1", "p2": "o2", "p3": "o3", "p4": None}
 
 
 def test_three_valued_logic(con, tmp_path):

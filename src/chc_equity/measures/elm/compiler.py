@@ -885,6 +885,11 @@ class Compiler:
         """FHIRHelpers.ToValue of a choice element ``X.p``: a CQL choice with one field per CQL type,
         read from the element's typed keys (``pDateTime``, ``pPeriod`` ...; macro ``cql_value``)."""
         operand = node["operand"][0]
+        if operand.get("type") == "IdentifierRef" and scope.element is not None and a.type == "json":
+            # ``sort by X.toInterval()``: the sort key reads element X of the row being sorted
+            holder, prop = scope.element.text, operand["name"]
+            parts = tuple(_value_parts(holder, lambda sfx: sql_str(f"$.{prop}{sfx}")))
+            return Sql(f"cql_value({holder}, {sql_str(prop)})", "Choice", fields=_VALUE_FIELDS, parts=parts)
         if operand.get("type") != "Property" or a.type != "json":
             raise self.unsupported(node, "FHIRHelpers.ToValue of a non-element")
         path = operand["path"].split(".")
