@@ -267,9 +267,9 @@ def dt(day, hour):
 
 def value(con, tmp_path, expression):
     """The one value every patient gets for a patient-independent expression."""
-    values = set(evaluate(con, tmp_path, expression).values())
-    assert len(values) == 1
-    return values.pop()
+    values = list(evaluate(con, tmp_path, expression).values())
+    assert all(v == values[0] for v in values)
+    return values[0]
 
 
 @pytest.mark.parametrize(
@@ -444,6 +444,25 @@ def test_sort_by_choice_element_of_the_row(con, tmp_path):
 
     assert first("asc") == {"p1": "o4", "p2": "o2", "p3": "o3", "p4": None}
     assert first("desc") == {"p1": "o1", "p2": "o2", "p3": "o3", "p4": None}
+
+
+def test_instance_of_quantity(con, tmp_path):
+    """System.Quantity { value: 2.5, unit: 'mg' } (CumulativeMedicationDuration's Quantity function):
+    a Quantity that compares with another of the same unit; other classes stay unsupported."""
+
+    def quantity(v, unit):
+        elements = [{"name": "value", "value": lit(v, "Decimal")}]
+        if unit:
+            elements.append({"name": "unit", "value": lit(unit, "String")})
+        return {"type": "Instance", "classType": SYS + "Quantity", "element": elements}
+
+    assert value(con, tmp_path, quantity(2.5, "mg")) == {"value": 2.5, "unit": "mg"}
+    assert value(con, tmp_path, quantity(3, None)) == {"value": 3.0, "unit": "1"}
+    assert value(con, tmp_path, op("Less", quantity(2.5, "mg"), quantity(3, "mg"))) is True
+    assert value(con, tmp_path, op("Less", quantity(3, "mg"), quantity(3, "mg"))) is False
+    code = {"type": "Instance", "classType": SYS + "Code", "element": []}
+    with pytest.raises(Unsupported, match="Instance of Code"):
+        evaluate(con, tmp_path, code)
 
 
 def test_three_valued_logic(con, tmp_path):

@@ -1437,6 +1437,18 @@ class Compiler:
     def _Subtract(self, node: Node, lib: Library, scope: Scope) -> Sql:
         return self._arith(node, lib, scope, "-")
 
+    def _Instance(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        """``System.Quantity { value: v, unit: u }``: the compiler's Quantity STRUCT (a missing unit is
+        CQL's default '1'); other class instances are not compiled yet."""
+        if node.get("classType") != SYSTEM + "Quantity":
+            raise self.unsupported(node, f"Instance of {type_name(node.get('classType'))}")
+        elems = {e["name"]: e["value"] for e in node.get("element", [])}
+        if set(elems) - {"value", "unit"}:
+            raise self.unsupported(node, "Instance of Quantity with " + ", ".join(sorted(elems)))
+        v = self.scalar(elems["value"], lib, scope, "Decimal").text if "value" in elems else "NULL"
+        u = self.scalar(elems["unit"], lib, scope, "String").text if "unit" in elems else "'1'"
+        return Sql(f"struct_pack(value := CAST({v} AS DOUBLE), unit := CAST({u} AS VARCHAR))", "Quantity")
+
     def _Tuple(self, node: Node, lib: Library, scope: Scope) -> Sql:
         elems = [(e["name"], self.scalar(e["value"], lib, scope)) for e in node.get("element", [])]
         body = ", ".join(f"{_field(n)} := {v.text}" for n, v in elems)
