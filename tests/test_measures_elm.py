@@ -465,6 +465,17 @@ def test_instance_of_quantity(con, tmp_path):
         evaluate(con, tmp_path, code)
 
 
+def test_arithmetic_promotes_integer_to_decimal_and_divides_by_zero_to_null(con, tmp_path):
+    """3 * 4 = 12 (Integer); 1 + 2.5 = 3.5; 2 * (24.0 / 16) = 3.0; 7 / 2 = 3.5 (Divide is Decimal);
+    1 / 0 is null."""
+    assert value(con, tmp_path, op("Multiply", lit(3), lit(4))) == 12
+    assert value(con, tmp_path, op("Add", lit(1), lit(2.5, "Decimal"))) == 3.5
+    per_day = op("Multiply", lit(2), op("Divide", lit(24.0, "Decimal"), lit(16)))
+    assert value(con, tmp_path, per_day) == 3.0
+    assert value(con, tmp_path, op("Divide", lit(7), lit(2))) == 3.5
+    assert value(con, tmp_path, op("Divide", lit(1), lit(0))) is None
+
+
 def test_three_valued_logic(con, tmp_path):
     """null and false = false, null or true = true, not null = null."""
     null = {"type": "Null", "resultTypeName": SYS + "Boolean"}

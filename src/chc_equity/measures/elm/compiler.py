@@ -1426,9 +1426,16 @@ class Compiler:
 
             return Sql(self.bind(a, lambda x: self.bind(b, lambda q: shift(x, q))), a.type)
         if a.type in ("Integer", "Decimal") and b.type in ("Integer", "Decimal", "json"):
-            b = self.coerce(b, a.type)
-            t = "Decimal" if "Decimal" in (a.type, b.type) else "Integer"
-            return Sql(f"({a.text} {op} {b.text})", t)
+            b = self.coerce(b, a.type) if b.type == "json" else b
+            # an Integer meets a Decimal as a Decimal (CQL's implicit conversion); Divide is Decimal
+            t = "Decimal" if "Decimal" in (a.type, b.type) or op == "/" else "Integer"
+            if t == "Decimal":
+                x, y = f"CAST({a.text} AS DOUBLE)", f"CAST({b.text} AS DOUBLE)"
+            else:
+                x, y = a.text, b.text
+            if op == "/":  # division by zero is null in CQL
+                return Sql(f"({x} / nullif({y}, 0))", t)
+            return Sql(f"({x} {op} {y})", t)
         raise self.unsupported(node, f"{node['type']} of {a.type} and {b.type}")
 
     def _Add(self, node: Node, lib: Library, scope: Scope) -> Sql:
@@ -1436,6 +1443,12 @@ class Compiler:
 
     def _Subtract(self, node: Node, lib: Library, scope: Scope) -> Sql:
         return self._arith(node, lib, scope, "-")
+
+    def _Multiply(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._arith(node, lib, scope, "*")
+
+    def _Divide(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._arith(node, lib, scope, "/")
 
     def _Instance(self, node: Node, lib: Library, scope: Scope) -> Sql:
         """``System.Quantity { value: v, unit: u }``: the compiler's Quantity STRUCT (a missing unit is
