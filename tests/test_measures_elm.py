@@ -265,9 +265,9 @@ def dt(day, hour):
     }
 
 
-def value(con, tmp_path, expression):
+def value(con, tmp_path, expression, functions=()):
     """The one value every patient gets for a patient-independent expression."""
-    values = list(evaluate(con, tmp_path, expression).values())
+    values = list(evaluate(con, tmp_path, expression, functions).values())
     assert all(v == values[0] for v in values)
     return values[0]
 
@@ -499,6 +499,48 @@ def test_function_ref_is_inlined_from_its_elm(con, tmp_path):
     call = {"type": "FunctionRef", "name": "isFinished", "operand": [retrieve("Encounter")]}
     got = evaluate(con, tmp_path, {"type": "Count", "source": call}, functions=(fn,))
     assert got == {"p1": 1, "p2": 1, "p3": 1, "p4": 1}
+
+
+def test_value_of_one_type_passed_as_a_choice_operand(con, tmp_path):
+    """f(c Choice<DateTime, Interval<Quantity>>) called with a DateTime (QICoreCommon toInterval called
+    by earliest() on a date): ``c as DateTime`` is the value, ``c is Interval<DateTime>`` false and
+    ``c.low as Quantity`` null (the other alternative's property)."""
+    choice = {
+        "type": "ChoiceTypeSpecifier",
+        "choice": [
+            {"type": "NamedTypeSpecifier", "name": SYS + "DateTime"},
+            {
+                "type": "IntervalTypeSpecifier",
+                "pointType": {"type": "NamedTypeSpecifier", "name": SYS + "Quantity"},
+            },
+        ],
+    }
+    c = {"type": "OperandRef", "name": "c"}
+    interval = {
+        "type": "IntervalTypeSpecifier",
+        "pointType": {"type": "NamedTypeSpecifier", "name": SYS + "DateTime"},
+    }
+    bodies = {
+        "asDateTime": {"type": "As", "asType": SYS + "DateTime", "operand": c},
+        "isInterval": {"type": "Is", "isTypeSpecifier": interval, "operand": c},
+        "lowQuantity": {"type": "As", "asType": SYS + "Quantity", "operand": prop("low", source=c)},
+    }
+    fns = tuple(
+        {
+            "type": "FunctionDef",
+            "name": n,
+            "operand": [{"name": "c", "operandTypeSpecifier": choice}],
+            "expression": b,
+        }
+        for n, b in bodies.items()
+    )
+
+    def call(name):
+        return value(con, tmp_path, {"type": "FunctionRef", "name": name, "operand": [dt(1, 8)]}, fns)
+
+    assert str(call("asDateTime")) == "2026-03-01 08:00:00"
+    assert call("isInterval") is False
+    assert call("lowQuantity") is None
 
 
 def test_unsupported_node_names_type_library_and_define(con, tmp_path):

@@ -827,6 +827,15 @@ class Compiler:
                 and (args[i].type == "json")
             ):
                 args[i] = self._to_value({"operand": [arg_node]}, args[i], lib, scope)
+            elif (
+                spec.get("type") == "ChoiceTypeSpecifier"
+                and not args[i].is_list
+                and not args[i].fields
+                and args[i].type in dict((t, f) for f, t in _VALUE_FIELDS)
+            ):
+                # a CQL value of one known type passed as a Choice operand: a choice with that
+                # alternative set, so the body's other alternatives (``choice.low`` ...) are null
+                args[i] = self.choice_of(args[i])
         names = [o["name"] for o in fdef["operand"]]
         big = [(n, a) for n, a in zip(names, args, strict=True) if not a.is_list and _costly(a)]
         if not big:
