@@ -543,6 +543,31 @@ def test_value_of_one_type_passed_as_a_choice_operand(con, tmp_path):
     assert call("lowQuantity") is None
 
 
+def test_overload_chosen_by_its_declared_fhir_type(con, tmp_path):
+    """f(Procedure) and f(AllergyIntolerance) are both FHIR JSON to the compiler: the call's signature
+    picks the overload by its full type name; a call no overload fits is an error, never a guess."""
+
+    def f(resource, result):
+        spec = {"type": "NamedTypeSpecifier", "name": FHIR + resource}
+        return {
+            "type": "FunctionDef",
+            "name": "f",
+            "operand": [{"name": "x", "operandTypeSpecifier": spec}],
+            "expression": lit(result),
+        }
+
+    fns = (f("Procedure", 1), f("AllergyIntolerance", 2))
+
+    def call(resource):
+        signature = [{"type": "NamedTypeSpecifier", "name": FHIR + resource}]
+        return {"type": "FunctionRef", "name": "f", "operand": [retrieve(resource)], "signature": signature}
+
+    assert value(con, tmp_path, call("AllergyIntolerance"), fns) == 2
+    assert value(con, tmp_path, call("Procedure"), fns) == 1
+    with pytest.raises(Unsupported, match="ambiguous overload of T.f"):
+        evaluate(con, tmp_path, call("Observation"), fns)
+
+
 def test_unsupported_node_names_type_library_and_define(con, tmp_path):
     with pytest.raises(Unsupported, match=r"unsupported: Foo at T\.X"):
         evaluate(con, tmp_path, {"type": "Foo"})

@@ -250,6 +250,24 @@ def type_name(node: Node | None) -> str:
     return "any"
 
 
+def _spec_key(node: Node | None) -> str:
+    """An ELM type specifier spelled with its full type names (to pick a function overload)."""
+    if node is None:
+        return "?"
+    if isinstance(node, str):
+        return node
+    kind = node.get("type")
+    if kind == "NamedTypeSpecifier":
+        return node["name"]
+    if kind == "IntervalTypeSpecifier":
+        return f"Interval<{_spec_key(node.get('pointType'))}>"
+    if kind == "ListTypeSpecifier":
+        return f"List<{_spec_key(node.get('elementType'))}>"
+    if kind == "ChoiceTypeSpecifier":
+        return "Choice<" + ",".join(sorted(_spec_key(c) for c in node.get("choice", []))) + ">"
+    return repr(sorted((k, v) for k, v in node.items() if k != "localId"))
+
+
 def result_type(node: Node) -> str:
     if "resultTypeName" in node:
         return type_name(node["resultTypeName"])
@@ -809,10 +827,18 @@ class Compiler:
             return self._fhirhelpers(node, args, lib, scope)
         defs = [d for d in target.functions.get(node["name"], []) if len(d.get("operand", [])) == len(args)]
         if len(defs) > 1:
+            # overloads by their exact declared types first (Procedure vs AllergyIntolerance: both are
+            # FHIR JSON here, so the compiler's own type names cannot tell them apart)
+            sig = [_spec_key(s) for s in node.get("signature", [])]
+            exact = [
+                d for d in defs if [_spec_key(o.get("operandTypeSpecifier")) for o in d["operand"]] == sig
+            ]
             sig = [type_name(s) for s in node.get("signature", [])]
-            defs = [
+            defs = exact or [
                 d for d in defs if [type_name(o.get("operandTypeSpecifier")) for o in d["operand"]] == sig
-            ] or defs
+            ]
+            if len(defs) != 1:
+                raise self.unsupported(node, f"ambiguous overload of {target.name}.{node['name']}")
         if not defs:
             raise self.unsupported(node, f"function {target.name}.{node['name']}")
         fdef = defs[0]
