@@ -612,6 +612,6 @@ def test_cli_elm_sql_prints_the_compiled_sql_or_the_unsupported_node():
     assert ok.exit_code == 0, ok.output
     assert "CREATE OR REPLACE TEMP TABLE elm_hospice_has_hospice_services AS" in ok.output
     assert "elm_cms75fhirchildrendentaldecay_numerator" in ok.output
-    bad = CliRunner().invoke(app, [*args, "CMS951FHIRKidneyHealthEval"])
+    bad = CliRunner().invoke(app, [*args, "CMS125FHIRBreastCancerScreen"])
     assert bad.exit_code == 1
-    assert "unsupported: OverlapsBefore at CMS951FHIRKidneyHealthEval." in bad.output
+    assert "unsupported: ConvertQuantity at AdvancedIllnessandFrailty." in bad.output
