@@ -103,6 +103,7 @@ OBSERVATION_ROWS = [  # patient, id, code, effective (choice)
     ("p1", "o1", "BMI", {"effectiveDateTime": "2026-03-01T10:30:00Z"}),
     ("p2", "o2", "BMI", {"effectivePeriod": {"start": "2026-01-03", "end": "2026-01-04"}}),
     ("p3", "o3", "BMI", {"effectiveDateTime": "2027-01-01"}),
+    ("p1", "o4", "HR", {"effectiveDateTime": "2026-02-01T09:00:00Z"}),  # p1's earlier observation
 ]
 BIRTH = {"p1": "2000-06-15", "p2": "1960-01-01", "p3": "2010-12-31", "p4": None}
 
@@ -239,6 +240,115 @@ def test_in_open_and_closed_boundaries(con, tmp_path):
     assert set(evaluate(con, tmp_path, op("In", lit(5), ivl(None, False))).values()) == {None}
 
 
+def ivl(low, high, low_closed=True, high_closed=True, t="Integer"):
+    """Interval[low, high] of literals (None: a null boundary)."""
+
+    def point(v):
+        if v is None:
+            return {"type": "Null", "resultTypeName": SYS + t}
+        return v if isinstance(v, dict) else lit(v, t)
+
+    return {
+        "type": "Interval",
+        "low": point(low),
+        "high": point(high),
+        "lowClosed": low_closed,
+        "highClosed": high_closed,
+    }
+
+
+def dt(day, hour):
+    """The ELM of DateTime(2026, 3, day, hour)."""
+    return {
+        "type": "DateTime",
+        **{k: lit(v) for k, v in (("year", 2026), ("month", 3), ("day", day), ("hour", hour))},
+    }
+
+
+def value(con, tmp_path, expression, functions=()):
+    """The one value every patient gets for a patient-independent expression."""
+    values = list(evaluate(con, tmp_path, expression, functions).values())
+    assert all(v == values[0] for v in values)
+    return values[0]
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "before", "after"),
+    [
+        (ivl(1, 5), ivl(3, 8), True, False),  # starts first and overlaps
+        (ivl(3, 8), ivl(1, 5), False, True),  # ends last and overlaps
+        (ivl(1, 8), ivl(3, 5), True, True),  # contains the other
+        (ivl(3, 5), ivl(3, 8), False, False),  # same start: not before
+        (ivl(1, 3), ivl(3, 8), True, False),  # meets on the closed point 3
+        (ivl(1, 3, high_closed=False), ivl(3, 8), False, False),  # [1, 3) ends at 2: no overlap
+        (ivl(1, 2), ivl(4, 8), False, False),  # disjoint
+        (ivl(None, 5), ivl(3, 8), True, False),  # closed null low: the minimum
+        (ivl(None, 5, low_closed=False), ivl(3, 8), None, False),  # open null low: unknown start
+    ],
+)
+def test_overlaps_before_and_after(con, tmp_path, a, b, before, after):
+    assert value(con, tmp_path, op("OverlapsBefore", a, b)) is before
+    assert value(con, tmp_path, op("OverlapsAfter", a, b)) is after
+
+
+def test_overlaps_before_at_day_precision(con, tmp_path):
+    """Same day, different hours: at day precision the starts are equal, so not "overlaps before"."""
+    a = ivl(dt(1, 8), dt(5, 0), t="DateTime")
+    b = ivl(dt(1, 10), dt(9, 0), t="DateTime")
+    assert value(con, tmp_path, op("OverlapsBefore", a, b)) is True
+    assert value(con, tmp_path, op("OverlapsBefore", a, b, precision="Day")) is False
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "before", "after"),
+    [
+        (ivl(1, 2), ivl(3, 4), True, False),
+        (ivl(3, 4), ivl(1, 2), False, True),
+        (ivl(1, 3), ivl(3, 4), False, False),  # they share 3
+        (ivl(1, 3, high_closed=False), ivl(3, 4), True, False),  # [1, 3) ends at 2
+        (lit(2), ivl(3, 4), True, False),  # a point before an interval
+        (ivl(1, 2), lit(2), False, False),  # an interval ending at the point
+        (ivl(1, 2), lit(3), True, False),
+        (ivl(5, 6), lit(3), False, True),
+        (ivl(1, None, high_closed=False), ivl(5, 6), None, False),  # unknown end
+    ],
+)
+def test_before_and_after_of_intervals(con, tmp_path, a, b, before, after):
+    assert value(con, tmp_path, op("Before", a, b)) is before
+    assert value(con, tmp_path, op("After", a, b)) is after
+
+
+def test_before_of_intervals_at_day_precision(con, tmp_path):
+    a = ivl(dt(1, 8), dt(1, 9), t="DateTime")
+    b = ivl(dt(1, 10), dt(2, 0), t="DateTime")
+    assert value(con, tmp_path, op("Before", a, b)) is True
+    assert value(con, tmp_path, op("Before", a, b, precision="Day")) is False
+
+
+def test_contains_of_interval_and_list(con, tmp_path):
+    """Interval[1, 5) contains 5 false, contains 4 true; {1, 2} contains 2 true."""
+    assert value(con, tmp_path, op("Contains", ivl(1, 5, high_closed=False), lit(5))) is False
+    assert value(con, tmp_path, op("Contains", ivl(1, 5, high_closed=False), lit(4))) is True
+    assert value(con, tmp_path, op("Contains", ivl(1, None, high_closed=False), lit(4))) is None
+    listing = {"type": "List", "element": [lit(1), lit(2)]}
+    assert value(con, tmp_path, op("Contains", listing, lit(2))) is True
+    assert value(con, tmp_path, op("Contains", listing, lit(3))) is False
+
+
+def test_any_true_and_all_true(con, tmp_path):
+    """AnyTrue ignores nulls and is false for an empty list; AllTrue ignores nulls, true when empty."""
+    t, f = lit("true", "Boolean"), lit("false", "Boolean")
+    null = {"type": "Null", "resultTypeName": SYS + "Boolean"}
+
+    def of(*items):
+        return {"type": "List", "element": list(items)}
+
+    cases = [((t, f), True, False), ((f, null), False, False), ((t, null), True, True), ((), False, True)]
+    for items, any_true, all_true in cases:
+        assert value(con, tmp_path, {"type": "AnyTrue", "source": of(*items)}) is any_true
+        assert value(con, tmp_path, {"type": "AllTrue", "source": of(*items)}) is all_true
+
+
 def test_age_at_start_of_period_and_date_arithmetic(con, tmp_path):
     """AgeInYearsAt(date from start of MP); start of MP - 1 year."""
     birth = helper("ToDate", prop("birthDate", source=ref("Patient")))
@@ -318,6 +428,54 @@ def test_last_of_sorted_query(con, tmp_path):
     assert got == {"p1": "e1", "p2": "e3", "p3": "e4", "p4": "e5"}
 
 
+def test_sort_by_choice_element_of_the_row(con, tmp_path):
+    """First(Observation sort by (effective as DateTime) asc / desc): ``sort by`` reads the choice
+    element ``effective`` of the row being sorted (an IdentifierRef under FHIRHelpers.ToValue)."""
+
+    def first(direction):
+        key = {
+            "type": "As",
+            "asType": SYS + "DateTime",
+            "operand": helper("ToValue", {"type": "IdentifierRef", "name": "effective"}),
+        }
+        sort = {"type": "ByExpression", "direction": direction, "expression": key}
+        src = {"type": "First", "source": query("O", retrieve("Observation"), sort=sort)}
+        return evaluate(con, tmp_path, helper("ToString", prop("id", source=src)))
+
+    assert first("asc") == {"p1": "o4", "p2": "o2", "p3": "o3", "p4": None}
+    assert first("desc") == {"p1": "o1", "p2": "o2", "p3": "o3", "p4": None}
+
+
+def test_instance_of_quantity(con, tmp_path):
+    """System.Quantity { value: 2.5, unit: 'mg' } (CumulativeMedicationDuration's Quantity function):
+    a Quantity that compares with another of the same unit; other classes stay unsupported."""
+
+    def quantity(v, unit):
+        elements = [{"name": "value", "value": lit(v, "Decimal")}]
+        if unit:
+            elements.append({"name": "unit", "value": lit(unit, "String")})
+        return {"type": "Instance", "classType": SYS + "Quantity", "element": elements}
+
+    assert value(con, tmp_path, quantity(2.5, "mg")) == {"value": 2.5, "unit": "mg"}
+    assert value(con, tmp_path, quantity(3, None)) == {"value": 3.0, "unit": "1"}
+    assert value(con, tmp_path, op("Less", quantity(2.5, "mg"), quantity(3, "mg"))) is True
+    assert value(con, tmp_path, op("Less", quantity(3, "mg"), quantity(3, "mg"))) is False
+    code = {"type": "Instance", "classType": SYS + "Code", "element": []}
+    with pytest.raises(Unsupported, match="Instance of Code"):
+        evaluate(con, tmp_path, code)
+
+
+def test_arithmetic_promotes_integer_to_decimal_and_divides_by_zero_to_null(con, tmp_path):
+    """3 * 4 = 12 (Integer); 1 + 2.5 = 3.5; 2 * (24.0 / 16) = 3.0; 7 / 2 = 3.5 (Divide is Decimal);
+    1 / 0 is null."""
+    assert value(con, tmp_path, op("Multiply", lit(3), lit(4))) == 12
+    assert value(con, tmp_path, op("Add", lit(1), lit(2.5, "Decimal"))) == 3.5
+    per_day = op("Multiply", lit(2), op("Divide", lit(24.0, "Decimal"), lit(16)))
+    assert value(con, tmp_path, per_day) == 3.0
+    assert value(con, tmp_path, op("Divide", lit(7), lit(2))) == 3.5
+    assert value(con, tmp_path, op("Divide", lit(1), lit(0))) is None
+
+
 def test_three_valued_logic(con, tmp_path):
     """null and false = false, null or true = true, not null = null."""
     null = {"type": "Null", "resultTypeName": SYS + "Boolean"}
@@ -341,6 +499,73 @@ def test_function_ref_is_inlined_from_its_elm(con, tmp_path):
     call = {"type": "FunctionRef", "name": "isFinished", "operand": [retrieve("Encounter")]}
     got = evaluate(con, tmp_path, {"type": "Count", "source": call}, functions=(fn,))
     assert got == {"p1": 1, "p2": 1, "p3": 1, "p4": 1}
+
+
+def test_value_of_one_type_passed_as_a_choice_operand(con, tmp_path):
+    """f(c Choice<DateTime, Interval<Quantity>>) called with a DateTime (QICoreCommon toInterval called
+    by earliest() on a date): ``c as DateTime`` is the value, ``c is Interval<DateTime>`` false and
+    ``c.low as Quantity`` null (the other alternative's property)."""
+    choice = {
+        "type": "ChoiceTypeSpecifier",
+        "choice": [
+            {"type": "NamedTypeSpecifier", "name": SYS + "DateTime"},
+            {
+                "type": "IntervalTypeSpecifier",
+                "pointType": {"type": "NamedTypeSpecifier", "name": SYS + "Quantity"},
+            },
+        ],
+    }
+    c = {"type": "OperandRef", "name": "c"}
+    interval = {
+        "type": "IntervalTypeSpecifier",
+        "pointType": {"type": "NamedTypeSpecifier", "name": SYS + "DateTime"},
+    }
+    bodies = {
+        "asDateTime": {"type": "As", "asType": SYS + "DateTime", "operand": c},
+        "isInterval": {"type": "Is", "isTypeSpecifier": interval, "operand": c},
+        "lowQuantity": {"type": "As", "asType": SYS + "Quantity", "operand": prop("low", source=c)},
+    }
+    fns = tuple(
+        {
+            "type": "FunctionDef",
+            "name": n,
+            "operand": [{"name": "c", "operandTypeSpecifier": choice}],
+            "expression": b,
+        }
+        for n, b in bodies.items()
+    )
+
+    def call(name):
+        return value(con, tmp_path, {"type": "FunctionRef", "name": name, "operand": [dt(1, 8)]}, fns)
+
+    assert str(call("asDateTime")) == "2026-03-01 08:00:00"
+    assert call("isInterval") is False
+    assert call("lowQuantity") is None
+
+
+def test_overload_chosen_by_its_declared_fhir_type(con, tmp_path):
+    """f(Procedure) and f(AllergyIntolerance) are both FHIR JSON to the compiler: the call's signature
+    picks the overload by its full type name; a call no overload fits is an error, never a guess."""
+
+    def f(resource, result):
+        spec = {"type": "NamedTypeSpecifier", "name": FHIR + resource}
+        return {
+            "type": "FunctionDef",
+            "name": "f",
+            "operand": [{"name": "x", "operandTypeSpecifier": spec}],
+            "expression": lit(result),
+        }
+
+    fns = (f("Procedure", 1), f("AllergyIntolerance", 2))
+
+    def call(resource):
+        signature = [{"type": "NamedTypeSpecifier", "name": FHIR + resource}]
+        return {"type": "FunctionRef", "name": "f", "operand": [retrieve(resource)], "signature": signature}
+
+    assert value(con, tmp_path, call("AllergyIntolerance"), fns) == 2
+    assert value(con, tmp_path, call("Procedure"), fns) == 1
+    with pytest.raises(Unsupported, match="ambiguous overload of T.f"):
+        evaluate(con, tmp_path, call("Observation"), fns)
 
 
 def test_unsupported_node_names_type_library_and_define(con, tmp_path):
@@ -387,6 +612,6 @@ def test_cli_elm_sql_prints_the_compiled_sql_or_the_unsupported_node():
     assert ok.exit_code == 0, ok.output
     assert "CREATE OR REPLACE TEMP TABLE elm_hospice_has_hospice_services AS" in ok.output
     assert "elm_cms75fhirchildrendentaldecay_numerator" in ok.output
-    bad = CliRunner().invoke(app, [*args, "CMS951FHIRKidneyHealthEval"])
+    bad = CliRunner().invoke(app, [*args, "CMS125FHIRBreastCancerScreen"])
     assert bad.exit_code == 1
-    assert "unsupported: OverlapsBefore at CMS951FHIRKidneyHealthEval." in bad.output
+    assert "unsupported: ConvertQuantity at AdvancedIllnessandFrailty." in bad.output

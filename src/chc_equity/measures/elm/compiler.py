@@ -250,6 +250,24 @@ def type_name(node: Node | None) -> str:
     return "any"
 
 
+def _spec_key(node: Node | None) -> str:
+    """An ELM type specifier spelled with its full type names (to pick a function overload)."""
+    if node is None:
+        return "?"
+    if isinstance(node, str):
+        return node
+    kind = node.get("type")
+    if kind == "NamedTypeSpecifier":
+        return node["name"]
+    if kind == "IntervalTypeSpecifier":
+        return f"Interval<{_spec_key(node.get('pointType'))}>"
+    if kind == "ListTypeSpecifier":
+        return f"List<{_spec_key(node.get('elementType'))}>"
+    if kind == "ChoiceTypeSpecifier":
+        return "Choice<" + ",".join(sorted(_spec_key(c) for c in node.get("choice", []))) + ">"
+    return repr(sorted((k, v) for k, v in node.items() if k != "localId"))
+
+
 def result_type(node: Node) -> str:
     if "resultTypeName" in node:
         return type_name(node["resultTypeName"])
@@ -809,10 +827,18 @@ class Compiler:
             return self._fhirhelpers(node, args, lib, scope)
         defs = [d for d in target.functions.get(node["name"], []) if len(d.get("operand", [])) == len(args)]
         if len(defs) > 1:
+            # overloads by their exact declared types first (Procedure vs AllergyIntolerance: both are
+            # FHIR JSON here, so the compiler's own type names cannot tell them apart)
+            sig = [_spec_key(s) for s in node.get("signature", [])]
+            exact = [
+                d for d in defs if [_spec_key(o.get("operandTypeSpecifier")) for o in d["operand"]] == sig
+            ]
             sig = [type_name(s) for s in node.get("signature", [])]
-            defs = [
+            defs = exact or [
                 d for d in defs if [type_name(o.get("operandTypeSpecifier")) for o in d["operand"]] == sig
-            ] or defs
+            ]
+            if len(defs) != 1:
+                raise self.unsupported(node, f"ambiguous overload of {target.name}.{node['name']}")
         if not defs:
             raise self.unsupported(node, f"function {target.name}.{node['name']}")
         fdef = defs[0]
@@ -827,6 +853,15 @@ class Compiler:
                 and (args[i].type == "json")
             ):
                 args[i] = self._to_value({"operand": [arg_node]}, args[i], lib, scope)
+            elif (
+                spec.get("type") == "ChoiceTypeSpecifier"
+                and not args[i].is_list
+                and not args[i].fields
+                and args[i].type in dict((t, f) for f, t in _VALUE_FIELDS)
+            ):
+                # a CQL value of one known type passed as a Choice operand: a choice with that
+                # alternative set, so the body's other alternatives (``choice.low`` ...) are null
+                args[i] = self.choice_of(args[i])
         names = [o["name"] for o in fdef["operand"]]
         big = [(n, a) for n, a in zip(names, args, strict=True) if not a.is_list and _costly(a)]
         if not big:
@@ -885,6 +920,11 @@ class Compiler:
         """FHIRHelpers.ToValue of a choice element ``X.p``: a CQL choice with one field per CQL type,
         read from the element's typed keys (``pDateTime``, ``pPeriod`` ...; macro ``cql_value``)."""
         operand = node["operand"][0]
+        if operand.get("type") == "IdentifierRef" and scope.element is not None and a.type == "json":
+            # ``sort by X.toInterval()``: the sort key reads element X of the row being sorted
+            holder, prop = scope.element.text, operand["name"]
+            parts = tuple(_value_parts(holder, lambda sfx: sql_str(f"$.{prop}{sfx}")))
+            return Sql(f"cql_value({holder}, {sql_str(prop)})", "Choice", fields=_VALUE_FIELDS, parts=parts)
         if operand.get("type") != "Property" or a.type != "json":
             raise self.unsupported(node, "FHIRHelpers.ToValue of a non-element")
         path = operand["path"].split(".")
@@ -1273,6 +1313,65 @@ class Compiler:
 
         return Sql(self.bind(a, lambda x: self.bind(b, lambda y: test(x, y))), "Boolean")
 
+    def _overlaps_edge(self, node: Node, lib: Library, scope: Scope, edge: str, op: str) -> Sql:
+        """``overlaps before`` / ``overlaps after``: the intervals overlap and the first one's start
+        (end) is before (after) the second's at the precision; unknown bounds give null."""
+        a, b = (self._ivl(o, lib, scope) for o in node["operand"])
+        t = self._trunc(node.get("precision"))
+
+        def test(x: Sql, y: Sql) -> str:
+            overlap = (
+                f"{t(self._bound(x, 'start'))} <= {t(self._bound(y, 'end'))} AND "
+                f"{t(self._bound(y, 'start'))} <= {t(self._bound(x, 'end'))}"
+            )
+            return f"({overlap} AND {t(self._bound(x, edge))} {op} {t(self._bound(y, edge))})"
+
+        return Sql(self.bind(a, lambda x: self.bind(b, lambda y: test(x, y))), "Boolean")
+
+    def _OverlapsBefore(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._overlaps_edge(node, lib, scope, "start", "<")
+
+    def _OverlapsAfter(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._overlaps_edge(node, lib, scope, "end", ">")
+
+    def _ordered(self, node: Node, lib: Library, scope: Scope, op: str) -> Sql:
+        """``before`` / ``after`` where an operand is an interval: for ``A before B`` the end of A is
+        before the start of B (a point is its own start and end), at the precision when one is given."""
+        first, second = ("end", "start") if op == "<" else ("start", "end")
+        a, b = (self.scalar(o, lib, scope) for o in node["operand"])
+        point = next(_point_type(s.type) for s in (a, b) if s.type.startswith("Interval<"))
+        a = self._ivl(node["operand"][0], lib, scope) if a.type.startswith("Interval") else a
+        b = self._ivl(node["operand"][1], lib, scope) if b.type.startswith("Interval") else b
+        t = self._trunc(node.get("precision"))
+
+        def edge(s: Sql, which: str) -> str:
+            if s.type.startswith("Interval<"):
+                return self._bound(s, which)
+            return self.coerce(s, point).text
+
+        def test(x: Sql, y: Sql) -> str:
+            return f"({t(edge(x, first))} {op} {t(edge(y, second))})"
+
+        return Sql(self.bind(a, lambda x: self.bind(b, lambda y: test(x, y))), "Boolean")
+
+    def _Contains(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        """``X contains y``: ``y in X`` with the operands swapped (a list or an interval)."""
+        container, item = node["operand"]
+        c = self.expr(container, lib, scope)
+        if c.is_list and c.type in ("Code", "Concept", "Tuple", "json", "Choice"):
+            raise self.unsupported(node, f"Contains of a {c.type} list")
+        return self._In({**node, "operand": [item, container]}, lib, scope)
+
+    def _AnyTrue(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        """AnyTrue: true when some element is true; false for an empty list or only false / null."""
+        s = self.as_list(node["source"], lib, scope)
+        return Sql(f"coalesce((SELECT bool_or(v) FROM ({s.text})), FALSE)", "Boolean")
+
+    def _AllTrue(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        """AllTrue: false when some element is false; true otherwise (nulls are ignored)."""
+        s = self.as_list(node["source"], lib, scope)
+        return Sql(f"coalesce((SELECT bool_and(v) FROM ({s.text}) WHERE v IS NOT NULL), TRUE)", "Boolean")
+
     # dates and arithmetic -----------------------------------------------------------------------------
 
     def _same(self, node: Node, lib: Library, scope: Scope, op: str) -> Sql:
@@ -1291,12 +1390,12 @@ class Compiler:
 
     def _Before(self, node: Node, lib: Library, scope: Scope) -> Sql:
         if any(self.scalar(o, lib, scope).type.startswith("Interval") for o in node["operand"]):
-            raise self.unsupported(node, "Before of intervals")
+            return self._ordered(node, lib, scope, "<")
         return self._same(node, lib, scope, "<")
 
     def _After(self, node: Node, lib: Library, scope: Scope) -> Sql:
         if any(self.scalar(o, lib, scope).type.startswith("Interval") for o in node["operand"]):
-            raise self.unsupported(node, "After of intervals")
+            return self._ordered(node, lib, scope, ">")
         return self._same(node, lib, scope, ">")
 
     def _DateFrom(self, node: Node, lib: Library, scope: Scope) -> Sql:
@@ -1362,9 +1461,16 @@ class Compiler:
 
             return Sql(self.bind(a, lambda x: self.bind(b, lambda q: shift(x, q))), a.type)
         if a.type in ("Integer", "Decimal") and b.type in ("Integer", "Decimal", "json"):
-            b = self.coerce(b, a.type)
-            t = "Decimal" if "Decimal" in (a.type, b.type) else "Integer"
-            return Sql(f"({a.text} {op} {b.text})", t)
+            b = self.coerce(b, a.type) if b.type == "json" else b
+            # an Integer meets a Decimal as a Decimal (CQL's implicit conversion); Divide is Decimal
+            t = "Decimal" if "Decimal" in (a.type, b.type) or op == "/" else "Integer"
+            if t == "Decimal":
+                x, y = f"CAST({a.text} AS DOUBLE)", f"CAST({b.text} AS DOUBLE)"
+            else:
+                x, y = a.text, b.text
+            if op == "/":  # division by zero is null in CQL
+                return Sql(f"({x} / nullif({y}, 0))", t)
+            return Sql(f"({x} {op} {y})", t)
         raise self.unsupported(node, f"{node['type']} of {a.type} and {b.type}")
 
     def _Add(self, node: Node, lib: Library, scope: Scope) -> Sql:
@@ -1372,6 +1478,24 @@ class Compiler:
 
     def _Subtract(self, node: Node, lib: Library, scope: Scope) -> Sql:
         return self._arith(node, lib, scope, "-")
+
+    def _Multiply(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._arith(node, lib, scope, "*")
+
+    def _Divide(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._arith(node, lib, scope, "/")
+
+    def _Instance(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        """``System.Quantity { value: v, unit: u }``: the compiler's Quantity STRUCT (a missing unit is
+        CQL's default '1'); other class instances are not compiled yet."""
+        if node.get("classType") != SYSTEM + "Quantity":
+            raise self.unsupported(node, f"Instance of {type_name(node.get('classType'))}")
+        elems = {e["name"]: e["value"] for e in node.get("element", [])}
+        if set(elems) - {"value", "unit"}:
+            raise self.unsupported(node, "Instance of Quantity with " + ", ".join(sorted(elems)))
+        v = self.scalar(elems["value"], lib, scope, "Decimal").text if "value" in elems else "NULL"
+        u = self.scalar(elems["unit"], lib, scope, "String").text if "unit" in elems else "'1'"
+        return Sql(f"struct_pack(value := CAST({v} AS DOUBLE), unit := CAST({u} AS VARCHAR))", "Quantity")
 
     def _Tuple(self, node: Node, lib: Library, scope: Scope) -> Sql:
         elems = [(e["name"], self.scalar(e["value"], lib, scope)) for e in node.get("element", [])]
