@@ -44,6 +44,19 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _expect_version(row: Assessment | ImprovementProject | PdsaCycle, what: str, version: int) -> None:
+    """Optimistic concurrency: the caller edited ``version``; if the record has moved on, the edit is
+    refused (the web answers 409) rather than overwriting someone else's change."""
+    if row.version != version:
+        raise Stale(f"{what} {row.id} is at version {row.version}, not {version}")
+
+
+def _touch(row: Assessment | ImprovementProject | PdsaCycle, user: str) -> None:
+    """Mark an edited record: the next version, who and when."""
+    row.version += 1
+    row.updated_by, row.updated_at = user, _now()
+
+
 def _text(name: str, value: str | None, limit: int = MAX_TEXT, required: bool = False) -> str | None:
     value = (value or "").strip()
     if required and not value:
@@ -172,15 +185,13 @@ def edit_assessment(
     row = get_assessment(s, center, assessment_id)
     if row is None:
         return None
-    if row.version != version:
-        raise Stale(f"assessment {assessment_id} is at version {row.version}, not {version}")
+    _expect_version(row, "assessment", version)
     same = AssessmentFields(
         fields.assessed_on, fields.responses, fields.note, row.rubric_id, row.rubric_version
     )
     _rubric, responses, note = same.checked()
     row.assessed_on, row.note = fields.assessed_on, note
-    row.version += 1
-    row.updated_by, row.updated_at = user, _now()
+    _touch(row, user)
     _put_responses(s, row.id, responses)
     _revision(s, "assessment", row.id, row.version, _assessment_data(row, responses), user)
     return row
@@ -326,12 +337,10 @@ def edit_project(
     row = get_project(s, center, project_id)
     if row is None:
         return None
-    if row.version != version:
-        raise Stale(f"project {project_id} is at version {row.version}, not {version}")
+    _expect_version(row, "project", version)
     f = fields.checked()
     _apply(row, f)
-    row.version += 1
-    row.updated_by, row.updated_at = user, _now()
+    _touch(row, user)
     _put_measures(s, row.id, f.measures)
     _revision(s, "project", row.id, row.version, _project_data(row, f.measures), user)
     return row
@@ -423,12 +432,10 @@ def edit_cycle(
     row = get_cycle(s, project, cycle_id)
     if row is None:
         return None
-    if row.version != version:
-        raise Stale(f"PDSA cycle {cycle_id} is at version {row.version}, not {version}")
+    _expect_version(row, "PDSA cycle", version)
     for k, v in asdict(fields.checked()).items():
         setattr(row, k, v)
-    row.version += 1
-    row.updated_by, row.updated_at = user, _now()
+    _touch(row, user)
     _revision(s, "pdsa", row.id, row.version, _cycle_data(row), user)
     return row
 
