@@ -219,8 +219,9 @@ def _read_group(group: dict[str, Any], index: Mapping[str, dict[str, Any]], sour
             "",
         )  # fmt: skip
         members.append(
-            Member(_payer_name(group, coverage), member_id, name.get("family", ""), " ".join(name.get("given") or []),
-                   birth, patient.get("gender", ""), start, end, mrn, values)
+            Member(_payer_name(group, coverage), member_id, name.get("family", ""),
+                   " ".join(name.get("given") or []), birth, patient.get("gender", ""), start, end, mrn,
+                   values)
         )  # fmt: skip
     return members, rejects
 
@@ -232,8 +233,8 @@ class Reconciliation:
 
     ``attributed_seen`` / ``attributed_not_seen``: member ids (the second is the outreach list: members
     with no visit in the look-back window, including members matched to no patient of the center);
-    ``seen_not_attributed``: patient ids of the active panel not attributed to this payer on ``as_of`` (restricted
-    to ``insured_by`` when given: the patients whose coverage names this payer).
+    ``seen_not_attributed``: patient ids of the active panel not attributed to this payer on ``as_of``
+    (restricted to ``insured_by`` when given: the patients whose coverage names this payer).
     """
 
     payer: str
