@@ -7,8 +7,9 @@ rounded half-up to the cent, so the worked example of docs/vbp.md is reproduced 
 Payment (docs/vbp.md, "Contracts"):
 
 - each measure's **rate** is met / denominator over the attributed members who pass the measure's
-  continuous-enrollment rule; ``inverse`` measures (e.g. CMS122, HbA1c poor control) count a member as
-  met when *not* in the eCQM numerator;
+  continuous-enrollment rule; met = in the eCQM's denominator without an open care gap (the CHW
+  worklist's rule), so for an inverse eCQM such as CMS122 (HbA1c poor control) met means *not* in its
+  numerator: the contract scores "HbA1c control" as payers do;
 - **points** (0-100): ``tiers`` (the highest tier whose rate the measure reaches; a tier may name the
   payer's percentile it stands for) or ``linear`` (0 at ``floor``, 100 at ``goal``, in proportion between);
   a measure whose denominator is under ``min_denominator`` is not scored;
@@ -86,7 +87,6 @@ class ContractMeasure(_Model):
     title: str = ""
     source: str  # our eCQM (CMS id, e.g. CMS165)
     group: str = "Group_1"
-    inverse: bool = False
     weight: float = Field(default=1, gt=0)
     continuous_enrollment: Enrollment | None = None
     min_denominator: int = 0
@@ -271,8 +271,10 @@ def estimate(contract: Contract, inputs: Inputs) -> Estimate:
             shared = savings * frac(ss.sharing_rate) * (quality / HUNDRED if ss.quality_adjusted else 1)
             if ss.cap_rate is not None:
                 shared = min(shared, frac(ss.cap_rate) * bench)
-    bonus = sum((frac(b.amount) * inputs.counts.get(b.measure, Count(0, 0)).met for b in contract.bonuses),
-                Fraction(0))  # fmt: skip
+    bonus = sum(
+        (frac(b.amount) * inputs.counts.get(b.measure, Count(0, 0)).met for b in contract.bonuses),
+        Fraction(0),
+    )
     return Estimate(scores, quality, passed, "; ".join(reasons), pool, bench, savings, rate, shared, bonus)
 
 

@@ -197,3 +197,40 @@ def summary(results: Iterable[PdcResult]) -> dict[str, tuple[int, int]]:
             out[r.drug_class][0] += 1
             out[r.drug_class][1] += bool(r.adherent)
     return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+FILL_COLUMNS = ("payer", "member_id", "fill_date", "days_supply", "drug")
+
+
+def read_fills_csv(text: str, source: str = "pharmacy.csv"):
+    """Pharmacy claims CSV (docs/vbp.md): ``payer, member_id, fill_date, days_supply, drug`` (optional
+    ``claim_id``, ``ndc``). Returns ([(Fill without patient, member id)], [Rejected])."""
+    import io
+
+    from chc_equity.vbp.roster import Rejected, RosterError
+
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    header = [h.strip().lower() for h in reader.fieldnames or []]
+    missing = [c for c in FILL_COLUMNS if c not in header]
+    if missing:
+        raise RosterError(f"{source}: line 1: missing column(s) {', '.join(missing)} (template: docs/vbp.md)")
+    reader.fieldnames = header
+    out, rejects = [], []
+    for line, row in enumerate(reader, start=2):
+        row = {k: (v or "").strip() for k, v in row.items() if k}
+        bad = next((c for c in FILL_COLUMNS if not row.get(c)), None)
+        if bad:
+            rejects.append(Rejected(source, line, bad, "empty"))
+            continue
+        try:
+            day = date.fromisoformat(row["fill_date"][:10])
+        except ValueError:
+            rejects.append(Rejected(source, line, "fill_date", f"not a date: {row['fill_date']!r}"))
+            continue
+        if not row["days_supply"].isdigit() or int(row["days_supply"]) == 0:
+            rejects.append(
+                Rejected(source, line, "days_supply", f"not a positive whole number: {row['days_supply']!r}")
+            )
+            continue
+        out.append((Fill("", day, int(row["days_supply"]), row["drug"]), row["member_id"]))
+    return out, rejects

@@ -124,9 +124,18 @@ def read_roster_csv(text: str, source: str = "roster.csv") -> tuple[list[Member]
             rejects.append(Rejected(source, line, "attribution_end", "before attribution_start"))
             continue
         members.append(
-            Member(row["payer"], row["member_id"], row.get("last_name", ""), row.get("first_name", ""), birth,
-                   row.get("gender", "").lower(), start, end, row.get("mrn", ""))
-        )  # fmt: skip
+            Member(
+                row["payer"],
+                row["member_id"],
+                row.get("last_name", ""),
+                row.get("first_name", ""),
+                birth,
+                row.get("gender", "").lower(),
+                start,
+                end,
+                row.get("mrn", ""),
+            )
+        )
     return members, rejects
 
 
@@ -214,15 +223,27 @@ def _read_group(group: dict[str, Any], index: Mapping[str, dict[str, Any]], sour
         name = (patient.get("name") or [{}])[0]
         values = tuple(str(i["value"]) for i in patient.get("identifier") or [] if i.get("value"))
         mrn = next(
-            (str(i.get("value")) for i in patient.get("identifier") or []
-             if "MR" in [c.get("code") for c in (i.get("type") or {}).get("coding") or []]),
+            (
+                str(i.get("value"))
+                for i in patient.get("identifier") or []
+                if "MR" in [c.get("code") for c in (i.get("type") or {}).get("coding") or []]
+            ),
             "",
-        )  # fmt: skip
+        )
         members.append(
-            Member(_payer_name(group, coverage), member_id, name.get("family", ""),
-                   " ".join(name.get("given") or []), birth, patient.get("gender", ""), start, end, mrn,
-                   values)
-        )  # fmt: skip
+            Member(
+                _payer_name(group, coverage),
+                member_id,
+                name.get("family", ""),
+                " ".join(name.get("given") or []),
+                birth,
+                patient.get("gender", ""),
+                start,
+                end,
+                mrn,
+                values,
+            )
+        )
     return members, rejects
 
 
