@@ -50,6 +50,7 @@ _COMMAND_MODULES = {
     "udsplus": "udsplus",
     "improvement": "improvement",
     "vouchers": "vouchers",
+    "vbp": "vbp",
 }
 _MODULES = (
     "appdb",
@@ -66,6 +67,7 @@ _MODULES = (
     "udsplus",
     "views",
     "vouchers",
+    "vbp",
     "web",
 )
 
