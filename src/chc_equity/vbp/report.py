@@ -73,6 +73,7 @@ class RosterView:
     member_months: list[tuple[date, int]]
     identity: dict[str, tuple[str | None, str | None]]  # patient -> (name, MRN)
     members: dict[str, Member]  # member id -> the latest span
+    linked: list[tuple[Member, str | None]]  # every span with the patient it links to
 
 
 def identity(
@@ -99,7 +100,8 @@ def roster_view(
     latest = {}
     for m, _ in linked:
         latest[m.member_id] = m
-    return RosterView(payer, rec, [(k[1], v) for k, v in mm.items()], identity(con, center, pids), latest)
+    months = [(k[1], v) for k, v in mm.items()]
+    return RosterView(payer, rec, months, identity(con, center, pids), latest, linked)
 
 
 def member_patients(linked: list[tuple[Member, str | None]]) -> dict[str, str]:

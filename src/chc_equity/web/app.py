@@ -76,6 +76,7 @@ def create_app(config: WebConfig) -> FastAPI:
         routes_measures,
         routes_outreach,
         routes_pages,
+        routes_vbp,
         routes_vouchers,
     )
 
@@ -104,6 +105,7 @@ def create_app(config: WebConfig) -> FastAPI:
         routes_api.router,
         routes_outreach.api,
         routes_vouchers.pages,
+        routes_vbp.router,
     )
     for router in app.state.routers:
         app.include_router(router)
