@@ -46,12 +46,18 @@ def test_worked_example_payment(contract):
 def test_worked_example_gap_values(contract):
     g = {v.measure: v for v in gap_values(contract, INPUTS)}
     assert (money(g["CBP"].next_gap), g["CBP"].to_next_step, money(g["CBP"].per_gap)) == (
-        Decimal("20.00"), 2, Decimal("17270.00"))  # fmt: skip
+        Decimal("20.00"),
+        2,
+        Decimal("17270.00"),
+    )
     assert (money(g["HBD"].next_gap), g["HBD"].to_next_step) == (Decimal("1725.00"), 1)
     assert money(g["BCS"].per_gap) == Decimal("0.00") and g["BCS"].open_gaps == 45
     ranked = patient_values(contract, INPUTS, {"A": ["CBP", "HBD"], "B": ["CBP"], "C": ["BCS"], "D": ["XX"]})
     assert [(p, money(v)) for p, v, _ in ranked] == [
-        ("A", Decimal("18995.00")), ("B", Decimal("17270.00")), ("C", Decimal("0.00"))]  # fmt: skip
+        ("A", Decimal("18995.00")),
+        ("B", Decimal("17270.00")),
+        ("C", Decimal("0.00")),
+    ]
 
 
 def test_gate_and_minimum_savings(contract):
@@ -67,5 +73,13 @@ def test_gate_and_minimum_savings(contract):
 
 def test_bad_contract_names_the_field():
     with pytest.raises(ContractError, match=r"measures\.0: .*exactly one of tiers or linear"):
-        parse_contract({"id": "x", "payer": "p", "period_start": "2026-01-01", "period_end": "2026-12-31",
-                        "measures": [{"id": "m", "source": "CMS165"}]}, "c.yaml")  # fmt: skip
+        parse_contract(
+            {
+                "id": "x",
+                "payer": "p",
+                "period_start": "2026-01-01",
+                "period_end": "2026-12-31",
+                "measures": [{"id": "m", "source": "CMS165"}],
+            },
+            "c.yaml",
+        )

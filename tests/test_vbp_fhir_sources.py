@@ -14,29 +14,60 @@ from chc_equity.vbp.roster import read_roster_csv
 from chc_equity.views.build import build_views
 from chc_equity.warehouse import connect
 
-PATIENT = {"resourceType": "Patient", "id": "p1", "birthDate": "1960-01-01",
-           "identifier": [{"system": "urn:mrn", "value": "MRN-1"}], "name": [{"family": "Doe", "given": ["Jo"]}]}  # fmt: skip
+PATIENT = {
+    "resourceType": "Patient",
+    "id": "p1",
+    "birthDate": "1960-01-01",
+    "identifier": [{"system": "urn:mrn", "value": "MRN-1"}],
+    "name": [{"family": "Doe", "given": ["Jo"]}],
+}
 
 
 def _dispense(i: str, day: str, supply: int, drug: str, status: str = "completed") -> dict:
-    return {"resourceType": "MedicationDispense", "id": i, "status": status, "subject": {"reference": "Patient/p1"},
-            "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
-                                                      "code": "617310", "display": drug}]},
-            "whenHandedOver": f"{day}T10:00:00Z", "daysSupply": {"value": supply, "unit": "d"}}  # fmt: skip
+    return {
+        "resourceType": "MedicationDispense",
+        "id": i,
+        "status": status,
+        "subject": {"reference": "Patient/p1"},
+        "medicationCodeableConcept": {
+            "coding": [
+                {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "617310", "display": drug}
+            ]
+        },
+        "whenHandedOver": f"{day}T10:00:00Z",
+        "daysSupply": {"value": supply, "unit": "d"},
+    }
 
 
 def _claim(i: str, day: str, encounter: str, total: str) -> dict:
-    return {"resourceType": "Claim", "id": i, "status": "active", "use": "claim", "patient": {"reference": "Patient/p1"},
-            "created": f"{day}T00:00:00Z", "billablePeriod": {"start": f"{day}T08:00:00Z"},
-            "item": [{"sequence": 1, "encounter": [{"reference": f"Encounter/{encounter}"}],
-                      "productOrService": {"text": "visit"}}],
-            "total": {"value": float(total), "currency": "USD"}}  # fmt: skip
+    return {
+        "resourceType": "Claim",
+        "id": i,
+        "status": "active",
+        "use": "claim",
+        "patient": {"reference": "Patient/p1"},
+        "created": f"{day}T00:00:00Z",
+        "billablePeriod": {"start": f"{day}T08:00:00Z"},
+        "item": [
+            {
+                "sequence": 1,
+                "encounter": [{"reference": f"Encounter/{encounter}"}],
+                "productOrService": {"text": "visit"},
+            }
+        ],
+        "total": {"value": float(total), "currency": "USD"},
+    }
 
 
 def _encounter(i: str, day: str, cls: str) -> dict:
-    return {"resourceType": "Encounter", "id": i, "status": "finished", "subject": {"reference": "Patient/p1"},
-            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": cls},
-            "period": {"start": f"{day}T08:00:00Z", "end": f"{day}T09:00:00Z"}}  # fmt: skip
+    return {
+        "resourceType": "Encounter",
+        "id": i,
+        "status": "finished",
+        "subject": {"reference": "Patient/p1"},
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": cls},
+        "period": {"start": f"{day}T08:00:00Z", "end": f"{day}T09:00:00Z"},
+    }
 
 
 def test_claims_and_dispenses_from_the_warehouse(tmp_path: Path) -> None:
@@ -44,15 +75,24 @@ def test_claims_and_dispenses_from_the_warehouse(tmp_path: Path) -> None:
     data.mkdir()
     resources = {
         "Patient": [PATIENT],
-        "Encounter": [_encounter("e1", "2026-03-02", "EMER"), _encounter("e2", "2026-04-02", "IMP"),
-                      _encounter("e3", "2026-05-02", "AMB")],
-        "Claim": [_claim("c1", "2026-03-02", "e1", "1200.5"), _claim("c2", "2026-04-02", "e2", "9000"),
-                  _claim("c3", "2026-05-02", "e3", "150"), _claim("c4", "2025-05-02", "e3", "99")],
-        "MedicationDispense": [_dispense("d1", "2026-01-01", 30, "atorvastatin 20 MG Oral Tablet"),
-                               _dispense("d2", "2026-01-20", 30, "atorvastatin 20 MG Oral Tablet"),
-                               _dispense("d3", "2026-03-15", 90, "atorvastatin 40 MG Oral Tablet"),
-                               _dispense("d4", "2026-06-01", 90, "atorvastatin 40 MG", status="cancelled")],
-    }  # fmt: skip
+        "Encounter": [
+            _encounter("e1", "2026-03-02", "EMER"),
+            _encounter("e2", "2026-04-02", "IMP"),
+            _encounter("e3", "2026-05-02", "AMB"),
+        ],
+        "Claim": [
+            _claim("c1", "2026-03-02", "e1", "1200.5"),
+            _claim("c2", "2026-04-02", "e2", "9000"),
+            _claim("c3", "2026-05-02", "e3", "150"),
+            _claim("c4", "2025-05-02", "e3", "99"),
+        ],
+        "MedicationDispense": [
+            _dispense("d1", "2026-01-01", 30, "atorvastatin 20 MG Oral Tablet"),
+            _dispense("d2", "2026-01-20", 30, "atorvastatin 20 MG Oral Tablet"),
+            _dispense("d3", "2026-03-15", 90, "atorvastatin 40 MG Oral Tablet"),
+            _dispense("d4", "2026-06-01", 90, "atorvastatin 40 MG", status="cancelled"),
+        ],
+    }
     for kind, rows in resources.items():
         (data / f"{kind}.ndjson").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     con = connect(tmp_path / "wh.duckdb")
@@ -72,7 +112,10 @@ def test_claims_and_dispenses_from_the_warehouse(tmp_path: Path) -> None:
         store.import_claims(con, "hc", claims, [], "fhir:Claim")
         fills = report.fills_from_warehouse(con, "hc")
         assert sorted((f.day, f.days_supply) for f in fills) == [
-            (date(2026, 1, 1), 30), (date(2026, 1, 20), 30), (date(2026, 3, 15), 90)]  # fmt: skip
+            (date(2026, 1, 1), 30),
+            (date(2026, 1, 20), 30),
+            (date(2026, 3, 15), 90),
+        ]
         store.import_fills(con, "hc", [(f, None) for f in fills], [], "fhir:MedicationDispense")
         (r,) = report.pdc_view(con, "hc", 2026)
         assert (r.drug_class, r.treatment_days, r.covered_days) == ("statins", 365, 150)

@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from browser.webseed import PERIOD, add_users, build_synthetic_warehouse, login, make_app
-from chc_equity.cli import _register, app as cli
+from chc_equity.cli import _register
+from chc_equity.cli import app as cli
 from chc_equity.vbp import report, store
 from chc_equity.vbp.roster import months_back
 from chc_equity.warehouse import connect
@@ -85,8 +86,12 @@ def test_roster_linking_and_reconciliation(built) -> None:
     assert not set(rec.seen_not_attributed) & {pid_of[m] for m in attributed if m in pid_of}
     # member months: members attributed on each month's first day, counted from the CSV directly
     for month, n in view.member_months:
-        want = {r["member_id"] for r in rows if r["attribution_start"] <= month.isoformat()
-                and (not r["attribution_end"] or r["attribution_end"] >= month.isoformat())}  # fmt: skip
+        want = {
+            r["member_id"]
+            for r in rows
+            if r["attribution_start"] <= month.isoformat()
+            and (not r["attribution_end"] or r["attribution_end"] >= month.isoformat())
+        }
         assert n == len(want), month
 
 
@@ -100,7 +105,8 @@ def test_payer_gaps_submit_rows_are_closed_in_measure_results(built) -> None:
             for p, m in con.execute(
                 """SELECT r.patient_id, a.cms_id FROM measure_results r
                      JOIN (SELECT DISTINCT measure, cms_id, inverse FROM agg_measure) a USING (measure)
-                    WHERE r.center = ? AND r.group_id = 'Group_1' AND r.denominator AND NOT r.denominator_exclusion
+                    WHERE r.center = ? AND r.group_id = 'Group_1'
+                      AND r.denominator AND NOT r.denominator_exclusion
                       AND NOT r.denominator_exception AND (r.numerator <> a.inverse)""",
                 [center],
             ).fetchall()

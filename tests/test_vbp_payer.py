@@ -14,25 +14,58 @@ GAP_EXT = "http://hl7.org/fhir/us/davinci-deqm/StructureDefinition/extension-gap
 
 
 def _issue(i: str, code: str, report: str) -> dict:
-    return {"resourceType": "DetectedIssue", "id": i, "status": "final", "patient": {"reference": "Patient/x"},
-            "modifierExtension": [{"url": GAP_EXT, "valueCodeableConcept": {"coding": [{"code": code}]}}],
-            "evidence": [{"detail": [{"reference": f"MeasureReport/{report}"}]}]}  # fmt: skip
+    return {
+        "resourceType": "DetectedIssue",
+        "id": i,
+        "status": "final",
+        "patient": {"reference": "Patient/x"},
+        "modifierExtension": [{"url": GAP_EXT, "valueCodeableConcept": {"coding": [{"code": code}]}}],
+        "evidence": [{"detail": [{"reference": f"MeasureReport/{report}"}]}],
+    }
 
 
 def test_deqm_care_gaps_parameters():
-    bundle = {"resourceType": "Bundle", "type": "document", "entry": [{"resource": r} for r in [
-        {"resourceType": "Composition", "id": "c"},
-        {"resourceType": "Patient", "id": "x", "name": [{"family": "Doe", "given": ["Jo"]}], "birthDate": "1960-02-02",
-         "identifier": [{"type": {"coding": [{"code": "MB"}]}, "value": "M-1"}, {"value": "other"}]},
-        {"resourceType": "MeasureReport", "id": "r1",
-         "measure": "https://madie.cms.gov/Measure/ControllingHighBloodPressureFHIR|0.2.000"},
-        {"resourceType": "MeasureReport", "id": "r2", "measure": "http://example.org/Measure/BCS-E"},
-        {"resourceType": "MeasureReport", "id": "r3", "measure": "http://example.org/Measure/Unknown"},
-        _issue("i1", "open-gap", "r1"), _issue("i2", "closed-gap", "r2"), _issue("i3", "not-applicable", "r3"),
-        _issue("i4", "prospective-gap", "r3"), _issue("i5", "open-gap", "missing"),
-    ]]}  # fmt: skip
-    gaps, rejects = read_care_gaps({"resourceType": "Parameters", "parameter": [{"name": "return", "resource": bundle}]},
-                                   "Plan A", "cg.json")  # fmt: skip
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "document",
+        "entry": [
+            {"resource": r}
+            for r in [
+                {"resourceType": "Composition", "id": "c"},
+                {
+                    "resourceType": "Patient",
+                    "id": "x",
+                    "name": [{"family": "Doe", "given": ["Jo"]}],
+                    "birthDate": "1960-02-02",
+                    "identifier": [
+                        {"type": {"coding": [{"code": "MB"}]}, "value": "M-1"},
+                        {"value": "other"},
+                    ],
+                },
+                {
+                    "resourceType": "MeasureReport",
+                    "id": "r1",
+                    "measure": "https://madie.cms.gov/Measure/ControllingHighBloodPressureFHIR|0.2.000",
+                },
+                {"resourceType": "MeasureReport", "id": "r2", "measure": "http://example.org/Measure/BCS-E"},
+                {
+                    "resourceType": "MeasureReport",
+                    "id": "r3",
+                    "measure": "http://example.org/Measure/Unknown",
+                },
+                _issue("i1", "open-gap", "r1"),
+                _issue("i2", "closed-gap", "r2"),
+                _issue("i3", "not-applicable", "r3"),
+                _issue("i4", "prospective-gap", "r3"),
+                _issue("i5", "open-gap", "missing"),
+            ]
+        ],
+    }
+    gaps, rejects = read_care_gaps(
+        {"resourceType": "Parameters", "parameter": [{"name": "return", "resource": bundle}]},
+        "Plan A",
+        "cg.json",
+    )
     assert [(g.member_id, g.measure, g.cms_id, g.status) for g in gaps] == [
         ("M-1", "ControllingHighBloodPressureFHIR", "CMS165", "open"),
         ("M-1", "BCS-E", "CMS125", "closed"),
@@ -55,8 +88,14 @@ def test_gap_csv_and_merge_table():
     gaps, rejects = read_gaps_csv(text, "g.csv")
     assert [(r.line, r.field) for r in rejects] == [(6, "status")]
     linked = list(zip(gaps, ["p1", "p2", "p3", "p4", None], strict=True))
-    center = {("p1", "CMS165"): "open", ("p2", "CMS165"): "closed", ("p4", "CMS125"): "open",
-              ("p9", "CMS122"): "open", ("p8", "CMS122"): "open", ("p1", "CMS122"): "closed"}  # fmt: skip
+    center = {
+        ("p1", "CMS165"): "open",
+        ("p2", "CMS165"): "closed",
+        ("p4", "CMS125"): "open",
+        ("p9", "CMS122"): "open",
+        ("p8", "CMS122"): "open",
+        ("p1", "CMS122"): "closed",
+    }
     rows = merge(linked, center, attributed={"p1", "p2", "p3", "p4", "p9"})
     assert [(d.agreement, d.patient_id, d.cms_id) for d in rows] == [
         ("submit", "p2", "CMS165"),  # payer open, our record closed: supplemental data
@@ -78,8 +117,11 @@ def test_cost_and_use_hand_computed():
         c("5", "m3", "2026-02-11", "outpatient", "50.00"),  # m3 not attributed in February: left out
         c("6", "m1", "2026-02-01", "ed", "300.00", p="B"),  # a payer m1 is not attributed to
     ]
-    months = {("A", "m1"): {D("2026-01-01"), D("2026-02-01")}, ("A", "m2"): {D("2026-01-01"), D("2026-02-01")},
-              ("A", "m3"): {D("2026-01-01")}}  # fmt: skip
+    months = {
+        ("A", "m1"): {D("2026-01-01"), D("2026-02-01")},
+        ("A", "m2"): {D("2026-01-01"), D("2026-02-01")},
+        ("A", "m3"): {D("2026-01-01")},
+    }
     rows = {(r.payer, r.month.month): r for r in cost_use(claims, months)}
     jan, feb = rows[("A", 1)], rows[("A", 2)]
     assert (jan.member_months, jan.paid, jan.ed_visits, jan.admissions) == (3, Decimal("6000.00"), 1, 1)
@@ -100,10 +142,20 @@ def test_cost_and_use_hand_computed():
     assert out["Y"].members is None and out["Y"].pmpm is None
     assert out["X"].members is None  # complementary suppression
     big = many | {("A", f"y{i}"): {D("2026-01-01")} for i in range(3, 11)}
-    out = {r.stratum: r for r in by_stratum([c("9", "x0", "2026-01-03", "ed", "12")], big, strata | {
-        ("A", f"y{i}"): "Y" for i in range(3, 11)})}  # fmt: skip
+    out = {
+        r.stratum: r
+        for r in by_stratum(
+            [c("9", "x0", "2026-01-03", "ed", "12")],
+            big,
+            strata | {("A", f"y{i}"): "Y" for i in range(3, 11)},
+        )
+    }
     assert (out["X"].members, out["X"].member_months, out["X"].pmpm, out["X"].ed_per_1000) == (
-        12, 12, Decimal("1.00"), Decimal("83.3"))  # fmt: skip
+        12,
+        12,
+        Decimal("1.00"),
+        Decimal("83.3"),
+    )
     assert out["Y"].members == 11
 
 

@@ -71,8 +71,12 @@ def test_pdc_equals_hand_computed():
     assert got[("p9", "statins")] == (True, D("2026-01-01"), 181, 180)
     assert by(res, "p1", "statins").pdc == Fraction(150, 365)
     assert by(res, "p9", "statins").adherent is True
-    for pid, cls, reason in [("p5", "statins", "91 days"), ("p6", "statins", "unique dates"),
-                             ("p7", "diabetes", "exclusion"), ("p10", "ras", "exclusion")]:  # fmt: skip
+    for pid, cls, reason in [
+        ("p5", "statins", "91 days"),
+        ("p6", "statins", "unique dates"),
+        ("p7", "diabetes", "exclusion"),
+        ("p10", "ras", "exclusion"),
+    ]:
         r = by(res, pid, cls)
         assert not r.eligible and reason in r.reason and r.pdc is None
 

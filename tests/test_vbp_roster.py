@@ -66,8 +66,13 @@ def test_reconciliation_equals_hand_count():
     assert rec_march.attributed_not_seen == ["M2", "M5"]  # M5: linked to no patient, so never seen
     assert rec_march.unmatched == ["M5"]
     assert rec_march.seen_not_attributed == ["p5"]
-    assert rec.counts() == {"attributed": 3, "attributed_seen": 2, "attributed_not_seen": 1,
-                            "seen_not_attributed": 2, "unmatched": 0}  # fmt: skip
+    assert rec.counts() == {
+        "attributed": 3,
+        "attributed_seen": 2,
+        "attributed_not_seen": 1,
+        "seen_not_attributed": 2,
+        "unmatched": 0,
+    }
     only_insured = reconcile(MEMBERS, seen, payer="A", as_of=AS_OF, insured_by={"p6"})
     assert only_insured.seen_not_attributed == ["p6"]
 
@@ -120,24 +125,49 @@ def test_atr_group_bundle():
         "resourceType": "Bundle",
         "type": "collection",
         "entry": [
-            {"resource": {
-                "resourceType": "Group", "id": "g", "managingEntity": {"display": "Plan A"},
-                "member": [
-                    {"entity": {"reference": "Patient/x"}, "period": {"start": "2026-01-01"},
-                     "extension": [{"url": "http://hl7.org/fhir/us/davinci-atr/StructureDefinition/ext-coverageReference",
-                                    "valueReference": {"reference": "Coverage/c"}}]},
-                    {"entity": {"reference": "Patient/missing"}, "period": {"start": "2026-01-01"}},
-                    {"entity": {"reference": "Patient/y"},
-                     "period": {"start": "2026-02-01", "end": "2026-03-31"}},
-                ],
-            }},
-            {"resource": {"resourceType": "Patient", "id": "x",
-                          "name": [{"family": "Núñez", "given": ["Ana", "M"]}], "birthDate": "1980-05-05"}},
-            {"resource": {"resourceType": "Patient", "id": "y", "birthDate": "1990-01-01",
-                          "identifier": [{"type": {"coding": [{"code": "MB"}]}, "value": "MB-9"}]}},
+            {
+                "resource": {
+                    "resourceType": "Group",
+                    "id": "g",
+                    "managingEntity": {"display": "Plan A"},
+                    "member": [
+                        {
+                            "entity": {"reference": "Patient/x"},
+                            "period": {"start": "2026-01-01"},
+                            "extension": [
+                                {
+                                    "url": "http://hl7.org/fhir/us/davinci-atr/StructureDefinition/ext-coverageReference",
+                                    "valueReference": {"reference": "Coverage/c"},
+                                }
+                            ],
+                        },
+                        {"entity": {"reference": "Patient/missing"}, "period": {"start": "2026-01-01"}},
+                        {
+                            "entity": {"reference": "Patient/y"},
+                            "period": {"start": "2026-02-01", "end": "2026-03-31"},
+                        },
+                    ],
+                }
+            },
+            {
+                "resource": {
+                    "resourceType": "Patient",
+                    "id": "x",
+                    "name": [{"family": "Núñez", "given": ["Ana", "M"]}],
+                    "birthDate": "1980-05-05",
+                }
+            },
+            {
+                "resource": {
+                    "resourceType": "Patient",
+                    "id": "y",
+                    "birthDate": "1990-01-01",
+                    "identifier": [{"type": {"coding": [{"code": "MB"}]}, "value": "MB-9"}],
+                }
+            },
             {"resource": {"resourceType": "Coverage", "id": "c", "subscriberId": "SUB-1"}},
         ],
-    }  # fmt: skip
+    }
     members, rejects = read_atr(bundle)
     assert [(x.payer, x.member_id, x.start, x.end) for x in members] == [
         ("Plan A", "SUB-1", D("2026-01-01"), None),
@@ -145,12 +175,14 @@ def test_atr_group_bundle():
     ]
     assert [(r.line, r.field) for r in rejects] == [(2, "member.entity")]
     # linking: identifier first, then name + birth date (accents and case ignored), never a guess
-    linker = Linker([
-        PatientKey("p1", frozenset({"SUB-1"}), "Other", "Person", D("1950-01-01")),
-        PatientKey("p2", frozenset(), "NUNEZ", "ana", D("1980-05-05")),
-        PatientKey("p3", frozenset(), "Twin", "Al", D("2000-01-01")),
-        PatientKey("p4", frozenset(), "Twin", "Al", D("2000-01-01")),
-    ])  # fmt: skip
+    linker = Linker(
+        [
+            PatientKey("p1", frozenset({"SUB-1"}), "Other", "Person", D("1950-01-01")),
+            PatientKey("p2", frozenset(), "NUNEZ", "ana", D("1980-05-05")),
+            PatientKey("p3", frozenset(), "Twin", "Al", D("2000-01-01")),
+            PatientKey("p4", frozenset(), "Twin", "Al", D("2000-01-01")),
+        ]
+    )
     assert linker.link(["SUB-1"], "Núñez", "Ana", D("1980-05-05")) == ("p1", "identifier")
     assert linker.link(["nope"], "Núñez", "Ana M", D("1980-05-05")) == ("p2", "name+birth date")
     assert linker.link([], "Twin", "Al", D("2000-01-01")) == (None, "ambiguous")

@@ -266,9 +266,39 @@ def build_warehouse(path: Path, *, with_flat: bool = True, with_measures: bool =
                 precompute(con, period_start=start, period_end=end)
             _sdoh_tables(con)
             _sdoh_patient_tables(con)
+            _vbp_tables(con)
     finally:
         con.close()
     return path
+
+
+def _vbp_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """A payer per center (chc_equity.vbp imports): a roster linked by MRN, a gap file, claims, fills and
+    the worked contract of docs/vbp.md, so the value-based-payment pages render real rows."""
+    from decimal import Decimal
+
+    from chc_equity.vbp import store
+    from chc_equity.vbp.contract import load_contract
+    from chc_equity.vbp.cost import Claim
+    from chc_equity.vbp.payer_gaps import PayerGap
+    from chc_equity.vbp.pdc import Fill
+    from chc_equity.vbp.roster import Member
+
+    contract = load_contract(Path(__file__).resolve().parents[2] / "docs/examples/vbp/worked_contract.yaml")
+    for center, (n, _) in PATIENTS.items():
+        payer = f"Plan {center}"
+        ids = [f"M-{center}-{i:03d}" for i in range(n)]
+        members = [Member(payer, ids[i], "", "", None, "", PERIOD[0], None, mrn(center, i)) for i in range(n)]
+        store.import_roster(con, center, members, [], "roster.csv")
+        gaps = [PayerGap(payer, ids[i], "", "", None, "HBD", "open") for i in range(8)]
+        store.import_gaps(con, center, gaps, [], "gaps.csv")
+        claims = [Claim(f"c{i}", payer, ids[i], date(2026, 3, 1 + i % 28), "ed" if i % 3 else "outpatient",
+                        Decimal(100 + i)) for i in range(n)]  # fmt: skip
+        store.import_claims(con, center, claims, [], "claims.csv")
+        fills = [(Fill("", date(2026, 1, 5), 30, "atorvastatin 20 MG"), ids[0]),
+                 (Fill("", date(2026, 3, 5), 30, "atorvastatin 20 MG"), ids[0])]  # fmt: skip
+        store.import_fills(con, center, fills, [], "pharmacy.csv")
+        store.save_contract(con, center, contract.model_copy(update={"payer": payer}))
 
 
 # (center, site) -> (metric, domain, numerator, denominator, value for days); the Social needs page's data

@@ -290,7 +290,11 @@ def cost_view(
 # ----------------------------------------------------------------------------------- PDC
 def pdc_view(con: duckdb.DuckDBPyConnection, center: str, year: int) -> list[pdc.PdcResult]:
     deaths: dict[str, date] = {}
-    if _table(con, F, "patient"):
+    has = (
+        "SELECT count(*) FROM information_schema.columns"
+        " WHERE table_schema = ? AND table_name = ? AND column_name = ?"
+    )
+    if con.execute(has, [F, "patient", "deceased_datetime"]).fetchone()[0]:
         for pid, d in con.execute(
             f"SELECT id, try_cast(left(deceased_datetime, 10) AS DATE) FROM {F}.patient "
             "WHERE center = ? AND deceased_datetime IS NOT NULL",
