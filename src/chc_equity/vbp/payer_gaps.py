@@ -41,7 +41,11 @@ from typing import Any
 
 from chc_equity.vbp.roster import Rejected, RosterError
 
-DEQM = "http://hl7.org/fhir/us/davinci-deqm/StructureDefinition/extension-gapStatus"
+# the gapStatus modifier extension: Da Vinci DEQM (US, STU3-STU5) and the international DEQM (uv)
+DEQM = (
+    "http://hl7.org/fhir/us/davinci-deqm/StructureDefinition/extension-gapStatus",
+    "http://hl7.org/fhir/uv/deqm/StructureDefinition/deqm-gapStatus",
+)
 OPEN, CLOSED = "open", "closed"
 GAP_STATUS = {"open-gap": OPEN, "prospective-gap": OPEN, "closed-gap": CLOSED}
 REQUIRED = ("payer", "member_id", "measure", "status")
@@ -139,7 +143,7 @@ def read_care_gaps(resource: dict[str, Any], payer: str, source: str = "care-gap
         patients = [r for r in entries if r.get("resourceType") == "Patient"]
         for issue in (r for r in entries if r.get("resourceType") == "DetectedIssue"):
             n += 1
-            ext = next((e for e in issue.get("modifierExtension") or [] if e.get("url") == DEQM), {})
+            ext = next((e for e in issue.get("modifierExtension") or [] if e.get("url") in DEQM), {})
             codes = [c.get("code") for c in (ext.get("valueCodeableConcept") or {}).get("coding") or []]
             status = next((GAP_STATUS[c] for c in codes if c in GAP_STATUS), None)
             if status is None:
