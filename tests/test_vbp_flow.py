@@ -170,3 +170,59 @@ def test_pages_and_access(built) -> None:
         cost = client.get(f"/vbp/{center}/cost?year={y}")
         assert cost.status_code == 200 and "PMPM" in cost.text
     assert admin.get(f"/vbp/{center}/roster?payer=nobody").status_code == 404
+
+
+def test_estimator_inputs_equal_measure_results(built) -> None:
+    """The contract's met / denominator per measure, recounted from the roster CSV (spans, continuous
+    enrollment) and measure_results directly."""
+    from collections import defaultdict
+
+    from chc_equity.vbp.roster import continuously_enrolled
+
+    path, center, files = built
+    rows = _csv(files / "roster.csv")
+    con = connect(path, read_only=True)
+    try:
+        contract = store.contracts(con, center)[0]
+        inputs, open_by, period, _ = report.contract_inputs(con, center, contract)
+        pid_of = dict(
+            con.execute("SELECT member_id, patient_id FROM vbp_roster WHERE center = ?", [center]).fetchall()
+        )
+        results = con.execute(
+            """SELECT r.patient_id, a.cms_id, bool_or(r.numerator <> a.inverse) FROM measure_results r
+                 JOIN (SELECT DISTINCT measure, cms_id, inverse FROM agg_measure) a USING (measure)
+                WHERE r.center = ? AND r.group_id = 'Group_1' AND r.period_start = ? AND r.period_end = ?
+                  AND r.denominator AND NOT r.denominator_exclusion AND NOT r.denominator_exception
+                GROUP BY ALL""",
+            [center, *period],
+        ).fetchall()
+    finally:
+        con.close()
+    spans = defaultdict(list)
+    for r in rows:
+        end = date.fromisoformat(r["attribution_end"]) if r["attribution_end"] else None
+        spans[r["member_id"]].append((date.fromisoformat(r["attribution_start"]), end))
+    enrolled = {pid_of[m] for m, s in spans.items() if pid_of.get(m) and continuously_enrolled(s, *period)}
+    at_end = {
+        pid_of[m]
+        for m, s in spans.items()
+        if pid_of.get(m) and any(a <= period[1] <= (b or period[1]) for a, b in s)
+    }
+    scored = 0
+    for cm in contract.measures:
+        eligible = enrolled if cm.continuous_enrollment else at_end
+        den = {(p, met) for p, cms, met in results if cms == cm.source and p in eligible}
+        assert (inputs.counts[cm.id].met, inputs.counts[cm.id].denominator) == (
+            sum(1 for _, met in den if met),
+            len(den),
+        ), cm.id
+        scored += len(den)
+        assert {p for p, met in den if not met} == {p for p, ms in open_by.items() if cm.id in ms}
+    assert scored > 0
+    months = sum(
+        1
+        for s in spans.values()
+        for m in range(1, 13)
+        if any(a <= date(period[0].year, m, 1) <= (b or period[1]) for a, b in s)
+    )
+    assert inputs.member_months == months
