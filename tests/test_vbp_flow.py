@@ -170,6 +170,11 @@ def test_pages_and_access(built) -> None:
         cost = client.get(f"/vbp/{center}/cost?year={y}")
         assert cost.status_code == 200 and "PMPM" in cost.text
     assert admin.get(f"/vbp/{center}/roster?payer=nobody").status_code == 404
+    # payer ZZ (test_cli_reports_and_bad_files) has one member: a viewer sees none of its months
+    assert "<td>ZZ</td>" in admin.get(f"/vbp/{center}/cost?year={y}").text
+    assert "<td>ZZ</td>" not in viewer.get(f"/vbp/{center}/cost?year={y}").text
+    row = viewer.get(f"/vbp?as_of={AS_OF}").text.split("<td>ZZ</td>")[1].split("</tr>")[0]
+    assert "<td>*</td>" in row and "<td>1</td>" not in row
 
 
 def test_estimator_inputs_equal_measure_results(built) -> None:

@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 
+from chc_equity.equity.suppression import DEFAULT_THRESHOLD as SMALL
 from chc_equity.equity.suppression import one_way_table, suppress
 from chc_equity.vbp import pdc, report, store
 from chc_equity.vbp.contract import money
@@ -61,7 +62,9 @@ def _summary(con, center: str, as_of: date, hide: bool) -> dict:
         c = view.reconciliation.counts()
         seen, not_seen = _hide([c["attributed_seen"], c["attributed_not_seen"]], hide)
         (other,) = _hide([c["seen_not_attributed"]], hide)
-        mm = sum(n for _, n in view.member_months)
+        mm: int | None = sum(n for _, n in view.member_months)
+        if hide and any(0 < n < SMALL for _, n in view.member_months):
+            mm = None  # a viewer could subtract the months the cost page shows from it
         payers.append(dict(payer=payer, seen=seen, not_seen=not_seen, not_attributed=other, member_months=mm))
     results = report.pdc_view(con, center, as_of.year) if store.available(con, "vbp_fills") else []
     adherence = []
@@ -213,6 +216,8 @@ def vbp_cost(
         raise HTTPException(status_code=404, detail="No such dimension.")
     with service.warehouse(request) as con:
         rows, strata = report.cost_view(con, center, date(y, 1, 1), date(y, 12, 31), by)
+    if scope.user.suppressed:  # members in a month are people: a viewer sees no month under 11
+        rows = [r for r in rows if r.member_months >= SMALL]
     return _render(
         request,
         "vbp_cost.html",
