@@ -36,6 +36,7 @@ from chc_equity.synth import generate, load_config
 from chc_equity.uds import build_report
 from chc_equity.uds.export import write_all
 from chc_equity.uds.report import NETWORK
+from chc_equity.vbp.synth import generate_and_load
 from chc_equity.views.build import build_views
 from chc_equity.views.shape import builtin_screen
 from chc_equity.warehouse import connect
@@ -146,6 +147,9 @@ def run(out: Path = OUT, *, centers: int = CENTERS, patients: int = PATIENTS) ->
     with console.status("social needs: screening and referral metrics ..."):
         sdoh_metrics.build(con, period_start=PERIOD[0], period_end=PERIOD[1])
         sdoh_strata.build(con)
+    with console.status("value-based payment: a synthetic payer per center ..."):
+        for center in center_ids:
+            generate_and_load(con, center, out / "payer" / center, seed=SEED, year=PERIOD[1].year)
     plans = _plans(con)
     loads = con.execute(
         "SELECT center, sum(inserted + updated + unchanged), sum(quarantined) "

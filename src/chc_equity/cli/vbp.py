@@ -121,15 +121,7 @@ def synth(
 
     if load:
         with writing(warehouse) as con:
-            counts = vsynth.generate(con, center, folder, seed=seed, year=year)
-            for kind, name in (
-                ("roster", "roster.csv"),
-                ("gaps", "gaps.csv"),
-                ("claims", "claims.csv"),
-                ("fills", "pharmacy.csv"),
-                ("contract", "contract.yaml"),
-            ):
-                _import(con, kind, folder / name, center, None, False)
+            counts = vsynth.generate_and_load(con, center, folder, seed=seed, year=year)
     else:
         con = connect(warehouse, read_only=True)
         try:

@@ -295,3 +295,27 @@ def generate(
     }
     (out / "contract.yaml").write_text(yaml.safe_dump(contract, sort_keys=False))
     return {"roster": len(roster), "gaps": len(gaps), "claims": len(claims), "fills": len(fills)}
+
+
+def generate_and_load(
+    con: duckdb.DuckDBPyConnection, center: str, out: Path, *, seed: int = 2026, year: int | None = None
+) -> dict[str, int]:
+    """:func:`generate`, then import the five files into the warehouse as ``chc-equity vbp import`` does."""
+    from chc_equity.vbp import cost, payer_gaps, pdc, roster, store
+    from chc_equity.vbp.contract import load_contract
+
+    counts = generate(con, center, out, seed=seed, year=year)
+    store.import_roster(
+        con, center, *roster.read_roster_csv((out / "roster.csv").read_text(), "roster.csv"), "roster.csv"
+    )
+    store.import_gaps(
+        con, center, *payer_gaps.read_gaps_csv((out / "gaps.csv").read_text(), "gaps.csv"), "gaps.csv"
+    )
+    store.import_claims(
+        con, center, *cost.read_claims_csv((out / "claims.csv").read_text(), "claims.csv"), "claims.csv"
+    )
+    store.import_fills(
+        con, center, *pdc.read_fills_csv((out / "pharmacy.csv").read_text(), "pharmacy.csv"), "pharmacy.csv"
+    )
+    store.save_contract(con, center, load_contract(out / "contract.yaml"))
+    return counts
