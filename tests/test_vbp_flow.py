@@ -170,6 +170,11 @@ def test_pages_and_access(built) -> None:
         cost = client.get(f"/vbp/{center}/cost?year={y}")
         assert cost.status_code == 200 and "PMPM" in cost.text
     assert admin.get(f"/vbp/{center}/roster?payer=nobody").status_code == 404
+    submit = admin.get(f"/vbp/{center}/gaps.csv?agreement=submit").text.splitlines()
+    assert (
+        submit[0].startswith('"agreement"') and len(submit) > 1 and all('"submit"' in x for x in submit[1:])
+    )
+    assert viewer.get(f"/vbp/{center}/gaps.csv").status_code == 403
     # payer ZZ (test_cli_reports_and_bad_files) has one member: a viewer sees none of its months
     assert "<td>ZZ</td>" in admin.get(f"/vbp/{center}/cost?year={y}").text
     assert "<td>ZZ</td>" not in viewer.get(f"/vbp/{center}/cost?year={y}").text

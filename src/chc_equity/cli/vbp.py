@@ -192,7 +192,13 @@ def roster_cmd(
 
 @vbp_app.command("gaps")
 def gaps_cmd(
-    center: CenterOpt, payer: PayerOpt = None, as_of: AsOfOpt = None, warehouse: WarehouseOpt = None
+    center: CenterOpt,
+    payer: PayerOpt = None,
+    as_of: AsOfOpt = None,
+    csv_out: Annotated[
+        Path | None, typer.Option("--csv", help="Write every row (with its agreement) here.")
+    ] = None,
+    warehouse: WarehouseOpt = None,
 ) -> None:
     """The payer's gaps beside ours: submit (payer misses our closure), payer-closed, both-open, ..."""
     from collections import Counter
@@ -202,14 +208,37 @@ def gaps_cmd(
     con = _read(warehouse)
     try:
         rows, period = report.payer_gap_view(con, center, _payer(con, center, payer), _day(as_of))
+        ident = report.identity(con, center, {r.patient_id for r in rows if r.patient_id})
     finally:
         con.close()
-    t = Table(title=f"Payer gaps vs our measure run {period}")
+    when = f"{period[0]} to {period[1]}" if period else "(no measure run)"
+    t = Table(title=f"Payer gaps vs our measure run {when}")
     t.add_column("agreement")
     t.add_column("gaps", justify="right")
     for k, v in sorted(Counter(r.agreement for r in rows).items()):
         t.add_row(k, str(v))
     out().print(t)
+    if csv_out:
+        from chc_equity.exports import csv_writer
+
+        with csv_out.open("w", newline="") as fh:
+            w = csv_writer(fh)
+            w.writerow(["agreement", "member_id", "name", "mrn", "measure", "payer_measure", "payer", "ours"])
+            for r in rows:
+                name, mrn = ident.get(r.patient_id or "", (None, None))
+                w.writerow(
+                    [
+                        r.agreement,
+                        r.member_id,
+                        name or "",
+                        mrn or "",
+                        r.cms_id or "",
+                        r.payer_measure,
+                        r.payer_status or "",
+                        r.center_status or "not in denominator",
+                    ]
+                )
+        out().print(f"{len(rows)} rows -> {csv_out}")
 
 
 @vbp_app.command("estimate")

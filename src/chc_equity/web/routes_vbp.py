@@ -153,15 +153,7 @@ def vbp_roster(
     )
 
 
-@router.get("/vbp/{center}/gaps")
-def vbp_gaps(
-    request: Request,
-    scope: Annotated[CenterScope, Depends(LISTS)],
-    payer: str | None = None,
-    as_of: str | None = None,
-) -> Response:
-    """The payer's gaps beside ours; "submit" rows are the supplemental-data submission list."""
-    day, center = _as_of(as_of), scope.center or ""
+def _gap_rows(request: Request, center: str, payer: str | None, day: date):
     with service.warehouse(request) as con:
         chosen = _payer(con, center, payer)
         rows, period = report.payer_gap_view(con, center, chosen, day) if chosen else ([], None)
@@ -178,8 +170,47 @@ def vbp_gaps(
         )
         for r in rows
     ]
+    return chosen, shown, period
+
+
+@router.get("/vbp/{center}/gaps")
+def vbp_gaps(
+    request: Request,
+    scope: Annotated[CenterScope, Depends(LISTS)],
+    payer: str | None = None,
+    as_of: str | None = None,
+) -> Response:
+    """The payer's gaps beside ours; "submit" rows are the supplemental-data submission list."""
+    center = scope.center or ""
+    chosen, rows, period = _gap_rows(request, center, payer, _as_of(as_of))
     return _render(
-        request, "vbp_gaps.html", scope.user, center=center, payer=chosen, rows=shown, period=period
+        request, "vbp_gaps.html", scope.user, center=center, payer=chosen, rows=rows, period=period
+    )
+
+
+@router.get("/vbp/{center}/gaps.csv")
+def vbp_gaps_csv(
+    request: Request,
+    scope: Annotated[CenterScope, Depends(LISTS)],
+    payer: str | None = None,
+    agreement: str = "submit",
+    as_of: str | None = None,
+) -> Response:
+    """One kind of row as CSV (default: the supplemental-data submission list); cells made safe."""
+    import io
+
+    from chc_equity.exports import dict_writer
+
+    center = scope.center or ""
+    _, rows, _ = _gap_rows(request, center, payer, _as_of(as_of))
+    buf = io.StringIO()
+    w = dict_writer(buf, ["agreement", "member", "name", "mrn", "measure", "payer", "ours"])
+    w.writeheader()
+    w.writerows(r for r in rows if r["agreement"] == agreement)
+    return Response(
+        buf.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="payer-gaps-{agreement}.csv"'},
     )
 
 
