@@ -21,7 +21,9 @@ rule is strict for automatic links and sends doubtful cases to staff.
    * otherwise no match.
 
    One "match" candidate and no other match or review candidate: automatic match ("demographics"); an
-   exact match of both normalised names also wins over candidates that are only "similar" (a twin).
+   exact match of both normalised names also wins over "similar name" candidates whose given name is
+   clearly different (similarity < 0.85: twins Grace and Gloria), never over near-equal ones (Aiden and
+   Ayden, 0.89: a typo away from each other).
    Two or more (twins with near-equal given names, duplicate charts) or only review candidates: the
    event goes to the review queue with every candidate, and staff confirm or reject.
 """
@@ -37,6 +39,7 @@ from datetime import date
 FAMILY_MATCH, GIVEN_MATCH = 0.92, 0.90
 FAMILY_REVIEW, GIVEN_REVIEW = 0.85, 0.75
 NEAR_EQUAL = 0.95
+DISTINCT_GIVEN = 0.85
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +157,7 @@ class Matcher:
         if birth_date is None:
             return MatchResult("unmatched", "", None)
         fam, giv = normalise(family), normalise(given)
-        matches, reviews, exact = [], [], set()
+        matches, reviews, exact, close = [], [], set(), set()
         for year in (birth_date.year - 1, birth_date.year, birth_date.year + 1):
             for p in self.by_year.get(year, ()):
                 if p.birth_date != birth_date and not _date_one_edit(p.birth_date, birth_date):
@@ -173,12 +176,15 @@ class Matcher:
                     swap = swapped and f_sim < FAMILY_REVIEW
                     why = "names swapped" if swap else "similar name, same birth date"
                     reviews.append(Candidate(p.patient_id, score, why))
+                    if swap or g_sim >= DISTINCT_GIVEN:
+                        close.add(p.patient_id)
                 elif not same_day and f_sim >= NEAR_EQUAL and g_sim >= NEAR_EQUAL:
                     reviews.append(Candidate(p.patient_id, score, "same name, birth date one edit away"))
         candidates = tuple(sorted(matches + reviews, key=lambda c: (-c.score, c.patient_id)))
-        # A twin or sibling that is only "similar" does not block an exact match of both names.
+        # A twin or sibling whose given name is clearly different does not block an exact match.
         if len(matches) == 1 and (not reviews or (matches[0].patient_id in exact and all(
-                c.reason == "similar name, same birth date" for c in reviews))):  # fmt: skip
+                c.reason == "similar name, same birth date" and c.patient_id not in close
+                for c in reviews))):  # fmt: skip
             return MatchResult("matched", "demographics", matches[0].patient_id, candidates)
         if candidates:
             return MatchResult("review", "demographics", None, candidates)
