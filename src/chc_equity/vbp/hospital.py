@@ -14,13 +14,13 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
 
 import duckdb
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from chc_equity.appdb.models import HospitalEvent, HospitalMatchReview, HospitalQuarantine, Outreach
+from chc_equity.outreach.page import Overlay
 from chc_equity.vbp.adt import AdtEvent, ReadResult
 from chc_equity.vbp.matching import Matcher, PatientRecord
 from chc_equity.vbp.transitions import (
@@ -404,7 +404,7 @@ class TransitionRow:
 
 
 def transition_list(
-    session: Session, con: duckdb.DuckDBPyConnection, center: str, as_of: date, overlay: Any | None = None
+    session: Session, con: duckdb.DuckDBPyConnection, center: str, as_of: date, overlay: Overlay | None = None
 ) -> list[TransitionRow]:
     """The list staff work from: every matched discharge with its windows, the patient's contact data
     and the CHW worklist's assignment and last outreach (``overlay`` from appdb.worklist)."""
@@ -413,8 +413,8 @@ def transition_list(
     since = min((d.discharged for d in ds), default=as_of)
     rows = transitions(ds, contacts(session, center, ids), visits(con, center, ids, since), as_of)
     who = people(con, center, ids)
-    assigned: Mapping[str, str] = getattr(overlay, "assigned", {}) or {}
-    last: Mapping[str, tuple[date, str]] = getattr(overlay, "last", {}) or {}
+    assigned: Mapping[str, str] = overlay.assignments if overlay is not None else {}
+    last: Mapping[str, tuple[date, str]] = overlay.last_outreach if overlay is not None else {}
     return [
         TransitionRow(
             t,

@@ -21,9 +21,10 @@ rule is strict for automatic links and sends doubtful cases to staff.
    * otherwise no match.
 
    One "match" candidate and no other match or review candidate: automatic match ("demographics"); an
-   exact match of both normalised names also wins over "similar name" candidates whose given name is
-   clearly different (similarity < 0.85: twins Grace and Gloria), never over near-equal ones (Aiden and
-   Ayden, 0.89: a typo away from each other).
+   exact match of both normalised names (and the birth date) also wins over "similar name" candidates
+   whose given name is clearly different (similarity < 0.85: twins Grace and Joy), and over candidates
+   whose birth date is one edit away and whose names are not exactly equal; never over near-equal given
+   names (Aiden and Ayden, 0.89: a typo away from each other) nor over a namesake one digit away.
    Two or more (twins with near-equal given names, duplicate charts) or only review candidates: the
    event goes to the review queue with every candidate, and staff confirm or reject.
 """
@@ -40,6 +41,7 @@ FAMILY_MATCH, GIVEN_MATCH = 0.92, 0.90
 FAMILY_REVIEW, GIVEN_REVIEW = 0.85, 0.75
 NEAR_EQUAL = 0.95
 DISTINCT_GIVEN = 0.85
+OUTRANKED = ("similar name, same birth date", "same name, birth date one edit away")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +73,9 @@ class MatchResult:
 
 
 def normalise(name: str) -> str:
-    """Accents removed, upper case, letters only (hyphens, apostrophes and spaces dropped)."""
+    """Accents removed, upper case, letters and digits only (hyphens, apostrophes, spaces dropped)."""
     decomposed = unicodedata.normalize("NFKD", name or "")
-    return "".join(c for c in decomposed if c.isalpha() and not unicodedata.combining(c)).upper()
+    return "".join(c for c in decomposed if c.isalnum() and not unicodedata.combining(c)).upper()
 
 
 def jaro(a: str, b: str) -> float:
@@ -180,10 +182,12 @@ class Matcher:
                         close.add(p.patient_id)
                 elif not same_day and f_sim >= NEAR_EQUAL and g_sim >= NEAR_EQUAL:
                     reviews.append(Candidate(p.patient_id, score, "same name, birth date one edit away"))
+                    if (fam, giv) == (pf, pg):
+                        close.add(p.patient_id)
         candidates = tuple(sorted(matches + reviews, key=lambda c: (-c.score, c.patient_id)))
         # A twin or sibling whose given name is clearly different does not block an exact match.
         if len(matches) == 1 and (not reviews or (matches[0].patient_id in exact and all(
-                c.reason == "similar name, same birth date" and c.patient_id not in close
+                c.reason in OUTRANKED and c.patient_id not in close
                 for c in reviews))):  # fmt: skip
             return MatchResult("matched", "demographics", matches[0].patient_id, candidates)
         if candidates:
