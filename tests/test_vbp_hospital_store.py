@@ -122,3 +122,58 @@ def test_import_match_review_and_transitions(db: AppDB, warehouse: Path) -> None
     # visits (webseed): patient i on END - i days, i.e. day 5 - i after the discharge
     assert p0.transition.visit7.done_on == END and p1.transition.visit7.done_on == END - timedelta(days=1)
     assert p2.transition.visit7.done_on == END - timedelta(days=2)
+
+
+def test_cli_synth_import_review_transitions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`chc-equity hospital synth-adt | import-adt | review | transitions` on a copy of the seeded warehouse
+    (SQLite app database beside it)."""
+    from typer.testing import CliRunner
+
+    from chc_equity.cli import _register, app
+
+    monkeypatch.delenv("CHC_EQUITY_DATABASE_URL", raising=False)
+    wh = build_warehouse(tmp_path / "wh.duckdb")
+    _register("hospital")
+    runner = CliRunner(env={"COLUMNS": "240"})
+    feed = tmp_path / "feed.hl7"
+    made = runner.invoke(app, ["hospital", "synth-adt", str(feed), "-c", NORTH, "-w", str(wh), "--seed", "3",
+                               "--stays", "30", "--start", str(END - timedelta(days=40))])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    assert "urn:example:mrn" in made.output
+    args = [
+        "hospital",
+        "import-adt",
+        str(feed),
+        "-c",
+        NORTH,
+        "-w",
+        str(wh),
+        "-a",
+        "CENTERMRN=urn:example:mrn",
+    ]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "2 quarantined" in first.output and "feed.hl7: message" in first.output
+    again = runner.invoke(app, args)
+    assert "0 events stored" in again.output and "60 already known" in again.output
+    listed = runner.invoke(app, ["hospital", "transitions", "-c", NORTH, "-w", str(wh), "--as-of", str(END)])
+    assert listed.exit_code == 0 and "Transitions of care" in listed.output, listed.output
+    assert any(h in listed.output for h in ("MERCY", "STLUKE", "GENERAL")) and "Family0" in listed.output
+    rates_cmd = [
+        "hospital",
+        "transitions",
+        "-c",
+        NORTH,
+        "-w",
+        str(wh),
+        "--as-of",
+        str(END),
+        "--rates",
+        "hospital",
+    ]
+    rates_out = runner.invoke(app, rates_cmd)
+    assert rates_out.exit_code == 0 and "contact_2bd" in rates_out.output, rates_out.output
+    review = runner.invoke(app, ["hospital", "review", "-c", NORTH, "-w", str(wh)])
+    assert review.exit_code == 0 and "Matches to review" in review.output
+    bad = runner.invoke(app, ["hospital", "review", "-c", NORTH, "-w", str(wh), "--confirm", "999999"])
+    assert bad.exit_code == 1 and "no review item 999999" in bad.output
