@@ -112,12 +112,24 @@ def jaro_winkler(a: str, b: str, prefix_scale: float = 0.1) -> float:
     return j + prefix * prefix_scale * (1 - j)
 
 
-def _date_one_edit(a: date, b: date) -> bool:
-    """Birth dates one typing slip apart: one digit differs, or day and month are swapped."""
-    sa, sb = a.strftime("%Y%m%d"), b.strftime("%Y%m%d")
-    if sum(x != y for x, y in zip(sa, sb, strict=True)) == 1:
-        return True
-    return a.year == b.year and a.month == b.day and a.day == b.month
+def _dates_one_edit(d: date) -> set[date]:
+    """Every valid date one typing slip from ``d``: one digit of YYYYMMDD changed, or day and month
+    swapped (at most 73 dates, looked up in the index instead of scanning a year of patients)."""
+    text = d.strftime("%Y%m%d")
+    out = set()
+    for i, ch in enumerate(text):
+        for digit in "0123456789":
+            if digit != ch:
+                out.add(text[:i] + digit + text[i + 1 :])
+    if d.day <= 12 and d.day != d.month:
+        out.add(f"{d.year:04d}{d.day:02d}{d.month:02d}")
+    dates = set()
+    for t in out:
+        try:
+            dates.add(date(int(t[:4]), int(t[4:6]), int(t[6:])))
+        except ValueError:
+            continue
+    return dates
 
 
 def _agree(x: str, y: str) -> bool:
@@ -125,19 +137,19 @@ def _agree(x: str, y: str) -> bool:
 
 
 class Matcher:
-    """An index of one center's patients by identifier and by birth year, built once per import."""
+    """An index of one center's patients by identifier and by birth date, built once per import."""
 
     def __init__(self, patients: Iterable[PatientRecord], authorities: Mapping[str, str] | None = None):
         self.authorities = dict(authorities or {})
         self.by_identifier: dict[tuple[str, str], set[str]] = defaultdict(set)
-        self.by_year: dict[int, list[PatientRecord]] = defaultdict(list)
+        self.by_birth: dict[date, list[PatientRecord]] = defaultdict(list)
         self.patients: dict[str, PatientRecord] = {}
         for p in patients:
             self.patients[p.patient_id] = p
             for system, value in p.identifiers:
                 self.by_identifier[(system, value)].add(p.patient_id)
             if p.birth_date:
-                self.by_year[p.birth_date.year].append(p)
+                self.by_birth[p.birth_date].append(p)
 
     def _by_identifiers(self, identifiers: Iterable[tuple[str, str]]) -> set[str]:
         hits: set[str] = set()
@@ -160,10 +172,8 @@ class Matcher:
             return MatchResult("unmatched", "", None)
         fam, giv = normalise(family), normalise(given)
         matches, reviews, exact, close = [], [], set(), set()
-        for year in (birth_date.year - 1, birth_date.year, birth_date.year + 1):
-            for p in self.by_year.get(year, ()):
-                if p.birth_date != birth_date and not _date_one_edit(p.birth_date, birth_date):
-                    continue
+        for day in (birth_date, *sorted(_dates_one_edit(birth_date))):
+            for p in self.by_birth.get(day, ()):
                 pf, pg = normalise(p.family), normalise(p.given)
                 f_sim, g_sim = jaro_winkler(fam, pf), jaro_winkler(giv, pg)
                 score = round((f_sim + g_sim) / 2, 4)
