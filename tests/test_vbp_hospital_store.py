@@ -3,6 +3,7 @@ idempotent re-import, the review queue, and the transitions list joined to the C
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -156,9 +157,26 @@ def test_cli_synth_import_review_transitions(tmp_path: Path, monkeypatch: pytest
     assert "2 quarantined" in first.output and "feed.hl7: message" in first.output
     again = runner.invoke(app, args)
     assert "0 events stored" in again.output and "60 already known" in again.output
+    bundle = tmp_path / "partner.json"  # a FHIR partner: Encounter + Patient, identifier = our MRN system
+    patient = {
+        "resourceType": "Patient",
+        "id": "x3",
+        "name": [{"family": "Family003", "given": ["Test"]}],
+        "identifier": [{"system": "urn:example:mrn", "value": mrn(NORTH, 3)}],
+        "birthDate": "1953-01-15",
+    }
+    encounter = {"resourceType": "Encounter", "id": "e1", "status": "finished", "class": {"code": "EMER"},
+                 "subject": {"reference": "Patient/x3"}, "period": {"start": f"{DISCHARGE}T01:00:00Z",
+                 "end": f"{DISCHARGE}T05:00:00Z"}}  # fmt: skip
+    bundle.write_text(json.dumps({"resourceType": "Bundle", "type": "collection",
+                                  "entry": [{"resource": patient}, {"resource": encounter}]}))  # fmt: skip
+    fhir = runner.invoke(app, ["hospital", "import-adt", str(bundle), "-c", NORTH, "-w", str(wh),
+                               "--hospital", "PARTNER"])  # fmt: skip
+    assert fhir.exit_code == 0 and "1 events stored (1 matched" in fhir.output, fhir.output
     listed = runner.invoke(app, ["hospital", "transitions", "-c", NORTH, "-w", str(wh), "--as-of", str(END)])
     assert listed.exit_code == 0 and "Transitions of care" in listed.output, listed.output
     assert any(h in listed.output for h in ("MERCY", "STLUKE", "GENERAL")) and "Family0" in listed.output
+    assert "PARTNER" in listed.output and mrn(NORTH, 3) in listed.output
     rates_cmd = [
         "hospital",
         "transitions",
