@@ -152,9 +152,11 @@ def frame(text: str) -> Iterator[RawMessage]:
     """Cut a file into messages (see the module docstring); line numbers count CR, LF or CR LF."""
     if "\x0b" in text:  # MLLP: <VT> message <FS><CR>
         starts = [m.start() for m in re.finditer("\x0b", text)]
+        line, seen = 1, 0
         for n, at in enumerate(starts, start=1):
+            line += len(_lines(text[seen:at])) - 1  # counted piece by piece: linear in the file
+            seen = at
             body = text[at + 1 : starts[n] if n < len(starts) else len(text)].split("\x1c", 1)[0]
-            line = len(_lines(text[:at]))
             segs = tuple(s for s in _lines(body) if s.strip() and s[:3] not in BATCH)
             yield RawMessage(n, line, segs)
         return

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 
+from chc_equity.equity.suppression import suppress_measure
+
 CONTACT_BUSINESS_DAYS = 2
 VISIT_DAYS = (7, 14)
 CONTACT_OUTCOMES = ("reached", "scheduled_visit", "referral_made")
@@ -186,8 +188,6 @@ def rates(rows: Sequence[Transition], group_of: Mapping[str, str] | None, window
     """Follow-up rate per group (by hospital when ``group_of`` is None, else the patient's stratum) among
     discharges whose window has closed, small cells suppressed with complementary suppression
     (equity.suppression, the network's one rule)."""
-    from chc_equity.equity.suppression import suppress_measure
-
     attr = WINDOWS[window]
     counts: dict[str, list[int]] = {}
     for t in rows:
