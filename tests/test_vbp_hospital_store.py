@@ -50,10 +50,17 @@ def a03(cid: str, pid3: str, family: str, birth: str, day: date = DISCHARGE) -> 
     ])  # fmt: skip
 
 
+# the admission of M3's stay (same visit number VM3)
+ADMIT_M3 = (
+    a03("M3", "H3^^^MERCY^MR", "Family002", "19520116")
+    .replace("A03|M3", "A01|M3a")
+    .replace("EVN|A03", "EVN|A01")
+)
 FEED = "\r\r".join([
     a03("M1", f"H1^^^MERCY^MR~{mrn(NORTH, 0)}^^^NORTHMRN^MR", "Whoever", "19500115"),  # by MRN
     a03("M2", "H2^^^MERCY^MR", "Family001", "19510115"),  # by name + birth date
-    a03("M3", "H3^^^MERCY^MR", "Family002", "19520116"),  # birth date one digit off: review
+    ADMIT_M3,
+    a03("M3", "H3^^^MERCY^MR", "Family002", "19520116"),  # birth date one digit off: review (A01 + A03)
     a03("M4", "H4^^^MERCY^MR", "Stranger", "19900101"),  # not our patient
     a03("M5", "", "Family003", "19530115"),  # no PID-3: quarantined
     a03("M2", "H2^^^MERCY^MR", "Family001", "19510115"),  # re-sent
@@ -71,15 +78,16 @@ def _import(db: AppDB, warehouse: Path) -> hospital.ImportSummary:
 def test_import_match_review_and_transitions(db: AppDB, warehouse: Path) -> None:
     first = _import(db, warehouse)
     assert first == hospital.ImportSummary(
-        events=4, duplicates=1, matched=2, review=1, unmatched=1, quarantined=1
+        events=5, duplicates=1, matched=2, review=2, unmatched=1, quarantined=1
     )
     again = _import(db, warehouse)  # the same file again: nothing new (quarantine is logged per import)
-    assert (again.events, again.duplicates) == (0, 5)
+    assert (again.events, again.duplicates) == (0, 6)
     with db.read() as s:
-        assert hospital.match_counts(s, NORTH) == {"matched": 2, "review": 1, "unmatched": 1}
+        assert hospital.match_counts(s, NORTH) == {"matched": 2, "review": 2, "unmatched": 1}
         q = hospital.quarantine(s, NORTH)[0]
-        assert (q.source, q.message_no, q.line, q.location) == ("mercy.hl7", 5, 21, "PID-3")
-        (item,) = hospital.review_queue(s, NORTH)
+        assert (q.source, q.message_no, q.line, q.location) == ("mercy.hl7", 6, 26, "PID-3")
+        admit_item, item = hospital.review_queue(s, NORTH)  # one per message of the stay
+        assert (admit_item.event_type, item.event_type) == ("A01", "A03")
         assert (
             item.candidate_id == patient_id(NORTH, 2) and item.reason == "same name, birth date one edit away"
         )
@@ -97,6 +105,9 @@ def test_import_match_review_and_transitions(db: AppDB, warehouse: Path) -> None
             "matched",
             "review",
         )
+        # the stay's A01 (same hospital and visit number) was decided with it
+        assert hospital.review_queue(s, NORTH) == []
+        assert hospital.match_counts(s, NORTH) == {"matched": 4, "unmatched": 1}
     with db.write() as s, pytest.raises(hospital.ReviewError) as twice:
         hospital.decide(s, NORTH, item.review_id, "reject", "staff")
     assert twice.value.status == 409

@@ -259,6 +259,7 @@ def decide(
     session.flush()
     if decision == "confirm":
         event.patient_id, event.match_status, event.match_method = item.candidate_id, "matched", "review"
+        _same_stay(session, event, item.candidate_id, by, now)
     else:
         left = session.scalar(
             select(func.count())
@@ -268,6 +269,35 @@ def decide(
         if not left:
             event.match_status = "unmatched"
     return event
+
+
+def _same_stay(session: Session, event: HospitalEvent, patient: str, by: str, now: datetime) -> None:
+    """The other messages of the same stay (hospital + visit number: the A01 of an A03) waiting for the
+    same candidate are this patient's too, so staff decide a stay once, not once per message."""
+    if not event.visit_number:
+        return
+    others = session.scalars(
+        select(HospitalEvent).where(
+            HospitalEvent.center == event.center,
+            HospitalEvent.hospital == event.hospital,
+            HospitalEvent.visit_number == event.visit_number,
+            HospitalEvent.match_status == "review",
+            HospitalEvent.id != event.id,
+        )
+    ).all()
+    for other in others:
+        items = session.scalars(
+            select(HospitalMatchReview).where(
+                HospitalMatchReview.event_id == other.id, HospitalMatchReview.status == "pending"
+            )
+        ).all()
+        if patient not in {i.candidate_id for i in items}:
+            continue
+        for i in items:
+            i.status = "confirmed" if i.candidate_id == patient else "rejected"
+            i.version += 1
+            i.decided_by, i.decided_at = by, now
+        other.patient_id, other.match_status, other.match_method = patient, "matched", "review"
 
 
 def quarantine(session: Session, center: str, limit: int = 200) -> list[HospitalQuarantine]:
