@@ -50,10 +50,12 @@ _COMMAND_MODULES = {
     "udsplus": "udsplus",
     "improvement": "improvement",
     "vouchers": "vouchers",
+    "hospital": "hospital",
 }
 _MODULES = (
     "appdb",
     "equity",
+    "hospital",
     "improvement",
     "ingest",
     "measures",
