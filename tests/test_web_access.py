@@ -17,6 +17,7 @@ from browser.webseed import (
     SOUTH,
     USERS,
     VISIT_DAY,
+    add_hospital_events,
     add_measure_series,
     add_udsplus_package,
     add_users,
@@ -73,6 +74,7 @@ def app(tmp_path_factory: pytest.TempPathFactory):
     UDSPLUS["submission_id"] = add_udsplus_package(warehouse)
     app = make_app(warehouse)
     _seed_improvement(app)
+    add_hospital_events(app)  # transitions, review queue: real rows for the leak checks
     return app
 
 

@@ -613,3 +613,35 @@ def add_measure_series(path: Path) -> None:
             )
     finally:
         con.close()
+
+
+# -- hospital partner data (issue 21): one MERCY discharge per patient 0-14 of each center (matched by MRN)
+# and one of patient 20 with a birth date one digit off (a review item), on HOSPITAL_DAY.
+HOSPITAL_DAY = PERIOD[1] - timedelta(days=5)
+
+
+def hospital_feed(center: str) -> str:
+    day = HOSPITAL_DAY
+    pv1 = "|".join(["PV1", "1", "I", "W"] + [""] * 40 + [f"{day:%Y%m%d}0800", f"{day:%Y%m%d}1000"])
+    msgs = []
+    for i in [*range(15), 20]:
+        pid3 = f"{mrn(center, i)}^^^CMRN^MR" if i < 15 else "X1^^^MERCY^MR"
+        birth = f"{1950 + i}0115" if i < 15 else f"{1950 + i}0116"
+        msh = f"MSH|^~\\&|ADT|MERCY|C|C|{day:%Y%m%d}1000||ADT^A03|{center}-{i}|P|2.5.1"
+        msgs.append("\r".join([msh, f"PID|1||{pid3}||Family{i:03d}^Test||{birth}", pv1]))
+    return "\r\r".join(msgs)
+
+
+def add_hospital_events(app) -> None:
+    """Import both centers' feeds into the app's database (review item ids: NORTH's first)."""
+    from chc_equity.vbp import hospital
+    from chc_equity.vbp.adt import read_hl7_text
+    from chc_equity.vbp.matching import Matcher
+
+    with duckdb.connect(str(app.state.config.warehouse), read_only=True) as con:
+        matchers = {
+            c: Matcher(hospital.load_patients(con, c), {"CMRN": "urn:example:mrn"}) for c in (NORTH, SOUTH)
+        }
+    with app.state.db.write() as s:
+        for c in (NORTH, SOUTH):
+            hospital.import_events(s, c, read_hl7_text(hospital_feed(c), f"{c}.hl7"), matchers[c], "seed")

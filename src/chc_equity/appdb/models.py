@@ -485,3 +485,82 @@ class VoucherLedger(Base):
     on_day: Mapped[date] = mapped_column(Date)
     by: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# -- hospital partner data (chc_equity.vbp: ADT events, matching review queue; revision 0061) ---------
+class HospitalEvent(Base):
+    """One admission / discharge / transfer event from a partner hospital (HL7 v2 ADT or FHIR Encounter).
+
+    Kept here, not in the warehouse, because feeds arrive many times a day and staff decide the uncertain
+    matches; ``event_key`` (hospital | control id | event) makes a re-sent message a no-op."""
+
+    __tablename__ = "hospital_events"
+    __table_args__ = (
+        UniqueConstraint("center", "event_key", name="hospital_events_key"),
+        Index("hospital_events_patient", "center", "patient_id"),
+        Index("hospital_events_status", "center", "match_status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    center: Mapped[str] = mapped_column(String(200))
+    event_key: Mapped[str] = mapped_column(String(400))
+    source: Mapped[str] = mapped_column(String(300))
+    message_no: Mapped[int] = mapped_column(Integer)
+    line: Mapped[int] = mapped_column(Integer)
+    origin: Mapped[str] = mapped_column(String(8))  # hl7v2 | fhir
+    event_type: Mapped[str] = mapped_column(String(3))
+    hospital: Mapped[str] = mapped_column(String(200))
+    patient_class: Mapped[str] = mapped_column(String(2))
+    visit_number: Mapped[str] = mapped_column(String(200))
+    event_time: Mapped[datetime | None] = mapped_column(DateTime)
+    admit_at: Mapped[datetime | None] = mapped_column(DateTime)
+    discharge_at: Mapped[datetime | None] = mapped_column(DateTime)
+    disposition: Mapped[str] = mapped_column(String(16))
+    identifiers: Mapped[str] = mapped_column(Text)  # JSON [[authority, value, type], ...]
+    family: Mapped[str] = mapped_column(String(200))
+    given: Mapped[str] = mapped_column(String(200))
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(String(1))
+    postal_code: Mapped[str] = mapped_column(String(10))
+    patient_id: Mapped[str | None] = mapped_column(String(200))
+    match_status: Mapped[str] = mapped_column(String(16))  # matched | review | unmatched
+    match_method: Mapped[str] = mapped_column(String(16))  # identifier | demographics | review | ""
+    imported_by: Mapped[str] = mapped_column(String(64))
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class HospitalQuarantine(Base):
+    """A message set aside at import: where (file, message, line, segment-field) and why; no patient data."""
+
+    __tablename__ = "hospital_quarantine"
+    __table_args__ = (Index("hospital_quarantine_center", "center", "imported_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    center: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(300))
+    message_no: Mapped[int] = mapped_column(Integer)
+    line: Mapped[int] = mapped_column(Integer)
+    location: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class HospitalMatchReview(Base):
+    """One candidate patient for an uncertain match; staff confirm one or reject (optimistic ``version``)."""
+
+    __tablename__ = "hospital_match_reviews"
+    __table_args__ = (
+        UniqueConstraint("event_id", "candidate_id", name="hospital_match_reviews_candidate"),
+        Index("hospital_match_reviews_queue", "center", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("hospital_events.id", ondelete="CASCADE"))
+    center: Mapped[str] = mapped_column(String(200))
+    candidate_id: Mapped[str] = mapped_column(String(200))
+    score: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))  # pending | confirmed | rejected
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

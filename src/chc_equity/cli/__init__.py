@@ -51,10 +51,12 @@ _COMMAND_MODULES = {
     "improvement": "improvement",
     "vouchers": "vouchers",
     "vbp": "vbp",
+    "hospital": "hospital",
 }
 _MODULES = (
     "appdb",
     "equity",
+    "hospital",
     "improvement",
     "ingest",
     "measures",

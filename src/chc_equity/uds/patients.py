@@ -30,9 +30,31 @@ PATIENTS = "uds_patients"
 
 CDCREC = "urn:oid:2.16.840.1.113883.6.238"
 LOINC = "http://loinc.org"
-UDSPLUS_HOUSING = "http://hl7.org/fhir/us/uds-plus/CodeSystem/udsplus-housing-status-codes"
-UDSPLUS_AG = "http://hl7.org/fhir/us/uds-plus/CodeSystem/udsplus-agriculture-worker-status-codes"
-UDSPLUS_INSURANCE = "http://hl7.org/fhir/us/uds-plus/CodeSystem/udsplus-insurance-codes"
+# The UDS+ IG moved from http://hl7.org/fhir/us/uds-plus (1.x) to http://fhir.org/guides/hrsa/uds-plus (2.0.0)
+# and renamed some codes; input coded with either is read.
+UDSPLUS_BASES = ("http://fhir.org/guides/hrsa/uds-plus", "http://hl7.org/fhir/us/uds-plus")
+UDSPLUS_HOUSING = tuple(f"{b}/CodeSystem/udsplus-housing-status-codes" for b in UDSPLUS_BASES)
+UDSPLUS_AG = tuple(f"{b}/CodeSystem/udsplus-agriculture-worker-status-codes" for b in UDSPLUS_BASES)
+UDSPLUS_INSURANCE = tuple(
+    f"{b}/CodeSystem/{name}"
+    for b in UDSPLUS_BASES
+    for name in ("uds-plus-insurance-codes", "udsplus-insurance-codes")
+)
+# UDS+ insurance code -> Table 4 category (IG 2.0.0 codes first, then the 1.x spellings). Medicare with a
+# private supplement is Medicare (UDS Manual: report the primary medical insurance).
+UDSPLUS_INSURANCE_CATEGORY = {
+    "none-or-uninsured": "uninsured",
+    "medicaid-title-19-21": "medicaid",
+    "chip-medicaid": "chip",
+    "medicare": "medicare",
+    "dually-eligible-medicaid-medicare": "dual",
+    "medicare-and-private": "medicare",
+    "other-non-chip-public-insurance": "other_public",
+    "other-public-insurance-chip": "other_public_chip",
+    "private-insurance": "private",
+    "medicaid-title-19": "medicaid",
+    "dually-eligible": "dual",
+}
 SOPT_SYSTEMS = ("https://nahdo.org/sopt", "urn:oid:2.16.840.1.113883.3.221.5")
 
 # --- Table 3B: race rows and Hispanic columns (CDC Race & Ethnicity code system) ---------------------
@@ -268,29 +290,18 @@ latest_vet AS (
 ag AS (
   SELECT center, patient_id,
     bool_or(vcode IN {_in(MIGRATORY_CODES)}) AS migratory,
-    bool_or(vcode IN {_in(SEASONAL_CODES)} AND (vsys = {_lit(UDSPLUS_AG)} OR vsys IS NULL)) AS seasonal,
+    bool_or(vcode IN {_in(SEASONAL_CODES)} AND (vsys IN {_in(UDSPLUS_AG)} OR vsys IS NULL)) AS seasonal,
     bool_or(loinc = {_lit(FARMWORK_LOINC)} AND vcode IN {_in(YES_CODES)}) AS farmwork
   FROM obs GROUP BY ALL
 ),
 shelter AS (  -- most recent UDS+ housing-status code in the year
   SELECT center, patient_id, {_map("vcode", SHELTER_LINE)} AS line FROM obs
-  WHERE vsys = {_lit(UDSPLUS_HOUSING)} AND day >= {_lit(f"{year}-01-01")}
+  WHERE vsys IN {_in(UDSPLUS_HOUSING)} AND day >= {_lit(f"{year}-01-01")}
   QUALIFY row_number() OVER (PARTITION BY center, patient_id ORDER BY day DESC NULLS LAST, id DESC) = 1
 ),
 cov AS (  -- coverages in force on the day of the last countable visit (else any in the year)
   SELECT c.center, c.patient_id, c.id, c.coverage_order,
-    CASE WHEN c.type_system = {_lit(UDSPLUS_INSURANCE)} THEN {
-        _map(
-            "c.type_code",
-            {
-                "medicaid-title-19": "medicaid",
-                "chip-medicaid": "chip",
-                "dually-eligible": "dual",
-                "other-non-chip-public-insurance": "other_public",
-                "other-public-insurance-chip": "other_public_chip",
-            },
-        )
-    }
+    CASE WHEN c.type_system IN {_in(UDSPLUS_INSURANCE)} THEN {_map("c.type_code", UDSPLUS_INSURANCE_CATEGORY)}
       WHEN c.type_system IN {
         _in(SOPT_SYSTEMS)
     } OR (c.type_system IS NULL AND regexp_matches(c.type_code, '^[0-9]+$'))

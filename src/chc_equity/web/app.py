@@ -72,6 +72,7 @@ def create_app(config: WebConfig) -> FastAPI:
     from chc_equity.web import (
         routes_api,
         routes_auth,
+        routes_hospital,
         routes_improvement,
         routes_measures,
         routes_outreach,
@@ -106,6 +107,7 @@ def create_app(config: WebConfig) -> FastAPI:
         routes_outreach.api,
         routes_vouchers.pages,
         routes_vbp.router,
+        routes_hospital.router,
     )
     for router in app.state.routers:
         app.include_router(router)
