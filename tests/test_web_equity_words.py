@@ -6,7 +6,6 @@ or by the equity package itself (a re-selected reference must give what the pack
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 
 from chc_equity.equity.ranking import largest_inequities
@@ -130,7 +129,8 @@ def _cell(numerator: int, denominator: int) -> Cell:
 def test_hidden_cells_say_small_or_complementary_without_the_value() -> None:
     plan = Plan(numerator_hidden=True, not_met_hidden=True, denominator_hidden=True, network_withheld=False)
     small = suppress_cell(_cell(4, 60), plan)  # 4 met: a small number
-    assert small.numerator is None and small.hidden == {"numerator": SMALL, "performance_denominator": COMPLEMENTARY}
+    assert small.numerator is None
+    assert small.hidden == {"numerator": SMALL, "performance_denominator": COMPLEMENTARY}
     near_all = suppress_cell(_cell(55, 60), plan)  # 5 not met: the numerator is hidden for a small count
     assert near_all.hidden["numerator"] == SMALL
     other = suppress_cell(_cell(47, 102), plan)  # 47 and 55, 102: hidden only to protect another cell

@@ -16,6 +16,7 @@ from browser.conftest import ARTIFACTS, CHROMIUM, sign_in
 from browser.webseed import (
     NORTH,
     USERS,
+    add_equity_strata,
     add_measure_series,
     add_users,
     build_warehouse,
@@ -48,6 +49,7 @@ def app_and_ids(tmp_path_factory: pytest.TempPathFactory):
 
     warehouse = build_warehouse(tmp_path_factory.mktemp("axe") / "wh.duckdb")
     add_measure_series(warehouse)
+    add_equity_strata(warehouse)
     add_users(warehouse)
     app = make_app(warehouse)
     _seed_improvement(app)
@@ -81,6 +83,10 @@ def pages_for(app, ids: dict[str, dict[str, int]], user: str) -> list[str]:
 
 def run_axe(page, axe: str) -> list[dict]:
     """Serious and critical violations on the page now shown (rule id, impact, first offending nodes)."""
+    page.wait_for_function(  # charts drawn (or failed): axe must see the final page
+        "() => [...document.querySelectorAll('.chart[data-spec]')]"
+        ".every(c => c.classList.contains('rendered') || c.classList.contains('failed'))"
+    )
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
         page.evaluate(axe)
     result = page.evaluate("(tags) => axe.run(document, {runOnly: {type: 'tag', values: tags}})", TAGS)

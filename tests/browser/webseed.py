@@ -643,7 +643,8 @@ def add_equity_strata(path: Path) -> None:
                     [row.get(c) for c in columns],
                 )
         dims = ", ".join(f"{d} VARCHAR" for d in DIMENSIONS if d not in ("center", "patient_id"))
-        con.execute(f"CREATE OR REPLACE TABLE patient_attributes (center VARCHAR, patient_id VARCHAR, {dims})")
+        sql = f"CREATE OR REPLACE TABLE patient_attributes (center VARCHAR, patient_id VARCHAR, {dims})"
+        con.execute(sql)
         for i in range(PATIENTS[NORTH][0]):
             race = "Black non-Hispanic" if i in BLACK_AT_NORTH else "Hispanic"
             con.execute(

@@ -81,8 +81,8 @@ def center_equity(
             name = service.resolve_measure(con, measure)[0]
     else:
         name = next(iter(dict.fromkeys(s.measure for s in everything)), None)
-    if name is None:
-        raise HTTPException(status_code=404, detail="No equity strata for this center yet.")
+    if name is None:  # the center exists (the guard and center_strata checked) but has no strata yet
+        return _render(request, "center_equity.html", scope.user, run=run, center=scope.center, empty=True)
     cms_id, title, inverse = meta.get(name, (name, name, False))
     unit = plainwords.unit_of(name)
     mine = [s for s in everything if s.measure == name]

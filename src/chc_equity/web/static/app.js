@@ -50,7 +50,13 @@ window.addEventListener("DOMContentLoaded", () => {
         renderer: "svg",
         tooltip: { disableDefaultStyle: true },
       })
-      .then(() => el.classList.add("rendered"))
+      .then(() => {
+        // One accessible name for the whole chart: the sentence under it (the marks are aria-hidden,
+        // and the data table next to it holds every number).
+        el.setAttribute("role", "img");
+        el.setAttribute("aria-label", spec.description || "Chart; the table below holds its numbers.");
+        el.classList.add("rendered");
+      })
       .catch((err) => {
         el.classList.add("failed");
         el.textContent = "Chart could not be drawn: " + err.message;
