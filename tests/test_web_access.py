@@ -98,6 +98,7 @@ def _targets(rule: RouteRule, user_center: str | None) -> list[tuple[str, str | 
     """(url, center asked for) pairs to try for a rule: own, other and unknown centers where relevant."""
     path = rule.path.replace("{username}", "nobody-here").replace("{measure}", "CMS130")
     path = path.replace("{record_id}", "1").replace("{submission_id}", UDSPLUS["submission_id"])
+    path = path.replace("{topic}", "funnel-plot")
     centers = [NORTH, SOUTH, UNKNOWN_CENTER] if user_center is None else [user_center, OTHER[user_center]]
     centers.append(UNKNOWN_CENTER) if user_center else None
     if "{center}" in path:

@@ -65,6 +65,7 @@ def test_unknown_demographic_rates(seeded: Path) -> None:
         "patients": 40,
         "unknown": 5,
         "rate": 5 / 40,
+        "hidden": {},
     }
     assert rates[(NORTH, "birth_sex")]["unknown"] == 12  # 'UNK' counts as unknown
     assert rates[(NORTH, "ethnicity")]["unknown"] == 0
@@ -86,6 +87,9 @@ def test_viewers_get_suppressed_counts(seeded: Path) -> None:
     assert rates[(SOUTH, "ethnicity")]["unknown"] == 11
     assert rates[(SOUTH, "birth_sex")]["unknown"] is None  # 2 of 30
     assert "&lt;11*" in viewer.get("/data-quality").text
+    # Why each is hidden, never the value (issue 17): 5 is small; 95 of 100 hides 5 known ones.
+    assert rates[(NORTH, "race")]["hidden"] == {"unknown": "small"}
+    assert suppress_rate(UnknownRate("c", "race", 100, 95)).hidden == {"unknown": "complementary"}
     analyst = _rates(_client(seeded, "analyst").get("/api/data-quality").json())
     assert analyst[(NORTH, "race")]["unknown"] == 5
 

@@ -645,3 +645,74 @@ def add_hospital_events(app) -> None:
     with app.state.db.write() as s:
         for c in (NORTH, SOUTH):
             hospital.import_events(s, c, read_hl7_text(hospital_feed(c), f"{c}.hl7"), matchers[c], "seed")
+
+
+# Hand-set equity strata for the equity pages (issue 17): (center, measure, dimension) -> stratum ->
+# (numerator, denominator). The webseed warehouse has no demographic views, so precompute leaves
+# agg_equity empty; these counts go through the equity package's own analysis and suppression
+# (chc_equity.equity.stratify.analyse) and are stored as precompute stores them (network.equity.map_row).
+# CMS122 is inverse: Black non-Hispanic patients at 30 % / 33 % are worse than Hispanic (the largest);
+# CMS130: Black non-Hispanic 40 % vs 60 %. Network-wide Asian non-Hispanic (4 in the numerator) is suppressed.
+EQUITY_STRATA: dict[tuple[str, str, str], dict[str, tuple[int, int]]] = {
+    ("*", "CMS122", "race_ethnicity"): {
+        "Hispanic": (100, 500), "Black non-Hispanic": (90, 300), "White non-Hispanic": (60, 400),
+        "Asian non-Hispanic": (4, 30), "Unknown": (12, 50),
+    },
+    ("*", "CMS122", "language"): {"English": (150, 800), "Spanish": (80, 300), "Unknown": (16, 80)},
+    (NORTH, "CMS122", "race_ethnicity"): {
+        "Hispanic": (60, 300), "Black non-Hispanic": (50, 150), "White non-Hispanic": (20, 200),
+        "Asian non-Hispanic": (12, 40),
+    },
+    ("*", "CMS130", "race_ethnicity"): {
+        "Hispanic": (300, 500), "Black non-Hispanic": (120, 300), "White non-Hispanic": (250, 400),
+    },
+    (NORTH, "CMS130", "race_ethnicity"): {
+        "Hispanic": (180, 300), "Black non-Hispanic": (60, 150), "White non-Hispanic": (120, 200),
+    },
+    (SOUTH, "CMS130", "race_ethnicity"): {"Hispanic": (100, 150), "White non-Hispanic": (90, 160)},
+}  # fmt: skip
+# Who is Black non-Hispanic at NORTH (patient_attributes): the CMS122 gap patients 0, 2 (of 0-3).
+BLACK_AT_NORTH = (0, 2)
+
+
+def add_equity_strata(path: Path) -> None:
+    """agg_equity rows from :data:`EQUITY_STRATA`, and a ``patient_attributes`` table for NORTH."""
+    import numpy as np
+
+    from chc_equity.equity.attributes import DIMENSIONS
+    from chc_equity.equity.stratify import Counts, analyse
+    from chc_equity.network.equity import map_row
+
+    con = connect(path)
+    try:
+        columns = [r[0] for r in con.execute("DESCRIBE agg_equity").fetchall()]
+        con.execute(f"DELETE FROM agg_equity WHERE period_end = '{PERIOD[1]}'")
+        for (center, cms, dim), strata in EQUITY_STRATA.items():
+            m = find([cms])[0].measure
+            counts = Counts(
+                measure=m.name,
+                group_id="Group_1",
+                strata=tuple((s,) for s in strata),
+                numerators=np.array([x for x, _ in strata.values()], dtype=np.int64),
+                denominators=np.array([n for _, n in strata.values()], dtype=np.int64),
+            )
+            rows, _ = analyse(counts, [dim], cms_id=cms, inverse=m.inverse)
+            for r in rows:
+                row = {**map_row(r, label=DIMENSIONS[dim], center=center), **dict(zip(
+                    ("period_start", "period_end"), PERIOD, strict=True))}  # fmt: skip
+                con.execute(
+                    f"INSERT INTO agg_equity ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                    [row.get(c) for c in columns],
+                )
+        dims = ", ".join(f"{d} VARCHAR" for d in DIMENSIONS if d not in ("center", "patient_id"))
+        sql = f"CREATE OR REPLACE TABLE patient_attributes (center VARCHAR, patient_id VARCHAR, {dims})"
+        con.execute(sql)
+        for i in range(PATIENTS[NORTH][0]):
+            race = "Black non-Hispanic" if i in BLACK_AT_NORTH else "Hispanic"
+            con.execute(
+                "INSERT INTO patient_attributes (center, patient_id, race_ethnicity) VALUES (?, ?, ?)",
+                [NORTH, patient_id(NORTH, i), race],
+            )
+        con.execute("UPDATE agg_runs SET equity_status = 'computed: hand-set strata (webseed)'")
+    finally:
+        con.close()

@@ -13,6 +13,7 @@ from pathlib import Path
 import altair as alt
 import pandas as pd
 
+from chc_equity.equity.palette import REFERENCE, ROLE_COLORS, ROLES, role_of
 from chc_equity.equity.stratify import NETWORK_REFERENCE, EquityRow
 
 
@@ -27,13 +28,12 @@ def _frame(rows: Sequence[EquityRow]) -> pd.DataFrame:
                 "rate": r.rate,
                 "ci_low": r.ci_low,
                 "ci_high": r.ci_high,
-                "role": "reference"
-                if r.is_reference
-                else "worse"
-                if r.worse_than_reference
-                else "better"
-                if r.better_than_reference
-                else "not significant",
+                "role": role_of(
+                    is_reference=r.is_reference,
+                    worse=r.worse_than_reference,
+                    better=r.better_than_reference,
+                    suppressed=r.suppressed,
+                ),
                 "reference_rate": _reference_rate(rows, r),
                 "gap_to_equity": r.gap_to_equity,
                 "q_value": r.q_value,
@@ -55,10 +55,7 @@ def _reference_rate(rows: Sequence[EquityRow], row: EquityRow) -> float | None:
     return None
 
 
-_COLORS = alt.Scale(
-    domain=["reference", "worse", "better", "not significant"],
-    range=["#1f77b4", "#d62728", "#2ca02c", "#7f7f7f"],
-)
+_COLORS = alt.Scale(domain=list(ROLES), range=[ROLE_COLORS[r] for r in ROLES])  # same as the web app
 
 
 def forest_plot(rows: Sequence[EquityRow], title: str) -> alt.FacetChart:
@@ -73,7 +70,11 @@ def forest_plot(rows: Sequence[EquityRow], title: str) -> alt.FacetChart:
         color=alt.Color("role:N", scale=_COLORS, title="vs reference (q < 0.05)"),
         tooltip=["stratum", alt.Tooltip("rate:Q", format=".1%"), alt.Tooltip("q_value:Q", format=".3g")],
     )
-    ref = alt.Chart(df).mark_rule(strokeDash=[4, 4], color="#1f77b4").encode(x="mean(reference_rate):Q")
+    ref = (
+        alt.Chart(df)
+        .mark_rule(strokeDash=[4, 4], color=ROLE_COLORS[REFERENCE])
+        .encode(x="mean(reference_rate):Q")
+    )
     return (
         alt.layer(ci, point, ref, data=df)
         .properties(width=420)

@@ -1,5 +1,12 @@
-"""Stratified (equity) rows for ``agg_equity``: :func:`chc_equity.equity.stratify.equity_tables` run once
-per dimension for the whole network, mapped onto the ``agg_equity`` columns.
+"""Stratified (equity) rows for ``agg_equity``: :func:`chc_equity.equity.stratify.analyse` run once per
+dimension for the whole network (``center = '*'``) and once per center, mapped onto the ``agg_equity``
+columns.
+
+A center's rows compare its own strata with its own reference group (the center equity page and the
+per-center "largest inequities"); they carry the equity package's one-way suppression of that center's
+table. They are shown to the roles that see a center's unsuppressed counts (never to viewers), so they
+are not part of the viewers' joint publication plan (:mod:`chc_equity.network.plan`), which covers the
+network rows only.
 
 The statistics and the suppression belong to the equity package; this module only chooses the
 dimensions the measure page shows and renames a few fields. When the warehouse lacks the demographic
@@ -41,13 +48,13 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def map_row(row: EquityRow, *, label: str) -> dict[str, Any]:
-    """One equity row as an agg_equity row."""
+def map_row(row: EquityRow, *, label: str, center: str = NETWORK) -> dict[str, Any]:
+    """One equity row as an agg_equity row (of the network, or of one center)."""
     return {
         "measure": row.measure_name,
         "dimension": row.dimension,
         "dimension_label": label,
-        "center": NETWORK,
+        "center": center,
         "group_id": row.group_id,
         "stratum": row.label,
         "numerator": row.numerator,
@@ -80,9 +87,11 @@ def equity_rows(
     period_start: date,
     period_end: date,
     dimensions: Sequence[str] = DEFAULT_DIMENSIONS,
+    by_center: bool = True,
 ) -> tuple[list[dict[str, Any]], str, dict[StrataKey, Counts]]:
-    """agg_equity rows for every measure x dimension (network-wide), a status line for agg_runs, and the
-    unsuppressed stratum counts behind them (for the joint suppression plan of the precompute)."""
+    """agg_equity rows for every measure x dimension (network-wide, and per center unless ``by_center`` is
+    False), a status line for agg_runs, and the unsuppressed network stratum counts behind them (for the
+    joint suppression plan of the precompute)."""
     dims = [d for d in dimensions if d in DIMENSIONS]
     try:
         ensure_patient_attributes(con, period_start=period_start, period_end=period_end)
@@ -97,4 +106,35 @@ def equity_rows(
             rows, _summary = analyse(c, [dim], cms_id=cms_id, inverse=inverse)
             out.extend(map_row(r, label=DIMENSIONS[dim]) for r in rows)
             counts[(c.measure, c.group_id, dim)] = c
+        if by_center:
+            out.extend(_center_rows(con, measures, dim, info, period_start, period_end))
     return out, f"computed: {len(dims)} dimensions", counts
+
+
+def _center_rows(
+    con: duckdb.DuckDBPyConnection,
+    measures: Sequence[str],
+    dim: str,
+    info: dict[str, tuple[str, bool]],
+    period_start: date,
+    period_end: date,
+) -> list[dict[str, Any]]:
+    """Each center's strata of ``dim``, compared within the center (one query for every center)."""
+    out: list[dict[str, Any]] = []
+    crossed = stratum_counts(
+        con, list(measures), ["center", dim], period_start=period_start, period_end=period_end
+    )
+    for c in crossed:
+        cms_id, inverse = info.get(c.measure, (c.measure, False))
+        for center in sorted({s[0] for s in c.strata}):
+            idx = [i for i, s in enumerate(c.strata) if s[0] == center]
+            mine = Counts(
+                measure=c.measure,
+                group_id=c.group_id,
+                strata=tuple((c.strata[i][1],) for i in idx),
+                numerators=c.numerators[idx],
+                denominators=c.denominators[idx],
+            )
+            rows, _summary = analyse(mine, [dim], cms_id=cms_id, inverse=inverse)
+            out.extend(map_row(r, label=DIMENSIONS[dim], center=center) for r in rows)
+    return out

@@ -75,8 +75,9 @@ def publication_plan(
     for s in summaries:
         centers[(s.measure, s.group_id)].append(s)
     equity_by: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for row in equity_data:
-        equity_by[(row["measure"], row["group_id"], row["dimension"])].append(row)
+    for row in equity_data:  # a center's own strata are not published to viewers: not in this plan
+        if row["center"] == NETWORK:
+            equity_by[(row["measure"], row["group_id"], row["dimension"])].append(row)
     out: list[dict[str, Any]] = []
     for net in network:
         key = (net.measure, net.group_id)

@@ -70,6 +70,9 @@ class Cell:
     band: str | None
     period_start: date
     period_end: date
+    # Why a count is hidden (viewers): "numerator" / "performance_denominator" -> "small" (1-10, or its
+    # complement is) or "complementary" (hidden so that another cell cannot be recovered). Never a value.
+    hidden: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def is_network(self) -> bool:
@@ -112,6 +115,10 @@ class EquityStratum:
     worse: bool | None
     unreliable: bool | None
     suppressed: bool | None
+    measure: str = ""  # the measure's name (agg_equity.measure)
+    # Why the counts are hidden (viewers): "small" (a count 1-10) or "complementary" (so that another
+    # hidden cell cannot be recovered by subtraction); None when shown. Never the value itself.
+    hidden_reason: str | None = None
 
 
 @dataclass(slots=True)
@@ -210,16 +217,30 @@ def funnel(con: duckdb.DuckDBPyConnection, run: Run, measure: str) -> dict[str, 
     return out
 
 
-def equity(con: duckdb.DuckDBPyConnection, run: Run, measure: str) -> list[EquityStratum]:
-    """Network-wide equity strata of one measure (computed by the equity package during precompute)."""
+def equity(
+    con: duckdb.DuckDBPyConnection, run: Run, measure: str | None, center: str = NETWORK
+) -> list[EquityStratum]:
+    """Equity strata of one measure (every measure when None), network-wide or of one center (computed
+    by the equity package during precompute: a center's strata are compared within the center)."""
+    where, params = ("measure = ?", [measure]) if measure is not None else ("TRUE", [])
     rows = con.execute(
         "SELECT group_id, dimension, coalesce(dimension_label, dimension), stratum, numerator, denominator, "
         "rate, ci_low, ci_high, is_reference, rate_difference, p_value, q_value, gap_to_equity, worse, "
-        "unreliable, suppressed FROM agg_equity WHERE period_start = ? AND period_end = ? AND measure = ? "
-        f"AND center = '{NETWORK}' ORDER BY group_id, dimension, denominator DESC NULLS LAST, stratum",
-        [run.period_start, run.period_end, measure],
+        "unreliable, suppressed, measure FROM agg_equity WHERE period_start = ? AND period_end = ? AND "
+        f"{where} AND center = ? ORDER BY measure, group_id, dimension, denominator DESC NULLS LAST, stratum",
+        [run.period_start, run.period_end, *params, center],
     ).fetchall()
     return [EquityStratum(*r) for r in rows]
+
+
+def measure_meta(con: duckdb.DuckDBPyConnection, run: Run) -> dict[str, tuple[str, str, bool]]:
+    """Measure name -> (CMS id, title, inverse) of the measures precomputed for ``run``."""
+    rows = con.execute(
+        "SELECT DISTINCT measure, cms_id, title, inverse FROM agg_measure WHERE period_start = ? "
+        "AND period_end = ? ORDER BY cms_id",
+        [run.period_start, run.period_end],
+    ).fetchall()
+    return {m: (cms, title, bool(inv)) for m, cms, title, inv in rows}
 
 
 def find_measure(con: duckdb.DuckDBPyConnection, key: str) -> tuple[str, str] | None:

@@ -72,6 +72,7 @@ def create_app(config: WebConfig) -> FastAPI:
     from chc_equity.web import (
         routes_api,
         routes_auth,
+        routes_equity,
         routes_hospital,
         routes_improvement,
         routes_measures,
@@ -108,6 +109,7 @@ def create_app(config: WebConfig) -> FastAPI:
         routes_vouchers.pages,
         routes_vbp.router,
         routes_hospital.router,
+        routes_equity.router,
     )
     for router in app.state.routers:
         app.include_router(router)

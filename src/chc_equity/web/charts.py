@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from chc_equity.equity.palette import REFERENCE, ROLE_COLORS, ROLES, role_of
 from chc_equity.web.analytics import Cell, EquityStratum, FunnelPoint
 
 SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
@@ -18,7 +19,14 @@ Spec = dict[str, Any]
 
 
 def _base(width: int | str = "container", height: int = 320) -> Spec:
-    return {"$schema": SCHEMA, "width": width, "height": height, "config": {"view": {"stroke": None}}}
+    """Common settings. ``aria: false``: the marks stay out of the accessibility tree -- every chart has a
+    data table next to it and a sentence under it, which screen readers read instead of 200 points."""
+    return {
+        "$schema": SCHEMA,
+        "width": width,
+        "height": height,
+        "config": {"view": {"stroke": None}, "aria": False},
+    }
 
 
 def heatmap(cells: Sequence[Cell], centers: Sequence[str], keys: Sequence[str]) -> Spec:
@@ -192,21 +200,34 @@ def trend(cells: Sequence[Cell]) -> Spec:
     }
 
 
-def forest(strata: Sequence[EquityStratum]) -> Spec:
-    """Forest plot: each stratum's rate with its 95 % interval, one row per dimension: stratum."""
-    values = [
-        {
-            "row": f"{s.dimension_label}: {s.stratum}",
-            "rate": s.rate,
-            "low": s.ci_low,
-            "high": s.ci_high,
-            "kind": "reference" if s.is_reference else ("worse" if s.worse else "other"),
-        }
-        for s in strata
-        if s.rate is not None and s.ci_low is not None
-    ]
+def forest(strata: Sequence[EquityStratum], *, inverse: bool = False, description: str | None = None) -> Spec:
+    """Forest plot: each stratum's rate with its 95 % interval, one row per dimension: stratum.
+
+    A dark tick on every row marks its reference group's rate (the comparison line), the x axis says
+    whether lower or higher is better, and colours follow :mod:`chc_equity.equity.palette` (the report's).
+    Suppressed strata are not drawn (the table under the chart lists them, labelled); the legend keeps
+    the "suppressed" entry so the colour key is the same on every chart.
+    """
+    refs = {(s.group_id, s.dimension): s.rate for s in strata if s.is_reference and s.rate is not None}
+    values = []
+    for s in strata:
+        if s.rate is None:  # suppressed: in the table (labelled), not drawn at a made-up position
+            continue
+        values.append(
+            {
+                "row": f"{s.dimension_label}: {s.stratum}",
+                "rate": s.rate,
+                "low": s.ci_low,
+                "high": s.ci_high,
+                "reference": refs.get((s.group_id, s.dimension)),
+                "kind": role_of(
+                    is_reference=s.is_reference, worse=s.worse, better=None, suppressed=s.suppressed
+                ),
+            }
+        )
     y = {"field": "row", "type": "nominal", "title": None, "sort": None, "axis": {"labelLimit": 320}}
-    return {
+    better = "lower is better" if inverse else "higher is better"
+    spec = {
         **_base(height=max(120, 18 * len(values))),
         "data": {"values": values},
         "layer": [
@@ -217,28 +238,32 @@ def forest(strata: Sequence[EquityStratum]) -> Spec:
                     "x": {
                         "field": "low",
                         "type": "quantitative",
-                        "title": "Rate (95% CI)",
+                        "title": f"Rate with 95% interval ({better}); dark tick: the reference group's rate",
                         "axis": {"format": ".0%"},
                     },
                     "x2": {"field": "high"},
                 },
             },
             {
-                "mark": {"type": "point", "filled": True},
+                "mark": {"type": "tick", "color": ROLE_COLORS[REFERENCE], "thickness": 2, "opacity": 0.6},
+                "encoding": {"y": y, "x": {"field": "reference", "type": "quantitative"}},
+            },
+            {
+                "mark": {"type": "point", "filled": True, "size": 60},
                 "encoding": {
                     "y": y,
                     "x": {"field": "rate", "type": "quantitative"},
                     "color": {
                         "field": "kind",
                         "type": "nominal",
-                        "scale": {
-                            "domain": ["reference", "worse", "other"],
-                            "range": ["#1d2433", "#a8231b", "#1f5fae"],
-                        },
-                        "legend": {"title": None},
+                        "scale": {"domain": list(ROLES), "range": [ROLE_COLORS[r] for r in ROLES]},
+                        "legend": {"title": "vs reference (q < 0.05)"},
                     },
-                    "tooltip": [{"field": "row"}, {"field": "rate", "format": ".1%"}],
+                    "tooltip": [{"field": "row"}, {"field": "rate", "format": ".1%"}, {"field": "kind"}],
                 },
             },
         ],
     }
+    if description:
+        spec["description"] = description
+    return spec

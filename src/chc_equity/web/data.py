@@ -106,6 +106,8 @@ class CenterSummary:
     last_status: str | None
     resources: int | None = 0  # None: suppressed (viewers)
     by_type: dict[str, int | None] = field(default_factory=dict)
+    # Why a count is hidden (viewers): resource type (or "*" for the total) -> "small" / "complementary"
+    hidden: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
 
 def centers(con: duckdb.DuckDBPyConnection, center: str | None = None) -> list[CenterSummary]:
@@ -220,6 +222,8 @@ class UnknownRate:
     field: str
     patients: int | None
     unknown: int | None
+    # Why a count is hidden (viewers): "patients" / "unknown" -> "small" / "complementary"
+    hidden: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def rate(self) -> float | None:

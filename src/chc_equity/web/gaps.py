@@ -148,9 +148,40 @@ def _gaps(rows: Iterable[tuple]) -> list[Gap]:
     ]
 
 
-def care_gaps(con: duckdb.DuckDBPyConnection, run: Run, center: str, measure: str) -> list[Gap]:
-    """Open gaps of one measure (all its groups) at one center, most recently seen patients first."""
-    return _gaps(_gap_rows(con, run, center, "r.measure = ?", [measure]))
+@dataclass(frozen=True, slots=True)
+class GroupFilter:
+    """Care gaps of one equity group only: a measure group and one stratum of one dimension.
+
+    The stratum is the label the equity pages show (``patient_attributes``, unknown values as
+    ``Unknown``), so a "largest inequities" row links to exactly the patients behind its gap.
+    """
+
+    group_id: str
+    dimension: str
+    stratum: str
+
+    def __post_init__(self) -> None:
+        from chc_equity.equity.attributes import DIMENSIONS
+
+        if self.dimension not in DIMENSIONS:  # a column name in SQL: only the known ones
+            raise ValueError(f"unknown dimension {self.dimension!r}")
+
+
+def care_gaps(
+    con: duckdb.DuckDBPyConnection, run: Run, center: str, measure: str, group: GroupFilter | None = None
+) -> list[Gap]:
+    """Open gaps of one measure (all its groups, or one equity group) at one center, most recently seen
+    patients first."""
+    if group is None:
+        return _gaps(_gap_rows(con, run, center, "r.measure = ?", [measure]))
+    from chc_equity.equity.attributes import TABLE
+    from chc_equity.equity.labels import UNKNOWN
+
+    where = (
+        f"r.measure = ? AND r.group_id = ? AND r.patient_id IN (SELECT a.patient_id FROM {TABLE} a "
+        f"WHERE a.center = ? AND coalesce(a.{group.dimension}, '{UNKNOWN}') = ?)"
+    )
+    return _gaps(_gap_rows(con, run, center, where, [measure, group.group_id, center, group.stratum]))
 
 
 def scheduled_patients(con: duckdb.DuckDBPyConnection, center: str, day: date) -> dict[str, list[str]]:

@@ -3,10 +3,14 @@
 Measure cells follow the precomputed publication plan (:mod:`chc_equity.network.plan`), made over
 everything published about a measure group at once; the functions here only apply it.
 
-Counts of people (patients per center, patients with an unknown demographic value) and resource counts
-go through :func:`chc_equity.equity.suppression.suppress` with their published total, so a hidden cell
-can not be rebuilt by subtraction. Load and reject counts describe files and records, not people, and are
-shown as they are.
+Counts of people (patients per center, patients with an unknown demographic value) and counts of
+resources about people go through :func:`chc_equity.equity.suppression.suppress` with their published
+total, so a hidden cell can not be rebuilt by subtraction. Load and reject counts describe files and
+records, and Location / Organization (and other non-person) resource counts describe a center's sites and
+partners, not people: they are shown as they are.
+
+Every hidden count carries *why* (:data:`SMALL` or :data:`COMPLEMENTARY`), so a page can say
+"suppressed (small number)" or "hidden so that another cell cannot be recovered" -- never its value.
 """
 
 from __future__ import annotations
@@ -18,6 +22,17 @@ from chc_equity.web.analytics import Cell, EquityStratum, Plan
 from chc_equity.web.data import CenterSummary, UnknownRate
 
 SMALL_CELL = 11  # counts 1 to SMALL_CELL - 1 are suppressed
+SMALL = "small"  # primary: the count (or its complement) is 1 to 10
+COMPLEMENTARY = "complementary"  # hidden so that a small cell cannot be recovered by subtraction
+# Resource types that are not about people (a center's sites, partners, catalogue entries): not suppressed.
+NOT_PEOPLE: frozenset[str] = frozenset(
+    {"Location", "Organization", "Endpoint", "HealthcareService", "Medication", "Device", "Substance"}
+)
+
+
+def reason(*counts: int | None) -> str:
+    """Why a hidden cell is hidden: SMALL when one of its own counts is 1-10, else COMPLEMENTARY."""
+    return SMALL if any(c is not None and 0 < c < SMALL_CELL for c in counts) else COMPLEMENTARY
 
 
 def suppress_rate(rate: UnknownRate) -> UnknownRate:
@@ -25,18 +40,39 @@ def suppress_rate(rate: UnknownRate) -> UnknownRate:
     if rate.patients is None or rate.unknown is None:
         return rate
     table = one_way_table([rate.patients - rate.unknown, rate.unknown], ["known", "unknown"])
-    _known, unknown, total = suppress(table).published()
-    return replace(rate, patients=total, unknown=unknown if total is not None else None)
+    result = suppress(table)
+    _known, unknown, total = result.published()
+    why = {
+        name: (SMALL if bool(result.primary[i]) else COMPLEMENTARY)
+        for name, i in (("unknown", 1), ("patients", 2))
+        if bool(result.suppressed[i])
+    }
+    if total is None and "unknown" not in why:
+        why["unknown"] = COMPLEMENTARY
+    return replace(rate, patients=total, unknown=unknown if total is not None else None, hidden=why)
 
 
 def suppress_center(summary: CenterSummary) -> CenterSummary:
-    """Resource counts by type with their total; suppressed ones become None."""
-    kinds = sorted(summary.by_type)
+    """Resource counts by type; those about people are suppressed with their total (None, with why).
+
+    The all-resources total is published only when the people total is (it would give it back).
+    """
+    kinds = sorted(k for k in summary.by_type if k not in NOT_PEOPLE)
     if not kinds:
         return summary
-    published = suppress(one_way_table([summary.by_type[k] for k in kinds], kinds)).published()
-    by_type = dict(zip(kinds, published[:-1], strict=True))
-    return replace(summary, resources=published[-1], by_type=by_type)
+    result = suppress(one_way_table([summary.by_type[k] or 0 for k in kinds], kinds))
+    published = result.published()
+    by_type = dict(summary.by_type)
+    hidden: dict[str, str] = {}
+    for i, k in enumerate(kinds):
+        by_type[k] = published[i]
+        if published[i] is None:
+            hidden[k] = SMALL if bool(result.primary[i]) else COMPLEMENTARY
+    others = sum(n or 0 for k, n in summary.by_type.items() if k in NOT_PEOPLE)
+    total = None if published[-1] is None else published[-1] + others
+    if total is None:
+        hidden["*"] = SMALL if bool(result.primary[-1]) else COMPLEMENTARY
+    return replace(summary, resources=total, by_type=by_type, hidden=hidden)
 
 
 def suppress_cell(cell: Cell, plan: Plan) -> Cell:
@@ -51,8 +87,19 @@ def suppress_cell(cell: Cell, plan: Plan) -> Cell:
     hidden: dict[str, object] = (
         dict.fromkeys(("rate", "ci_low", "ci_high", "p_value", "signal", "band")) if plan.rate_hidden else {}
     )
+    why: dict[str, str] = {}
+    if plan.numerator_hidden:
+        not_met = (
+            None
+            if cell.numerator is None or cell.performance_denominator is None
+            else (cell.performance_denominator - cell.numerator)
+        )
+        why["numerator"] = reason(cell.numerator, not_met)
+    if plan.denominator_hidden:
+        why["performance_denominator"] = reason(cell.performance_denominator)
     return replace(
         cell,
+        hidden=why,
         initial_population=None,
         denominator=None,
         denominator_exclusion=None,
@@ -90,7 +137,11 @@ def without_network(cell: Cell) -> Cell:
 
 
 def suppress_stratum(row: EquityStratum) -> EquityStratum:
-    """An equity stratum as a viewer sees it: counts and rate hidden when met or not-met is 1-10."""
+    """An equity stratum as a viewer sees it: counts and rate hidden when met or not-met is 1-10.
+
+    A stratum already blanked at precompute (the equity package's or the joint plan's suppression) has
+    no counts left to tell why: its reason stays None ("small number, or to protect another cell").
+    """
     if row.numerator is None or row.denominator is None:
         return row
     small = any(0 < v < SMALL_CELL for v in (row.numerator, row.denominator - row.numerator))
@@ -98,6 +149,7 @@ def suppress_stratum(row: EquityStratum) -> EquityStratum:
         return row
     return replace(
         row,
+        hidden_reason=SMALL if small else COMPLEMENTARY,
         numerator=None,
         denominator=None,
         rate=None,

@@ -56,6 +56,10 @@ class CenterOut(BaseModel):
     last_status: str | None
     resources: int | None = Field(description="Resources in the warehouse; null when suppressed")
     by_type: dict[str, int | None]
+    hidden: dict[str, str] = Field(
+        default_factory=dict,
+        description='Why a null count is hidden: "small" (1-10) or "complementary" (protects another cell)',
+    )
 
 
 class LoadOut(BaseModel):
@@ -87,6 +91,10 @@ class UnknownRateOut(BaseModel):
     patients: int | None = Field(description="Patients of the center; null when suppressed")
     unknown: int | None = Field(description="Patients with an unknown value; null when suppressed")
     rate: float | None
+    hidden: dict[str, str] = Field(
+        default_factory=dict,
+        description='Why a null count is hidden: "small" (1-10) or "complementary" (protects another cell)',
+    )
 
 
 class DemographicsOut(BaseModel):
@@ -253,6 +261,10 @@ class CellOut(BaseModel):
     band: str | None = Field(description="Funnel-plot band of the center")
     period_start: date
     period_end: date
+    hidden: dict[str, str] = Field(
+        default_factory=dict,
+        description='Why a null count is hidden: "small" (1-10) or "complementary" (protects another cell)',
+    )
 
 
 class OverviewOut(BaseModel):
@@ -290,6 +302,9 @@ class EquityOut(BaseModel):
     worse: bool | None
     unreliable: bool | None
     suppressed: bool | None
+    hidden_reason: str | None = Field(
+        default=None, description='Why a suppressed stratum is hidden: "small" or "complementary"'
+    )
 
 
 class MeasureOut(BaseModel):

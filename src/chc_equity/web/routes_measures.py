@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import Response
 
-from chc_equity.web import charts, gaps, service, uds
+from chc_equity.web import charts, equityview, gaps, plainwords, service, uds
 from chc_equity.web.roles import ADMIN_ROLES, PATIENT_LEVEL_ROLES, Principal
 from chc_equity.web.security import CenterScope, csrf_protect, require_center_access, require_role
 
@@ -31,8 +31,10 @@ def measure_page(
     measure: str,
     user: Annotated[Principal, Depends(require_role())],
     period_end: PeriodEnd = None,
+    reference: Annotated[str | None, Query(max_length=200, description="Reference group")] = None,
 ) -> Response:
     view = service.measure_view(request, user, measure, period_end)
+    equity = equity_context(view, reference)
     funnels = {
         g: charts.funnel(view.centers[g], view.funnel.get(g, []), f"{view.cms_id} {g.replace('_', ' ')}")
         for g in view.groups
@@ -44,9 +46,34 @@ def measure_page(
         view=view,
         funnels=funnels,
         trend_spec=charts.trend(view.trend),
-        forest_spec=charts.forest(view.equity) if view.equity else None,
         runs=view.runs,
+        **equity,
     )
+
+
+def equity_context(view, reference: str | None) -> dict:
+    """The measure page's equity section: strata against the chosen reference group, a sentence and a
+    forest plot per measure group (network-wide)."""
+    unit = plainwords.unit_of(view.measure)
+    strata = equityview.with_reference(view.equity, reference, inverse=view.inverse)
+    groups = list(dict.fromkeys(s.group_id for s in strata))
+    per_group = {g: [s for s in strata if s.group_id == g] for g in groups}
+    sentences = {
+        g: plainwords.headline(rows, cms_id=view.cms_id, inverse=view.inverse, unit=unit)
+        for g, rows in per_group.items()
+    }
+    forests = {
+        g: charts.forest(rows, inverse=view.inverse, description=sentences[g])
+        for g, rows in per_group.items()
+    }
+    return {
+        "equity_groups": per_group,
+        "equity_sentences": sentences,
+        "equity_forests": forests,
+        "equity_unit": unit,
+        "reference": reference,
+        "reference_choices": equityview.reference_choices(strata),
+    }
 
 
 @router.get("/centers/{center}/measures/{measure}/gaps")
@@ -55,8 +82,19 @@ def gaps_page(
     measure: str,
     scope: Annotated[CenterScope, Depends(require_center_access(patient_level=True))],
     period_end: PeriodEnd = None,
+    group_id: Annotated[str | None, Query(max_length=40, alias="group")] = None,
+    dimension: Annotated[str | None, Query(max_length=40)] = None,
+    stratum: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    run, _name, cms, rows = service.gap_list(request, scope, measure, period_end)
+    """A center's open care gaps of one measure; with group, dimension and stratum: of one equity group
+    only (the "largest inequities" rows link here)."""
+    group = None
+    if group_id and dimension and stratum:
+        try:
+            group = gaps.GroupFilter(group_id, dimension, stratum)
+        except ValueError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
+    run, _name, cms, rows = service.gap_list(request, scope, measure, period_end, group)
     return _render(
         request,
         "gaps.html",
@@ -66,6 +104,7 @@ def gaps_page(
         cms_id=cms,
         gaps=rows,
         limit=gaps.GAP_LIMIT,
+        group=group,
     )
 
 

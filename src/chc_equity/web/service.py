@@ -54,6 +54,50 @@ def network_shown(user: Principal, plans: dict[analytics.PlanKey, Plan], cell: C
     return True
 
 
+def strata_shown(
+    user: Principal, plans: dict[analytics.PlanKey, Plan], run: Run, measure: str, group: str
+) -> bool:
+    """Whether ``user`` may see the network equity strata of one measure group (same rule as the cells)."""
+    key = (run.period_start, run.period_end, measure, group)
+    if user.center is not None and plans.get((*key, user.center), HIDE_ALL).network_withheld:
+        return False
+    if user.suppressed:
+        return not plans.get((*key, NETWORK), HIDE_ALL).rate_hidden
+    return True
+
+
+def network_strata(request: Request, user: Principal, period_end: date | None = None):
+    """Every measure's network equity strata the user may see (viewers: suppressed), with the run and
+    the measures' metadata: the network "largest inequities" page."""
+    with warehouse(request) as con:
+        run = _run_or_404(con, period_end)
+        if run is None:
+            raise HTTPException(status_code=404, detail=NO_RESULTS)
+        plans = analytics.plans(con)
+        strata = analytics.equity(con, run, None)
+        meta = analytics.measure_meta(con, run)
+    strata = [s for s in strata if strata_shown(user, plans, run, s.measure, s.group_id)]
+    if user.suppressed:
+        strata = [suppress_stratum(s) for s in strata]
+    return run, strata, meta
+
+
+def center_strata(
+    request: Request, scope: CenterScope, period_end: date | None = None, measure: str | None = None
+):
+    """One center's own equity strata (compared within the center); never for viewers (the route's guard)."""
+    center = scope.center or ""
+    with warehouse(request) as con:
+        _center_known(con, center)
+        run = _run_or_404(con, period_end)
+        if run is None:
+            raise HTTPException(status_code=404, detail=NO_RESULTS)
+        name = resolve_measure(con, measure)[0] if measure else None
+        strata = analytics.equity(con, run, name, center=center)
+        meta = analytics.measure_meta(con, run)
+    return run, strata, meta
+
+
 def present(cells: list[Cell], user: Principal, plans: dict[analytics.PlanKey, Plan]) -> list[Cell]:
     """Apply the user's privacy rules to agg cells (SQL already restricted them to the user's centers)."""
     out = []
@@ -182,9 +226,13 @@ def _center_known(con, center: str) -> None:
 
 
 def gap_list(
-    request: Request, scope: CenterScope, key: str, period_end: date | None = None
+    request: Request,
+    scope: CenterScope,
+    key: str,
+    period_end: date | None = None,
+    group: gaps.GroupFilter | None = None,
 ) -> tuple[Run, str, str, list[gaps.Gap]]:
-    """Patient-level: open care gaps of one measure at the scope's center."""
+    """Patient-level: open care gaps of one measure (one equity group when given) at the scope's center."""
     center = scope.center or ""
     with warehouse(request) as con:
         _center_known(con, center)
@@ -192,7 +240,7 @@ def gap_list(
         run = _run_or_404(con, period_end)
         if run is None:
             raise HTTPException(status_code=404, detail=NO_RESULTS)
-        rows = gaps.care_gaps(con, run, center, name)
+        rows = gaps.care_gaps(con, run, center, name, group)
     return run, name, cms, rows
 
 

@@ -50,7 +50,18 @@ window.addEventListener("DOMContentLoaded", () => {
         renderer: "svg",
         tooltip: { disableDefaultStyle: true },
       })
-      .then(() => el.classList.add("rendered"))
+      .then(() => {
+        // One accessible name for the whole chart: the sentence under it (the marks are aria-hidden,
+        // and the data table next to it holds every number).
+        el.querySelectorAll("svg").forEach((svg) => {
+          svg.setAttribute("aria-hidden", "true");
+          svg.removeAttribute("role");
+          svg.querySelectorAll("[role]").forEach((node) => node.removeAttribute("role"));
+        });
+        el.setAttribute("role", "img");
+        el.setAttribute("aria-label", spec.description || "Chart; the table below holds its numbers.");
+        el.classList.add("rendered");
+      })
       .catch((err) => {
         el.classList.add("failed");
         el.textContent = "Chart could not be drawn: " + err.message;
