@@ -6,14 +6,14 @@ from datetime import date
 
 import duckdb
 
-from chc_equity.child import bh, guardians, pediatric, referrals
+from chc_equity.child import bh, guardians, lists, pediatric, referrals
 from chc_equity.equity.attributes import ensure_patient_attributes
 from chc_equity.equity.suppression import DEFAULT_THRESHOLD
 from chc_equity.views.build import quote_literal
 
 TABLES = (
     pediatric.TABLE, guardians.TABLE, referrals.REFERRAL, referrals.METRICS, referrals.EQUITY, bh.FOLLOWUP,
-    bh.DEPRESSION_OPEN,
+    bh.DEPRESSION_OPEN, lists.GAPS,
 )  # fmt: skip
 
 
@@ -38,3 +38,4 @@ def build(
     bh.build(con, period_start=period_start, period_end=period_end, center=center)
     if measures:
         pediatric.build(con, period_start=period_start, period_end=period_end, threshold=threshold)
+        lists.build_gaps(con, period_start=period_start, period_end=period_end)

@@ -72,6 +72,7 @@ def create_app(config: WebConfig) -> FastAPI:
     from chc_equity.web import (
         routes_api,
         routes_auth,
+        routes_child,
         routes_improvement,
         routes_measures,
         routes_outreach,
@@ -104,6 +105,7 @@ def create_app(config: WebConfig) -> FastAPI:
         routes_api.router,
         routes_outreach.api,
         routes_vouchers.pages,
+        routes_child.router,
     )
     for router in app.state.routers:
         app.include_router(router)
