@@ -71,7 +71,7 @@ def children_lists_page(
     request: Request,
     scope: Annotated[CenterScope, Depends(STAFF_LISTS)],
     list_: Annotated[ChildList, Query(alias="list")] = "gaps",
-    min_days: Annotated[Literal[30, 60, 90], Query()] = 30,
+    min_days: Annotated[int, Query(ge=0, le=3660)] = 30,
 ) -> Response:
     """A center's pediatric care gaps (with guardian contact and languages) or open referrals."""
     from chc_equity.child import lists
