@@ -30,6 +30,7 @@ from chc_equity.measures.registry import all_measures
 from chc_equity.measures.summary import summarize
 from chc_equity.network import precompute
 from chc_equity.refresh import finish_pending
+from chc_equity.child.build import build as child_build
 from chc_equity.sdoh import metrics as sdoh_metrics
 from chc_equity.sdoh import strata as sdoh_strata
 from chc_equity.synth import generate, load_config
@@ -146,6 +147,8 @@ def run(out: Path = OUT, *, centers: int = CENTERS, patients: int = PATIENTS) ->
     with console.status("social needs: screening and referral metrics ..."):
         sdoh_metrics.build(con, period_start=PERIOD[0], period_end=PERIOD[1])
         sdoh_strata.build(con)
+    with console.status("child health: pediatric measures, referral loops, BH follow-up ..."):
+        child_build(con, period_start=PERIOD[0], period_end=PERIOD[1])
     plans = _plans(con)
     loads = con.execute(
         "SELECT center, sum(inserted + updated + unchanged), sum(quarantined) "

@@ -35,7 +35,7 @@ def band_sql(age: str) -> str:
     )
 
 
-def children_sql(flat: str, period_end: str, cf: str = "TRUE") -> str:
+def children_sql(flat: str, period_end: str, cf: str = "center IS NOT NULL") -> str:
     """``center, patient_id, age, age_band`` of every patient under 18 at ``period_end`` (a DATE literal)."""
     age = age_sql("p.birth_date", period_end)
     return f"""SELECT p.center, p.id AS patient_id, {age} AS age, {band_sql(age)} AS age_band

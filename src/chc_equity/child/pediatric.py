@@ -10,10 +10,11 @@ up here without a list to keep.
 
 Rates: the ``measure_results`` rows of children (under 18 at the period end, :mod:`chc_equity.child.bands`)
 in the denominator, not excluded or excepted; the numerator as the measure scores it (an inverse measure
--- CMS75 dental decay -- is flagged, lower is better). Each center x measure group x age band (and
-``0-17``) is stratified through the equity layer (:func:`chc_equity.outreach.indicators.stratify`: Wilson
-intervals, q-values, suppression below 11 with complementary suppression) by race/ethnicity, language
-and insurance; the age bands themselves are one more dimension of the ``0-17`` rows. Stored suppressed.
+-- CMS75 dental decay -- is flagged, lower is better). Each center x measure group (ages ``0-17``) is
+stratified through the equity layer (:func:`chc_equity.outreach.indicators.stratify_counts`:
+Wilson intervals, q-values, suppression below 11 with complementary suppression) by race/ethnicity,
+language and insurance; the rows per age band are one table over the bands (so complementary suppression
+protects them against the ``0-17`` total). Stored suppressed.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from datetime import date
 import duckdb
 import pandas as pd
 
-from chc_equity.child.bands import AGE_BANDS, ALL_AGES, children_sql
+from chc_equity.child.bands import ALL_AGES, children_sql
 from chc_equity.equity.attributes import TABLE as ATTRIBUTES
 from chc_equity.equity.suppression import DEFAULT_THRESHOLD
 from chc_equity.measures.engine import RESULTS_TABLE
-from chc_equity.outreach.indicators import stratify
+from chc_equity.equity.labels import UNKNOWN
+from chc_equity.outreach.indicators import stratify_counts
 from chc_equity.warehouse import FLAT_SCHEMA
 
 TABLE = "child_measure"
@@ -116,32 +118,33 @@ COLUMNS = [
 def table(
     con: duckdb.DuckDBPyConnection, period_start: date, period_end: date, *, threshold: int = DEFAULT_THRESHOLD
 ) -> pd.DataFrame:
-    """The ``child_measure`` rows (see the module docstring)."""
+    """The ``child_measure`` rows (see the module docstring). Every table is counted in one GROUP BY and
+    stratified by :func:`~chc_equity.outreach.indicators.stratify_counts` (the equity layer's rule)."""
     u = units(con, period_start, period_end)
     if u.empty:
         return pd.DataFrame(columns=COLUMNS)
     attrs = con.execute(f"SELECT center, patient_id, {', '.join(DIMENSIONS)} FROM {ATTRIBUTES}").df()
     u = u.merge(attrs, on=["center", "patient_id"], how="left")
-    u["overall"] = "All children"
-    frames = []
-    for (center, cms, group, title, inverse), g in u.groupby(
-        ["center", "cms_id", "group_id", "title", "inverse"], sort=True
-    ):
-        bands = [(ALL_AGES, g)] + [(b, g[g["age_band"] == b]) for b in AGE_BANDS]
-        for band, gb in bands:
-            if gb.empty:
-                continue
-            # the unit key: a row (patients, or encounters of an episode measure) -> its patient's strata
-            units_ = pd.DataFrame({"patient_id": range(len(gb)), "hit": gb["hit"].astype(bool).to_numpy()})
-            a = gb.reset_index(drop=True).assign(patient_id=range(len(gb)))
-            dims = (OVERALL, *DIMENSIONS, *(("age_band",) if band == ALL_AGES else ()))
-            for dim in dims:
-                t = stratify(units_, a[["patient_id", dim]], dim, numerator="hit", threshold=threshold)
-                frames.append(
-                    t.assign(center=center, cms_id=cms, group_id=group, title=title, inverse=bool(inverse),
-                             age_band=band)
-                )  # fmt: skip
-    out = pd.concat(frames, ignore_index=True)[COLUMNS]
+    u[list(DIMENSIONS)] = u[list(DIMENSIONS)].fillna(UNKNOWN)
+    u[OVERALL] = "All children"
+    keys = ["center", "cms_id", "group_id", "title", "inverse"]
+    rows: list[dict] = []
+    for dim in (OVERALL, "age_band", *DIMENSIONS):
+        counts = u.groupby([*keys, dim], sort=True)["hit"].agg(["sum", "size"]).reset_index()
+        for key, g in counts.groupby(keys, sort=True):
+            labels = [str(v) for v in g[dim]]
+            out = stratify_counts(dim, labels, g["sum"].astype(int).tolist(), g["size"].astype(int).tolist(),
+                                  threshold=threshold)  # fmt: skip
+            meta = dict(zip(keys, key, strict=True))
+            for r in out:
+                if dim == "age_band":  # the per-band rows of the page: one table over the bands
+                    r = {**r, "dimension": OVERALL, "stratum": "All children", "age_band": r["stratum"]}
+                else:
+                    r = {**r, "age_band": ALL_AGES}
+                rows.append({**meta, **r})
+    out = pd.DataFrame(rows)
+    out["inverse"] = out["inverse"].astype(bool)
+    out = out[COLUMNS]
     for col in ("numerator", "denominator"):
         out[col] = pd.to_numeric(out[col]).astype("Int64")
     for col in ("rate", "ci_low", "ci_high", "p_value", "q_value"):

@@ -50,6 +50,7 @@ _COMMAND_MODULES = {
     "udsplus": "udsplus",
     "improvement": "improvement",
     "vouchers": "vouchers",
+    "child": "child",
 }
 _MODULES = (
     "appdb",
@@ -67,6 +68,7 @@ _MODULES = (
     "views",
     "vouchers",
     "web",
+    "child",
 )
 
 
