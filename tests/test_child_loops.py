@@ -278,3 +278,45 @@ def test_equity_rows_are_suppressed_below_11(con: duckdb.DuckDBPyConnection) -> 
     assert len(df) and bool(df["suppressed"].all())  # 9 referrals: no stratum reaches 11
     shown = df["numerator"].dropna().tolist() + df["denominator"].dropna().tolist()
     assert all(v == 0 or v >= 11 for v in shown)  # zeros are published (CMS policy), 1-10 never
+
+
+def test_pediatric_measures_come_from_the_age_criteria() -> None:
+    from chc_equity.child.pediatric import age_range, child_measures
+
+    assert age_range("  WHERE {age_at_start('p.birth_date', mp)} >= 12\n") == (12, None)
+    assert age_range("  WHERE {age} BETWEEN 3 AND 17\n") == (3, 17)
+    assert age_range('WHERE {age_at_start("p.birth_date", mp)} >= 6 AND {age_at_start("p.birth_date", mp)} <= 16') == (6, 16)
+    assert age_range("no age criterion at all") == (0, None)
+    assert {cms for _, cms, _, _ in child_measures()} == {
+        "CMS2", "CMS74", "CMS75", "CMS117", "CMS138", "CMS155", "CMS159", "CMS177", "CMS314", "CMS349",
+    }  # fmt: skip
+
+
+def test_pediatric_table_by_age_band(con: duckdb.DuckDBPyConnection) -> None:
+    """Hand-written CMS155 results for the fixture's children: k01 (8 y) met, k02 (14 y) not met, k03
+    (4 y) met, k04 (1 y) excluded, k05 (16 y) met, a01 (adult) met -- the adult and the excluded child
+    are not counted. With threshold 1 (a test-only setting) every count is shown."""
+    from chc_equity.child import pediatric
+    from chc_equity.measures.engine import RESULTS_DDL
+    from chc_equity.measures.registry import find
+
+    name = find(["CMS155"])[0].measure.name
+    con.execute(RESULTS_DDL)
+    con.execute("DELETE FROM measure_results")
+    for pid, excluded, met in (("k01", False, True), ("k02", False, False), ("k03", False, True),
+                               ("k04", True, False), ("k05", False, True), ("a01", False, True)):  # fmt: skip
+        con.execute(
+            "INSERT INTO measure_results VALUES ('c1', ?, 'Group_1', ?, ?, 'Patient', ?, ?, true, true, ?, "
+            "false, ?, false, [])",
+            [name, START, END, pid, pid, excluded, met],
+        )
+    df = pediatric.table(con, START, END, threshold=1)
+    overall = df[(df["dimension"] == "overall")].set_index("age_band")
+    assert (overall.loc["0-17", "numerator"], overall.loc["0-17", "denominator"]) == (3, 4)
+    assert overall.loc["6-11", "numerator"] == 1 and overall.loc["12-17", "denominator"] == 2
+    assert overall.loc["3-5", "rate"] == 1.0 and "0-2" not in overall.index
+    lang = df[df["dimension"] == "language"].set_index("stratum")
+    assert (lang.loc["Spanish", "numerator"], lang.loc["Spanish", "denominator"]) == (1, 1)  # k05
+    default = pediatric.table(con, START, END)  # the project's 11: nothing from 1 to 10 is shown
+    shown = default["numerator"].dropna().tolist() + default["denominator"].dropna().tolist()
+    assert all(v == 0 or v >= 11 for v in shown)
