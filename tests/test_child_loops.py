@@ -36,7 +36,6 @@ December 1) are no events. Counted: E1, E2, E4, E5 -> 7-day 2/4, 30-day 3/4.
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -119,10 +118,20 @@ RESOURCES: list[dict[str, Any]] = [
     *(_patient(p) for p in BIRTH),
     {"resourceType": "Organization", "id": "bh1", "name": "Harbor Youth Counseling"},
     {"resourceType": "Organization", "id": "card1", "name": "Children's Cardiology"},
-    {"resourceType": "RelatedPerson", "id": "rp1", "patient": {"reference": "Patient/k01"}, "active": True,
-     "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}]}],
-     "name": [{"family": "Rivera", "given": ["Ana"]}], "telecom": [{"system": "phone", "value": "(617) 555-0199"}],
-     "communication": [{"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "es"}]}, "preferred": True}]},
+    {
+        "resourceType": "RelatedPerson",
+        "id": "rp1",
+        "patient": {"reference": "Patient/k01"},
+        "active": True,
+        "relationship": [
+            {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}]}
+        ],
+        "name": [{"family": "Rivera", "given": ["Ana"]}],
+        "telecom": [{"system": "phone", "value": "(617) 555-0199"}],
+        "communication": [
+            {"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "es"}]}, "preferred": True}
+        ],
+    },
     _referral("R1", "k01", BH, "2026-02-10T09:00:00-05:00", "bh1"),
     _report("T1", "k01", ["R1"], "2026-02-10T15:00:00-05:00"),
     _referral("R2", "k01", SPEC, "2026-03-01T10:00:00-05:00", "card1"),
@@ -206,7 +215,9 @@ def test_each_referral_equals_the_hand_computed_loop(con: duckdb.DuckDBPyConnect
         row = r[rid]
         got = (row["referral_type"], bool(row["cancelled"]), bool(row["in_window"]), bool(row["closed"]))
         assert got == (rtype, cancelled, window, closed), rid
-        assert (None if row["days_to_closure"] != row["days_to_closure"] else row["days_to_closure"]) in (days,), rid
+        assert (None if row["days_to_closure"] != row["days_to_closure"] else row["days_to_closure"]) in (
+            days,
+        ), rid
         od = row["open_days"]
         assert (None if od is None or od != od else int(od)) == open_days, rid
     assert r["R3"]["report_id"] == r["R4"]["report_id"] == "T3"  # two referrals, one report
@@ -285,7 +296,9 @@ def test_pediatric_measures_come_from_the_age_criteria() -> None:
 
     assert age_range("  WHERE {age_at_start('p.birth_date', mp)} >= 12\n") == (12, None)
     assert age_range("  WHERE {age} BETWEEN 3 AND 17\n") == (3, 17)
-    assert age_range('WHERE {age_at_start("p.birth_date", mp)} >= 6 AND {age_at_start("p.birth_date", mp)} <= 16') == (6, 16)
+    assert age_range(
+        'WHERE {age_at_start("p.birth_date", mp)} >= 6 AND {age_at_start("p.birth_date", mp)} <= 16'
+    ) == (6, 16)
     assert age_range("no age criterion at all") == (0, None)
     assert {cms for _, cms, _, _ in child_measures()} == {
         "CMS2", "CMS74", "CMS75", "CMS117", "CMS138", "CMS155", "CMS159", "CMS177", "CMS314", "CMS349",

@@ -34,7 +34,9 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> tuple[duckdb.DuckDBPyCo
     cfg = load_config()
     # two languages only (English, Spanish): with the default mix the five rare languages' closures are
     # under 11, and the complementary suppression then hides the second-largest stratum too (docs/child.md)
-    cfg["languages_by_group"] = {g: ({"Spanish": 0.58} if g == "hispanic" else {}) for g in cfg["languages_by_group"]}
+    cfg["languages_by_group"] = {
+        g: ({"Spanish": 0.58} if g == "hispanic" else {}) for g in cfg["languages_by_group"]
+    }
     generate(folder / "net", centers=1, patients=1500, seed=5, period_end=END, cfg=cfg)
     truth = json.loads((folder / "net" / "truth.json").read_text())["child"]
     con = connect(folder / "w.duckdb")

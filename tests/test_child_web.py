@@ -45,7 +45,9 @@ def test_guardian_contact_never_for_viewers_other_centers_or_chws(app, user: str
 
 
 def test_open_referrals_list(app) -> None:
-    text = _client(app, "analyst").get(f"/centers/{NORTH}/children/lists?list=open-referrals&min_days=90").text
+    text = (
+        _client(app, "analyst").get(f"/centers/{NORTH}/children/lists?list=open-referrals&min_days=90").text
+    )
     assert mrn(NORTH, 2) in text and "95" in text and "Harbor Youth Counseling" in text
     assert mrn(SOUTH, 1) not in text
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from chc_equity.child.build import build as child_build
 from chc_equity.equity.charts import forest_plot, gap_chart, save_chart
 from chc_equity.equity.stratify import EquityRow, equity_tables
 from chc_equity.exports import csv_writer
@@ -30,7 +31,6 @@ from chc_equity.measures.registry import all_measures
 from chc_equity.measures.summary import summarize
 from chc_equity.network import precompute
 from chc_equity.refresh import finish_pending
-from chc_equity.child.build import build as child_build
 from chc_equity.sdoh import metrics as sdoh_metrics
 from chc_equity.sdoh import strata as sdoh_strata
 from chc_equity.synth import generate, load_config

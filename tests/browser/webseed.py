@@ -333,7 +333,8 @@ CHILD_GAPS = [  # (center, patient index, CMS id, band, child language, family l
     (SOUTH, 0, "CMS155", "12-17", "English", "English", "Guardian-South, Bo", "(508) 555-0800"),
 ]
 CHILD_MEASURES = [  # (center, CMS id, band, numerator, denominator)
-    (NORTH, "CMS155", "0-17", 21, 30), (NORTH, "CMS155", "6-11", 12, 17), (NORTH, "CMS155", "12-17", None, 13),
+    (NORTH, "CMS155", "0-17", 21, 30), (NORTH, "CMS155", "6-11", 12, 17),
+    (NORTH, "CMS155", "12-17", None, 13),
     (SOUTH, "CMS155", "0-17", 15, 25), (NORTH, "CMS117", "0-17", 14, 20),
 ]  # fmt: skip
 CHILD_REFERRALS = [  # (center, type, referrals, closed, median days, open 30/60/90)
@@ -362,22 +363,26 @@ def _child_tables(con: duckdb.DuckDBPyConnection) -> None:
             [center, cms, f"{cms} title", band, num, den, rate, num is None],
         )
     con.execute(
-        f"""INSERT INTO {pediatric.TABLE} VALUES ('{NORTH}', 'CMS155', 'Group_1', 'CMS155 title', false, '0-17',
+        f"""INSERT INTO {pediatric.TABLE} VALUES ('{NORTH}', 'CMS155', 'Group_1', 'CMS155 title', false,
+            '0-17',
             'language', 'Portuguese', 11, 40, 0.275, NULL, NULL, 0.001, 0.002, false, true, false)"""
     )
     con.execute(
         f"""CREATE OR REPLACE TABLE {referrals.METRICS} (center VARCHAR, referral_type VARCHAR,
-            organization_id VARCHAR, organization_name VARCHAR, age_band VARCHAR, referrals BIGINT, closed BIGINT,
+            organization_id VARCHAR, organization_name VARCHAR, age_band VARCHAR, referrals BIGINT,
+            closed BIGINT,
             closure_rate DOUBLE, days_to_closure_median DOUBLE, days_to_closure_p90 DOUBLE, open_30 BIGINT,
             open_60 BIGINT, open_90 BIGINT, period_start DATE, period_end DATE)"""
     )
     for center, rtype, n, k, med, o30, o60, o90 in CHILD_REFERRALS:
         con.execute(
-            f"INSERT INTO {referrals.METRICS} VALUES (?, ?, 'All', 'All', '0-17', ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {referrals.METRICS} VALUES "
+            "(?, ?, 'All', 'All', '0-17', ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
             [center, rtype, n, k, k / n, med, o30, o60, o90, ps, pe],
         )
     con.execute(
-        f"""CREATE OR REPLACE TABLE {referrals.EQUITY} (center VARCHAR, referral_type VARCHAR, dimension VARCHAR,
+        f"""CREATE OR REPLACE TABLE {referrals.EQUITY} (center VARCHAR, referral_type VARCHAR,
+            dimension VARCHAR,
             stratum VARCHAR, numerator BIGINT, denominator BIGINT, rate DOUBLE, ci_low DOUBLE, ci_high DOUBLE,
             p_value DOUBLE, q_value DOUBLE, is_reference BOOLEAN, worse_than_reference BOOLEAN,
             suppressed BOOLEAN)"""
@@ -397,12 +402,17 @@ def _child_tables(con: duckdb.DuckDBPyConnection) -> None:
                 f"INSERT INTO {bh.FOLLOWUP} VALUES (?, ?, ?, ?, 15, '12-17', false, ?, ?, NULL, ?, ?)",
                 [center, patient_id(center, i), f"{center}-ed-{i}", ps, i < d7, i < d30, ps, pe],
             )
-    con.execute(f"CREATE OR REPLACE TABLE {bh.DEPRESSION_OPEN} (center VARCHAR, patient_id VARCHAR, age INTEGER, screened_at TIMESTAMP)")
     con.execute(
-        f"""CREATE OR REPLACE TABLE {referrals.REFERRAL} (center VARCHAR, patient_id VARCHAR, age_band VARCHAR,
+        f"CREATE OR REPLACE TABLE {bh.DEPRESSION_OPEN} "
+        "(center VARCHAR, patient_id VARCHAR, age INTEGER, screened_at TIMESTAMP)"
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TABLE {referrals.REFERRAL} (center VARCHAR, patient_id VARCHAR,
+            age_band VARCHAR,
             referral_id VARCHAR, referral_type VARCHAR, authored_day DATE, request_status VARCHAR,
             task_status VARCHAR, cancelled BOOLEAN, in_window BOOLEAN, organization_id VARCHAR,
-            organization_name VARCHAR, report_id VARCHAR, report_day DATE, closed BOOLEAN, days_to_closure BIGINT,
+            organization_name VARCHAR, report_id VARCHAR, report_day DATE, closed BOOLEAN,
+            days_to_closure BIGINT,
             open_days BIGINT, period_start DATE, period_end DATE)"""
     )
     for center, i, days in ((NORTH, 2, 95), (SOUTH, 1, 40)):
@@ -430,8 +440,19 @@ def _child_tables(con: duckdb.DuckDBPyConnection) -> None:
             )
         con.execute(
             f"INSERT INTO {lists.GAPS} VALUES (?, ?, ?, 'Group_1', ?, ?, ?, ?, ?, ?, ?, ?)",
-            [center, patient_id(center, i), cms, f"{cms} title", f"Not yet met: {cms}", band, lang, fam,
-             guardian, "MTH" if guardian else None, phone],
+            [
+                center,
+                patient_id(center, i),
+                cms,
+                f"{cms} title",
+                f"Not yet met: {cms}",
+                band,
+                lang,
+                fam,
+                guardian,
+                "MTH" if guardian else None,
+                phone,
+            ],
         )
 
 

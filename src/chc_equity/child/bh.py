@@ -86,7 +86,9 @@ def followup_sql(ps: str, pe: str, cf: str) -> str:
          AND EXISTS (SELECT 1 FROM dx WHERE dx.center = e.center AND dx.id = e.id)
          AND {age} BETWEEN {lo_age} AND {hi_age}
     ),
-    ordered AS (SELECT *, row_number() OVER (PARTITION BY center, patient_id ORDER BY day, id) AS k FROM visits),
+    ordered AS (
+      SELECT *, row_number() OVER (PARTITION BY center, patient_id ORDER BY day, id) AS k FROM visits
+    ),
     events AS (  -- one event per 31 days: walk each patient's visits in order (recursive CTE)
       WITH RECURSIVE walk(center, patient_id, k, day, id, anchor, counted) AS (
         SELECT center, patient_id, k, day, id, day, true FROM ordered WHERE k = 1
@@ -121,7 +123,9 @@ def followup_sql(ps: str, pe: str, cf: str) -> str:
       LEFT JOIN followups f ON f.center = v.center AND f.id = v.id"""
 
 
-def depression_open_statements(con: duckdb.DuckDBPyConnection, period_start: date, period_end: date) -> list[str]:
+def depression_open_statements(
+    con: duckdb.DuckDBPyConnection, period_start: date, period_end: date
+) -> list[str]:
     """Statements building ``child_depression_open`` from CMS2's defines (the measures engine renders
     them; the final query is ours: positive most recent screening, no follow-up, age 12-17)."""
     from chc_equity.measures.defines import split_with, with_query
@@ -136,7 +140,7 @@ def depression_open_statements(con: duckdb.DuckDBPyConnection, period_start: dat
     ctes, _ = split_with(rendered.criteria)
     names = [c.name for c in ctes]
     keep = ctes[: names.index("positive_and_follow_up") + 1]
-    final = f"""SELECT DISTINCT s.center, s.patient_id, ip.age, max(s.eff_start) AS screened_at
+    final = """SELECT DISTINCT s.center, s.patient_id, ip.age, max(s.eff_start) AS screened_at
       FROM most_recent_depression_screening s
       JOIN initial_population ip ON ip.center = s.center AND ip.patient_id = s.patient_id
      WHERE s.positive AND ip.age BETWEEN 12 AND 17

@@ -37,7 +37,8 @@ OPEN_COLUMNS = (
 
 def _has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     row = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?", [table]
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?",
+        [table],
     ).fetchone()
     return bool(row and row[0])
 
@@ -74,13 +75,17 @@ def build_gaps(con: duckdb.DuckDBPyConnection, *, period_start: date, period_end
         ).fetchall()
         for pid, cms, group, title, inverse, band, lang, fam, gname, grel, gphone in found:
             reason = gap_reason(cms, title, bool(inverse))
-            rows.append((center, pid, cms, group, title, reason, band, lang, fam or "Unknown", gname, grel, gphone))
+            rows.append(
+                (center, pid, cms, group, title, reason, band, lang, fam or "Unknown", gname, grel, gphone)
+            )
     if rows:
         con.executemany(f"INSERT INTO {GAPS} VALUES ({', '.join('?' * 12)})", rows)
     return len(rows)
 
 
-def gap_rows(con: duckdb.DuckDBPyConnection, center: str, cms_id: str | None = None) -> list[dict[str, Any]] | None:
+def gap_rows(
+    con: duckdb.DuckDBPyConnection, center: str, cms_id: str | None = None
+) -> list[dict[str, Any]] | None:
     """A center's pediatric care gaps (None when not computed), with name and MRN."""
     if not _has(con, GAPS):
         return None
@@ -96,12 +101,17 @@ def gap_rows(con: duckdb.DuckDBPyConnection, center: str, cms_id: str | None = N
     return [dict(zip(GAP_COLUMNS, r, strict=True)) for r in cur.fetchall()]
 
 
-def open_referral_rows(con: duckdb.DuckDBPyConnection, center: str, min_days: int = 30) -> list[dict[str, Any]] | None:
+def open_referral_rows(
+    con: duckdb.DuckDBPyConnection, center: str, min_days: int = 30
+) -> list[dict[str, Any]] | None:
     """A center's open referrals aged ``min_days`` or more at the period end, oldest first (None when
     not computed)."""
     if not _has(con, referrals.REFERRAL):
         return None
-    gd = f"LEFT JOIN {guardians.TABLE} gd ON gd.center = r.center AND gd.patient_id = r.patient_id AND gd.rank = 1"
+    gd = (
+        f"LEFT JOIN {guardians.TABLE} gd ON gd.center = r.center AND gd.patient_id = r.patient_id "
+        "AND gd.rank = 1"
+    )
     if not _has(con, guardians.TABLE):
         gd = "LEFT JOIN (SELECT NULL AS family_language, NULL AS name, NULL AS phone) gd ON false"
     cur = con.execute(

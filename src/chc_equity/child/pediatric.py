@@ -29,9 +29,9 @@ import pandas as pd
 
 from chc_equity.child.bands import ALL_AGES, children_sql
 from chc_equity.equity.attributes import TABLE as ATTRIBUTES
+from chc_equity.equity.labels import UNKNOWN
 from chc_equity.equity.suppression import DEFAULT_THRESHOLD
 from chc_equity.measures.engine import RESULTS_TABLE
-from chc_equity.equity.labels import UNKNOWN
 from chc_equity.outreach.indicators import stratify_counts
 from chc_equity.warehouse import FLAT_SCHEMA
 
@@ -39,7 +39,9 @@ TABLE = "child_measure"
 DIMENSIONS = ("race_ethnicity", "language", "insurance")
 OVERALL = "overall"
 ADULT_AGE = 18
-_AGE_EXPR = r"(?:\{?age_at_(?:start|end)\([^)]*\)\}?|\{age\}|\bage\b|years_between\([^()]*(?:\([^()]*\)[^()]*)*\))"
+_AGE_EXPR = (
+    r"(?:\{?age_at_(?:start|end)\([^)]*\)\}?|\{age\}|\bage\b|years_between\([^()]*(?:\([^()]*\)[^()]*)*\))"
+)
 _BOUND = re.compile(
     rf"WHERE[^\n]*?{_AGE_EXPR}\s*(?P<op>>=|=|BETWEEN)\s*(?P<lo>\d+)(?:\s+AND\s+(?P<hi>\d+))?"
     rf"(?:\s+AND\s+{_AGE_EXPR}\s*<=\s*(?P<hi2>\d+))?"
@@ -116,7 +118,11 @@ COLUMNS = [
 
 
 def table(
-    con: duckdb.DuckDBPyConnection, period_start: date, period_end: date, *, threshold: int = DEFAULT_THRESHOLD
+    con: duckdb.DuckDBPyConnection,
+    period_start: date,
+    period_end: date,
+    *,
+    threshold: int = DEFAULT_THRESHOLD,
 ) -> pd.DataFrame:
     """The ``child_measure`` rows (see the module docstring). Every table is counted in one GROUP BY and
     stratified by :func:`~chc_equity.outreach.indicators.stratify_counts` (the equity layer's rule)."""
@@ -154,7 +160,11 @@ def table(
 
 
 def build(
-    con: duckdb.DuckDBPyConnection, *, period_start: date, period_end: date, threshold: int = DEFAULT_THRESHOLD
+    con: duckdb.DuckDBPyConnection,
+    *,
+    period_start: date,
+    period_end: date,
+    threshold: int = DEFAULT_THRESHOLD,
 ) -> pd.DataFrame:
     df = table(con, period_start, period_end, threshold=threshold)
     con.register("_child_measure_df", df)

@@ -92,7 +92,8 @@ def referral_sql(ps: str, pe: str, cf: str) -> str:
         FROM {F}.task t
         JOIN {F}.task_based_on b ON b.center = t.center AND b.id = t.id
        WHERE t.{cf} AND t.status = 'completed'
-         AND EXISTS (SELECT 1 FROM {F}.task_code k WHERE k.center = t.center AND k.id = t.id AND ({report_codes}))
+         AND EXISTS (SELECT 1 FROM {F}.task_code k WHERE k.center = t.center AND k.id = t.id
+                      AND ({report_codes}))
     ),
     lifecycle AS (  -- the latest Task whose focus is the referral (not a consultant report)
       SELECT t.center, t.focus_id, t.status, t.owner_id
@@ -104,7 +105,8 @@ def referral_sql(ps: str, pe: str, cf: str) -> str:
         ORDER BY coalesce(t.last_modified, t.authored_on) DESC NULLS LAST, t.id DESC) = 1
     ),
     closing AS (  -- the first report that closes each referral
-      SELECT sr.center, sr.id, min({_day("r.ended")}) AS report_day, arg_min(r.id, {_ts("r.ended")}) AS report_id
+      SELECT sr.center, sr.id, min({_day("r.ended")}) AS report_day,
+             arg_min(r.id, {_ts("r.ended")}) AS report_id
         FROM sr JOIN report r ON r.center = sr.center AND r.based_on_id = sr.id
        WHERE {_ts("r.ended")} > {_ts("sr.authored_on")}
          AND {_day("r.ended")} BETWEEN {ps} AND {pe}
@@ -117,7 +119,8 @@ def referral_sql(ps: str, pe: str, cf: str) -> str:
     base AS (
       SELECT sr.center, sr.patient_id, kids.age_band, sr.id AS referral_id, k.referral_type,
              sr.authored_day, sr.status AS request_status, coalesce(l.status, 'requested') AS task_status,
-             sr.status = 'revoked' OR coalesce(l.status IN ('cancelled', 'entered-in-error'), false) AS cancelled,
+             sr.status = 'revoked'
+               OR coalesce(l.status IN ('cancelled', 'entered-in-error'), false) AS cancelled,
              sr.authored_day <= {window_end} AS in_window,
              c.report_id, c.report_day,
              coalesce(o.performer_id, l.owner_id) AS organization_id
@@ -133,7 +136,8 @@ def referral_sql(ps: str, pe: str, cf: str) -> str:
            CASE WHEN NOT b.cancelled THEN b.report_id END AS report_id,
            CASE WHEN NOT b.cancelled THEN b.report_day END AS report_day,
            NOT b.cancelled AND b.report_day IS NOT NULL AS closed,
-           CASE WHEN NOT b.cancelled THEN datediff('day', b.authored_day, b.report_day) END AS days_to_closure,
+           CASE WHEN NOT b.cancelled THEN datediff('day', b.authored_day, b.report_day) END
+             AS days_to_closure,
            CASE WHEN NOT b.cancelled AND b.report_day IS NULL THEN datediff('day', b.authored_day, {pe}) END
              AS open_days,
            {ps} AS period_start, {pe} AS period_end
@@ -149,7 +153,7 @@ def metrics_sql(network: bool) -> str:
     in the period) aged 30 / 60 / 90 days or more at the period end. Cancelled referrals count nowhere."""
     dims = ("center", "referral_type", "organization_id", "age_band")
     sets = []
-    for keep_center in ((True, False) if network else (True,)):
+    for keep_center in (True, False) if network else (True,):
         for t in (True, False):
             for o in (True, False):
                 for a in (True, False):
@@ -161,7 +165,8 @@ def metrics_sql(network: bool) -> str:
     return f"""CREATE OR REPLACE TABLE {METRICS} AS
     SELECT CASE WHEN grouping(center) = 1 THEN '{NETWORK}' ELSE center END AS center,
            CASE WHEN grouping(referral_type) = 1 THEN '{ANY}' ELSE referral_type END AS referral_type,
-           CASE WHEN grouping(organization_id) = 1 THEN '{ALL_ORGS}' ELSE organization_id END AS organization_id,
+           CASE WHEN grouping(organization_id) = 1 THEN '{ALL_ORGS}' ELSE organization_id END
+             AS organization_id,
            CASE WHEN grouping(organization_id) = 1 THEN '{ALL_ORGS}' ELSE any_value(organization_name) END
              AS organization_name,
            CASE WHEN grouping(age_band) = 1 THEN '{ALL_AGES}' ELSE age_band END AS age_band,
@@ -201,13 +206,16 @@ def equity_table(
     frames = []
     for center, g in scopes:
         for rtype, gt in [(ANY, g), *sorted(g.groupby("referral_type"))]:
-            units = pd.DataFrame({"patient_id": gt["key"].to_numpy(), "hit": gt["closed"].astype(bool).to_numpy()})
+            units = pd.DataFrame(
+                {"patient_id": gt["key"].to_numpy(), "hit": gt["closed"].astype(bool).to_numpy()}
+            )
             a = gt[["key", *DIMENSIONS]].drop_duplicates("key").rename(columns={"key": "patient_id"})
             for dim in DIMENSIONS:
                 t = stratify(units, a[["patient_id", dim]], dim, numerator="hit", threshold=threshold)
                 frames.append(t.assign(center=center, referral_type=rtype))
     cols = ["center", "referral_type", "dimension", "stratum", "numerator", "denominator", "rate", "ci_low",
-            "ci_high", "p_value", "q_value", "is_reference", "worse_than_reference", "suppressed"]  # fmt: skip
+            "ci_high", "p_value", "q_value", "is_reference", "worse_than_reference",
+            "suppressed"]  # fmt: skip
     if not frames:
         return pd.DataFrame(columns=cols)
     out = pd.concat(frames, ignore_index=True)[cols]

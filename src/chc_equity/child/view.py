@@ -23,7 +23,8 @@ BAND_ORDER = (ALL_AGES, *AGE_BANDS)
 
 def _has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     row = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?", [table]
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?",
+        [table],
     ).fetchone()
     return bool(row and row[0])
 
@@ -97,7 +98,8 @@ def load(con: duckdb.DuckDBPyConnection, center: str | None, *, suppressed: bool
         ]
     if _has(con, referrals.EQUITY):
         df = con.execute(
-            f"SELECT * FROM {referrals.EQUITY} WHERE {where} AND NOT suppressed AND worse_than_reference", params
+            f"SELECT * FROM {referrals.EQUITY} WHERE {where} AND NOT suppressed AND worse_than_reference",
+            params,
         ).df()
         view.flagged += [
             {**{k: _clean(v) for k, v in r.items()}, "metric": f"referral closure ({r['referral_type']})"}
@@ -146,7 +148,8 @@ def load(con: duckdb.DuckDBPyConnection, center: str | None, *, suppressed: bool
             view.followup.append(row)
     if _has(con, bh.DEPRESSION_OPEN):
         for c, n in con.execute(
-            f"SELECT center, count(DISTINCT patient_id) FROM {bh.DEPRESSION_OPEN} WHERE {where} GROUP BY 1 ORDER BY 1",
+            f"SELECT center, count(DISTINCT patient_id) FROM {bh.DEPRESSION_OPEN} WHERE {where} "
+            "GROUP BY 1 ORDER BY 1",
             params,
         ).fetchall():
             view.depression_open[c] = None if suppressed and 0 < n < DEFAULT_THRESHOLD else n

@@ -41,6 +41,8 @@ ORGS = (
     ("sp-02", "Pediatric ENT Associates", "specialist"),
     ("sp-03", "Children's Neurology Clinic", "specialist"),
 )
+RELATIONSHIPS = ("MTH", "MTH", "FTH", "GRD")
+GIVEN = ("Carmen", "David", "Lucia", "Pedro", "Grace")
 BH_DX = ("F32.9", "F41.1", "F43.10", "X78.0XXA")
 DEFAULTS: dict[str, Any] = {
     "guardian_related_person": 0.85,  # a RelatedPerson; else Patient.contact with this chance:
@@ -90,8 +92,9 @@ class ChildTruth:
             }
             out[c] = {**v, "closure": closure}
         return {
-            "definition": "children = under 18 at the period end; referrals = BH / specialist ServiceRequests "
-            "of children (not cancelled), per type; closure = a consultant-report Task based on the referral, "
+            "definition": "children = under 18 at the period end; referrals = BH / specialist "
+            "ServiceRequests of children (not cancelled), per type; closure = a consultant-report Task "
+            "based on the referral, "
             "completed after it and within the period, expected per type and language; ed_visits = ED visits "
             "for mental illness or self-harm of children 6-17 (one per child, none after December 1), with "
             "a follow-up within 7 / 30 days",
@@ -165,8 +168,8 @@ def enrich(
                 "resourceType": "RelatedPerson",
                 "active": True,
                 "patient": chart.subject,
-                "relationship": [{"coding": [{"system": ROLE, "code": rng.choice(("MTH", "MTH", "FTH", "GRD"))}]}],
-                "name": [{"family": family, "given": [rng.choice(("Carmen", "David", "Lucia", "Pedro", "Grace"))]}],
+                "relationship": [{"coding": [{"system": ROLE, "code": rng.choice(RELATIONSHIPS)}]}],
+                "name": [{"family": family, "given": [rng.choice(GIVEN)]}],
                 "telecom": [{"system": "phone", "value": f"(508) 555-01{rng.randint(0, 99):02d}"}],
                 "communication": [{"language": {"coding": [{"system": "urn:ietf:bcp:47",
                                                             "code": LANGUAGES.get(lang, "en")}]},
@@ -245,7 +248,9 @@ def _referral(
             )
             return
     status = rng.choice(("requested", "accepted", "in-progress"))
-    chart.add({**task, "status": status, "lastModified": ts(authored + timedelta(days=rng.randint(1, 10)), 12)})
+    chart.add(
+        {**task, "status": status, "lastModified": ts(authored + timedelta(days=rng.randint(1, 10)), 12)}
+    )
 
 
 def _ed_visit(
