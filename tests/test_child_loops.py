@@ -36,6 +36,7 @@ December 1) are no events. Counted: E1, E2, E4, E5 -> 7-day 2/4, 30-day 3/4.
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -173,9 +174,7 @@ RESOURCES: list[dict[str, Any]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def con(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
-    folder = tmp_path_factory.mktemp("child")
+def _write_fixture(folder: Path) -> Path:
     by_type: dict[str, list[bytes]] = {}
     for r in RESOURCES:
         by_type.setdefault(r["resourceType"], []).append(orjson.dumps(r))
@@ -183,6 +182,13 @@ def con(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
     data.mkdir()
     for t, rows in by_type.items():
         (data / f"{t}.ndjson").write_bytes(b"\n".join(rows) + b"\n")
+    return data
+
+
+@pytest.fixture(scope="module")
+def con(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
+    folder = tmp_path_factory.mktemp("child")
+    data = _write_fixture(folder)
     c = connect(folder / "w.duckdb")
     load(c, [data], "c1", after_load=lambda cn, ctr: build_views(cn, centers=[ctr]))
     build(c, period_start=START, period_end=END, measures=False)
@@ -333,3 +339,23 @@ def test_pediatric_table_by_age_band(con: duckdb.DuckDBPyConnection) -> None:
     default = pediatric.table(con, START, END)  # the project's 11: nothing from 1 to 10 is shown
     shown = default["numerator"].dropna().tolist() + default["denominator"].dropna().tolist()
     assert all(v == 0 or v >= 11 for v in shown)
+
+
+def test_cli_builds_the_tables_and_writes_the_workbook(tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+    from typer.testing import CliRunner
+
+    from chc_equity.cli import _register, app
+
+    path = tmp_path / "w.duckdb"
+    c = connect(path)
+    load(c, [_write_fixture(tmp_path)], "c1", after_load=lambda cn, ctr: build_views(cn, centers=[ctr]))
+    c.close()
+    _register()
+    args = ["child", "--warehouse", str(path), "--period-start", "2026-01-01", "--period-end", "2026-12-31"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "55.6%" in result.output  # 5 of 9 closed (any)
+    book = load_workbook(tmp_path / "out" / "pediatric.xlsx")
+    rows = list(book["Referral loops"].iter_rows(min_row=2, values_only=True))
+    assert rows and all(v is None or v == 0 or v >= 11 for r in rows for v in r[4:6] + r[9:12])

@@ -39,8 +39,8 @@ def _has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     row = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?",
         [table],
-    ).fetchone()
-    return bool(row and row[0])
+    ).fetchall()
+    return bool(row and row[0][0])
 
 
 def build_gaps(con: duckdb.DuckDBPyConnection, *, period_start: date, period_end: date) -> int:

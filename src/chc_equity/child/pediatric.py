@@ -126,7 +126,11 @@ def table(
 ) -> pd.DataFrame:
     """The ``child_measure`` rows (see the module docstring). Every table is counted in one GROUP BY and
     stratified by :func:`~chc_equity.outreach.indicators.stratify_counts` (the equity layer's rule)."""
-    u = units(con, period_start, period_end)
+    has = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?",
+        [RESULTS_TABLE],
+    ).fetchall()[0][0]  # fetchall: a pending result would block con.register below
+    u = units(con, period_start, period_end) if has else pd.DataFrame()
     if u.empty:
         return pd.DataFrame(columns=COLUMNS)
     attrs = con.execute(f"SELECT center, patient_id, {', '.join(DIMENSIONS)} FROM {ATTRIBUTES}").df()
