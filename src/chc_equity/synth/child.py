@@ -43,6 +43,9 @@ ORGS = (
 )
 RELATIONSHIPS = ("MTH", "MTH", "FTH", "GRD")
 GIVEN = ("Carmen", "David", "Lucia", "Pedro", "Grace")
+# Encounter.type (UDS+ requires one) from a local code system: no eCQM value set holds these codes, so the
+# new encounters never qualify a patient for a measure (every measure's truth stays as it was).
+ENCOUNTER_TYPE = "https://chc-equity.org/fhir/CodeSystem/synthetic-encounter-type"
 BH_DX = ("F32.9", "F41.1", "F43.10", "X78.0XXA")
 DEFAULTS: dict[str, Any] = {
     "guardian_related_person": 0.85,  # a RelatedPerson; else Patient.contact with this chance:
@@ -262,11 +265,13 @@ def _ed_visit(
     dx = rng.choice(BH_DX)
 
     def encounter(d: date, cls: str, code: str, hour: int) -> Resource:
+        kind = "ed-visit" if cls == "EMER" else "bh-follow-up"
         return chart.add(
             {
                 "resourceType": "Encounter",
                 "status": "finished",
                 "class": {"system": ACT, "code": cls},
+                "type": [{"coding": [{"system": ENCOUNTER_TYPE, "code": kind}], "text": kind}],
                 "subject": chart.subject,
                 "period": {"start": ts(d, hour), "end": ts(d, hour + 1)},
                 "reasonCode": [{"coding": [{"system": ICD10, "code": code}]}],
