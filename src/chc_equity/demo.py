@@ -21,6 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from chc_equity.child.build import build as child_build
 from chc_equity.equity.charts import forest_plot, gap_chart, save_chart
 from chc_equity.equity.stratify import EquityRow, equity_tables
 from chc_equity.exports import csv_writer
@@ -150,6 +151,8 @@ def run(out: Path = OUT, *, centers: int = CENTERS, patients: int = PATIENTS) ->
     with console.status("value-based payment: a synthetic payer per center ..."):
         for center in center_ids:
             generate_and_load(con, center, out / "payer" / center, seed=SEED, year=PERIOD[1].year)
+    with console.status("child health: pediatric measures, referral loops, BH follow-up ..."):
+        child_build(con, period_start=PERIOD[0], period_end=PERIOD[1])
     plans = _plans(con)
     loads = con.execute(
         "SELECT center, sum(inserted + updated + unchanged), sum(quarantined) "

@@ -33,7 +33,7 @@ from pathlib import Path
 import duckdb
 
 FLAT = "flat"  # = chc_equity.warehouse.FLAT_SCHEMA (not imported: warehouse imports this module)
-FORMAT = 6  # bump when the serving set or a summary changes: `serve` then republishes at start
+FORMAT = 7  # bump when the serving set or a summary changes: `serve` then republishes at start
 KEEP = 3  # snapshots kept; $CHC_EQUITY_SERVING_KEEP overrides (the load test keeps all, to check them)
 KEEP_ENV = "CHC_EQUITY_SERVING_KEEP"
 CURRENT = "CURRENT"
@@ -67,6 +67,14 @@ MAIN_TABLES: tuple[str, ...] = (
     "vbp_fills",
     "vbp_contracts",
     "vbp_rejects",
+    "child_measure",  # child/view.py: the pediatric view (aggregates, stored suppressed)
+    "child_referral_metrics",  # child/view.py: referral loops (suppressed for viewers at read)
+    "child_referral_equity",
+    "child_bh_followup",  # child/view.py (counted at read) -- patient-level rows
+    "child_depression_open",
+    "child_referral",  # child/lists.py: open referrals (patient-level, like sdoh_referral)
+    "child_guardian",  # child/lists.py: guardians' contact (patient-level)
+    "child_gap",  # child/lists.py: pediatric care gaps (patient-level, like measure_results)
 )
 # flat.* tables (views stage) read by web/data.py, web/gaps.py and chc_equity.outreach (worklist, billing).
 FLAT_TABLES: tuple[str, ...] = (

@@ -267,6 +267,7 @@ def build_warehouse(path: Path, *, with_flat: bool = True, with_measures: bool =
             _sdoh_tables(con)
             _sdoh_patient_tables(con)
             _vbp_tables(con)
+            _child_tables(con)
     finally:
         con.close()
     return path
@@ -352,6 +353,137 @@ SDOH_ORG_NAMES = {
     "org-pantry": "Eastside Pantry",
     "org-utility": "Utility Assistance Fund",
 }
+
+
+# Child health (issue 22): the tables `chc-equity child` writes, by hand. NORTH patients 0 and 1 and
+# SOUTH patient 0 have pediatric care gaps; NORTH 0's and SOUTH 0's guardians have a name and phone.
+CHILD_GAPS = [  # (center, patient index, CMS id, band, child language, family language, guardian, phone)
+    (NORTH, 0, "CMS155", "6-11", "English", "Spanish", "Guardian-North, Ana", "(617) 555-0700"),
+    (NORTH, 1, "CMS117", "0-2", "Spanish", "Spanish", None, None),
+    (SOUTH, 0, "CMS155", "12-17", "English", "English", "Guardian-South, Bo", "(508) 555-0800"),
+]
+CHILD_MEASURES = [  # (center, CMS id, band, numerator, denominator)
+    (NORTH, "CMS155", "0-17", 21, 30), (NORTH, "CMS155", "6-11", 12, 17),
+    (NORTH, "CMS155", "12-17", None, 13),
+    (SOUTH, "CMS155", "0-17", 15, 25), (NORTH, "CMS117", "0-17", 14, 20),
+]  # fmt: skip
+CHILD_REFERRALS = [  # (center, type, referrals, closed, median days, open 30/60/90)
+    ("*", "any", 60, 41, 21.0, 19, 12, 11),
+    (NORTH, "any", 36, 27, 19.0, 9, 5, 3), (NORTH, "behavioral_health", 20, 13, 25.0, 7, 4, 3),
+    (NORTH, "specialist", 16, 14, 14.0, 2, 1, 0),
+    (SOUTH, "any", 24, 14, 24.0, 10, 7, 8),
+]  # fmt: skip
+
+
+def _child_tables(con: duckdb.DuckDBPyConnection) -> None:
+    from chc_equity.child import bh, guardians, lists, pediatric, referrals
+
+    ps, pe = PERIOD
+    con.execute(
+        f"""CREATE OR REPLACE TABLE {pediatric.TABLE} (center VARCHAR, cms_id VARCHAR, group_id VARCHAR,
+            title VARCHAR, inverse BOOLEAN, age_band VARCHAR, dimension VARCHAR, stratum VARCHAR,
+            numerator BIGINT, denominator BIGINT, rate DOUBLE, ci_low DOUBLE, ci_high DOUBLE, p_value DOUBLE,
+            q_value DOUBLE, is_reference BOOLEAN, worse_than_reference BOOLEAN, suppressed BOOLEAN)"""
+    )
+    for center, cms, band, num, den in CHILD_MEASURES:
+        rate = num / den if num is not None else None
+        con.execute(
+            f"INSERT INTO {pediatric.TABLE} VALUES (?, ?, 'Group_1', ?, false, ?, 'overall', 'All children', "
+            "?, ?, ?, NULL, NULL, NULL, NULL, true, false, ?)",
+            [center, cms, f"{cms} title", band, num, den, rate, num is None],
+        )
+    con.execute(
+        f"""INSERT INTO {pediatric.TABLE} VALUES ('{NORTH}', 'CMS155', 'Group_1', 'CMS155 title', false,
+            '0-17',
+            'language', 'Portuguese', 11, 40, 0.275, NULL, NULL, 0.001, 0.002, false, true, false)"""
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TABLE {referrals.METRICS} (center VARCHAR, referral_type VARCHAR,
+            organization_id VARCHAR, organization_name VARCHAR, age_band VARCHAR, referrals BIGINT,
+            closed BIGINT,
+            closure_rate DOUBLE, days_to_closure_median DOUBLE, days_to_closure_p90 DOUBLE, open_30 BIGINT,
+            open_60 BIGINT, open_90 BIGINT, period_start DATE, period_end DATE)"""
+    )
+    for center, rtype, n, k, med, o30, o60, o90 in CHILD_REFERRALS:
+        con.execute(
+            f"INSERT INTO {referrals.METRICS} VALUES "
+            "(?, ?, 'All', 'All', '0-17', ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
+            [center, rtype, n, k, k / n, med, o30, o60, o90, ps, pe],
+        )
+    con.execute(
+        f"""CREATE OR REPLACE TABLE {referrals.EQUITY} (center VARCHAR, referral_type VARCHAR,
+            dimension VARCHAR,
+            stratum VARCHAR, numerator BIGINT, denominator BIGINT, rate DOUBLE, ci_low DOUBLE, ci_high DOUBLE,
+            p_value DOUBLE, q_value DOUBLE, is_reference BOOLEAN, worse_than_reference BOOLEAN,
+            suppressed BOOLEAN)"""
+    )
+    con.execute(
+        f"INSERT INTO {referrals.EQUITY} VALUES ('{NORTH}', 'any', 'language', 'Spanish', 11, 30, 0.3667, "
+        "NULL, NULL, 0.001, 0.004, false, true, false)"
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TABLE {bh.FOLLOWUP} (center VARCHAR, patient_id VARCHAR, encounter_id VARCHAR,
+            ed_day DATE, age INTEGER, age_band VARCHAR, excluded BOOLEAN, followup_7d BOOLEAN,
+            followup_30d BOOLEAN, days_to_followup BIGINT, period_start DATE, period_end DATE)"""
+    )
+    for center, n, d7, d30 in ((NORTH, 12, 7, 10), (SOUTH, 3, 1, 2)):
+        for i in range(n):
+            con.execute(
+                f"INSERT INTO {bh.FOLLOWUP} VALUES (?, ?, ?, ?, 15, '12-17', false, ?, ?, NULL, ?, ?)",
+                [center, patient_id(center, i), f"{center}-ed-{i}", ps, i < d7, i < d30, ps, pe],
+            )
+    con.execute(
+        f"CREATE OR REPLACE TABLE {bh.DEPRESSION_OPEN} "
+        "(center VARCHAR, patient_id VARCHAR, age INTEGER, screened_at TIMESTAMP)"
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TABLE {referrals.REFERRAL} (center VARCHAR, patient_id VARCHAR,
+            age_band VARCHAR,
+            referral_id VARCHAR, referral_type VARCHAR, authored_day DATE, request_status VARCHAR,
+            task_status VARCHAR, cancelled BOOLEAN, in_window BOOLEAN, organization_id VARCHAR,
+            organization_name VARCHAR, report_id VARCHAR, report_day DATE, closed BOOLEAN,
+            days_to_closure BIGINT,
+            open_days BIGINT, period_start DATE, period_end DATE)"""
+    )
+    for center, i, days in ((NORTH, 2, 95), (SOUTH, 1, 40)):
+        con.execute(
+            f"INSERT INTO {referrals.REFERRAL} VALUES (?, ?, '6-11', ?, 'behavioral_health', ?, 'active', "
+            "'accepted', false, true, 'org-bh', 'Harbor Youth Counseling', NULL, NULL, false, NULL, ?, ?, ?)",
+            [center, patient_id(center, i), f"{center}-ref-{i}", pe - timedelta(days=days), days, ps, pe],
+        )
+    con.execute(
+        f"""CREATE OR REPLACE TABLE {guardians.TABLE} (center VARCHAR, patient_id VARCHAR, source VARCHAR,
+            source_id VARCHAR, relationship VARCHAR, name VARCHAR, phone VARCHAR, language VARCHAR,
+            rank BIGINT, family_language VARCHAR)"""
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TABLE {lists.GAPS} (center VARCHAR, patient_id VARCHAR, cms_id VARCHAR,
+            group_id VARCHAR, title VARCHAR, reason VARCHAR, age_band VARCHAR, child_language VARCHAR,
+            family_language VARCHAR, guardian_name VARCHAR, guardian_relationship VARCHAR,
+            guardian_phone VARCHAR)"""
+    )
+    for center, i, cms, band, lang, fam, guardian, phone in CHILD_GAPS:
+        if guardian:
+            con.execute(
+                f"INSERT INTO {guardians.TABLE} VALUES (?, ?, 'RelatedPerson', 'rp', 'MTH', ?, ?, ?, 1, ?)",
+                [center, patient_id(center, i), guardian, phone, fam, fam],
+            )
+        con.execute(
+            f"INSERT INTO {lists.GAPS} VALUES (?, ?, ?, 'Group_1', ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                center,
+                patient_id(center, i),
+                cms,
+                f"{cms} title",
+                f"Not yet met: {cms}",
+                band,
+                lang,
+                fam,
+                guardian,
+                "MTH" if guardian else None,
+                phone,
+            ],
+        )
 
 
 def _sdoh_patient_tables(con: duckdb.DuckDBPyConnection) -> None:

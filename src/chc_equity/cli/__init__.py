@@ -52,6 +52,7 @@ _COMMAND_MODULES = {
     "vouchers": "vouchers",
     "vbp": "vbp",
     "hospital": "hospital",
+    "child": "child",
 }
 _MODULES = (
     "appdb",
@@ -71,6 +72,7 @@ _MODULES = (
     "vouchers",
     "vbp",
     "web",
+    "child",
 )
 
 

@@ -151,6 +151,15 @@ def stratify(
     counts = df.groupby(dimension)[numerator].agg(["sum", "size"]).sort_index()
     labels = [str(x) for x in counts.index]
     x, d = counts["sum"].astype(int).tolist(), counts["size"].astype(int).tolist()
+    return pd.DataFrame(stratify_counts(dimension, labels, x, d, threshold=threshold))
+
+
+def stratify_counts(
+    dimension: str, labels: list[str], x: list[int], d: list[int], *, threshold: int = DEFAULT_THRESHOLD
+) -> list[dict]:
+    """:func:`stratify` from counts already made (numerator ``x`` and denominator ``d`` per stratum
+    ``labels``, sorted): the rows it returns, as dicts. For callers that count many tables in one SQL
+    GROUP BY (the child-health pediatric view) instead of one pandas merge per table."""
     hidden = suppress_measure(labels, x, d, threshold)
     cmp = compare_strata(labels, x, d, shown=hidden.shown)
     rows = []
@@ -172,7 +181,7 @@ def stratify(
                 "suppressed": rate_hidden,
             }
         )
-    return pd.DataFrame(rows)
+    return rows
 
 
 def reach_per_patient(panel: pd.DataFrame, outreach: pd.DataFrame) -> pd.DataFrame:
@@ -194,4 +203,5 @@ __all__ = [
     "reach_per_patient",
     "referral_closure",
     "stratify",
+    "stratify_counts",
 ]

@@ -51,7 +51,7 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 def load_config(path: str | Path | None = None, *, disparities: bool = True) -> dict[str, Any]:
     """Default config merged with `path` (if any); `disparities=False` drops every multiplier rule and
-    the planted social-needs gaps."""
+    the planted social-needs and child-health gaps."""
     text = resources.files("chc_equity.synth").joinpath("default_config.yaml").read_text(encoding="utf-8")
     cfg: dict[str, Any] = yaml.safe_load(text)
     if path is not None:
@@ -59,6 +59,7 @@ def load_config(path: str | Path | None = None, *, disparities: bool = True) -> 
     if not disparities:
         cfg["multipliers"] = []
         cfg["sdoh_gaps"] = {}
+        cfg["child_gaps"] = {}
     unknown = set(cfg["measures"]) - set(MEASURES)
     if unknown:
         raise ValueError(f"unknown measures in config: {sorted(unknown)}")

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 import orjson
 
+from chc_equity.synth import child
 from chc_equity.synth.changes import ChangePlan
 from chc_equity.synth.chw import add_contact, chw_ids, chw_resources, program_resources
 from chc_equity.synth.clinical import Clinic
@@ -189,6 +190,7 @@ def generate(
     model = CareModel.from_config(cfg)
     truth = Truth(model)
     sdoh_truth = SdohTruth()
+    child_truth = child.ChildTruth()
     changes = ChangePlan.from_config(cfg, model, mp_start, mp_end)  # None unless `changes:` is configured
     planted = frozenset(changes.measures) if changes else frozenset()
     plan = plan_centers(centers, patients, seed)
@@ -209,6 +211,8 @@ def generate(
             emit(r)
         for r in sdoh_organizations(cfg):
             emit(r)
+        for r in child.organizations():
+            emit(r)
         chws = chw_ids(c.id, c.patients)
         org_ref = f"Organization/{c.id}"
         for i in range(c.patients):
@@ -220,6 +224,9 @@ def generate(
             program_rng = random.Random(f"{seed}:{c.id}:{i}:chw")
             patient = patient_resource(person, org_ref, rng)
             add_contact(patient, program_rng, person.language)
+            # child health draws from its own stream too (synth/child.py): the guardian first, the rest last
+            child_rng = random.Random(f"{seed}:{c.id}:{i}:child")
+            guardian = child.add_guardian_contact(patient, person, child_rng, cfg)
             emit(patient)
             chart = Chart(person.pid, org_ref)
             coverage_resource(person, chart, mp_start)
@@ -256,6 +263,9 @@ def generate(
                     strata,
                 )
                 clinic.units = [(m, period_p.get(m, p) if m in planted else p) for m, p in clinic.units]
+            child.enrich(
+                chart, patient, person, child_rng, cfg, child_truth, c.id, guardian, mp_start, mp_end
+            )
             for r in chart.resources:
                 emit(r)
             for measure, p in clinic.units:
@@ -287,6 +297,7 @@ def generate(
         "(denominator-eligible, non-excluded patients; encounters for CMS22 and CMS177)",
         "measures": truth.as_json(),
         "sdoh": sdoh_truth.as_json(cfg),
+        "child": child_truth.as_json(cfg),
     }
     if changes is not None:
         truth_doc["changes"] = changes.as_json()

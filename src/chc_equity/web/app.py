@@ -72,6 +72,7 @@ def create_app(config: WebConfig) -> FastAPI:
     from chc_equity.web import (
         routes_api,
         routes_auth,
+        routes_child,
         routes_equity,
         routes_hospital,
         routes_improvement,
@@ -110,6 +111,7 @@ def create_app(config: WebConfig) -> FastAPI:
         routes_vbp.router,
         routes_hospital.router,
         routes_equity.router,
+        routes_child.router,
     )
     for router in app.state.routers:
         app.include_router(router)
