@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import Response
 
-from chc_equity.web import charts, gaps, service, uds
+from chc_equity.web import charts, data, gaps, matrix, service, trends, uds
 from chc_equity.web.roles import ADMIN_ROLES, PATIENT_LEVEL_ROLES, Principal
 from chc_equity.web.security import CenterScope, csrf_protect, require_center_access, require_role
 
@@ -21,8 +21,47 @@ PeriodEnd = Annotated[date | None, Query(description="Period end date; default: 
 
 
 def _render(request: Request, template: str, user: Principal, status: int = 200, **context) -> Response:
-    context.update(user=user, csrf_token=user.csrf_token, patient_level=user.role in PATIENT_LEVEL_ROLES)
+    context.update(
+        user=user,
+        csrf_token=user.csrf_token,
+        patient_level=user.role in PATIENT_LEVEL_ROLES,
+        unit=matrix.measure_unit,
+    )
     return request.app.state.templates.TemplateResponse(request, template, context, status_code=status)
+
+
+def _measure_page(
+    request: Request, user: Principal, measure: str, period_end: date | None, focus: str | None = None
+) -> Response:
+    """The measure page; ``focus``: the center whose page it is (its rows marked, its series shown)."""
+    from chc_equity.network.benchmarks import load_targets, national, target_for
+
+    view = service.measure_view(request, user, measure, period_end)
+    funnels = {
+        g: charts.funnel(view.centers[g], view.funnel.get(g, []), f"{view.cms_id} {g.replace('_', ' ')}")
+        for g in view.groups
+    }
+    with service.warehouse(request) as con:
+        series = trends.series_trend(con, view.cms_id, focus or user.center)
+    titles = {g: (c.group_title or "") for g, c in view.network.items()}
+    targets = load_targets(request.app.state.config.targets_file)
+    keys = {g: view.cms_id if g == "Group_1" else f"{view.cms_id} {g.replace('_', ' ')}" for g in view.groups}
+    return _render(
+        request,
+        "measure.html",
+        user,
+        view=view,
+        funnels=funnels,
+        trend_spec=charts.trend(view.trend),
+        series=series,
+        series_spec=trends.series_spec(series, titles) if series else None,
+        forest_spec=charts.forest(view.equity) if view.equity else None,
+        runs=view.runs,
+        focus=focus,
+        unit_word=matrix.measure_unit(view.cms_id),
+        national={g: national(view.cms_id, g) for g in view.groups},
+        targets={g: target_for(targets, view.cms_id, keys[g]) for g in view.groups},
+    )
 
 
 @router.get("/measures/{measure}")
@@ -32,21 +71,22 @@ def measure_page(
     user: Annotated[Principal, Depends(require_role())],
     period_end: PeriodEnd = None,
 ) -> Response:
-    view = service.measure_view(request, user, measure, period_end)
-    funnels = {
-        g: charts.funnel(view.centers[g], view.funnel.get(g, []), f"{view.cms_id} {g.replace('_', ' ')}")
-        for g in view.groups
-    }
-    return _render(
-        request,
-        "measure.html",
-        user,
-        view=view,
-        funnels=funnels,
-        trend_spec=charts.trend(view.trend),
-        forest_spec=charts.forest(view.equity) if view.equity else None,
-        runs=view.runs,
-    )
+    return _measure_page(request, user, measure, period_end)
+
+
+@router.get("/centers/{center}/measures/{measure}")
+def center_measure_page(
+    request: Request,
+    measure: str,
+    scope: Annotated[CenterScope, Depends(require_center_access())],
+    period_end: PeriodEnd = None,
+) -> Response:
+    """One center's view of a measure (where an overview cell leads): every group, the center's rows
+    marked against the network, target and national average, and the center's own series."""
+    with service.warehouse(request) as con:
+        if not data.center_exists(con, scope.center or ""):
+            raise HTTPException(status_code=404, detail="No such center.")
+    return _measure_page(request, scope.user, measure, period_end, focus=scope.center)
 
 
 @router.get("/centers/{center}/measures/{measure}/gaps")
