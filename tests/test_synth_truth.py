@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from chc_equity.synth import generate, load_config
-from chc_equity.synth.config import GROUP_MEASURES
 from chc_equity.synth.check import (
     Cell,
     allowed_chance_failures,
@@ -25,6 +24,7 @@ from chc_equity.synth.check import (
     failures,
     generator_label,
 )
+from chc_equity.synth.config import GROUP_MEASURES
 
 PERIOD = (date(2026, 1, 1), date(2026, 12, 31))
 PATIENTS, CENTERS, SEED = 6000, 4, 20260

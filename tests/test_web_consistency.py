@@ -112,7 +112,7 @@ def api(client) -> dict[tuple[str, str], dict]:
 def test_overview_cells_equal_the_api(client, api, network) -> None:
     tables = _tables(client.get("/").text)
     seen = 0
-    for _t, row, _texts, cells in tables["heatmap"]:
+    for _t, _row, _texts, cells in tables["heatmap"]:
         for a in cells:
             if "data-rate" not in a:
                 continue
