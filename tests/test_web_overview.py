@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from browser.webseed import (
     NORTH,
-    SOUTH,
     SERIES_MONTHS,
+    SOUTH,
     add_measure_series,
     add_users,
     build_warehouse,
