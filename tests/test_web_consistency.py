@@ -142,6 +142,8 @@ def test_measure_pages_equal_the_api_for_every_group(client, api) -> None:
                 checked += 1
         if cms in ("CMS22", "CMS177"):  # episode-of-care measures count encounters
             assert "Denominator (encounters)" in html and "in the denominator" in html
+        if cms == "CMS347":
+            assert "line 17a counts a patient in any group once" in html
     assert checked == sum(1 for c, _k in api if c != "*")
 
 

@@ -147,3 +147,10 @@ def test_center_measure_page_is_the_centers_own(app) -> None:
     staff = _client(app, "staff-north")
     assert staff.get(f"/centers/{SOUTH}/measures/CMS122").status_code == 403
     assert _client(app, "analyst").get("/centers/nowhere/measures/CMS122").status_code == 404
+
+
+def test_uds_lines_that_combine_groups_are_named() -> None:
+    assert "line 17a" in matrix.uds_note("CMS347") and "any group" in matrix.uds_note("CMS347")
+    assert "every group" in matrix.uds_note("CMS155")
+    assert matrix.uds_note("CMS138") == "UDS Table 6B line 14a reports Group 3 only."
+    assert matrix.uds_note("CMS165") is None  # Table 7, one group

@@ -329,3 +329,20 @@ def xlsx_bytes(m: Matrix, period: str) -> bytes:
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
+
+
+def uds_note(cms_id: str) -> str | None:
+    """How UDS Table 6B reports a multi-group measure on one line (the rule of ``uds/quality.py``), in
+    words for the measure page; None for a measure UDS reports as its only group."""
+    from chc_equity.uds.quality import LINES_6B
+
+    spec = next((s for s in LINES_6B if s.cms_id == cms_id), None)
+    if spec is None:
+        return None
+    if spec.group:
+        return f"UDS Table 6B line {spec.line} reports {spec.group.replace('_', ' ')} only."
+    if spec.combine == "all":
+        return f"UDS Table 6B line {spec.line} counts a patient as meeting it only when every group is met."
+    if spec.combine == "any":
+        return f"UDS Table 6B line {spec.line} counts a patient in any group once (the groups together)."
+    return None

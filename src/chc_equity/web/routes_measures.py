@@ -45,6 +45,8 @@ def _measure_page(
         series = trends.series_trend(con, view.cms_id, focus or user.center)
     titles = {g: (c.group_title or "") for g, c in view.network.items()}
     targets = load_targets(request.app.state.config.targets_file)
+    if focus is not None:  # a center's page: its own points and the network's
+        view.trend = [c for c in view.trend if c.is_network or c.center == focus]
     keys = {g: view.cms_id if g == "Group_1" else f"{view.cms_id} {g.replace('_', ' ')}" for g in view.groups}
     return _render(
         request,
@@ -59,6 +61,7 @@ def _measure_page(
         runs=view.runs,
         focus=focus,
         unit_word=matrix.measure_unit(view.cms_id),
+        uds_note=matrix.uds_note(view.cms_id) if len(view.groups) > 1 else None,
         national={g: national(view.cms_id, g) for g in view.groups},
         targets={g: target_for(targets, view.cms_id, keys[g]) for g in view.groups},
     )
