@@ -16,6 +16,7 @@ from browser.conftest import ARTIFACTS, sign_in
 from browser.webseed import add_users, build_network_warehouse, live_server, make_app
 
 CENTERS = 36
+SLOW = 120_000  # ms: a 36-center page and its exports on a loaded 2-core CI machine
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,7 @@ def _widths(page) -> dict[str, int]:
 def test_overview_36_centers_fits_1366_px(browser, base_url: str, network) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page, errors = sign_in(browser, base_url, "analyst")
+    page.set_default_timeout(SLOW)
     page.set_viewport_size({"width": 1366, "height": 768})
     page.goto(f"{base_url}/")
     assert page.locator("#heatmap tbody tr[data-center]").count() == CENTERS
@@ -68,6 +70,7 @@ def test_overview_36_centers_fits_1366_px(browser, base_url: str, network) -> No
 
 def test_overview_sorts_filters_and_opens_a_center_measure(browser, base_url: str, network) -> None:
     page, errors = sign_in(browser, base_url, "analyst")
+    page.set_default_timeout(SLOW)
     page.set_viewport_size({"width": 1366, "height": 768})
     # sort by CMS165 (higher is better): worst (lowest rate) first, centers without a rate last
     page.click("#heatmap th.m:has(a.mname:text-is('CMS165')) a.sort")
@@ -110,6 +113,7 @@ def test_overview_sorts_filters_and_opens_a_center_measure(browser, base_url: st
 
 def test_overview_exports_match_the_page(browser, base_url: str, network) -> None:
     page, _ = sign_in(browser, base_url, "analyst")
+    page.set_default_timeout(SLOW)
     page.goto(f"{base_url}/?family=adult")
     columns = page.locator("#heatmap thead th.m a.mname").all_inner_texts()
     with page.expect_download() as info:
