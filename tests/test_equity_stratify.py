@@ -30,7 +30,6 @@ from chc_equity.measures.registry import all_measures
 from chc_equity.network import precompute
 from chc_equity.network.stats import funnel_limits
 from chc_equity.synth import generate, load_config
-from chc_equity.synth.check import TRUTH_GROUP
 from chc_equity.views.build import build_views
 from chc_equity.warehouse import connect
 
@@ -332,7 +331,7 @@ def center_power(cells: dict, center: str, *, inverse: bool, alpha: float) -> fl
 def detection(path: Path, truth_path: Path) -> dict:
     """Planted cells (truth multiplier != 1) flagged in the planted direction; flags among the rest.
 
-    Reads the truth population's group (Group_1; CMS138 Group_3, as synth.check does). ``missed`` lists
+    Reads each measure's first group (truth key = CMS id, as synth.check does). ``missed`` lists
     planted cells not flagged (measure/dimension/stratum, rate vs reference, q).
     """
     truth = json.loads(truth_path.read_text())["measures"]
@@ -340,7 +339,7 @@ def detection(path: Path, truth_path: Path) -> dict:
     out: dict = dict(planted=0, detected=0, planted_reference=0, compared=0, flagged=0, missed=[])
     for dim in PLANTED_DIMS:
         rows, _ = equity_tables(con, None, [dim], period_start=PS, period_end=PE)
-        by = {(r.measure, r.stratum): r for r in rows if r.group_id == TRUTH_GROUP.get(r.measure, "Group_1")}
+        by = {(r.measure, r.stratum): r for r in rows if r.group_id == "Group_1"}
         for cms, dims in truth.items():
             for stratum, cell in dims.get(dim, {}).items():
                 r = by.get((cms, _ours(dim, stratum)))

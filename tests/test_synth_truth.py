@@ -24,10 +24,10 @@ from chc_equity.synth.check import (
     failures,
     generator_label,
 )
+from chc_equity.synth.config import GROUP_MEASURES
 
 PERIOD = (date(2026, 1, 1), date(2026, 12, 31))
 PATIENTS, CENTERS, SEED = 6000, 4, 20260
-
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +57,22 @@ def cells(tmp_path_factory: pytest.TempPathFactory) -> list[Cell]:
 def test_every_measure_and_dimension_is_compared(cells: list[Cell]) -> None:
     dims = {c.dimension for c in cells}
     assert dims == {"overall", "center", "race_ethnicity", "language", "income", "insurance", "sdoh_risk"}
-    assert len({c.measure for c in cells}) == 21
+    assert len({c.measure for c in cells}) == 21 + len(GROUP_MEASURES)  # every measure, later groups too
     assert len(cells) > 500
+
+
+def test_later_groups_have_rates_of_their_own(cells: list[Cell]) -> None:
+    """Issue 17: CMS347 Group 3 was 0 % everywhere and the CMS155 / CMS138 groups were copies of Group
+    1. Each later group is now drawn with its own rate (docs/synth.md), checked against truth above;
+    here, that the groups differ as configured and none is empty."""
+    overall = {c.measure: c for c in cells if c.dimension == "overall"}
+    rate = {m: c.numerator / c.denominator for m, c in overall.items() if c.denominator}
+    for key in GROUP_MEASURES:
+        assert overall[key].denominator >= 20, overall[key].describe()
+    assert 0.5 < rate["CMS347:Group_3"] < 0.8 and 0.4 < rate["CMS347:Group_2"] < 0.8
+    assert rate["CMS155"] - rate["CMS155:Group_3"] > 0.08  # BMI 0.70 vs activity counselling 0.55
+    assert rate["CMS138"] - rate["CMS138:Group_3"] > 0.03  # screened vs screened-and-counselled
+    assert rate["CMS138:Group_2"] < 0.7 < rate["CMS138"]
 
 
 def test_every_denominator_matches_truth_exactly(cells: list[Cell]) -> None:

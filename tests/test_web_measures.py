@@ -40,11 +40,13 @@ def _client(app, name: str) -> TestClient:
 
 def test_overview_heat_map_marks_the_worse_center(app) -> None:
     page = _client(app, "analyst").get("/").text
-    assert 'id="heatmap"' in page and 'id="heatmap-spec"' in page
+    assert 'id="heatmap"' in page  # centers as rows, measure groups as columns
     assert f'class="n worse" data-center="{SOUTH}" data-measure="CMS130"' in page
     assert f'class="n worse" data-center="{SOUTH}" data-measure="CMS122"' in page  # inverse: higher = worse
     assert f'class="n worse" data-center="{NORTH}"' not in page
-    assert "78.9%" in page and "16.7%" in page  # CMS130 NORTH 30/38, SOUTH 5/30
+    assert f'class="n better" data-center="{NORTH}" data-measure="CMS130"' in page  # "better" marks too
+    assert "78.9 %" in page and "16.7 %" in page  # CMS130 NORTH 30/38, SOUTH 5/30 (cell titles)
+    assert f'href="/centers/{NORTH}/measures/CMS130#group-Group_1"' in page  # a cell opens that page
 
 
 def test_overview_api_and_periods(app) -> None:

@@ -11,6 +11,7 @@ publication plan the web app uses (``agg_suppression``: centers, network and str
 
 from __future__ import annotations
 
+import argparse
 import html
 import json
 import shutil
@@ -96,11 +97,24 @@ def _published(numerator: int, denominator: int, hidden: tuple[bool, bool, bool]
     ]
 
 
+# --size presets: (centers, patients). "default" is what `make demo` builds.
+SIZES = {"small": (4, 4_000), "default": (CENTERS, PATIENTS), "large": (36, 72_000)}
+_MARKERS = ("summary.json", "chc_equity.duckdb", "network")  # what a previous demo run leaves behind
+
+
+def _clear(out: Path) -> None:
+    """Remove a previous demo run at ``out``; refuse a folder that is not one (never delete a stranger)."""
+    if not out.exists():
+        return
+    if not out.is_dir() or (any(out.iterdir()) and not any((out / m).exists() for m in _MARKERS)):
+        raise SystemExit(f"{out} exists and is not a previous demo run: choose another --out or remove it.")
+    shutil.rmtree(out)
+
+
 def run(out: Path = OUT, *, centers: int = CENTERS, patients: int = PATIENTS) -> Path:
     console = Console()
     started = time.perf_counter()
-    if out.exists():
-        shutil.rmtree(out)
+    _clear(out)
     data = out / "network"
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
 
@@ -322,13 +336,48 @@ def serve(out: Path = OUT, host: str = "127.0.0.1", port: int = 8000) -> None:
     uvicorn.run(web, host=host, port=port, access_log=False, server_header=False, log_level="warning")
 
 
-def main() -> None:
-    """``python -m chc_equity.demo [--no-serve]``: build the demo, then serve it unless told not to."""
-    import sys
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m chc_equity.demo`` (``--help`` prints it and touches nothing)."""
+    p = argparse.ArgumentParser(
+        prog="python -m chc_equity.demo",
+        description="Build the synthetic demo network (generate -> ingest -> measures -> equity -> UDS -> "
+        "web aggregates), write report.html, then serve the web app with fresh demo logins.",
+        epilog="The output folder is replaced on each run, but only when it holds a previous demo run. "
+        "If port 8000 is taken, pass --port 8001 (or any free port).",
+    )
+    p.add_argument("--no-serve", action="store_true", help="build only; do not start the web app")
+    p.add_argument("--port", type=int, default=8000, help="web app port on 127.0.0.1 (default: 8000)")
+    p.add_argument("--out", type=Path, default=OUT, help=f"output folder (default: {OUT})")
+    p.add_argument(
+        "--size",
+        choices=tuple(SIZES),
+        default="default",
+        help="network size: "
+        + ", ".join(f"{k} = {c} centers, {n:,} patients" for k, (c, n) in SIZES.items()),
+    )
+    return p
 
-    run()
-    if "--no-serve" not in sys.argv[1:]:
-        serve()
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m chc_equity.demo [--no-serve] [--port N] [--out DIR] [--size small|default|large]``."""
+    args = parser().parse_args(argv)
+    if not args.no_serve and not _port_free("127.0.0.1", args.port):  # say so before minutes of work
+        raise SystemExit(f"Port {args.port} is in use: pass --port with a free one (e.g. --port 8001).")
+    centers, patients = SIZES[args.size]
+    run(args.out, centers=centers, patients=patients)
+    if not args.no_serve:
+        serve(args.out, port=args.port)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def base_url(warehouse: Path) -> Iterator[str]:
 def test_analyst_sees_overview_and_data_quality(browser, base_url: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page, errors = sign_in(browser, base_url, "analyst")
-    assert page.locator("#heatmap tbody tr").count() == 2  # CMS122, CMS130
+    assert page.locator("#heatmap tbody tr[data-center]").count() == 2  # centers as rows
     assert page.locator("#centers tbody tr").count() == 2
     page.screenshot(path=str(ARTIFACTS / "overview.png"), full_page=True)
 
@@ -86,8 +86,8 @@ def test_overview_measure_and_care_gap_csv(browser, base_url: str, warehouse: Pa
     """Log in, overview heat map, drill into a measure (funnel plot), export the care-gap CSV."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page, errors = sign_in(browser, base_url, "analyst")
-    page.wait_for_selector("#heatmap-chart.rendered svg", timeout=20_000)
     assert page.locator("#heatmap td.worse").count() == 2  # SOUTH on both measures
+    assert page.locator("#heatmap td.better").count() == 2  # NORTH on both
     page.screenshot(path=str(ARTIFACTS / "overview-heatmap.png"), full_page=True)
 
     page.click("#heatmap a:text('CMS130')")

@@ -77,6 +77,13 @@ def serve(
             "X-Forwarded-Proto headers are believed. Default: none, the client address is the TCP peer.",
         ),
     ] = None,
+    targets: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML of the network's measure targets (targets: {CMS165: 0.70}) shown on the overview. "
+            "Default: <warehouse>.targets.yaml when it exists (docs/overview.md)."
+        ),
+    ] = None,
 ) -> None:
     """Run the web app (pages and /api). The warehouse is only ever opened read-only.
 
@@ -89,7 +96,11 @@ def serve(
     from chc_equity.web import WebConfig, create_app
 
     path = warehouse_path(warehouse)
-    config = WebConfig(warehouse=path.resolve(), secure_cookies=secure_cookies)
+    if targets is not None:
+        from chc_equity.network.benchmarks import load_targets
+
+        load_targets(targets)  # a bad file fails here, naming the key, not on the first page view
+    config = WebConfig(warehouse=path.resolve(), secure_cookies=secure_cookies, targets=targets)
     web = create_app(config)
     if web.state.auth.count_admins() == 0:
         console.print(

@@ -26,9 +26,11 @@ Z_99 = 2.576  # two-sided 99 % normal quantile
 SMALL = 30  # below this denominator the normal approximation is poor: use a binomial interval
 ALPHA = 0.01
 
-# Which measure_results group carries the truth population (default Group_1): CMS138 truth is
-# population 3 (screened and, if a user, counselled).
-TRUTH_GROUP = {"CMS138": "Group_3"}
+
+def truth_key(cms: str, group_id: str) -> str:
+    """The truth.json key of a measure group: the CMS id for Group_1, else "CMS347:Group_3"."""
+    return cms if group_id == "Group_1" else f"{cms}:{group_id}"
+
 
 # patient_attributes labels -> generator labels (src/chc_equity/synth/people.py). Labels not listed map
 # to themselves (race_ethnicity, language and sdoh_risk already use the generator's names).
@@ -101,13 +103,15 @@ def engine_counts(
     period_end: date,
     attributes: str = "patient_attributes",
 ) -> dict[tuple[str, str, str], tuple[int, int]]:
-    """(CMS id, dimension, generator stratum) -> (performance denominator, numerator) from the engine.
+    """(truth key, dimension, generator stratum) -> (performance denominator, numerator) from the engine.
+
+    The truth key is the CMS id for a measure's first group and "CMS347:Group_3" for a later one
+    (:func:`truth_key`); every group is counted, those without truth are left out by :func:`compare`.
 
     Performance denominator = denominator - exclusions - exceptions (eCQM convention); units are the
     result rows (patients, or encounters for episode measures). Dimensions other than overall/center
     come from joining ``attributes`` on (center, patient_id).
     """
-    whens = " ".join(f"WHEN '{cms}' THEN '{g}'" for cms, g in TRUTH_GROUP.items())
     attrs = ", ".join(f"a.{d}" for d in DIMENSIONS if d != "center")
     per_dim = "".join(
         f" UNION ALL SELECT cms, '{d}', coalesce({d}, 'Unknown'), count(*) FILTER (WHERE den),"
@@ -117,13 +121,14 @@ def engine_counts(
     rows = con.execute(
         f"""
         WITH r AS (
-          SELECT split_part(r.measure, 'FHIR', 1) AS cms, r.center, {attrs},
+          SELECT CASE WHEN r.group_id = 'Group_1' THEN split_part(r.measure, 'FHIR', 1)
+                      ELSE split_part(r.measure, 'FHIR', 1) || ':' || r.group_id END AS cms,
+                 r.center, {attrs},
                  r.denominator AND NOT r.denominator_exclusion AND NOT r.denominator_exception AS den,
                  r.numerator AS num
           FROM measure_results r
           LEFT JOIN {attributes} a ON a.center = r.center AND a.patient_id = r.patient_id
           WHERE r.period_start = ? AND r.period_end = ?
-            AND r.group_id = CASE split_part(r.measure, 'FHIR', 1) {whens} ELSE 'Group_1' END
         )
         SELECT cms, 'overall', 'all', count(*) FILTER (WHERE den), count(*) FILTER (WHERE num)
         FROM r GROUP BY ALL {per_dim}

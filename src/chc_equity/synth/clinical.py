@@ -113,8 +113,13 @@ class Clinic:
         mp_start: date,
         mp_end: date,
         planted: frozenset[str] = frozenset(),
+        group_rng: random.Random | None = None,
     ) -> None:
         self.p, self.chart, self.rng, self.prob, self.cfg = p, chart, rng, prob, cfg
+        # the later groups of multi-group measures (CMS138, CMS155, CMS347) draw from their own stream,
+        # seeded from the patient's seed plus a label: every draw of ``rng`` (and so every other
+        # resource and truth unit) stays as it was before those groups had rates of their own
+        self.group_rng = group_rng if group_rng is not None else random.Random(f"{p.pid}:groups")
         # measures whose results synth/changes.py writes over months instead (their draws still happen
         # here, so the random stream and every other resource stay as they are)
         self.planted = planted
@@ -135,17 +140,27 @@ class Clinic:
         on it.
         """
         p = self.prob(measure)
-        met = self.rng.random() < p
+        return self._record(measure, measure, p, self.rng.random() < p, removed)
+
+    def draw_group(self, key: str, *, p: float | None = None) -> bool:
+        """Like :meth:`draw` for a later group of a multi-group measure (``key`` = "CMS347:Group_3"),
+        on the group stream; ``p`` overrides the configured chance (a group whose numerator combines
+        draws, CMS138 Group 3). The hospice rules are those of the base measure."""
+        chance = self.prob(key) if p is None else p
+        met = self.group_rng.random() < chance
+        return self._record(key, key.split(":")[0], chance, met, None)
+
+    def _record(self, key: str, measure: str, p: float, met: bool, removed: bool | None) -> bool:
         if self.hospice and measure in HOSPICE_EXCEPTS:
             # an exception only removes patients who miss the numerator: a hospice patient stays in
             # the performance denominator exactly when met, and then certainly in the numerator
             if met:
-                self.units.append((measure, 1.0))
+                self.units.append((key, 1.0))
             return met
         if removed is None:
             removed = self.hospice and measure in HOSPICE_REMOVES
         if not removed:
-            self.units.append((measure, p))
+            self.units.append((key, p))
         return met
 
     # ------------------------------------------------------------------------------------------
@@ -266,7 +281,12 @@ class Clinic:
     def _cms138(self) -> None:
         if self.p.age_start < 12:
             return
-        if self.draw("CMS138"):
+        # Group 1: screened (the main stream's draw, as before). Group 2: screened users who got a
+        # cessation intervention (a draw of its own). Group 3: screened, and counselled if a user; its
+        # chance is the product of the two.
+        screened = self.draw("CMS138")
+        counselled = False
+        if screened:
             enc = self.visits[0]
             day = self._visit_day(enc)
             status = C["tobacco_user"] if self.dx["smoker"] else C["tobacco_non_user"]
@@ -278,8 +298,11 @@ class Clinic:
                 encounter=enc,
                 value=concept_value(status),
             )
-            if self.dx["smoker"]:
+            if self.dx["smoker"] and self.draw_group("CMS138:Group_2"):
+                counselled = True
                 self.chart.procedure(C["tobacco_counseling"], day, encounter=enc)
+        p3 = self.prob("CMS138") * (self.prob("CMS138:Group_2") if self.dx["smoker"] else 1.0)
+        self._record("CMS138:Group_3", "CMS138", p3, screened and (counselled or not self.dx["smoker"]), None)
 
     def _cms139(self) -> None:
         if self.p.age_start < 65:
@@ -298,7 +321,14 @@ class Clinic:
     def _cms155(self) -> None:
         if not 3 <= self.p.age_end <= 17:
             return
-        if self.draw("CMS155"):  # all three CMS155 numerators are met together by construction
+        # Group 1 (BMI percentile, height, weight) keeps the main stream's draw; nutrition (Group 2) and
+        # physical-activity counselling (Group 3) are drawn on the group stream, each with its own rate
+        enc = self.visits[0]
+        if self.draw_group("CMS155:Group_2"):
+            self.chart.procedure(C["nutrition_counseling"], self._visit_day(enc), encounter=enc)
+        if self.draw_group("CMS155:Group_3"):
+            self.chart.procedure(C["activity_counseling"], self._visit_day(enc), encounter=enc)
+        if self.draw("CMS155"):
             enc = self.visits[0]
             day = self._visit_day(enc)
             vs = "vital-signs"
@@ -326,8 +356,6 @@ class Clinic:
                 encounter=enc,
                 value=quantity(round(10 + 2.8 * self.p.age_end, 1), "kg"),
             )
-            self.chart.procedure(C["nutrition_counseling"], day, encounter=enc)
-            self.chart.procedure(C["activity_counseling"], day, encounter=enc)
 
     def _cms117(self) -> None:
         if self.p.age_end != 2:
@@ -470,8 +498,28 @@ class Clinic:
                 self._bp(enc, s, d)
 
     def _cms347(self) -> None:
-        if self.dx["ascvd"] and self.draw("CMS347"):  # population 1 (clinical ASCVD) only
-            self.chart.medication_request(C["statin_moderate"], self._visit_day(self.visits[0]))
+        """Population 1 (clinical ASCVD) keeps the main stream's draw; populations 2 (LDL >= 190 mg/dL
+        at 20-75, no ASCVD) and 3 (diabetes at 40-75, neither) are drawn on the group stream."""
+        day = self._visit_day(self.visits[0])
+        if self.dx["ascvd"]:
+            if self.draw("CMS347"):
+                self.chart.medication_request(C["statin_moderate"], day)
+            return
+        age, g = self.p.age_start, self.group_rng
+        high_ldl = 20 <= age <= 75 and g.random() < self.cfg["prevalence"]["ldl_190_20_75"]
+        if high_ldl:
+            self.chart.observation(
+                C["ldl"],
+                day,
+                category="laboratory",
+                profile="qicore-observation-lab",
+                encounter=self.visits[0],
+                value=quantity(g.randint(190, 260), "mg/dL"),
+            )
+            if self.draw_group("CMS347:Group_2"):
+                self.chart.medication_request(C["statin_moderate"], day)
+        elif self.dx["diabetes"] and 40 <= age <= 75 and self.draw_group("CMS347:Group_3"):
+            self.chart.medication_request(C["statin_moderate"], day)
 
     def _hiv(self) -> None:
         if self.dx["hiv"] and self.draw("CMS314"):

@@ -88,6 +88,12 @@ CODES: dict[str, Code] = {
     "dental_caries": Code(SNOMED, "80967001", "Dental caries (disorder)", _VS + "125.12.1004"),
     "pregnancy": Code(SNOMED, "77386006", "Pregnancy (finding)", "2.16.840.1.113883.3.526.3.378"),
     # --- labs / results
+    "ldl": Code(
+        LOINC,
+        "2089-1",
+        "Cholesterol in LDL [Mass/volume] in Serum or Plasma",
+        "2.16.840.1.113883.3.526.3.1573",
+    ),
     "hba1c": Code(LOINC, "4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", _VS + "198.12.1013"),
     "egfr": Code(
         LOINC,

@@ -35,6 +35,16 @@ MEASURES = (
     "CMS349",
     "CMS951",
 )
+# The later groups of multi-group measures that have a rate of their own ("CMS:Group_n"); the first
+# group of each is its CMS id above. synth/check.py compares each with the engine's group.
+GROUP_MEASURES = (
+    "CMS138:Group_2",
+    "CMS138:Group_3",
+    "CMS155:Group_2",
+    "CMS155:Group_3",
+    "CMS347:Group_2",
+    "CMS347:Group_3",
+)
 DIMENSIONS = ("center", "race_ethnicity", "language", "income", "insurance", "sdoh_risk")
 P_MAX = 0.98  # cap so that multipliers > 1 never push a chance to certainty
 
@@ -60,7 +70,7 @@ def load_config(path: str | Path | None = None, *, disparities: bool = True) -> 
         cfg["multipliers"] = []
         cfg["sdoh_gaps"] = {}
         cfg["child_gaps"] = {}
-    unknown = set(cfg["measures"]) - set(MEASURES)
+    unknown = set(cfg["measures"]) - set(MEASURES) - set(GROUP_MEASURES)
     if unknown:
         raise ValueError(f"unknown measures in config: {sorted(unknown)}")
     for rule in cfg["multipliers"]:

@@ -239,6 +239,7 @@ def generate(
                 mp_start,
                 mp_end,
                 planted,
+                group_rng=random.Random(f"{seed}:{c.id}:{i}:groups"),
             )
             clinic.run()
             social_observations(person, chart, date.fromisoformat(clinic.visits[0]["period"]["start"][:10]))

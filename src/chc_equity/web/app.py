@@ -52,6 +52,13 @@ class WebConfig:
     database: str | Path | None = None
     secure_cookies: bool = False
     policy: SessionPolicy = field(default_factory=SessionPolicy)
+    # The network's own measure targets (YAML ``targets: {CMS165: 0.70}``); by default
+    # ``<warehouse>.targets.yaml`` beside the warehouse when it exists (chc_equity.network.benchmarks).
+    targets: Path | None = None
+
+    @property
+    def targets_file(self) -> Path:
+        return self.targets if self.targets is not None else self.warehouse.with_suffix(".targets.yaml")
 
     @property
     def database_url(self) -> str:

@@ -12,17 +12,65 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import Response
 
-from chc_equity.web import charts, equityview, gaps, plainwords, service, uds
+from chc_equity.web import charts, data, equityview, gaps, matrix, plainwords, service, trends, uds
 from chc_equity.web.roles import ADMIN_ROLES, PATIENT_LEVEL_ROLES, Principal
 from chc_equity.web.security import CenterScope, csrf_protect, require_center_access, require_role
 
 router = APIRouter(include_in_schema=False)
 PeriodEnd = Annotated[date | None, Query(description="Period end date; default: the latest precomputed")]
+Reference = Annotated[str | None, Query(max_length=200, description="Reference group")]
 
 
 def _render(request: Request, template: str, user: Principal, status: int = 200, **context) -> Response:
-    context.update(user=user, csrf_token=user.csrf_token, patient_level=user.role in PATIENT_LEVEL_ROLES)
+    context.update(
+        user=user,
+        csrf_token=user.csrf_token,
+        patient_level=user.role in PATIENT_LEVEL_ROLES,
+        unit=matrix.measure_unit,
+    )
     return request.app.state.templates.TemplateResponse(request, template, context, status_code=status)
+
+
+def _measure_page(
+    request: Request,
+    user: Principal,
+    measure: str,
+    period_end: date | None,
+    focus: str | None = None,
+    reference: str | None = None,
+) -> Response:
+    """The measure page; ``focus``: the center whose page it is (its rows marked, its series shown)."""
+    from chc_equity.network.benchmarks import load_targets, national, target_for
+
+    view = service.measure_view(request, user, measure, period_end)
+    funnels = {
+        g: charts.funnel(view.centers[g], view.funnel.get(g, []), f"{view.cms_id} {g.replace('_', ' ')}")
+        for g in view.groups
+    }
+    with service.warehouse(request) as con:
+        series = trends.series_trend(con, view.cms_id, focus or user.center)
+    titles = {g: (c.group_title or "") for g, c in view.network.items()}
+    targets = load_targets(request.app.state.config.targets_file)
+    if focus is not None:  # a center's page: its own points and the network's
+        view.trend = [c for c in view.trend if c.is_network or c.center == focus]
+    keys = {g: view.cms_id if g == "Group_1" else f"{view.cms_id} {g.replace('_', ' ')}" for g in view.groups}
+    return _render(
+        request,
+        "measure.html",
+        user,
+        view=view,
+        funnels=funnels,
+        trend_spec=charts.trend(view.trend),
+        series=series,
+        series_spec=trends.series_spec(series, titles) if series else None,
+        runs=view.runs,
+        focus=focus,
+        unit_word=matrix.measure_unit(view.cms_id),
+        uds_note=matrix.uds_note(view.cms_id) if len(view.groups) > 1 else None,
+        national={g: national(view.cms_id, g) for g in view.groups},
+        targets={g: target_for(targets, view.cms_id, keys[g]) for g in view.groups},
+        **equity_context(view, reference),
+    )
 
 
 @router.get("/measures/{measure}")
@@ -31,24 +79,25 @@ def measure_page(
     measure: str,
     user: Annotated[Principal, Depends(require_role())],
     period_end: PeriodEnd = None,
-    reference: Annotated[str | None, Query(max_length=200, description="Reference group")] = None,
+    reference: Reference = None,
 ) -> Response:
-    view = service.measure_view(request, user, measure, period_end)
-    equity = equity_context(view, reference)
-    funnels = {
-        g: charts.funnel(view.centers[g], view.funnel.get(g, []), f"{view.cms_id} {g.replace('_', ' ')}")
-        for g in view.groups
-    }
-    return _render(
-        request,
-        "measure.html",
-        user,
-        view=view,
-        funnels=funnels,
-        trend_spec=charts.trend(view.trend),
-        runs=view.runs,
-        **equity,
-    )
+    return _measure_page(request, user, measure, period_end, reference=reference)
+
+
+@router.get("/centers/{center}/measures/{measure}")
+def center_measure_page(
+    request: Request,
+    measure: str,
+    scope: Annotated[CenterScope, Depends(require_center_access())],
+    period_end: PeriodEnd = None,
+    reference: Reference = None,
+) -> Response:
+    """One center's view of a measure (where an overview cell leads): every group, the center's rows
+    marked against the network, target and national average, and the center's own series."""
+    with service.warehouse(request) as con:
+        if not data.center_exists(con, scope.center or ""):
+            raise HTTPException(status_code=404, detail="No such center.")
+    return _measure_page(request, scope.user, measure, period_end, focus=scope.center, reference=reference)
 
 
 def equity_context(view, reference: str | None) -> dict:

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from chc_equity.web import charts, data, service
+from chc_equity.web import data, matrix, service
 from chc_equity.web.authstore import AuthStore
 from chc_equity.web.roles import ADMIN_ROLES, OUTREACH_READ_ROLES, PATIENT_LEVEL_ROLES, Principal, Role
 from chc_equity.web.routes_api import DemographicField, center_summaries, data_quality
@@ -26,8 +26,25 @@ router = APIRouter(include_in_schema=False)
 
 
 def _render(request: Request, template: str, user: Principal, status: int = 200, **context) -> Response:
-    context.update(user=user, csrf_token=user.csrf_token, patient_level=user.role in PATIENT_LEVEL_ROLES)
+    context.update(
+        user=user,
+        csrf_token=user.csrf_token,
+        patient_level=user.role in PATIENT_LEVEL_ROLES,
+        unit=matrix.measure_unit,
+    )
     return request.app.state.templates.TemplateResponse(request, template, context, status_code=status)
+
+
+Family = Annotated[str | None, Query(max_length=20, description="uds, adult, pediatric or behavioral")]
+Sort = Annotated[str, Query(max_length=40, description="center, worse, or a measure column (e.g. CMS165)")]
+SortOrder = Annotated[Literal["asc", "desc"], Query()]
+
+
+def _matrix(request: Request, view: service.Overview, family: str | None, sort: str, order: str):
+    from chc_equity.network.benchmarks import load_targets
+
+    targets = load_targets(request.app.state.config.targets_file)
+    return matrix.build(view.cells, targets, family=family, sort=sort, order=order)  # type: ignore[arg-type]
 
 
 @router.get("/")
@@ -35,13 +52,61 @@ def overview(
     request: Request,
     user: Annotated[Principal, Depends(require_role())],
     period_end: Annotated[date | None, Query()] = None,
+    family: Family = None,
+    sort: Sort = matrix.SORT_CENTER,
+    order: SortOrder = "asc",
 ) -> Response:
-    """Network overview: centers x measures heat map (from agg_measure) and the centers you may see."""
+    """Network overview: centers (rows) x measure groups (columns), each cell against the network, the
+    network's target and the national average; sortable, filterable by measure family."""
     with service.warehouse(request) as con:  # one read-only open per request
         view = service.overview(request, user, period_end, con)
         centers = center_summaries(request, user, con)
-    spec = charts.heatmap(view.cells, view.centers, view.keys) if view.cells else None
-    return _render(request, "overview.html", user, centers=centers, view=view, heatmap=spec)
+    grid = _matrix(request, view, family, sort, order)
+    query = f"period_end={view.run.period_end.isoformat()}&" if view.run and period_end else ""
+    return _render(request, "overview.html", user, centers=centers, view=view, matrix=grid, query=query)
+
+
+def _export_name(view: service.Overview, family: str | None, ext: str) -> str:
+    period = view.run.period_end.isoformat() if view.run else "none"
+    return f"overview-{family or 'all'}-{period}.{ext}"
+
+
+@router.get("/overview.csv")
+def overview_csv(
+    request: Request,
+    user: Annotated[Principal, Depends(require_role())],
+    period_end: Annotated[date | None, Query()] = None,
+    family: Family = None,
+    sort: Sort = matrix.SORT_CENTER,
+    order: SortOrder = "asc",
+) -> Response:
+    """The overview matrix as CSV: one row per center x measure group, suppressed as on the page."""
+    view = service.overview(request, user, period_end)
+    grid = _matrix(request, view, family, sort, order)
+    return Response(
+        matrix.csv_bytes(grid),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{_export_name(view, grid.family, "csv")}"'},
+    )
+
+
+@router.get("/overview.xlsx")
+def overview_xlsx(
+    request: Request,
+    user: Annotated[Principal, Depends(require_role())],
+    period_end: Annotated[date | None, Query()] = None,
+    family: Family = None,
+    sort: Sort = matrix.SORT_CENTER,
+    order: SortOrder = "asc",
+) -> Response:
+    """The overview matrix as Excel (a centers x measures sheet and the long table), suppressed."""
+    view = service.overview(request, user, period_end)
+    grid = _matrix(request, view, family, sort, order)
+    return Response(
+        matrix.xlsx_bytes(grid, view.run.label if view.run else ""),
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f'attachment; filename="{_export_name(view, grid.family, "xlsx")}"'},
+    )
 
 
 def _center_page(request: Request, scope: CenterScope, **extra) -> Response:

@@ -51,13 +51,20 @@ _POPULATIONS = (
 )
 LIBRARY = "CMS347FHIRStatinPreventionTxCVD"
 
+# What each population is, in a reader's words (the CQL's "Initial Population n" definitions below)
+_GROUP_TITLES = (
+    "Population 1: clinical ASCVD",
+    "Population 2: LDL-C >= 190 mg/dL or familial hypercholesterolemia, ages 20-75",
+    "Population 3: diabetes, ages 40-75",
+    "Population 4: 10-year CVD risk >= 20 %, ages 40-75",
+)
 MEASURE = Measure(
     name="CMS347FHIRStatinPreventionTxCVD",
     cms_id="CMS347",
     version="1.0.000",
     title="Statin Therapy for the Prevention and Treatment of Cardiovascular Disease",
     care_gap="Prescribe or document active statin therapy (or a documented exception).",
-    groups=tuple(Group(f"Group_{n}", _POPULATIONS, title=f"Population {n}") for n in (1, 2, 3, 4)),
+    groups=tuple(Group(f"Group_{n}", _POPULATIONS, title=t) for n, t in enumerate(_GROUP_TITLES, start=1)),
     improvement_notation="increase",
     uds=("Table 6B Line 17a",),
     steward="Centers for Medicare & Medicaid Services (CMS)",
@@ -150,6 +157,7 @@ def statin_request(m: str) -> str:
 def _has(cte: str) -> str:
     """The patient ``p`` has a row in the per-patient CTE ``cte`` (CQL ``exists "<definition>"``)."""
     return f"EXISTS (SELECT 1 FROM {cte} x WHERE x.center = p.center AND x.patient_id = p.id)"
+
 
 POPULATIONS = tuple(
     Populations(
@@ -280,7 +288,7 @@ denominator_exceptions AS (
 statin_therapy_ordered AS (
   SELECT m.center, m.patient_id FROM {table("MedicationRequest")} m
   WHERE {statin_request("m")} AND m.do_not_perform IS NOT TRUE
-    AND {point_during_day('m.authored_on', lo, hi)}
+    AND {point_during_day("m.authored_on", lo, hi)}
     AND m.status IN ('active', 'completed')
     AND m.intent IN ('order', 'original-order', 'reflex-order', 'filter-order', 'instance-order')
 ),
