@@ -22,7 +22,7 @@ from browser.webseed import (
     series_counts,
 )
 from chc_equity.network import benchmarks
-from chc_equity.web import matrix
+from chc_equity.web import matrix, plainwords
 from chc_equity.web.analytics import Cell
 
 
@@ -107,8 +107,8 @@ def test_targets_file(tmp_path: Path) -> None:
 
 
 def test_episode_measures_count_encounters() -> None:
-    assert matrix.measure_unit("CMS22") == matrix.measure_unit("CMS177") == "encounters"
-    assert matrix.measure_unit("CMS165") == "patients"
+    assert plainwords.unit_of("CMS22") == plainwords.unit_of("CMS177") == "encounters"
+    assert plainwords.unit_of("CMS165") == "patients"
 
 
 # -- the measure series on the measure pages ---------------------------------------------------------

@@ -35,23 +35,13 @@ from chc_equity.network.benchmarks import (
     target_for,
 )
 from chc_equity.web.analytics import Cell
+from chc_equity.web.plainwords import unit_of
 
 Order = Literal["asc", "desc"]
 SORT_CENTER, SORT_WORSE = "center", "worse"
 
 
 @cache
-def measure_unit(cms_id: str) -> str:
-    """What a measure counts, in words: "encounters" for episode-of-care measures (CMS22, CMS177),
-    else "patients" (the measure's population basis in the registry)."""
-    from chc_equity.measures.registry import all_measures
-
-    for module in all_measures():
-        if module.measure.cms_id == cms_id:
-            return "patients" if module.measure.basis == "boolean" else "encounters"
-    return "patients"
-
-
 def group_number(group_id: str) -> int:
     digits = "".join(ch for ch in group_id if ch.isdigit())
     return int(digits) if digits else 0
@@ -161,7 +151,7 @@ def _columns(cells: Sequence[Cell], targets: dict[str, float]) -> list[Column]:
             inverse=c.inverse,
             uds=c.uds,
             families=families(c.cms_id, c.uds),
-            unit=measure_unit(c.cms_id),
+            unit=unit_of(c.cms_id),
             network=network.get(key),
             national=national(c.cms_id, c.group_id),
             target=target_for(targets, c.cms_id, key),

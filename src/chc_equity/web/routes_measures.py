@@ -26,7 +26,7 @@ def _render(request: Request, template: str, user: Principal, status: int = 200,
         user=user,
         csrf_token=user.csrf_token,
         patient_level=user.role in PATIENT_LEVEL_ROLES,
-        unit=matrix.measure_unit,
+        unit=plainwords.unit_of,
     )
     return request.app.state.templates.TemplateResponse(request, template, context, status_code=status)
 
@@ -65,7 +65,7 @@ def _measure_page(
         series_spec=trends.series_spec(series, titles) if series else None,
         runs=view.runs,
         focus=focus,
-        unit_word=matrix.measure_unit(view.cms_id),
+        unit_word=plainwords.unit_of(view.cms_id),
         uds_note=matrix.uds_note(view.cms_id) if len(view.groups) > 1 else None,
         national={g: national(view.cms_id, g) for g in view.groups},
         targets={g: target_for(targets, view.cms_id, keys[g]) for g in view.groups},

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from chc_equity.web import data, matrix, service
+from chc_equity.web import data, matrix, plainwords, service
 from chc_equity.web.authstore import AuthStore
 from chc_equity.web.roles import ADMIN_ROLES, OUTREACH_READ_ROLES, PATIENT_LEVEL_ROLES, Principal, Role
 from chc_equity.web.routes_api import DemographicField, center_summaries, data_quality
@@ -30,7 +30,7 @@ def _render(request: Request, template: str, user: Principal, status: int = 200,
         user=user,
         csrf_token=user.csrf_token,
         patient_level=user.role in PATIENT_LEVEL_ROLES,
-        unit=matrix.measure_unit,
+        unit=plainwords.unit_of,
     )
     return request.app.state.templates.TemplateResponse(request, template, context, status_code=status)
 
