@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from chc_equity.child.build import build as child_build
 from chc_equity.equity.charts import forest_plot, gap_chart, save_chart
+from chc_equity.equity.ranking import largest_inequities
 from chc_equity.equity.stratify import EquityRow, equity_tables
 from chc_equity.exports import csv_writer
 from chc_equity.ingest import load
@@ -223,8 +224,13 @@ def _equity(con, out: Path) -> tuple[list[EquityRow], list[str]]:
         save_chart(forest_plot(rows, title), out, f"forest_{stem}", ["svg", "html"])
         save_chart(gap_chart(rows, f"Gap to equity: {title}"), out, f"gap_{stem}", ["svg"])
         charts.append((out / f"forest_{stem}.svg").read_text())
-    worse = [r for r in everything if r.worse_than_reference and not r.suppressed]
-    worse.sort(key=lambda r: -(r.gap_to_equity or 0))
+    worse = largest_inequities(
+        everything,
+        worse=lambda r: r.worse_than_reference,
+        gap=lambda r: r.gap_to_equity,
+        q=lambda r: r.q_value,
+        suppressed=lambda r: r.suppressed,
+    )
     return worse, charts
 
 
