@@ -2,7 +2,7 @@
 
 - ``child_gap`` (built here, after the measures and their aggregates): every open care gap of a
   pediatric measure (:func:`chc_equity.child.pediatric.child_measures`) for a child, by the one
-  definition of an open gap (:func:`chc_equity.web.gaps.open_gaps_sql`, as the CHW worklist uses it),
+  definition of an open gap (:func:`chc_equity.network.gaps.open_gaps_sql`, as the CHW worklist uses it),
   with the child's age band and language, the family's language and the first parent / guardian
   contact (:mod:`chc_equity.child.guardians`);
 - open referrals (read from ``child_referral``): not closed, not cancelled, 30 / 60 / 90 days or more at
@@ -46,7 +46,7 @@ def _has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 def build_gaps(con: duckdb.DuckDBPyConnection, *, period_start: date, period_end: date) -> int:
     """(Re)build ``child_gap`` for the period; needs ``measure_results`` and ``agg_measure`` of it (else the
     table is empty). Returns the number of rows."""
-    from chc_equity.web.gaps import gap_reason, open_gaps_sql
+    from chc_equity.network.gaps import gap_reason, open_gaps_sql
 
     cols = """center VARCHAR, patient_id VARCHAR, cms_id VARCHAR, group_id VARCHAR, title VARCHAR,
               reason VARCHAR, age_band VARCHAR, child_language VARCHAR, family_language VARCHAR,

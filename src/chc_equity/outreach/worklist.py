@@ -2,7 +2,7 @@
 
 A patient is on the worklist when they have at least one open item:
 
-- a **care gap** of any measure (the rule is :func:`chc_equity.web.gaps.open_gaps_sql`, the same as the
+- a **care gap** of any measure (the rule is :func:`chc_equity.network.gaps.open_gaps_sql`, the same as the
   per-measure care-gap lists), with what closes it (``Measure.care_gap``) and, where the measure has one,
   the last relevant value and its date (:data:`LAST_VALUES`: last HbA1c, last blood pressure, last BMI);
 - a **positive unaddressed social screen** and an **open community referral**: the social-needs stage's
@@ -36,10 +36,10 @@ import duckdb
 import yaml
 
 from chc_equity.exports import csv_writer, set_cell
+from chc_equity.network.gaps import NOT_A_VISIT, gap_reason, open_gaps_sql
 from chc_equity.sdoh.lists import open_needs
 from chc_equity.sdoh.mapping import SOCIAL_REFERRAL
 from chc_equity.warehouse import FLAT_SCHEMA
-from chc_equity.web.gaps import NOT_A_VISIT, gap_reason, open_gaps_sql
 
 F = FLAT_SCHEMA
 LOINC = "http://loinc.org"

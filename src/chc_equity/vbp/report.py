@@ -14,6 +14,7 @@ import duckdb
 
 from chc_equity.equity.suppression import DEFAULT_THRESHOLD
 from chc_equity.measures.engine import RESULTS_TABLE
+from chc_equity.network.gaps import NOT_A_VISIT, open_gaps_sql
 from chc_equity.vbp import cost, pdc, store
 from chc_equity.vbp.contract import (
     Contract,
@@ -36,7 +37,6 @@ from chc_equity.vbp.roster import (
     reconcile,
 )
 from chc_equity.warehouse import FLAT_SCHEMA
-from chc_equity.web.gaps import NOT_A_VISIT, open_gaps_sql
 
 F = FLAT_SCHEMA
 

@@ -12,7 +12,6 @@ Every query is restricted to one center in SQL; the list is capped at :data:`GAP
 
 from __future__ import annotations
 
-import functools
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,13 +20,11 @@ from datetime import date
 import duckdb
 
 from chc_equity.exports import csv_writer
-from chc_equity.measures.engine import RESULTS_TABLE
+from chc_equity.network.gaps import NOT_A_VISIT, gap_reason, open_gaps_sql
 from chc_equity.warehouse import FLAT_SCHEMA
 from chc_equity.web.analytics import Run
 
 GAP_LIMIT = 20_000
-# Encounters that did not (or will not) happen are not visits.
-NOT_A_VISIT = ("cancelled", "entered-in-error")
 
 # Identity (name, MRN) of a center's patients: the ``patient_contact`` summary of the stored Patient
 # resources (defined in chc_equity.serving; a view in the warehouse, a table in a serving snapshot).
@@ -59,41 +56,6 @@ class PatientGaps:
     birth_date: str | None
     visit_times: list[str]
     gaps: list[Gap] = field(default_factory=list)
-
-
-@functools.cache
-def _actions() -> dict[str, str]:
-    """CMS id -> what closes the gap (``Measure.care_gap``, written next to each measure's logic)."""
-    from chc_equity.measures.registry import all_measures
-
-    return {m.measure.cms_id: m.measure.care_gap for m in all_measures()}
-
-
-def gap_reason(cms_id: str, title: str, inverse: bool) -> str:
-    """Why the patient is on the list and what would close the gap, in a CHW's words."""
-    why = "In the numerator of an inverse measure (lower is better)" if inverse else "Not yet met"
-    return f"{why}: {_actions().get(cms_id) or title}"
-
-
-def open_gaps_sql(measure_filter: str = "TRUE") -> str:
-    """The one definition of an open care gap, as a query (also used by :mod:`chc_equity.outreach`).
-
-    Columns: patient_id, group_id, cms_id, title, inverse. Parameters, in order: period_start,
-    period_end (of the precomputed run), center, period_start, period_end, then those of
-    ``measure_filter`` (a condition on ``r.*``, the ``measure_results`` row).
-    """
-    return f"""
-        WITH meta AS (
-            SELECT DISTINCT measure, group_id, cms_id, title, inverse FROM agg_measure
-             WHERE period_start = ? AND period_end = ?
-        )
-        SELECT r.patient_id, r.group_id, m.cms_id, m.title, m.inverse
-          FROM {RESULTS_TABLE} r JOIN meta m USING (measure, group_id)
-         WHERE r.center = ? AND r.period_start = ? AND r.period_end = ?
-           AND r.denominator AND NOT r.denominator_exclusion AND NOT r.denominator_exception
-           AND (CASE WHEN m.inverse THEN r.numerator ELSE NOT r.numerator END)
-           AND {measure_filter}
-    """
 
 
 def _gap_rows(
