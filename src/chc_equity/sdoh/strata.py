@@ -28,8 +28,9 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-def _units(con: duckdb.DuckDBPyConnection, center: str) -> list[tuple[str, str, pd.DataFrame]]:
-    """(metric, domain, frame of patient_id + boolean ``hit``): one row per unit of the denominator."""
+def units(con: duckdb.DuckDBPyConnection, center: str) -> list[tuple[str, str, pd.DataFrame]]:
+    """(metric, domain, frame of patient_id + boolean ``hit``): one row per unit of the denominator (the
+    one definition the equity breakdown and the series strata (:mod:`chc_equity.sdoh.series`) count)."""
     patient = con.execute(f"SELECT * FROM {PATIENT} WHERE center = ?", [center]).df()
     pdom = con.execute(f"SELECT * FROM {PATIENT_DOMAIN} WHERE center = ?", [center]).df()
     ref = con.execute(f"SELECT * FROM {REFERRAL} WHERE center = ?", [center]).df()
@@ -67,7 +68,11 @@ def _units(con: duckdb.DuckDBPyConnection, center: str) -> list[tuple[str, str, 
 
 
 def equity_table(
-    con: duckdb.DuckDBPyConnection, centers: list[str] | None = None, *, threshold: int = DEFAULT_THRESHOLD
+    con: duckdb.DuckDBPyConnection,
+    centers: list[str] | None = None,
+    *,
+    threshold: int = DEFAULT_THRESHOLD,
+    dimensions: tuple[str, ...] = DIMENSIONS,
 ) -> pd.DataFrame:
     """Every rate x dimension x stratum for each center (all centers in ``sdoh_patient`` by default),
     suppressed below ``threshold`` (the project's 11 unless a test asks otherwise)."""
@@ -76,11 +81,11 @@ def equity_table(
     frames = []
     for center in centers:
         attrs = con.execute(
-            f"SELECT patient_id, {', '.join(DIMENSIONS)} FROM {ATTRIBUTES} WHERE center = ?", [center]
+            f"SELECT patient_id, {', '.join(dimensions)} FROM {ATTRIBUTES} WHERE center = ?", [center]
         ).df()
-        for metric, domain, units in _units(con, center):
-            for dim in DIMENSIONS:
-                t = stratify(units, attrs[["patient_id", dim]], dim, numerator="hit", threshold=threshold)
+        for metric, domain, unit in units(con, center):
+            for dim in dimensions:
+                t = stratify(unit, attrs[["patient_id", dim]], dim, numerator="hit", threshold=threshold)
                 frames.append(t.assign(center=center, metric=metric, domain=domain))
     if not frames:
         return pd.DataFrame(columns=COLUMNS)
