@@ -31,7 +31,7 @@ from chc_equity.equity.attributes import TABLE as ATTRIBUTES
 from chc_equity.equity.labels import UNKNOWN
 from chc_equity.measures.vocabulary import Period
 from chc_equity.sdoh import metrics
-from chc_equity.sdoh.mapping import DOMAINS
+from chc_equity.sdoh.mapping import DOMAINS, HRSN
 from chc_equity.sdoh.metrics import (
     ALL_SITES,
     ANY,
@@ -93,6 +93,15 @@ def parse_key(measure: str) -> tuple[str, str]:
 
 def key(metric: str, domain: str = ANY) -> str:
     return f"{KEY_PREFIX}{metric}" + ("" if domain == ANY else f":{domain}")
+
+
+def link_options() -> list[tuple[str, str]]:
+    """(key, title) of the social-needs metrics a project can link: every rate over all domains, and
+    the per-domain rates for the five CMS HRSN domains."""
+    out = [(key(m), f"Social needs: {m.replace('_', ' ')}") for m in RATE_METRICS]
+    for m in DOMAIN_METRICS:
+        out += [(key(m, d), f"Social needs: {m.replace('_', ' ')}, {DOMAINS[d]}") for d in HRSN]
+    return out
 
 
 DDL = f"""
