@@ -8,9 +8,11 @@ real way; then, per domain (``any`` and the HRSNs), an attacker who has every pu
 metric of that domain sets up:
 
 * unknowns: numerator and denominator of every cell (each site of each center, each center, the
-  network, each equity stratum), integers >= 0, numerator <= denominator;
+  network, each equity stratum of each center and of the network), integers >= 0, numerator <=
+  denominator;
 * relations that hold by construction: sites add up to their center, centers to the network, the strata
-  of each dimension to their center (and a site stratum is the site's cell); across metrics, the
+  of each dimension to their center (and a site stratum is the site's cell), the network's strata to
+  the network and each network stratum to the centers' same strata; across metrics, the
   ``documented`` denominator is the ``positive`` numerator (patients screen-positive), ``closure`` and
   ``rejected_at_capacity`` share their denominator (referrals), and for ``any``: the ``declined``
   denominator is the ``eligible`` count and the ``screened`` denominator is eligible minus declined;
@@ -68,6 +70,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFram
         raw = con.execute(f"SELECT * FROM {metrics.METRICS} WHERE metric NOT LIKE 'days%'").df()
         shown_equity = strata.equity_table(con)
         true_equity = strata.equity_table(con, threshold=1)  # nothing below 1: the true counts
+        assert (shown_equity["center"] == metrics.NETWORK).any()  # the network's strata are published
     finally:
         con.close()
     assert json.loads((folder / "net" / "truth.json").read_text())["sdoh"]  # the generator planted sdoh data
@@ -178,9 +181,18 @@ def _model(domain: str, shown: pd.DataFrame, equity: pd.DataFrame) -> Model:
                     for part in ("x", "d"):
                         m.eq({(metric, "stratum", c, dim, str(r.stratum), part): 1,
                               (metric, "site", c, str(r.stratum), part): -1})  # fmt: skip
+            total = ("network",) if c == metrics.NETWORK else ("center", c)
             for part in ("x", "d"):
                 cells = {(metric, "stratum", c, dim, str(r.stratum), part): 1 for r in s.itertuples()}
-                m.eq({(metric, "center", c, part): -1, **cells})
+                m.eq({(metric, *total, part): -1, **cells})
+        # the network's strata (pooled units of every center) add up the centers' same strata
+        net = eq[eq["center"] == metrics.NETWORK]
+        for r in net.itertuples():
+            for part in ("x", "d"):
+                same = eq[(eq["center"] != metrics.NETWORK) & (eq["dimension"] == r.dimension)
+                          & (eq["stratum"] == r.stratum)]  # fmt: skip
+                cells = {(metric, "stratum", c, r.dimension, str(r.stratum), part): 1 for c in same["center"]}
+                m.eq({(metric, "stratum", metrics.NETWORK, r.dimension, str(r.stratum), part): -1, **cells})
     cells = {v[1:-1] for v in m.index}
     for cell in cells:  # relations across metrics, cell by cell
         links = [(("documented", "d"), ("positive", "x")), (("closure", "d"), ("rejected_at_capacity", "d"))]

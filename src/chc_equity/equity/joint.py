@@ -172,6 +172,7 @@ def plan_crossed(
     network: str,
     threshold: int = DEFAULT_THRESHOLD,
     hidden_before: set[Point] | frozenset[Point] = frozenset(),
+    locked: set[Point] | frozenset[Point] = frozenset(),
 ) -> set[Point]:
     """Points to hide among everything published about one group and period when centers and strata
     are *crossed*: the network, each center, the network's strata and each center's strata.
@@ -184,8 +185,9 @@ def plan_crossed(
     :func:`chc_equity.equity.suppression.suppress` hides the small cells and complements them until no
     hidden quantity is pinned down (exact audit). The network totals are locked as in
     :func:`plan_group` (the measures report publishes them unless small); points in ``hidden_before``
-    (hidden by another publication of the same period) stay hidden. A point is hidden when any of its
-    three quantities is.
+    (hidden by another publication of the same period) stay hidden; points in ``locked`` are published
+    elsewhere whatever this plan says (e.g. the centers' totals on a page): never hidden here, and
+    treated as known. A point is hidden when any of its three quantities is.
     """
     keys = sorted(points, key=lambda k: (k[0] != network, k[0], k[1] or "", k[2] or ""))
     index = {k: i for i, k in enumerate(keys)}
@@ -215,16 +217,19 @@ def plan_crossed(
         for s in strata:
             add((network, dim, s), [(c, dim, s) for c in centers if (c, dim, s) in index])
     table = LinearTable(values, tuple(eqs), names)
-    locked = np.zeros(values.size, dtype=bool)
+    lock = np.zeros(values.size, dtype=bool)
     if (network, None, None) in index:
         t = index[(network, None, None)]
         shown = published_totals([values[t], values[n + t], values[2 * n + t]], threshold)
         for q in range(3):
-            locked[q * n + t] = bool(shown[q])
+            lock[q * n + t] = bool(shown[q])
+    for k in locked:
+        if k in index:
+            lock[[q * n + index[k] for q in range(3)]] = True
     before = np.zeros(values.size, dtype=bool)
     for k in hidden_before:
         if k in index:
             before[[q * n + index[k] for q in range(3)]] = True
-            locked[[q * n + index[k] for q in range(3)]] = False
-    h = suppress(table, threshold, locked=locked, hidden_before=before).suppressed
+            lock[[q * n + index[k] for q in range(3)]] = False
+    h = suppress(table, threshold, locked=lock, hidden_before=before).suppressed
     return {k for i, k in enumerate(keys) if h[i] or h[n + i] or h[2 * n + i]}

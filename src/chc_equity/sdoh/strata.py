@@ -3,7 +3,9 @@
 Reads the tables :mod:`chc_equity.sdoh.metrics` built and stratifies each rate, per center, by the
 equity attributes in :data:`DIMENSIONS` with :func:`chc_equity.outreach.indicators.stratify` -- the same
 rule as the CHW program indicators: Wilson intervals, comparison with the reference stratum (p- and
-q-values), small-cell suppression below 11 (suppressed counts and rates are None). Writes ``sdoh_equity``.
+q-values), small-cell suppression below 11 (suppressed counts and rates are None). For a network of two
+or more centers the network's rows are stratified too (center ``'*'``), and one crossed plan keeps the
+network's strata and the centers' strata from giving each other away. Writes ``sdoh_equity``.
 
 The unit of each rate is what its denominator counts: patients (``screened``, ``connected_60d``,
 ``prapare_complete``, and per domain ``positive``, ``documented``, ``referred``) or referrals
@@ -12,13 +14,17 @@ The unit of each rate is what its denominator counts: patients (``screened``, ``
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import duckdb
 import pandas as pd
 
 from chc_equity.equity.attributes import TABLE as ATTRIBUTES
+from chc_equity.equity.joint import Point, plan_crossed
+from chc_equity.equity.labels import UNKNOWN
 from chc_equity.equity.suppression import DEFAULT_THRESHOLD
 from chc_equity.outreach.indicators import stratify
-from chc_equity.sdoh.metrics import ANY, NO_DOMAIN, PATIENT, PATIENT_DOMAIN, REFERRAL
+from chc_equity.sdoh.metrics import ANY, NETWORK, NO_DOMAIN, PATIENT, PATIENT_DOMAIN, REFERRAL
 
 TABLE = "sdoh_equity"
 DIMENSIONS = ("race_ethnicity", "language", "income", "insurance", "age_band", "site")
@@ -75,18 +81,45 @@ def equity_table(
     dimensions: tuple[str, ...] = DIMENSIONS,
 ) -> pd.DataFrame:
     """Every rate x dimension x stratum for each center (all centers in ``sdoh_patient`` by default),
-    suppressed below ``threshold`` (the project's 11 unless a test asks otherwise)."""
+    suppressed below ``threshold`` (the project's 11 unless a test asks otherwise).
+
+    With every center of a network of two or more, also the network's rows (center ``'*'``): each rate's
+    units of all centers together (a patient of two centers counted in each, as the network rows of
+    ``sdoh_metrics``), through the same :func:`stratify`. A network stratum is then the sum of the
+    centers' same stratum, so on top of each table's own suppression one crossed plan per rate and
+    dimension (:func:`chc_equity.equity.joint.plan_crossed`, the centers' and the network's totals taken
+    as published) hides what that sum would give back."""
+    network = centers is None
     if centers is None:
         centers = [r[0] for r in con.execute(f"SELECT DISTINCT center FROM {PATIENT} ORDER BY 1").fetchall()]
-    frames = []
+    network = network and len(centers) > 1
+    frames, counts = [], []
+    pooled_units: dict[tuple[str, str], list[pd.DataFrame]] = defaultdict(list)
+    pooled_attrs = []
+
+    def add(center: str, metric: str, domain: str, unit: pd.DataFrame, attrs: pd.DataFrame) -> None:
+        for dim in dimensions:
+            t = stratify(unit, attrs[["patient_id", dim]], dim, numerator="hit", threshold=threshold)
+            frames.append(t.assign(center=center, metric=metric, domain=domain))
+            if network:
+                counts.append(_counts(unit, attrs, dim).assign(center=center, metric=metric, domain=domain))
+
     for center in centers:
         attrs = con.execute(
             f"SELECT patient_id, {', '.join(dimensions)} FROM {ATTRIBUTES} WHERE center = ?", [center]
         ).df()
         for metric, domain, unit in units(con, center):
-            for dim in dimensions:
-                t = stratify(unit, attrs[["patient_id", dim]], dim, numerator="hit", threshold=threshold)
-                frames.append(t.assign(center=center, metric=metric, domain=domain))
+            add(center, metric, domain, unit, attrs)
+            if network:
+                pooled_units[(metric, domain)].append(
+                    unit.assign(patient_id=center + _SEP + unit["patient_id"])
+                )
+        if network:
+            pooled_attrs.append(attrs.assign(patient_id=center + _SEP + attrs["patient_id"]))
+    if network:
+        attrs = pd.concat(pooled_attrs, ignore_index=True)
+        for (metric, domain), parts in pooled_units.items():
+            add(NETWORK, metric, domain, pd.concat(parts, ignore_index=True), attrs)
     if not frames:
         return pd.DataFrame(columns=COLUMNS)
     out = pd.concat(frames, ignore_index=True)[COLUMNS]
@@ -95,7 +128,50 @@ def equity_table(
     for col in ("rate", "ci_low", "ci_high", "p_value", "q_value"):
         out[col] = pd.to_numeric(out[col]).astype("float64")
     out["worse_than_reference"] = out["worse_than_reference"].astype("boolean")
+    if network and threshold > 1:
+        _crossed(out, pd.concat(counts, ignore_index=True), threshold)
     return out
+
+
+_SEP = "\x1f"  # center + _SEP + patient id: a patient of the network's pooled units
+_STATISTICS = ("rate", "ci_low", "ci_high", "p_value", "q_value", "worse_than_reference")
+
+
+def _counts(unit: pd.DataFrame, attrs: pd.DataFrame, dim: str) -> pd.DataFrame:
+    """The true (met, units) of each stratum of ``dim``, labelled as :func:`stratify` labels them."""
+    df = unit.merge(attrs[["patient_id", dim]], on="patient_id", how="left")
+    g = df.assign(**{dim: df[dim].fillna(UNKNOWN)}).groupby(dim)["hit"].agg(["sum", "size"])
+    return pd.DataFrame(
+        {"dimension": dim, "stratum": [str(x) for x in g.index], "x": g["sum"].astype(int), "d": g["size"]}
+    ).reset_index(drop=True)
+
+
+def _crossed(out: pd.DataFrame, counts: pd.DataFrame, threshold: int) -> None:
+    """Hide, in place, the strata the crossed plan of each rate x dimension hides (see
+    :func:`equity_table`); a row hidden by its own table's suppression enters the plan as hidden."""
+    key = ["center", "metric", "domain", "dimension", "stratum"]
+    shown = out.set_index(key)
+    hide_rows: list[tuple] = []
+    for (metric, domain, dim), g in counts.groupby(["metric", "domain", "dimension"], sort=False):
+        points: dict[Point, tuple[int, int]] = {}
+        for c, cg in g.groupby("center"):
+            points[(c, None, None)] = (int(cg["x"].sum()), int(cg["d"].sum()))
+            for r in cg.itertuples():
+                points[(c, dim, r.stratum)] = (int(r.x), int(r.d))
+        before = set()
+        for c, _d, st in points:
+            if st is not None:
+                row = shown.loc[(c, metric, domain, dim, st)]
+                if pd.isna(row["numerator"]) or pd.isna(row["denominator"]):
+                    before.add((c, dim, st))
+        totals = {k for k in points if k[1] is None}
+        hidden = plan_crossed(points, NETWORK, threshold, hidden_before=before, locked=totals)
+        hide_rows += [(c, metric, domain, dim, st) for c, _d, st in hidden - before if st is not None]
+    if hide_rows:
+        mask = out.set_index(key).index.isin(hide_rows)
+        out.loc[mask, ["numerator", "denominator"]] = pd.NA
+        out.loc[mask, list(_STATISTICS)] = None
+        out.loc[mask, "suppressed"] = True
 
 
 def build(
