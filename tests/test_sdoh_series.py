@@ -10,6 +10,7 @@ quarters, the year and a rolling 12-month period, two dimensions.
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -34,13 +35,21 @@ PERIODS = [
 
 
 @pytest.fixture(scope="module")
-def con(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("sdoh-series")
     summary = generate(folder / "net", centers=2, patients=700, seed=7, period_end=END, cfg=load_config())
     con = connect(folder / "w.duckdb")
     for c in (c["id"] for c in summary["centers"]):
         load(con, [folder / "net" / c], c, after_load=lambda x, ctr: build_views(x, centers=[ctr]))
-    return con
+    con.close()
+    return folder / "w.duckdb"
+
+
+@pytest.fixture(scope="module")
+def con(warehouse: Path) -> duckdb.DuckDBPyConnection:
+    con = connect(warehouse)
+    yield con
+    con.close()
 
 
 def _series(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -99,3 +108,34 @@ def test_series_periods_are_replaced_not_duplicated(con: duckdb.DuckDBPyConnecti
     assert con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0] == n
     with pytest.raises(ValueError, match="unknown equity dimension"):
         sdoh_series(con, PERIODS[:1], dimensions=["shoe_size"])
+
+
+def test_series_command_writes_a_suppressed_csv(
+    warehouse: Path, con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    """`chc-equity series --measure sdoh:screened` (two quarters): the CSV has one row per period with the
+    counts of ``sdoh_series`` or blanks where suppressed; a key that is not a metric is refused."""
+    from typer.testing import CliRunner
+
+    from chc_equity.cli import _register, app
+
+    con.close()  # the command opens the warehouse itself
+    _register("series")
+    args = ["series", "--measure", "sdoh:screened", "--kind", "quarter", "--months", "2", "--end", "2026-12"]
+    args += ["--warehouse", str(warehouse), "--out", str(tmp_path), "--format", "svg"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    df = pd.read_csv(tmp_path / "sdoh_screened_series.csv")
+    assert list(df["label"]) == ["2026 Q3", "2026 Q4"] and set(df["center"]) == {"*"}
+    back = connect(warehouse)
+    try:
+        stored = back.execute(
+            f"""SELECT numerator, denominator FROM {TABLE} WHERE metric = 'screened' AND domain = 'any'
+                AND center = '*' AND stratum_dimension IS NULL ORDER BY period_end DESC LIMIT 2"""
+        ).fetchall()[::-1]
+    finally:
+        back.close()
+    for row, (x, d) in zip(df.itertuples(), stored, strict=True):
+        assert row.suppressed or (row.numerator, row.denominator) == (x, d)
+    bad = CliRunner().invoke(app, [*args[:2], "sdoh:happiness", *args[3:]])
+    assert bad.exit_code != 0 and "the metric is one of" in bad.output

@@ -494,8 +494,9 @@ def test_center_stratum_series_files_with_the_pages_recover_nothing(network) -> 
     network and of every center (`series --center C --by race_ethnicity --stratum S`) -- plus the
     viewer's pages: the attacker's unknowns are the center x stratum counts, so a center's stratum is
     tied both to its center and to the network's stratum. No hidden count (cell, center, network
-    stratum or network) is pinned down. (Before the crossed plan of improvement.trend.planned_hidden,
-    the center strata were planned per center only, blind to the network stratum's sum.)"""
+    stratum or network) is pinned down. (improvement.trend.planned_hidden plans them with one crossed
+    plan per period; the earlier per-center plan also passed this attack on this network, but did not
+    include the network strata's sums by construction.)"""
     app, _truth, path = network
     dim = "race_ethnicity"
     files = _series_files(path, center_strata=True)

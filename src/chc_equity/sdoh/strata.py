@@ -22,7 +22,7 @@ import pandas as pd
 from chc_equity.equity.attributes import TABLE as ATTRIBUTES
 from chc_equity.equity.joint import Point, plan_crossed
 from chc_equity.equity.labels import UNKNOWN
-from chc_equity.equity.suppression import DEFAULT_THRESHOLD
+from chc_equity.equity.suppression import DEFAULT_THRESHOLD, primary_mask
 from chc_equity.outreach.indicators import stratify
 from chc_equity.sdoh.metrics import ANY, NETWORK, NO_DOMAIN, PATIENT, PATIENT_DOMAIN, REFERRAL
 
@@ -98,7 +98,8 @@ def equity_table(
     pooled_attrs = []
 
     def add(center: str, metric: str, domain: str, unit: pd.DataFrame, attrs: pd.DataFrame) -> None:
-        for dim in dimensions:
+        # a site belongs to one center: the network's site strata would repeat the centers' rows
+        for dim in (d for d in dimensions if center != NETWORK or d != "site"):
             t = stratify(unit, attrs[["patient_id", dim]], dim, numerator="hit", threshold=threshold)
             frames.append(t.assign(center=center, metric=metric, domain=domain))
             if network:
@@ -150,22 +151,31 @@ def _crossed(out: pd.DataFrame, counts: pd.DataFrame, threshold: int) -> None:
     """Hide, in place, the strata the crossed plan of each rate x dimension hides (see
     :func:`equity_table`); a row hidden by its own table's suppression enters the plan as hidden."""
     key = ["center", "metric", "domain", "dimension", "stratum"]
-    shown = out.set_index(key)
+    blank = out["numerator"].isna() | out["denominator"].isna()
+    already = set(out.loc[blank, key].itertuples(index=False, name=None))
     hide_rows: list[tuple] = []
     for (metric, domain, dim), g in counts.groupby(["metric", "domain", "dimension"], sort=False):
+        if not (g["center"] == NETWORK).any():
+            continue  # no network strata (site): each center's table is on its own
         points: dict[Point, tuple[int, int]] = {}
         for c, cg in g.groupby("center"):
             points[(c, None, None)] = (int(cg["x"].sum()), int(cg["d"].sum()))
             for r in cg.itertuples():
                 points[(c, dim, r.stratum)] = (int(r.x), int(r.d))
-        before = set()
-        for c, _d, st in points:
-            if st is not None:
-                row = shown.loc[(c, metric, domain, dim, st)]
-                if pd.isna(row["numerator"]) or pd.isna(row["denominator"]):
-                    before.add((c, dim, st))
-        totals = {k for k in points if k[1] is None}
-        hidden = plan_crossed(points, NETWORK, threshold, hidden_before=before, locked=totals)
+        before = {k for k in points if k[1] is not None and (k[0], metric, domain, dim, k[2]) in already}
+        # totals: published on the page unless small (then its own suppression hides them)
+        totals = {
+            k
+            for k, (x, d) in points.items()
+            if k[1] is None and not primary_mask([x, d - x, d], threshold).any()
+        }
+        small = [k for k, (x, d) in points.items() if primary_mask([x, d - x, d], threshold).any()]
+        if not before and all(k in totals or k[1] is None for k in small):
+            continue  # nothing to hide, so nothing to protect
+        try:
+            hidden = plan_crossed(points, NETWORK, threshold, hidden_before=before, locked=totals)
+        except RuntimeError:  # nothing left to complement with: hide every stratum of this table
+            hidden = {k for k in points if k[1] is not None}
         hide_rows += [(c, metric, domain, dim, st) for c, _d, st in hidden - before if st is not None]
     if hide_rows:
         mask = out.set_index(key).index.isin(hide_rows)
