@@ -131,8 +131,10 @@ def test_series_command_writes_a_suppressed_csv(
     try:
         stored = back.execute(
             f"""SELECT numerator, denominator FROM {TABLE} WHERE metric = 'screened' AND domain = 'any'
-                AND center = '*' AND stratum_dimension IS NULL ORDER BY period_end DESC LIMIT 2"""
-        ).fetchall()[::-1]
+                AND center = '*' AND stratum_dimension IS NULL
+                AND period_start IN (DATE '2026-07-01', DATE '2026-10-01')
+                AND datediff('month', period_start, period_end) = 2 ORDER BY period_start"""
+        ).fetchall()
     finally:
         back.close()
     for row, (x, d) in zip(df.itertuples(), stored, strict=True):

@@ -20,9 +20,7 @@ import duckdb
 import pandas as pd
 
 from chc_equity.equity.attributes import TABLE as ATTRIBUTES
-from chc_equity.equity.joint import Point, plan_crossed
-from chc_equity.equity.labels import UNKNOWN
-from chc_equity.equity.suppression import DEFAULT_THRESHOLD, primary_mask
+from chc_equity.equity.suppression import DEFAULT_THRESHOLD
 from chc_equity.outreach.indicators import stratify
 from chc_equity.sdoh.metrics import ANY, NETWORK, NO_DOMAIN, PATIENT, PATIENT_DOMAIN, REFERRAL
 
@@ -86,14 +84,13 @@ def equity_table(
     With every center of a network of two or more, also the network's rows (center ``'*'``): each rate's
     units of all centers together (a patient of two centers counted in each, as the network rows of
     ``sdoh_metrics``), through the same :func:`stratify`. A network stratum is then the sum of the
-    centers' same stratum, so on top of each table's own suppression one crossed plan per rate and
-    dimension (:func:`chc_equity.equity.joint.plan_crossed`, the centers' and the network's totals taken
-    as published) hides what that sum would give back."""
+    centers' same stratum, so on top of each table's own suppression every network stratum of a rate x
+    dimension with a hidden center stratum is hidden (:func:`_crossed`)."""
     network = centers is None
     if centers is None:
         centers = [r[0] for r in con.execute(f"SELECT DISTINCT center FROM {PATIENT} ORDER BY 1").fetchall()]
     network = network and len(centers) > 1
-    frames, counts = [], []
+    frames = []
     pooled_units: dict[tuple[str, str], list[pd.DataFrame]] = defaultdict(list)
     pooled_attrs = []
 
@@ -102,8 +99,6 @@ def equity_table(
         for dim in (d for d in dimensions if center != NETWORK or d != "site"):
             t = stratify(unit, attrs[["patient_id", dim]], dim, numerator="hit", threshold=threshold)
             frames.append(t.assign(center=center, metric=metric, domain=domain))
-            if network:
-                counts.append(_counts(unit, attrs, dim).assign(center=center, metric=metric, domain=domain))
 
     for center in centers:
         attrs = con.execute(
@@ -130,7 +125,7 @@ def equity_table(
         out[col] = pd.to_numeric(out[col]).astype("float64")
     out["worse_than_reference"] = out["worse_than_reference"].astype("boolean")
     if network and threshold > 1:
-        _crossed(out, pd.concat(counts, ignore_index=True), threshold)
+        _crossed(out)
     return out
 
 
@@ -138,47 +133,20 @@ _SEP = "\x1f"  # center + _SEP + patient id: a patient of the network's pooled u
 _STATISTICS = ("rate", "ci_low", "ci_high", "p_value", "q_value", "worse_than_reference")
 
 
-def _counts(unit: pd.DataFrame, attrs: pd.DataFrame, dim: str) -> pd.DataFrame:
-    """The true (met, units) of each stratum of ``dim``, labelled as :func:`stratify` labels them."""
-    df = unit.merge(attrs[["patient_id", dim]], on="patient_id", how="left")
-    g = df.assign(**{dim: df[dim].fillna(UNKNOWN)}).groupby(dim)["hit"].agg(["sum", "size"])
-    return pd.DataFrame(
-        {"dimension": dim, "stratum": [str(x) for x in g.index], "x": g["sum"].astype(int), "d": g["size"]}
-    ).reset_index(drop=True)
-
-
-def _crossed(out: pd.DataFrame, counts: pd.DataFrame, threshold: int) -> None:
-    """Hide, in place, the strata the crossed plan of each rate x dimension hides (see
-    :func:`equity_table`); a row hidden by its own table's suppression enters the plan as hidden."""
-    key = ["center", "metric", "domain", "dimension", "stratum"]
+def _crossed(out: pd.DataFrame) -> None:
+    """Hide, in place, every network stratum of a rate x dimension in which any center's stratum is
+    hidden (see :func:`equity_table`). A network stratum is the sum of the centers' same strata; shown
+    only where every one of those is shown, it is a sum of published counts and tells nothing new, in
+    this file or combined with a linked rate's file (``documented``'s denominator is ``positive``'s
+    numerator: per-rate complement plans could differ there, this rule cannot)."""
+    key = ["metric", "domain", "dimension"]
+    center_rows = out["center"] != NETWORK
     blank = out["numerator"].isna() | out["denominator"].isna()
-    already = set(out.loc[blank, key].itertuples(index=False, name=None))
-    hide_rows: list[tuple] = []
-    for (metric, domain, dim), g in counts.groupby(["metric", "domain", "dimension"], sort=False):
-        if not (g["center"] == NETWORK).any():
-            continue  # no network strata (site): each center's table is on its own
-        points: dict[Point, tuple[int, int]] = {}
-        for c, cg in g.groupby("center"):
-            points[(c, None, None)] = (int(cg["x"].sum()), int(cg["d"].sum()))
-            for r in cg.itertuples():
-                points[(c, dim, r.stratum)] = (int(r.x), int(r.d))
-        before = {k for k in points if k[1] is not None and (k[0], metric, domain, dim, k[2]) in already}
-        # totals: published on the page unless small (then its own suppression hides them)
-        totals = {
-            k
-            for k, (x, d) in points.items()
-            if k[1] is None and not primary_mask([x, d - x, d], threshold).any()
-        }
-        small = [k for k, (x, d) in points.items() if primary_mask([x, d - x, d], threshold).any()]
-        if not before and all(k in totals or k[1] is None for k in small):
-            continue  # nothing to hide, so nothing to protect
-        try:
-            hidden = plan_crossed(points, NETWORK, threshold, hidden_before=before, locked=totals)
-        except RuntimeError:  # nothing left to complement with: hide every stratum of this table
-            hidden = {k for k in points if k[1] is not None}
-        hide_rows += [(c, metric, domain, dim, st) for c, _d, st in hidden - before if st is not None]
-    if hide_rows:
-        mask = out.set_index(key).index.isin(hide_rows)
+    tainted = set(out.loc[center_rows & blank, key].itertuples(index=False, name=None))
+    mask = ~center_rows & pd.Series(
+        [k in tainted for k in out[key].itertuples(index=False, name=None)], index=out.index
+    )
+    if mask.any():
         out.loc[mask, ["numerator", "denominator"]] = pd.NA
         out.loc[mask, list(_STATISTICS)] = None
         out.loc[mask, "suppressed"] = True
