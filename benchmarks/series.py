@@ -55,6 +55,7 @@ def main() -> None:
     last = periods[-1]
     load_before = os.getloadavg()
     one = timed(lambda: run_measures(con, modules, period_start=last.start, period_end=last.end))
+    print(f"one period: wall {one[0]:.1f} s, cpu {one[1]:.1f} s (series running)", flush=True)
     per_measure: dict[str, float] = {}
     series = timed(
         lambda: measure_series(
@@ -62,7 +63,10 @@ def main() -> None:
             modules,
             periods,
             dimensions=args.by,
-            on_measure=lambda m, s: per_measure.__setitem__(m.cms_id, s),
+            on_measure=lambda m, s: (
+                per_measure.__setitem__(m.cms_id, s),
+                print(f"  series {m.cms_id}: {s:.1f} s wall", flush=True),
+            ),
         )
     )
     load_after = os.getloadavg()

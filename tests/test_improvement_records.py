@@ -22,6 +22,7 @@ from browser.webseed import (
     add_measure_series,
     build_warehouse,
     login,
+    sdoh_series_counts,
     series_counts,
 )
 from chc_equity.appdb import AppDB, database_url
@@ -130,6 +131,10 @@ def _project(**change) -> records.ProjectFields:
         ({"status": "done"}, "status: one of planning"),
         ({"rubric_items": ["x.y"]}, "rubric_items: 'x.y' is not an item"),
         ({"title": "  "}, "title: required"),
+        ({"measures": [records.MeasureLink("outcome", "sdoh:happiness")]}, "the metric is one of screened"),
+        ({"measures": [records.MeasureLink("outcome", "sdoh:screened:food")]}, "domains of screened: none"),
+        ({"measures": [records.MeasureLink("outcome", "sdoh:closure:moon")]}, "domains of closure: food"),
+        ({"measures": [records.MeasureLink("outcome", "sdoh:closure", "center", "c1")]}, "not an equity"),
     ],
 )
 def test_project_fields_are_checked(change: dict, message: str) -> None:
@@ -364,3 +369,72 @@ def test_cli_exports_the_records_and_checks_rubrics(tmp_path: Path, monkeypatch:
     assert result.exit_code == 1 and f"{bad}:4: domains: Tuple should have at least 1 item" in result.output
     result = runner.invoke(cli, ["improvement", "rubric"])
     assert "chc-equity-readiness@1.0" in result.output and "15 items" in result.output
+
+
+def test_project_links_a_social_needs_metric(db: AppDB) -> None:
+    """A project's outcome can be a social-needs metric, optionally per domain and stratum; it is stored
+    in its normal form (lower case) and comes back as linked."""
+    links = [
+        records.MeasureLink("outcome", "SDOH:Screened"),
+        records.MeasureLink("process", "sdoh:closure:interpersonal_safety", "language", "Spanish"),
+    ]
+    with db.write() as s:
+        row = records.create_project(s, NORTH, _project(measures=links), "pm")
+        pid = row.id
+    with db.read() as s:
+        got = records.measures_of(s, pid)
+    assert [(m.role, m.measure, m.stratum_dimension, m.stratum) for m in got] == [
+        ("outcome", "sdoh:screened", None, None),
+        ("process", "sdoh:closure:interpersonal_safety", "language", "Spanish"),
+    ]
+
+
+def test_project_chart_of_a_social_needs_metric(warehouse: Path) -> None:
+    """The chart of ``sdoh:screened`` reads ``sdoh_series``: its p-chart limits follow the formula on the
+    seeded counts, and the planted rise from Jan 2026 is a signal in words (an improvement: higher is
+    better for screening)."""
+    import duckdb
+    import numpy as np
+
+    from chc_equity.improvement.project_chart import project_chart
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        run = project_chart(con, "sdoh:screened", NORTH, kind="month", baseline_end=date(2025, 12, 31))
+        pc = project_chart(
+            con, "sdoh:screened", NORTH, kind="month", baseline_end=date(2025, 12, 31), chart="p"
+        )
+        assert project_chart(con, "sdoh:screened", SOUTH, kind="month") is None
+        assert project_chart(con, "sdoh:closure:food", NORTH, kind="month") is None
+    finally:
+        con.close()
+    assert run is not None and pc is not None and pc.suppressed == 0
+    counts = [sdoh_series_counts(i) for i in range(24)]
+    assert [p["rate"] for p in run.points] == pytest.approx([x / n for x, n in counts], abs=1e-12)
+    n = np.array([d for _, d in counts], dtype=float)
+    pbar = sum(x for x, _ in counts[:SERIES_SHIFT]) / n[:SERIES_SHIFT].sum()
+    half = 3 * np.sqrt(pbar * (1 - pbar) / n)
+    assert np.max(np.abs(pc.chart.ucl - np.minimum(1, pbar + half))) < 1e-12
+    assert run.title.startswith("Social needs: screened -- ")
+    words = " ".join(run.signals)
+    assert "12 points above the median from Jan 2026 to Dec 2026" in words and "improvement" in words, words
+
+
+def test_web_project_of_a_social_needs_metric(app) -> None:
+    staff, csrf = _client(app, "pm-north")
+    form = {
+        "csrf_token": csrf,
+        "title": "Screen every adult",
+        "aim": "Social-needs screening from 35 % to 60 % by December 2026",
+        "outcome_measure": "sdoh:screened",
+        "series_kind": "month",
+        "baseline_end": "2025-12-31",
+        "status": "active",
+    }
+    new = staff.get(f"/centers/{NORTH}/projects")
+    assert new.status_code == 200 and 'value="sdoh:closure:food"' in new.text  # offered in the form
+    r = staff.post(f"/centers/{NORTH}/projects", data=form, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    text = staff.get(r.headers["location"]).text
+    assert "Social needs: screened" in text
+    assert "12 points above the median from Jan 2026 to Dec 2026" in text

@@ -8,9 +8,11 @@ real way; then, per domain (``any`` and the HRSNs), an attacker who has every pu
 metric of that domain sets up:
 
 * unknowns: numerator and denominator of every cell (each site of each center, each center, the
-  network, each equity stratum), integers >= 0, numerator <= denominator;
+  network, each equity stratum of each center and of the network), integers >= 0, numerator <=
+  denominator;
 * relations that hold by construction: sites add up to their center, centers to the network, the strata
-  of each dimension to their center (and a site stratum is the site's cell); across metrics, the
+  of each dimension to their center (and a site stratum is the site's cell), the network's strata to
+  the network and each network stratum to the centers' same strata; across metrics, the
   ``documented`` denominator is the ``positive`` numerator (patients screen-positive), ``closure`` and
   ``rejected_at_capacity`` share their denominator (referrals), and for ``any``: the ``declined``
   denominator is the ``eligible`` count and the ``screened`` denominator is eligible minus declined;
@@ -68,6 +70,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFram
         raw = con.execute(f"SELECT * FROM {metrics.METRICS} WHERE metric NOT LIKE 'days%'").df()
         shown_equity = strata.equity_table(con)
         true_equity = strata.equity_table(con, threshold=1)  # nothing below 1: the true counts
+        assert (shown_equity["center"] == metrics.NETWORK).any()  # the network's strata are published
     finally:
         con.close()
     assert json.loads((folder / "net" / "truth.json").read_text())["sdoh"]  # the generator planted sdoh data
@@ -178,9 +181,18 @@ def _model(domain: str, shown: pd.DataFrame, equity: pd.DataFrame) -> Model:
                     for part in ("x", "d"):
                         m.eq({(metric, "stratum", c, dim, str(r.stratum), part): 1,
                               (metric, "site", c, str(r.stratum), part): -1})  # fmt: skip
+            total = ("network",) if c == metrics.NETWORK else ("center", c)
             for part in ("x", "d"):
                 cells = {(metric, "stratum", c, dim, str(r.stratum), part): 1 for r in s.itertuples()}
-                m.eq({(metric, "center", c, part): -1, **cells})
+                m.eq({(metric, *total, part): -1, **cells})
+        # the network's strata (pooled units of every center) add up the centers' same strata
+        net = eq[eq["center"] == metrics.NETWORK]
+        for r in net.itertuples():
+            for part in ("x", "d"):
+                same = eq[(eq["center"] != metrics.NETWORK) & (eq["dimension"] == r.dimension)
+                          & (eq["stratum"] == r.stratum)]  # fmt: skip
+                cells = {(metric, "stratum", c, r.dimension, str(r.stratum), part): 1 for c in same["center"]}
+                m.eq({(metric, "stratum", metrics.NETWORK, r.dimension, str(r.stratum), part): -1, **cells})
     cells = {v[1:-1] for v in m.index}
     for cell in cells:  # relations across metrics, cell by cell
         links = [(("documented", "d"), ("positive", "x")), (("closure", "d"), ("rejected_at_capacity", "d"))]
@@ -293,3 +305,68 @@ def test_reach_by_files_and_program_totals_recover_no_small_count() -> None:
             recovered.append((var, value))
     assert checked == 4, checked  # pt (4 of 9), its 9, 18-39 (3 of 14); Unknown: 3 enrolled
     assert recovered == [], recovered
+
+
+# The voucher program report (`chc-equity vouchers report`): `uds_table4_agricultural.csv` (migratory,
+# seasonal, their total) and `patients_by_zip.csv` (each ZIP, the total) count the same patients -- those
+# with a voucher-paid service in the year, of category migratory, seasonal or unknown (never verified).
+# Programs (m, s, u, patients per ZIP) chosen so that small cells sit in the category split, the ZIP
+# split, or only in the unknown category, which neither file shows.
+VOUCHER_PROGRAMS = [
+    (12, 40, 4, {"01001": 30, "01002": 20, "01003": 6}),
+    (5, 30, 0, {"01001": 20, "01002": 15}),
+    (3, 0, 25, {"01001": 14, "01002": 14}),
+    (20, 18, 7, {"01001": 9, "01002": 25, "01060": 11}),
+    (15, 15, 15, {"01001": 45}),
+]
+
+
+def _voucher_recovered(
+    m: int, s: int, u: int, by_zip: list, t4_rows: list, zip_rows: list
+) -> tuple[list, int]:
+    """Hidden counts (1-10) an attacker with both files pins down, and how many were checked."""
+    model = Model()
+    truth = {("v", "migratory", "x"): m, ("v", "seasonal", "x"): s, ("v", "unknown", "x"): u}
+    cats = list(truth)
+    zips = {("v", f"zip {z}", "x"): n for z, n in by_zip}
+    model.eq({v: 1 for v in zips} | {v: -1 for v in cats})  # the same patients, split two ways
+    t4 = dict(t4_rows)
+    for label, var in (("migratory", cats[0]), ("seasonal", cats[1])):
+        if t4[label] is not None:
+            model.eq({var: 1}, t4[label])
+    if t4["total"] is not None:
+        model.eq({cats[0]: 1, cats[1]: 1}, t4["total"])
+    for z, n in zip_rows:
+        if n is not None:
+            model.eq({v: 1 for v in zips} if z == "total" else {("v", f"zip {z}", "x"): 1}, n)
+    observed = {next(iter(f)) for f in model.rows if len(f) == 1}
+    truth |= zips
+    recovered, checked = [], 0
+    big = 4.0 * (m + s + u) + 10
+    for var, value in truth.items():
+        if var in observed or not 1 <= value <= 10:
+            continue
+        checked += 1
+        lo, hi = model.bound(var, big, 1), model.bound(var, big, -1)
+        assert lo <= value <= hi, (var, lo, value, hi)
+        if lo == hi:
+            recovered.append((var, value))
+    return recovered, checked
+
+
+def test_voucher_report_files_together_recover_no_small_count() -> None:
+    from chc_equity.vouchers import report
+
+    checked = 0
+    for m, s, u, by_zip in VOUCHER_PROGRAMS:
+        zips = sorted(by_zip.items())
+        t4, zip_rows = report.published_patients({"migratory": m, "seasonal": s, "total": m + s + u}, zips)
+        recovered, n = _voucher_recovered(m, s, u, zips, t4, zip_rows)
+        assert recovered == [], (m, s, u, by_zip, t4, zip_rows, recovered)
+        checked += n
+    assert checked >= 6, checked
+    # each file suppressed on its own (the report before): the ZIP total minus Table 4's gave the
+    # patients of unknown category back (4 of the first program)
+    m, s, u, by_zip = VOUCHER_PROGRAMS[0]
+    alone = report.published([("migratory", m), ("seasonal", s)]), report.published(sorted(by_zip.items()))
+    assert _voucher_recovered(m, s, u, sorted(by_zip.items()), *alone)[0] == [(("v", "unknown", "x"), 4)]

@@ -412,10 +412,11 @@ def test_equity_files_of_every_center_and_the_network_together_recover_nothing(
     assert recovered == [], recovered[:20]
 
 
-def _series_files(path: Path) -> dict[str, list[dict]]:
+def _series_files(path: Path, center_strata: bool = False) -> dict[str, list[dict]]:
     """Every `chc-equity series` file of the precomputed period (the 12 months of 2026): the network, each
-    center and each race/ethnicity stratum of the network, as :func:`published_series` (the code behind
-    the CSV and the project charts) writes them; in the shape of the page's cells and strata."""
+    center and each race/ethnicity stratum of the network (and, with ``center_strata``, of every center),
+    as :func:`published_series` (the code behind the CSV and the project charts) writes them; in the
+    shape of the page's cells and strata (a stratum row also names its center)."""
     from chc_equity.improvement.trend import published_series
     from chc_equity.measures.series import measure_series, series_periods
 
@@ -433,6 +434,10 @@ def _series_files(path: Path) -> dict[str, list[dict]]:
             strata = [s for (s,) in con.execute(sql, [dim]).fetchall()]
             scopes = [(None if c == NETWORK else c, None, None) for c in centers]
             scopes += [(None, dim, s) for s in strata]
+            if center_strata:
+                sql = "SELECT DISTINCT center, stratum FROM measure_series WHERE center <> '*' AND "
+                sql += "stratum_dimension = ?"
+                scopes += [(c, dim, s) for c, s in con.execute(sql, [dim]).fetchall()]
             for center, by, stratum in scopes:
                 df = published_series(con, module, periods, center=center, dimension=by, stratum=stratum)
                 for r in df[(df["period_start"] == PERIOD[0]) & (df["period_end"] == PERIOD[1])].itertuples():
@@ -446,7 +451,8 @@ def _series_files(path: Path) -> dict[str, list[dict]]:
                             "p_value": None})  # fmt: skip
                     else:
                         out["strata"].append({**base, "dimension": by, "stratum": stratum, "numerator": num,
-                            "denominator": den, "p_value": None, "unreliable": None})  # fmt: skip
+                            "denominator": den, "p_value": None, "unreliable": None,
+                            "center": center or NETWORK})  # fmt: skip
     finally:
         con.close()
     return out
@@ -458,8 +464,89 @@ def test_series_files_with_the_pages_recover_nothing(network) -> None:
     network point minus the centers' points gave a small center cell back."""
     app, truth, path = network
     extra = _series_files(path)
+    extra["strata"] = [s for s in extra["strata"] if s.pop("center") == NETWORK]
     assert len(extra["cells"]) >= 4 * len(truth) and extra["strata"]
     assert any(c["numerator"] is None for c in extra["cells"])  # some series points are hidden at all
     recovered, zeros = recovered_cells(app, truth, "viewer", extra)
     print(f"series + viewer pages: {len(recovered)} recovered, {len(zeros)} hidden zeros pinned to 0")
+    assert recovered == [], recovered[:20]
+
+
+def _observe(eqs: list, known: set, cs: list[str], ss: list[str], num, den, rate) -> None:
+    """A published met / denominator / rate of the cells ``cs`` x ``ss`` (None: not published)."""
+    x = {(c, s, "x"): 1 for c in cs for s in ss}
+    y = {(c, s, "y"): 1 for c in cs for s in ss}
+    scope = (tuple(cs), tuple(ss))
+    if num is not None:
+        eqs.append((x, int(num)))
+        known.add((scope, "x"))
+    if den is not None:
+        eqs.append((_sum(x, y), int(den)))
+        known.add((scope, "d"))
+    if num is not None and den is not None:
+        known.add((scope, "y"))
+    if rate is not None:
+        eqs.append((_rate_form(x, y, rate), 0))
+
+
+def test_center_stratum_series_files_with_the_pages_recover_nothing(network) -> None:
+    """Every series file of the period -- the network, each center, each race/ethnicity stratum of the
+    network and of every center (`series --center C --by race_ethnicity --stratum S`) -- plus the
+    viewer's pages: the attacker's unknowns are the center x stratum counts, so a center's stratum is
+    tied both to its center and to the network's stratum. No hidden count (cell, center, network
+    stratum or network) is pinned down. (improvement.trend.planned_hidden plans them with one crossed
+    plan per period; the earlier per-center plan also passed this attack on this network, but did not
+    include the network strata's sums by construction.)"""
+    app, _truth, path = network
+    dim = "race_ethnicity"
+    files = _series_files(path, center_strata=True)
+    assert any(s["center"] != NETWORK for s in files["strata"])
+    assert any(s["center"] != NETWORK and s["numerator"] is None for s in files["strata"])
+    pages = fetch_everything(app, "viewer")
+    con = connect(path)
+    names = [m.measure.name for m in find(list(MEASURES))]
+    crossed = stratum_counts(con, names, ["center", dim], period_start=PERIOD[0], period_end=PERIOD[1])
+    con.close()
+    recovered: list[str] = []
+    checked = 0
+    for counts in crossed:
+        cells = {
+            s: (int(x), int(n - x))
+            for s, x, n in zip(counts.strata, counts.numerators, counts.denominators, strict=True)
+        }
+        centers = sorted({c for c, _ in cells})
+        strata = sorted({s for _, s in cells})
+        variables: list[Var] = [(c, s, q) for c in centers for s in strata for q in "xy"]
+        eqs: list[tuple[Form, int]] = [
+            ({(c, s, q): 1}, 0) for c in centers for s in strata for q in "xy" if (c, s) not in cells
+        ]
+        known: set[tuple] = set()
+
+        for c in files["cells"] + pages["cells"]:
+            if c["measure"] == counts.measure and c["group_id"] == counts.group_id:
+                cs = centers if c["center"] == NETWORK else [c["center"]]
+                _observe(eqs, known, cs, strata, c["numerator"], c["performance_denominator"], c["rate"])
+        for s in files["strata"] + [{**p, "center": NETWORK} for p in pages["strata"]]:
+            ok = s["measure"] == counts.measure and s["group_id"] == counts.group_id
+            if ok and s["dimension"] == dim and s["stratum"] in strata:
+                cs = centers if s["center"] == NETWORK else [s["center"]]
+                _observe(eqs, known, cs, [s["stratum"]], s["numerator"], s["denominator"], s["rate"])
+        scopes = [([c], [s]) for c in centers for s in strata]  # every cell, center, stratum, the network
+        scopes += [([c], strata) for c in centers] + [(centers, [s]) for s in strata] + [(centers, strata)]
+        for cs, ss in scopes:
+            x = {(c, s, "x"): 1 for c in cs for s in ss}
+            y = {(c, s, "y"): 1 for c in cs for s in ss}
+            for q, form in (("x", x), ("y", y), ("d", _sum(x, y))):
+                value = sum(cells.get((c, s), (0, 0))[0 if q == "x" else 1] for c in cs for s in ss)
+                if q == "d":
+                    value = sum(sum(cells.get((c, s), (0, 0))) for c in cs for s in ss)
+                if ((tuple(cs), tuple(ss)), q) in known or value == 0:
+                    continue
+                checked += 1
+                lo, hi = value_range(variables, eqs, form)
+                assert lo - 1e-6 <= value <= hi + 1e-6, (counts.measure, cs, ss, q, lo, value, hi)
+                if hi - lo < 0.5:
+                    recovered.append(f"{counts.measure}/{counts.group_id}/{cs}/{ss}:{q}={value}")
+    print(f"center x stratum series + viewer pages: {checked} hidden quantities, {len(recovered)} recovered")
+    assert checked > 20, checked
     assert recovered == [], recovered[:20]

@@ -33,7 +33,7 @@ from pathlib import Path
 import duckdb
 
 FLAT = "flat"  # = chc_equity.warehouse.FLAT_SCHEMA (not imported: warehouse imports this module)
-FORMAT = 7  # bump when the serving set or a summary changes: `serve` then republishes at start
+FORMAT = 8  # bump when the serving set or a summary changes: `serve` then republishes at start
 KEEP = 3  # snapshots kept; $CHC_EQUITY_SERVING_KEEP overrides (the load test keeps all, to check them)
 KEEP_ENV = "CHC_EQUITY_SERVING_KEEP"
 CURRENT = "CURRENT"
@@ -48,6 +48,7 @@ MAIN_TABLES: tuple[str, ...] = (
     "loads",  # web/data.py (centers, loads), pull/state.py, outreach/worklist.py (data_version)
     "pulls",  # pull/state.py status_rows (/admin/pulls)
     "measure_series",  # improvement/project_chart.py: project pages chart their measure (aggregates)
+    "sdoh_series",  # improvement/project_chart.py: ... or their social-needs metric (aggregates)
     "measure_results",  # web/gaps.py, outreach/worklist.py (open care gaps: patient-level)
     "agg_runs",  # network/precompute.py AGG_TABLES, read by web/analytics.py and web/uds.py
     "agg_measure",

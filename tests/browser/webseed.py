@@ -757,14 +757,26 @@ def series_counts(i: int) -> tuple[int, int]:
     return round(den * (rate + wobble)), den
 
 
+def sdoh_series_counts(i: int) -> tuple[int, int]:
+    """(screened, eligible not declined) of point ``i`` of the seeded social-needs screening series: 35 %
+    for the 12 months of 2025, 55 % from Jan 2026 (a planted rise), with a fixed wobble."""
+    den = 120 + (i * 5) % 11
+    rate = 0.35 if i < SERIES_SHIFT else 0.55
+    wobble = ((i * 3 + 2) % 5 - 2) / 100
+    return round(den * (rate + wobble)), den
+
+
 def add_measure_series(path: Path) -> None:
-    """Write ``measure_series`` rows (CMS122, NORTH, all patients, 24 calendar months) into the warehouse."""
+    """Write ``measure_series`` rows (CMS122, NORTH, all patients, 24 calendar months) into the warehouse,
+    and ``sdoh_series`` rows of the social-needs screening rate (NORTH, all patients, the same months)."""
     from chc_equity.measures.series import SERIES_DDL
+    from chc_equity.sdoh.series import DDL as SDOH_SERIES_DDL
 
     name = measure_name("CMS122")
     con = connect(path)
     try:
         con.execute(SERIES_DDL)
+        con.execute(SDOH_SERIES_DDL)
         for i, (y, m) in enumerate(SERIES_MONTHS):
             start = date(y, m, 1)
             end = (date(y + m // 12, m % 12 + 1, 1)) - timedelta(days=1)
@@ -773,6 +785,11 @@ def add_measure_series(path: Path) -> None:
                 "INSERT INTO measure_series VALUES "
                 "(?, 'Group_1', ?, ?, ?, NULL, NULL, ?, ?, 0, 0, ?, 0, ?, ?)",
                 [name, NORTH, start, end, den, den, num, den, num / den],
+            )
+            x, n = sdoh_series_counts(i)
+            con.execute(
+                "INSERT INTO sdoh_series VALUES ('screened', 'any', ?, ?, ?, NULL, NULL, ?, ?, ?)",
+                [NORTH, start, end, x, n, x / n],
             )
     finally:
         con.close()

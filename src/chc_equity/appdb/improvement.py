@@ -229,7 +229,7 @@ def score_assessment(s: Session, a: Assessment) -> AssessmentScore:
 @dataclass(frozen=True)
 class MeasureLink:
     role: str
-    measure: str  # CMS id, e.g. CMS122
+    measure: str  # CMS id, e.g. CMS122, or a social-needs metric, e.g. sdoh:closure:food
     stratum_dimension: str | None = None
     stratum: str | None = None
 
@@ -251,6 +251,7 @@ class ProjectFields:
     def checked(self) -> ProjectFields:
         from chc_equity.equity.attributes import DIMENSIONS
         from chc_equity.measures.registry import find
+        from chc_equity.sdoh import series as sdoh_series
 
         if self.status not in STATUSES:
             raise ValueError(f"status: one of {', '.join(STATUSES)}")
@@ -265,16 +266,24 @@ class ProjectFields:
         for m in self.measures:
             if m.role not in MEASURE_ROLES:
                 raise ValueError(f"measure role: one of {', '.join(MEASURE_ROLES)}")
-            cms = m.measure.strip().upper()
-            try:
-                find([cms])
-            except (KeyError, ValueError):
-                raise ValueError(f"measure: {m.measure!r} is not an eCQM of chc-equity") from None
+            social = sdoh_series.is_key(m.measure)
+            if social:  # a social-needs metric: sdoh:<metric>[:<domain>]
+                try:
+                    cms = sdoh_series.key(*sdoh_series.parse_key(m.measure))
+                except ValueError as exc:
+                    raise ValueError(f"measure: {exc}") from None
+            else:
+                cms = m.measure.strip().upper()
+                try:
+                    find([cms])
+                except (KeyError, ValueError):
+                    raise ValueError(f"measure: {m.measure!r} is not an eCQM of chc-equity") from None
             dim = _text("stratum_dimension", m.stratum_dimension, 64)
             stratum = _text("stratum", m.stratum, 200)
             if (dim is None) != (stratum is None):
                 raise ValueError("stratum: give both the dimension and the stratum, or neither")
-            if dim is not None and (dim not in DIMENSIONS or dim == "center"):
+            dims = sdoh_series.DIMENSIONS if social else DIMENSIONS
+            if dim is not None and (dim not in dims or dim == "center"):
                 raise ValueError(f"stratum_dimension: {dim!r} is not an equity dimension")
             links.append(MeasureLink(m.role, cms, dim, stratum))
         if "outcome" not in {m.role for m in links}:

@@ -227,7 +227,8 @@ class ImprovementProject(Base):
 
 
 class ProjectMeasure(Base):
-    """A measure of a project's family: outcome, process or balancing; an eCQM, optionally a stratum."""
+    """A measure of a project's family: outcome, process or balancing; an eCQM (CMS id) or a social-needs
+    metric (``sdoh:<metric>[:<domain>]``), optionally for a stratum."""
 
     __tablename__ = "project_measures"
 
@@ -236,7 +237,7 @@ class ProjectMeasure(Base):
         ForeignKey("improvement_projects.id", ondelete="CASCADE"), index=True
     )
     role: Mapped[str] = mapped_column(String(16))
-    measure: Mapped[str] = mapped_column(String(20))
+    measure: Mapped[str] = mapped_column(String(64))
     stratum_dimension: Mapped[str | None] = mapped_column(String(64))
     stratum: Mapped[str | None] = mapped_column(String(200))
 

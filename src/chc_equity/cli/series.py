@@ -27,7 +27,9 @@ def _end_month(value: str | None) -> date:
 
 @app.command("series")
 def series(
-    measure: str = typer.Option(..., "--measure", help="CMS id or measure name"),
+    measure: str = typer.Option(
+        ..., "--measure", help="CMS id or measure name, or a social-needs metric sdoh:<metric>[:<domain>]"
+    ),
     center: str | None = typer.Option(None, "--center", help="One center (default: the whole network)"),
     by: str | None = typer.Option(None, "--by", help="Equity dimension of the stratum (with --stratum)"),
     stratum: str | None = typer.Option(None, "--stratum", help='Its value, e.g. "Black non-Hispanic"'),
@@ -61,6 +63,11 @@ def series(
     fmts = [f.strip() for f in formats.split(",") if f.strip()]
     if bad := [f for f in fmts if f not in CHART_FORMATS]:
         raise typer.BadParameter(f"unknown chart format(s) {bad}; use {', '.join(CHART_FORMATS)}")
+    from chc_equity.sdoh import series as sdoh_series
+
+    if sdoh_series.is_key(measure):
+        _social(measure, center, by, stratum, months, kind, end, chart, out, fmts, threshold, warehouse)
+        return
     try:
         (module,) = find([measure])
     except KeyError as exc:
@@ -96,3 +103,58 @@ def series(
         (out / f"{stem}_signals.txt").write_text("\n".join(lines) + "\n")
         for line in lines:
             typer.echo(f"  {group.id}: {line}")
+
+
+def _social(
+    measure: str,
+    center: str | None,
+    by: str | None,
+    stratum: str | None,
+    months: int,
+    kind: str,
+    end: str | None,
+    chart: str,
+    out: Path,
+    fmts: list[str],
+    threshold: int,
+    warehouse: Path | None,
+) -> None:
+    """`series --measure sdoh:<metric>[:<domain>]`: the social-needs metric over time (``sdoh_series``),
+    its CSV and chart, suppressed by one plan over every center, the network and their strata."""
+    from chc_equity.equity.charts import save_chart
+    from chc_equity.exports import write_frame_csv
+    from chc_equity.improvement.charts import spc_chart
+    from chc_equity.improvement.sdoh_trend import published_sdoh_series
+    from chc_equity.improvement.trend import trend_chart
+    from chc_equity.measures.series import series_periods
+    from chc_equity.sdoh import series as sdoh_series
+
+    try:
+        metric, domain = sdoh_series.parse_key(measure)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    periods = series_periods(kind, _end_month(end), months)  # type: ignore[arg-type]
+    out.mkdir(parents=True, exist_ok=True)
+    with writing(warehouse) as con:
+        try:
+            sdoh_series.sdoh_series(con, periods, dimensions=[by] if by else ())
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        df = published_sdoh_series(
+            con, metric, domain, periods, center=center, dimension=by, stratum=stratum, threshold=threshold
+        )
+    stem = sdoh_series.key(metric, domain).replace(":", "_")
+    csv_path = out / f"{stem}_series.csv"
+    write_frame_csv(df, csv_path)
+    who = (center or "network") + (f", {by} = {stratum}" if by else "")
+    typer.echo(f"{measure} {kind} x {len(periods)} ({periods[0].start} .. {periods[-1].end}), {who}")
+    typer.echo(f"wrote {csv_path} ({int(df['suppressed'].sum())} of {len(df)} points suppressed)")
+    rows = df.rename(columns={"denominator": "performance_denominator"})
+    computed = trend_chart(rows, chart, higher_is_better=sdoh_series.HIGHER_IS_BETTER[metric])  # type: ignore[arg-type]
+    title = f"Social needs: {metric} ({domain}) -- {who}"
+    for path in save_chart(spc_chart(computed, title, y_title="rate"), out, f"{stem}_{chart}", fmts):
+        typer.echo(f"wrote {path}")
+    lines = [s.description for s in computed.signals] or ["no signal: the variation is common-cause"]
+    (out / f"{stem}_{chart}_signals.txt").write_text("\n".join(lines) + "\n")
+    for line in lines:
+        typer.echo(f"  {line}")

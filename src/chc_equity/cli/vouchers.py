@@ -181,13 +181,13 @@ def write_report(
     with _db(warehouse).read() as s:
         t4 = report.uds_table4(s, year)
         t5 = report.uds_table5(s, year)
+        # Table 4 and patients by ZIP count the same patients: suppressed together (report.published_patients)
+        t4_rows, zip_rows = report.published_patients(t4, report.patients_by_zip(s, year))
         tables = {
-            "uds_table4_agricultural.csv": (("line", "patients"),
-                                            report.published([("migratory", t4["migratory"]),
-                                                              ("seasonal", t4["seasonal"])])),
+            "uds_table4_agricultural.csv": (("line", "patients"), t4_rows),
             "uds_table5_voucher_visits.csv": (("service_type", "visits"),
                                               report.published([(t, v) for t, v, _ in t5])),
-            "patients_by_zip.csv": (("zip", "patients"), report.published(report.patients_by_zip(s, year))),
+            "patients_by_zip.csv": (("zip", "patients"), zip_rows),
             "denial_reasons.csv": (("reason", "lines"), report.published(report.denial_reasons(s))),
             "services_by_provider.csv": (("provider", "visits"),
                                          report.published([(r.label, r.visits)

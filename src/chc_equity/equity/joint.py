@@ -160,3 +160,76 @@ def rest_is_small(
         ]
     )
     return bool(primary_mask(rest, threshold).any())
+
+
+# A point of a crossed publication: (center, dimension, stratum); dimension and stratum None = the
+# center's own total; the network is the center named by the caller (``'*'``).
+Point = tuple[str, str | None, str | None]
+
+
+def plan_crossed(
+    points: Mapping[Point, tuple[int, int]],
+    network: str,
+    threshold: int = DEFAULT_THRESHOLD,
+    hidden_before: set[Point] | frozenset[Point] = frozenset(),
+    locked: set[Point] | frozenset[Point] = frozenset(),
+) -> set[Point]:
+    """Points to hide among everything published about one group and period when centers and strata
+    are *crossed*: the network, each center, the network's strata and each center's strata.
+
+    ``points`` maps each point to its (met, denominator). One :class:`LinearTable` holds met, not met
+    and denominator of every point with every relation an attacker can use: a point's ``d = x + y``;
+    the network = the sum of the centers; per dimension, a center (or the network) = the sum of its
+    strata; and the network's stratum = the sum of the centers' same stratum. A relation is included
+    only when the stored counts satisfy it (e.g. not when only some centers are stored). Then
+    :func:`chc_equity.equity.suppression.suppress` hides the small cells and complements them until no
+    hidden quantity is pinned down (exact audit). The network totals are locked as in
+    :func:`plan_group` (the measures report publishes them unless small); points in ``hidden_before``
+    (hidden by another publication of the same period) stay hidden; points in ``locked`` are published
+    elsewhere whatever this plan says (e.g. the centers' totals on a page): never hidden here, and
+    treated as known. A point is hidden when any of its three quantities is.
+    """
+    keys = sorted(points, key=lambda k: (k[0] != network, k[0], k[1] or "", k[2] or ""))
+    index = {k: i for i, k in enumerate(keys)}
+    n = len(keys)
+    met = np.array([points[k][0] for k in keys], dtype=np.int64)
+    den = np.array([points[k][1] for k in keys], dtype=np.int64)
+    values = np.concatenate([met, den - met, den])
+    names = tuple(f"{k}:{q}" for q in ("met", "not met", "denominator") for k in keys)
+    eqs: list[tuple[int, tuple[int, ...]]] = [(2 * n + i, (i, n + i)) for i in range(n)]
+
+    def add(total: Point, members: list[Point]) -> None:
+        if total not in index or not members:
+            return
+        t, ms = index[total], [index[m] for m in members]
+        for q in range(3):
+            if int(values[q * n + t]) != int(values[[q * n + m for m in ms]].sum()):
+                return
+        eqs.extend((q * n + t, tuple(q * n + m for m in ms)) for q in range(3))
+
+    centers = sorted({k[0] for k in keys if k[0] != network and k[1] is None})
+    add((network, None, None), [(c, None, None) for c in centers])
+    dims = sorted({k[1] for k in keys if k[1] is not None})
+    for dim in dims:
+        strata = sorted({k[2] for k in keys if k[1] == dim and k[2] is not None})
+        for c in (network, *centers):
+            add((c, None, None), [k for k in keys if k[0] == c and k[1] == dim])
+        for s in strata:
+            add((network, dim, s), [(c, dim, s) for c in centers if (c, dim, s) in index])
+    table = LinearTable(values, tuple(eqs), names)
+    lock = np.zeros(values.size, dtype=bool)
+    if (network, None, None) in index:
+        t = index[(network, None, None)]
+        shown = published_totals([values[t], values[n + t], values[2 * n + t]], threshold)
+        for q in range(3):
+            lock[q * n + t] = bool(shown[q])
+    for k in locked:
+        if k in index:
+            lock[[q * n + index[k] for q in range(3)]] = True
+    before = np.zeros(values.size, dtype=bool)
+    for k in hidden_before:
+        if k in index:
+            before[[q * n + index[k] for q in range(3)]] = True
+            lock[[q * n + index[k] for q in range(3)]] = False
+    h = suppress(table, threshold, locked=lock, hidden_before=before).suppressed
+    return {k for i, k in enumerate(keys) if h[i] or h[n + i] or h[2 * n + i]}

@@ -24,11 +24,13 @@ import numpy as np
 
 from chc_equity.improvement.charts import Annotation, frame, spc_chart
 from chc_equity.improvement.runs import RunChart, run_chart
+from chc_equity.improvement.sdoh_trend import published_sdoh_series, sdoh_periods_in
 from chc_equity.improvement.spc import ControlChart, p_chart
 from chc_equity.improvement.trend import published_series
 from chc_equity.measures.registry import find
 from chc_equity.measures.series import SERIES_TABLE
 from chc_equity.measures.vocabulary import Period
+from chc_equity.sdoh import series as sdoh_series
 
 ChartKind = Literal["run", "p"]
 _LENGTH = {"rolling12": 12, "month": 1, "quarter": 3}
@@ -73,10 +75,12 @@ def series_periods_in(
             ORDER BY period_end""",
         [measure_name, center, dimension],
     ).fetchall()
-    periods = [Period(s, e) for s, e in rows]
-    want = _LENGTH[kind]
-    out = [p for p in periods if _months(p) == want and (kind != "quarter" or p.start.month % 3 == 1)]
-    return out
+    return [p for p in (Period(s, e) for s, e in rows) if _of_kind(p, kind)]
+
+
+def _of_kind(p: Period, kind: str) -> bool:
+    """Whether ``p`` is a period of the series kind: 12, 1 or 3 months (a calendar quarter)."""
+    return _months(p) == _LENGTH[kind] and (kind != "quarter" or p.start.month % 3 == 1)
 
 
 def first_point_on_or_after(periods: Sequence[Period], day: date) -> int | None:
@@ -96,14 +100,29 @@ def project_chart(
     chart: ChartKind = "run",
 ) -> ProjectChart | None:
     """The chart of ``cms`` at ``center`` (a stratum when given), or None when the series table has
-    no point of that kind for it yet."""
-    (module,) = find([cms])
-    m = module.measure
-    periods = series_periods_in(con, m.name, center, dimension, kind)
-    if not periods:
-        return None
-    df = published_series(con, module, periods, center=center, dimension=dimension, stratum=stratum)
-    rows = df[df["group_id"] == m.groups[0].id].reset_index(drop=True)
+    no point of that kind for it yet. ``cms`` is a CMS id (``measure_series``) or a social-needs metric
+    ``sdoh:<metric>[:<domain>]`` (``sdoh_series``)."""
+    if sdoh_series.is_key(cms):  # a social-needs metric (sdoh_series), e.g. sdoh:closure:food
+        metric, domain = sdoh_series.parse_key(cms)
+        stored = sdoh_periods_in(con, metric, domain, center, dimension)
+        periods = [p for p in stored if _of_kind(p, kind)]
+        if not periods:
+            return None
+        rows = published_sdoh_series(
+            con, metric, domain, periods, center=center, dimension=dimension, stratum=stratum
+        )
+        rows = rows.rename(columns={"denominator": "performance_denominator"})
+        what = f"Social needs: {metric.replace('_', ' ')}" + ("" if domain == "any" else f" ({domain})")
+        hib = sdoh_series.HIGHER_IS_BETTER[metric]
+    else:
+        (module,) = find([cms])
+        m = module.measure
+        periods = series_periods_in(con, m.name, center, dimension, kind)
+        if not periods:
+            return None
+        df = published_series(con, module, periods, center=center, dimension=dimension, stratum=stratum)
+        rows = df[df["group_id"] == m.groups[0].id].reset_index(drop=True)
+        what, hib = f"{m.cms_id} {m.title}", not m.inverse
     labels = list(rows["label"])
     phase_starts = sorted(
         {
@@ -119,7 +138,6 @@ def project_chart(
         n = sum(1 for p in periods if p.end <= baseline_end)
         first_phase_end = phase_starts[0] if phase_starts else len(periods)
         baseline = n if 2 <= n < first_phase_end else None
-    hib = not m.inverse
     computed: RunChart | ControlChart
     if chart == "p":
         num = rows["numerator"].fillna(0).astype(float).to_numpy()
@@ -141,7 +159,7 @@ def project_chart(
         if i is not None:
             notes.append(Annotation(i, c.label))
     who = center if dimension is None else f"{center}, {stratum}"
-    title = f"{m.cms_id} {m.title} -- {who}"
+    title = f"{what} -- {who}"
     spec = spc_chart(computed, title, annotations=notes, y_title="rate").to_dict()
     spec["width"] = "container"
     table = frame(computed)

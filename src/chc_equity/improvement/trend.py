@@ -4,7 +4,8 @@
 series (a period with no subject is a point with zero counts, never a missing row) and hides every
 point that would disclose a small cell (:func:`hidden_points`), and every point that would let one be
 rebuilt from the other published series of the same period (:func:`planned_hidden`: the network point
-minus the centers' points, a center minus its strata, or the same period's web overview cells);
+minus the centers' points, a center minus its strata, the network's stratum minus the other centers'
+same stratum, or the same period's web overview cells);
 :func:`trend_chart` draws the rest as
 a run chart or a p-chart with the rules of :mod:`chc_equity.improvement.runs` / ``spc``. A hidden
 point is a gap in the chart and blank cells in the CSV; it never takes part in a median or a p-bar.
@@ -21,7 +22,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from chc_equity.equity.joint import Partition, plan_group
+from chc_equity.equity.joint import plan_crossed
 from chc_equity.equity.suppression import DEFAULT_THRESHOLD, primary_mask
 from chc_equity.improvement.runs import RunChart, run_chart
 from chc_equity.improvement.spc import ControlChart, p_chart
@@ -68,27 +69,6 @@ def hidden_points(
 
 # A point of a series: (group_id, period_start, period_end, center, stratum_dimension, stratum).
 PointKey = tuple[str, date, date, str, str | None, str | None]
-_CENTERS = "center"  # partition name of the split of the network into centers
-
-
-def _plan(totals: tuple[int, int], parts: dict[str, list[tuple[str, int, int]]], threshold: int):
-    """One joint plan over the partitions of a total: (total hidden, {(partition, label) hidden}), or
-    None. Partitions that do not add up to ``totals`` (e.g. only some centers stored) are left out:
-    they are not splits of that total."""
-    ok = {
-        name: Partition.of([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
-        for name, rows in parts.items()
-        if rows and (sum(r[1] for r in rows), sum(r[2] for r in rows)) == totals
-    }
-    if not ok:
-        return None
-    plan = plan_group(ok, threshold)
-    total_hidden = bool(plan.network.met[0] | plan.network.not_met[0] | plan.network.denominator[0])
-    hidden = set()
-    for name, p in ok.items():
-        h = plan.partitions[name]
-        hidden |= {(name, p.labels[i]) for i in np.flatnonzero(h.met | h.not_met | h.denominator)}
-    return total_hidden, hidden
 
 
 def planned_hidden(
@@ -100,13 +80,14 @@ def planned_hidden(
     """Points of every stored series of ``module`` over ``periods`` that must be hidden so that no
     small cell can be rebuilt by combining the series files (and the web pages) of one period.
 
-    Per group and period, one joint plan (:func:`chc_equity.equity.joint.plan_group`, the plan the web
-    overview uses) over the network point, the centers' points and the network's strata of every
-    stored dimension; then, per center, one over its strata with its own point as the total (all of a
-    center's strata are hidden when its own point is). Deterministic in the stored counts, so every
-    file of a period hides the same points whichever scope it was asked for. Points hidden by the
-    precomputed web plan of the same period (``agg_suppression``, ``agg_equity``) are hidden too: a
-    point shown here and hidden there would undo that plan's complements.
+    Per group and period, one crossed plan (:func:`chc_equity.equity.joint.plan_crossed`) over the
+    network point, the centers' points, the network's strata and every center's strata of every stored
+    dimension: a center's stratum is tied both to its center (the center's strata add up to it) and to
+    the network's stratum (the centers' same strata add up to it), so a cell hidden in one file cannot
+    be rebuilt from the others. Points hidden by the precomputed web plan of the same period
+    (``agg_suppression``, ``agg_equity``) enter the plan as already hidden, so its complements protect
+    them too. Deterministic in the stored counts: every file of a period hides the same points
+    whichever scope it was asked for.
     """
     m = module.measure
     wanted = {(p.start, p.end) for p in periods}
@@ -116,38 +97,26 @@ def planned_hidden(
             FROM {SERIES_TABLE} WHERE measure = ?""",
         [m.name],
     ).fetchall()
-    by_period: dict[tuple[str, date, date], list] = defaultdict(list)
-    for g, start, end, *rest in rows:
+    return plan_series_points(rows, wanted, _overview_hidden(con, m.name, wanted), threshold)
+
+
+def plan_series_points(
+    rows: Sequence[tuple], wanted: set[tuple[date, date]], before: set[PointKey], threshold: int
+) -> set[PointKey]:
+    """The crossed plan of :func:`planned_hidden` for stored rows ``(group, start, end, center,
+    dimension, stratum, met, denominator)``, per group and period in ``wanted``; ``before``: points
+    hidden by another publication (kept hidden, and protected). Returns the hidden points, ``before``
+    included."""
+    by_period: dict[tuple[str, date, date], dict] = defaultdict(dict)
+    for g, start, end, c, dim, st, x, d in rows:
         if (start, end) in wanted:
-            by_period[(g, start, end)].append(tuple(rest))
-    out: set[PointKey] = set()
+            by_period[(g, start, end)][(c, dim, st)] = (int(x), int(d))
+    out: set[PointKey] = set(before)
     for (g, start, end), points in by_period.items():
-        own = {c: (int(x), int(d)) for c, dim, _s, x, d in points if dim is None}
-        strata: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-        for c, dim, st, x, d in points:
-            if dim is not None:
-                strata[c][dim].append((st, int(x), int(d)))
-        hidden_centers: set[str] = set()
-        if NETWORK in own:
-            parts = {_CENTERS: [(c, *own[c]) for c in sorted(own) if c != NETWORK], **strata.get(NETWORK, {})}
-            planned = _plan(own[NETWORK], parts, threshold)
-            if planned is not None:
-                total_hidden, hidden = planned
-                if total_hidden:
-                    hidden_centers.add(NETWORK)
-                hidden_centers |= {label for name, label in hidden if name == _CENTERS}
-                out |= {(g, start, end, NETWORK, name, lab) for name, lab in hidden if name != _CENTERS}
-        for c, dims in strata.items():
-            if c in hidden_centers:  # a hidden total: none of its strata is shown
-                out |= {(g, start, end, c, dim, r[0]) for dim, rs in dims.items() for r in rs}
-                continue
-            if c == NETWORK or c not in own:
-                continue
-            planned = _plan(own[c], dict(dims), threshold)
-            if planned is not None:
-                out |= {(g, start, end, c, name, lab) for name, lab in planned[1]}
-        out |= {(g, start, end, c, None, None) for c in hidden_centers}
-    return out | _overview_hidden(con, m.name, wanted)
+        already = {(c, dim, st) for (gg, s, e, c, dim, st) in before if (gg, s, e) == (g, start, end)}
+        hidden = plan_crossed(points, NETWORK, threshold, hidden_before=already)
+        out |= {(g, start, end, *k) for k in hidden}
+    return out
 
 
 def _overview_hidden(con: duckdb.DuckDBPyConnection, measure: str, wanted: set) -> set[PointKey]:

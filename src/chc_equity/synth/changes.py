@@ -20,17 +20,27 @@ So a calendar-month period contains a patient exactly when he has a qualifying v
 and the month's most recent result has that month's chance: the expected rate of each month is exact
 (``truth.json`` -> ``changes``). With no ``changes`` nothing here runs and the output is byte-identical
 to what it was.
+
+Social-needs screening (``measure: sdoh:screened``, the metric of :mod:`chc_equity.sdoh`) is planted the
+same way over the same window: every adult, in every center, gets 1-3 extra office visits in the year
+before the period; in each calendar month with a visit (any encounter: MIPS #487 counts a visit of any
+kind) the patient is screened with the month's chance (``sdoh_screening_monthly`` in the config, default
+0.3, times the factor of every change that applies from that month on): five screening-response
+Observations, one per CMS HRSN domain, answered "no need", on the month's first visit day. The month
+of the patient's PRAPARE (the period's first visit, when he has one) is screened anyway: its chance is 1.
+A month's unit is an adult at the month's end, so its expected rate is exact too; the period's
+``sdoh`` truth counts a patient screened by a planted screen in the period.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from chc_equity.synth.codes import CODES
+from chc_equity.synth.codes import CODES, LOINC, Code
 from chc_equity.synth.config import DIMENSIONS, CareModel
 from chc_equity.synth.fhir import Chart, Resource, quantity
 from chc_equity.synth.people import Person, age_at
@@ -45,6 +55,29 @@ class Spread:
 
 
 SPREADABLE = {"CMS122": Spread("diabetes", (18, 75)), "CMS165": Spread("htn", (18, 85))}
+SCREENING = "sdoh:screened"  # the social-needs screening rate (chc_equity.sdoh.series key)
+PLANTABLE = (*SPREADABLE, SCREENING)
+SCREENING_BASE = 0.3  # default monthly chance of a screen at a visit month (`sdoh_screening_monthly`)
+NOT_A_VISIT = ("cancelled", "entered-in-error", "planned")  # as chc_equity.sdoh.metrics counts visits
+# One "no need" answer per CMS HRSN domain (item LOINC, answer LA code, display): chc_equity.sdoh's
+# mapping table reads each as the domain answered and negative.
+NO_NEED_ANSWERS = (
+    (
+        "88122-7",
+        "LA28398-8",
+        "Within the past 12 months we worried whether our food would run out",
+        "Never true",
+    ),
+    ("71802-3", "LA30189-7", "Housing status", "I have housing"),
+    ("93030-5", "LA32-8", "Has lack of transportation kept you from medical appointments", "No"),
+    (
+        "96779-4",
+        "LA32-8",
+        "Has the electric, gas, oil, or water company threatened to shut off services",
+        "No",
+    ),
+    ("93026-3", "LA33-6", "Do you feel physically and emotionally safe where you currently live", "Yes"),
+)
 # Encounter codes the generator writes that are in the CMS122 / CMS165 "Qualifying Encounters"
 # (adult office visit, preventive care 18+, annual wellness): adult_outpatient.OUTPATIENT_VISITS.
 QUALIFYING = frozenset(
@@ -114,9 +147,9 @@ def parse_changes(items: Iterable[dict[str, Any]] | None) -> tuple[Change, ...]:
         if unknown:
             raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}")
         measure = str(item["measure"])
-        if measure not in SPREADABLE:
+        if measure not in PLANTABLE:
             raise ValueError(
-                f"{where}.measure: {measure!r} cannot be planted; use one of {sorted(SPREADABLE)}"
+                f"{where}.measure: {measure!r} cannot be planted; use one of {sorted(PLANTABLE)}"
             )
         month = str(item["from"])
         try:
@@ -141,8 +174,15 @@ def parse_changes(items: Iterable[dict[str, Any]] | None) -> tuple[Change, ...]:
 class ChangePlan:
     """The changes of one run, the 24-month window they are written over, and their truth."""
 
-    def __init__(self, changes: tuple[Change, ...], model: CareModel, mp_start: date, mp_end: date) -> None:
-        self.changes, self.model = changes, model
+    def __init__(
+        self,
+        changes: tuple[Change, ...],
+        model: CareModel,
+        mp_start: date,
+        mp_end: date,
+        screening_base: float = SCREENING_BASE,
+    ) -> None:
+        self.changes, self.model, self.screening_base = changes, model, screening_base
         self.mp_start, self.mp_end = mp_start, mp_end
         self.window_start = date(mp_start.year - 1, mp_start.month, 1)
         months, d = [], self.window_start
@@ -165,13 +205,18 @@ class ChangePlan:
         cls, cfg: dict[str, Any], model: CareModel, mp_start: date, mp_end: date
     ) -> ChangePlan | None:
         changes = parse_changes(cfg.get("changes"))
-        return cls(changes, model, mp_start, mp_end) if changes else None
+        base = float(cfg.get("sdoh_screening_monthly", SCREENING_BASE))
+        if not 0 < base <= 1:
+            raise ValueError(f"sdoh_screening_monthly: a chance in (0, 1], got {base}")
+        return cls(changes, model, mp_start, mp_end, base) if changes else None
 
     def probability(self, measure: str, center: str, strata: dict[str, str], month: str) -> float:
         factor = 1.0
         for c in self.changes:
             if c.measure == measure and month >= c.from_month and c.applies(center, strata):
                 factor *= c.factor
+        if measure == SCREENING:
+            return min(1.0, self.screening_base * factor)
         return self.model.numerator_probability(measure, strata, factor=factor)
 
     # ------------------------------------------------------------------------------------------
@@ -184,13 +229,31 @@ class ChangePlan:
         rng: random.Random,
         center: str,
         strata: dict[str, str],
+        screened: Callable[[], None] | None = None,
     ) -> dict[str, float]:
-        """Write one patient's spread visits and results; record the monthly truth units.
+        """Write one patient's spread visits and results (and planted screens); record the monthly
+        truth units.
 
         Returns, per planted measure, the numerator chance of the patient's most recent result in the
-        measurement period (the period's truth unit).
+        measurement period (the period's truth unit). ``screened``: called when a planted screen in the
+        period screens a patient the generator had not screened (the sdoh truth counts him).
         """
-        measures = [m for m in self.measures if dx[SPREADABLE[m].condition]]
+        period_p = self._plant_measures(chart, person, dx, hospice_day, rng, center, strata)
+        if SCREENING in self.measures:
+            self._plant_screening(chart, person, rng, center, strata, screened)
+        return period_p
+
+    def _plant_measures(
+        self,
+        chart: Chart,
+        person: Person,
+        dx: dict[str, bool],
+        hospice_day: date | None,
+        rng: random.Random,
+        center: str,
+        strata: dict[str, str],
+    ) -> dict[str, float]:
+        measures = [m for m in self.measures if m in SPREADABLE and dx[SPREADABLE[m].condition]]
         if not measures:
             return {}
         before = (self.mp_start - self.window_start).days
@@ -226,6 +289,53 @@ class ChangePlan:
                     continue  # hospice in the month excludes the patient from that month
                 self._add(measure, center, strata, month, p)
         return period_p
+
+    def _plant_screening(
+        self,
+        chart: Chart,
+        person: Person,
+        rng: random.Random,
+        center: str,
+        strata: dict[str, str],
+        screened: Callable[[], None] | None,
+    ) -> None:
+        """Spread visits and monthly screens of one patient (module docstring, "Social-needs screening")."""
+        if age_at(person.birth, _month_end(self.months[-1])) < 18:
+            return  # never an adult in the window
+        before = (self.mp_start - self.window_start).days
+        for d in sorted({rng.randint(0, before - 1) for _ in range(rng.choice((1, 1, 2, 2, 3)))}):
+            chart.encounter(
+                CODES["office_visit"],
+                self.window_start + timedelta(days=d),
+                location=person.site_ref,
+                hour=10,
+            )
+        first_day: dict[str, tuple[date, Resource]] = {}  # month -> its first visit day and encounter
+        for r in chart.resources:
+            if r["resourceType"] != "Encounter" or r.get("status", "finished") in NOT_A_VISIT:
+                continue
+            day = date.fromisoformat(r["period"]["start"][:10])
+            if self.window_start <= day <= self.mp_end:
+                m = month_key(day)
+                if m not in first_day or day < first_day[m][0]:
+                    first_day[m] = (day, r)
+        qr = next((r for r in chart.resources if r["resourceType"] == "QuestionnaireResponse"), None)
+        qr_month = month_key(date.fromisoformat(qr["authored"][:10])) if qr is not None else None
+        in_period = False
+        for month in sorted(first_day):
+            adult = age_at(person.birth, _month_end(month)) >= 18
+            if month == qr_month:
+                p = 1.0  # the PRAPARE of the period screens this month anyway
+            else:
+                p = self.probability(SCREENING, center, strata, month)
+                day, enc = first_day[month]
+                if rng.random() < p:
+                    _write_screen(chart, enc, day)
+                    in_period |= day >= self.mp_start
+            if adult:
+                self._add(SCREENING, center, strata, month, p)
+        if in_period and qr is None and screened is not None:
+            screened()
 
     def _add(self, measure: str, center: str, strata: dict[str, str], month: str, p: float) -> None:
         keys = {"all"} | {c.key for c in self.changes if c.dimension and strata[c.dimension] == c.stratum}
@@ -271,6 +381,23 @@ def _cell(a: list[float]) -> dict[str, Any]:
         "expected_rate": round(sp / n, 8) if n else None,
         "variance_numerator": round(var, 6),
     }
+
+
+def _write_screen(chart: Chart, enc: Resource, day: date) -> None:
+    """A social-needs screen with no need found: one screening-response Observation per HRSN domain."""
+    from chc_equity.synth.fhir import concept_value
+
+    for item, answer, question, display in NO_NEED_ANSWERS:
+        chart.observation(
+            Code(LOINC, item, question),
+            day,
+            category="social-history",
+            profile="http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-screening-assessment",
+            encounter=enc,
+            value=concept_value(Code(LOINC, answer, display)),
+            hour=10,
+            minute=20,
+        )
 
 
 def _write_result(

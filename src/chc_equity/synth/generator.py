@@ -11,6 +11,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -174,6 +175,12 @@ class Truth:
         return out
 
 
+def _count_screened(counts: dict[str, Any], age_end: int) -> None:
+    """A planted social-needs screen (synth/changes.py) screened an adult the PRAPARE had not."""
+    if age_end >= 18:
+        counts["screened"] += 1
+
+
 def generate(
     out: Path,
     *,
@@ -262,6 +269,7 @@ def generate(
                     random.Random(f"{seed}:{c.id}:{i}:change"),
                     c.id,
                     strata,
+                    screened=partial(_count_screened, sdoh_truth.center(c.id), person.age_end),
                 )
                 clinic.units = [(m, period_p.get(m, p) if m in planted else p) for m, p in clinic.units]
             child.enrich(

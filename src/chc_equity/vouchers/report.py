@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from statistics import median
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -205,6 +206,40 @@ def published(rows: list[tuple[str, int]]) -> list[tuple[str, int | None]]:
     table = one_way_table([n for _, n in rows], [label for label, _ in rows])
     values = suppress(table).published()
     return list(zip([*(label for label, _ in rows), "total"], values, strict=True))
+
+
+def published_patients(
+    table4: dict[str, int], by_zip: list[tuple[str, int]]
+) -> tuple[list[tuple[str, int | None]], list[tuple[str, int | None]]]:
+    """The two patient-count files of the report, suppressed *together*: UDS Table 4 (``migratory``,
+    ``seasonal`` and their ``total``) and patients by ZIP (and their ``total``) count the same patients
+    -- those with a voucher-paid service in the year -- so the ZIP file's total minus Table 4's is the
+    patients of unknown category, and each file's own complements are not enough (a small unknown
+    count, or a hidden Table 4 line, would follow from the two totals).
+
+    One :class:`~chc_equity.equity.suppression.LinearTable` holds migratory ``m``, seasonal ``s``,
+    unknown ``u`` (never published: hidden from the start), the Table 4 total ``m + s``, every ZIP and
+    the ZIP total ``T = m + s + u = sum of the ZIPs``; :func:`~chc_equity.equity.suppression.suppress`
+    hides the small cells and complements them until no hidden count is pinned down (exact audit).
+    Returns (Table 4 rows, ZIP rows), each ending with its ``total``, hidden counts None.
+    """
+    from chc_equity.equity.suppression import LinearTable, suppress
+
+    m, s_, total = table4["migratory"], table4["seasonal"], table4["total"]
+    zips = [n for _, n in by_zip]
+    if sum(zips) != total:
+        raise ValueError("patients by ZIP do not add up to the Table 4 universe")
+    k = len(zips)
+    values = [m, s_, total - m - s_, m + s_, *zips, total]  # 0 m, 1 s, 2 u, 3 t4, 4.. zips, -1 T
+    last = 4 + k
+    eqs = [(3, (0, 1)), (last, (0, 1, 2))] + ([(last, tuple(range(4, 4 + k)))] if k else [])
+    names = ("migratory", "seasonal", "unknown", "table4 total", *(z for z, _ in by_zip), "total")
+    table = LinearTable(np.asarray(values, dtype=np.int64), tuple(eqs), names)
+    before = np.zeros(len(values), dtype=bool)
+    before[2] = True  # the unknown category is not in either file
+    shown = suppress(table, hidden_before=before).published()
+    t4 = [("migratory", shown[0]), ("seasonal", shown[1]), ("total", shown[3])]
+    return t4, [*((z, shown[4 + i]) for i, (z, _) in enumerate(by_zip)), ("total", shown[last])]
 
 
 @dataclass(frozen=True, slots=True)

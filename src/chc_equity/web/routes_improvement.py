@@ -22,6 +22,7 @@ from chc_equity.equity.attributes import DIMENSIONS
 from chc_equity.improvement import rubric as rubrics
 from chc_equity.improvement.workbook import assessment_workbook
 from chc_equity.measures.registry import all_measures
+from chc_equity.sdoh import series as sdoh_series
 from chc_equity.web import improvement as svc
 from chc_equity.web.roles import (
     IMPROVEMENT_DETAIL_ROLES,
@@ -285,7 +286,10 @@ def _project_fields(form: dict[str, str]) -> records.ProjectFields:
 
 def _form_options() -> dict[str, Any]:
     return {
-        "measures": sorted((m.measure.cms_id, m.measure.title) for m in all_measures()),
+        "measures": [
+            *sorted((m.measure.cms_id, m.measure.title) for m in all_measures()),
+            *sdoh_series.link_options(),
+        ],
         "dimensions": [(k, v) for k, v in DIMENSIONS.items() if k != "center"],
         "statuses": records.STATUSES,
         "kinds": records.SERIES_KINDS,
