@@ -50,6 +50,7 @@ _COMMAND_MODULES = {
     "udsplus": "udsplus",
     "improvement": "improvement",
     "vouchers": "vouchers",
+    "spark": "spark",
 }
 _MODULES = (
     "appdb",
@@ -61,6 +62,7 @@ _MODULES = (
     "pull",
     "sdoh",
     "series",
+    "spark",
     "synth",
     "uds",
     "udsplus",

@@ -205,7 +205,7 @@ def run(
     result.files = len(rows)
     parallelism = spark.sparkContext.defaultParallelism
     n_parts = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
-    files_df = spark.sparkContext.parallelize(rows, max(1, min(len(rows), 4 * parallelism))).toDF(
+    files_df = spark.sparkContext.parallelize(rows, max(1, min(len(rows), 2 * parallelism))).toDF(
         "center string, load_id long, file_idx long, uri string"
     )
     parsed = files_df.mapInArrow(tasks.parse_files, _spark_schema(tasks.PARSED)).persist(
