@@ -86,6 +86,10 @@ def session(
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.adaptive.enabled": "false",  # fixed partition counts: a partition's files are stable
     }
+    if master and master.startswith("local"):
+        # A busy shared machine starves the JVM's heartbeat thread for minutes: do not drop the driver.
+        settings["spark.network.timeout"] = "900s"
+        settings["spark.executor.heartbeatInterval"] = "60s"
     if shuffle_partitions:
         settings["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
     settings.update(conf or {})
@@ -212,6 +216,7 @@ def run(
         StorageLevel.MEMORY_AND_DISK
     )
     sink = tasks.Sink(staging)
+    routed = None
     try:
         rejects = (
             parsed.filter("kind = 'x'")
@@ -327,6 +332,8 @@ def run(
         raise
     finally:
         parsed.unpersist()
+        if routed is not None:
+            routed.unpersist()
     return result
 
 
