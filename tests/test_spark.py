@@ -185,7 +185,7 @@ def test_attach_makes_a_warehouse_of_the_output(network_run, tmp_path: Path) -> 
         assert (
             con.execute("SELECT count(DISTINCT center) FROM loads WHERE status = 'spark'").fetchone()[0] == 3
         )
-        assert con.execute("SELECT count(*) FROM agg_measure_center").fetchone()[0] > 0
+        assert con.execute("SELECT count(*) FROM agg_measure").fetchone()[0] > 0
         assert built_for(con)[:2] == PERIOD
         rows, _ = equity_tables(con, None, ["race_ethnicity"], period_start=PERIOD[0], period_end=PERIOD[1])
     finally:
