@@ -153,6 +153,42 @@ def _measure(cmd: list[str]) -> dict:
     }
 
 
+def per_partition(work: Path, patients: int) -> dict:
+    """What one Spark compute task does, timed alone: the embedded warehouse's resources (all of the
+    network's N patients, one thread) through ``tasks.compute_tables``, and the same with no patient
+    (the fixed cost per partition). CPU seconds by ``time.process_time``; JSON bytes = what each of the
+    two shuffles carries per resource (the parse -> winner shuffle carries every occurrence)."""
+    import duckdb
+
+    from chc_equity.spark import tasks
+
+    source = duckdb.connect(str(work / f"out-{patients}" / "embedded.duckdb"), read_only=True)
+    rows = source.sql(
+        "SELECT center, type, id, last_updated, source_file, source_pos, load_id, "
+        "CAST(resource AS VARCHAR) AS resource FROM resources"
+    ).to_arrow_table()
+    json_bytes = source.execute("SELECT sum(strlen(CAST(resource AS VARCHAR))) FROM resources").fetchone()[0]
+    source.close()
+    glob = rows.filter(pa_isin(rows["type"], sorted(tasks.global_types())))
+    out = {"patients": patients, "resources": rows.num_rows, "json_bytes": int(json_bytes)}
+    for name, table in (("fixed", glob), ("all", rows)):
+        con = tasks._warehouse(threads=1)
+        tasks._insert_resources(con, table)
+        t, c = time.perf_counter(), time.process_time()
+        for _ in tasks.compute_tables(con, PERIOD[0], PERIOD[1], tasks.patient_tables()):
+            pass
+        out[f"{name}_cpu_s"] = round(time.process_time() - c, 2)
+        out[f"{name}_wall_s"] = round(time.perf_counter() - t, 2)
+        con.close()
+    return out
+
+
+def pa_isin(column, values):
+    import pyarrow.compute as pc
+
+    return pc.is_in(column, value_set=__import__("pyarrow").array(values))
+
+
 def _compare(work: Path, patients: int) -> dict:
     from chc_equity.equity.stratify import EquityRow, EquitySummaryRow
     from chc_equity.spark.compare import differences, embedded_equity, read_rows
@@ -182,6 +218,11 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--work", default="out/bench-spark")
     parser.add_argument("--no-compare", action="store_true")
+    parser.add_argument(
+        "--per-partition",
+        action="store_true",
+        help="time one compute task's work alone (after a DuckDB run)",
+    )
     parser.add_argument("--child", choices=("duckdb", "spark"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -189,6 +230,9 @@ def main() -> None:
         return
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    if args.per_partition:
+        print(json.dumps(per_partition(work, args.patients), indent=2))
+        return
     _network(work, args.patients, args.centers)
     base = [sys.executable, __file__, "--patients", str(args.patients), "--centers", str(args.centers)]
     base += ["--work", str(work), "--master", args.master, "--partitions", str(args.partitions)]
