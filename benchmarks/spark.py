@@ -184,9 +184,10 @@ def per_partition(work: Path, patients: int) -> dict:
 
 
 def pa_isin(column, values):
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    return pc.is_in(column, value_set=__import__("pyarrow").array(values))
+    return pc.is_in(column, value_set=pa.array(values))
 
 
 def _compare(work: Path, patients: int) -> dict:
