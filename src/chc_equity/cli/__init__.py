@@ -53,6 +53,7 @@ _COMMAND_MODULES = {
     "vbp": "vbp",
     "hospital": "hospital",
     "child": "child",
+    "spark": "spark",
 }
 _MODULES = (
     "appdb",
@@ -65,6 +66,7 @@ _MODULES = (
     "pull",
     "sdoh",
     "series",
+    "spark",
     "synth",
     "uds",
     "udsplus",

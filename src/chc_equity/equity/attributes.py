@@ -432,6 +432,12 @@ def refresh_patient_attributes(
         raise
 
 
+def tag_patient_attributes(con: duckdb.DuckDBPyConnection, *, period_start: date, period_end: date) -> None:
+    """Tag ``patient_attributes`` as up to date for the period and the newest load, for a writer that
+    filled it from elsewhere (``chc_equity.spark.attach``: the same rows, computed on Spark)."""
+    con.execute(f"COMMENT ON TABLE {TABLE} IS {_lit(_data_tag(con, period_start, period_end))}")
+
+
 def _data_tag(con: duckdb.DuckDBPyConnection, period_start: date, period_end: date) -> str:
     """What the table was built from: the period and the newest load (every load changes flat tables)."""
     has_loads = con.execute(
@@ -441,9 +447,7 @@ def _data_tag(con: duckdb.DuckDBPyConnection, period_start: date, period_end: da
     return f"period={period_start.isoformat()}/{period_end.isoformat()};last_load={last}"
 
 
-def ensure_patient_attributes(
-    con: duckdb.DuckDBPyConnection, *, period_start: date, period_end: date
-) -> str:
+def ensure_patient_attributes(con: duckdb.DuckDBPyConnection, *, period_start: date, period_end: date) -> str:
     """Build ``patient_attributes`` unless it already exists for exactly this period and the newest load
     (table comment), so the equity, network and UDS steps share one build per load and never read a
     table older than the data.

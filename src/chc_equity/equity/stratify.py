@@ -171,30 +171,46 @@ def stratum_counts(
     """Counts per measure x group x stratum in one query (strata with a zero denominator are omitted)."""
     _check_by(by)
     ensure_patient_attributes(con, period_start=period_start, period_end=period_end)
-    cols = ", ".join(f"coalesce(a.{d}, '{UNKNOWN}') AS {d}" for d in by)
     where = "r.measure IN (SELECT unnest($measures)) AND r.period_start = $ps AND r.period_end = $pe"
     params: dict[str, object] = {"measures": list(measures), "ps": period_start, "pe": period_end}
     if centers:
         where += " AND r.center IN (SELECT unnest($centers))"
         params["centers"] = list(centers)
-    rows = con.execute(
-        f"""
+    rows = con.execute(stratum_counts_sql(by, where), params).fetchall()
+    return counts_from_rows(rows, len(by))
+
+
+def stratum_counts_sql(
+    by: Sequence[str],
+    where: str,
+    results: str = RESULTS_TABLE,
+    attributes: str = TABLE,
+    *,
+    having: bool = True,
+) -> str:
+    """The one counting query: rows of measure, group, the ``by`` values, num, den, per measure x group x
+    stratum with a non-zero denominator. ``where`` filters ``r``. Counts are sums over patients, so
+    partial counts of disjoint sets of patients add up: :mod:`chc_equity.spark` runs it per partition
+    with ``having=False`` (a stratum empty here may not be elsewhere) and sums with Spark SQL."""
+    cols = ", ".join(f"coalesce(a.{d}, '{UNKNOWN}') AS {d}" for d in by)
+    return f"""
         SELECT r.measure, r.group_id, {cols},
                count(*) FILTER (WHERE r.numerator) AS num,
                count(*) FILTER (WHERE r.denominator AND NOT r.denominator_exclusion
                                 AND NOT r.denominator_exception) AS den
-        FROM {RESULTS_TABLE} r
-        LEFT JOIN {TABLE} a ON a.center = r.center AND a.patient_id = r.patient_id
+        FROM {results} r
+        LEFT JOIN {attributes} a ON a.center = r.center AND a.patient_id = r.patient_id
         WHERE {where}
-        GROUP BY ALL HAVING den > 0
+        GROUP BY ALL {"HAVING den > 0" if having else ""}
         ORDER BY ALL
-        """,
-        params,
-    ).fetchall()
-    k = len(by)
-    grouped: dict[tuple[str, str], list[tuple[object, ...]]] = {}
+        """
+
+
+def counts_from_rows(rows: Sequence[Sequence[object]], k: int) -> list[Counts]:
+    """Rows of :func:`stratum_counts_sql` (sorted) -> one :class:`Counts` per measure x group."""
+    grouped: dict[tuple[str, str], list[Sequence[object]]] = {}
     for row in rows:
-        grouped.setdefault((row[0], row[1]), []).append(row)
+        grouped.setdefault((str(row[0]), str(row[1])), []).append(row)
     return [
         Counts(
             measure=m,
@@ -461,23 +477,38 @@ def equity_tables(
 ) -> tuple[list[EquityRow], list[EquitySummaryRow]]:
     """Suppressed equity rows and per-measure summaries for many measures and one dimension set."""
     names = resolve_measures(measures)
-    info = _measure_info()
-    rows: list[EquityRow] = []
-    summaries: list[EquitySummaryRow] = []
     slices = (
         center_slices(
             con, names, centers, by, period_start=period_start, period_end=period_end, threshold=threshold
         )
         if centers
-        else {}
+        else None
     )
-    for counts in stratum_counts(
-        con, names, by, period_start=period_start, period_end=period_end, centers=centers
-    ):
+    counts = stratum_counts(con, names, by, period_start=period_start, period_end=period_end, centers=centers)
+    return tables_from_counts(
+        counts, by, reference=reference, threshold=threshold, alpha=alpha, center_slices=slices
+    )
+
+
+def tables_from_counts(
+    counts_list: Sequence[Counts],
+    by: Sequence[str],
+    *,
+    reference: Reference = "largest",
+    threshold: int = DEFAULT_THRESHOLD,
+    alpha: float = 0.05,
+    center_slices: dict[tuple[str, str], dict[str, bool]] | None = None,
+) -> tuple[list[EquityRow], list[EquitySummaryRow]]:
+    """The pure half of :func:`equity_tables`: statistics and suppression from counts, whichever engine
+    counted them (DuckDB here, Spark SQL in :mod:`chc_equity.spark`)."""
+    info = _measure_info()
+    rows: list[EquityRow] = []
+    summaries: list[EquitySummaryRow] = []
+    for counts in counts_list:
         cms_id, inverse = info.get(counts.measure, (counts.measure, False))
         hidden = None
-        if centers:
-            mask = slices.get((counts.measure, counts.group_id), {})
+        if center_slices is not None:
+            mask = center_slices.get((counts.measure, counts.group_id), {})
             hidden = np.array([mask.get(s[0], True) for s in counts.strata], dtype=bool)
         r, s = analyse(
             counts,

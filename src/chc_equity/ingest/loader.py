@@ -135,7 +135,7 @@ def _run(
     for path, name in zip(files, names, strict=True):
         for read in read_file(path, on_bytes, max_record_bytes):
             result.resources_read += 1
-            item = _vet(read, screen, max_record_bytes) if isinstance(read, Resource) else read
+            item = vet(read, screen, max_record_bytes) if isinstance(read, Resource) else read
             if isinstance(item, Resource):
                 result.dangling_references += item.dangling
                 stager.add(item, name)
@@ -159,7 +159,7 @@ def _run(
     return result
 
 
-def _vet(item: Resource, screen: Screen | None, max_record_bytes: int) -> Resource | Reject:
+def vet(item: Resource, screen: Screen | None, max_record_bytes: int) -> Resource | Reject:
     """The loader's own checks on a parsed resource: its size (a Bundle entry or a document is only
     measured once parsed) and the screen; the parsed object is released either way."""
     data, item.data = item.data, None

@@ -1,0 +1,194 @@
+"""chc_equity.spark: the Spark run equals the embedded (DuckDB) run row for row, survives a task that
+fails mid-run, and is deterministic.
+
+One SparkSession (local[2,4]: two cores, a task may fail up to 4 times) for the whole test session.
+Skips with the reason when Java or PySpark is missing (.ci/run installs Debian's openjdk-17-jre-headless
+and `make test` installs the `spark` extra).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from conftest import shared_dir
+
+PERIOD = (date(2026, 1, 1), date(2026, 12, 31))
+
+
+@pytest.fixture(scope="session")
+def spark():
+    if shutil.which("java") is None:
+        pytest.skip("Java is not installed (apt-get install openjdk-17-jre-headless): Spark tests skipped")
+    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install -e '.[spark]')")
+    from chc_equity.spark.pipeline import session
+
+    spark = session(
+        "local[2,4]",
+        shuffle_partitions=2,
+        conf={"spark.ui.enabled": "false", "spark.default.parallelism": "2"},
+    )
+    yield spark
+    spark.stop()
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small generated network (3 centers) plus, in one center, a later file that replaces a Patient
+    (a newer lastUpdated: the winner rule across files) and a malformed line (a reject)."""
+    import orjson
+
+    from chc_equity.synth import generate, load_config
+
+    root = tmp_path_factory.mktemp("spark-net")
+    generate(
+        root, centers=3, patients=150, seed=19, period_end=PERIOD[1], cfg=load_config(None, disparities=True)
+    )
+    center = sorted(p for p in root.iterdir() if p.is_dir())[0]
+    first = orjson.loads((center / "Patient.ndjson").read_bytes().splitlines()[0])
+    first["address"] = [{"postalCode": "99999"}]
+    first["meta"] = {**first.get("meta", {}), "lastUpdated": "2099-01-01T00:00:00Z"}
+    (center / "zz-later.ndjson").write_bytes(orjson.dumps(first) + b"\n{not json\n")
+    return root
+
+
+def _tables() -> list[str]:
+    from chc_equity.spark.tasks import all_tables
+
+    return ["resources", "rejects", *all_tables()]
+
+
+def _assert_identical(con, output: Path, tables: list[str]) -> None:
+    from chc_equity.equity.stratify import EquityRow, EquitySummaryRow
+    from chc_equity.spark.compare import differences, embedded_equity, read_rows
+    from chc_equity.spark.pipeline import equity_dimensions
+
+    diffs = {t: d for t in tables if (d := differences(con, t, output)) != (0, 0)}
+    assert diffs == {}, f"(only in DuckDB, only in Spark) rows per table: {diffs}"
+    rows, summaries = embedded_equity(con, equity_dimensions(), period_start=PERIOD[0], period_end=PERIOD[1])
+    assert rows and read_rows(output, "equity", EquityRow) == rows
+    assert read_rows(output, "equity_summary", EquitySummaryRow) == summaries
+
+
+@pytest.fixture(scope="module")
+def network_run(spark, network: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The network through Spark with one compute task failing after it wrote part of its output."""
+    from chc_equity.spark.pipeline import resolve_inputs, run
+
+    out = tmp_path_factory.mktemp("spark-out")
+    marker = out / "failed-once"
+    inputs = resolve_inputs([str(network)])
+    result = run(
+        spark,
+        inputs,
+        period_start=PERIOD[0],
+        period_end=PERIOD[1],
+        output=str(out / "run1"),
+        fail_once=str(marker),
+    )
+    return inputs, out, marker, result
+
+
+def test_network_identical_to_duckdb_after_a_failed_task(network_run) -> None:
+    from chc_equity.spark.compare import embedded_run
+
+    inputs, out, marker, result = network_run
+    assert marker.read_text().startswith("partition "), "the injected failure did not happen"
+    con = embedded_run(inputs, period_start=PERIOD[0], period_end=PERIOD[1])
+    try:
+        assert con.execute("SELECT count(*) FROM rejects").fetchone()[0] == 1
+        replaced = con.execute("SELECT count(*) FROM flat.patient WHERE postal_code = '99999'").fetchone()[0]
+        assert replaced == 1  # the later file's Patient won in DuckDB ...
+        assert result.rows["flat.patient"] == 150 and result.rows["rejects"] == 1
+        assert (
+            result.rows["measure_results"]
+            == con.execute("SELECT count(*) FROM measure_results").fetchone()[0]
+        )
+        _assert_identical(con, out / "run1", _tables())  # ... and in Spark; every table equal
+    finally:
+        con.close()
+    manifest = json.loads((out / "run1" / "_manifest.json").read_text())
+    assert [c["center"] for c in manifest["centers"]] == sorted(inputs)
+    assert not list(out.glob("run1.staging-*")), "the staging folder was committed by rename"
+    # The retried partition's files replaced the first attempt's: no temporary or duplicate file.
+    assert not list((out / "run1").rglob(".*.tmp"))
+
+
+def test_rerun_is_deterministic(spark, network_run) -> None:
+    """The same input again (no failure) over the previous output: the same files, byte for byte, for
+    every table the partitions write; the same rows for the tables Spark's writer writes."""
+    import duckdb
+
+    from chc_equity.spark.pipeline import run
+
+    inputs, out, _, _ = network_run
+    first = {p.relative_to(out / "run1"): p.read_bytes() for p in (out / "run1").rglob("part-*.parquet")}
+    shutil.copytree(out / "run1", out / "before")
+    run(spark, inputs, period_start=PERIOD[0], period_end=PERIOD[1], output=str(out / "run1"))
+    again = {p.relative_to(out / "run1"): p.read_bytes() for p in (out / "run1").rglob("part-*.parquet")}
+    ours = {k for k in first if k.parts[0] not in ("resources", "rejects")}
+    assert ours and {k: again.get(k) for k in ours} == {k: first[k] for k in ours}
+    con = duckdb.connect()
+    for table in ("resources", "rejects"):
+        a, b = (f"SELECT * FROM read_parquet('{out / d / table}/*.parquet')" for d in ("before", "run1"))
+        assert con.execute(f"SELECT count(*) FROM ({a} EXCEPT ALL {b})").fetchone()[0] == 0
+        assert con.execute(f"SELECT count(*) FROM ({b} EXCEPT ALL {a})").fetchone()[0] == 0
+
+
+@pytest.mark.shared
+def test_official_ecqm_patients_identical_to_duckdb(spark, tmp_path: Path) -> None:
+    """The official eCQM test patients, each measure's test folder one center (test cases that reuse an
+    id meet the winner rule): measure results, patient attributes and equity tables equal."""
+    from chc_equity.spark.compare import embedded_run
+    from chc_equity.spark.pipeline import resolve_inputs, run
+
+    tests = shared_dir("ecqm", "tests")
+    specs = [f"{p.name.split('-')[0]}={p}" for p in sorted(tests.iterdir()) if p.is_dir()]
+    inputs = resolve_inputs(specs)
+    run(spark, inputs, period_start=PERIOD[0], period_end=PERIOD[1], output=str(tmp_path / "ecqm"))
+    con = embedded_run(inputs, period_start=PERIOD[0], period_end=PERIOD[1])
+    try:
+        assert con.execute("SELECT count(DISTINCT measure) FROM measure_results").fetchone()[0] == 21
+        assert con.execute("SELECT count(*) FROM measure_results WHERE numerator").fetchone()[0] > 0
+        _assert_identical(con, tmp_path / "ecqm", ["measure_results", "patient_attributes", "flat.patient"])
+    finally:
+        con.close()
+
+
+def test_attach_makes_a_warehouse_of_the_output(network_run, tmp_path: Path) -> None:
+    """`chc-equity spark attach`: the output's tables in a warehouse, web aggregates computed, and the
+    embedded equity stage on it answers what Spark wrote (patient_attributes is used, not rebuilt)."""
+    from typer.testing import CliRunner
+
+    from chc_equity.cli import _register, app
+    from chc_equity.equity.attributes import built_for
+    from chc_equity.equity.stratify import EquityRow, equity_tables
+    from chc_equity.spark.compare import read_rows
+    from chc_equity.warehouse import connect
+
+    inputs, out, _, result = network_run
+    _register("spark")
+    warehouse = tmp_path / "w.duckdb"
+    done = CliRunner().invoke(app, ["spark", "attach", str(out / "run1"), "--warehouse", str(warehouse)])
+    assert done.exit_code == 0, done.output
+    con = connect(warehouse, read_only=True)
+    try:
+        counts = {
+            t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("resources", "measure_results", "flat.patient")
+        }
+        assert counts == {t: result.rows[t] for t in counts}
+        assert (
+            con.execute("SELECT count(DISTINCT center) FROM loads WHERE status = 'spark'").fetchone()[0] == 3
+        )
+        assert con.execute("SELECT count(*) FROM agg_measure").fetchone()[0] > 0
+        assert built_for(con)[:2] == PERIOD
+        rows, _ = equity_tables(con, None, ["race_ethnicity"], period_start=PERIOD[0], period_end=PERIOD[1])
+    finally:
+        con.close()
+    spark_rows = [r for r in read_rows(out / "run1", "equity", EquityRow) if r.dimension == "race_ethnicity"]
+    assert rows == spark_rows
