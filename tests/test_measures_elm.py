@@ -482,6 +482,14 @@ def test_convert_quantity_between_ucum_units(con, tmp_path):
     assert value(con, tmp_path, convert(1, "{tbl}", "d")) is None
 
 
+def test_value_of_a_quantity_is_a_decimal(con, tmp_path):
+    """``q.value / 2`` where the ELM gives the property no result type (2025 CumulativeMedicationDuration's
+    ``quantity.value / (dose.value * dosesPerDay)``): a Quantity's value is a Decimal, its unit a String."""
+    q = {"type": "Quantity", "value": 3, "unit": "mg"}
+    assert value(con, tmp_path, op("Divide", prop("value", source=q), lit(2))) == 1.5
+    assert value(con, tmp_path, op("Equal", prop("unit", source=q), lit("mg", "String"))) is True
+
+
 def test_collapse_merges_overlapping_and_meeting_intervals(con, tmp_path):
     """collapse {[1,3], [2,5], [9,10], [6,6], null, [12,13]}: [1,3] and [2,5] overlap, [6,6] meets
     [1,5] (6 is 5's successor), [9,10] and [12,13] stand alone (11 lies between); nulls are dropped;

@@ -830,7 +830,11 @@ class Compiler:
                 parts=tuple((n, v) for n, _, v in picks),
             )
         if source.type in ("Code", "Quantity", "Tuple") or source.fields:
-            t = dict(source.fields).get(part, "any")
+            known = {
+                "Quantity": {"value": "Decimal", "unit": "String"},
+                "Code": {"system": "String", "code": "String"},
+            }
+            t = dict(source.fields).get(part) or known.get(source.type, {}).get(part, "any")
             return Sql(f"({source.text}).{_field(part) if source.fields else part}", t)
         if source.type == "Concept" and part == "codes":
             return Sql(f"SELECT unnest({source.text}) AS v", "Code", True)
