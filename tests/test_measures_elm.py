@@ -465,6 +465,42 @@ def test_instance_of_quantity(con, tmp_path):
         evaluate(con, tmp_path, code)
 
 
+def test_convert_quantity_between_ucum_units(con, tmp_path):
+    """convert 2 'wk' to 'd' = 14 'd'; 36 h = 1.5 d; 1 'mo' = 30.4375 d (UCUM's month); 250 mg = 0.25 g;
+    units of different dimensions (mg to d) or unknown ones give null, never a guessed factor."""
+
+    def convert(v, unit, to):
+        q = {"type": "Quantity", "value": v, "unit": unit}
+        return op("ConvertQuantity", q, lit(to, "String"))
+
+    assert value(con, tmp_path, convert(2, "wk", "d")) == {"value": 14.0, "unit": "d"}
+    assert value(con, tmp_path, convert(36, "h", "d")) == {"value": 1.5, "unit": "d"}
+    assert value(con, tmp_path, convert(1, "mo", "d")) == {"value": 30.4375, "unit": "d"}
+    assert value(con, tmp_path, convert(250, "mg", "g")) == {"value": 0.25, "unit": "g"}
+    assert value(con, tmp_path, convert(30, "days", "d")) == {"value": 30.0, "unit": "d"}
+    assert value(con, tmp_path, convert(1, "mg", "d")) is None
+    assert value(con, tmp_path, convert(1, "{tbl}", "d")) is None
+
+
+def test_value_of_a_quantity_is_a_decimal(con, tmp_path):
+    """``q.value / 2`` where the ELM gives the property no result type (2025 CumulativeMedicationDuration's
+    ``quantity.value / (dose.value * dosesPerDay)``): a Quantity's value is a Decimal, its unit a String."""
+    q = {"type": "Quantity", "value": 3, "unit": "mg"}
+    assert value(con, tmp_path, op("Divide", prop("value", source=q), lit(2))) == 1.5
+    assert value(con, tmp_path, op("Equal", prop("unit", source=q), lit("mg", "String"))) is True
+
+
+def test_collapse_merges_overlapping_and_meeting_intervals(con, tmp_path):
+    """collapse {[1,3], [2,5], [9,10], [6,6], null, [12,13]}: [1,3] and [2,5] overlap, [6,6] meets
+    [1,5] (6 is 5's successor), [9,10] and [12,13] stand alone (11 lies between); nulls are dropped;
+    an empty list collapses to an empty list."""
+    items = [ivl(1, 3), ivl(2, 5), ivl(9, 10), ivl(6, 6), {"type": "Null"}, ivl(12, 13)]
+    got = value(con, tmp_path, op("Collapse", {"type": "List", "element": items}, {"type": "Null"}))
+    assert sorted((i["lo"], i["hi"]) for i in got) == [(1, 6), (9, 10), (12, 13)]
+    none = query("I", {"type": "List", "element": [ivl(1, 2)]}, where=lit("false", "Boolean"))
+    assert value(con, tmp_path, op("Collapse", none, {"type": "Null"})) == []
+
+
 def test_arithmetic_promotes_integer_to_decimal_and_divides_by_zero_to_null(con, tmp_path):
     """3 * 4 = 12 (Integer); 1 + 2.5 = 3.5; 2 * (24.0 / 16) = 3.0; 7 / 2 = 3.5 (Divide is Decimal);
     1 / 0 is null."""
@@ -612,6 +648,6 @@ def test_cli_elm_sql_prints_the_compiled_sql_or_the_unsupported_node():
     assert ok.exit_code == 0, ok.output
     assert "CREATE OR REPLACE TEMP TABLE elm_hospice_has_hospice_services AS" in ok.output
     assert "elm_cms75fhirchildrendentaldecay_numerator" in ok.output
-    bad = CliRunner().invoke(app, [*args, "CMS125FHIRBreastCancerScreen"])
+    bad = CliRunner().invoke(app, [*args, "CMS177FHIRChildMDDSuicideAssmt"])
     assert bad.exit_code == 1
-    assert "unsupported: ConvertQuantity at AdvancedIllnessandFrailty." in bad.output
+    assert "unsupported: population basis Encounter at CMS177FHIRChildMDDSuicideAssmt" in bad.output

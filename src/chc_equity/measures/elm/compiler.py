@@ -82,6 +82,45 @@ _UNITS = {  # CQL calendar / UCUM duration units -> DuckDB interval part
 }
 
 
+# UCUM units a conversion may meet: unit -> (dimension, factor to the dimension's base unit). CQL
+# calendar durations (``day``, ``weeks``) convert as their UCUM definite durations (``d``, ``wk``); a
+# month is 'mo' = 30.4375 days and a year 'a' = 365.25 days, as UCUM defines them.
+_UCUM: dict[str, tuple[str, float]] = {
+    **{u: ("time", 0.001) for u in ("ms", "millisecond", "milliseconds")},
+    **{u: ("time", 1.0) for u in ("s", "second", "seconds")},
+    **{u: ("time", 60.0) for u in ("min", "minute", "minutes")},
+    **{u: ("time", 3600.0) for u in ("h", "hour", "hours")},
+    **{u: ("time", 86400.0) for u in ("d", "day", "days")},
+    **{u: ("time", 604800.0) for u in ("wk", "week", "weeks")},
+    **{u: ("time", 2629800.0) for u in ("mo", "month", "months")},
+    **{u: ("time", 31557600.0) for u in ("a", "year", "years")},
+    "kg": ("mass", 1000.0),
+    "g": ("mass", 1.0),
+    "mg": ("mass", 1e-3),
+    "ug": ("mass", 1e-6),
+    "ng": ("mass", 1e-9),
+    "L": ("volume", 1.0),
+    "dL": ("volume", 0.1),
+    "mL": ("volume", 1e-3),
+    "uL": ("volume", 1e-6),
+    "m": ("length", 1.0),
+    "cm": ("length", 0.01),
+    "mm": ("length", 0.001),
+    "[in_i]": ("length", 0.0254),
+    "[ft_i]": ("length", 0.3048),
+    "[lb_av]": ("mass", 453.59237),
+    "[oz_av]": ("mass", 28.349523125),
+    "g/dL": ("mass/volume", 10.0),
+    "mg/dL": ("mass/volume", 0.01),
+    "g/L": ("mass/volume", 1.0),
+    "mg/L": ("mass/volume", 1e-3),
+    "kg/m2": ("mass/area", 1.0),
+    "mm[Hg]": ("pressure", 1.0),
+    "%": ("fraction", 0.01),
+    "1": ("fraction", 1.0),
+}
+
+
 def _value_parts(h: str, path) -> list[tuple[str, str]]:
     """FHIRHelpers.ToValue of the choice element ``<p>[x]`` of JSON object ``h``, one SQL expression per
     CQL type it may convert to; ``path(suffix)`` is the SQL of the JSON path ``$.<p><suffix>``."""
@@ -139,10 +178,24 @@ MACROS: tuple[str, ...] = (
         if part != "millisecond"
     )
     + " END",
+    # UCUM conversion of a Quantity to unit u: null when either unit is unknown or of another dimension
+    # (a CQL engine raises an error there; the compiler never guesses a factor)
+    "CREATE OR REPLACE TEMP MACRO ucum_dim(u) AS CASE u "
+    + " ".join(f"WHEN {sql_str(u)} THEN {sql_str(d)}" for u, (d, _) in _UCUM.items())
+    + " END",
+    "CREATE OR REPLACE TEMP MACRO ucum_factor(u) AS CASE u "
+    + " ".join(f"WHEN {sql_str(u)} THEN {f!r}::DOUBLE" for u, (_, f) in _UCUM.items())
+    + " END",
+    "CREATE OR REPLACE TEMP MACRO cql_convert(q, u) AS CASE WHEN q IS NULL OR u IS NULL THEN NULL "
+    "WHEN q.unit = u THEN q WHEN ucum_dim(q.unit) = ucum_dim(u) THEN struct_pack("
+    "value := q.value * ucum_factor(q.unit) / ucum_factor(u), unit := u) END",
     # FHIRHelpers.ToValue of the choice element <p>[x] of JSON object h (<p>DateTime, <p>Period, ...)
     "CREATE OR REPLACE TEMP MACRO cql_value(h, p) AS struct_pack("
     + ", ".join(f"{f} := {v}" for f, v in _value_parts("h", lambda sfx: f"('$.' || p || '{sfx}')"))
     + ")",
+    # the items of a FHIR element that may repeat (an array, one value, or absent: no items)
+    "CREATE OR REPLACE TEMP MACRO fhir_items(j) AS CASE WHEN j IS NULL THEN CAST([] AS JSON[]) "
+    "WHEN json_type(j) = 'ARRAY' THEN CAST(j AS JSON[]) ELSE [j] END",
     # element of a FHIR primitive: the JSON itself (FHIR JSON has no wrapper object for primitives)
     # element p of a FHIR JSON object; a choice element p[x] is stored under its typed key (valueQuantity)
     "CREATE OR REPLACE TEMP MACRO fhir_get(j, p) AS coalesce(json_extract(j, '$.' || p), "
@@ -277,6 +330,11 @@ def result_type(node: Node) -> str:
 def _costly(value: Sql) -> bool:
     """Worth computing once rather than repeating: long text, a subquery, or a large macro."""
     return len(value.text) > 160 or "SELECT" in value.text or "cql_value(" in value.text
+
+
+def _first(j: Sql) -> str:
+    """The first item of FHIR element ``j`` (one value or an array)."""
+    return f"fhir_items({j.text})[1]"
 
 
 def _field(t: str) -> str:
@@ -526,6 +584,8 @@ class Compiler:
     def _IdentifierRef(self, node: Node, lib: Library, scope: Scope) -> Sql:
         if scope.element is None:
             raise self.unsupported(node, f"identifier {node['name']!r}")
+        if node["name"] == "$this":  # ``sort by start of $this``: the element itself
+            return scope.element
         return self._path(scope.element, node["name"], node)
 
     def _ValueSetRef(self, node: Node, lib: Library, scope: Scope) -> Sql:
@@ -607,18 +667,26 @@ class Compiler:
         return self._list_query(node, lib, scope)
 
     def _singleton_query(self, node: Node, lib: Library, scope: Scope) -> Sql | None:
-        """A query over one single value (``(end of X) d return ...``) as a lambda over a one-element
-        list, not a correlated subquery; None when the query needs the general translation."""
-        if len(node["source"]) != 1 or node.get("relationship") or node.get("sort") or node.get("let"):
+        """A query over one single value (``(end of X) d return ...``, or over a function's resource
+        operand) as a lambda over a one-element list, not a correlated subquery; None when the query
+        needs the general translation (lets: nested lambdas of a long let chain exhaust DuckDB's memory,
+        so lets are LATERAL columns of the general translation)."""
+        if (
+            len(node["source"]) != 1
+            or node.get("relationship")
+            or node.get("sort")
+            or node.get("aggregate")
+            or node.get("let")
+        ):
             return None
         src = node["source"][0]
         value = self.expr(src["expression"], lib, scope)
-        if value.is_list or value.type == "json":
+        if value.is_list or (value.type == "json" and not self._single_resource(src["expression"])):
             return None
         param = self._alias(src["alias"])
         inner = Scope(
             {**scope.aliases, src["alias"]: Sql(param, value.type, fields=value.fields)},
-            scope.lets,
+            dict(scope.lets),
             scope.operands,
             scope.element,
         )
@@ -633,6 +701,12 @@ class Compiler:
             return None
         return Sql(f"list_transform([{value.text}], lambda {param}: {body})[1]", ret.type, fields=ret.fields)
 
+    @staticmethod
+    def _single_resource(node: Node) -> bool:
+        """The ELM declares one FHIR value (a resource operand or alias), not a list of them."""
+        name = node.get("resultTypeName")
+        return isinstance(name, str) and name.startswith(FHIR)
+
     def _list_query(self, node: Node, lib: Library, scope: Scope) -> Sql:
         inner = Scope(dict(scope.aliases), dict(scope.lets), scope.operands, scope.element)
         froms, all_scalar = [], True
@@ -644,7 +718,16 @@ class Compiler:
             froms.append(f"({s.text}) {alias}")
             inner.aliases[src["alias"]] = Sql(f"{alias}.v", s.type, fields=s.fields)
         for let in node.get("let", []):
-            inner.lets[let["identifier"]] = self.scalar(let["expression"], lib, inner)
+            # each let is a column of a one-row LATERAL subquery: later lets and the body read the
+            # column, not the expression's text (a let chain read several times would grow the SQL
+            # exponentially)
+            value = self.scalar(let["expression"], lib, inner)
+            if not _costly(value):
+                inner.lets[let["identifier"]] = value
+                continue
+            alias = self._alias(let["identifier"])
+            froms.append(f"LATERAL (SELECT {value.text} AS v) {alias}")
+            inner.lets[let["identifier"]] = replace(value, parts=(), text=f"{alias}.v")
         conds = []
         for rel in node.get("relationship", []):
             r = self.as_list(rel["expression"], lib, inner)
@@ -670,7 +753,7 @@ class Compiler:
         if node.get("return"):
             ret = self.scalar(node["return"]["expression"], lib, inner)
             distinct = "DISTINCT " if node["return"].get("distinct", True) else ""
-        elif len(froms) == 1:
+        elif len(node["source"]) == 1:
             ret = next(iter(inner.aliases[s["alias"]] for s in node["source"]))
         else:
             raise self.unsupported(node, "multi-source Query without return")
@@ -747,7 +830,11 @@ class Compiler:
                 parts=tuple((n, v) for n, _, v in picks),
             )
         if source.type in ("Code", "Quantity", "Tuple") or source.fields:
-            t = dict(source.fields).get(part, "any")
+            known = {
+                "Quantity": {"value": "Decimal", "unit": "String"},
+                "Code": {"system": "String", "code": "String"},
+            }
+            t = dict(source.fields).get(part) or known.get(source.type, {}).get(part, "any")
             return Sql(f"({source.text}).{_field(part) if source.fields else part}", t)
         if source.type == "Concept" and part == "codes":
             return Sql(f"SELECT unnest({source.text}) AS v", "Code", True)
@@ -954,14 +1041,24 @@ class Compiler:
         return self.listify(self.scalar(node["operand"], lib, scope))
 
     def _Exists(self, node: Node, lib: Library, scope: Scope) -> Sql:
-        return Sql(f"EXISTS ({self.as_list(node['operand'], lib, scope).text})", "Boolean")
+        one = self.expr(node["operand"], lib, scope)
+        return Sql(f"EXISTS ({self.listify(one).text})", "Boolean")
 
     def _Count(self, node: Node, lib: Library, scope: Scope) -> Sql:
-        src = self.as_list(node["source"], lib, scope)
+        one = self.expr(node["source"], lib, scope)
+        if not one.is_list and one.type == "json":  # a FHIR element: its items, no subquery
+            return Sql(f"len(fhir_items({one.text}))", "Integer")
+        src = self.listify(one)
         return Sql(f"(SELECT count(v) FROM ({src.text}))", "Integer")
 
     def _SingletonFrom(self, node: Node, lib: Library, scope: Scope) -> Sql:
-        src = self.as_list(node["operand"], lib, scope)
+        one = self.expr(node["operand"], lib, scope)
+        if not one.is_list and one.type == "json":  # a FHIR element: its only item, no subquery
+            return Sql(
+                self.bind(one, lambda j: f"(CASE WHEN len(fhir_items({j.text})) = 1 THEN {_first(j)} END)"),
+                "json",
+            )
+        src = self.listify(one)
         # more than one element is a run-time error in CQL; here the subject gets no value (never a guess)
         return replace(
             src,
@@ -1362,6 +1459,43 @@ class Compiler:
             raise self.unsupported(node, f"Contains of a {c.type} list")
         return self._In({**node, "operand": [item, container]}, lib, scope)
 
+    def _Collapse(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        """``collapse`` of a list of intervals: null intervals dropped, the rest sorted by start and
+        merged where they overlap or meet (an end's successor reaches the next start), each result a
+        closed interval; a fold over the sorted list (``list_reduce``), so no window per patient.
+        ``per`` is only taken where it is the point type's own step (``per day`` of Dates)."""
+        src = self.as_list(node["operand"][0], lib, scope)
+        if not src.type.startswith("Interval<"):
+            raise self.unsupported(node, f"Collapse of {src.type}")
+        point = _point_type(src.type)
+        step = {"DateTime": "INTERVAL 1 MILLISECOND", "Date": "INTERVAL 1 DAY", "Integer": "1"}.get(point)
+        per = node["operand"][1] if len(node["operand"]) > 1 else {"type": "Null"}
+        if per.get("type") != "Null":
+            day = per.get("type") == "Quantity" and per.get("unit") in ("day", "days", "d")
+            if not (point == "Date" and day):
+                raise self.unsupported(node, f"Collapse per {self.scalar(per, lib, scope).text} of {point}")
+        if step is None:
+            raise self.unsupported(node, f"Collapse of {src.type}")
+        sql_type = _POINT[point][0]
+        v = Sql("c_.v", src.type)
+        start, end = self._bound(v, "start"), self._bound(v, "end")
+        pair = f"STRUCT(lo {sql_type}, hi {sql_type})"
+        items = (
+            f"(SELECT list(struct_pack(lo := s_, hi := e_) ORDER BY s_ NULLS FIRST) FROM "
+            f"(SELECT {start} AS s_, {end} AS e_ FROM ({src.text}) c_ WHERE c_.v IS NOT NULL))"
+        )
+        last = "acc_[len(acc_)]"
+        fold = (
+            f"list_reduce({items}, lambda acc_, x_: CASE WHEN len(acc_) = 0 OR x_.lo > {last}.hi + {step} "
+            f"THEN list_append(acc_, x_) ELSE list_append(acc_[1:len(acc_) - 1], "
+            f"struct_pack(lo := {last}.lo, hi := greatest(x_.hi, {last}.hi))) END, CAST([] AS {pair}[]))"
+        )
+        text = (
+            f"SELECT unnest(list_transform(coalesce({fold}, []), lambda c_: struct_pack(lo := c_.lo, "
+            "hi := c_.hi, lc := TRUE, hc := TRUE))) AS v"
+        )
+        return Sql(text, src.type, True)
+
     def _AnyTrue(self, node: Node, lib: Library, scope: Scope) -> Sql:
         """AnyTrue: true when some element is true; false for an empty list or only false / null."""
         s = self.as_list(node["source"], lib, scope)
@@ -1496,6 +1630,13 @@ class Compiler:
         v = self.scalar(elems["value"], lib, scope, "Decimal").text if "value" in elems else "NULL"
         u = self.scalar(elems["unit"], lib, scope, "String").text if "unit" in elems else "'1'"
         return Sql(f"struct_pack(value := CAST({v} AS DOUBLE), unit := CAST({u} AS VARCHAR))", "Quantity")
+
+    def _ConvertQuantity(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        """``convert q to 'unit'``: a UCUM conversion (macro ``cql_convert``; null where the units are
+        unknown or of different dimensions)."""
+        q = self.scalar(node["operand"][0], lib, scope, "Quantity")
+        u = self.scalar(node["operand"][1], lib, scope, "String")
+        return Sql(f"cql_convert({q.text}, {u.text})", "Quantity")
 
     def _Tuple(self, node: Node, lib: Library, scope: Scope) -> Sql:
         elems = [(e["name"], self.scalar(e["value"], lib, scope)) for e in node.get("element", [])]
