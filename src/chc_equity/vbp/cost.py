@@ -14,8 +14,6 @@ An ED visit or an admission is one claim with that setting (one per claim id).
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,7 +22,7 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
 from chc_equity.equity.suppression import DEFAULT_THRESHOLD, one_way_table, suppress
-from chc_equity.vbp.roster import Rejected, RosterError
+from chc_equity.vbp.roster import Rejected, template_rows
 
 SETTINGS = ("ed", "inpatient", "outpatient", "pharmacy", "other")
 REQUIRED = ("claim_id", "payer", "member_id", "service_date", "setting", "paid_amount")
@@ -41,19 +39,8 @@ class Claim:
 
 
 def read_claims_csv(text: str, source: str = "claims.csv") -> tuple[list[Claim], list[Rejected]]:
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip().lower() for h in reader.fieldnames or []]
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        raise RosterError(f"{source}: line 1: missing column(s) {', '.join(missing)} (template: docs/vbp.md)")
-    reader.fieldnames = header
     out, rejects = [], []
-    for line, row in enumerate(reader, start=2):
-        row = {k: (v or "").strip() for k, v in row.items() if k}
-        bad = next((c for c in REQUIRED if not row.get(c)), None)
-        if bad:
-            rejects.append(Rejected(source, line, bad, "empty"))
-            continue
+    for line, row in template_rows(text, source, REQUIRED, REQUIRED, rejects):
         setting = row["setting"].lower()
         if setting not in SETTINGS:
             rejects.append(Rejected(source, line, "setting", f"expected one of {', '.join(SETTINGS)}"))

@@ -31,7 +31,6 @@ closed                    open                     ``payer-closed``: the payer h
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -39,7 +38,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from chc_equity.vbp.roster import Rejected, RosterError
+from chc_equity.vbp.roster import Rejected, RosterError, template_rows
 
 # the gapStatus modifier extension: Da Vinci DEQM (US, STU3-STU5) and the international DEQM (uv)
 DEQM = (
@@ -79,19 +78,8 @@ def measure_map() -> dict[str, str]:
 
 
 def read_gaps_csv(text: str, source: str = "gaps.csv") -> tuple[list[PayerGap], list[Rejected]]:
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip().lower() for h in reader.fieldnames or []]
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        raise RosterError(f"{source}: line 1: missing column(s) {', '.join(missing)} (template: docs/vbp.md)")
-    reader.fieldnames = header
     gaps, rejects = [], []
-    for line, row in enumerate(reader, start=2):
-        row = {k: (v or "").strip() for k, v in row.items() if k}
-        bad = next((c for c in REQUIRED if not row.get(c)), None)
-        if bad:
-            rejects.append(Rejected(source, line, bad, "empty"))
-            continue
+    for line, row in template_rows(text, source, REQUIRED, REQUIRED, rejects):
         status = row["status"].lower().replace("-gap", "")
         if status not in (OPEN, CLOSED):
             rejects.append(

@@ -205,23 +205,11 @@ FILL_COLUMNS = ("payer", "member_id", "fill_date", "days_supply", "drug")
 def read_fills_csv(text: str, source: str = "pharmacy.csv"):
     """Pharmacy claims CSV (docs/vbp.md): ``payer, member_id, fill_date, days_supply, drug`` (optional
     ``claim_id``, ``ndc``). Returns ([(Fill without patient, member id)], [Rejected])."""
-    import io
+    from chc_equity.vbp.roster import Rejected, template_rows
 
-    from chc_equity.vbp.roster import Rejected, RosterError
-
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip().lower() for h in reader.fieldnames or []]
-    missing = [c for c in FILL_COLUMNS if c not in header]
-    if missing:
-        raise RosterError(f"{source}: line 1: missing column(s) {', '.join(missing)} (template: docs/vbp.md)")
-    reader.fieldnames = header
-    out, rejects = [], []
-    for line, row in enumerate(reader, start=2):
-        row = {k: (v or "").strip() for k, v in row.items() if k}
-        bad = next((c for c in FILL_COLUMNS if not row.get(c)), None)
-        if bad:
-            rejects.append(Rejected(source, line, bad, "empty"))
-            continue
+    out: list = []
+    rejects: list[Rejected] = []
+    for line, row in template_rows(text, source, FILL_COLUMNS, FILL_COLUMNS, rejects):
         try:
             day = date.fromisoformat(row["fill_date"][:10])
         except ValueError:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -89,22 +89,33 @@ def _day(text: str | None) -> date | None:
 
 
 # ----------------------------------------------------------------------------------- CSV template
-def read_roster_csv(text: str, source: str = "roster.csv") -> tuple[list[Member], list[Rejected]]:
-    """Members of the CSV template; bad rows come back as :class:`Rejected` (the good ones load)."""
+def template_rows(
+    text: str, source: str, columns: Iterable[str], required: Iterable[str], rejects: list[Rejected]
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line, row) of a payer CSV template, header names lower-cased and values stripped; a file without
+    one of ``columns`` cannot be read (:class:`RosterError`), a row with an empty ``required`` field is
+    appended to ``rejects`` and skipped (the others load). The one reader of every vbp CSV template."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip().lower() for h in reader.fieldnames or []]
-    missing = [c for c in REQUIRED if c not in header]
+    missing = [c for c in columns if c not in header]
     if missing:
         raise RosterError(f"{source}: line 1: missing column(s) {', '.join(missing)} (template: docs/vbp.md)")
     reader.fieldnames = header
-    members: list[Member] = []
-    rejects: list[Rejected] = []
+    required = tuple(required)
     for line, row in enumerate(reader, start=2):
         row = {k: (v or "").strip() for k, v in row.items() if k}
-        bad = next((c for c in ("payer", "member_id") if not row.get(c)), None)
+        bad = next((c for c in required if not row.get(c)), None)
         if bad:
             rejects.append(Rejected(source, line, bad, "empty"))
             continue
+        yield line, row
+
+
+def read_roster_csv(text: str, source: str = "roster.csv") -> tuple[list[Member], list[Rejected]]:
+    """Members of the CSV template; bad rows come back as :class:`Rejected` (the good ones load)."""
+    members: list[Member] = []
+    rejects: list[Rejected] = []
+    for line, row in template_rows(text, source, REQUIRED, ("payer", "member_id"), rejects):
         try:
             birth = _day(row.get("birth_date"))
         except ValueError:
