@@ -122,6 +122,38 @@ def test_payer_gaps_submit_rows_are_closed_in_measure_results(built) -> None:
             assert (r.patient_id, r.cms_id) not in met
 
 
+def test_payer_gaps_on_the_chw_worklist(built) -> None:
+    """The worklist, given the payer files as an item source, carries exactly the merge's both-open and
+    payer-only gaps of linked patients, never a gap our records close (submit)."""
+    from chc_equity.outreach import worklist as wl
+    from chc_equity.vbp.worklist import payer_items
+
+    path, center, _ = built
+    con = connect(path, read_only=True)
+    try:
+        period = report.measure_period(con)
+        rows = [r for p in store.payers(con, center) for r in report.payer_gap_view(con, center, p, AS_OF)[0]]
+        plain = wl.collect(con, center, period=period, as_of=AS_OF)
+        merged = wl.collect(con, center, period=period, as_of=AS_OF, sources=(payer_items,))
+    finally:
+        con.close()
+    want = {
+        (r.patient_id, r.cms_id or r.payer_measure)
+        for r in rows
+        if r.patient_id and r.agreement in ("both-open", "payer-only")
+    }
+    got = {(r.patient_id, i.code) for r in merged for i in r.items if i.kind == "payer-gap"}
+    assert got == want and any(code for _, code in got)
+    submit = {(r.patient_id, r.cms_id) for r in rows if r.agreement == "submit"}
+    assert submit and not (got & submit)
+    assert not any(i.kind == "payer-gap" for r in plain for i in r.items)
+    before = {r.patient_id: r.tally() for r in plain}
+    for r in merged:  # a payer's gap counts as a gap in the priority score
+        extra = sum(1 for i in r.items if i.kind == "payer-gap")
+        gaps, social, follow = before.get(r.patient_id, (0, 0, 0))
+        assert r.tally() == (gaps + extra, social, follow)
+
+
 def test_cli_reports_and_bad_files(built, tmp_path: Path) -> None:
     path, center, files = built
     runner = CliRunner()

@@ -53,6 +53,7 @@ def worklist(
     from chc_equity.appdb.worklist import read_overlay
     from chc_equity.outreach import worklist as wl
     from chc_equity.outreach.page import Overlay, Prepared, Query
+    from chc_equity.vbp.worklist import payer_items
 
     if out.suffix.lower() not in (".csv", ".xlsx"):
         typer.echo(f"error: {out}: --out must end in .csv or .xlsx", err=True)
@@ -66,7 +67,14 @@ def worklist(
     con = connect(warehouse, read_only=True)
     try:
         period = _period(con, period_end)
-        base = wl.collect(con, center, period=period, as_of=day, recent_acute_days=cfg.recent_acute_days)
+        base = wl.collect(
+            con,
+            center,
+            period=period,
+            as_of=day,
+            recent_acute_days=cfg.recent_acute_days,
+            sources=(payer_items,),  # payer gap files (chc-equity vbp import gaps) add their open gaps
+        )
     finally:
         con.close()
     joined = read_overlay(warehouse_path(warehouse), center) or Overlay()

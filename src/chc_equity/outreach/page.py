@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
@@ -31,6 +31,7 @@ import numpy as np
 from chc_equity.outreach.worklist import (
     SORTS,
     Filters,
+    ItemSource,
     Priority,
     WorklistRow,
     collect,
@@ -249,8 +250,9 @@ class WorklistStore:
     same key wait for the first instead of computing it again. Holds at most ``size`` entries.
     """
 
-    def __init__(self, size: int = 8) -> None:
+    def __init__(self, size: int = 8, sources: Sequence[ItemSource] = ()) -> None:
         self.size = size
+        self.sources = tuple(sources)  # more open items (worklist.ItemSource), e.g. payer gap files
         self._entries: OrderedDict[tuple[object, ...], Prepared | None] = OrderedDict()
         self._building: dict[tuple[object, ...], threading.Lock] = {}
         self._lock = threading.Lock()
@@ -278,7 +280,12 @@ class WorklistStore:
                     return self._entries[key]
             try:
                 prepared = build(
-                    opener, center, period_end=period_end, as_of=as_of, acute_days=recent_acute_days
+                    opener,
+                    center,
+                    period_end=period_end,
+                    as_of=as_of,
+                    acute_days=recent_acute_days,
+                    sources=self.sources,
                 )
             finally:
                 with self._lock:
@@ -291,7 +298,13 @@ class WorklistStore:
 
 
 def build(
-    opener: Opener, center: str, *, period_end: date | None, as_of: date, acute_days: int = 30
+    opener: Opener,
+    center: str,
+    *,
+    period_end: date | None,
+    as_of: date,
+    acute_days: int = 30,
+    sources: Sequence[ItemSource] = (),
 ) -> Prepared | None:
     """Open the warehouse, pick the run, collect and prepare (None: no precomputed run)."""
     from chc_equity.web.analytics import pick_run
@@ -301,7 +314,7 @@ def build(
         if run is None:
             return None
         period = (run.period_start, run.period_end)
-        rows = collect(con, center, period=period, as_of=as_of, recent_acute_days=acute_days)
+        rows = collect(con, center, period=period, as_of=as_of, recent_acute_days=acute_days, sources=sources)
     return Prepared(rows, period=period, as_of=as_of)
 
 

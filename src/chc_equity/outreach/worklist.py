@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import functools
 import io
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
@@ -70,10 +70,21 @@ LAST_VALUES: dict[str, LastValue] = {
 SYSTOLIC, DIASTOLIC = "8480-6", "8462-4"
 
 
+GAP_KINDS = ("care-gap", "payer-gap")
+# More open items from outside the warehouse's clinical data (e.g. payer gap files, chc_equity.vbp):
+# (con, center, period, our open care gaps as (patient, CMS id)) -> (patient, item) pairs. The caller that
+# builds the worklist (web app, CLI) passes them in, so this stage does not depend on the later ones.
+ItemSource = Callable[
+    [duckdb.DuckDBPyConnection, str, tuple[date, date], set[tuple[str, str]]],
+    Iterable[tuple[str, "OpenItem"]],
+]
+
+
 @dataclass(frozen=True, slots=True)
 class OpenItem:
-    """One open item. ``kind``: care-gap, social-screen, referral or follow-up; ``code``: the CMS id of a
-    gap, else the kind."""
+    """One open item. ``kind``: care-gap, social-screen, referral, follow-up or payer-gap (an open gap on a
+    payer's gap file that our records do not close, :mod:`chc_equity.vbp.worklist`); ``code``: the CMS id
+    (or the payer's measure code) of a gap, else the kind."""
 
     kind: str
     code: str
@@ -83,7 +94,7 @@ class OpenItem:
 
     def describe(self) -> str:
         last = f" (last {self.last_value} on {self.last_date.isoformat()})" if self.last_value else ""
-        return f"{self.code}: {self.text}{last}" if self.kind == "care-gap" else f"{self.text}{last}"
+        return f"{self.code}: {self.text}{last}" if self.kind in GAP_KINDS else f"{self.text}{last}"
 
 
 @dataclass
@@ -115,10 +126,11 @@ class WorklistRow:
         return sum(1 for i in self.items if i.kind == kind)
 
     def tally(self) -> tuple[int, int, int]:
-        """(care gaps, social items, follow-ups) in one pass (the score's inputs)."""
+        """(care gaps, social items, follow-ups) in one pass (the score's inputs); a payer's open gap counts
+        as a care gap."""
         gaps = social = follow = 0
         for i in self.items:
-            if i.kind == "care-gap":
+            if i.kind in GAP_KINDS:
                 gaps += 1
             elif i.kind == "follow-up":
                 follow += 1
@@ -341,9 +353,11 @@ def collect(
     period: tuple[date, date],
     as_of: date,
     recent_acute_days: int = 30,
+    sources: Sequence[ItemSource] = (),
 ) -> list[WorklistRow]:
     """The warehouse part of the worklist: every patient of ``center`` with an open item and the facts
-    about them, without the CHW-dependent columns and the priority (see :func:`prioritise`).
+    about them, without the CHW-dependent columns and the priority (see :func:`prioritise`); ``sources``
+    add items from elsewhere (:data:`ItemSource`).
 
     This is the expensive part (SQL over the flat tables and the ``patient_contact`` summary); it depends
     only on the warehouse, so :class:`chc_equity.outreach.page.WorklistStore` keeps it between loads.
@@ -365,6 +379,10 @@ def collect(
             value = f"{LAST_VALUES[cms].label} {value}"
         code = cms if group == "Group_1" else f"{cms} {group.replace('_', ' ')}"
         row(pid).items.append(OpenItem("care-gap", code, gap_reason(cms, title, inverse), value, day))
+    ours = {(pid, cms) for pid, group, cms, _title, _inverse in gaps if group == "Group_1"}
+    for source in sources:
+        for pid, item in source(con, center, period, ours):
+            row(pid).items.append(item)
     needs = open_needs(con, center)  # the social-needs stage's rule (None: `chc-equity sdoh` not run)
     risk: dict[str, str] = needs.tiers if needs else {}
     for pid, day, domains in needs.unreferred if needs else ():
@@ -427,6 +445,7 @@ def build_worklist(
     assignments: Mapping[str, str] | None = None,
     last_outreach: Mapping[str, tuple[date, str]] | None = None,
     priority: Priority | None = None,
+    sources: Sequence[ItemSource] = (),
 ) -> list[WorklistRow]:
     """Every patient of ``center`` with at least one open item, once, highest priority first.
 
@@ -436,7 +455,9 @@ def build_worklist(
     :func:`fhir_last_outreach`.
     """
     cfg = priority or load_priority()
-    base = collect(con, center, period=period, as_of=as_of, recent_acute_days=cfg.recent_acute_days)
+    base = collect(
+        con, center, period=period, as_of=as_of, recent_acute_days=cfg.recent_acute_days, sources=sources
+    )
     return prioritise(base, as_of=as_of, assignments=assignments, last_outreach=last_outreach, priority=cfg)
 
 

@@ -76,6 +76,7 @@ def _is_api(request: Request) -> bool:
 def create_app(config: WebConfig) -> FastAPI:
     """Build the app for one warehouse; the app database is created or migrated if needed."""
     from chc_equity.outreach.page import WorklistStore
+    from chc_equity.vbp.worklist import payer_items
     from chc_equity.web import (
         routes_api,
         routes_auth,
@@ -103,7 +104,8 @@ def create_app(config: WebConfig) -> FastAPI:
         serving.ensure_current(config.warehouse)
     app.state.db = config.open_database()
     app.state.auth = AuthStore(app.state.db, config.policy)
-    app.state.worklists = WorklistStore()  # prepared CHW worklists, kept until the warehouse changes
+    # prepared CHW worklists, kept until the warehouse changes; payer gap files add their open gaps
+    app.state.worklists = WorklistStore(sources=(payer_items,))
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.state.routers = (
