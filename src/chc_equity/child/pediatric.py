@@ -155,6 +155,12 @@ def table(
     out = pd.DataFrame(rows)
     out["inverse"] = out["inverse"].astype(bool)
     out = out[COLUMNS]
+    return typed(out)
+
+
+def typed(out: pd.DataFrame) -> pd.DataFrame:
+    """The column types of a stored rate table (counts nullable integers, rates floats, flags nullable
+    booleans), shared by the pediatric and referral-loop tables so both store and compare alike."""
     for col in ("numerator", "denominator"):
         out[col] = pd.to_numeric(out[col]).astype("Int64")
     for col in ("rate", "ci_low", "ci_high", "p_value", "q_value"):

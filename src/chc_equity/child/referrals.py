@@ -27,6 +27,7 @@ import pandas as pd
 
 from chc_equity.child import codes
 from chc_equity.child.bands import ALL_AGES, children_sql
+from chc_equity.child.pediatric import typed
 from chc_equity.equity.attributes import TABLE as ATTRIBUTES
 from chc_equity.equity.suppression import DEFAULT_THRESHOLD
 from chc_equity.outreach.indicators import stratify
@@ -219,12 +220,7 @@ def equity_table(
     if not frames:
         return pd.DataFrame(columns=cols)
     out = pd.concat(frames, ignore_index=True)[cols]
-    for col in ("numerator", "denominator"):
-        out[col] = pd.to_numeric(out[col]).astype("Int64")
-    for col in ("rate", "ci_low", "ci_high", "p_value", "q_value"):
-        out[col] = pd.to_numeric(out[col]).astype("float64")
-    out["worse_than_reference"] = out["worse_than_reference"].astype("boolean")
-    return out
+    return typed(out)
 
 
 def build(

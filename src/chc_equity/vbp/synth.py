@@ -26,7 +26,7 @@ import duckdb
 import yaml
 
 from chc_equity.vbp.link import patient_keys
-from chc_equity.vbp.roster import month_starts
+from chc_equity.vbp.roster import ROSTER_COLUMNS, month_starts
 from chc_equity.warehouse import FLAT_SCHEMA
 
 PAYER = "Sunrise Community Health Plan"
@@ -131,19 +131,8 @@ def generate(
             )
         )
         members.append((mid, None, start, None))
-    columns = [
-        "payer",
-        "member_id",
-        "last_name",
-        "first_name",
-        "birth_date",
-        "gender",
-        "attribution_start",
-        "attribution_end",
-        "mrn",
-    ]
     out.mkdir(parents=True, exist_ok=True)
-    (out / "roster.csv").write_text(_csv(roster, columns))
+    (out / "roster.csv").write_text(_csv(roster, list(ROSTER_COLUMNS)))
 
     # gaps: by our status on the contract measures
     status = _status(con, center, (start, end))
