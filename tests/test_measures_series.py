@@ -24,7 +24,9 @@ import pytest
 from chc_equity.equity.attributes import build_patient_attributes
 from chc_equity.improvement.trend import hidden_points
 from chc_equity.ingest import load
+from chc_equity.measures.conformance import official_period, test_folder
 from chc_equity.measures.engine import RESULTS_TABLE, Context, render, run_measures
+from chc_equity.measures.evaluate import evaluate_into
 from chc_equity.measures.registry import all_measures
 from chc_equity.measures.series import NETWORK, SERIES_TABLE, measure_series, series_periods
 from chc_equity.measures.summary import summarize
@@ -32,6 +34,7 @@ from chc_equity.measures.vocabulary import Period, PeriodColumns
 from chc_equity.synth import generate, load_config
 from chc_equity.views.build import build_views
 from chc_equity.warehouse import connect
+from conftest import shared_dir
 
 END = date(2026, 12, 31)
 COUNTS = (
@@ -102,6 +105,17 @@ def _series(con: duckdb.DuckDBPyConnection, p: Period, dimension: str | None) ->
     return {r[:4]: r[4:] for r in rows}
 
 
+def _single_period(con: duckdb.DuckDBPyConnection, names: list[str], p: Period) -> dict[tuple, tuple]:
+    """The counts of the last ``run_measures`` for period ``p``, keyed as :func:`_series` (no stratum)."""
+    expected: dict[tuple, tuple] = {}
+    for by_center in (True, False):
+        for s in summarize(con, names, p.start, p.end, by_center=by_center):
+            center = s.center if by_center else NETWORK
+            counts = tuple(getattr(s, c) for c in COUNTS)
+            expected[(s.measure, s.group_id, center, None)] = (*counts, s.performance_denominator)
+    return expected
+
+
 def _strata_from_results(con: duckdb.DuckDBPyConnection, p: Period) -> dict[tuple, tuple]:
     """The same counts by race_ethnicity, the other way: measure_results x patient_attributes."""
     build_patient_attributes(con, period_start=p.start, period_end=p.end)
@@ -138,12 +152,7 @@ def test_every_point_equals_a_single_period_run(network: duckdb.DuckDBPyConnecti
     measures_seen: set[str] = set()
     for p in periods:
         run_measures(con, modules, period_start=p.start, period_end=p.end)
-        expected: dict[tuple, tuple] = {}
-        for by_center in (True, False):
-            for s in summarize(con, names, p.start, p.end, by_center=by_center):
-                center = s.center if by_center else NETWORK
-                counts = tuple(getattr(s, c) for c in COUNTS)
-                expected[(s.measure, s.group_id, center, None)] = (*counts, s.performance_denominator)
+        expected = _single_period(con, names, p)
         got = _series(con, p, None)
         assert got == expected, f"series differs from run_measures for {p.start}..{p.end}"
         measures_seen |= {k[0] for k, v in expected.items() if v[1] > 0}
@@ -157,18 +166,67 @@ def test_every_point_equals_a_single_period_run(network: duckdb.DuckDBPyConnecti
     assert len(measures_seen) >= 15, sorted(set(names) - measures_seen)
 
 
+@pytest.fixture(scope="module")
+def episode_cases() -> Iterator[tuple[list, duckdb.DuckDBPyConnection]]:
+    """The official test patients of the episode-of-care measures (CMS22, CMS177: one subject per
+    encounter), each Bundle its own center, in an in-memory warehouse: ``(modules, connection)``."""
+    ecqm = shared_dir("ecqm")
+    modules = [m for m in all_measures() if m.measure.basis == "Encounter"]
+    start, end = official_period(ecqm, modules)
+    folders = [test_folder(ecqm, m) for m in modules]
+    con = evaluate_into(folders, modules, period_start=start, period_end=end)
+    yield modules, con
+    con.close()
+
+
+@pytest.mark.slow
+def test_episode_measures_every_point_equals_a_run_per_test_patient(episode_cases) -> None:
+    """The official test patients exercise every branch of the episode measures (readings, follow-up
+    orders during the period, declined orders, exclusions, encounters a day outside the period), which
+    a generated network may not. CMS22 computes what an encounter's result does not take from the
+    period once for the series' span (``encounter_facts``): each point, per test patient (a center
+    each) and for the network, must still equal a single-period run of that period."""
+    modules, con = episode_cases
+    names = [m.measure.name for m in modules]
+    periods = [  # 2026 (the official period), Feb 2026..Jan 2027, Jul 2025..Jun 2026, Q4 2026
+        *series_periods("rolling12", date(2027, 1, 31), 2),
+        *series_periods("rolling12", date(2026, 6, 30), 1),
+        *series_periods("quarter", date(2026, 12, 31), 1),
+    ]
+    measure_series(con, modules, periods)
+    seen: dict[str, set[str]] = {}
+    for p in periods:
+        run_measures(con, modules, period_start=p.start, period_end=p.end)
+        expected = _single_period(con, names, p)
+        assert _series(con, p, None) == expected, f"series differs from run_measures for {p.start}..{p.end}"
+        for (measure, _, center, _), counts in expected.items():
+            for population, n in zip((*COUNTS, "performance_denominator"), counts, strict=True):
+                if n and center != NETWORK:
+                    seen.setdefault(measure, set()).add(population)
+    # not vacuous: the test patients reach the numerator, and CMS22's exclusions and exceptions
+    assert "numerator" in seen["CMS177FHIRChildMDDSuicideAssmt"], seen
+    assert {"numerator", "denominator_exclusion", "denominator_exception"} <= seen[
+        "CMS22FHIRPCSBPScreeningFollowUp"
+    ]
+
+
 def test_every_measure_takes_the_period_as_columns() -> None:
     """Rendered with the period as columns, no measure or library define keeps a date of its own: every
     boundary is an expression of the period row (a Python date computed from the period would leave a
-    literal here, and a series would use one period's date for all)."""
-    ctx = Context(PeriodColumns("mp__"))
+    literal here, and a series would use one period's date for all). The one literal allowed is the
+    series' span (``PeriodColumns.span``), which bounds what is computed once for all periods."""
+    span = Period(date(2001, 2, 3), date(2004, 5, 6))
+    ctx = Context(PeriodColumns("mp__", span))
     for module in all_measures():
         rendered = render(module, ctx)
         sql = rendered.select + "".join(d.sql for d in rendered.library)
         assert "mp__.start_date" in sql or "mp__.end_date" in sql, module.measure.cms_id
+        sql = sql.replace(span.start_date, "").replace(span.end_date, "")
         assert "DATE '" not in sql and "TIMESTAMP '" not in sql, module.measure.cms_id
     with pytest.raises(AttributeError):
         PeriodColumns().start  # noqa: B018  -- no Python dates to compute with
+    with pytest.raises(AttributeError, match="span"):
+        PeriodColumns().span  # noqa: B018  -- a series must say what its periods span
 
 
 def test_center_scope_has_no_network_row(network: duckdb.DuckDBPyConnection) -> None:

@@ -221,7 +221,8 @@ def measure_series(
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_PERIODS} AS {_periods_sql(periods)}")
     names = ", ".join(sql_str(m.measure.name) for m in modules)
     aggregate = _aggregate_sql(dims, network=scope is None)
-    ctx = _SeriesContext(PeriodColumns(_MP), scope)
+    span = Period(min(p.start for p in periods), max(p.end for p in periods))
+    ctx = _SeriesContext(PeriodColumns(_MP, span), scope)
     done: set[str] = set()
     con.execute("BEGIN TRANSACTION")
     try:

@@ -8,6 +8,9 @@ line (UDS line 16 is CMS165, controlling high blood pressure). Read side by side
 
 Every "Encounter with ..." definition of the CQL is a boolean column of ``encounter_reading`` (one row
 per qualifying encounter), and every intervention list a CTE of (center, patient_id, authored day).
+What an encounter's result does not take from the Measurement Period (its readings, the diagnosis,
+the interventions and declines on its day) is the shared define :func:`encounter_facts`, computed
+once per run for every encounter ending in the run's span; :func:`defines` adds what reads the period.
 """
 
 from __future__ import annotations
@@ -42,8 +45,13 @@ MEASURE = Measure(
     groups=(
         Group(
             "Group_1",
-            ("initial-population", "denominator", "denominator-exclusion", "numerator",
-             "denominator-exception"),
+            (
+                "initial-population",
+                "denominator",
+                "denominator-exclusion",
+                "numerator",
+                "denominator-exception",
+            ),
         ),
     ),
     basis="Encounter",
@@ -80,7 +88,6 @@ MED_NOT_REQUESTED = medication_not_requested("m")
 BLOOD_PRESSURE = blood_pressure_observation("o")
 
 
-
 def _any_sr(valuesets: tuple[str, ...], codes: tuple[str, ...] = ()) -> str:
     """The code filter of ``[ServiceRequest: A] union [ServiceRequest: B] ...`` on row ``s``."""
     tests = [code_in("ServiceRequest", "s", v) for v in valuesets]
@@ -94,7 +101,7 @@ def _declined(valuesets: tuple[str, ...], codes: tuple[str, ...] = ()) -> str:
     return f"""SELECT s.center, s.patient_id, fhir_date(s.authored_on) AS day FROM flat.service_request s
   WHERE {NOT_REQUESTED} AND {_any_sr(valuesets, codes)}
     AND s.status IN {DECLINED_STATUSES}
-    AND {in_valueset('service_request_do_not_perform_reason', 's', 'Patient Declined')}"""
+    AND {in_valueset("service_request_do_not_perform_reason", "s", "Patient Declined")}"""
 
 
 def _on_encounter_day(cte: str) -> str:
@@ -104,34 +111,49 @@ def _on_encounter_day(cte: str) -> str:
         f"AND x.day BETWEEN e.start_day AND e.end_day)"
     )
 
+
+# Retrieves read both by the per-encounter facts and by the period's follow-up orders (one text each).
+RESCREEN_6_MONTHS = f"""SELECT s.center, s.patient_id, fhir_date(s.authored_on) AS day
+  FROM flat.service_request s
+  WHERE {code_in("ServiceRequest", "s", "Follow Up Within 6 Months")} AND {REQUESTED}
+    AND s.intent = 'order'"""
+NON_PHARMACOLOGICAL = f"""SELECT s.center, s.patient_id, fhir_date(s.authored_on) AS day
+  FROM flat.service_request s
+  WHERE {_any_sr(NON_PHARMACOLOGICAL_VALUESETS)} AND {REQUESTED} AND s.intent IN {ORDER_INTENTS}"""
+
 POPULATIONS = (Populations.of("denominator_exclusion", "denominator_exception", "numerator"),)
 
 
-def defines(ctx: Context) -> str:
-    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
-    mp = ctx.period
-    lo, hi = mp.start_date, mp.end_date
-    order = ORDER_INTENTS
+def encounter_facts(ctx: Context) -> str:
+    """Everything the CQL says of a qualifying encounter that does not read the Measurement Period, for
+    every encounter ending in the run's span (``ctx.period.span``: a single-period run's span is its
+    period), one row each.
+
+    An encounter's readings (its last blood pressure, the last one in the year before it), the
+    hypertension diagnosis before it, and the interventions, referrals and declines authored on its
+    day depend on the encounter and the patient's record only. Only three numerator branches (the
+    follow-up orders authored "during day of Measurement Period") and the age at the period's start read
+    the period (:func:`defines`). A shared define, materialized once per run: a series computes these
+    per-encounter facts once for all its periods instead of once per period (each encounter ends in up
+    to 12 rolling periods).
+    """
+    span = ctx.period.span
     eff_start = "coalesce(o.effective_datetime, o.effective_period_start, o.effective_instant)"
     eff_end = "coalesce(o.effective_datetime, o.effective_period_end, o.effective_instant)"
     return f"""
 WITH
--- CQL: define "Qualifying Encounter during Measurement Period"
-qualifying_encounter AS (
+-- [Encounter: "Encounter to Screen for Blood Pressure"] ValidEncounter where ValidEncounter.period ends
+-- during day of <a period of the run> and ValidEncounter.status ~ 'finished' and ValidEncounter.class !~
+-- "virtual" (the encounters of "Qualifying Encounter during Measurement Period" of every period)
+span_encounter AS (
   SELECT e.center, e.patient_id, e.id,
          fhir_ts(e.period_start) AS start_ts, fhir_date(e.period_start) AS start_day,
          fhir_date(e.period_end) AS end_day
   FROM flat.encounter e
-  WHERE {code_in('Encounter', 'e', 'Encounter to Screen for Blood Pressure')}
-    AND {point_during_day('e.period_end', lo, hi)}  -- period ends during day of MP
+  WHERE {code_in("Encounter", "e", "Encounter to Screen for Blood Pressure")}
+    AND {point_during_day("e.period_end", span.start_date, span.end_date)}  -- period ends during day of span
     AND e.status = 'finished'
     AND NOT coalesce(e.class_system = '{ACT_CODE}' AND e.class_code = 'VR', FALSE)   -- class !~ "virtual"
-),
--- CQL: define "Initial Population"
-initial_population AS (
-  SELECT q.*, p.birth_date FROM qualifying_encounter q
-  JOIN {ctx.patients()} p ON p.center = q.center AND p.id = q.patient_id
-  WHERE {age_at_start('p.birth_date', mp)} >= 18
 ),
 -- [USCoreBloodPressureProfile] BloodPressure where status in {{final, amended, corrected}}, with its
 -- systolic and diastolic component values (mm[Hg]; another unit does not compare)
@@ -155,7 +177,7 @@ encounter_last_bp AS (
     SELECT q.center, q.id AS encounter_id, b.sbp, b.dbp,
            row_number() OVER (PARTITION BY q.center, q.id
                               ORDER BY b.eff_start DESC NULLS LAST, b.id DESC) AS rn
-    FROM qualifying_encounter q
+    FROM span_encounter q
     JOIN blood_pressure b ON b.center = q.center AND b.patient_id = q.patient_id
     WHERE CAST(b.eff_end AS DATE) BETWEEN q.start_day AND q.end_day
   ) WHERE rn = 1
@@ -167,7 +189,7 @@ prior_last_bp AS (
     SELECT q.center, q.id AS encounter_id, b.sbp, b.dbp,
            row_number() OVER (PARTITION BY q.center, q.id
                               ORDER BY b.eff_start DESC NULLS LAST, b.id DESC) AS rn
-    FROM qualifying_encounter q
+    FROM span_encounter q
     JOIN blood_pressure b ON b.center = q.center AND b.patient_id = q.patient_id
     WHERE b.eff_end BETWEEN q.start_ts - INTERVAL 1 YEAR AND q.start_ts
   ) WHERE rn = 1
@@ -176,7 +198,7 @@ readings AS (
   SELECT q.*, l.sbp, l.dbp,
          -- CQL: define "Encounter with Hypertensive Reading Within Year Prior"
          coalesce(pl.sbp > 0 AND pl.dbp > 0 AND (pl.sbp >= 130 OR pl.dbp >= 80), FALSE) AS htn_year_prior
-  FROM qualifying_encounter q
+  FROM span_encounter q
   LEFT JOIN encounter_last_bp l ON l.center = q.center AND l.encounter_id = q.id
   LEFT JOIN prior_last_bp pl ON pl.center = q.center AND pl.encounter_id = q.id
 ),
@@ -200,71 +222,25 @@ encounter_reading AS (
 ),
 -- CQL: define "Follow up with Rescreen Within 6 Months"
 rescreen_6_months AS (
-  SELECT s.center, s.patient_id, fhir_date(s.authored_on) AS day FROM flat.service_request s
-  WHERE {code_in('ServiceRequest', 's', 'Follow Up Within 6 Months')} AND {REQUESTED}
-    AND s.intent = 'order'
-),
--- CQL: define "Laboratory Test or ECG for Hypertension"
-lab_or_ecg AS (
-  SELECT s.center, s.patient_id, fhir_date(s.authored_on) AS day FROM flat.service_request s
-  WHERE {_any_sr(('Laboratory Tests for Hypertension',), (EKG_12_LEAD, EKG_STUDY))} AND {REQUESTED}
-    AND s.intent IN {order}
+  {RESCREEN_6_MONTHS}
 ),
 -- CQL: define "NonPharmacological Interventions"
 non_pharmacological AS (
-  SELECT s.center, s.patient_id, fhir_date(s.authored_on) AS day FROM flat.service_request s
-  WHERE {_any_sr(NON_PHARMACOLOGICAL_VALUESETS)} AND {REQUESTED} AND s.intent IN {order}
+  {NON_PHARMACOLOGICAL}
 ),
 -- CQL: define "Referral to Alternate or Primary Healthcare Professional for Hypertensive Reading"
 referral AS (
   SELECT s.center, s.patient_id, fhir_date(s.authored_on) AS day FROM flat.service_request s
-  WHERE {code_in('ServiceRequest', 's', 'Referral to Primary Care or Alternate Provider')} AND {REQUESTED}
-    AND {in_valueset('service_request_reason_code', 's', ELEVATED_BP_FINDING)}
-    AND s.intent IN {order}
-),
-four_week_rescreen AS (   -- [ServiceRequest: "Follow Up Within 4 Weeks"] with an order intent
-  SELECT s.center, s.patient_id, fhir_date(s.authored_on) AS day FROM flat.service_request s
-  WHERE {code_in('ServiceRequest', 's', 'Follow Up Within 4 Weeks')} AND {REQUESTED}
-    AND s.intent IN {order}
-),
-in_mp AS (   -- per patient: which intervention kinds were authored during day of "Measurement Period"
-  SELECT center, patient_id,
-         bool_or(kind = 'lab') AS lab, bool_or(kind = 'nonpharm') AS nonpharm, bool_or(kind = 'med') AS med
-  FROM (SELECT center, patient_id, day, 'lab' AS kind FROM lab_or_ecg
-        UNION ALL SELECT center, patient_id, day, 'nonpharm' FROM non_pharmacological
-        UNION ALL SELECT m.center, m.patient_id, fhir_date(m.authored_on), 'med'
-                  FROM flat.medication_request m
-                  WHERE {code_in('MedicationRequest', 'm', 'Pharmacologic Therapy for Hypertension')}
-                    AND {MED_REQUESTED} AND m.status IN ('active', 'completed'))
-  WHERE day BETWEEN {lo} AND {hi}
-  GROUP BY center, patient_id
-),
--- CQL: define "First Hypertensive Reading Interventions or Referral to Alternate Professional"
-first_htn_interventions AS (
-  SELECT f.center, f.patient_id, f.day FROM four_week_rescreen f
-  JOIN in_mp i ON i.center = f.center AND i.patient_id = f.patient_id
-  WHERE f.day BETWEEN {lo} AND {hi} AND i.nonpharm
-  UNION ALL SELECT center, patient_id, day FROM referral
-),
--- CQL: define "Second Hypertensive Reading SBP 130 to 139 OR DBP 80 to 89 and Interventions"
-second_130_interventions AS (
-  SELECT r.center, r.patient_id, r.day FROM rescreen_6_months r
-  JOIN in_mp i ON i.center = r.center AND i.patient_id = r.patient_id
-  WHERE r.day BETWEEN {lo} AND {hi} AND i.lab AND i.nonpharm
-),
--- CQL: define "Second Hypertensive Reading SBP Greater than or Equal to 140 OR DBP Greater than or Equal
---   to 90 Interventions"
-second_140_interventions AS (
-  SELECT f.center, f.patient_id, f.day FROM four_week_rescreen f
-  JOIN in_mp i ON i.center = f.center AND i.patient_id = f.patient_id
-  WHERE f.day BETWEEN {lo} AND {hi} AND i.lab AND i.nonpharm AND i.med
+  WHERE {code_in("ServiceRequest", "s", "Referral to Primary Care or Alternate Provider")} AND {REQUESTED}
+    AND {in_valueset("service_request_reason_code", "s", ELEVATED_BP_FINDING)}
+    AND s.intent IN {ORDER_INTENTS}
 ),
 -- declined orders ([ServiceNotRequested] / [MedicationNotRequested])
 declined_referral_or_6_months AS (
-  {_declined(('Referral to Primary Care or Alternate Provider', 'Follow Up Within 6 Months'))}
+  {_declined(("Referral to Primary Care or Alternate Provider", "Follow Up Within 6 Months"))}
 ),
 declined_4_weeks_or_referral AS (
-  {_declined(('Follow Up Within 4 Weeks', 'Referral to Primary Care or Alternate Provider'))}
+  {_declined(("Follow Up Within 4 Weeks", "Referral to Primary Care or Alternate Provider"))}
 ),
 -- CQL: define "NonPharmacological Intervention Not Ordered"
 non_pharmacological_not_ordered AS (
@@ -272,12 +248,12 @@ non_pharmacological_not_ordered AS (
 ),
 -- CQL: define "Laboratory Test or ECG for Hypertension Not Ordered"
 lab_or_ecg_not_ordered AS (
-  {_declined(('Laboratory Tests for Hypertension',), (EKG_12_LEAD, EKG_STUDY))}
+  {_declined(("Laboratory Tests for Hypertension",), (EKG_12_LEAD, EKG_STUDY))}
 ),
 medication_not_requested AS (   -- [MedicationNotRequested: "Pharmacologic Therapy for Hypertension"]
   SELECT m.center, m.patient_id, fhir_date(m.authored_on) AS day FROM flat.medication_request m
   WHERE {MED_NOT_REQUESTED}
-    AND {code_in('MedicationRequest', 'm', 'Pharmacologic Therapy for Hypertension')}
+    AND {code_in("MedicationRequest", "m", "Pharmacologic Therapy for Hypertension")}
     AND m.status IN ('active', 'completed')
 ),
 -- CQL: define "Second Hypertensive Reading SBP 130 to 139 OR DBP 80 to 89 Interventions Declined"
@@ -296,57 +272,140 @@ second_140_declined AS (
 --   medical reason
 bp_not_obtained AS (
   SELECT o.center, o.patient_id, fhir_date(o.issued) AS day FROM flat.observation o
-  WHERE {observation_cancelled('o')}
-    AND ({code_is('Observation', 'o', LOINC, BP_PANEL)} OR {code_is('Observation', 'o', LOINC, SYSTOLIC)}
-         OR {code_is('Observation', 'o', LOINC, DIASTOLIC)})
-    AND ({in_valueset('observation_not_done_reason', 'o', 'Patient Declined')}
-         OR {in_valueset('observation_not_done_reason', 'o', 'Medical Reason')})
+  WHERE {observation_cancelled("o")}
+    AND ({code_is("Observation", "o", LOINC, BP_PANEL)} OR {code_is("Observation", "o", LOINC, SYSTOLIC)}
+         OR {code_is("Observation", "o", LOINC, DIASTOLIC)})
+    AND ({in_valueset("observation_not_done_reason", "o", "Patient Declined")}
+         OR {in_valueset("observation_not_done_reason", "o", "Medical Reason")})
 ),
 -- CQL: define "Denominator Exclusions": hypertension diagnosed on or before the encounter day
 hypertension_before AS (
   SELECT DISTINCT q.center, q.id AS encounter_id
-  FROM initial_population q
+  FROM span_encounter q
+  JOIN {ctx.patients()} p ON p.center = q.center AND p.id = q.patient_id
   JOIN (SELECT * FROM flat.condition c
-        WHERE {code_in('Condition', 'c', 'Diagnosis of Hypertension')}
-          AND {condition_problem_or_health_concern('c')}          -- [ConditionProblemsHealthConcerns]
-          AND {verified('c')}                               -- isVerified()
+        WHERE {code_in("Condition", "c", "Diagnosis of Hypertension")}
+          AND {condition_problem_or_health_concern("c")}          -- [ConditionProblemsHealthConcerns]
+          AND {verified("c")}                               -- isVerified()
   ) c ON c.center = q.center AND c.patient_id = q.patient_id
-  -- (the retrieve's own filters in a derived table: evaluated once, not per period of a series)
-  WHERE {onset_start('c', 'q.birth_date')} <= q.start_day
+  WHERE {onset_start("c", "p.birth_date")} <= q.start_day
+)
+SELECT e.center, e.patient_id, e.id, e.start_day, e.end_day, e.first_htn, e.second_130, e.second_140,
+       EXISTS (SELECT 1 FROM hypertension_before h
+               WHERE h.center = e.center AND h.encounter_id = e.id) AS excluded,
+       -- the branches of "Numerator" that do not read the period (one line each): "... Normal Blood
+       --   Pressure Reading", "... Elevated ... and Interventions" (both unions), and the referral union
+       --   of "First Hypertensive Reading Interventions or Referral to Alternate Professional" and of
+       --   both "Encounter with Second Hypertensive Reading ... and Interventions"
+       e.normal
+         OR (e.elevated AND {_on_encounter_day("rescreen_6_months")}
+             AND {_on_encounter_day("non_pharmacological")})
+         OR (e.elevated AND {_on_encounter_day("referral")})
+         OR ((e.first_htn OR e.second_130 OR e.second_140) AND {_on_encounter_day("referral")})
+         AS numerator_on_day,
+       -- CQL: define "Denominator Exceptions", folding "Encounter with Order for Hypertension Follow Up
+       --   Declined by Patient" (the declined orders below, per reading): nothing here reads the period
+       {_on_encounter_day("bp_not_obtained")}
+         OR (e.elevated AND ({_on_encounter_day("declined_referral_or_6_months")}
+                             OR {_on_encounter_day("non_pharmacological_not_ordered")}))
+         OR (e.first_htn AND ({_on_encounter_day("declined_4_weeks_or_referral")}
+                              OR {_on_encounter_day("non_pharmacological_not_ordered")}))
+         OR (e.second_130 AND {_on_encounter_day("second_130_declined")})
+         OR (e.second_140 AND {_on_encounter_day("second_140_declined")}) AS exception
+FROM encounter_reading e
+"""
+
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``).
+
+    The per-encounter facts that do not read the period come from :func:`encounter_facts`; here is
+    what does: the encounters of this period, the age at its start, and the follow-up orders authored
+    during it.
+    """
+    mp = ctx.period
+    lo, hi = mp.start_date, mp.end_date
+    order = ORDER_INTENTS
+    facts = ctx.shared(encounter_facts)
+    return f"""
+WITH
+-- CQL: define "Qualifying Encounter during Measurement Period" (with the facts of each encounter)
+qualifying_encounter AS (
+  SELECT * FROM {facts} f
+  WHERE f.end_day BETWEEN {lo} AND {hi}  -- period ends during day of MP
 ),
-flags AS (
-  SELECT e.center, e.patient_id, e.id,
-         EXISTS (SELECT 1 FROM hypertension_before h
-                 WHERE h.center = e.center AND h.encounter_id = e.id) AS excluded,
-         -- CQL: define "Numerator", folding (one line each below) "Encounter with Elevated Blood Pressure
-         --   Reading SBP 120 to 129 AND DBP less than 80 and Interventions", "Encounter with First
-         --   Hypertensive Reading SBP Greater than or Equal to 130 OR DBP Greater than or Equal to 80 and
-         --   Interventions", "Encounter with Second Hypertensive Reading SBP 130 to 139 OR DBP 80 to 89
-         --   and Interventions" and "Encounter with Second Hypertensive Reading SBP Greater than or Equal
-         --   to 140 OR DBP Greater than or Equal to 90 and Interventions"
-         e.normal
-           OR (e.elevated AND {_on_encounter_day('rescreen_6_months')}
-               AND {_on_encounter_day('non_pharmacological')})
-           OR (e.elevated AND {_on_encounter_day('referral')})
-           OR (e.first_htn AND {_on_encounter_day('first_htn_interventions')})
-           OR (e.second_130 AND ({_on_encounter_day('second_130_interventions')}
-                                 OR {_on_encounter_day('referral')}))
-           OR (e.second_140 AND ({_on_encounter_day('second_140_interventions')}
-                                 OR {_on_encounter_day('referral')})) AS numerator,
-         -- CQL: define "Denominator Exceptions", folding "Encounter with Order for Hypertension Follow Up
-         --   Declined by Patient" (the declined orders below, per reading)
-         {_on_encounter_day('bp_not_obtained')}
-           OR (e.elevated AND ({_on_encounter_day('declined_referral_or_6_months')}
-                               OR {_on_encounter_day('non_pharmacological_not_ordered')}))
-           OR (e.first_htn AND ({_on_encounter_day('declined_4_weeks_or_referral')}
-                                OR {_on_encounter_day('non_pharmacological_not_ordered')}))
-           OR (e.second_130 AND {_on_encounter_day('second_130_declined')})
-           OR (e.second_140 AND {_on_encounter_day('second_140_declined')}) AS exception
-  FROM encounter_reading e
-  JOIN initial_population ip ON ip.center = e.center AND ip.id = e.id
+-- CQL: define "Initial Population"
+initial_population AS (
+  SELECT q.* FROM qualifying_encounter q
+  JOIN {ctx.patients()} p ON p.center = q.center AND p.id = q.patient_id
+  WHERE {age_at_start("p.birth_date", mp)} >= 18
 ),
--- the population defines as relations of encounters (computed per encounter in flags)
-denominator_exclusions AS (SELECT center, patient_id, id FROM flags WHERE excluded),
-denominator_exceptions AS (SELECT center, patient_id, id FROM flags WHERE exception),
-numerator AS (SELECT center, patient_id, id FROM flags WHERE numerator)
+-- CQL: define "Follow up with Rescreen Within 6 Months"
+rescreen_6_months AS (
+  {RESCREEN_6_MONTHS}
+),
+-- CQL: define "Laboratory Test or ECG for Hypertension"
+lab_or_ecg AS (
+  SELECT s.center, s.patient_id, fhir_date(s.authored_on) AS day FROM flat.service_request s
+  WHERE {_any_sr(("Laboratory Tests for Hypertension",), (EKG_12_LEAD, EKG_STUDY))} AND {REQUESTED}
+    AND s.intent IN {order}
+),
+-- CQL: define "NonPharmacological Interventions"
+non_pharmacological AS (
+  {NON_PHARMACOLOGICAL}
+),
+four_week_rescreen AS (   -- [ServiceRequest: "Follow Up Within 4 Weeks"] with an order intent
+  SELECT s.center, s.patient_id, fhir_date(s.authored_on) AS day FROM flat.service_request s
+  WHERE {code_in("ServiceRequest", "s", "Follow Up Within 4 Weeks")} AND {REQUESTED}
+    AND s.intent IN {order}
+),
+in_mp AS (   -- per patient: which intervention kinds were authored during day of "Measurement Period"
+  SELECT center, patient_id,
+         bool_or(kind = 'lab') AS lab, bool_or(kind = 'nonpharm') AS nonpharm, bool_or(kind = 'med') AS med
+  FROM (SELECT center, patient_id, day, 'lab' AS kind FROM lab_or_ecg
+        UNION ALL SELECT center, patient_id, day, 'nonpharm' FROM non_pharmacological
+        UNION ALL SELECT m.center, m.patient_id, fhir_date(m.authored_on), 'med'
+                  FROM flat.medication_request m
+                  WHERE {code_in("MedicationRequest", "m", "Pharmacologic Therapy for Hypertension")}
+                    AND {MED_REQUESTED} AND m.status IN ('active', 'completed'))
+  WHERE day BETWEEN {lo} AND {hi}
+  GROUP BY center, patient_id
+),
+-- CQL: define "First Hypertensive Reading Interventions or Referral to Alternate Professional" (its
+--   referral union is in encounter_facts' numerator_on_day)
+first_htn_interventions AS (
+  SELECT f.center, f.patient_id, f.day FROM four_week_rescreen f
+  JOIN in_mp i ON i.center = f.center AND i.patient_id = f.patient_id
+  WHERE f.day BETWEEN {lo} AND {hi} AND i.nonpharm
+),
+-- CQL: define "Second Hypertensive Reading SBP 130 to 139 OR DBP 80 to 89 and Interventions"
+second_130_interventions AS (
+  SELECT r.center, r.patient_id, r.day FROM rescreen_6_months r
+  JOIN in_mp i ON i.center = r.center AND i.patient_id = r.patient_id
+  WHERE r.day BETWEEN {lo} AND {hi} AND i.lab AND i.nonpharm
+),
+-- CQL: define "Second Hypertensive Reading SBP Greater than or Equal to 140 OR DBP Greater than or Equal
+--   to 90 Interventions"
+second_140_interventions AS (
+  SELECT f.center, f.patient_id, f.day FROM four_week_rescreen f
+  JOIN in_mp i ON i.center = f.center AND i.patient_id = f.patient_id
+  WHERE f.day BETWEEN {lo} AND {hi} AND i.lab AND i.nonpharm AND i.med
+),
+-- CQL: define "Numerator": the branches that do not read the period (numerator_on_day), or a
+--   hypertensive reading with the follow-up orders of this period on the encounter's day ("Encounter
+--   with First Hypertensive Reading ... and Interventions", "Encounter with Second Hypertensive Reading
+--   SBP 130 to 139 ... and Interventions", "... SBP Greater than or Equal to 140 ... and Interventions")
+numerator AS (
+  SELECT center, patient_id, id FROM initial_population WHERE numerator_on_day
+  UNION ALL
+  SELECT e.center, e.patient_id, e.id
+  FROM (SELECT * FROM initial_population
+        WHERE NOT numerator_on_day AND (first_htn OR second_130 OR second_140)) e
+  WHERE (e.first_htn AND {_on_encounter_day("first_htn_interventions")})
+     OR (e.second_130 AND {_on_encounter_day("second_130_interventions")})
+     OR (e.second_140 AND {_on_encounter_day("second_140_interventions")})
+),
+-- the other population defines as relations of encounters (computed per encounter in encounter_facts)
+denominator_exclusions AS (SELECT center, patient_id, id FROM initial_population WHERE excluded),
+denominator_exceptions AS (SELECT center, patient_id, id FROM initial_population WHERE exception)
 """

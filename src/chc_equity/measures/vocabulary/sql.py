@@ -59,6 +59,12 @@ class Period:
     def end_date(self) -> str:
         return f"DATE '{self.end.isoformat()}'"
 
+    @property
+    def span(self) -> Period:
+        """Every period the run evaluates, as one period: for a single-period run, the period itself
+        (see :attr:`PeriodColumns.span`)."""
+        return self
+
 
 @dataclass(frozen=True)
 class PeriodColumns:
@@ -72,6 +78,20 @@ class PeriodColumns:
     """
 
     alias: str = "mp__"
+    periods: Period | None = None  # from the first period's start to the last one's end
+
+    @property
+    def span(self) -> Period:
+        """The literal period from the series' first start to its last end.
+
+        What a measure says of one subject without reading the Measurement Period (an encounter's
+        blood-pressure readings, say) can be computed once for every subject the span may need
+        (e.g. every encounter ending in it) and then filtered by each period: equal to computing it
+        per period, at the cost of one. A single-period run's span is its period (:attr:`Period.span`).
+        """
+        if self.periods is None:
+            raise AttributeError("PeriodColumns without the span of its periods (periods=Period(...))")
+        return self.periods
 
     @property
     def start_ts(self) -> str:
