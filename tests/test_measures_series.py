@@ -9,6 +9,7 @@ checked against ``measure_results`` joined to ``patient_attributes`` built for t
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,7 @@ from chc_equity.warehouse import connect
 from conftest import shared_dir
 
 END = date(2026, 12, 31)
+WEIGHT_REDUCTION_ORDER = "2f637c27-5fa1-486c-bddb-169b1d752f64"  # in CMS22's NUMERPass-FirstHTNWeightFU
 COUNTS = (
     "initial_population",
     "denominator",
@@ -167,14 +169,31 @@ def test_every_point_equals_a_single_period_run(network: duckdb.DuckDBPyConnecti
 
 
 @pytest.fixture(scope="module")
-def episode_cases() -> Iterator[tuple[list, duckdb.DuckDBPyConnection]]:
+def episode_cases(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[list, duckdb.DuckDBPyConnection]]:
     """The official test patients of the episode-of-care measures (CMS22, CMS177: one subject per
-    encounter), each Bundle its own center, in an in-memory warehouse: ``(modules, connection)``."""
+    encounter), each Bundle its own center, in an in-memory warehouse: ``(modules, connection)``.
+
+    Plus one derived CMS22 patient (center ``bundle:derived/...``): NUMERPass-FirstHTNWeightFU (a
+    first hypertensive reading on 2026-01-01, a 4-week follow-up and a weight-reduction order the same
+    day) with the weight-reduction order moved to 2025-12-15. The CQL wants both orders "during day of
+    Measurement Period", so it passes for Jul 2025..Jun 2026 and fails for 2026: the one branch of
+    CMS22 that reads the period beyond the encounter's own day, which no official case separates."""
     ecqm = shared_dir("ecqm")
     modules = [m for m in all_measures() if m.measure.basis == "Encounter"]
     start, end = official_period(ecqm, modules)
     folders = [test_folder(ecqm, m) for m in modules]
-    con = evaluate_into(folders, modules, period_start=start, period_end=end)
+    [case] = folders[[m.measure.cms_id for m in modules].index("CMS22")].glob(
+        "*/*NUMERPass-FirstHTNWeightFU.json"
+    )
+    bundle = json.loads(case.read_text())
+    [order] = [e["resource"] for e in bundle["entry"] if e["resource"].get("id") == WEIGHT_REDUCTION_ORDER]
+    order["authoredOn"] = "2025-12-15T08:29:00.000Z"
+    derived = tmp_path_factory.mktemp("series_cases") / "derived"
+    derived.mkdir()
+    (derived / "FirstHTNWeightBeforeYear.json").write_text(json.dumps(bundle))
+    con = evaluate_into([*folders, derived], modules, period_start=start, period_end=end)
     yield modules, con
     con.close()
 
@@ -208,24 +227,42 @@ def test_episode_measures_every_point_equals_a_run_per_test_patient(episode_case
     assert {"numerator", "denominator_exclusion", "denominator_exception"} <= seen[
         "CMS22FHIRPCSBPScreeningFollowUp"
     ]
+    derived = (
+        "CMS22FHIRPCSBPScreeningFollowUp",
+        "Group_1",
+        "bundle:derived/FirstHTNWeightBeforeYear.json",
+        None,
+    )
+    points = {(p.start, p.end): _series(con, p, None).get(derived, (0,) * 7) for p in periods[:3]}
+    counts = {
+        k: (v[COUNTS.index("initial_population")], v[COUNTS.index("numerator")]) for k, v in points.items()
+    }
+    assert counts == {  # (initial population, numerator) of the derived patient's one encounter
+        (date(2026, 1, 1), date(2026, 12, 31)): (1, 0),  # the weight-reduction order is before the period
+        (date(2026, 2, 1), date(2027, 1, 31)): (0, 0),  # the encounter is before the period
+        (date(2025, 7, 1), date(2026, 6, 30)): (1, 1),  # both orders during the period
+    }
 
 
 def test_every_measure_takes_the_period_as_columns() -> None:
     """Rendered with the period as columns, no measure or library define keeps a date of its own: every
     boundary is an expression of the period row (a Python date computed from the period would leave a
-    literal here, and a series would use one period's date for all). The one literal allowed is the
-    series' span (``PeriodColumns.span``), which bounds what is computed once for all periods."""
-    span = Period(date(2001, 2, 3), date(2004, 5, 6))
-    ctx = Context(PeriodColumns("mp__", span))
+    literal here, and a series would use one period's date for all). The only literals allowed are the
+    series' spans (``PeriodColumns.span``, ``.ends``), which bound what is computed once for all
+    periods."""
+    periods = (Period(date(2001, 2, 3), date(2002, 3, 4)), Period(date(2003, 4, 5), date(2004, 5, 6)))
+    ctx = Context(PeriodColumns("mp__", periods))
+    spans = {d for p in (ctx.period.span, ctx.period.ends) for d in (p.start_date, p.end_date)}
     for module in all_measures():
         rendered = render(module, ctx)
         sql = rendered.select + "".join(d.sql for d in rendered.library)
         assert "mp__.start_date" in sql or "mp__.end_date" in sql, module.measure.cms_id
-        sql = sql.replace(span.start_date, "").replace(span.end_date, "")
+        for literal in spans:
+            sql = sql.replace(literal, "")
         assert "DATE '" not in sql and "TIMESTAMP '" not in sql, module.measure.cms_id
     with pytest.raises(AttributeError):
         PeriodColumns().start  # noqa: B018  -- no Python dates to compute with
-    with pytest.raises(AttributeError, match="span"):
+    with pytest.raises(AttributeError, match="without its periods"):
         PeriodColumns().span  # noqa: B018  -- a series must say what its periods span
 
 

@@ -221,8 +221,7 @@ def measure_series(
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_PERIODS} AS {_periods_sql(periods)}")
     names = ", ".join(sql_str(m.measure.name) for m in modules)
     aggregate = _aggregate_sql(dims, network=scope is None)
-    span = Period(min(p.start for p in periods), max(p.end for p in periods))
-    ctx = _SeriesContext(PeriodColumns(_MP, span), scope)
+    ctx = _SeriesContext(PeriodColumns(_MP, tuple(periods)), scope)
     done: set[str] = set()
     con.execute("BEGIN TRANSACTION")
     try:

@@ -15,6 +15,9 @@ How the CQL maps to SQL:
   there are 4 distinct dates, so the N-dose defines are ``count(DISTINCT dose_date) >= N``.
 - every "... Numerator Inclusion Conditions" / exclusion define is a verified Condition whose prevalence
   starts during the first two years of life; they become booleans of ``condition_indicators``.
+- all of that is dated from the birth date, not the period: it is the shared define
+  :func:`child_facts`, computed once per run for every child 2 at the end of some period of the run;
+  :func:`defines` adds what reads the period (the initial population, hospice).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from chc_equity.measures.vocabulary import (
     age_at_end,
     code_in,
     code_is,
+    day,
     earliest,
     is_immunization_administered,
     is_procedure_performed,
@@ -65,10 +69,14 @@ MEASURE = Measure(
 
 # Age windows (columns of the patient_dates CTE), as the CQL names them.
 WINDOWS: dict[str, tuple[str, str]] = {
-    "Vaccine Administration Interval - 42 Days up to 2 Years Old":
-        ("d.birth_plus_42_days", "d.second_birthday"),
-    "Vaccine Administration Interval - 180 Days up to 2 Years Old":
-        ("d.birth_plus_180_days", "d.second_birthday"),
+    "Vaccine Administration Interval - 42 Days up to 2 Years Old": (
+        "d.birth_plus_42_days",
+        "d.second_birthday",
+    ),
+    "Vaccine Administration Interval - 180 Days up to 2 Years Old": (
+        "d.birth_plus_180_days",
+        "d.second_birthday",
+    ),
     "First Two Years": ("d.birth", "d.second_birthday"),
     "Date of First Birthday to Date of Second Birthday": ("d.first_birthday", "d.second_birthday"),
     "Interval[Date of Second Birthday, Date of Second Birthday]": ("d.second_birthday", "d.second_birthday"),
@@ -80,48 +88,76 @@ WINDOWS: dict[str, tuple[str, str]] = {
 Code = tuple[str, str]  # (system, code): a CQL direct code
 VACCINATION_DEFINES: dict[str, tuple[str | Code | None, str | Code | None, str]] = {
     "DTaP Immunizations or Procedures": (
-        "DTaP Vaccine", "DTaP Vaccine Administered",
-        "Vaccine Administration Interval - 42 Days up to 2 Years Old"),
+        "DTaP Vaccine",
+        "DTaP Vaccine Administered",
+        "Vaccine Administration Interval - 42 Days up to 2 Years Old",
+    ),
     "Polio Immunizations or Procedures": (
-        "Inactivated Polio Vaccine (IPV)", "Inactivated Polio Vaccine (IPV) Administered",
-        "Vaccine Administration Interval - 42 Days up to 2 Years Old"),
+        "Inactivated Polio Vaccine (IPV)",
+        "Inactivated Polio Vaccine (IPV) Administered",
+        "Vaccine Administration Interval - 42 Days up to 2 Years Old",
+    ),
     "One MMR Vaccination": (
-        "Measles, Mumps and Rubella (MMR) Vaccine", "Measles, Mumps and Rubella (MMR) Vaccine Administered",
-        "Date of First Birthday to Date of Second Birthday"),
+        "Measles, Mumps and Rubella (MMR) Vaccine",
+        "Measles, Mumps and Rubella (MMR) Vaccine Administered",
+        "Date of First Birthday to Date of Second Birthday",
+    ),
     "Hib 3 Dose Immunizations or Procedures": (
-        "Hib Vaccine (3 dose schedule)", "Hib Vaccine (3 dose schedule) Administered",
-        "Vaccine Administration Interval - 42 Days up to 2 Years Old"),
+        "Hib Vaccine (3 dose schedule)",
+        "Hib Vaccine (3 dose schedule) Administered",
+        "Vaccine Administration Interval - 42 Days up to 2 Years Old",
+    ),
     "Hib 4 Dose Immunizations or Procedures": (
-        "Hib Vaccine (4 dose schedule)", "Hib Vaccine (4 dose schedule) Administered",
-        "Vaccine Administration Interval - 42 Days up to 2 Years Old"),
+        "Hib Vaccine (4 dose schedule)",
+        "Hib Vaccine (4 dose schedule) Administered",
+        "Vaccine Administration Interval - 42 Days up to 2 Years Old",
+    ),
     "Hepatitis B Immunizations or Procedures": (
-        "Hepatitis B Vaccine", "Hepatitis B Vaccine Administered", "First Two Years"),
+        "Hepatitis B Vaccine",
+        "Hepatitis B Vaccine Administered",
+        "First Two Years",
+    ),
     "NewBorn Vaccine Requirement": (
         # "Introduction of Serum, Toxoid and Vaccine into Muscle, Percutaneous Approach"
-        None, (ICD10, "3E0234Z"),
-        "Interval[Patient.birthDate, Patient.birthDate + 7 days]"),
+        None,
+        (ICD10, "3E0234Z"),
+        "Interval[Patient.birthDate, Patient.birthDate + 7 days]",
+    ),
     "One Chicken Pox Vaccination": (
-        "Varicella Zoster Vaccine (VZV)", "Varicella Zoster Vaccine (VZV) Administered",
-        "Date of First Birthday to Date of Second Birthday"),
+        "Varicella Zoster Vaccine (VZV)",
+        "Varicella Zoster Vaccine (VZV) Administered",
+        "Date of First Birthday to Date of Second Birthday",
+    ),
     "Pneumococcal Conjugate Immunizations or Procedures": (
-        "Pneumococcal Conjugate Vaccine", "Pneumococcal Conjugate Vaccine Administered",
-        "Vaccine Administration Interval - 42 Days up to 2 Years Old"),
+        "Pneumococcal Conjugate Vaccine",
+        "Pneumococcal Conjugate Vaccine Administered",
+        "Vaccine Administration Interval - 42 Days up to 2 Years Old",
+    ),
     "One Hepatitis A Vaccinations": (
-        "Hepatitis A Vaccine", "Hepatitis A Vaccine Administered",
-        "Date of First Birthday to Date of Second Birthday"),
+        "Hepatitis A Vaccine",
+        "Hepatitis A Vaccine Administered",
+        "Date of First Birthday to Date of Second Birthday",
+    ),
     "Rotavirus 2 Dose Immunizations or Procedures": (
         (CVX, "119"),  # "rotavirus, live, monovalent vaccine"
         "Rotavirus Vaccine (2 dose schedule) Administered",
-        "Vaccine Administration Interval - 42 Days up to 2 Years Old"),
+        "Vaccine Administration Interval - 42 Days up to 2 Years Old",
+    ),
     "Rotavirus 3 Dose Immunizations or Procedures": (
-        "Rotavirus Vaccine (3 dose schedule)", "Rotavirus Vaccine (3 dose schedule) Administered",
-        "Vaccine Administration Interval - 42 Days up to 2 Years Old"),
+        "Rotavirus Vaccine (3 dose schedule)",
+        "Rotavirus Vaccine (3 dose schedule) Administered",
+        "Vaccine Administration Interval - 42 Days up to 2 Years Old",
+    ),
     "Influenza Immunizations or Procedures": (
-        "Child Influenza Vaccine", "Child Influenza Vaccine Administered",
-        "Vaccine Administration Interval - 180 Days up to 2 Years Old"),
+        "Child Influenza Vaccine",
+        "Child Influenza Vaccine Administered",
+        "Vaccine Administration Interval - 180 Days up to 2 Years Old",
+    ),
     "LAIV Vaccinations": (
-        "Influenza Virus LAIV Vaccine", "Influenza Virus LAIV Vaccine Administered",
-        "Interval[Date of Second Birthday, Date of Second Birthday]"),
+        "Influenza Virus LAIV Vaccine",
+        "Influenza Virus LAIV Vaccine Administered",
+        "Interval[Date of Second Birthday, Date of Second Birthday]",
+    ),
 }
 
 # CQL define -> Condition codes (value set names or direct SNOMED codes). Each define is
@@ -133,12 +169,14 @@ CONDITION_DEFINES: dict[str, tuple[str | Code, ...]] = {
     "Has Immunodeficiency": ("Disorders of the Immune System",),
     "Has HIV": ("HIV",),
     "Has Lymphoreticular Cancer, Multiple Myeloma or Leukemia": (
-        "Malignant Neoplasm of Lymphatic and Hematopoietic Tissue",),
+        "Malignant Neoplasm of Lymphatic and Hematopoietic Tissue",
+    ),
     "Has Intussusception": ("Intussusception",),
     # Numerator inclusion conditions
     "DTaP Numerator Inclusion Conditions": (
         "Anaphylactic Reaction to DTaP Vaccine",
-        "Encephalitis Due to Diphtheria, Tetanus or Pertussis Vaccine"),
+        "Encephalitis Due to Diphtheria, Tetanus or Pertussis Vaccine",
+    ),
     "Polio Numerator Inclusion Conditions": ((SNOMED, "471321000124106"),),
     "MMR Numerator Inclusion Conditions": ((SNOMED, "471331000124109"),),
     "Measles Indicators": ("Measles",),  # CQL: [ConditionEncounterDiagnosis: "Measles"] twice
@@ -200,24 +238,32 @@ def _vaccination_dates(define: str) -> str:
   WHERE {_code_test("Procedure", "p", procedure)}
     AND {is_procedure_performed("p")}
     AND {when} BETWEEN {lo} AND {hi}""")
-    return f"  -- CQL: define \"{define}\"" + "\n  UNION ALL".join(branches)
+    return f'  -- CQL: define "{define}"' + "\n  UNION ALL".join(branches)
 
 
 def _condition_flag(define: str) -> str:
     codes = " OR ".join(_code_test("Condition", "c", code) for code in CONDITION_DEFINES[define])
-    return f"bool_or({codes}) AS {col(define)},  -- CQL: define \"{define}\""
+    return f'bool_or({codes}) AS {col(define)},  -- CQL: define "{define}"'
+
 
 POPULATIONS = (Populations.of("denominator_exclusion", "numerator"),)
 
 
-def defines(ctx: Context) -> str:
-    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``)."""
-    mp = ctx.period
-    has_hospice = ctx.shared(hospice.has_hospice_services)
-    encounter_types = " OR ".join(
-        [_code_test("Encounter", "e", v) for v in QUALIFYING_ENCOUNTER_VALUESETS]
-        + [code_is("Encounter", "e", *OFFICE_VISIT_99211)]
-    )
+def child_facts(ctx: Context) -> str:
+    """Numerator and the condition exclusions of every child who turns 2 by the end of a period of the
+    run (``ctx.period.ends``: a single-period run's children aged 2 at its end), one row each.
+
+    Everything here is dated from the birth date (vaccines and conditions by the second birthday), none
+    of it from the Measurement Period: the period decides only who is in the initial population (aged 2
+    at its end, a qualifying visit in it) and hospice (:func:`defines`). A shared define, materialized
+    once per run, so a series computes a child's vaccines once, not once for each of the 12 rolling
+    periods that end in the child's third year.
+    """
+    ends = ctx.period.ends
+
+    def age_at(end: str) -> str:
+        return f"years_between({day('p.birth_date')}, {end})"  # as age_at_end, for any day
+
     vaccinations = "\n  UNION ALL\n".join(_vaccination_dates(d) for d in VACCINATION_DEFINES)
     condition_flags = "\n         ".join(_condition_flag(d) for d in CONDITION_DEFINES)
     two_lo, two_hi = WINDOWS["First Two Years"]
@@ -232,17 +278,12 @@ def defines(ctx: Context) -> str:
 
     return f"""
 WITH
--- CQL: define "Qualifying Encounters"  (7 encounter kinds).isEncounterPerformed()
---   where ValidEncounters.period during day of "Measurement Period"
-qualifying_encounters AS ({performed_encounters(encounter_types, mp)}
-),
--- CQL: define "Initial Population"
---   AgeInYearsAt(date from end of "Measurement Period") = 2 and exists "Qualifying Encounters"
-initial_population AS (
+-- the children AgeInYearsAt(date from end of "Measurement Period") = 2 for some period of the run (the
+--   age in whole years rises by one at each birthday: 2 at some day from the first end to the last)
+children AS (
   SELECT p.center, p.id AS patient_id, p.birth_date
   FROM {ctx.patients()} p
-  WHERE {age_at_end("p.birth_date", mp)} = 2
-    AND EXISTS (SELECT 1 FROM qualifying_encounters q WHERE q.center = p.center AND q.patient_id = p.id)
+  WHERE {age_at(ends.start_date)} <= 2 AND {age_at(ends.end_date)} >= 2
 ),
 -- CQL: define "Date of First Birthday" / "Date of Second Birthday" and the vaccine administration intervals
 --   "Vaccine Administration Interval - 42 Days up to 2 Years Old", "Vaccine Administration Interval - 180
@@ -256,7 +297,7 @@ patient_dates AS (
          CAST(fhir_date(birth_date) + INTERVAL 7 DAY AS DATE) AS birth_plus_7_days,
          CAST(fhir_date(birth_date) + INTERVAL 42 DAY AS DATE) AS birth_plus_42_days,
          CAST(fhir_date(birth_date) + INTERVAL 180 DAY AS DATE) AS birth_plus_180_days
-  FROM initial_population
+  FROM children
 ),
 -- Every "<Antigen> Immunizations or Procedures" define: the dates of doses in its age window
 vaccination_dates AS (
@@ -283,8 +324,9 @@ vaccination_counts AS (
          {doses("One Hepatitis A Vaccinations")} >= 1 AS one_hepatitis_a_vaccinations,
          -- CQL: define "Has Appropriate Number of Rotavirus Immunizations": 3 dates when any 3-dose-schedule
          -- vaccine was given, else 2
-         {doses("Rotavirus 2 Dose Immunizations or Procedures",
-                "Rotavirus 3 Dose Immunizations or Procedures")}
+         {
+        doses("Rotavirus 2 Dose Immunizations or Procedures", "Rotavirus 3 Dose Immunizations or Procedures")
+    }
            >= CASE WHEN {doses("Rotavirus 3 Dose Immunizations or Procedures")} > 0 THEN 3 ELSE 2 END
            AS has_appropriate_number_of_rotavirus_immunizations,
          {doses("Influenza Immunizations or Procedures")} >= 2 AS two_influenza_vaccinations,
@@ -309,17 +351,16 @@ condition_indicators AS (
   SELECT c.center, c.patient_id,
          {condition_flags}
   FROM {table("Condition")} c
-  JOIN initial_population ip ON ip.center = c.center AND ip.patient_id = c.patient_id
+  JOIN children ip ON ip.center = c.center AND ip.patient_id = c.patient_id
   JOIN patient_dates d ON d.center = c.center AND d.patient_id = c.patient_id
   WHERE {verified("c")}
     AND {prevalence_starts_during_day("c", "ip.birth_date", two_lo, two_hi)}
   GROUP BY c.center, c.patient_id
 ),
 patient_criteria AS (
-  SELECT ip.center, ip.patient_id,
-         -- CQL: define "Denominator Exclusions"
-         EXISTS (SELECT 1 FROM {has_hospice} h WHERE h.center = ip.center AND h.patient_id = ip.patient_id)
-           OR {flag("Has Severe Combined Immunodeficiency")}
+  SELECT ip.center, ip.patient_id, ip.birth_date,
+         -- CQL: define "Denominator Exclusions" but for Hospice."Has Hospice Services" (see defines)
+         {flag("Has Severe Combined Immunodeficiency")}
            OR {flag("Has Immunodeficiency")}
            OR {flag("Has HIV")}
            OR {flag("Has Lymphoreticular Cancer, Multiple Myeloma or Leukemia")}
@@ -345,14 +386,49 @@ patient_criteria AS (
          AND (coalesce(vc.two_influenza_vaccinations, FALSE)
               OR coalesce(vc.two_influenza_vaccinations_including_one_laiv_vaccination, FALSE)
               OR {flag("Influenza Numerator Inclusion Conditions")}) AS numerator
-  FROM initial_population ip
+  FROM children ip
   LEFT JOIN vaccination_counts vc ON vc.center = ip.center AND vc.patient_id = ip.patient_id
   LEFT JOIN meets_hepb_vaccination_requirement hepb
          ON hepb.center = ip.center AND hepb.patient_id = ip.patient_id
   LEFT JOIN condition_indicators ci ON ci.center = ip.center AND ci.patient_id = ip.patient_id
+)
+SELECT * FROM patient_criteria
+"""
+
+
+def defines(ctx: Context) -> str:
+    """The CQL defines of this measure, one named relation each (populations: ``POPULATIONS``).
+
+    What a child's result does not take from the period comes from :func:`child_facts` (the child's
+    row there: the same vaccines and conditions whatever the period); here is what does.
+    """
+    mp = ctx.period
+    has_hospice = ctx.shared(hospice.has_hospice_services)
+    facts = ctx.shared(child_facts)
+    encounter_types = " OR ".join(
+        [_code_test("Encounter", "e", v) for v in QUALIFYING_ENCOUNTER_VALUESETS]
+        + [code_is("Encounter", "e", *OFFICE_VISIT_99211)]
+    )
+    return f"""
+WITH
+-- CQL: define "Qualifying Encounters"  (7 encounter kinds).isEncounterPerformed()
+--   where ValidEncounters.period during day of "Measurement Period"
+qualifying_encounters AS ({performed_encounters(encounter_types, mp)}
 ),
--- CQL: define "Denominator Exclusions" (computed per patient above)
-denominator_exclusions AS (SELECT center, patient_id FROM patient_criteria WHERE denominator_exclusion),
--- CQL: define "Numerator" (computed per patient above)
-numerator AS (SELECT center, patient_id FROM patient_criteria WHERE numerator)
+-- CQL: define "Initial Population"
+--   AgeInYearsAt(date from end of "Measurement Period") = 2 and exists "Qualifying Encounters"
+initial_population AS (
+  SELECT f.* FROM {facts} f
+  WHERE {age_at_end("f.birth_date", mp)} = 2
+    AND EXISTS (SELECT 1 FROM qualifying_encounters q
+                WHERE q.center = f.center AND q.patient_id = f.patient_id)
+),
+-- CQL: define "Denominator Exclusions" (the conditions computed per child in child_facts)
+denominator_exclusions AS (
+  SELECT center, patient_id FROM initial_population ip
+  WHERE denominator_exclusion
+     OR EXISTS (SELECT 1 FROM {has_hospice} h WHERE h.center = ip.center AND h.patient_id = ip.patient_id)
+),
+-- CQL: define "Numerator" (computed per child in child_facts)
+numerator AS (SELECT center, patient_id FROM initial_population WHERE numerator)
 """

@@ -65,6 +65,11 @@ class Period:
         (see :attr:`PeriodColumns.span`)."""
         return self
 
+    @property
+    def ends(self) -> Period:
+        """The days the run's periods end on, first to last: for a single-period run, its end day."""
+        return Period(self.end, self.end)
+
 
 @dataclass(frozen=True)
 class PeriodColumns:
@@ -78,7 +83,7 @@ class PeriodColumns:
     """
 
     alias: str = "mp__"
-    periods: Period | None = None  # from the first period's start to the last one's end
+    periods: tuple[Period, ...] = ()  # the periods of the series (their rows' values), for the spans
 
     @property
     def span(self) -> Period:
@@ -89,8 +94,18 @@ class PeriodColumns:
         (e.g. every encounter ending in it) and then filtered by each period: equal to computing it
         per period, at the cost of one. A single-period run's span is its period (:attr:`Period.span`).
         """
-        if self.periods is None:
-            raise AttributeError("PeriodColumns without the span of its periods (periods=Period(...))")
+        return Period(min(p.start for p in self._periods()), max(p.end for p in self._periods()))
+
+    @property
+    def ends(self) -> Period:
+        """The days the series' periods end on, first to last (as :attr:`Period.ends`): e.g. the
+        children who turn 2 by the end of some period are those 2 at the last end and at most 2 at the
+        first."""
+        return Period(min(p.end for p in self._periods()), max(p.end for p in self._periods()))
+
+    def _periods(self) -> tuple[Period, ...]:
+        if not self.periods:
+            raise AttributeError("PeriodColumns without its periods: no span to compute once for")
         return self.periods
 
     @property
