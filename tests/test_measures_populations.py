@@ -25,7 +25,7 @@ KNOWN_SHARED_RUNS = {
     ("cms125.py", "cms130.py"),  # the library defines both read, and the age expression
     ("cms125.py", "cms130.py", "cms74.py"),  # Group(...) metadata with stratifiers
     ("cms138.py", "cms69.py"),  # eff_start / eff_end / perf_start / perf_end choice helpers
-    ("cms2.py", "cms22.py", "cms69.py"),  # Group(...) metadata with a denominator exception
+    ("cms2.py", "cms69.py"),  # Group(...) metadata with a denominator exception
     ("cms2.py", "cms69.py"),  # Group(...) metadata
     ("cms74.py", "cms75.py"),  # both CQLs' identical "Qualifying Encounters", quoted; the logic is one call
 }
