@@ -25,7 +25,8 @@ import pytest
 from chc_equity.equity.attributes import build_patient_attributes
 from chc_equity.improvement.trend import hidden_points
 from chc_equity.ingest import load
-from chc_equity.measures.conformance import official_period, test_folder
+from chc_equity.measures.conformance import official_period
+from chc_equity.measures.conformance import test_folder as case_folder  # not collected as a test
 from chc_equity.measures.engine import RESULTS_TABLE, Context, render, run_measures
 from chc_equity.measures.evaluate import evaluate_into
 from chc_equity.measures.registry import all_measures
@@ -183,7 +184,7 @@ def episode_cases(
     ecqm = shared_dir("ecqm")
     modules = [m for m in all_measures() if m.measure.basis == "Encounter"]
     start, end = official_period(ecqm, modules)
-    folders = [test_folder(ecqm, m) for m in modules]
+    folders = [case_folder(ecqm, m) for m in modules]
     [case] = folders[[m.measure.cms_id for m in modules].index("CMS22")].glob(
         "*/*NUMERPass-FirstHTNWeightFU.json"
     )
