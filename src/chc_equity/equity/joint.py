@@ -173,6 +173,7 @@ def plan_crossed(
     threshold: int = DEFAULT_THRESHOLD,
     hidden_before: set[Point] | frozenset[Point] = frozenset(),
     locked: set[Point] | frozenset[Point] = frozenset(),
+    network_published: bool = True,
 ) -> set[Point]:
     """Points to hide among everything published about one group and period when centers and strata
     are *crossed*: the network, each center, the network's strata and each center's strata.
@@ -190,7 +191,7 @@ def plan_crossed(
     treated as known. A point is hidden when any of its three quantities is
     (:func:`plan_crossed_quantities` tells which).
     """
-    hidden = plan_crossed_quantities(points, network, threshold, hidden_before, locked)
+    hidden = plan_crossed_quantities(points, network, threshold, hidden_before, locked, network_published)
     return {k for k, h in hidden.items() if any(h)}
 
 
@@ -200,10 +201,12 @@ def plan_crossed_quantities(
     threshold: int = DEFAULT_THRESHOLD,
     hidden_before: set[Point] | frozenset[Point] = frozenset(),
     locked: set[Point] | frozenset[Point] = frozenset(),
+    network_published: bool = True,
 ) -> dict[Point, tuple[bool, bool, bool]]:
     """:func:`plan_crossed`, per quantity: for every point, whether its met, not met and denominator
     are hidden. A publication may show a point's denominator while its met count is hidden; never one
-    quantity of the three alone (the plan complements ``d = x + y``)."""
+    quantity of the three alone (the plan complements ``d = x + y``). ``network_published=False``: the
+    network's totals are not published elsewhere, so they are not locked (and may be complements)."""
     keys = sorted(points, key=lambda k: (k[0] != network, k[0], k[1] or "", k[2] or ""))
     index = {k: i for i, k in enumerate(keys)}
     n = len(keys)
@@ -233,7 +236,7 @@ def plan_crossed_quantities(
             add((network, dim, s), [(c, dim, s) for c in centers if (c, dim, s) in index])
     table = LinearTable(values, tuple(eqs), names)
     lock = np.zeros(values.size, dtype=bool)
-    if (network, None, None) in index:
+    if network_published and (network, None, None) in index:
         t = index[(network, None, None)]
         shown = published_totals([values[t], values[n + t], values[2 * n + t]], threshold)
         for q in range(3):
