@@ -42,6 +42,8 @@ from chc_equity.warehouse import connect
 from inference_model import Model, Var, attack
 
 START, END = date(2026, 1, 1), date(2026, 12, 31)
+
+pytestmark = pytest.mark.slow  # ~15 CPU-s: a generated network, two measures, the child stage, ~330 MILPs
 NETWORK = referrals.NETWORK
 OPEN_BINS = ("30", "60", "90")  # open 30-59, 60-89, 90+ days: open_30 = all three, open_60 = the last two
 

@@ -39,6 +39,8 @@ from inference_model import Model, Var, attack
 
 YEAR = (date(PERIOD[1].year, 1, 1), PERIOD[1])
 
+pytestmark = pytest.mark.slow  # about 15 CPU-s: a generated warehouse with its payer, ~50 MILPs
+
 
 @pytest.fixture(scope="module")
 def vbp_published(tmp_path_factory: pytest.TempPathFactory) -> dict:
