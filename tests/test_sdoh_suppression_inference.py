@@ -26,25 +26,21 @@ the policy and not checked.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from datetime import date
-from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-from scipy.optimize import Bounds, LinearConstraint, milp
 
 from chc_equity.ingest import load
 from chc_equity.sdoh import export, mapping, metrics, strata
 from chc_equity.synth import generate, load_config
 from chc_equity.views.build import build_views
 from chc_equity.warehouse import connect
+from inference_model import Model, Var, attack
 
 START, END = date(2026, 1, 1), date(2026, 12, 31)
 UNKNOWN = "Unknown"
-Var = tuple[str, ...]  # (metric, cell kind, *labels, "x" | "d")
 # "any" and the five HRSNs' domains (about 1,800 small MILPs): the PRAPARE-only domains go through the
 # same code and relations, and checking them too would double the test's time.
 DOMAINS = (metrics.ANY, *mapping.HRSN)
@@ -71,6 +67,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFram
         shown_equity = strata.equity_table(con)
         true_equity = strata.equity_table(con, threshold=1)  # nothing below 1: the true counts
         assert (shown_equity["center"] == metrics.NETWORK).any()  # the network's strata are published
+        series = _series_files(con)
     finally:
         con.close()
     assert json.loads((folder / "net" / "truth.json").read_text())["sdoh"]  # the generator planted sdoh data
@@ -79,7 +76,46 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFram
         "shown": export.suppress_metrics(raw),
         "equity": shown_equity,
         "true_equity": true_equity,
+        "series": series,
     }
+
+
+# The series files (`chc-equity series --measure sdoh:<metric>[:<domain>]`, with --center and --by language
+# --stratum S) of the linked metrics, for one period: the period of the files above.
+SERIES_METRICS = {metrics.ANY: ("declined", "screened", "positive", "documented")}  # linked by construction
+SERIES_BY = "language"
+
+
+def _series_files(con) -> pd.DataFrame:
+    """Every series file of :data:`SERIES_METRICS` for the period: the network, each center, each
+    language stratum of the network and of each center, as ``published_sdoh_series`` writes them."""
+    from chc_equity.improvement.sdoh_trend import published_sdoh_series
+    from chc_equity.measures.series import Period
+    from chc_equity.sdoh.series import TABLE, sdoh_series
+
+    periods = [Period(START, END)]
+    sdoh_series(con, periods, dimensions=[SERIES_BY])
+    frames = []
+    for domain, names in SERIES_METRICS.items():
+        for metric in names:
+            scopes = con.execute(
+                f"""SELECT DISTINCT center, stratum FROM {TABLE} WHERE metric = ? AND domain = ?
+                      AND (stratum_dimension IS NULL OR stratum_dimension = ?)""",
+                [metric, domain, SERIES_BY],
+            ).fetchall()
+            for center, stratum in scopes:
+                frames.append(
+                    published_sdoh_series(
+                        con,
+                        metric,
+                        domain,
+                        periods,
+                        center=None if center == metrics.NETWORK else center,
+                        dimension=None if stratum is None else SERIES_BY,
+                        stratum=stratum,
+                    )  # fmt: skip
+                )
+    return pd.concat(frames, ignore_index=True)
 
 
 def _cell(row) -> tuple[str, ...]:
@@ -88,70 +124,6 @@ def _cell(row) -> tuple[str, ...]:
     if row.site == metrics.ALL_SITES:
         return ("center", str(row.center))
     return ("site", str(row.center), UNKNOWN if pd.isna(row.site) else str(row.site))
-
-
-class Model:
-    """Integer unknowns with linear equalities, for one domain."""
-
-    def __init__(self) -> None:
-        self._cons: list[LinearConstraint] | None = None
-        self._n = 0
-        self.index: dict[Var, int] = {}
-        self.rows: list[dict[Var, float]] = []
-        self.rhs: list[float] = []
-
-    def var(self, v: Var) -> Var:
-        self.index.setdefault(v, len(self.index))
-        return v
-
-    def eq(self, form: dict[Var, float], value: float = 0.0) -> None:
-        for v in form:
-            self.var(v)
-        self.rows.append(form)
-        self.rhs.append(value)
-
-    def observe(self, metric: str, cell: tuple[str, ...], num, den, rate) -> None:
-        x, d = self.var((metric, *cell, "x")), self.var((metric, *cell, "d"))
-        if not pd.isna(num):
-            self.eq({x: 1}, float(num))
-        if not pd.isna(den):
-            self.eq({d: 1}, float(den))
-        if rate is not None and not pd.isna(rate):
-            f = Fraction(float(rate)).limit_denominator(100_000)
-            self.eq({x: f.denominator, d: -f.numerator})
-
-    def bound(self, v: Var, big: float, sign: int) -> float:
-        """The min (``sign`` 1) or max (-1) of ``v`` over the integer points that satisfy everything
-        known. HiGHS's presolve is off: on these models it returned a maximum below the value of a
-        feasible point (the true counts)."""
-        n = len(self.index)
-        if getattr(self, "_cons", None) is None or self._n != n:
-            a = np.zeros((len(self.rows), n))
-            for i, form in enumerate(self.rows):
-                for var, coef in form.items():
-                    a[i, self.index[var]] += coef
-            cons = [LinearConstraint(a, self.rhs, self.rhs)]
-            order = defaultdict(list)  # numerator <= denominator
-            for var, i in self.index.items():
-                order[var[:-1]].append((var[-1], i))
-            pairs = [dict(p) for p in order.values() if len(p) == 2]
-            if pairs:
-                b = np.zeros((len(pairs), n))
-                for k, p in enumerate(pairs):
-                    b[k, p["x"]], b[k, p["d"]] = 1, -1
-                cons.append(LinearConstraint(b, -np.inf, 0))
-            self._cons, self._n = cons, n
-        c = np.zeros(n)
-        c[self.index[v]] = sign
-        res = milp(
-            c,
-            constraints=self._cons,
-            integrality=np.ones(n),
-            bounds=Bounds(0, big),
-            options={"presolve": False},
-        )
-        assert res.status == 0, res.message
-        return sign * res.fun
 
 
 def _model(domain: str, shown: pd.DataFrame, equity: pd.DataFrame) -> Model:
@@ -218,27 +190,33 @@ def _truth(raw: pd.DataFrame, true_equity: pd.DataFrame, domain: str) -> dict[Va
     return out
 
 
-def test_no_hidden_small_count_is_recovered(published: dict[str, pd.DataFrame]) -> None:
+def _observe_series(m: Model, series: pd.DataFrame, domain: str) -> None:
+    """A series point is the cell of the same metric, center (or network) and stratum."""
+    for r in series[series["domain"] == domain].itertuples():
+        if pd.isna(r.stratum):
+            cell = ("network",) if r.center == metrics.NETWORK else ("center", str(r.center))
+        else:
+            cell = ("stratum", str(r.center), SERIES_BY, str(r.stratum))
+        m.observe(r.metric, cell, r.numerator, r.denominator, r.rate)
+
+
+@pytest.mark.parametrize("with_series", [False, True], ids=["files", "files+series"])
+def test_no_hidden_small_count_is_recovered(published: dict[str, pd.DataFrame], with_series: bool) -> None:
+    """The social-needs files alone, and with the series files of the same period (docs/sdoh.md)."""
     shown, equity = published["shown"], published["equity"]
     checked, recovered = 0, []
-    for domain in DOMAINS:
+    for domain in DOMAINS if not with_series else tuple(SERIES_METRICS):
         model = _model(domain, shown, equity)
-        truth = _truth(published["raw"], published["true_equity"], domain)
-        big = float(max(truth.values()) * 4 + 10)
-        observed = {next(iter(f)) for f in model.rows if len(f) == 1}
-        for var, value in truth.items():
-            if var not in model.index or var in observed or not 1 <= value <= 10:
-                continue  # published, or not a small count
-            checked += 1
-            lo = model.bound(var, big, 1)
-            assert lo <= value, (var, value, lo)  # the relations are true of the data
-            if lo < value:
-                continue  # not pinned: the attacker cannot tell value from lo
-            hi = model.bound(var, big, -1)
-            assert value <= hi, (var, value, hi)
-            if lo == hi:
-                recovered.append((var, value))
-    assert checked > 50, checked  # the network has plenty of hidden small cells to attack
+        if with_series:
+            _observe_series(model, published["series"], domain)
+        found, n = attack(model, _truth(published["raw"], published["true_equity"], domain))
+        checked += n
+        recovered += found
+    what = "files + series" if with_series else "files"
+    print(f"sdoh {what}: {checked} hidden small counts attacked, {len(recovered)} recovered")
+    assert checked > (20 if with_series else 50), (
+        checked
+    )  # the network has plenty of hidden small cells to attack
     assert recovered == [], recovered[:10]
 
 

@@ -119,7 +119,7 @@ def test_claims_and_dispenses_from_the_warehouse(tmp_path: Path) -> None:
         store.import_fills(con, "hc", [(f, None) for f in fills], [], "fhir:MedicationDispense")
         (r,) = report.pdc_view(con, "hc", 2026)
         assert (r.drug_class, r.treatment_days, r.covered_days) == ("statins", 365, 150)
-        rows, _ = report.cost_view(con, "hc", date(2026, 1, 1), date(2026, 12, 31))
+        rows, _, _ = report.cost_view(con, "hc", date(2026, 1, 1), date(2026, 12, 31))
         by_month = {x.month.month: x for x in rows}
         assert (by_month[3].ed_visits, by_month[4].admissions, by_month[5].paid) == (1, 1, Decimal("150.00"))
         assert sum(x.member_months for x in rows) == 12

@@ -150,13 +150,14 @@ def test_cost_and_use_hand_computed():
             strata | {("A", f"y{i}"): "Y" for i in range(3, 11)},
         )
     }
+    # X's one ED visit: 83.3 per 1,000 of its 12 member months would give it back, so the rate is hidden
     assert (out["X"].members, out["X"].member_months, out["X"].pmpm, out["X"].ed_per_1000) == (
         12,
         12,
         Decimal("1.00"),
-        Decimal("83.3"),
+        None,
     )
-    assert out["Y"].members == 11
+    assert out["Y"].members == 11 and out["Y"].ed_per_1000 == Decimal("0.0")  # a zero is published
 
 
 def test_claims_csv_rejects():

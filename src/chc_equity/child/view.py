@@ -2,8 +2,9 @@
 
 Aggregates only. ``child_measure`` and ``child_referral_equity`` are stored suppressed (< 11, with
 complementary suppression) for every audience; the referral-loop counts and the ED follow-up counts are
-shown as computed to the roles that may see a center's patients and through the equity layer's
-:func:`~chc_equity.equity.suppression.suppress_measure` for everyone else (``suppressed=True``: viewers).
+shown as computed to the roles that may see a center's patients and, for everyone else
+(``suppressed=True``: viewers), through the equity layer's joint plans over every center and the network
+(:mod:`chc_equity.equity.joint`; tests/test_child_inference.py attacks the result).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import duckdb
 
 from chc_equity.child import bh, pediatric, referrals
 from chc_equity.child.bands import AGE_BANDS, ALL_AGES
-from chc_equity.equity.suppression import DEFAULT_THRESHOLD, suppress_measure
+from chc_equity.equity.joint import Point, plan_crossed_quantities, plan_nested
+from chc_equity.equity.suppression import DEFAULT_THRESHOLD
 
 BAND_ORDER = (ALL_AGES, *AGE_BANDS)
 
@@ -53,26 +55,40 @@ class ChildView:
     depression_open: dict[str, int | None] = field(default_factory=dict)
 
 
-def _suppress_rows(rows: list[dict[str, Any]], num: str, den: str, extra: tuple[str, ...] = ()) -> None:
-    """Suppress ``rows`` (one table: strata of one margin) in place through the equity layer."""
-    if not rows:
-        return
-    labels = [str(i) for i in range(len(rows))]
-    x = [int(r[num] or 0) for r in rows]
-    d = [int(r[den] or 0) for r in rows]
-    s = suppress_measure(labels, x, d, DEFAULT_THRESHOLD)
-    for i, r in enumerate(rows):
-        if s.numerator_suppressed[i]:
-            r[num] = None
-        if s.denominator_suppressed[i]:
-            r[den] = None
-        if s.rate_suppressed[i]:
-            for k in ("rate", "closure_rate", "days_to_closure_median", "days_to_closure_p90", *extra):
-                if k in r:
-                    r[k] = None
-        for k in extra:  # counts beside the rate (open referrals): 1-10 never shown
-            v = r.get(k)
-            if v is not None and 0 < v < DEFAULT_THRESHOLD:
+def _suppress_referrals(loops: list[dict[str, Any]], organizations: list[dict[str, Any]]) -> None:
+    """Hide small referral-loop counts of every center and the network in place, for a viewer.
+
+    The rows are crossed: the network row is the sum of the centers' rows, a center's ``any`` row the sum
+    of its referral types and of its receiving organizations. So the closures (closed of referrals) are
+    planned together by :func:`~chc_equity.equity.joint.plan_crossed_quantities`, the open counts (30+
+    >= 60+ >= 90+ days, whose differences are counts too) by
+    :func:`~chc_equity.equity.joint.plan_nested`. (One table per center before: the network row minus
+    one center's gave a small center back; tests/test_child_inference.py.)"""
+    point: dict[int, Point] = {}
+    for r in loops:
+        t = r["referral_type"]
+        point[id(r)] = (r["center"], None, None) if t == referrals.ANY else (r["center"], "type", t)
+    for r in organizations:
+        point[id(r)] = (r["center"], "organization", str(r["organization_id"]))
+    rows = loops + organizations
+    closure = plan_crossed_quantities(
+        {point[id(r)]: (int(r["closed"] or 0), int(r["referrals"] or 0)) for r in rows}, referrals.NETWORK
+    )
+    opens = tuple(f"open_{d}" for d in referrals.OPEN_AGES)
+    open_hidden = plan_nested(
+        {point[id(r)]: tuple(int(r[k] or 0) for k in opens) for r in rows}, referrals.NETWORK
+    )
+    for r in rows:
+        met, not_met, den = closure[point[id(r)]]
+        if met:
+            r["closed"] = None
+        if den:
+            r["referrals"] = None
+        if met or not_met or den:
+            for k in ("closure_rate", "days_to_closure_median", "days_to_closure_p90"):
+                r[k] = None
+        if point[id(r)] in open_hidden:
+            for k in opens:
                 r[k] = None
 
 
@@ -106,46 +122,41 @@ def load(con: duckdb.DuckDBPyConnection, center: str | None, *, suppressed: bool
             for r in df.to_dict("records")
         ]
     view.flagged.sort(key=lambda r: (r["center"], r.get("q_value") or 1))
+
+    # Every center's rows are read and suppressed together, then the center's kept: a center's page must
+    # hide what the network page hides (the two are published side by side).
+    def mine(r: dict[str, Any]) -> bool:
+        return center is None or r["center"] == center
+
     rows = con.execute(
-        f"SELECT * FROM {referrals.METRICS} WHERE {where} AND organization_id = 'All' "
-        "ORDER BY center, referral_type, age_band",
-        params,
+        f"SELECT * FROM {referrals.METRICS} WHERE organization_id = 'All' AND age_band = '{ALL_AGES}' "
+        "ORDER BY center, referral_type"
     ).df()
-    recs = [{k: _clean(v) for k, v in r.items()} for r in rows.to_dict("records")]
-    opens = tuple(f"open_{d}" for d in referrals.OPEN_AGES)
-    by_type = [r for r in recs if r["age_band"] == ALL_AGES]
-    view.referrals = by_type
+    loops = [{k: _clean(v) for k, v in r.items()} for r in rows.to_dict("records")]
     orgs = con.execute(
-        f"""SELECT * FROM {referrals.METRICS} WHERE {where} AND organization_id <> 'All'
-              AND referral_type = 'any' AND age_band = '{ALL_AGES}' ORDER BY center, organization_name""",
-        params,
+        f"""SELECT * FROM {referrals.METRICS} WHERE organization_id <> 'All'
+              AND referral_type = 'any' AND age_band = '{ALL_AGES}' ORDER BY center, organization_name"""
     ).df()
-    view.organizations = [{k: _clean(v) for k, v in r.items()} for r in orgs.to_dict("records")]
+    organizations = [{k: _clean(v) for k, v in r.items()} for r in orgs.to_dict("records")]
     if suppressed:
-        for c in {r["center"] for r in view.referrals}:
-            _suppress_rows([r for r in view.referrals if r["center"] == c and r["referral_type"] != "any"],
-                           "closed", "referrals", opens)  # fmt: skip
-            _suppress_rows([r for r in view.referrals if r["center"] == c and r["referral_type"] == "any"],
-                           "closed", "referrals", opens)  # fmt: skip
-            _suppress_rows([r for r in view.organizations if r["center"] == c], "closed", "referrals", opens)
+        _suppress_referrals(loops, organizations)
+    view.referrals = [r for r in loops if mine(r)]
+    view.organizations = [r for r in organizations if mine(r)]
     if _has(con, bh.FOLLOWUP):
         fu = con.execute(
-            f"""SELECT center, count(*) AS events, count(*) FILTER (WHERE followup_7d) AS followup_7d,
-                       count(*) FILTER (WHERE followup_30d) AS followup_30d
-                  FROM {bh.FOLLOWUP} WHERE {where} AND NOT excluded GROUP BY center ORDER BY center""",
-            params,
+            f"""SELECT center, count(*) AS events, count(*) FILTER (WHERE followup_30d) AS followup_30d,
+                       count(*) FILTER (WHERE followup_7d) AS followup_7d
+                  FROM {bh.FOLLOWUP} WHERE NOT excluded GROUP BY center ORDER BY center"""
         ).fetchall()
-        for c, n, d7, d30 in fu:
+        # events >= followed up in 30 days >= in 7 days: nested counts, planned as the open referrals
+        hidden = plan_nested({(c, None, None): (n, d30, d7) for c, n, d30, d7 in fu}, referrals.NETWORK)
+        for c, n, d30, d7 in fu:
             row = {"center": c, "events": n, "followup_7d": d7, "followup_30d": d30,
                    "rate_7d": d7 / n if n else None, "rate_30d": d30 / n if n else None}  # fmt: skip
-            if suppressed:
-                for k, rate in (("followup_7d", "rate_7d"), ("followup_30d", "rate_30d")):
-                    s = suppress_measure(["x"], [row[k]], [n], DEFAULT_THRESHOLD)
-                    if s.rate_suppressed[0]:
-                        row[k] = row[rate] = None
-                if n < DEFAULT_THRESHOLD:
-                    row["events"] = None
-            view.followup.append(row)
+            if suppressed and (c, None, None) in hidden:
+                row.update(events=None, followup_7d=None, followup_30d=None, rate_7d=None, rate_30d=None)
+            if mine(row):
+                view.followup.append(row)
     if _has(con, bh.DEPRESSION_OPEN):
         for c, n in con.execute(
             f"SELECT center, count(DISTINCT patient_id) FROM {bh.DEPRESSION_OPEN} WHERE {where} "

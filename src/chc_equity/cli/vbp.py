@@ -313,7 +313,7 @@ def cost_cmd(
 
     con = _read(warehouse)
     try:
-        rows, strata = report.cost_view(con, center, _day(start), _day(end), by)
+        rows, strata, _ = report.cost_view(con, center, _day(start), _day(end), by)
     except ValueError as exc:
         _fail(str(exc))
     finally:

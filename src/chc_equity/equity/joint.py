@@ -173,6 +173,7 @@ def plan_crossed(
     threshold: int = DEFAULT_THRESHOLD,
     hidden_before: set[Point] | frozenset[Point] = frozenset(),
     locked: set[Point] | frozenset[Point] = frozenset(),
+    network_published: bool = True,
 ) -> set[Point]:
     """Points to hide among everything published about one group and period when centers and strata
     are *crossed*: the network, each center, the network's strata and each center's strata.
@@ -187,8 +188,25 @@ def plan_crossed(
     :func:`plan_group` (the measures report publishes them unless small); points in ``hidden_before``
     (hidden by another publication of the same period) stay hidden; points in ``locked`` are published
     elsewhere whatever this plan says (e.g. the centers' totals on a page): never hidden here, and
-    treated as known. A point is hidden when any of its three quantities is.
+    treated as known. A point is hidden when any of its three quantities is
+    (:func:`plan_crossed_quantities` tells which).
     """
+    hidden = plan_crossed_quantities(points, network, threshold, hidden_before, locked, network_published)
+    return {k for k, h in hidden.items() if any(h)}
+
+
+def plan_crossed_quantities(
+    points: Mapping[Point, tuple[int, int]],
+    network: str,
+    threshold: int = DEFAULT_THRESHOLD,
+    hidden_before: set[Point] | frozenset[Point] = frozenset(),
+    locked: set[Point] | frozenset[Point] = frozenset(),
+    network_published: bool = True,
+) -> dict[Point, tuple[bool, bool, bool]]:
+    """:func:`plan_crossed`, per quantity: for every point, whether its met, not met and denominator
+    are hidden. A publication may show a point's denominator while its met count is hidden; never one
+    quantity of the three alone (the plan complements ``d = x + y``). ``network_published=False``: the
+    network's totals are not published elsewhere, so they are not locked (and may be complements)."""
     keys = sorted(points, key=lambda k: (k[0] != network, k[0], k[1] or "", k[2] or ""))
     index = {k: i for i, k in enumerate(keys)}
     n = len(keys)
@@ -218,7 +236,7 @@ def plan_crossed(
             add((network, dim, s), [(c, dim, s) for c in centers if (c, dim, s) in index])
     table = LinearTable(values, tuple(eqs), names)
     lock = np.zeros(values.size, dtype=bool)
-    if (network, None, None) in index:
+    if network_published and (network, None, None) in index:
         t = index[(network, None, None)]
         shown = published_totals([values[t], values[n + t], values[2 * n + t]], threshold)
         for q in range(3):
@@ -232,4 +250,32 @@ def plan_crossed(
             before[[q * n + index[k] for q in range(3)]] = True
             lock[[q * n + index[k] for q in range(3)]] = False
     h = suppress(table, threshold, locked=lock, hidden_before=before).suppressed
-    return {k for i, k in enumerate(keys) if h[i] or h[n + i] or h[2 * n + i]}
+    return {k: (bool(h[i]), bool(h[n + i]), bool(h[2 * n + i])) for i, k in enumerate(keys)}
+
+
+def plan_nested(
+    points: Mapping[Point, Sequence[int]],
+    network: str,
+    threshold: int = DEFAULT_THRESHOLD,
+) -> set[Point]:
+    """Points to hide when each point publishes nested counts ``c0 >= c1 >= ...`` of the same units (open
+    30+ / 60+ / 90+ days; events, followed up in 30 days, in 7 days), crossed as in :func:`plan_crossed`.
+
+    The differences ``c[i] - c[i+1]`` are counts too (open 30-59 days), so every consecutive pair is
+    planned as (met ``c[i+1]``, denominator ``c[i]``) by :func:`plan_crossed`, each pair's plan starting
+    from what the others hid, until no pair hides more; a hidden point hides all its counts.
+    """
+    depth = {len(v) for v in points.values()}
+    if len(depth) > 1:
+        raise ValueError("every point needs the same number of nested counts")
+    levels = depth.pop() if depth else 0
+    if any(int(a) < int(b) for v in points.values() for a, b in zip(v, v[1:], strict=False)):
+        raise ValueError("nested counts must not increase (c0 >= c1 >= ...)")
+    hidden: set[Point] = set()
+    while True:
+        before = set(hidden)
+        for i in range(levels - 1):
+            pairs = {k: (int(v[i + 1]), int(v[i])) for k, v in points.items()}
+            hidden |= plan_crossed(pairs, network, threshold, hidden_before=frozenset(hidden))
+        if hidden == before:
+            return hidden

@@ -120,6 +120,106 @@ class StratumRow:
     admissions_per_1000: Decimal | None
 
 
+@dataclass(frozen=True, slots=True)
+class MonthRow:
+    """A payer's month as a viewer sees it (None: hidden)."""
+
+    payer: str
+    month: date
+    member_months: int | None
+    pmpm: Decimal | None
+    ed_per_1000: Decimal | None
+    admissions_per_1000: Decimal | None
+
+
+YEAR = "*"  # a payer's whole period: its months, and the strata of every dimension, add up to it
+
+
+def _per_1000(n: int, mm: int) -> Decimal | None:
+    return (Decimal(n) * 1000 / mm).quantize(Decimal("0.1")) if mm else None
+
+
+def published(
+    claims: Iterable[Claim],
+    months: Mapping[tuple[str, str], set[date]],
+    strata: Mapping[str, Mapping[tuple[str, str], str]],
+    *,
+    threshold: int = DEFAULT_THRESHOLD,
+) -> tuple[list[MonthRow], dict[str, list[StratumRow]]]:
+    """One payer's months and strata (``strata``: dimension -> (payer, member) -> label; missing ->
+    "Unknown") with small counts hidden, planned together.
+
+    Counts here: members per stratum (people), member months, ED visits and admissions. A rate per 1,000
+    member months next to its member months gives the visits back (rounded to 0.1, exactly while member
+    months are under 10,000), so a rate is hidden with its visits. The months and the strata of every
+    dimension split the same year, so member months, ED visits and admissions are each planned by one
+    crossed plan (:func:`chc_equity.equity.joint.plan_crossed`: the year is the "network", months its
+    "centers", the strata its strata; the year's totals are not published as such): a stratum under
+    ``threshold`` members (one-way plan of the members, as before) or a month under ``threshold`` member
+    months starts hidden, then complements follow; visits of a month or stratum whose member months are
+    hidden are hidden too (as their rate). Every figure of a hidden stratum is hidden; a month whose
+    member months are hidden is left out.
+    """
+    from chc_equity.equity.joint import plan_crossed
+
+    claims = attributed_claims(claims, months)
+    month_rows = cost_use(claims, months)
+    stats: dict[tuple[str, str], list] = {}  # (dimension, label) -> [people, mm, paid, ed, adm]
+    for dim, labels_of in strata.items():
+        people: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        mm: dict[str, int] = defaultdict(int)
+        for key, ms in months.items():
+            people[labels_of.get(key, "Unknown")].add(key)
+            mm[labels_of.get(key, "Unknown")] += len(ms)
+        for label in sorted(people):
+            stats[(dim, label)] = [len(people[label]), mm[label], Decimal(0), set(), set()]
+        for c in claims:
+            row = stats[(dim, labels_of.get((c.payer, c.member_id), "Unknown"))]
+            row[2] += c.paid
+            if c.setting == "ed":
+                row[3].add(c.claim_id)
+            elif c.setting == "inpatient":
+                row[4].add(c.claim_id)
+    small_people: set = set()
+    for dim in strata:
+        labels = [lab for d, lab in stats if d == dim]
+        if labels:
+            sup = suppress(one_way_table([stats[(dim, lab)][0] for lab in labels], labels), threshold)
+            small_people |= {(YEAR, dim, lab) for i, lab in enumerate(labels) if sup.suppressed[i]}
+    counts: dict = {}  # point -> (member months, ED visits, admissions)
+    for r in month_rows:
+        counts[(r.month.isoformat(), None, None)] = (r.member_months, r.ed_visits, r.admissions)
+    counts[(YEAR, None, None)] = tuple(sum(v[i] for v in list(counts.values())) for i in range(3))
+    for (dim, label), (_, mm_s, _, ed_s, adm_s) in stats.items():
+        counts[(YEAR, dim, label)] = (mm_s, len(ed_s), len(adm_s))
+
+    def plan(i: int, before: set) -> set:
+        points = {k: (v[i], v[i]) for k, v in counts.items()}
+        return plan_crossed(points, YEAR, threshold, hidden_before=before, network_published=False)
+
+    hidden_mm = plan(0, small_people)
+    hidden_ed, hidden_adm = plan(1, hidden_mm), plan(2, hidden_mm)
+    shown_months = []
+    for r in month_rows:
+        k = (r.month.isoformat(), None, None)
+        if k in hidden_mm:
+            continue
+        ed = None if k in hidden_ed else _per_1000(r.ed_visits, r.member_months)
+        adm = None if k in hidden_adm else _per_1000(r.admissions, r.member_months)
+        shown_months.append(MonthRow(r.payer, r.month, r.member_months, r.pmpm, ed, adm))
+    out: dict[str, list[StratumRow]] = {dim: [] for dim in strata}
+    for (dim, label), (n_people, n, paid, ed_s, adm_s) in stats.items():
+        k = (YEAR, dim, label)
+        if k in hidden_mm:
+            out[dim].append(StratumRow(label, None, None, None, None, None))
+            continue
+        pmpm = (paid / n).quantize(Decimal("0.01")) if n else None
+        ed = None if k in hidden_ed else _per_1000(len(ed_s), n)
+        adm = None if k in hidden_adm else _per_1000(len(adm_s), n)
+        out[dim].append(StratumRow(label, n_people, n, pmpm, ed, adm))
+    return shown_months, out
+
+
 def by_stratum(
     claims: Iterable[Claim],
     months: Mapping[tuple[str, str], set[date]],
@@ -127,46 +227,9 @@ def by_stratum(
     *,
     threshold: int = DEFAULT_THRESHOLD,
 ) -> list[StratumRow]:
-    """Cost and use per equity stratum (``strata``: (payer, member) -> label, e.g. race and ethnicity
-    from ``patient_attributes``; missing -> "Unknown"). The number of members per stratum is a count of
-    people: a stratum under ``threshold`` is suppressed with complementary suppression (equity layer),
-    and so is every figure of a suppressed stratum."""
-    people: dict[str, set[tuple[str, str]]] = defaultdict(set)
-    mm: dict[str, int] = defaultdict(int)
-    for key, ms in months.items():
-        s = strata.get(key, "Unknown")
-        people[s].add(key)
-        mm[s] += len(ms)
-    paid: dict[str, Decimal] = defaultdict(Decimal)
-    ed: dict[str, set[str]] = defaultdict(set)
-    adm: dict[str, set[str]] = defaultdict(set)
-    for c in attributed_claims(claims, months):
-        s = strata.get((c.payer, c.member_id), "Unknown")
-        paid[s] += c.paid
-        (ed if c.setting == "ed" else adm if c.setting == "inpatient" else defaultdict(set))[s].add(
-            c.claim_id
-        )
-    labels = sorted(people)
-    if not labels:
-        return []
-    sup = suppress(one_way_table([len(people[s]) for s in labels], labels), threshold)
-    out = []
-    for i, s in enumerate(labels):
-        if sup.suppressed[i]:
-            out.append(StratumRow(s, None, None, None, None, None))
-            continue
-        n = mm[s]
-        out.append(
-            StratumRow(
-                s,
-                len(people[s]),
-                n,
-                (paid[s] / n).quantize(Decimal("0.01")) if n else None,
-                (Decimal(len(ed[s])) * 1000 / n).quantize(Decimal("0.1")) if n else None,
-                (Decimal(len(adm[s])) * 1000 / n).quantize(Decimal("0.1")) if n else None,
-            )
-        )
-    return out
+    """Cost and use per equity stratum of one dimension (``strata``: (payer, member) -> label, e.g. race
+    and ethnicity from ``patient_attributes``; missing -> "Unknown"), suppressed by :func:`published`."""
+    return published(claims, months, {"stratum": strata}, threshold=threshold)[1]["stratum"]
 
 
 def total_cost(claims: Iterable[Claim], months: Mapping[tuple[str, str], set[date]], payer: str) -> Fraction:

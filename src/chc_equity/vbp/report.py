@@ -259,8 +259,11 @@ def cost_view(
     end: date,
     by: str = "race_ethnicity",
     threshold: int = DEFAULT_THRESHOLD,
-) -> tuple[list[cost.CostRow], dict[str, list[cost.StratumRow]]]:
-    """PMPM and use per payer and month, and per stratum of ``by`` for each payer (suppressed)."""
+) -> tuple[list[cost.CostRow], dict[str, list[cost.StratumRow]], list[cost.MonthRow]]:
+    """PMPM and use per payer and month (as computed, and as a viewer sees them), and per stratum of
+    ``by`` for each payer (suppressed for everyone). The strata of every dimension are planned together
+    with the months (:func:`chc_equity.vbp.cost.published`): the page can be fetched for each dimension,
+    and one plan per dimension would hide different months."""
     if by not in STRATA:
         raise ValueError(f"by must be one of {', '.join(STRATA)}")
     linked = store.members(con, center)
@@ -271,20 +274,21 @@ def cost_view(
                 months[(m.payer, m.member_id)].add(first)
     claims = [c for c in store.claims(con, center) if start <= c.service_date <= end]
     rows = cost.cost_use(claims, months)
-    labels: dict[str, str] = {}
-    if _table(con, "main", "patient_attributes"):
-        labels = dict(
-            con.execute(
-                f"SELECT patient_id, any_value({by}) FROM patient_attributes WHERE center = ? GROUP BY 1",
-                [center],
-            ).fetchall()
-        )
-    strata = {(m.payer, m.member_id): labels.get(p, "Unknown") if p else "Unknown" for m, p in linked}
-    by_payer = {}
+    strata: dict[str, dict[tuple[str, str], str]] = {}
+    sql = "SELECT patient_id, any_value({}) FROM patient_attributes WHERE center = ? GROUP BY 1"
+    has_attributes = _table(con, "main", "patient_attributes")
+    for dim in STRATA:
+        labels = dict(con.execute(sql.format(dim), [center]).fetchall()) if has_attributes else {}
+        strata[dim] = {
+            (m.payer, m.member_id): labels.get(p, "Unknown") if p else "Unknown" for m, p in linked
+        }
+    by_payer, shown = {}, []
     for payer in sorted({k[0] for k in months}):
         sub = {k: v for k, v in months.items() if k[0] == payer}
-        by_payer[payer] = cost.by_stratum(claims, sub, strata, threshold=threshold)
-    return rows, by_payer
+        payer_months, payer_strata = cost.published(claims, sub, strata, threshold=threshold)
+        by_payer[payer] = payer_strata[by]
+        shown += payer_months
+    return rows, by_payer, shown
 
 
 # ----------------------------------------------------------------------------------- PDC

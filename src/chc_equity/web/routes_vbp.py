@@ -18,7 +18,7 @@ from fastapi.responses import Response
 
 from chc_equity.equity.suppression import DEFAULT_THRESHOLD as SMALL
 from chc_equity.equity.suppression import one_way_table, suppress
-from chc_equity.vbp import pdc, report, store
+from chc_equity.vbp import cost, pdc, report, store
 from chc_equity.vbp.contract import money
 from chc_equity.web import data, service
 from chc_equity.web.roles import PATIENT_LEVEL_ROLES, Principal
@@ -246,9 +246,15 @@ def vbp_cost(
     if by not in report.STRATA:
         raise HTTPException(status_code=404, detail="No such dimension.")
     with service.warehouse(request) as con:
-        rows, strata = report.cost_view(con, center, date(y, 1, 1), date(y, 12, 31), by)
-    if scope.user.suppressed:  # members in a month are people: a viewer sees no month under 11
-        rows = [r for r in rows if r.member_months >= SMALL]
+        rows, strata, shown = report.cost_view(con, center, date(y, 1, 1), date(y, 12, 31), by)
+    if scope.user.suppressed:  # a viewer: small months left out, small visit counts' rates hidden
+        rows = shown
+    else:
+        rows = [
+            cost.MonthRow(r.payer, r.month, r.member_months, r.pmpm, r.per_1000(r.ed_visits),
+                          r.per_1000(r.admissions))
+            for r in rows
+        ]  # fmt: skip
     return _render(
         request,
         "vbp_cost.html",
