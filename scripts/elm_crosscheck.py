@@ -23,7 +23,7 @@ from datetime import date
 from pathlib import Path
 
 from chc_equity.ingest import load
-from chc_equity.measures.elm.crosscheck import crosscheck
+from chc_equity.measures.elm.crosscheck import Agreement, crosscheck
 from chc_equity.measures.vocabulary import Period
 from chc_equity.synth import generate, load_config
 from chc_equity.views.build import build_views
@@ -65,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--show", type=int, default=10, help="differing cells to print per measure")
     ap.add_argument("--warehouse", type=Path, help="warehouse to build (if absent) and use")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--reuse-handwritten",
+        action="store_true",
+        help="compare with the hand-written rows measure_results already holds (an earlier run's)",
+    )
     args = ap.parse_args(argv)
 
     path = args.warehouse or Path(tempfile.gettempdir()) / (
@@ -77,23 +82,35 @@ def main(argv: list[str] | None = None) -> int:
     con = connect(path)
     con.execute(f"SET threads = {args.threads}")
     wall0, cpu0 = time.perf_counter(), cpu()
-    results = crosscheck(con, args.package, PERIOD, args.measure, max_differences=args.show)
-    wall, used = time.perf_counter() - wall0, cpu() - cpu0
-    con.close()
     failed = 0
-    for r in results.values():
-        if r.error:
-            print(f"{r.measure}: not compiled: {r.error}")
-            continue
+
+    def show(r: Agreement) -> None:
+        nonlocal failed
         counts = " ".join(f"{code}={h}/{k}" for code, (h, k) in r.counts.items() if h or k)
         print(
             f"{r.measure}: {r.patients} patients, {r.n_differences} differing cells "
             f"(hand-written {r.seconds[0]:.1f} s, compiled {r.seconds[1]:.1f} s); "
-            f"hand-written/compiled {counts}"
+            f"hand-written/compiled {counts}",
+            flush=True,
         )
         failed += r.n_differences > 0
         for d in r.differences:
-            print(f"    {d[0]} {d[1]} {d[2]} {d[3]}: hand-written {d[4]}, compiled {d[5]}")
+            print(f"    {d[0]} {d[1]} {d[2]} {d[3]}: hand-written {d[4]}, compiled {d[5]}", flush=True)
+
+    results = crosscheck(
+        con,
+        args.package,
+        PERIOD,
+        args.measure,
+        max_differences=args.show,
+        on_result=show,
+        run_handwritten=not args.reuse_handwritten,
+    )
+    wall, used = time.perf_counter() - wall0, cpu() - cpu0
+    con.close()
+    for r in results.values():
+        if r.error:
+            print(f"{r.measure}: not compiled: {r.error}")
     agreed = sum(r.agrees for r in results.values())
     compiled = sum(not r.error for r in results.values())
     print(

@@ -13,7 +13,7 @@ holds is replaced by this check.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,8 +60,13 @@ def crosscheck(
     period: Period,
     wanted: Sequence[str] | None = None,
     max_differences: int = 50,
+    on_result: Callable[[Agreement], None] | None = None,
+    run_handwritten: bool = True,
 ) -> dict[str, Agreement]:
-    """Run both engines on every patient of ``con``'s warehouse for ``period`` and compare."""
+    """Run both engines on every patient of ``con``'s warehouse for ``period`` and compare.
+
+    ``run_handwritten=False`` compares with the hand-written rows ``measure_results`` already holds for
+    the period (a warehouse on which ``measures run`` ran, unchanged since)."""
     from chc_equity.measures.registry import find
 
     names = both(package, wanted)
@@ -71,13 +76,14 @@ def crosscheck(
         out[name].error = message
     modules = find([c.measure.name for c in compiled])
     hand_seconds: dict[str, float] = {}
-    run_measures(
-        con,
-        modules,
-        period_start=period.start,
-        period_end=period.end,
-        on_measure=lambda m, s: hand_seconds.__setitem__(m.name, s),
-    )
+    if run_handwritten:
+        run_measures(
+            con,
+            modules,
+            period_start=period.start,
+            period_end=period.end,
+            on_measure=lambda m, s: hand_seconds.__setitem__(m.name, s),
+        )
     prepare_macros(con)
     con.execute(
         RESULTS_DDL.replace(f"TABLE IF NOT EXISTS {RESULTS_TABLE}", f"OR REPLACE TEMP TABLE {COMPILED_TABLE}")
@@ -91,6 +97,8 @@ def crosscheck(
         result = out[c.measure.name]
         result.seconds = (hand_seconds.get(c.measure.name, 0.0), time.perf_counter() - started)
         _compare(con, result, period, max_differences)
+        if on_result:
+            on_result(result)
     return out
 
 
