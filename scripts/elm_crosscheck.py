@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         counts = " ".join(f"{code}={h}/{k}" for code, (h, k) in r.counts.items() if h or k)
         print(
             f"{r.measure}: {r.patients} patients, {r.n_differences} differing cells "
-            f"(hand-written {r.seconds[0]:.1f} s, compiled {r.seconds[1]:.1f} s); "
+            f"(hand-written {r.seconds[0]:.1f} s {r.cpu[0]:.1f} CPU-s, compiled {r.seconds[1]:.1f} s "
+            f"{r.cpu[1]:.1f} CPU-s); "
             f"hand-written/compiled {counts}",
             flush=True,
         )

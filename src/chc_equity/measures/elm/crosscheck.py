@@ -40,6 +40,7 @@ class Agreement:
     differences: list[tuple[str, str, str, str, bool, bool]] = field(default_factory=list)  # the first ones
     n_differences: int = 0
     seconds: tuple[float, float] = (0.0, 0.0)  # hand-written, compiled (wall)
+    cpu: tuple[float, float] = (0.0, 0.0)  # hand-written, compiled (CPU seconds of this process)
 
     @property
     def agrees(self) -> bool:
@@ -76,26 +77,37 @@ def crosscheck(
         out[name].error = message
     modules = find([c.measure.name for c in compiled])
     hand_seconds: dict[str, float] = {}
+    hand_cpu: dict[str, float] = {}
+    last = [time.process_time()]
+
+    def handwritten_done(m, seconds: float) -> None:
+        hand_seconds[m.name], hand_cpu[m.name], last[0] = (
+            seconds,
+            time.process_time() - last[0],
+            time.process_time(),
+        )
+
     if run_handwritten:
         run_measures(
             con,
             modules,
             period_start=period.start,
             period_end=period.end,
-            on_measure=lambda m, s: hand_seconds.__setitem__(m.name, s),
+            on_measure=handwritten_done,
         )
     prepare_macros(con)
     con.execute(
         RESULTS_DDL.replace(f"TABLE IF NOT EXISTS {RESULTS_TABLE}", f"OR REPLACE TEMP TABLE {COMPILED_TABLE}")
     )
     for c in compiled:
-        started = time.perf_counter()
+        started, cpu0 = time.perf_counter(), time.process_time()
         for statement in c.statements():
             con.execute(statement)
         con.execute(f"INSERT INTO {COMPILED_TABLE} {c.select}")
         drop_defines(con, c)
         result = out[c.measure.name]
         result.seconds = (hand_seconds.get(c.measure.name, 0.0), time.perf_counter() - started)
+        result.cpu = (hand_cpu.get(c.measure.name, 0.0), time.process_time() - cpu0)
         _compare(con, result, period, max_differences)
         if on_result:
             on_result(result)
