@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from chc_equity.measures.elm.measure import prepare as prepare_macros
-from chc_equity.measures.elm.run import compile_package, drop_defines, package_measures
+from chc_equity.measures.elm.run import DefineTables, compile_package, package_measures
 from chc_equity.measures.engine import RESULTS_DDL, RESULTS_TABLE, run_measures
 from chc_equity.measures.model import POPULATION_COLUMNS
 from chc_equity.measures.vocabulary import Period, sql_str
@@ -99,18 +99,19 @@ def crosscheck(
     con.execute(
         RESULTS_DDL.replace(f"TABLE IF NOT EXISTS {RESULTS_TABLE}", f"OR REPLACE TEMP TABLE {COMPILED_TABLE}")
     )
+    tables = DefineTables(con)
     for c in compiled:
         started, cpu0 = time.perf_counter(), time.process_time()
-        for statement in c.statements():
-            con.execute(statement)
+        tables.build(c)
         con.execute(f"INSERT INTO {COMPILED_TABLE} {c.select}")
-        drop_defines(con, c)
+        tables.release(c)
         result = out[c.measure.name]
         result.seconds = (hand_seconds.get(c.measure.name, 0.0), time.perf_counter() - started)
         result.cpu = (hand_cpu.get(c.measure.name, 0.0), time.process_time() - cpu0)
         _compare(con, result, period, max_differences)
         if on_result:
             on_result(result)
+    tables.close()
     return out
 
 

@@ -12,6 +12,8 @@ Which engine runs a measure that is both hand-written and published as ELM is ch
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -129,10 +131,61 @@ def run_compiled_measures(
     return _run_here(con, measures, ctx, on_measure)
 
 
-def drop_defines(con: duckdb.DuckDBPyConnection, compiled: Compiled) -> None:
-    """Drop a measure's define tables once its rows are written (at 100k patients they hold memory)."""
-    for define in compiled.defines:
-        con.execute(f"DROP TABLE IF EXISTS {define.table}")
+_ALIAS = re.compile(r"\b([abf])(\d+)_")
+_TABLE = re.compile(r"\belm_[a-z0-9_]+")
+
+
+def canonical(sql: str) -> str:
+    """``sql`` with the compiler's generated alias numbers (``a12_``, ``b3_``, ``f7_``) renumbered in
+    order of first appearance: one define compiled by two measures' compilers then reads the same."""
+    numbers: dict[str, int] = {}
+
+    def renumber(m: re.Match[str]) -> str:
+        n = numbers.setdefault(m.group(2), len(numbers) + 1)
+        return f"{m.group(1)}{n}_"
+
+    return _ALIAS.sub(renumber, sql)
+
+
+class DefineTables:
+    """The define tables of one run. A define another measure of the run already built from the same
+    SQL, reading the same defines (a shared library's: Hospice, PalliativeCare, AdvancedIllnessandFrailty
+    ...), is read rather than rebuilt: DuckDB's planning of the large compiled expressions is most of a
+    compiled measure's time. A measure's own defines are dropped once its rows are written, the shared
+    ones when the run ends (:meth:`close`)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.built: dict[str, str] = {}  # table -> key of what it holds
+
+    def build(self, compiled: Compiled, patients_where: str = "") -> None:
+        statements = compiled.statements(patients_where)
+        self.con.execute(statements[0])  # the patients: the same relation for every measure of a run
+        keys: dict[str, str] = {}
+        for define, statement in zip(compiled.defines, statements[1:], strict=True):
+            reads = sorted(t for t in set(_TABLE.findall(define.sql)) if t in keys and t != define.table)
+            key = hashlib.sha256(
+                "\n".join([canonical(define.sql), *(keys[t] for t in reads)]).encode()
+            ).hexdigest()
+            keys[define.table] = key
+            if self.built.get(define.table) != key:
+                self.con.execute(statement)
+                self.built[define.table] = key
+
+    def release(self, compiled: Compiled) -> None:
+        """Drop the measure's own defines (those of its main library)."""
+        own = "elm_" + re.sub(r"[^a-z0-9]+", "_", compiled.measure.library.lower()).strip("_") + "_"
+        for define in compiled.defines:
+            if define.table.startswith(own):
+                self._drop(define.table)
+
+    def close(self) -> None:
+        for table in list(self.built):
+            self._drop(table)
+
+    def _drop(self, table: str) -> None:
+        self.con.execute(f"DROP TABLE IF EXISTS {table}")
+        self.built.pop(table, None)
 
 
 def _run_here(
@@ -145,12 +198,12 @@ def _run_here(
     prepare_macros(con)
     where = "p.center IN (" + ", ".join(sql_str(c) for c in ctx.centers) + ")" if ctx.centers else ""
     written: dict[str, int] = {}
+    tables = DefineTables(con)
     con.execute("BEGIN TRANSACTION")
     try:
         for compiled in measures:
             started = time.perf_counter()
-            for statement in compiled.statements(where):
-                con.execute(statement)
+            tables.build(compiled, where)
             model = compiled.measure.model()
             rows = results_where(model, ctx)
             con.execute(f"DELETE FROM {RESULTS_TABLE} WHERE {rows}")
@@ -158,9 +211,10 @@ def _run_here(
             written[model.name] = con.execute(
                 f"SELECT count(*) FROM {RESULTS_TABLE} WHERE {rows}"
             ).fetchone()[0]
-            drop_defines(con, compiled)
+            tables.release(compiled)
             if on_measure:
                 on_measure(model, time.perf_counter() - started)
+        tables.close()
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
