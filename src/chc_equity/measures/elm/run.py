@@ -207,7 +207,10 @@ def _run_here(
             model = compiled.measure.model()
             rows = results_where(model, ctx)
             con.execute(f"DELETE FROM {RESULTS_TABLE} WHERE {rows}")
-            con.execute(f"INSERT INTO {RESULTS_TABLE} {compiled.select}")
+            # the subjects of the initial population, as the hand-written measures write them
+            con.execute(
+                f"INSERT INTO {RESULTS_TABLE} SELECT * FROM ({compiled.select}) WHERE initial_population"
+            )
             written[model.name] = con.execute(
                 f"SELECT count(*) FROM {RESULTS_TABLE} WHERE {rows}"
             ).fetchone()[0]
