@@ -86,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def show(r: Agreement) -> None:
         nonlocal failed
+        if r.error:
+            print(f"{r.measure}: {r.error}", flush=True)
+            failed += 1
+            return
         counts = " ".join(f"{code}={h}/{k}" for code, (h, k) in r.counts.items() if h or k)
         print(
             f"{r.measure}: {r.patients} patients, {r.n_differences} differing cells "
@@ -110,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     wall, used = time.perf_counter() - wall0, cpu() - cpu0
     con.close()
     for r in results.values():
-        if r.error:
+        if r.error and not r.error.startswith("SQL error"):
             print(f"{r.measure}: not compiled: {r.error}")
     agreed = sum(r.agrees for r in results.values())
     compiled = sum(not r.error for r in results.values())

@@ -102,10 +102,17 @@ def crosscheck(
     tables = DefineTables(con)
     for c in compiled:
         started, cpu0 = time.perf_counter(), time.process_time()
-        tables.build(c)
-        con.execute(f"INSERT INTO {COMPILED_TABLE} {c.select}")
-        tables.release(c)
         result = out[c.measure.name]
+        try:
+            tables.build(c)
+            con.execute(f"INSERT INTO {COMPILED_TABLE} {c.select}")
+        except duckdb.Error as exc:  # a run-time stop of the compiled SQL: reported, the others go on
+            result.error = f"SQL error: {str(exc).splitlines()[0][:200]}"
+            tables.close()
+            if on_result:
+                on_result(result)
+            continue
+        tables.release(c)
         result.seconds = (hand_seconds.get(c.measure.name, 0.0), time.perf_counter() - started)
         result.cpu = (hand_cpu.get(c.measure.name, 0.0), time.process_time() - cpu0)
         _compare(con, result, period, max_differences)
