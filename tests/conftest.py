@@ -41,6 +41,49 @@ def official_cases() -> Iterator[tuple[Path, duckdb.DuckDBPyConnection]]:
     con.close()
 
 
+@pytest.fixture(scope="session")
+def small_network(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated 400-patient, one-center network (seed 2026, as benchmarks/measures.py), ingested
+    with its views and every hand-written measure run for 2026: the warehouse file. Built once per
+    session for the measure digest and the compiled-vs-hand-written check; open it read-only, or copy
+    it to change it."""
+    from datetime import date
+
+    from chc_equity.ingest import load
+    from chc_equity.measures.engine import run_measures
+    from chc_equity.measures.registry import all_measures
+    from chc_equity.synth import generate, load_config
+    from chc_equity.views.build import build_views
+    from chc_equity.warehouse import connect
+
+    root = tmp_path_factory.mktemp("small_network")
+    end = date(2026, 12, 31)
+    summary = generate(
+        root / "network",
+        centers=1,
+        patients=400,
+        seed=2026,
+        period_end=end,
+        cfg=load_config(None, disparities=True),
+        gz=False,
+    )
+    path = root / "network.duckdb"
+    con = connect(path)
+    try:
+        for center in (c["id"] for c in summary["centers"]):
+            load(
+                con,
+                [root / "network" / center],
+                center,
+                after_load=lambda c, ctr: build_views(c, centers=[ctr]),
+            )
+        run_measures(con, all_measures(), period_start=date(2026, 1, 1), period_end=end)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return path
+
+
 # --- the app database's two back ends ----------------------------------------------------------------
 @pytest.fixture(scope="session")
 def pg_admin_url() -> Iterator[str]:

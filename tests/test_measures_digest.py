@@ -15,6 +15,7 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from chc_equity.ingest import load
@@ -37,8 +38,13 @@ def network_digest(patients: int, centers: int, workdir: Path) -> dict[str, dict
     """Generate the network (seed 2026, as benchmarks/measures.py), ingest it, run every measure."""
     src = workdir / "network"
     summary = generate(
-        src, centers=centers, patients=patients, seed=2026, period_end=PERIOD[1],
-        cfg=load_config(None, disparities=True), gz=False,
+        src,
+        centers=centers,
+        patients=patients,
+        seed=2026,
+        period_end=PERIOD[1],
+        cfg=load_config(None, disparities=True),
+        gz=False,
     )
     con = connect(workdir / "network.duckdb")
     try:
@@ -52,12 +58,19 @@ def network_digest(patients: int, centers: int, workdir: Path) -> dict[str, dict
 
 @pytest.mark.slow
 @pytest.mark.parametrize("size", list(SIZES))
-def test_measure_results_match_stored_digest(size: str) -> None:
+def test_measure_results_match_stored_digest(size: str, request: pytest.FixtureRequest) -> None:
     if size == "p20000_c4" and os.environ.get("CHC_EQUITY_DIGEST_20K") != "1":
         pytest.skip("20k-patient digest runs only with CHC_EQUITY_DIGEST_20K=1 (minutes on 2 cores)")
     stored = json.loads(STORED.read_text())
-    with tempfile.TemporaryDirectory() as tmp:
-        got = network_digest(*SIZES[size], Path(tmp))
+    if size == "p400_c1":  # the session's small network (conftest), shared with the ELM cross-check
+        con = duckdb.connect(str(request.getfixturevalue("small_network")), read_only=True)
+        try:
+            got = results_digest(con)
+        finally:
+            con.close()
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            got = network_digest(*SIZES[size], Path(tmp))
     if os.environ.get("CHC_EQUITY_DIGEST_UPDATE") == "1":
         stored[size] = got
         STORED.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")

@@ -635,19 +635,44 @@ def test_compiled_measures_agree_with_official_2026_cases(official_cases):
         assert r.compared > 0 and r.agreed == r.compared, f"{name}: {r.disagreements[:5]}"
 
 
-def test_cli_elm_sql_prints_the_compiled_sql_or_the_unsupported_node():
-    """`measures elm-sql` compiles from ../shared/ecqm/elm: the defines' SQL, or exit 1 naming the node."""
+def test_cli_compile_prints_or_saves_the_sql_or_names_the_unsupported_node(tmp_path):
+    """`measures compile` compiles from ../shared/ecqm/elm: the defines' SQL (printed, or saved with
+    --out), or exit 1 naming the node; --dialect other than duckdb is refused."""
     from typer.testing import CliRunner
 
     from chc_equity.cli import app
     from chc_equity.cli import measures as _measures  # noqa: F401  (registers `measures`)
 
     ecqm = shared_dir("ecqm")
-    args = ["measures", "elm-sql", "--package", str(ecqm), "--measure"]
+    args = ["measures", "compile", "--package", str(ecqm), "--measure"]
     ok = CliRunner().invoke(app, [*args, "CMS75FHIRChildrenDentalDecay"])
     assert ok.exit_code == 0, ok.output
     assert "CREATE OR REPLACE TEMP TABLE elm_hospice_has_hospice_services AS" in ok.output
     assert "elm_cms75fhirchildrendentaldecay_numerator" in ok.output
-    bad = CliRunner().invoke(app, [*args, "CMS177FHIRChildMDDSuicideAssmt"])
+    out = tmp_path / "cms75.sql"
+    saved = CliRunner().invoke(app, [*args, "CMS75", "--out", str(out)])  # a CMS id names it too
+    assert saved.exit_code == 0, saved.output
+    assert out.read_text().strip() == ok.output.strip()
+    other = CliRunner().invoke(app, [*args, "CMS75", "--dialect", "spark"])
+    assert other.exit_code == 2 and "only duckdb" in other.output
+
+    # a package whose measure needs an ELM node the compiler lacks: exit 1, naming node and define
+    (tmp_path / "pkg" / "elm").mkdir(parents=True)
+    (tmp_path / "pkg" / "measure").mkdir()
+    library(tmp_path / "pkg" / "elm", {"Initial Population": {"type": "Foo", "locator": "3:1-3:9"}})
+    population = {
+        "code": {"coding": [{"code": "initial-population"}]},
+        "criteria": {"expression": "Initial Population"},
+    }
+    measure = {
+        "resourceType": "Measure",
+        "name": "M",
+        "library": ["http://x/Library/T|1"],
+        "group": [{"population": [population]}],
+    }
+    (tmp_path / "pkg" / "measure" / "M.json").write_text(json.dumps(measure))
+    bad = CliRunner().invoke(
+        app, ["measures", "compile", "--package", str(tmp_path / "pkg"), "--measure", "M"]
+    )
     assert bad.exit_code == 1
-    assert "unsupported: population basis Encounter at CMS177FHIRChildMDDSuicideAssmt" in bad.output
+    assert "unsupported: Foo at T.Initial Population (line 3:1-3:9)" in bad.output

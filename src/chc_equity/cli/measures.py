@@ -31,7 +31,6 @@ WarehouseOpt = Annotated[
 ]
 
 
-
 def _profile_rule(value: str) -> str:
     from chc_equity.measures.profiles import check_profile_rule
 
@@ -84,6 +83,74 @@ def list_measures() -> None:
     Console().print(table)
 
 
+PackageOptional = Annotated[
+    Path | None,
+    typer.Option(
+        "--package",
+        exists=True,
+        file_okay=False,
+        help="measure package (measure/ or input/resources/measure/, elm/): run its measures compiled "
+        "from their ELM (docs/measures.md, Compiled measures)",
+    ),
+]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="compiled | handwritten: which implementation runs a measure that has both (with --package; "
+        "default compiled). Without --package only the hand-written measures exist",
+    ),
+]
+
+
+def _select(
+    package: Path | None, engine: str | None, wanted: list[str] | None, start: date, end: date
+) -> tuple[tuple, tuple]:
+    """The hand-written modules and compiled measures a command runs (``elm.run.plan`` decides which
+    engine runs a measure that has both); exits 1 when a measure asked for by name cannot be compiled."""
+    from chc_equity.measures.registry import find
+
+    if package is None:
+        if engine == "compiled":
+            raise typer.BadParameter(
+                "compiled measures need --package DIR (their ELM)", param_hint="--engine"
+            )
+        try:
+            return find(wanted), ()
+        except KeyError as exc:
+            raise typer.BadParameter(str(exc.args[0])) from exc
+    from chc_equity.measures.elm.run import plan
+    from chc_equity.measures.vocabulary import Period
+
+    try:
+        chosen = plan(package, wanted, Period(start, end), engine or "compiled")
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        raise typer.BadParameter(str(exc.args[0]) if exc.args else str(exc)) from exc
+    err = Console(stderr=True)
+    for name, message in chosen.failed.items():
+        err.print(f"[yellow]{name}: not compiled ({message})[/yellow]")
+    if chosen.failed and wanted:
+        raise typer.Exit(1)
+    return chosen.handwritten, chosen.compiled
+
+
+def _package_modules(package: Path, wanted: list[str] | None) -> tuple:
+    """The package's measures as the engine knows them: the hand-written module where there is one
+    (its metadata: title, stratifiers), else the Measure resource's populations."""
+    from chc_equity.measures.elm.conformance import PackageLayout
+    from chc_equity.measures.elm.measure import MeasureDef
+    from chc_equity.measures.elm.run import package_measures
+    from chc_equity.measures.engine import MeasureModule
+    from chc_equity.measures.registry import all_measures
+
+    known = {m.measure.name: m for m in all_measures()}
+    folder = PackageLayout(package).measures
+    return tuple(
+        known.get(n) or MeasureModule(MeasureDef.read(folder / f"{n}.json").model(), lambda ctx: "")
+        for n in package_measures(package, wanted)
+    )
+
+
 @measures_app.command("run")
 def run(
     measure: MeasuresOpt = None,
@@ -107,22 +174,25 @@ def run(
         ),
     ] = False,
     profiles: ProfilesOpt = "lenient",
+    package: PackageOptional = None,
+    engine: EngineOpt = None,
 ) -> None:
     """Evaluate measures over the warehouse and write the patient-level `measure_results` table.
+
+    Without --package: the hand-written measures. With --package DIR: the package's measures compiled
+    from their ELM (a measure the compiler does not support is named with the reason and skipped);
+    --engine handwritten runs the hand-written twin of those that have one. Compiled and hand-written
+    rows land in the same table, so summaries and `measures report` read both alike.
 
     Afterwards the aggregates the web pages read (network summaries, funnel limits, equity strata) are
     recomputed for the period, so pages stay fast and never show stale numbers. A refresh that an
     interrupted `chc-equity ingest` left pending is finished first.
     """
     from chc_equity.measures.engine import run_measures
-    from chc_equity.measures.registry import find
     from chc_equity.measures.summary import summarize
 
     start, end = _year_bounds(period_start, period_end)
-    try:
-        modules = find(measure)
-    except KeyError as exc:
-        raise typer.BadParameter(str(exc.args[0])) from exc
+    modules, compiled = _select(package, engine, measure, start, end)
     with writing(warehouse) as con:  # publishes the web's snapshot when done
         console = Console()
         with console.status("evaluating measures ...") as status:
@@ -133,16 +203,30 @@ def run(
             def progress(m, seconds: float) -> None:
                 status.update(f"{m.cms_id} done in {seconds:.2f} s")
 
-            run_measures(
-                con,
-                modules,
-                period_start=start,
-                period_end=end,
-                centers=center,
-                on_measure=progress,
-                materialize_defines=materialize_defines,
-                profiles=profiles,
-            )
+            if modules:
+                run_measures(
+                    con,
+                    modules,
+                    period_start=start,
+                    period_end=end,
+                    centers=center,
+                    on_measure=progress,
+                    materialize_defines=materialize_defines,
+                    profiles=profiles,
+                )
+            if compiled:
+                from chc_equity.measures.elm.run import compiled_module, run_compiled_measures
+
+                run_compiled_measures(
+                    con,
+                    compiled,
+                    period_start=start,
+                    period_end=end,
+                    centers=center,
+                    profiles=profiles,
+                    on_measure=progress,
+                )
+                modules = (*modules, *(compiled_module(c) for c in compiled))
             if aggregates:
                 from chc_equity.network import precompute
 
@@ -238,14 +322,28 @@ def evaluate_cmd(
     output: Annotated[Path, typer.Option("--output", help="CSV to write")],
     measure: Annotated[list[str] | None, typer.Option("--measure", help="limit to these measures")] = None,
     profiles: ProfilesOpt = "strict",
+    package: PackageOptional = None,
+    engine: EngineOpt = None,
 ) -> None:
     """Evaluate measures on a folder of test data into a temporary warehouse; write one CSV row per
-    (measure, group_id, patient_id, population_code, count)."""
-    from chc_equity.measures.evaluate import evaluate, write_csv
-    from chc_equity.measures.registry import find
+    (measure, group_id, patient_id, population_code, count). With --package DIR the package's measures
+    (or --measure) run compiled from their ELM (--engine handwritten: the hand-written twin where one
+    exists)."""
+    from chc_equity.measures.evaluate import evaluate_into, population_rows, write_csv
 
     start, end = date.fromisoformat(period_start), date.fromisoformat(period_end)
-    rows = evaluate(input_dir, find(measure), period_start=start, period_end=end, profiles=profiles)
+    modules, compiled = _select(package, engine, measure, start, end)
+    con = evaluate_into(input_dir, modules, period_start=start, period_end=end, profiles=profiles)
+    try:
+        if compiled:
+            from chc_equity.measures.elm.run import compiled_module, run_compiled_measures
+
+            # the profile rule was applied when the folder was loaded: the copy holds what counts
+            run_compiled_measures(con, compiled, period_start=start, period_end=end, profiles="lenient")
+            modules = (*modules, *(compiled_module(c) for c in compiled))
+        rows = population_rows(con, modules)
+    finally:
+        con.close()
     write_csv(rows, output)
     Console(stderr=True).print(f"wrote {len(rows)} rows to {output}")
 
@@ -266,9 +364,11 @@ def report_cmd(
         ),
     ] = "summary",
     warehouse: WarehouseOpt = None,
+    package: PackageOptional = None,
 ) -> None:
     """Export FHIR R4 MeasureReports from `measure_results` (run `measures run` for the period first).
 
+    With --package DIR: the package's measures (those run compiled by `measures run --package`).
     Summary reports carry exact, unsuppressed counts: they are the center's own report.
     """
     import orjson
@@ -281,7 +381,7 @@ def report_cmd(
         raise typer.BadParameter("use summary or individual", param_hint="--type")
     start, end = _year_bounds(period_start, period_end)
     try:
-        modules = find(measure)
+        modules = find(measure) if package is None else _package_modules(package, measure)
     except KeyError as exc:
         raise typer.BadParameter(str(exc.args[0])) from exc
     con = connect(warehouse, read_only=True)
@@ -330,30 +430,44 @@ PackageOpt = Annotated[
 ]
 
 
-@measures_app.command("elm-sql")
-def elm_sql_cmd(
+@measures_app.command("compile")
+def compile_cmd(
     package: PackageOpt,
-    measure: Annotated[str, typer.Option("--measure", help="Measure resource name, e.g. CMS75FHIR...")],
+    measure: Annotated[str, typer.Option("--measure", help="Measure resource name or CMS id, e.g. CMS75")],
+    dialect: Annotated[
+        str, typer.Option("--dialect", help="SQL dialect (duckdb, the warehouse's)")
+    ] = "duckdb",
+    out: Annotated[Path | None, typer.Option("--out", dir_okay=False, help="write the SQL here")] = None,
     period_start: Annotated[str, typer.Option(help="YYYY-MM-DD")] = "2026-01-01",
     period_end: Annotated[str, typer.Option(help="YYYY-MM-DD")] = "2026-12-31",
 ) -> None:
-    """Print the SQL a measure compiles to from its ELM (one statement per define, then the scored
-    SELECT); exits 1 naming the ELM node when the compiler does not support one."""
-    from chc_equity.measures.elm.conformance import PackageLayout
+    """Print (or save with --out) the SQL a measure compiles to from its ELM: the patient relation, one
+    statement per define, then the scored SELECT of its `measure_results` rows. Exits 1 naming the ELM
+    node, library, define and line when the compiler does not support one."""
     from chc_equity.measures.elm.library import ElmError
-    from chc_equity.measures.elm.measure import MeasureDef, compile_measure, period_of
+    from chc_equity.measures.elm.run import compile_package, package_measures
+    from chc_equity.measures.vocabulary import Period
 
-    layout = PackageLayout(package)
+    if dialect != "duckdb":
+        raise typer.BadParameter(f"only duckdb is supported, not {dialect!r}", param_hint="--dialect")
+    start, end = _year_bounds(period_start, period_end)
     try:
-        compiled = compile_measure(
-            MeasureDef.read(layout.measures / f"{measure}.json"),
-            layout.elm,
-            period_of(period_start, period_end),
-        )
+        [name] = package_measures(package, [measure])
+        compiled, failed = compile_package(package, [name], Period(start, end))
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc.args[0]), param_hint="--measure") from exc
     except (ElmError, FileNotFoundError) as exc:
-        Console(stderr=True).print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
-    print(format_script([*compiled.statements(), compiled.select]))
+        failed = {measure: str(exc)}
+    if failed:
+        Console(stderr=True).print(f"[red]{next(iter(failed.values()))}[/red]")
+        raise typer.Exit(1)
+    script = format_script([*compiled[0].statements(), compiled[0].select])
+    if out is None:
+        print(script)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(script + "\n")
+        Console(stderr=True).print(f"wrote the SQL of {name} to {out}")
 
 
 @measures_app.command("elm-run")
