@@ -1433,8 +1433,9 @@ class Compiler:
 
     def _ordered(self, node: Node, lib: Library, scope: Scope, op: str) -> Sql:
         """``before`` / ``after`` where an operand is an interval: for ``A before B`` the end of A is
-        before the start of B (a point is its own start and end), at the precision when one is given."""
-        first, second = ("end", "start") if op == "<" else ("start", "end")
+        before the start of B (a point is its own start and end), at the precision when one is given;
+        ``same or before`` / ``same or after`` (``<=`` / ``>=``) the same edges, equality allowed."""
+        first, second = ("end", "start") if op in ("<", "<=") else ("start", "end")
         a, b = (self.scalar(o, lib, scope) for o in node["operand"])
         point = next(_point_type(s.type) for s in (a, b) if s.type.startswith("Interval<"))
         a = self._ivl(node["operand"][0], lib, scope) if a.type.startswith("Interval") else a
@@ -1517,9 +1518,13 @@ class Compiler:
         return self._same(node, lib, scope, "=")
 
     def _SameOrBefore(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        if any(self.scalar(o, lib, scope).type.startswith("Interval") for o in node["operand"]):
+            return self._ordered(node, lib, scope, "<=")  # ``starts before or on day of`` an interval
         return self._same(node, lib, scope, "<=")
 
     def _SameOrAfter(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        if any(self.scalar(o, lib, scope).type.startswith("Interval") for o in node["operand"]):
+            return self._ordered(node, lib, scope, ">=")
         return self._same(node, lib, scope, ">=")
 
     def _Before(self, node: Node, lib: Library, scope: Scope) -> Sql:
