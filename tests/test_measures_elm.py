@@ -635,7 +635,7 @@ def test_compiled_measures_agree_with_official_2026_cases(official_cases):
         assert r.compared > 0 and r.agreed == r.compared, f"{name}: {r.disagreements[:5]}"
 
 
-def test_cli_elm_sql_prints_the_compiled_sql_or_the_unsupported_node():
+def test_cli_elm_sql_prints_the_compiled_sql_or_the_unsupported_node(tmp_path):
     """`measures elm-sql` compiles from ../shared/ecqm/elm: the defines' SQL, or exit 1 naming the node."""
     from typer.testing import CliRunner
 
@@ -648,6 +648,18 @@ def test_cli_elm_sql_prints_the_compiled_sql_or_the_unsupported_node():
     assert ok.exit_code == 0, ok.output
     assert "CREATE OR REPLACE TEMP TABLE elm_hospice_has_hospice_services AS" in ok.output
     assert "elm_cms75fhirchildrendentaldecay_numerator" in ok.output
-    bad = CliRunner().invoke(app, [*args, "CMS177FHIRChildMDDSuicideAssmt"])
+    episodes = CliRunner().invoke(app, [*args, "CMS177FHIRChildMDDSuicideAssmt"])  # Encounter basis
+    assert episodes.exit_code == 0, episodes.output
+    assert "elm_cms177fhirchildmddsuicideassmt_initial_population_episodes AS" in episodes.output
+    (tmp_path / "measure").mkdir()
+    (tmp_path / "elm").mkdir()
+    basis = {"url": "http://hl7.org/fhir/us/cqfmeasures/StructureDefinition/cqfm-populationBasis"}
+    measure = {
+        "name": "X",
+        "library": ["http://x/Library/X"],
+        "group": [{"extension": [{**basis, "valueCode": "Condition"}]}],
+    }
+    (tmp_path / "measure" / "X.json").write_text(json.dumps(measure))
+    bad = CliRunner().invoke(app, ["measures", "elm-sql", "--package", str(tmp_path), "--measure", "X"])
     assert bad.exit_code == 1
-    assert "unsupported: population basis Encounter at CMS177FHIRChildMDDSuicideAssmt" in bad.output
+    assert "unsupported: population basis Condition at X" in bad.output
