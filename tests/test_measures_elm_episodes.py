@@ -8,7 +8,21 @@ import json
 
 from chc_equity.measures.elm.conformance import ElmConformance, compare, observation_values, population_counts
 from chc_equity.measures.elm.measure import MeasureDef, compile_measure, run_compiled, run_observations
-from test_measures_elm import PERIOD, con, helper, library, lit, op, prop, query, ref, retrieve  # noqa: F401
+from test_measures_elm import (
+    PERIOD,
+    con,  # noqa: F401  (the tiny warehouse, a module fixture)
+    dt,
+    helper,
+    ivl,
+    library,
+    lit,
+    op,
+    prop,
+    query,
+    ref,
+    retrieve,
+    value,
+)
 
 CQFM = "http://hl7.org/fhir/us/cqfmeasures/StructureDefinition/"
 OFFICE = retrieve("Encounter", {"type": "ValueSetRef", "name": "Office Visit"})
@@ -197,3 +211,19 @@ def test_continuous_variable_populations_and_observation(con, tmp_path):  # noqa
         ("p2", "MeasureObservation_1"): [1.0],
         ("p4", "MeasureObservation_1"): [1.0],
     }
+
+
+def test_same_or_before_and_after_of_intervals(con, tmp_path):  # noqa: F811
+    """``A starts before or on day of B`` (CMS22's hypertension exclusion): SameOrBefore of the
+    interval [start A, start A] and B, at day precision: the end of the first on or before the start
+    of the second; SameOrAfter: the start of the first on or after the end of the second."""
+    start = ivl(dt(2, 23), dt(2, 23), t="DateTime")
+    same_day = ivl(dt(2, 8), dt(3, 0), t="DateTime")
+    next_day = ivl(dt(3, 1), dt(4, 0), t="DateTime")
+    day_before = ivl(dt(1, 1), dt(1, 2), t="DateTime")
+    assert value(con, tmp_path, op("SameOrBefore", start, same_day, precision="Day")) is True
+    assert value(con, tmp_path, op("SameOrBefore", start, same_day)) is False  # 23:00 after 08:00
+    assert value(con, tmp_path, op("SameOrBefore", start, next_day, precision="Day")) is True
+    assert value(con, tmp_path, op("SameOrBefore", start, day_before, precision="Day")) is False
+    assert value(con, tmp_path, op("SameOrAfter", start, day_before, precision="Day")) is True
+    assert value(con, tmp_path, op("SameOrAfter", start, next_day, precision="Day")) is False
