@@ -227,3 +227,15 @@ def test_same_or_before_and_after_of_intervals(con, tmp_path):  # noqa: F811
     assert value(con, tmp_path, op("SameOrBefore", start, day_before, precision="Day")) is False
     assert value(con, tmp_path, op("SameOrAfter", start, day_before, precision="Day")) is True
     assert value(con, tmp_path, op("SameOrAfter", start, next_day, precision="Day")) is False
+
+
+def test_duration_and_difference_between(con, tmp_path):  # noqa: F811
+    """From 1 March 23:00 to 2 March 22:00: no whole day (duration 0), one day boundary crossed
+    (difference 1); 23 whole hours; a null operand gives null."""
+    a, b = dt(1, 23), dt(2, 22)
+    assert value(con, tmp_path, op("DurationBetween", a, b, precision="Day")) == 0
+    assert value(con, tmp_path, op("DifferenceBetween", a, b, precision="Day")) == 1
+    assert value(con, tmp_path, op("DurationBetween", a, b, precision="Hour")) == 23
+    assert value(con, tmp_path, op("DurationBetween", b, a, precision="Hour")) == -23
+    null = {"type": "Null", "resultTypeName": "{urn:hl7-org:elm-types:r1}DateTime"}
+    assert value(con, tmp_path, op("DifferenceBetween", a, null, precision="Day")) is None
