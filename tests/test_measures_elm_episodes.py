@@ -239,3 +239,16 @@ def test_duration_and_difference_between(con, tmp_path):  # noqa: F811
     assert value(con, tmp_path, op("DurationBetween", b, a, precision="Hour")) == -23
     null = {"type": "Null", "resultTypeName": "{urn:hl7-org:elm-types:r1}DateTime"}
     assert value(con, tmp_path, op("DifferenceBetween", a, null, precision="Day")) is None
+
+
+def test_truncated_divide_and_aggregates(con, tmp_path):  # noqa: F811
+    """-7 div 2 is -3 (toward zero), div 0 is null; Min / Max / Sum ignore nulls, empty is null."""
+    assert value(con, tmp_path, op("TruncatedDivide", lit(-7), lit(2))) == -3
+    assert value(con, tmp_path, op("TruncatedDivide", lit(7.5, "Decimal"), lit(2))) == 3.0
+    assert value(con, tmp_path, op("TruncatedDivide", lit(7), lit(0))) is None
+    items = {"type": "List", "element": [lit(4), {"type": "Null"}, lit(-2), lit(9)]}
+    for kind, want in (("Min", -2), ("Max", 9), ("Sum", 11)):
+        node = {"type": kind, "source": items, "resultTypeName": "{urn:hl7-org:elm-types:r1}Integer"}
+        assert value(con, tmp_path, node) == want
+    empty = {"type": "Sum", "source": {"type": "List", "element": []}}
+    assert value(con, tmp_path, {**empty, "resultTypeName": "{urn:hl7-org:elm-types:r1}Integer"}) is None

@@ -1051,6 +1051,26 @@ class Compiler:
         src = self.listify(one)
         return Sql(f"(SELECT count(v) FROM ({src.text}))", "Integer")
 
+    def _aggregate(self, node: Node, lib: Library, scope: Scope, fn: str) -> Sql:
+        """Min / Max / Sum of a list of numbers or date/times: nulls ignored, an empty list is null
+        (SQL's own aggregate semantics); other element types (Quantity ...) are not compiled yet."""
+        src = self.listify(self.expr(node["source"], lib, scope))
+        t = result_type(node)
+        if t not in ("Integer", "Decimal", "DateTime", "Date") or (
+            fn == "sum" and t not in ("Integer", "Decimal")
+        ):
+            raise self.unsupported(node, f"{node['type']} of {t}")
+        return Sql(f"(SELECT {fn}(v) FROM ({src.text}))", t)
+
+    def _Min(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._aggregate(node, lib, scope, "min")
+
+    def _Max(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._aggregate(node, lib, scope, "max")
+
+    def _Sum(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._aggregate(node, lib, scope, "sum")
+
     def _SingletonFrom(self, node: Node, lib: Library, scope: Scope) -> Sql:
         one = self.expr(node["operand"], lib, scope)
         if not one.is_list and one.type == "json":  # a FHIR element: its only item, no subquery
@@ -1640,6 +1660,15 @@ class Compiler:
 
     def _Divide(self, node: Node, lib: Library, scope: Scope) -> Sql:
         return self._arith(node, lib, scope, "/")
+
+    def _TruncatedDivide(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        """``a div b``: the quotient truncated toward zero, of the operands' type; null when b is 0."""
+        a, b = (self.scalar(o, lib, scope) for o in node["operand"])
+        if a.type not in ("Integer", "Decimal") or b.type not in ("Integer", "Decimal"):
+            raise self.unsupported(node, f"TruncatedDivide of {a.type} and {b.type}")
+        t = "Decimal" if "Decimal" in (a.type, b.type) else "Integer"
+        q = f"trunc(CAST({a.text} AS DOUBLE) / nullif(CAST({b.text} AS DOUBLE), 0))"
+        return Sql(f"CAST({q} AS {'DOUBLE' if t == 'Decimal' else 'BIGINT'})", t)
 
     def _Instance(self, node: Node, lib: Library, scope: Scope) -> Sql:
         """``System.Quantity { value: v, unit: u }``: the compiler's Quantity STRUCT (a missing unit is
