@@ -12,6 +12,7 @@ from test_measures_elm import (
     PERIOD,
     con,  # noqa: F401  (the tiny warehouse, a module fixture)
     dt,
+    evaluate,
     helper,
     ivl,
     library,
@@ -252,3 +253,27 @@ def test_truncated_divide_and_aggregates(con, tmp_path):  # noqa: F811
         assert value(con, tmp_path, node) == want
     empty = {"type": "Sum", "source": {"type": "List", "element": []}}
     assert value(con, tmp_path, {**empty, "resultTypeName": "{urn:hl7-org:elm-types:r1}Integer"}) is None
+
+
+def test_in_value_set_of_a_value_set_operand(con, tmp_path):  # noqa: F811
+    """``E.type in vs`` in a function whose ValueSet operand is bound to "Office Visit" by the caller
+    (ELM ``valuesetExpression``, as CQMCommon's and VTE's functions write it)."""
+    fn = {
+        "type": "FunctionDef",
+        "name": "typed",
+        "operand": [{"name": "Enc"}, {"name": "vs"}],
+        "expression": {
+            "type": "AnyInValueSet",
+            "codes": prop("type", source={"type": "OperandRef", "name": "Enc"}),
+            "valuesetExpression": {"type": "OperandRef", "name": "vs"},
+        },
+    }
+    call = {
+        "type": "FunctionRef",
+        "name": "typed",
+        "operand": [{"type": "AliasRef", "name": "E"}, {"type": "ValueSetRef", "name": "Office Visit"}],
+    }
+    got = evaluate(
+        con, tmp_path, {"type": "Exists", "operand": query("E", retrieve("Encounter"), call)}, (fn,)
+    )
+    assert got == {"p1": True, "p2": True, "p3": False, "p4": True}

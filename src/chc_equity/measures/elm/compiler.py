@@ -1267,12 +1267,22 @@ class Compiler:
 
     # membership ---------------------------------------------------------------------------------------
 
+    def _valueset(self, node: Node, lib: Library, scope: Scope) -> str:
+        """The value set of an (Any)InValueSet: its ``valueset`` reference, or a ``valuesetExpression``
+        (a function's ValueSet operand, bound to the caller's value-set reference)."""
+        if "valueset" in node:
+            return self._ValueSetRef(node["valueset"], lib, scope).text
+        vs = self.scalar(node["valuesetExpression"], lib, scope) if "valuesetExpression" in node else None
+        if vs is None or vs.type != "ValueSet":
+            raise self.unsupported(node, f"{node['type']} of a value set expression")
+        return vs.text
+
     def _InValueSet(self, node: Node, lib: Library, scope: Scope) -> Sql:
         code = self.scalar(node["code"], lib, scope)
         code = self.coerce(code, "Concept") if code.type in ("json", "Code") else code
         if code.type != "Concept":
             raise self.unsupported(node, f"InValueSet of {code.type}")
-        vs = self._ValueSetRef(node["valueset"], lib, scope).text
+        vs = self._valueset(node, lib, scope)
         return Sql(
             f"CASE WHEN {code.text} IS NULL THEN NULL ELSE {self._concept_in_valueset(code.text, vs)} END",
             "Boolean",
@@ -1280,7 +1290,7 @@ class Compiler:
 
     def _AnyInValueSet(self, node: Node, lib: Library, scope: Scope) -> Sql:
         codes = self.as_list(node["codes"], lib, scope)
-        vs = self._ValueSetRef(node["valueset"], lib, scope).text
+        vs = self._valueset(node, lib, scope)
         concept = (
             "cql_concept(w_.v)" if codes.type == "json" else ("w_.v" if codes.type == "Concept" else "[w_.v]")
         )
