@@ -26,8 +26,10 @@ The compiler (`src/chc_equity/measures/elm/`, docs/architecture.md) translates E
 SQL over the flat views and the raw `resources` JSON; an ELM node it cannot translate stops
 compilation with `unsupported: <node> at <library>.<define> (line ...)`, so a measure is either
 compiled from its published logic or reported as not supported, never silently approximated.
-Population bases other than `boolean` (Encounter, Procedure, Observation episodes) and ratio /
-continuous-variable scoring are not compiled yet."""
+Episode population bases (Encounter, Procedure, Observation: a patient counts once per episode in
+each population) and ratio / continuous-variable groups with their measure observations (one entry
+per observed episode, compared with the expected entries as sorted values) are compiled
+(`elm/episodes.py`)."""
 
 
 def section(runs: list[tuple[Path, dict, float]], run_date: date) -> str:

@@ -676,3 +676,20 @@ def test_cli_compile_prints_or_saves_the_sql_or_names_the_unsupported_node(tmp_p
     )
     assert bad.exit_code == 1
     assert "unsupported: Foo at T.Initial Population (line 3:1-3:9)" in bad.output
+    episodes = CliRunner().invoke(app, [*args, "CMS177FHIRChildMDDSuicideAssmt"])  # Encounter basis
+    assert episodes.exit_code == 0, episodes.output
+    assert "elm_cms177fhirchildmddsuicideassmt_initial_population_episodes AS" in episodes.output
+    (tmp_path / "basis" / "measure").mkdir(parents=True)
+    (tmp_path / "basis" / "elm").mkdir()
+    basis = {"url": "http://hl7.org/fhir/us/cqfmeasures/StructureDefinition/cqfm-populationBasis"}
+    xmeasure = {
+        "name": "X",
+        "library": ["http://x/Library/X"],
+        "group": [{"extension": [{**basis, "valueCode": "Condition"}]}],
+    }
+    (tmp_path / "basis" / "measure" / "X.json").write_text(json.dumps(xmeasure))
+    nobasis = CliRunner().invoke(
+        app, ["measures", "compile", "--package", str(tmp_path / "basis"), "--measure", "X"]
+    )
+    assert nobasis.exit_code == 1
+    assert "unsupported: population basis Condition at X" in nobasis.output

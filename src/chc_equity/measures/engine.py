@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS {RESULTS_TABLE} (
     group_id               VARCHAR NOT NULL,
     period_start           DATE NOT NULL,
     period_end             DATE NOT NULL,
-    subject_type           VARCHAR NOT NULL,   -- 'Patient' or 'Encounter' (episode measures)
+    subject_type           VARCHAR NOT NULL,   -- 'Patient', or the episode's type (Encounter ...)
     subject_id             VARCHAR NOT NULL,
     patient_id             VARCHAR NOT NULL,
     initial_population     BOOLEAN NOT NULL,
@@ -194,7 +194,7 @@ def scored_sql(m: Measure, criteria: str, period: MeasurementPeriod) -> str:
     This is the one population SELECT of every measure: a measure module only says, per subject,
     which criteria it meets.
     """
-    subject_type = "Encounter" if m.basis == "Encounter" else "Patient"
+    subject_type = "Patient" if m.basis == "boolean" else m.basis  # an episode: its resource type
     return f"""
 WITH criteria AS (
 {criteria}

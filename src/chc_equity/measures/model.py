@@ -22,7 +22,7 @@ POPULATIONS: tuple[str, ...] = (
 # Column name in the results table for each population code.
 POPULATION_COLUMNS: dict[str, str] = {code: code.replace("-", "_") for code in POPULATIONS}
 
-Basis = Literal["boolean", "Encounter"]
+Basis = Literal["boolean", "Encounter", "Procedure", "Observation"]  # boolean: patient-based
 
 # Canonical base of the official (MADiE-exported) Measure resources: url = base + Measure.name.
 MEASURE_URL_BASE = "https://madie.cms.gov/Measure/"

@@ -1051,6 +1051,26 @@ class Compiler:
         src = self.listify(one)
         return Sql(f"(SELECT count(v) FROM ({src.text}))", "Integer")
 
+    def _aggregate(self, node: Node, lib: Library, scope: Scope, fn: str) -> Sql:
+        """Min / Max / Sum of a list of numbers or date/times: nulls ignored, an empty list is null
+        (SQL's own aggregate semantics); other element types (Quantity ...) are not compiled yet."""
+        src = self.listify(self.expr(node["source"], lib, scope))
+        t = result_type(node)
+        if t not in ("Integer", "Decimal", "DateTime", "Date") or (
+            fn == "sum" and t not in ("Integer", "Decimal")
+        ):
+            raise self.unsupported(node, f"{node['type']} of {t}")
+        return Sql(f"(SELECT {fn}(v) FROM ({src.text}))", t)
+
+    def _Min(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._aggregate(node, lib, scope, "min")
+
+    def _Max(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._aggregate(node, lib, scope, "max")
+
+    def _Sum(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._aggregate(node, lib, scope, "sum")
+
     def _SingletonFrom(self, node: Node, lib: Library, scope: Scope) -> Sql:
         one = self.expr(node["operand"], lib, scope)
         if not one.is_list and one.type == "json":  # a FHIR element: its only item, no subquery
@@ -1247,12 +1267,22 @@ class Compiler:
 
     # membership ---------------------------------------------------------------------------------------
 
+    def _valueset(self, node: Node, lib: Library, scope: Scope) -> str:
+        """The value set of an (Any)InValueSet: its ``valueset`` reference, or a ``valuesetExpression``
+        (a function's ValueSet operand, bound to the caller's value-set reference)."""
+        if "valueset" in node:
+            return self._ValueSetRef(node["valueset"], lib, scope).text
+        vs = self.scalar(node["valuesetExpression"], lib, scope) if "valuesetExpression" in node else None
+        if vs is None or vs.type != "ValueSet":
+            raise self.unsupported(node, f"{node['type']} of a value set expression")
+        return vs.text
+
     def _InValueSet(self, node: Node, lib: Library, scope: Scope) -> Sql:
         code = self.scalar(node["code"], lib, scope)
         code = self.coerce(code, "Concept") if code.type in ("json", "Code") else code
         if code.type != "Concept":
             raise self.unsupported(node, f"InValueSet of {code.type}")
-        vs = self._ValueSetRef(node["valueset"], lib, scope).text
+        vs = self._valueset(node, lib, scope)
         return Sql(
             f"CASE WHEN {code.text} IS NULL THEN NULL ELSE {self._concept_in_valueset(code.text, vs)} END",
             "Boolean",
@@ -1260,7 +1290,7 @@ class Compiler:
 
     def _AnyInValueSet(self, node: Node, lib: Library, scope: Scope) -> Sql:
         codes = self.as_list(node["codes"], lib, scope)
-        vs = self._ValueSetRef(node["valueset"], lib, scope).text
+        vs = self._valueset(node, lib, scope)
         concept = (
             "cql_concept(w_.v)" if codes.type == "json" else ("w_.v" if codes.type == "Concept" else "[w_.v]")
         )
@@ -1433,8 +1463,9 @@ class Compiler:
 
     def _ordered(self, node: Node, lib: Library, scope: Scope, op: str) -> Sql:
         """``before`` / ``after`` where an operand is an interval: for ``A before B`` the end of A is
-        before the start of B (a point is its own start and end), at the precision when one is given."""
-        first, second = ("end", "start") if op == "<" else ("start", "end")
+        before the start of B (a point is its own start and end), at the precision when one is given;
+        ``same or before`` / ``same or after`` (``<=`` / ``>=``) the same edges, equality allowed."""
+        first, second = ("end", "start") if op in ("<", "<=") else ("start", "end")
         a, b = (self.scalar(o, lib, scope) for o in node["operand"])
         point = next(_point_type(s.type) for s in (a, b) if s.type.startswith("Interval<"))
         a = self._ivl(node["operand"][0], lib, scope) if a.type.startswith("Interval") else a
@@ -1517,9 +1548,13 @@ class Compiler:
         return self._same(node, lib, scope, "=")
 
     def _SameOrBefore(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        if any(self.scalar(o, lib, scope).type.startswith("Interval") for o in node["operand"]):
+            return self._ordered(node, lib, scope, "<=")  # ``starts before or on day of`` an interval
         return self._same(node, lib, scope, "<=")
 
     def _SameOrAfter(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        if any(self.scalar(o, lib, scope).type.startswith("Interval") for o in node["operand"]):
+            return self._ordered(node, lib, scope, ">=")
         return self._same(node, lib, scope, ">=")
 
     def _Before(self, node: Node, lib: Library, scope: Scope) -> Sql:
@@ -1531,6 +1566,23 @@ class Compiler:
         if any(self.scalar(o, lib, scope).type.startswith("Interval") for o in node["operand"]):
             return self._ordered(node, lib, scope, ">")
         return self._same(node, lib, scope, ">")
+
+    def _between(self, node: Node, lib: Library, scope: Scope, fn: str) -> Sql:
+        """``duration in <precision> between a and b`` (whole periods: DuckDB ``date_sub``) and
+        ``difference in <precision> between`` (boundaries crossed: ``date_diff``); a Date meeting a
+        DateTime is a DateTime; a null operand gives null."""
+        a, b = (self.scalar(o, lib, scope) for o in node["operand"])
+        to = "DateTime" if "DateTime" in (a.type, b.type) or "json" in (a.type, b.type) else a.type
+        if to not in ("DateTime", "Date") or node.get("precision") not in _PRECISION:
+            raise self.unsupported(node, f"{node['type']} of {a.type} and {b.type}")
+        a, b = self.coerce(a, to), self.coerce(b, to)
+        return Sql(f"{fn}('{_PRECISION[node['precision']]}', {a.text}, {b.text})", "Integer")
+
+    def _DurationBetween(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._between(node, lib, scope, "date_sub")
+
+    def _DifferenceBetween(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        return self._between(node, lib, scope, "date_diff")
 
     def _DateFrom(self, node: Node, lib: Library, scope: Scope) -> Sql:
         x = self.scalar(node["operand"], lib, scope, "DateTime")
@@ -1618,6 +1670,15 @@ class Compiler:
 
     def _Divide(self, node: Node, lib: Library, scope: Scope) -> Sql:
         return self._arith(node, lib, scope, "/")
+
+    def _TruncatedDivide(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        """``a div b``: the quotient truncated toward zero, of the operands' type; null when b is 0."""
+        a, b = (self.scalar(o, lib, scope) for o in node["operand"])
+        if a.type not in ("Integer", "Decimal") or b.type not in ("Integer", "Decimal"):
+            raise self.unsupported(node, f"TruncatedDivide of {a.type} and {b.type}")
+        t = "Decimal" if "Decimal" in (a.type, b.type) else "Integer"
+        q = f"trunc(CAST({a.text} AS DOUBLE) / nullif(CAST({b.text} AS DOUBLE), 0))"
+        return Sql(f"CAST({q} AS {'DOUBLE' if t == 'Decimal' else 'BIGINT'})", t)
 
     def _Instance(self, node: Node, lib: Library, scope: Scope) -> Sql:
         """``System.Quantity { value: v, unit: u }``: the compiler's Quantity STRUCT (a missing unit is

@@ -24,6 +24,7 @@ from chc_equity.measures.elm.measure import (
     compile_measure,
     load_valuesets,
     run_compiled,
+    run_observations,
 )
 from chc_equity.measures.evaluate import evaluate_into
 from chc_equity.measures.model import POPULATION_COLUMNS
@@ -87,18 +88,52 @@ class PackageLayout:
         return out
 
 
+OBSERVATION_CODES = ("measure-observation", "measure-population-observation")
+
+
 def population_counts(rows: Sequence[tuple], compiled: Compiled) -> dict[tuple[str, str, str], int]:
-    """(group, patient, population code) -> count, from the scored rows of :func:`run_compiled`."""
+    """(group, patient, population code) -> count, from the scored rows of :func:`run_compiled`: the
+    number of the patient's subjects (itself, or its episodes) in each population."""
     counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    codes = compiled.measure.columns
     for row in rows:
         group, patient = row[2], row[7]
-        for i, code in enumerate(POPULATION_COLUMNS):
-            counts[(group, patient, code)] += int(bool(row[8 + i]))
+        for i, column in enumerate(POPULATION_COLUMNS.values()):
+            counts[(group, patient, codes[column])] += int(bool(row[8 + i]))
     return counts
 
 
-def compare(result: ElmConformance, expected: list[dict[str, str]], counts: dict) -> None:
+def observation_values(rows: Sequence[tuple]) -> dict[tuple[str, str], list[float]]:
+    """(patient, observation id) -> the observed values of the patient's episodes, sorted (the
+    MeasureReport numbers its observation entries per episode, in no order the rows can rebuild)."""
+    out: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for _center, patient, _group, _subject, observation, value in rows:
+        out[(patient, observation)].append(value)
+    return {k: sorted(v, key=lambda x: (x is None, x or 0.0)) for k, v in out.items()}
+
+
+def _same(expected: str, got: float | None) -> bool:
+    """An observation count equals the value (the MeasureReport count is an integer: a fraction
+    agrees with its rounding)."""
+    return got is not None and round(got) == int(expected)
+
+
+def compare(
+    result: ElmConformance,
+    expected: list[dict[str, str]],
+    counts: dict,
+    observations: dict[tuple[str, str], list[float]] | None = None,
+) -> None:
+    """Count agreement per expected row; each observation entry (one per episode) compares with the
+    patient's observed values of that observation, both sorted; an observation the compiled
+    measure made beyond the expected entries counts as one disagreement each."""
+    observed: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
+    patients = set()
     for row in expected:
+        patients.add(row["patient_id"])
+        if row["population_code"] in OBSERVATION_CODES:
+            observed[(row["patient_id"], row["population_id"].rsplit("_", 1)[0])].append(row)
+            continue
         result.compared += 1
         got = counts.get((row["group_id"], row["patient_id"], row["population_code"]), 0)
         if got == int(row["expected_count"]):
@@ -108,6 +143,20 @@ def compare(result: ElmConformance, expected: list[dict[str, str]], counts: dict
                 f"{row['test_case']} ({row['patient_id']}) {row['group_id']} {row['population_code']}: "
                 f"expected {row['expected_count']}, got {got}"
             )
+    observations = observations or {}
+    extra = {k for k in observations if k[0] in patients} - set(observed)
+    for key in sorted(observed) + sorted(extra):
+        rows = sorted(observed.get(key, []), key=lambda r: int(r["expected_count"]))
+        values = observations.get(key, [])
+        for i in range(max(len(rows), len(values))):
+            result.compared += 1
+            want = rows[i]["expected_count"] if i < len(rows) else None
+            got = values[i] if i < len(values) else None
+            if want is not None and _same(want, got):
+                result.agreed += 1
+                continue
+            case = rows[0]["test_case"] if rows else "(no expected observation)"
+            result.disagreements.append(f"{case} ({key[0]}) {key[1]}: expected {want}, got {got}")
 
 
 def check_compiled(
@@ -136,13 +185,14 @@ def check_compiled(
             compiled = compile_measure(measure, layout.elm, period, valueset_table)
             where = f"starts_with(p.center, {sql_str(center_prefix(name))})"
             scored = run_compiled(con, compiled, where)
+            observed = run_observations(con, compiled)
         except ElmError as exc:
             result.error = str(exc).splitlines()[0]
             continue
         except duckdb.Error as exc:
             result.error = f"SQL error: {str(exc).splitlines()[0][:160]}"
             continue
-        compare(result, rows, population_counts(scored, compiled))
+        compare(result, rows, population_counts(scored, compiled), observation_values(observed))
     return results
 
 
