@@ -94,7 +94,7 @@ class _OpenSnapshots:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._open: dict[tuple[str, int, int], _Shared] = {}  # insertion order = oldest first
+        self._open: dict[tuple[str, int, int], _Shared] = {}
 
     @contextmanager
     def cursor(self, file: Path) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -120,12 +120,19 @@ class _OpenSnapshots:
         with self._lock:
             shared = self._open.get(key)
             if shared is None:
+                # DuckDB hands back a database already open under the same path, even when the file was
+                # replaced since: close such a one first (or, in use, let the request retry).
+                for other in [k for k in self._open if k[0] == key[0]]:
+                    if self._open[other].users:
+                        raise WarehouseUnavailable("The data changed while answering. Try again.")
+                    self._open.pop(other).con.close()
                 try:
                     con = duckdb.connect(str(file), read_only=True)
                 except duckdb.IOException as exc:
                     raise WarehouseUnavailable("The data changed while answering. Try again.") from exc
                 shared = self._open[key] = _Shared(con)
-                for old in list(self._open)[: -self.keep]:
+                others = sorted(k for k in self._open if k != key)  # file names sort by seq
+                for old in others[: max(0, len(others) - self.keep + 1)]:
                     retired = self._open.pop(old)
                     retired.retired = True
                     if retired.users == 0:
