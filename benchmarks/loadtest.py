@@ -60,7 +60,12 @@ class Seen:
 @dataclass
 class Outcome:
     responses: list[Seen] = field(default_factory=list)
-    loads: list[tuple[str, float, int]] = field(default_factory=list)
+    loads: list[tuple[str, float, int]] = field(default_factory=list)  # center, wall s, exit status
+    load_cpu: list[float] = field(default_factory=list)  # CPU s of each load's process (DuckDB threads too)
+    loads_wanted: int = 0
+    loads_wall_s: float | None = None  # start of the first load to the end of the last; None: not all done
+    deadline_s: float = 0.0
+    load_average: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before and after the run
     problems: list[str] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
     wall_s: float = 0.0
@@ -166,17 +171,28 @@ def user(url: str, plan: list[tuple[str, str]], stop: threading.Event, out: list
             out.append(Seen(kind, path, r.status_code, int(version) if version else None, seconds, body))
 
 
-def run_loads(bundles: list[Path], warehouse: Path, env: dict[str, str], refresh: bool, done: list) -> None:
-    """`chc-equity ingest` of each bundle, one after another; (center, seconds, exit status) into ``done``."""
+def run_loads(bundles: list[Path], warehouse: Path, env: dict[str, str], refresh: bool, out: Outcome) -> None:
+    """`chc-equity ingest` of each bundle, one after another: (center, seconds, exit status) into
+    ``out.loads``, each one's CPU seconds into ``out.load_cpu`` (the server, the other child, is reaped
+    only after the run, so the children's usage grows by this load's alone)."""
+    first = time.perf_counter()
     for bundle in bundles:
         started = time.perf_counter()
+        cpu = _children_cpu()
         args = [*CLI, "ingest", str(bundle), "--center", bundle.name, "--warehouse", str(warehouse)]
         proc = subprocess.run(
             [*args, *([] if refresh else ["--no-refresh"])], env=env, capture_output=True, text=True
         )
-        done.append((bundle.name, time.perf_counter() - started, proc.returncode))
+        out.load_cpu.append(_children_cpu() - cpu)
+        out.loads.append((bundle.name, time.perf_counter() - started, proc.returncode))
         if proc.returncode != 0:
             sys.stderr.write(proc.stderr[-2000:])
+    out.loads_wall_s = time.perf_counter() - first
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # -- consistency -------------------------------------------------------------------------------------
@@ -271,7 +287,8 @@ def run(
     warehouse, bundles = network or build_network(
         folder, centers=centers, patients=patients_per_center * centers, base=base
     )
-    outcome = Outcome()
+    outcome = Outcome(loads_wanted=min(loads, len(bundles)), deadline_s=deadline_s)
+    load_before = os.getloadavg()[0]
     import psutil
 
     server, url = start_server(warehouse, env)
@@ -289,7 +306,7 @@ def run(
             t.start()
         loader = threading.Thread(
             target=run_loads,
-            args=(bundles[:loads], warehouse, env, refresh, outcome.loads),
+            args=(bundles[:loads], warehouse, env, refresh, outcome),
             daemon=True,
         )
         loader.start()
@@ -307,6 +324,7 @@ def run(
         server.terminate()
         server.wait(timeout=30)
     outcome.wall_s = time.perf_counter() - started
+    outcome.load_average = (load_before, os.getloadavg()[0])
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     self_after = resource.getrusage(resource.RUSAGE_SELF)
     # children waited for during the run: the loads (the server is reaped after; its CPU is from psutil)
@@ -334,18 +352,38 @@ def report(outcome: Outcome, users: int) -> str:
     by_kind: dict[str, int] = defaultdict(int)
     for s in outcome.responses:
         by_kind[s.kind] += 1
-    loads = ", ".join(f"{c} {s:.1f}s" for c, s, _ in outcome.loads)
+    loads = ", ".join(
+        f"{c} {s:.1f}s/{cpu:.1f}cpu" for (c, s, _), cpu in zip(outcome.loads, outcome.load_cpu, strict=False)
+    )
     first, last = (seqs[0], seqs[-1]) if seqs else ("-", "-")
+    inconsistent = sum(1 for p in outcome.problems if "differs" in p or "backwards" in p)
+    done = sum(1 for _c, _s, rc in outcome.loads if rc == 0)
+    in_time = outcome.loads_wall_s is not None and outcome.loads_wall_s <= outcome.deadline_s
+    per_load = statistics.mean(outcome.load_cpu) if outcome.load_cpu else 0.0
+    all_in_time = in_time and done == outcome.loads_wanted
     lines = [
         f"users {users}, loads {len(outcome.loads)} ({loads})",
+        f"loads done: {done} of {outcome.loads_wanted}, "
+        + (
+            f"back to back in {outcome.loads_wall_s:.1f} s"
+            if outcome.loads_wall_s is not None
+            else f"still running at the {outcome.deadline_s:.0f} s bound"
+        )
+        + f" (bound {outcome.deadline_s:.0f} s: {'within' if all_in_time else 'MISSED'}); "
+        f"CPU s per load {per_load:.2f} (min {min(outcome.load_cpu, default=0):.2f}, "
+        f"max {max(outcome.load_cpu, default=0):.2f})",
+        f"load average (1 min) {outcome.load_average[0]:.1f} before, {outcome.load_average[1]:.1f} after; "
+        f"cpus {os.cpu_count()}",
         f"wall {outcome.wall_s:.1f} s; requests {len(outcome.responses)} "
         f"({', '.join(f'{k} {n}' for k, n in sorted(by_kind.items()))}); failures {failed}",
         f"latency p50 {statistics.median(times) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
         f"max {times[-1] * 1000:.0f} ms",
         f"CPU s: server {outcome.cpu.get('server', 0):.1f}, loads {outcome.cpu.get('loads', 0):.1f}, "
         f"clients {outcome.cpu.get('clients', 0):.1f}",
-        f"data versions seen: {first} .. {last} ({len(seqs)} distinct); "
-        f"inconsistencies: {sum(1 for p in outcome.problems if 'differs' in p or 'backwards' in p)}",
+        f"data versions seen: {first} .. {last} ({len(seqs)} distinct); inconsistencies: {inconsistent}",
+        f"must-show: failed requests {failed}, p95 {p95 * 1000:.0f} ms, inconsistencies {inconsistent}, "
+        f"loads {done}/{outcome.loads_wanted} within {outcome.deadline_s:.0f} s: "
+        + ("PASS" if not outcome.problems and all_in_time else "FAIL"),
     ]
     lines += [f"PROBLEM: {p}" for p in outcome.problems[:20]]
     return "\n".join(lines)

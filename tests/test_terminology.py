@@ -28,6 +28,7 @@ from chc_equity.terminology import (
     valueset_url,
 )
 from chc_equity.terminology.build import RebuildError, build_valuesets
+from chc_equity.terminology.catalog import data_fingerprint
 from chc_equity.terminology.elm import (
     DirectCode,
     ValueSetDeclaration,
@@ -214,6 +215,39 @@ def test_load_is_idempotent_fast_and_warns_by_name() -> None:
     assert time.perf_counter() - start < 1.0
     assert connection.sql("SELECT count(*) FROM valueset_codes").fetchall() == first
 
+
+
+def test_current_tables_are_kept_copied_from_another_database_or_rebuilt(con) -> None:
+    """Tables tagged with the shipped data's fingerprint are not rebuilt; a database without them copies
+    them from an attached one that has them (a refresh's in-memory copy of the warehouse); a table whose
+    tag is not the data's (older data, or hand-made) is rebuilt from the package."""
+    tables = ("cql_valuesets", "direct_codes", "valueset_codes", "valuesets")
+    tags = {t: c for t, c in con.execute("SELECT table_name, comment FROM duckdb_tables()").fetchall()}
+    assert {t: tags.get(t) for t in tables} == dict.fromkeys(tables, data_fingerprint())
+    full = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables}
+
+    con.execute("DELETE FROM valuesets WHERE complete")  # current tag: kept as it is
+    load_terminology(con, warn=False)
+    assert len(con.execute("SELECT * FROM valuesets").fetchall()) < len(full["valuesets"])
+
+    con.execute("COMMENT ON TABLE valuesets IS 'hand-made'")  # not the data's: all four rebuilt
+    load_terminology(con, warn=False)
+    assert {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables} == full
+
+    con.execute("ATTACH ':memory:' AS scope")
+    try:
+        con.execute("USE scope")
+        load_terminology(con, warn=False)
+        copied = {t: con.execute(f"SELECT * FROM scope.main.{t} ORDER BY ALL").fetchall() for t in tables}
+        types = con.execute(
+            "SELECT database_name, table_name, list(data_type ORDER BY column_index) FROM duckdb_columns() "
+            "WHERE table_name IN ('valuesets', 'valueset_codes') GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+    finally:
+        con.execute("USE memory")
+        con.execute("DETACH scope")
+    assert copied == full
+    assert [t[1:] for t in types[:2]] == [t[1:] for t in types[2:]]  # same column types as the original
 
 # --- rebuild rules on small synthetic ValueSets -------------------------------------------------------
 

@@ -214,3 +214,45 @@ def test_real_ingest_and_views(tmp_path: Path) -> None:
     assert "broken" not in json.dumps(quality)
     rates = _rates(quality)
     assert rates[("ctr-syn", "race")]["patients"] == 6 and rates[("ctr-syn", "race")]["unknown"] == 3
+
+
+def test_open_snapshots_share_one_database_per_file_and_close_retired_ones(tmp_path: Path) -> None:
+    """Requests reading one snapshot file share one open database (a cursor each); a file replaced under
+    its name is read afresh; only the newest two stay open, and one still in use is closed when released."""
+    import duckdb
+
+    from chc_equity.web.data import WarehouseUnavailable, _OpenSnapshots
+
+    def snapshot(name: str, value: int) -> Path:
+        path = tmp_path / name
+        con = duckdb.connect(str(path))
+        con.execute("CREATE TABLE t AS SELECT ? AS x", [value])
+        con.close()
+        return path
+
+    first, second, third = (
+        snapshot("00000001.duckdb", 1),
+        snapshot("00000002.duckdb", 2),
+        snapshot("00000003.duckdb", 3),
+    )
+    cache = _OpenSnapshots()
+    with cache.cursor(first) as a, cache.cursor(first) as b:
+        assert a.execute("SELECT x FROM t").fetchone() == b.execute("SELECT x FROM t").fetchone() == (1,)
+        assert len(cache._open) == 1  # one database, two cursors
+        held = next(iter(cache._open.values()))
+        with cache.cursor(second), cache.cursor(third) as c:
+            assert c.execute("SELECT x FROM t").fetchone() == (3,)
+            assert held.retired and held not in cache._open.values()
+        assert a.execute("SELECT x FROM t").fetchone() == (1,)  # retired, still readable while in use
+    with pytest.raises(duckdb.ConnectionException):
+        held.con.execute("SELECT 1")  # closed with its last user
+    assert sorted(Path(k[0]).name for k in cache._open) == ["00000002.duckdb", "00000003.duckdb"]
+
+    snapshot("new.duckdb", 4).replace(third)  # the same name, another file
+    with cache.cursor(third) as d:
+        assert d.execute("SELECT x FROM t").fetchone() == (4,)
+    third.unlink()
+    with pytest.raises(WarehouseUnavailable), cache.cursor(third):
+        pass
+    cache.close_all()
+    assert cache._open == {}

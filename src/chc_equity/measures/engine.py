@@ -289,6 +289,8 @@ def run_measures(
     if subjects is None or materialize_defines:
         return _run_here(con, modules, ctx, on_measure, materialize_defines)
     modules = list(modules)
+    # current in the warehouse (a catalog query once tagged), so the scoped copy copies it, not rebuilds it
+    load_terminology(con, warn=False)
     with scoped_copy(con, subjects) as home:  # only the subjects' rows: cost in proportion to them
         written = _run_here(con, modules, ctx, on_measure, False, commit_point=False)
         con.execute(f'USE "{home}"')

@@ -8,6 +8,7 @@ no display text, so no code-system licence terms travel with the package.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import re
 import warnings
@@ -66,9 +67,17 @@ def decode(payload: dict) -> Terminology:
     for vs in payload["valuesets"]:
         members = frozenset((systems[i], code) for i, block in vs["codes"] for code in block)
         infos[vs["url"]] = ValueSetInfo(
-            url=vs["url"], oid=vs["oid"], name=vs["name"], title=vs["title"], version=vs["version"],
-            code_count=len(members), expected_total=vs["expected_total"], complete=vs["complete"],
-            source=vs["source"], note=vs.get("note"), children=tuple(vs.get("children", ())),
+            url=vs["url"],
+            oid=vs["oid"],
+            name=vs["name"],
+            title=vs["title"],
+            version=vs["version"],
+            code_count=len(members),
+            expected_total=vs["expected_total"],
+            complete=vs["complete"],
+            source=vs["source"],
+            note=vs.get("note"),
+            children=tuple(vs.get("children", ())),
         )
         codes[vs["url"]] = members
     return Terminology(
@@ -80,11 +89,21 @@ def decode(payload: dict) -> Terminology:
     )
 
 
+def _data() -> bytes:
+    return resources.files("chc_equity.terminology").joinpath("data", DATA_FILE).read_bytes()
+
+
 @cache
 def terminology() -> Terminology:
     """The shipped terminology, read from package data on first use and then kept in memory."""
-    raw = resources.files("chc_equity.terminology").joinpath("data", DATA_FILE).read_bytes()
-    return decode(json.loads(gzip.decompress(raw)))
+    return decode(json.loads(gzip.decompress(_data())))
+
+
+@cache
+def data_fingerprint() -> str:
+    """A short name of the shipped data file's exact bytes: tables loaded from it carry it
+    (:func:`chc_equity.terminology.load.load_terminology`), so they are rebuilt when the data changes."""
+    return f"terminology sha256:{hashlib.sha256(_data()).hexdigest()[:16]}"
 
 
 def incomplete_valuesets() -> list[ValueSetInfo]:

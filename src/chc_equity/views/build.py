@@ -151,12 +151,23 @@ def _create_empty(con: duckdb.DuckDBPyConnection, name: str, *, replace: bool) -
 
 def _table_columns(con: duckdb.DuckDBPyConnection, name: str) -> tuple[tuple[str, str], ...] | None:
     """The table's (column, type) in order; None when it does not exist."""
+    return _flat_columns(con, [name]).get(name)
+
+
+def _flat_columns(
+    con: duckdb.DuckDBPyConnection, names: Sequence[str]
+) -> dict[str, tuple[tuple[str, str], ...]]:
+    """(column, type) in order of each existing ``flat.<name>`` of ``names``, in one catalog query (a
+    load's refresh checks all 83 views: one query each cost more than the rows it refreshed)."""
+    if not names:
+        return {}
     rows = con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-        [FLAT_SCHEMA, name],
+        "SELECT table_name, list((column_name, data_type) ORDER BY ordinal_position) "
+        "FROM information_schema.columns WHERE table_schema = ? AND list_contains(?, table_name) "
+        "GROUP BY table_name",
+        [FLAT_SCHEMA, list(names)],
     ).fetchall()
-    return tuple((c, t) for c, t in rows) or None
+    return {name: tuple((c, t) for c, t in cols) for name, cols in rows}
 
 
 def _count(con: duckdb.DuckDBPyConnection, name: str, where: str | None = None) -> int:
@@ -209,8 +220,9 @@ def _replace_rows(
     rows of the old shape cannot be mixed with the new one. Returns the rows inserted per view."""
     counts: dict[str, int] = {}
     stale = []
+    existing = _flat_columns(con, names)
     for name in names:
-        columns = _table_columns(con, name)
+        columns = existing.get(name)
         if columns is None:
             _create_empty(con, name, replace=False)
         elif columns != expected_columns(name):
@@ -281,7 +293,8 @@ def refresh_touched(con: duckdb.DuckDBPyConnection, center: str, touched: str) -
     types = {r[0] for r in con.execute(f"SELECT DISTINCT type FROM {touched}").fetchall()}
     # A missing table (first load, or a view added since) is built whole, from every center's
     # resources: only then does it equal a full rebuild. Types with no rows cost no query.
-    missing = [n for n in sorted(BUILTIN_VIEWS) if _table_columns(con, n) is None]
+    existing = _flat_columns(con, sorted(BUILTIN_VIEWS))
+    missing = [n for n in sorted(BUILTIN_VIEWS) if n not in existing]
     counts: dict[str, int] = _rebuild(con, missing) if missing else {}
     keyed, whole = [], []
     for name in sorted(BUILTIN_VIEWS):
