@@ -132,6 +132,9 @@ class Chain:
     # False when the value's SQL is more than plain navigation (ofType's non-choice check), so the
     # key-in-fragment shortcut must not skip evaluating it.
     guard: bool = True
+    # True when the value is exactly ``elems(frag)`` (one field of a focus whose fields are
+    # extracted): singleton and first() then read ``frag`` directly (see :func:`direct_single`).
+    direct: bool = False
 
 
 @dataclass
@@ -212,13 +215,38 @@ def bind(state: State, value_sql: str, body: Callable[[str], str]) -> str:
 
 
 def elems(state: State, json_sql: str) -> str:
-    """A JSON value (maybe NULL, maybe an array) as a JSON[] collection: arrays flatten one level."""
+    """A JSON value (maybe NULL, maybe an array) as a JSON[] collection: arrays flatten one level,
+    SQL NULL and JSON ``null`` are empty. Written without CASE (an array casts, anything else does
+    not; ``list_distinct`` drops the NULL of ``[NULL]``) because this is the most repeated piece of
+    every view: it halves what DuckDB binds for it (benchmarks/README.md, "ingest")."""
     return bind(
         state,
         json_sql,
-        lambda v: (
-            f"CASE WHEN {v} IS NULL THEN []::JSON[] WHEN json_type({v}) = 'ARRAY' THEN CAST({v} AS JSON[]) "
-            f"WHEN json_type({v}) = 'NULL' THEN []::JSON[] ELSE [{v}] END"
+        lambda v: f"coalesce(TRY_CAST({v} AS JSON[]), list_distinct([nullif({v}, 'null')]))",
+    )
+
+
+def direct_single(ctx: Ctx, frag: str, message: str) -> str:
+    """``as_one(elems(frag))`` without building a list: the fragment itself unless it is an array
+    (then its only item, or an error for several) or JSON ``null`` (empty)."""
+    return bind(
+        ctx.state,
+        frag,
+        lambda f: (
+            f"CASE WHEN json_type({f}) NOT IN ('ARRAY', 'NULL') THEN {f} "
+            f"WHEN json_array_length({f}) > 1 THEN {error_sql(ctx, message)} ELSE CAST({f} AS JSON[])[1] END"
+        ),
+    )
+
+
+def direct_first(ctx: Ctx, frag: str) -> str:
+    """``elems(frag).first()`` without building a list."""
+    return bind(
+        ctx.state,
+        frag,
+        lambda f: (
+            f"CASE WHEN json_type({f}) = 'ARRAY' THEN CAST({f} AS JSON[])[1] "
+            f"WHEN json_type({f}) <> 'NULL' THEN {f} END"
         ),
     )
 
@@ -241,6 +269,8 @@ def as_one(ctx: Ctx, v: Val, what: str = "expression") -> Val:
     if v.one is not None:
         return Val(v.one, False, v.elem, v.ftype)
     msg = f"{what} returned more than one value"
+    if v.chain is not None and v.chain.direct:
+        return Val(direct_single(ctx, v.chain.frag, msg), False, v.elem, v.ftype)
     sql = bind(
         ctx.state, v.sql, lambda lst: f"CASE WHEN len({lst}) > 1 THEN {error_sql(ctx, msg)} ELSE {lst}[1] END"
     )
@@ -382,7 +412,8 @@ def member(ctx: Ctx, base: Val, name: str, ftype: str | None = None) -> Val:
         raise FhirPathCompileError(f"cannot navigate to '{name}' on a {base.elem} value")
     if base.fields is not None:
         frag = base.fields.ref(f"$.{key}")
-        return Val(elems(ctx.state, frag), True, "json", ftype, chain=Chain(f"$.{key}", base, frag))
+        chain = Chain(f"$.{key}", base, frag, direct=True)
+        return Val(elems(ctx.state, frag), True, "json", ftype, chain=chain)
     if base.chain is not None:
         c = base.chain
         if base.many:
@@ -623,7 +654,7 @@ def _of_type(node: Call, ctx: Ctx) -> Val:
             sql = let(ctx.state, owner.sql, lambda v: narrowed(Val(v, owner.many, owner.elem, oftype))[1])
         # The chain shortcut stays valid (it only answers when the choice field itself is present),
         # but the key-in-fragment guard would skip the check above.
-        chain = replace(choice.chain, guard=False) if choice.chain is not None else None
+        chain = replace(choice.chain, guard=False, direct=False) if choice.chain is not None else None
         return replace(choice, sql=sql, chain=chain)
     base = _input(node, ctx)
     want = elem_of_fhir_type(tname)
@@ -761,6 +792,8 @@ def _call(node: Call, ctx: Ctx) -> Val:  # noqa: C901 - a dispatch table in disg
         # (FHIR fixes each element's cardinality, so first() is applied to arrays; others fall back).
         c = base.chain
         first = Chain(f"{c.path}[0]", c.base, c.frag, c.guard)
+        if name == "first" and c.direct:
+            return Val(direct_first(ctx, c.frag), False, base.elem, base.ftype, chain=first)
         sql = fast_single(ctx, Val(general, True, base.elem, chain=first), general)
         return Val(sql, False, base.elem, base.ftype, chain=first)
     if name == "count":
