@@ -130,11 +130,12 @@ class _Group:
 
 @functools.cache
 def _group(resource: str, names: tuple[str, ...]) -> _Group:
-    fields = RootFields()
+    fields = RootFields(hoist=True)
     queries = {
         n: compile_view(BUILTIN_VIEWS[n], source=STAGE, passthrough=PASSTHROUGH, staged=fields) for n in names
     }
-    keep = any(re.search(rf"\b{fields.alias}\b", sql) for sql in queries.values())
+    hoisted = [sql for level in fields.levels for sql in level]
+    keep = any(re.search(rf"\b{fields.alias}\b", sql) for sql in [*queries.values(), *hoisted])
     return _Group(resource, fields, MappingProxyType(queries), keep)
 
 

@@ -340,7 +340,7 @@ def _root_ctx(
     view: Mapping[str, Any], fields: RootFields | None = None
 ) -> tuple[str, list[Any], _Compiler, Ctx]:
     resource, select = _parse_view(view)
-    state = State(_constants(view), fields=fields if fields is not None else RootFields())
+    state = State(_constants(view), fields=fields if fields is not None else RootFields(hoist=True))
     root = Val(state.fields.alias, False, "json", resource, root=True, fields=state.fields)
     return resource, select, _Compiler(state), Ctx(state, root, "CAST(0 AS BIGINT)", "view")
 
@@ -403,7 +403,7 @@ def compile_view(
         if fields:
             base_cols.append(fields)
         base_where = f"type = {q(resource)}" + (f" AND ({filter_sql})" if filter_sql else "")
-        base = f"SELECT {', '.join(base_cols)} FROM {source} WHERE {base_where}"
+        base = state.fields.with_hoisted(f"SELECT {', '.join(base_cols)} FROM {source} WHERE {base_where}")
     where_sql = f" WHERE {' AND '.join(f'({c})' for c in conds)}" if conds else ""
     out = [_ident(p) for p in passthrough]
     if pipeline is None:
@@ -507,10 +507,11 @@ def staged_source_sql(
     """The SELECT that stages rows of ``source`` (restricted by ``where``, which must pick one
     resource type) for views compiled with ``staged``: every path they read, parsed once.
     ``keep_resource=False`` leaves ``__res`` NULL (when no view reads the resource itself)."""
-    cols = [_ident(p) for p in passthrough] + [f"resource AS {staged.alias}" if keep_resource else
-                                                f"CAST(NULL AS JSON) AS {staged.alias}"]
+    cols = [_ident(p) for p in passthrough] + [
+        f"resource AS {staged.alias}" if keep_resource else f"CAST(NULL AS JSON) AS {staged.alias}"
+    ]
     cols.append(staged.select_sql() or f"CAST([] AS JSON[]) AS {staged.prefix}")
-    return f"SELECT {', '.join(cols)} FROM {source} WHERE {where}"
+    return staged.with_hoisted(f"SELECT {', '.join(cols)} FROM {source} WHERE {where}")
 
 
 def view_columns(view: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -141,11 +141,20 @@ class Chain:
 class RootFields:
     """Fields of one focus (the resource, or a forEach item) that the view reads, extracted with ONE
     ``json_extract(focus, [paths])`` per row, so that JSON is parsed once, not once per column.
-    ``alias`` is the focus column, ``prefix`` the column holding the extracted fragments."""
+    ``alias`` is the focus column, ``prefix`` the column holding the extracted fragments.
+
+    With ``hoist`` (the resource focus), the collections that member navigation builds from it are
+    computed once per row too, in columns ``__h1``, ``__h2``, ... (level n reads level n-1), and the
+    views read them as ``__hN[k]``: one copy of each collection's SQL per resource type instead of
+    one per use (a chain such as ``code.coding`` is used by many columns and views). Only SQL that
+    cannot raise is hoisted, since a hoisted expression runs for every row, not just where the view
+    would evaluate it."""
 
     alias: str = "__res"
     names: list[str] = field(default_factory=list)
     prefix: str = "__f"
+    hoist: bool = False
+    levels: list[dict[str, int]] = field(default_factory=list)
 
     def ref(self, path: str) -> str:
         """SQL for the JSON at ``path`` (a JSONPath such as ``$.subject.reference``) of the resource."""
@@ -153,11 +162,36 @@ class RootFields:
             self.names.append(path)
         return f"{self.prefix}[{self.names.index(path) + 1}]"
 
+    def collection(self, sql: str) -> str:
+        """``sql`` (a JSON[] over the focus's fields) as a hoisted column reference, when hoisting."""
+        if not self.hoist or "error(" in sql:
+            return sql
+        level = 1 + max((int(n) for n in _HOISTED.findall(sql)), default=0)
+        while len(self.levels) < level:
+            self.levels.append({})
+        # Lambda variables are numbered per view: name them by first use so that the same
+        # navigation compiled for two views is hoisted once.
+        names: dict[str, str] = {}
+        key = _VAR.sub(lambda m: names.setdefault(m.group(0), f"__q{len(names) + 1}"), sql)
+        slots = self.levels[level - 1]
+        slot = slots.setdefault(key, len(slots) + 1)
+        return f"__h{level}[{slot}]"
+
     def select_sql(self) -> str | None:
         if not self.names:
             return None
         paths = ", ".join(q(n) for n in self.names)
         return f"json_extract(resource, [{paths}]) AS __f"
+
+    def with_hoisted(self, sql: str) -> str:
+        """Wrap the SELECT that yields the focus and its fields with the hoisted collection levels."""
+        for n, slots in enumerate(self.levels, start=1):
+            sql = f"SELECT *, [{', '.join(slots)}] AS __h{n} FROM ({sql}) AS __hs{n}"
+        return sql
+
+
+_HOISTED = re.compile(r"\b__h(\d+)\[")
+_VAR = re.compile(r"\b__(?!h\d)[a-z]+\d+\b")
 
 
 @dataclass
@@ -274,7 +308,14 @@ def as_one(ctx: Ctx, v: Val, what: str = "expression") -> Val:
     sql = bind(
         ctx.state, v.sql, lambda lst: f"CASE WHEN len({lst}) > 1 THEN {error_sql(ctx, msg)} ELSE {lst}[1] END"
     )
+    if is_hoisted(v.sql):
+        return Val(sql, False, v.elem, v.ftype)
     return Val(fast_single(ctx, v, sql), False, v.elem, v.ftype)
+
+
+def is_hoisted(sql: str) -> bool:
+    """A collection computed once per row already (see :meth:`RootFields.collection`)."""
+    return _HOISTED.match(sql) is not None and is_simple(sql)
 
 
 def fast_single(ctx: Ctx, v: Val, general: str) -> str:
@@ -413,7 +454,7 @@ def member(ctx: Ctx, base: Val, name: str, ftype: str | None = None) -> Val:
     if base.fields is not None:
         frag = base.fields.ref(f"$.{key}")
         chain = Chain(f"$.{key}", base, frag, direct=True)
-        return Val(elems(ctx.state, frag), True, "json", ftype, chain=chain)
+        return Val(base.fields.collection(elems(ctx.state, frag)), True, "json", ftype, chain=chain)
     if base.chain is not None:
         c = base.chain
         if base.many:
@@ -423,7 +464,16 @@ def member(ctx: Ctx, base: Val, name: str, ftype: str | None = None) -> Val:
         else:
             general = bind(ctx.state, base.sql, lambda b: elems(ctx.state, f"json_extract({b}, '$.{key}')"))
         sql = _guard(c.frag, key, general) if c.guard else general
-        return Val(sql, True, "json", ftype, chain=Chain(f"{c.path}.{key}", c.base, c.frag, c.guard))
+        chain = Chain(f"{c.path}.{key}", c.base, c.frag, c.guard)
+        owner = c.base.fields
+        if owner is not None and owner.hoist:
+            # Computed once per row: read the chain's own fragment first (no array crossed: it IS
+            # the one item), so the list machinery runs only for rows that need it.
+            fast = owner.ref(chain.path)
+            sql = owner.collection(
+                f"CASE WHEN json_type({fast}) NOT IN ('ARRAY', 'NULL') THEN [{fast}] ELSE {sql} END"
+            )
+        return Val(sql, True, "json", ftype, chain=chain)
     if not base.many:
         sql = elems(ctx.state, f"json_extract({base.sql}, '$.{key}')")
         if not is_simple(base.sql):
@@ -794,6 +844,8 @@ def _call(node: Call, ctx: Ctx) -> Val:  # noqa: C901 - a dispatch table in disg
         first = Chain(f"{c.path}[0]", c.base, c.frag, c.guard)
         if name == "first" and c.direct:
             return Val(direct_first(ctx, c.frag), False, base.elem, base.ftype, chain=first)
+        if is_hoisted(base.sql):
+            return Val(general, False, base.elem, base.ftype, chain=first)
         sql = fast_single(ctx, Val(general, True, base.elem, chain=first), general)
         return Val(sql, False, base.elem, base.ftype, chain=first)
     if name == "count":
