@@ -30,6 +30,7 @@ from typing import Any
 
 import duckdb
 
+from chc_equity.views.absent import required_keys
 from chc_equity.views.compiler import RootFields, compile_view, staged_source_sql, view_columns
 from chc_equity.warehouse import FLAT_SCHEMA
 
@@ -117,6 +118,8 @@ class _Group:
     fields: RootFields
     queries: Mapping[str, str]
     keep_resource: bool
+    # View -> staged fragment columns of which one must be non-NULL for it to yield a row.
+    needs: Mapping[str, tuple[str, ...]]
 
     def stage_sql(self, where: str) -> str:
         rtype = quote_literal(self.resource)
@@ -136,7 +139,23 @@ def _group(resource: str, names: tuple[str, ...]) -> _Group:
     }
     hoisted = [sql for level in fields.levels for sql in level]
     keep = any(re.search(rf"\b{fields.alias}\b", sql) for sql in [*queries.values(), *hoisted])
-    return _Group(resource, fields, MappingProxyType(queries), keep)
+    needs = {}
+    for n in names:
+        paths = [f"$.{k}" for k in sorted(required_keys(BUILTIN_VIEWS[n]) or ())]
+        if paths and all(p in fields.names for p in paths):
+            needs[n] = tuple(fields.ref(p) for p in paths)
+    return _Group(resource, fields, MappingProxyType(queries), keep, MappingProxyType(needs))
+
+
+def _productive(con: duckdb.DuckDBPyConnection, group: _Group, members: Sequence[str]) -> set[str]:
+    """The members that can yield a row from the staged resources: one query per type instead of
+    planning and running views whose elements no staged resource has (see ``views.absent``)."""
+    cols = sorted({c for n in members for c in group.needs.get(n, ())})
+    if not cols:
+        return set(members)
+    row = con.execute(f"SELECT {', '.join(f'count({c}) > 0' for c in cols)} FROM {STAGE}").fetchone()
+    present = {c for c, found in zip(cols, row or (), strict=True) if found}
+    return {n for n in members if n not in group.needs or any(c in present for c in group.needs[n])}
 
 
 @functools.cache
@@ -196,8 +215,13 @@ def _rebuild(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> dict[str, 
                 _create_empty(con, name, replace=True)
                 counts[name] = 0
             continue
+        live = _productive(con, group, members)
         for name in members:
-            counts[name] = _rows(con, f"CREATE OR REPLACE TABLE {_table(name)} AS {group.queries[name]}")
+            if name in live:
+                counts[name] = _rows(con, f"CREATE OR REPLACE TABLE {_table(name)} AS {group.queries[name]}")
+            else:
+                _create_empty(con, name, replace=True)
+                counts[name] = 0
     _drop_stage(con)
     return counts
 
@@ -230,8 +254,9 @@ def _replace_rows(
         for name in members:
             con.execute(f"DELETE FROM {_table(name)} WHERE {delete_where[name]}")
         staged = _stage(con, group, rows_where)
+        live = _productive(con, group, members) if staged else set()
         for name in members:
-            if staged:
+            if name in live:
                 counts[name] = _rows(con, f"INSERT INTO {_table(name)} BY NAME {group.queries[name]}")
             else:
                 counts[name] = 0

@@ -143,12 +143,13 @@ class RootFields:
     ``json_extract(focus, [paths])`` per row, so that JSON is parsed once, not once per column.
     ``alias`` is the focus column, ``prefix`` the column holding the extracted fragments.
 
-    With ``hoist`` (the resource focus), the collections that member navigation builds from it are
-    computed once per row too, in columns ``__h1``, ``__h2``, ... (level n reads level n-1), and the
-    views read them as ``__hN[k]``: one copy of each collection's SQL per resource type instead of
-    one per use (a chain such as ``code.coding`` is used by many columns and views). Only SQL that
-    cannot raise is hoisted, since a hoisted expression runs for every row, not just where the view
-    would evaluate it."""
+    With ``hoist`` (the resource focus) the fragments become columns of their own (``__f1``,
+    ``__f2``, ...: a view then reads only those it uses, not the whole list), and so do the
+    collections that member navigation builds from them (``__h<level>_<n>``, level n reading level
+    n-1): each is computed once per resource and type, however many columns and views use it (a
+    chain such as ``code.coding`` is read by many), and its SQL is planned once instead of once per
+    use. Only SQL that cannot raise is hoisted, since a hoisted expression runs for every row, not
+    just where the view would evaluate it."""
 
     alias: str = "__res"
     names: list[str] = field(default_factory=list)
@@ -160,10 +161,11 @@ class RootFields:
         """SQL for the JSON at ``path`` (a JSONPath such as ``$.subject.reference``) of the resource."""
         if path not in self.names:
             self.names.append(path)
-        return f"{self.prefix}[{self.names.index(path) + 1}]"
+        n = self.names.index(path) + 1
+        return f"{self.prefix}{n}" if self.hoist else f"{self.prefix}[{n}]"
 
     def collection(self, sql: str) -> str:
-        """``sql`` (a JSON[] over the focus's fields) as a hoisted column reference, when hoisting."""
+        """``sql`` (a JSON[] over the focus's fields) as a hoisted column, when hoisting."""
         if not self.hoist or "error(" in sql:
             return sql
         level = 1 + max((int(n) for n in _HOISTED.findall(sql)), default=0)
@@ -175,7 +177,7 @@ class RootFields:
         key = _VAR.sub(lambda m: names.setdefault(m.group(0), f"__q{len(names) + 1}"), sql)
         slots = self.levels[level - 1]
         slot = slots.setdefault(key, len(slots) + 1)
-        return f"__h{level}[{slot}]"
+        return f"__h{level}_{slot}"
 
     def select_sql(self) -> str | None:
         if not self.names:
@@ -184,14 +186,20 @@ class RootFields:
         return f"json_extract(resource, [{paths}]) AS __f"
 
     def with_hoisted(self, sql: str) -> str:
-        """Wrap the SELECT that yields the focus and its fields with the hoisted collection levels."""
-        for n, slots in enumerate(self.levels, start=1):
-            sql = f"SELECT *, [{', '.join(slots)}] AS __h{n} FROM ({sql}) AS __hs{n}"
+        """Wrap the SELECT that yields the focus and ``__f`` with the fragment and collection columns."""
+        if not self.hoist:
+            return sql
+        if self.names:
+            cols = ", ".join(f"__f[{n}] AS __f{n}" for n in range(1, len(self.names) + 1))
+            sql = f"SELECT * EXCLUDE (__f), {cols} FROM ({sql}) AS __hs0"
+        for level, slots in enumerate(self.levels, start=1):
+            cols = ", ".join(f"{e} AS __h{level}_{n}" for e, n in slots.items())
+            sql = f"SELECT *, {cols} FROM ({sql}) AS __hs{level}"
         return sql
 
 
-_HOISTED = re.compile(r"\b__h(\d+)\[")
-_VAR = re.compile(r"\b__(?!h\d)[a-z]+\d+\b")
+_HOISTED = re.compile(r"\b__h(\d+)_\d+\b")
+_VAR = re.compile(r"\b__(?!h\d|f\d)[a-z]+\d+\b")
 
 
 @dataclass
@@ -230,7 +238,7 @@ def let(state: State, value_sql: str, body: Callable[[str], str]) -> str:
 
 
 _SIMPLE = r"[A-Za-z_][A-Za-z0-9_.]*(\[\d+\])?"
-_CHEAP = re.compile(rf"{_SIMPLE}|json_extract(_string)?\(__f\[\d+\], '[^']*'\)")
+_CHEAP = re.compile(rf"{_SIMPLE}|json_extract(_string)?\(__f\d+, '[^']*'\)")
 
 
 def is_simple(sql: str) -> bool:
@@ -315,7 +323,7 @@ def as_one(ctx: Ctx, v: Val, what: str = "expression") -> Val:
 
 def is_hoisted(sql: str) -> bool:
     """A collection computed once per row already (see :meth:`RootFields.collection`)."""
-    return _HOISTED.match(sql) is not None and is_simple(sql)
+    return _HOISTED.fullmatch(sql) is not None
 
 
 def fast_single(ctx: Ctx, v: Val, general: str) -> str:
