@@ -137,6 +137,7 @@ def _group(resource: str, names: tuple[str, ...]) -> _Group:
     queries = {
         n: compile_view(BUILTIN_VIEWS[n], source=STAGE, passthrough=PASSTHROUGH, staged=fields) for n in names
     }
+    fields.keep_only(list(queries.values()))
     hoisted = [sql for level in fields.levels for sql in level]
     keep = any(re.search(rf"\b{fields.alias}\b", sql) for sql in [*queries.values(), *hoisted])
     needs = {}
@@ -205,12 +206,19 @@ def _drop_stage(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"DROP TABLE IF EXISTS {STAGE}")
 
 
+def _present_types(con: duckdb.DuckDBPyConnection, where: str) -> set[str]:
+    return {r[0] for r in con.execute(f"SELECT DISTINCT type FROM resources WHERE {where}").fetchall()}
+
+
 def _rebuild(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> dict[str, int]:
     """Replace ``flat.<name>`` from all raw resources, one staged parse per resource type."""
     counts: dict[str, int] = {}
-    for rtype, members in _by_type(names).items():
+    groups = _by_type(names)
+    # Staging an absent type would still plan its whole staged source: ask which types exist first.
+    present = _present_types(con, "TRUE") if len(groups) > 1 else set(groups)
+    for rtype, members in groups.items():
         group = _group(rtype, members)
-        if not _stage(con, group, "TRUE"):
+        if rtype not in present or not _stage(con, group, "TRUE"):
             for name in members:
                 _create_empty(con, name, replace=True)
                 counts[name] = 0
@@ -282,7 +290,7 @@ def build_views(
     if centers is None:
         return _rebuild(con, chosen)
     where = center_filter(centers)
-    present = {r[0] for r in con.execute(f"SELECT DISTINCT type FROM resources WHERE {where}").fetchall()}
+    present = _present_types(con, where)
     tables = _flat_tables(con)
     for name in chosen:
         if BUILTIN_VIEWS[name]["resource"] in present:

@@ -156,6 +156,8 @@ class RootFields:
     prefix: str = "__f"
     hoist: bool = False
     levels: list[dict[str, int]] = field(default_factory=list)
+    # Columns the final SQL reads (see :meth:`keep_only`); None: all.
+    live: set[str] | None = None
 
     def ref(self, path: str) -> str:
         """SQL for the JSON at ``path`` (a JSONPath such as ``$.subject.reference``) of the resource."""
@@ -185,20 +187,40 @@ class RootFields:
         paths = ", ".join(q(n) for n in self.names)
         return f"json_extract(resource, [{paths}]) AS __f"
 
+    def keep_only(self, sqls: list[str]) -> None:
+        """Stage only the columns that ``sqls`` (the final queries) read, directly or through other
+        hoisted columns: a view with ``forEach`` is compiled twice (see ``compile_view``), and the
+        first compile's columns would otherwise be computed for nothing."""
+        defs = {f"__h{level}_{n}": e for level, slots in enumerate(self.levels, 1) for e, n in slots.items()}
+        todo = [c for sql in sqls for c in _COLUMN.findall(sql)]
+        live: set[str] = set()
+        while todo:
+            col = todo.pop()
+            if col not in live:
+                live.add(col)
+                todo += _COLUMN.findall(defs.get(col, ""))
+        self.live = live
+
     def with_hoisted(self, sql: str) -> str:
         """Wrap the SELECT that yields the focus and ``__f`` with the fragment and collection columns."""
         if not self.hoist:
             return sql
+
+        def keep(col: str) -> bool:
+            return self.live is None or col in self.live
+
+        frags = [f"__f[{n}] AS __f{n}" for n in range(1, len(self.names) + 1) if keep(f"__f{n}")]
         if self.names:
-            cols = ", ".join(f"__f[{n}] AS __f{n}" for n in range(1, len(self.names) + 1))
-            sql = f"SELECT * EXCLUDE (__f), {cols} FROM ({sql}) AS __hs0"
+            sql = f"SELECT * EXCLUDE (__f){''.join(', ' + c for c in frags)} FROM ({sql}) AS __hs0"
         for level, slots in enumerate(self.levels, start=1):
-            cols = ", ".join(f"{e} AS __h{level}_{n}" for e, n in slots.items())
-            sql = f"SELECT *, {cols} FROM ({sql}) AS __hs{level}"
+            cols = [f"{e} AS __h{level}_{n}" for e, n in slots.items() if keep(f"__h{level}_{n}")]
+            if cols:
+                sql = f"SELECT *, {', '.join(cols)} FROM ({sql}) AS __hs{level}"
         return sql
 
 
 _HOISTED = re.compile(r"\b__h(\d+)_\d+\b")
+_COLUMN = re.compile(r"\b__(?:h\d+_\d+|f\d+)\b")
 _VAR = re.compile(r"\b__(?!h\d|f\d)[a-z]+\d+\b")
 
 
