@@ -137,7 +137,7 @@ def _group(resource: str, names: tuple[str, ...]) -> _Group:
     queries = {
         n: compile_view(BUILTIN_VIEWS[n], source=STAGE, passthrough=PASSTHROUGH, staged=fields) for n in names
     }
-    fields.keep_only(list(queries.values()))
+    queries = dict(zip(queries, fields.finalize(list(queries.values())), strict=True))
     hoisted = [sql for level in fields.levels for sql in level]
     keep = any(re.search(rf"\b{fields.alias}\b", sql) for sql in [*queries.values(), *hoisted])
     needs = {}
@@ -145,6 +145,8 @@ def _group(resource: str, names: tuple[str, ...]) -> _Group:
         paths = [f"$.{k}" for k in sorted(required_keys(BUILTIN_VIEWS[n]) or ())]
         if paths and all(p in fields.names for p in paths):
             needs[n] = tuple(fields.ref(p) for p in paths)
+            assert fields.live is not None
+            fields.live.update(needs[n])  # staged even where no query reads them
     return _Group(resource, fields, MappingProxyType(queries), keep, MappingProxyType(needs))
 
 

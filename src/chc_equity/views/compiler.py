@@ -413,7 +413,7 @@ def compile_view(
         sql = f"SELECT {', '.join(out)} FROM ({sql}) AS __p"
     if staged is None:
         fields = state.fields
-        fields.keep_only([sql])
+        sql = fields.finalize([sql])[0]
         cols = [_ident(p) for p in passthrough] + [f"resource AS {fields.alias}"]
         extract = fields.select_sql()
         if extract:

@@ -26,8 +26,10 @@ Semantics that deviate from full FHIRPath, on purpose, and documented:
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from itertools import count
 
 from chc_equity.views.fhirpath import (
     Binary,
@@ -156,8 +158,9 @@ class RootFields:
     prefix: str = "__f"
     hoist: bool = False
     levels: list[dict[str, int]] = field(default_factory=list)
-    # Columns the final SQL reads (see :meth:`keep_only`); None: all.
+    # After :meth:`finalize`: the columns the final SQL reads, and the hoisted columns' SQL.
     live: set[str] | None = None
+    final: dict[str, str] | None = None
 
     def ref(self, path: str) -> str:
         """SQL for the JSON at ``path`` (a JSONPath such as ``$.subject.reference``) of the resource."""
@@ -187,19 +190,40 @@ class RootFields:
         paths = ", ".join(q(n) for n in self.names)
         return f"json_extract(resource, [{paths}]) AS __f"
 
-    def keep_only(self, sqls: list[str]) -> None:
-        """Stage only the columns that ``sqls`` (the final queries) read, directly or through other
-        hoisted columns: a view with ``forEach`` is compiled twice (see ``compile_view``), and the
-        first compile's columns would otherwise be computed for nothing."""
+    def finalize(self, sqls: list[str]) -> list[str]:
+        """Decide what the staged source computes, given the final queries; returns them rewritten.
+
+        A hoisted collection that the queries read in one place only goes back inline there:
+        staging it would only add a column to materialize and read back (measured: that costs more
+        than it saves). Columns no query reads are dropped: a view with ``forEach`` is compiled
+        twice (see ``compile_view``), and the first compile's columns would be computed for nothing.
+        """
         defs = {f"__h{level}_{n}": e for level, slots in enumerate(self.levels, 1) for e, n in slots.items()}
-        todo = [c for sql in sqls for c in _COLUMN.findall(sql)]
-        live: set[str] = set()
-        while todo:
-            col = todo.pop()
-            if col not in live:
-                live.add(col)
-                todo += _COLUMN.findall(defs.get(col, ""))
-        self.live = live
+        uses: Counter[str] = Counter(h for sql in sqls for h in _HCOL.findall(sql))
+        stack, reached = list(uses), set()
+        while stack:
+            h = stack.pop()
+            if h not in reached:
+                reached.add(h)
+                refs = _HCOL.findall(defs[h])
+                uses.update(refs)
+                stack += refs
+        inline = {h for h in reached if uses[h] == 1}
+        copies = count(1)
+
+        def expand(text: str) -> str:
+            def one(m: re.Match[str]) -> str:
+                if m.group(0) not in inline:
+                    return m.group(0)
+                k = next(copies)  # each inlined copy gets lambda variables of its own
+                return "(" + expand(re.sub(r"\b(__q\d+)\b", rf"\1_{k}", defs[m.group(0)])) + ")"
+
+            return _HCOL.sub(one, text)
+
+        out = [expand(sql) for sql in sqls]
+        self.final = {h: expand(e) for h, e in defs.items() if h in reached and h not in inline}
+        self.live = {c for text in [*out, *self.final.values()] for c in _COLUMN.findall(text)}
+        return out
 
     def with_hoisted(self, sql: str) -> str:
         """Wrap the SELECT that yields the focus and ``__f`` with the fragment and collection columns."""
@@ -212,8 +236,11 @@ class RootFields:
         frags = [f"__f[{n}] AS __f{n}" for n in range(1, len(self.names) + 1) if keep(f"__f{n}")]
         if self.names:
             sql = f"SELECT * EXCLUDE (__f){''.join(', ' + c for c in frags)} FROM ({sql}) AS __hs0"
+        final = self.final or {}
         for level, slots in enumerate(self.levels, start=1):
-            cols = [f"{e} AS __h{level}_{n}" for e, n in slots.items() if keep(f"__h{level}_{n}")]
+            names = [f"__h{level}_{n}" for n in slots.values()]
+            exprs = dict(zip(names, slots, strict=True)) | final
+            cols = [f"{exprs[h]} AS {h}" for h in names if keep(h)]
             if cols:
                 sql = f"SELECT *, {', '.join(cols)} FROM ({sql}) AS __hs{level}"
         return sql
@@ -221,6 +248,7 @@ class RootFields:
 
 _HOISTED = re.compile(r"\b__h(\d+)_\d+\b")
 _COLUMN = re.compile(r"\b__(?:h\d+_\d+|f\d+)\b")
+_HCOL = re.compile(r"\b__h\d+_\d+\b")
 _VAR = re.compile(r"\b__(?!h\d|f\d)[a-z]+\d+\b")
 
 
