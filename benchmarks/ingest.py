@@ -3,6 +3,7 @@
     python benchmarks/ingest.py                      # ../shared/synthea/ma-bundles
     python benchmarks/ingest.py PATH...              # any files / directories
     python benchmarks/ingest.py --generate-gb 1      # a generated ~1 GB NDJSON (peak-RAM check)
+    python benchmarks/ingest.py --baseline ../old/src  # also run another checkout's code, same files
 
 Each side runs in a fresh subprocess so its peak RSS (``ru_maxrss``) is its own. The raw scan is
 ``CREATE TEMP TABLE AS SELECT * FROM read_json(files)`` -- every value parsed and materialized, which is
@@ -83,9 +84,12 @@ print(json.dumps({"seconds": time.perf_counter() - t, "cpu_s": cpu() - c, "loade
 """
 
 
-def _run(code: str, files: list[str], tmp: str, mode: str = "views") -> dict:
+def _run(code: str, files: list[str], tmp: str, mode: str = "views", src: Path | None = None) -> dict:
     argv = [sys.executable, "-c", code, json.dumps(files), tmp, mode]
-    proc = subprocess.run(argv, capture_output=True, text=True)
+    env = {**os.environ, "PYTHONPATH": str(src)} if src is not None else None
+    for stale in Path(tmp).glob("ingest.duckdb*"):
+        stale.unlink()
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"benchmark child failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -138,6 +142,11 @@ def main() -> None:
     parser.add_argument("paths", nargs="*", type=Path)
     parser.add_argument("--generate-gb", type=float, help="benchmark a generated NDJSON of this many GB")
     parser.add_argument("--no-views", action="store_true", help="time ingest alone")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="the src/ folder of another checkout: its ingest runs too, on the same files, right after ours",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="chc-bench-") as tmp:
         if args.generate_gb:
@@ -148,15 +157,23 @@ def main() -> None:
         size = sum(Path(f).stat().st_size for f in files)
         print(f"input: {len(files)} files, {size / 1e6:,.1f} MB on disk")
         load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        mode = "no-views" if args.no_views else "views"
         scan = _run(SCAN_CHILD, files, tmp)
-        ours = _run(INGEST_CHILD, files, tmp, "no-views" if args.no_views else "views")
-    label = (
-        "ingest + views" if ours["views"] else "ingest only (--no-views, or chc_equity.views.build missing)"
-    )
+        runs = [("", _run(INGEST_CHILD, files, tmp, mode))]
+        if args.baseline:
+            runs.append((f"[baseline {args.baseline}] ", _run(INGEST_CHILD, files, tmp, mode, args.baseline)))
     print(f"load average before: {load_before}, after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         f"duckdb read_json scan: {scan['seconds']:7.2f} s wall, {scan['cpu_s']:7.2f} s CPU  "
         f"({scan['rows']:,} rows, peak RSS {scan['peak_rss_mb']:,.0f} MB)"
+    )
+    for prefix, ours in runs:
+        _report(prefix, scan, ours)
+
+
+def _report(prefix: str, scan: dict, ours: dict) -> None:
+    label = prefix + (
+        "ingest + views" if ours["views"] else "ingest only (--no-views, or chc_equity.views.build missing)"
     )
     print(
         f"{label}: {ours['seconds']:7.2f} s wall, {ours['cpu_s']:7.2f} s CPU  ({ours['loaded']:,} resources, "
@@ -170,7 +187,7 @@ def main() -> None:
             f"(peak RSS before views {ours['ingest_peak_rss_mb']:,.0f} MB)"
         )
     print(
-        f"ratio ours / scan: {ours['seconds'] / scan['seconds']:.2f}x wall, "
+        f"{prefix}ratio ours / scan: {ours['seconds'] / scan['seconds']:.2f}x wall, "
         f"{ours['cpu_s'] / scan['cpu_s']:.2f}x CPU (target <= 1.3x)"
     )
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import duckdb
 
+from chc_equity.views.absent import required_keys
 from chc_equity.views.compiler import RootFields, compile_view, staged_source_sql, view_columns
 from chc_equity.warehouse import FLAT_SCHEMA
 
@@ -117,6 +118,8 @@ class _Group:
     fields: RootFields
     queries: Mapping[str, str]
     keep_resource: bool
+    # View -> staged fragment columns of which one must be non-NULL for it to yield a row.
+    needs: Mapping[str, tuple[str, ...]]
 
     def stage_sql(self, where: str) -> str:
         rtype = quote_literal(self.resource)
@@ -130,12 +133,32 @@ class _Group:
 
 @functools.cache
 def _group(resource: str, names: tuple[str, ...]) -> _Group:
-    fields = RootFields()
+    fields = RootFields(hoist=True)
     queries = {
         n: compile_view(BUILTIN_VIEWS[n], source=STAGE, passthrough=PASSTHROUGH, staged=fields) for n in names
     }
-    keep = any(re.search(rf"\b{fields.alias}\b", sql) for sql in queries.values())
-    return _Group(resource, fields, MappingProxyType(queries), keep)
+    queries = dict(zip(queries, fields.finalize(list(queries.values())), strict=True))
+    hoisted = [sql for level in fields.levels for sql in level]
+    keep = any(re.search(rf"\b{fields.alias}\b", sql) for sql in [*queries.values(), *hoisted])
+    needs = {}
+    for n in names:
+        paths = [f"$.{k}" for k in sorted(required_keys(BUILTIN_VIEWS[n]) or ())]
+        if paths and all(p in fields.names for p in paths):
+            needs[n] = tuple(fields.ref(p) for p in paths)
+            assert fields.live is not None
+            fields.live.update(needs[n])  # staged even where no query reads them
+    return _Group(resource, fields, MappingProxyType(queries), keep, MappingProxyType(needs))
+
+
+def _productive(con: duckdb.DuckDBPyConnection, group: _Group, members: Sequence[str]) -> set[str]:
+    """The members that can yield a row from the staged resources: one query per type instead of
+    planning and running views whose elements no staged resource has (see ``views.absent``)."""
+    cols = sorted({c for n in members for c in group.needs.get(n, ())})
+    if not cols:
+        return set(members)
+    row = con.execute(f"SELECT {', '.join(f'count({c}) > 0' for c in cols)} FROM {STAGE}").fetchone()
+    present = {c for c, found in zip(cols, row or (), strict=True) if found}
+    return {n for n in members if n not in group.needs or any(c in present for c in group.needs[n])}
 
 
 @functools.cache
@@ -149,61 +172,66 @@ def _create_empty(con: duckdb.DuckDBPyConnection, name: str, *, replace: bool) -
     con.execute(f"CREATE {'OR REPLACE ' if replace else ''}TABLE {_table(name)} ({cols})")
 
 
-def _table_columns(con: duckdb.DuckDBPyConnection, name: str) -> tuple[tuple[str, str], ...] | None:
-    """The table's (column, type) in order; None when it does not exist."""
-    return _flat_columns(con, [name]).get(name)
+Columns = tuple[tuple[str, str], ...]
 
 
-def _flat_columns(
-    con: duckdb.DuckDBPyConnection, names: Sequence[str]
-) -> dict[str, tuple[tuple[str, str], ...]]:
-    """(column, type) in order of each existing ``flat.<name>`` of ``names``, in one catalog query (a
-    load's refresh checks all 83 views: one query each cost more than the rows it refreshed)."""
-    if not names:
-        return {}
+def _flat_tables(con: duckdb.DuckDBPyConnection) -> dict[str, Columns]:
+    """Every flat table's (column, type) in order, from ONE catalog query: asking per view cost
+    ~2 ms each, 83 times per load (a tenth of the views time of a small load)."""
     rows = con.execute(
-        "SELECT table_name, list((column_name, data_type) ORDER BY ordinal_position) "
-        "FROM information_schema.columns WHERE table_schema = ? AND list_contains(?, table_name) "
-        "GROUP BY table_name",
-        [FLAT_SCHEMA, list(names)],
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = ? ORDER BY table_name, ordinal_position",
+        [FLAT_SCHEMA],
     ).fetchall()
-    return {name: tuple((c, t) for c, t in cols) for name, cols in rows}
+    tables: dict[str, list[tuple[str, str]]] = {}
+    for table, column, dtype in rows:
+        tables.setdefault(table, []).append((column, dtype))
+    return {t: tuple(cols) for t, cols in tables.items()}
 
 
-def _count(con: duckdb.DuckDBPyConnection, name: str, where: str | None = None) -> int:
-    sql = f"SELECT count(*) FROM {_table(name)}" + (f" WHERE {where}" if where else "")
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    """Run a statement that reports a row count (CREATE TABLE AS, INSERT, SELECT count(*))."""
     row = con.execute(sql).fetchone()
     return int(row[0]) if row else 0
 
 
+def _count(con: duckdb.DuckDBPyConnection, name: str, where: str | None = None) -> int:
+    return _rows(con, f"SELECT count(*) FROM {_table(name)}" + (f" WHERE {where}" if where else ""))
+
+
 def _stage(con: duckdb.DuckDBPyConnection, group: _Group, where: str) -> int:
     """Stage the group's resources matching ``where``; returns how many there are."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGE} AS {group.stage_sql(where)}")
-    return _count_stage(con)
-
-
-def _count_stage(con: duckdb.DuckDBPyConnection) -> int:
-    row = con.execute(f"SELECT count(*) FROM {STAGE}").fetchone()
-    return int(row[0]) if row else 0
+    return _rows(con, f"CREATE OR REPLACE TEMP TABLE {STAGE} AS {group.stage_sql(where)}")
 
 
 def _drop_stage(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"DROP TABLE IF EXISTS {STAGE}")
 
 
+def _present_types(con: duckdb.DuckDBPyConnection, where: str) -> set[str]:
+    return {r[0] for r in con.execute(f"SELECT DISTINCT type FROM resources WHERE {where}").fetchall()}
+
+
 def _rebuild(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> dict[str, int]:
     """Replace ``flat.<name>`` from all raw resources, one staged parse per resource type."""
     counts: dict[str, int] = {}
-    for rtype, members in _by_type(names).items():
+    groups = _by_type(names)
+    # Staging an absent type would still plan its whole staged source: ask which types exist first.
+    present = _present_types(con, "TRUE") if len(groups) > 1 else set(groups)
+    for rtype, members in groups.items():
         group = _group(rtype, members)
-        if not _stage(con, group, "TRUE"):
+        if rtype not in present or not _stage(con, group, "TRUE"):
             for name in members:
                 _create_empty(con, name, replace=True)
                 counts[name] = 0
             continue
+        live = _productive(con, group, members)
         for name in members:
-            con.execute(f"CREATE OR REPLACE TABLE {_table(name)} AS {group.queries[name]}")
-            counts[name] = _count(con, name)
+            if name in live:
+                counts[name] = _rows(con, f"CREATE OR REPLACE TABLE {_table(name)} AS {group.queries[name]}")
+            else:
+                _create_empty(con, name, replace=True)
+                counts[name] = 0
     _drop_stage(con)
     return counts
 
@@ -213,16 +241,17 @@ def _replace_rows(
     names: Sequence[str],
     rows_where: str,
     delete_where: dict[str, str],
+    tables: Mapping[str, Columns],
 ) -> dict[str, int]:
     """In each ``flat.<name>``: delete the rows matching ``delete_where[name]``, then insert the view's
     rows for the raw resources matching ``rows_where``. A missing table is created first; one whose
     columns no longer match its definition (the definition changed) is rebuilt whole instead, since
-    rows of the old shape cannot be mixed with the new one. Returns the rows inserted per view."""
+    rows of the old shape cannot be mixed with the new one. ``tables``: :func:`_flat_tables` as it
+    was before this call. Returns the rows inserted per view."""
     counts: dict[str, int] = {}
     stale = []
-    existing = _flat_columns(con, names)
     for name in names:
-        columns = existing.get(name)
+        columns = tables.get(name)
         if columns is None:
             _create_empty(con, name, replace=False)
         elif columns != expected_columns(name):
@@ -235,10 +264,10 @@ def _replace_rows(
         for name in members:
             con.execute(f"DELETE FROM {_table(name)} WHERE {delete_where[name]}")
         staged = _stage(con, group, rows_where)
+        live = _productive(con, group, members) if staged else set()
         for name in members:
-            if staged:
-                row = con.execute(f"INSERT INTO {_table(name)} BY NAME {group.queries[name]}").fetchone()
-                counts[name] = int(row[0]) if row else 0
+            if name in live:
+                counts[name] = _rows(con, f"INSERT INTO {_table(name)} BY NAME {group.queries[name]}")
             else:
                 counts[name] = 0
     _drop_stage(con)
@@ -263,14 +292,13 @@ def build_views(
     if centers is None:
         return _rebuild(con, chosen)
     where = center_filter(centers)
-    present = {
-        r[0] for r in con.execute(f"SELECT DISTINCT type FROM resources WHERE {where}").fetchall()
-    }
+    present = _present_types(con, where)
+    tables = _flat_tables(con)
     for name in chosen:
         if BUILTIN_VIEWS[name]["resource"] in present:
             continue
         # No resource of this type in these centers: no query to plan, only stale rows to drop.
-        columns = _table_columns(con, name)
+        columns = tables.get(name)
         if columns is None:
             _create_empty(con, name, replace=False)
         elif columns != expected_columns(name):
@@ -278,7 +306,7 @@ def build_views(
         else:
             con.execute(f"DELETE FROM {_table(name)} WHERE {where}")
     todo = [n for n in chosen if BUILTIN_VIEWS[n]["resource"] in present]
-    _replace_rows(con, todo, where, dict.fromkeys(todo, where))
+    _replace_rows(con, todo, where, dict.fromkeys(todo, where), tables)
     return {n: _count(con, n, where) for n in chosen}
 
 
@@ -293,8 +321,8 @@ def refresh_touched(con: duckdb.DuckDBPyConnection, center: str, touched: str) -
     types = {r[0] for r in con.execute(f"SELECT DISTINCT type FROM {touched}").fetchall()}
     # A missing table (first load, or a view added since) is built whole, from every center's
     # resources: only then does it equal a full rebuild. Types with no rows cost no query.
-    existing = _flat_columns(con, sorted(BUILTIN_VIEWS))
-    missing = [n for n in sorted(BUILTIN_VIEWS) if n not in existing]
+    tables = _flat_tables(con)
+    missing = [n for n in sorted(BUILTIN_VIEWS) if n not in tables]
     counts: dict[str, int] = _rebuild(con, missing) if missing else {}
     keyed, whole = [], []
     for name in sorted(BUILTIN_VIEWS):
@@ -306,5 +334,5 @@ def refresh_touched(con: duckdb.DuckDBPyConnection, center: str, touched: str) -
     for rtype, members in _by_type(keyed).items():
         ids = f"SELECT id FROM {touched} WHERE type = {quote_literal(rtype)}"
         delete = {n: f'center = {c} AND "{_key_column(BUILTIN_VIEWS[n])}" IN ({ids})' for n in members}
-        counts.update(_replace_rows(con, members, f"center = {c} AND id IN ({ids})", delete))
+        counts.update(_replace_rows(con, members, f"center = {c} AND id IN ({ids})", delete, tables))
     return counts

@@ -340,7 +340,7 @@ def _root_ctx(
     view: Mapping[str, Any], fields: RootFields | None = None
 ) -> tuple[str, list[Any], _Compiler, Ctx]:
     resource, select = _parse_view(view)
-    state = State(_constants(view), fields=fields if fields is not None else RootFields())
+    state = State(_constants(view), fields=fields if fields is not None else RootFields(hoist=True))
     root = Val(state.fields.alias, False, "json", resource, root=True, fields=state.fields)
     return resource, select, _Compiler(state), Ctx(state, root, "CAST(0 AS BIGINT)", "view")
 
@@ -398,23 +398,32 @@ def compile_view(
         # stager whether it has to keep it at all.
         base = f"SELECT * FROM {source}" + (f" WHERE {filter_sql}" if filter_sql else "")
     else:
-        base_cols = [_ident(p) for p in passthrough] + [f"resource AS {state.fields.alias}"]
-        fields = state.fields.select_sql()
-        if fields:
-            base_cols.append(fields)
-        base_where = f"type = {q(resource)}" + (f" AND ({filter_sql})" if filter_sql else "")
-        base = f"SELECT {', '.join(base_cols)} FROM {source} WHERE {base_where}"
+        base = _BASE  # filled in below, once the columns the query reads are known
     where_sql = f" WHERE {' AND '.join(f'({c})' for c in conds)}" if conds else ""
     out = [_ident(p) for p in passthrough]
     if pipeline is None:
         assert rows.single is not None
         out += [f"{e} AS {_ident(n)}" for (n, _), e in zip(rows.cols, rows.single, strict=True)]
-        return f"SELECT {', '.join(out)} FROM ({base}) AS __b{where_sql}"
-    sql = f"SELECT * FROM ({base}) AS __b{where_sql}"
-    for k, stage in enumerate(pipeline.stages):
-        sql = stage(sql, f"__p{k}")
-    out += [ref if ref == _ident(n) else f"{ref} AS {_ident(n)}" for n, _, ref in pipeline.out]
-    return f"SELECT {', '.join(out)} FROM ({sql}) AS __p"
+        sql = f"SELECT {', '.join(out)} FROM ({base}) AS __b{where_sql}"
+    else:
+        sql = f"SELECT * FROM ({base}) AS __b{where_sql}"
+        for k, stage in enumerate(pipeline.stages):
+            sql = stage(sql, f"__p{k}")
+        out += [ref if ref == _ident(n) else f"{ref} AS {_ident(n)}" for n, _, ref in pipeline.out]
+        sql = f"SELECT {', '.join(out)} FROM ({sql}) AS __p"
+    if staged is None:
+        fields = state.fields
+        sql = fields.finalize([sql])[0]
+        cols = [_ident(p) for p in passthrough] + [f"resource AS {fields.alias}"]
+        extract = fields.select_sql()
+        if extract:
+            cols.append(extract)
+        where = f"type = {q(resource)}" + (f" AND ({filter_sql})" if filter_sql else "")
+        sql = sql.replace(_BASE, fields.with_hoisted(f"SELECT {', '.join(cols)} FROM {source} WHERE {where}"))
+    return sql
+
+
+_BASE = "\x00base\x00"
 
 
 class _Pipeline:
@@ -507,10 +516,11 @@ def staged_source_sql(
     """The SELECT that stages rows of ``source`` (restricted by ``where``, which must pick one
     resource type) for views compiled with ``staged``: every path they read, parsed once.
     ``keep_resource=False`` leaves ``__res`` NULL (when no view reads the resource itself)."""
-    cols = [_ident(p) for p in passthrough] + [f"resource AS {staged.alias}" if keep_resource else
-                                                f"CAST(NULL AS JSON) AS {staged.alias}"]
+    cols = [_ident(p) for p in passthrough] + [
+        f"resource AS {staged.alias}" if keep_resource else f"CAST(NULL AS JSON) AS {staged.alias}"
+    ]
     cols.append(staged.select_sql() or f"CAST([] AS JSON[]) AS {staged.prefix}")
-    return f"SELECT {', '.join(cols)} FROM {source} WHERE {where}"
+    return staged.with_hoisted(f"SELECT {', '.join(cols)} FROM {source} WHERE {where}")
 
 
 def view_columns(view: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -26,8 +26,10 @@ Semantics that deviate from full FHIRPath, on purpose, and documented:
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from itertools import count
 
 from chc_equity.views.fhirpath import (
     Binary,
@@ -132,29 +134,122 @@ class Chain:
     # False when the value's SQL is more than plain navigation (ofType's non-choice check), so the
     # key-in-fragment shortcut must not skip evaluating it.
     guard: bool = True
+    # True when the value is exactly ``elems(frag)`` (one field of a focus whose fields are
+    # extracted): singleton and first() then read ``frag`` directly (see :func:`direct_single`).
+    direct: bool = False
 
 
 @dataclass
 class RootFields:
     """Fields of one focus (the resource, or a forEach item) that the view reads, extracted with ONE
     ``json_extract(focus, [paths])`` per row, so that JSON is parsed once, not once per column.
-    ``alias`` is the focus column, ``prefix`` the column holding the extracted fragments."""
+    ``alias`` is the focus column, ``prefix`` the column holding the extracted fragments.
+
+    With ``hoist`` (the resource focus) the fragments become columns of their own (``__f1``,
+    ``__f2``, ...: a view then reads only those it uses, not the whole list), and so do the
+    collections that member navigation builds from them (``__h<level>_<n>``, level n reading level
+    n-1): each is computed once per resource and type, however many columns and views use it (a
+    chain such as ``code.coding`` is read by many), and its SQL is planned once instead of once per
+    use. Only SQL that cannot raise is hoisted, since a hoisted expression runs for every row, not
+    just where the view would evaluate it."""
 
     alias: str = "__res"
     names: list[str] = field(default_factory=list)
     prefix: str = "__f"
+    hoist: bool = False
+    levels: list[dict[str, int]] = field(default_factory=list)
+    # After :meth:`finalize`: the columns the final SQL reads, and the hoisted columns' SQL.
+    live: set[str] | None = None
+    final: dict[str, str] | None = None
 
     def ref(self, path: str) -> str:
         """SQL for the JSON at ``path`` (a JSONPath such as ``$.subject.reference``) of the resource."""
         if path not in self.names:
             self.names.append(path)
-        return f"{self.prefix}[{self.names.index(path) + 1}]"
+        n = self.names.index(path) + 1
+        return f"{self.prefix}{n}" if self.hoist else f"{self.prefix}[{n}]"
+
+    def collection(self, sql: str) -> str:
+        """``sql`` (a JSON[] over the focus's fields) as a hoisted column, when hoisting."""
+        if not self.hoist or "error(" in sql:
+            return sql
+        level = 1 + max((int(n) for n in _HOISTED.findall(sql)), default=0)
+        while len(self.levels) < level:
+            self.levels.append({})
+        # Lambda variables are numbered per view: name them by first use so that the same
+        # navigation compiled for two views is hoisted once.
+        names: dict[str, str] = {}
+        key = _VAR.sub(lambda m: names.setdefault(m.group(0), f"__q{len(names) + 1}"), sql)
+        slots = self.levels[level - 1]
+        slot = slots.setdefault(key, len(slots) + 1)
+        return f"__h{level}_{slot}"
 
     def select_sql(self) -> str | None:
         if not self.names:
             return None
         paths = ", ".join(q(n) for n in self.names)
         return f"json_extract(resource, [{paths}]) AS __f"
+
+    def finalize(self, sqls: list[str]) -> list[str]:
+        """Decide what the staged source computes, given the final queries; returns them rewritten.
+
+        A hoisted collection that the queries read in one place only goes back inline there:
+        staging it would only add a column to materialize and read back (measured: that costs more
+        than it saves). Columns no query reads are dropped: a view with ``forEach`` is compiled
+        twice (see ``compile_view``), and the first compile's columns would be computed for nothing.
+        """
+        defs = {f"__h{level}_{n}": e for level, slots in enumerate(self.levels, 1) for e, n in slots.items()}
+        uses: Counter[str] = Counter(h for sql in sqls for h in _HCOL.findall(sql))
+        stack, reached = list(uses), set()
+        while stack:
+            h = stack.pop()
+            if h not in reached:
+                reached.add(h)
+                refs = _HCOL.findall(defs[h])
+                uses.update(refs)
+                stack += refs
+        inline = {h for h in reached if uses[h] == 1}
+        copies = count(1)
+
+        def expand(text: str) -> str:
+            def one(m: re.Match[str]) -> str:
+                if m.group(0) not in inline:
+                    return m.group(0)
+                k = next(copies)  # each inlined copy gets lambda variables of its own
+                return "(" + expand(re.sub(r"\b(__q\d+)\b", rf"\1_{k}", defs[m.group(0)])) + ")"
+
+            return _HCOL.sub(one, text)
+
+        out = [expand(sql) for sql in sqls]
+        self.final = {h: expand(e) for h, e in defs.items() if h in reached and h not in inline}
+        self.live = {c for text in [*out, *self.final.values()] for c in _COLUMN.findall(text)}
+        return out
+
+    def with_hoisted(self, sql: str) -> str:
+        """Wrap the SELECT that yields the focus and ``__f`` with the fragment and collection columns."""
+        if not self.hoist:
+            return sql
+
+        def keep(col: str) -> bool:
+            return self.live is None or col in self.live
+
+        frags = [f"__f[{n}] AS __f{n}" for n in range(1, len(self.names) + 1) if keep(f"__f{n}")]
+        if self.names:
+            sql = f"SELECT * EXCLUDE (__f){''.join(', ' + c for c in frags)} FROM ({sql}) AS __hs0"
+        final = self.final or {}
+        for level, slots in enumerate(self.levels, start=1):
+            names = [f"__h{level}_{n}" for n in slots.values()]
+            exprs = dict(zip(names, slots, strict=True)) | final
+            cols = [f"{exprs[h]} AS {h}" for h in names if keep(h)]
+            if cols:
+                sql = f"SELECT *, {', '.join(cols)} FROM ({sql}) AS __hs{level}"
+        return sql
+
+
+_HOISTED = re.compile(r"\b__h(\d+)_\d+\b")
+_COLUMN = re.compile(r"\b__(?:h\d+_\d+|f\d+)\b")
+_HCOL = re.compile(r"\b__h\d+_\d+\b")
+_VAR = re.compile(r"\b__(?!h\d|f\d)[a-z]+\d+\b")
 
 
 @dataclass
@@ -193,7 +288,7 @@ def let(state: State, value_sql: str, body: Callable[[str], str]) -> str:
 
 
 _SIMPLE = r"[A-Za-z_][A-Za-z0-9_.]*(\[\d+\])?"
-_CHEAP = re.compile(rf"{_SIMPLE}|json_extract(_string)?\(__f\[\d+\], '[^']*'\)")
+_CHEAP = re.compile(rf"{_SIMPLE}|json_extract(_string)?\(__f\d+, '[^']*'\)")
 
 
 def is_simple(sql: str) -> bool:
@@ -212,13 +307,38 @@ def bind(state: State, value_sql: str, body: Callable[[str], str]) -> str:
 
 
 def elems(state: State, json_sql: str) -> str:
-    """A JSON value (maybe NULL, maybe an array) as a JSON[] collection: arrays flatten one level."""
+    """A JSON value (maybe NULL, maybe an array) as a JSON[] collection: arrays flatten one level,
+    SQL NULL and JSON ``null`` are empty. Written without CASE (an array casts, anything else does
+    not; ``list_distinct`` drops the NULL of ``[NULL]``) because this is the most repeated piece of
+    every view: it halves what DuckDB binds for it (benchmarks/README.md, "ingest")."""
     return bind(
         state,
         json_sql,
-        lambda v: (
-            f"CASE WHEN {v} IS NULL THEN []::JSON[] WHEN json_type({v}) = 'ARRAY' THEN CAST({v} AS JSON[]) "
-            f"WHEN json_type({v}) = 'NULL' THEN []::JSON[] ELSE [{v}] END"
+        lambda v: f"coalesce(TRY_CAST({v} AS JSON[]), list_distinct([nullif({v}, 'null')]))",
+    )
+
+
+def direct_single(ctx: Ctx, frag: str, message: str) -> str:
+    """``as_one(elems(frag))`` without building a list: the fragment itself unless it is an array
+    (then its only item, or an error for several) or JSON ``null`` (empty)."""
+    return bind(
+        ctx.state,
+        frag,
+        lambda f: (
+            f"CASE WHEN json_type({f}) NOT IN ('ARRAY', 'NULL') THEN {f} "
+            f"WHEN json_array_length({f}) > 1 THEN {error_sql(ctx, message)} ELSE CAST({f} AS JSON[])[1] END"
+        ),
+    )
+
+
+def direct_first(ctx: Ctx, frag: str) -> str:
+    """``elems(frag).first()`` without building a list."""
+    return bind(
+        ctx.state,
+        frag,
+        lambda f: (
+            f"CASE WHEN json_type({f}) = 'ARRAY' THEN CAST({f} AS JSON[])[1] "
+            f"WHEN json_type({f}) <> 'NULL' THEN {f} END"
         ),
     )
 
@@ -241,10 +361,19 @@ def as_one(ctx: Ctx, v: Val, what: str = "expression") -> Val:
     if v.one is not None:
         return Val(v.one, False, v.elem, v.ftype)
     msg = f"{what} returned more than one value"
+    if v.chain is not None and v.chain.direct:
+        return Val(direct_single(ctx, v.chain.frag, msg), False, v.elem, v.ftype)
     sql = bind(
         ctx.state, v.sql, lambda lst: f"CASE WHEN len({lst}) > 1 THEN {error_sql(ctx, msg)} ELSE {lst}[1] END"
     )
+    if is_hoisted(v.sql):
+        return Val(sql, False, v.elem, v.ftype)
     return Val(fast_single(ctx, v, sql), False, v.elem, v.ftype)
+
+
+def is_hoisted(sql: str) -> bool:
+    """A collection computed once per row already (see :meth:`RootFields.collection`)."""
+    return _HOISTED.fullmatch(sql) is not None
 
 
 def fast_single(ctx: Ctx, v: Val, general: str) -> str:
@@ -382,7 +511,8 @@ def member(ctx: Ctx, base: Val, name: str, ftype: str | None = None) -> Val:
         raise FhirPathCompileError(f"cannot navigate to '{name}' on a {base.elem} value")
     if base.fields is not None:
         frag = base.fields.ref(f"$.{key}")
-        return Val(elems(ctx.state, frag), True, "json", ftype, chain=Chain(f"$.{key}", base, frag))
+        chain = Chain(f"$.{key}", base, frag, direct=True)
+        return Val(base.fields.collection(elems(ctx.state, frag)), True, "json", ftype, chain=chain)
     if base.chain is not None:
         c = base.chain
         if base.many:
@@ -392,7 +522,16 @@ def member(ctx: Ctx, base: Val, name: str, ftype: str | None = None) -> Val:
         else:
             general = bind(ctx.state, base.sql, lambda b: elems(ctx.state, f"json_extract({b}, '$.{key}')"))
         sql = _guard(c.frag, key, general) if c.guard else general
-        return Val(sql, True, "json", ftype, chain=Chain(f"{c.path}.{key}", c.base, c.frag, c.guard))
+        chain = Chain(f"{c.path}.{key}", c.base, c.frag, c.guard)
+        owner = c.base.fields
+        if owner is not None and owner.hoist:
+            # Computed once per row: read the chain's own fragment first (no array crossed: it IS
+            # the one item), so the list machinery runs only for rows that need it.
+            fast = owner.ref(chain.path)
+            sql = owner.collection(
+                f"CASE WHEN json_type({fast}) NOT IN ('ARRAY', 'NULL') THEN [{fast}] ELSE {sql} END"
+            )
+        return Val(sql, True, "json", ftype, chain=chain)
     if not base.many:
         sql = elems(ctx.state, f"json_extract({base.sql}, '$.{key}')")
         if not is_simple(base.sql):
@@ -623,7 +762,7 @@ def _of_type(node: Call, ctx: Ctx) -> Val:
             sql = let(ctx.state, owner.sql, lambda v: narrowed(Val(v, owner.many, owner.elem, oftype))[1])
         # The chain shortcut stays valid (it only answers when the choice field itself is present),
         # but the key-in-fragment guard would skip the check above.
-        chain = replace(choice.chain, guard=False) if choice.chain is not None else None
+        chain = replace(choice.chain, guard=False, direct=False) if choice.chain is not None else None
         return replace(choice, sql=sql, chain=chain)
     base = _input(node, ctx)
     want = elem_of_fhir_type(tname)
@@ -761,6 +900,10 @@ def _call(node: Call, ctx: Ctx) -> Val:  # noqa: C901 - a dispatch table in disg
         # (FHIR fixes each element's cardinality, so first() is applied to arrays; others fall back).
         c = base.chain
         first = Chain(f"{c.path}[0]", c.base, c.frag, c.guard)
+        if name == "first" and c.direct:
+            return Val(direct_first(ctx, c.frag), False, base.elem, base.ftype, chain=first)
+        if is_hoisted(base.sql):
+            return Val(general, False, base.elem, base.ftype, chain=first)
         sql = fast_single(ctx, Val(general, True, base.elem, chain=first), general)
         return Val(sql, False, base.elem, base.ftype, chain=first)
     if name == "count":
