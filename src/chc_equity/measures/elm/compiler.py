@@ -27,6 +27,7 @@ import itertools
 import re
 from dataclasses import dataclass, field, replace
 
+from chc_equity.ingest.fhir import RESOURCE_TYPES
 from chc_equity.measures.elm.library import ElmError, Library, Node, Package
 from chc_equity.measures.vocabulary import (
     blood_pressure_observation,
@@ -151,33 +152,70 @@ def _value_parts(h: str, path) -> list[tuple[str, str]]:
     ]
 
 
+_PATIENTS = "_elm_patients"  # the relation of patients in context (measure.PATIENTS)
+
 # Resource types outside the Patient compartment: a retrieve in Patient context returns all of them.
 NO_SUBJECT = ("Medication", "Organization", "Practitioner", "PractitionerRole", "Location")
 
+
+def _macro(name: str, params: str, body: str) -> str:
+    """``CREATE MACRO name(params) AS body`` with the first parameter bound once, by a lambda over a
+    one-element list: DuckDB expands a macro by copying its argument into every use, so nested calls
+    (``fhir_value(fhir_get(fhir_get(x, 'a'), 'b'))``: x read 4 x 4 x 6 times) grew the expression
+    exponentially, and binding and optimising it took seconds per statement."""
+    first = params.split(",")[0].strip()
+    bound = f"{name}_{first}"
+    inner = re.sub(rf"\b{first}\b", bound, body)
+    once = f"list_transform([{first}], lambda {bound}: {inner})[1]"
+    return f"CREATE OR REPLACE TEMP MACRO {name}({params}) AS {once}"
+
+
 # SQL macros the compiled SQL calls (created per connection by the runner, with the engine's MACROS).
 MACROS: tuple[str, ...] = (
-    "CREATE OR REPLACE TEMP MACRO cql_concept(j) AS CASE WHEN j IS NULL THEN NULL ELSE "
-    "list_transform(coalesce(CASE WHEN json_type(j) = 'ARRAY' THEN json_extract(j, '$[*].coding[*]') "
-    "ELSE json_extract(j, '$.coding[*]') END, []), "
-    "lambda c: struct_pack(system := c->>'system', code := c->>'code')) END",
-    "CREATE OR REPLACE TEMP MACRO cql_code(j) AS CASE WHEN j IS NULL THEN NULL ELSE "
-    "struct_pack(system := j->>'system', code := j->>'code') END",
-    "CREATE OR REPLACE TEMP MACRO cql_period(j) AS CASE WHEN j IS NULL THEN NULL ELSE struct_pack("
-    "lo := fhir_ts(j->>'start'), hi := fhir_ts(j->>'end'), lc := (j->>'start') IS NOT NULL, hc := TRUE) END",
-    "CREATE OR REPLACE TEMP MACRO cql_quantity(j) AS CASE WHEN j IS NULL OR (j->>'value') IS NULL THEN NULL "
-    "ELSE struct_pack(value := CAST(j->>'value' AS DOUBLE), "
-    "unit := coalesce(j->>'code', j->>'unit', '1')) END",
-    "CREATE OR REPLACE TEMP MACRO cql_prim(j) AS "
-    "CASE WHEN json_type(j) IN ('OBJECT', 'ARRAY') THEN NULL ELSE json_extract_string(j, '$') END",
+    _macro(
+        "cql_concept",
+        "j",
+        "CASE WHEN j IS NULL THEN NULL ELSE "
+        "list_transform(coalesce(CASE WHEN json_type(j) = 'ARRAY' THEN json_extract(j, '$[*].coding[*]') "
+        "ELSE json_extract(j, '$.coding[*]') END, []), "
+        "lambda c: struct_pack(system := c->>'system', code := c->>'code')) END",
+    ),
+    _macro(
+        "cql_code",
+        "j",
+        "CASE WHEN j IS NULL THEN NULL ELSE struct_pack(system := j->>'system', code := j->>'code') END",
+    ),
+    _macro(
+        "cql_period",
+        "j",
+        "CASE WHEN j IS NULL THEN NULL ELSE struct_pack(lo := fhir_ts(j->>'start'), "
+        "hi := fhir_ts(j->>'end'), lc := (j->>'start') IS NOT NULL, hc := TRUE) END",
+    ),
+    _macro(
+        "cql_quantity",
+        "j",
+        "CASE WHEN j IS NULL OR (j->>'value') IS NULL THEN NULL "
+        "ELSE struct_pack(value := CAST(j->>'value' AS DOUBLE), "
+        "unit := coalesce(j->>'code', j->>'unit', '1')) END",
+    ),
+    _macro(
+        "cql_prim",
+        "j",
+        "CASE WHEN json_type(j) IN ('OBJECT', 'ARRAY') THEN NULL ELSE json_extract_string(j, '$') END",
+    ),
     # a CQL calendar duration (Quantity of years, months ... as UCUM or CQL unit) as an INTERVAL
-    "CREATE OR REPLACE TEMP MACRO cql_duration(q) AS CASE "
-    + " ".join(
-        f"WHEN q.unit IN ({', '.join(repr(u) for u, p in _UNITS.items() if p == part)}) "
-        f"THEN to_{part}s(CAST(trunc(q.value) AS BIGINT))"
-        for part in dict.fromkeys(_UNITS.values())
-        if part != "millisecond"
-    )
-    + " END",
+    _macro(
+        "cql_duration",
+        "q",
+        "CASE "
+        + " ".join(
+            f"WHEN q.unit IN ({', '.join(repr(u) for u, p in _UNITS.items() if p == part)}) "
+            f"THEN to_{part}s(CAST(trunc(q.value) AS BIGINT))"
+            for part in dict.fromkeys(_UNITS.values())
+            if part != "millisecond"
+        )
+        + " END",
+    ),
     # UCUM conversion of a Quantity to unit u: null when either unit is unknown or of another dimension
     # (a CQL engine raises an error there; the compiler never guesses a factor)
     "CREATE OR REPLACE TEMP MACRO ucum_dim(u) AS CASE u "
@@ -186,23 +224,38 @@ MACROS: tuple[str, ...] = (
     "CREATE OR REPLACE TEMP MACRO ucum_factor(u) AS CASE u "
     + " ".join(f"WHEN {sql_str(u)} THEN {f!r}::DOUBLE" for u, (_, f) in _UCUM.items())
     + " END",
-    "CREATE OR REPLACE TEMP MACRO cql_convert(q, u) AS CASE WHEN q IS NULL OR u IS NULL THEN NULL "
-    "WHEN q.unit = u THEN q WHEN ucum_dim(q.unit) = ucum_dim(u) THEN struct_pack("
-    "value := q.value * ucum_factor(q.unit) / ucum_factor(u), unit := u) END",
+    _macro(
+        "cql_convert",
+        "q, u",
+        "CASE WHEN q IS NULL OR u IS NULL THEN NULL "
+        "WHEN q.unit = u THEN q WHEN ucum_dim(q.unit) = ucum_dim(u) THEN struct_pack("
+        "value := q.value * ucum_factor(q.unit) / ucum_factor(u), unit := u) END",
+    ),
     # FHIRHelpers.ToValue of the choice element <p>[x] of JSON object h (<p>DateTime, <p>Period, ...)
-    "CREATE OR REPLACE TEMP MACRO cql_value(h, p) AS struct_pack("
-    + ", ".join(f"{f} := {v}" for f, v in _value_parts("h", lambda sfx: f"('$.' || p || '{sfx}')"))
-    + ")",
+    _macro(
+        "cql_value",
+        "h, p",
+        "struct_pack("
+        + ", ".join(f"{f} := {v}" for f, v in _value_parts("h", lambda sfx: f"('$.' || p || '{sfx}')"))
+        + ")",
+    ),
     # the items of a FHIR element that may repeat (an array, one value, or absent: no items)
-    "CREATE OR REPLACE TEMP MACRO fhir_items(j) AS CASE WHEN j IS NULL THEN CAST([] AS JSON[]) "
-    "WHEN json_type(j) = 'ARRAY' THEN CAST(j AS JSON[]) ELSE [j] END",
+    _macro(
+        "fhir_items",
+        "j",
+        "CASE WHEN j IS NULL THEN CAST([] AS JSON[]) WHEN json_type(j) = 'ARRAY' THEN CAST(j AS JSON[]) "
+        "ELSE [j] END",
+    ),
     # element of a FHIR primitive: the JSON itself (FHIR JSON has no wrapper object for primitives)
     # element p of a FHIR JSON object; a choice element p[x] is stored under its typed key (valueQuantity)
-    "CREATE OR REPLACE TEMP MACRO fhir_get(j, p) AS coalesce(json_extract(j, '$.' || p), "
-    "CASE WHEN json_type(j) = 'OBJECT' THEN json_extract(j, '$.' || list_filter(json_keys(j), "
-    "lambda k: starts_with(k, p) AND regexp_matches(k[length(p) + 1:length(p) + 1], '[A-Z]'))[1]) END)",
-    "CREATE OR REPLACE TEMP MACRO fhir_value(j) AS "
-    "CASE WHEN json_type(j) = 'OBJECT' THEN fhir_get(j, 'value') ELSE j END",
+    _macro(
+        "fhir_get",
+        "j, p",
+        "coalesce(json_extract(j, '$.' || p), "
+        "CASE WHEN json_type(j) = 'OBJECT' THEN json_extract(j, '$.' || list_filter(json_keys(j), "
+        "lambda k: starts_with(k, p) AND regexp_matches(k[length(p) + 1:length(p) + 1], '[A-Z]'))[1]) END)",
+    ),
+    _macro("fhir_value", "j", "CASE WHEN json_type(j) = 'OBJECT' THEN fhir_get(j, 'value') ELSE j END"),
 )
 
 # Point type -> (SQL type, minimum, maximum) for unbounded closed interval ends.
@@ -378,6 +431,10 @@ class Compiler:
         self.order: list[Define] = []
         self._ids = itertools.count(1)
         self._where: list[str] = []  # library.define being compiled, for error messages
+        # per-resource function relations: (library, version, function, overload) -> Define, or None
+        # where the body reads the patient context and so is inlined at each call
+        self._memo: dict[tuple[str, str, str, int], Define | None] = {}
+        self._center = "_pt.center"  # the center of the resources an expression reads
 
     # --- defines -------------------------------------------------------------------------------------
 
@@ -396,9 +453,9 @@ class Compiler:
             self._where.pop()
         table = "elm_" + re.sub(r"[^a-z0-9]+", "_", f"{lib.name}_{name}".lower()).strip("_")
         if body.is_list:
-            sql = f"SELECT _pt.center, _pt.patient_id, x_.v FROM _elm_patients _pt, LATERAL ({body.text}) x_"
+            sql = f"SELECT _pt.center, _pt.patient_id, x_.v FROM {_PATIENTS} _pt, LATERAL ({body.text}) x_"
         else:
-            sql = f"SELECT _pt.center, _pt.patient_id, ({body.text}) AS v FROM _elm_patients _pt"
+            sql = f"SELECT _pt.center, _pt.patient_id, ({body.text}) AS v FROM {_PATIENTS} _pt"
         define = Define(table, sql, replace(body, sorted=False, parts=()))
         self.defines[key] = define
         self.order.append(define)
@@ -709,25 +766,34 @@ class Compiler:
 
     def _list_query(self, node: Node, lib: Library, scope: Scope) -> Sql:
         inner = Scope(dict(scope.aliases), dict(scope.lets), scope.operands, scope.element)
-        froms, all_scalar = [], True
+        froms, all_scalar, columns = [], True, []
         for src in node["source"]:
             s = self.expr(src["expression"], lib, inner)
             all_scalar = all_scalar and not s.is_list
             s = self.listify(s)
             alias = self._alias(src["alias"])
             froms.append(f"({s.text}) {alias}")
+            columns.append(alias)
             inner.aliases[src["alias"]] = Sql(f"{alias}.v", s.type, fields=s.fields)
-        for let in node.get("let", []):
-            # each let is a column of a one-row LATERAL subquery: later lets and the body read the
-            # column, not the expression's text (a let chain read several times would grow the SQL
-            # exponentially)
-            value = self.scalar(let["expression"], lib, inner)
-            if not _costly(value):
-                inner.lets[let["identifier"]] = value
-                continue
-            alias = self._alias(let["identifier"])
-            froms.append(f"LATERAL (SELECT {value.text} AS v) {alias}")
-            inner.lets[let["identifier"]] = replace(value, parts=(), text=f"{alias}.v")
+        if node.get("let"):
+            # each let is a column of one more projection over the sources (one layer per let, every
+            # layer aliased alike): later lets and the body read the column, not the expression's text
+            # (a let chain read several times would grow the SQL exponentially). LATERAL one-row
+            # subqueries did the same but DuckDB's decorrelation of a LATERAL chain took over a second
+            # per row of CumulativeMedicationDuration's twelve lets.
+            layer = self._alias("q")
+            rows = f"SELECT {', '.join(f'{a}.v AS {a}' for a in columns)} FROM {', '.join(froms)}"
+            for src, a in zip(node["source"], columns, strict=True):
+                inner.aliases[src["alias"]] = replace(inner.aliases[src["alias"]], text=f"{layer}.{a}")
+            for let in node["let"]:
+                value = self.scalar(let["expression"], lib, inner)
+                if not _costly(value):
+                    inner.lets[let["identifier"]] = value
+                    continue
+                column = self._alias(let["identifier"])
+                rows = f"SELECT *, {value.text} AS {column} FROM ({rows}) {layer}"
+                inner.lets[let["identifier"]] = replace(value, parts=(), text=f"{layer}.{column}")
+            froms = [f"({rows}) {layer}"]
         conds = []
         for rel in node.get("relationship", []):
             r = self.as_list(rel["expression"], lib, inner)
@@ -949,6 +1015,9 @@ class Compiler:
                 # a CQL value of one known type passed as a Choice operand: a choice with that
                 # alternative set, so the body's other alternatives (``choice.low`` ...) are null
                 args[i] = self.choice_of(args[i])
+        memo = self._resource_function(node, target, fdef, args)
+        if memo is not None:
+            return memo
         names = [o["name"] for o in fdef["operand"]]
         big = [(n, a) for n, a in zip(names, args, strict=True) if not a.is_list and _costly(a)]
         if not big:
@@ -974,6 +1043,59 @@ class Compiler:
                 text=f"SELECT {alias}_b.* FROM (SELECT {cols}) {alias}, LATERAL ({body.text}) {alias}_b",
             )
         return replace(body, parts=(), text=f"(SELECT {body.text} FROM (SELECT {cols}) {alias})")
+
+    def _resource_function(self, node: Node, target: Library, fdef: Node, args: list[Sql]) -> Sql | None:
+        """A function of one FHIR resource whose body needs no patient context (CumulativeMedicationDuration's
+        ``medicationRequestPeriod``: a chain of lets over the request) is computed once per resource, as a
+        relation ``(center, id, v)`` over every resource of that type, like a define; each call reads its
+        argument's row. Inlined at every call, such a body is re-evaluated per use, per enclosing row.
+        None where the function does not qualify (then it is inlined): another operand shape, a list
+        result, a body without subqueries (cheap to inline) or one that reads the patient in context."""
+        operands = fdef.get("operand", [])
+        spec = operands[0].get("operandTypeSpecifier", {}) if len(operands) == 1 else {}
+        name = spec.get("name", "") if spec.get("type") == "NamedTypeSpecifier" else ""
+        resource = name[len(FHIR) :] if name.startswith(FHIR) else ""
+        if resource not in RESOURCE_TYPES or args[0].is_list or args[0].type != "json":
+            return None
+        overload = target.functions[fdef["name"]].index(fdef)
+        key = (target.name, target.version, fdef["name"], overload)
+        if key not in self._memo:
+            self._memo[key] = self._compile_resource_function(target, fdef, resource, overload)
+        memo = self._memo[key]
+        if memo is None:
+            return None
+        m = f"m{next(self._ids)}_"
+        lookup = (
+            f"(SELECT {m}.v FROM {memo.table} {m} WHERE {m}.center = {self._center} "
+            f"AND {m}.id = ({args[0].text}->>'id'))"
+        )
+        return replace(memo.result, text=lookup)
+
+    def _compile_resource_function(
+        self, target: Library, fdef: Node, resource: str, overload: int
+    ) -> Define | None:
+        res = f"r{next(self._ids)}_"
+        saved, self._center = self._center, f"{res}.center"
+        self._where.append(f"{target.name}.{fdef['name']}")
+        try:
+            operand = Sql(f"{res}.resource", "json")
+            body = self.expr(
+                fdef["expression"], target, Scope(operands={fdef["operand"][0]["name"]: operand})
+            )
+        finally:
+            self._where.pop()
+            self._center = saved
+        if body.is_list or "SELECT" not in body.text or re.search(r"\b_pt\b", body.text):
+            return None
+        name = f"{target.name}_{fdef['name']}" + (f"_{overload}" if overload else "")
+        table = "elm_fn_" + re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+        sql = (
+            f"SELECT {res}.center, {res}.id, ({body.text}) AS v FROM resources {res} "
+            f"WHERE {res}.type = {sql_str(resource)} AND {res}.center IN (SELECT center FROM {_PATIENTS})"
+        )
+        define = Define(table, sql, replace(body, sorted=False, parts=()))
+        self.order.append(define)
+        return define
 
     def _fhirhelpers(self, node: Node, args: list[Sql], lib: Library, scope: Scope) -> Sql:
         name = node["name"]
