@@ -231,13 +231,22 @@ MACROS: tuple[str, ...] = (
         "WHEN q.unit = u THEN q WHEN ucum_dim(q.unit) = ucum_dim(u) THEN struct_pack("
         "value := q.value * ucum_factor(q.unit) / ucum_factor(u), unit := u) END",
     ),
+    # a CQL choice value (one STRUCT field per alternative) is null when no alternative is set: an
+    # absent element's FHIRHelpers.ToValue is null, not a STRUCT of nulls (``X.value is null``)
+    _macro(
+        "cql_choice",
+        "s",
+        "CASE WHEN "
+        + " AND ".join(f"s.{f} IS NULL" for f, _ in _value_parts("h", lambda sfx: ""))
+        + " THEN NULL ELSE s END",
+    ),
     # FHIRHelpers.ToValue of the choice element <p>[x] of JSON object h (<p>DateTime, <p>Period, ...)
     _macro(
         "cql_value",
         "h, p",
-        "struct_pack("
+        "cql_choice(struct_pack("
         + ", ".join(f"{f} := {v}" for f, v in _value_parts("h", lambda sfx: f"('$.' || p || '{sfx}')"))
-        + ")",
+        + "))",
     ),
     # the items of a FHIR element that may repeat (an array, one value, or absent: no items)
     _macro(
@@ -967,7 +976,7 @@ class Compiler:
         parts = tuple(
             (f, value.text if t == value.type else f"CAST(NULL AS {_SQL_TYPES[t]})") for f, t in _VALUE_FIELDS
         )
-        text = "struct_pack(" + ", ".join(f"{f} := {v}" for f, v in parts) + ")"
+        text = "cql_choice(struct_pack(" + ", ".join(f"{f} := {v}" for f, v in parts) + "))"
         return Sql(text, "Choice", fields=_VALUE_FIELDS, parts=parts)
 
     # functions ----------------------------------------------------------------------------------------
