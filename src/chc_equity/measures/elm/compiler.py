@@ -178,12 +178,14 @@ MACROS: tuple[str, ...] = (
         "CASE WHEN j IS NULL THEN NULL ELSE "
         "list_transform(coalesce(CASE WHEN json_type(j) = 'ARRAY' THEN json_extract(j, '$[*].coding[*]') "
         "ELSE json_extract(j, '$.coding[*]') END, []), "
-        "lambda c: struct_pack(system := c->>'system', code := c->>'code')) END",
+        "lambda c: struct_pack(system := c->>'system', code := c->>'code', version := c->>'version', "
+        "display := c->>'display')) END",
     ),
     _macro(
         "cql_code",
         "j",
-        "CASE WHEN j IS NULL THEN NULL ELSE struct_pack(system := j->>'system', code := j->>'code') END",
+        "CASE WHEN j IS NULL THEN NULL ELSE struct_pack(system := j->>'system', code := j->>'code', "
+        "version := j->>'version', display := j->>'display') END",
     ),
     _macro(
         "cql_period",
@@ -240,6 +242,22 @@ MACROS: tuple[str, ...] = (
         + " AND ".join(f"s.{f} IS NULL" for f, _ in _value_parts("h", lambda sfx: ""))
         + " THEN NULL ELSE s END",
     ),
+    # CQL Code equality: code, system, version and display all equal (an element null on both sides is
+    # equal, null on one side unknown, and then the result is null); null when either Code is null
+    _macro(
+        "cql_code_eq2",
+        "p",
+        "CASE WHEN p.a IS NULL OR p.b IS NULL THEN NULL WHEN "
+        + " OR ".join(
+            f"(p.a.{f} IS NULL) <> (p.b.{f} IS NULL)" for f in ("code", "system", "version", "display")
+        )
+        + " THEN NULL ELSE "
+        + " AND ".join(
+            f"p.a.{f} IS NOT DISTINCT FROM p.b.{f}" for f in ("code", "system", "version", "display")
+        )
+        + " END",
+    ),
+    "CREATE OR REPLACE TEMP MACRO cql_code_eq(x, y) AS cql_code_eq2(struct_pack(a := x, b := y))",
     # FHIRHelpers.ToValue of the choice element <p>[x] of JSON object h (<p>DateTime, <p>Period, ...)
     _macro(
         "cql_value",
@@ -302,7 +320,8 @@ _VALUE_FIELDS = (
 
 
 _PRIMITIVES = ("DateTime", "Date", "String", "Integer", "Decimal", "Boolean")
-_CODE_SQL = "STRUCT(system VARCHAR, code VARCHAR)"
+# a CQL Code: every element, as CQL equality compares them all (equivalence only system and code)
+_CODE_SQL = "STRUCT(system VARCHAR, code VARCHAR, version VARCHAR, display VARCHAR)"
 _QUANTITY_SQL = "STRUCT(value DOUBLE, unit VARCHAR)"
 _SQL_TYPES = {
     "DateTime": "TIMESTAMP",
@@ -335,6 +354,7 @@ class Sql:
     sorted: bool = False
     fields: tuple[tuple[str, str], ...] = ()
     parts: tuple[tuple[str, str], ...] = ()  # field -> SQL of a STRUCT built here (read without rebuilding)
+    profile: str = ""  # the profile (templateId) of the retrieve FHIR resources come from, when known
 
     def part(self, name: str) -> str:
         """SQL of field ``name`` of this STRUCT value (its own text when built here)."""
@@ -381,6 +401,62 @@ def _spec_key(node: Node | None) -> str:
     if kind == "ChoiceTypeSpecifier":
         return "Choice<" + ",".join(sorted(_spec_key(c) for c in node.get("choice", []))) + ">"
     return repr(sorted((k, v) for k, v in node.items() if k != "localId"))
+
+
+def _source_text(node: Node) -> str:
+    """The CQL text the translator kept in a definition's annotation (empty when it kept none)."""
+
+    def walk(n) -> str:
+        if isinstance(n, dict):
+            return "".join(walk(v) for k, v in n.items() if k in ("s", "value"))
+        if isinstance(n, list):
+            return "".join(walk(v) for v in n)
+        return n if isinstance(n, str) else ""
+
+    return "".join(walk(a.get("s")) for a in node.get("annotation", []) if isinstance(a, dict))
+
+
+def _declared_types(fdef: Node) -> list[str] | None:
+    """The operand types a function definition's CQL declares (``(MedicationRequest
+    MedicationNotRequested)`` -> ``["MedicationNotRequested"]``), from its annotation: where QI-Core
+    profiles of one resource type overload a function, the ELM types both operands as that resource."""
+    m = re.search(r"function\s+(?:\"[^\"]*\"|[\w.]+)\s*\((.*?)\)\s*(?:returns\b|:)", _source_text(fdef), re.S)
+    if m is None:
+        return None
+    operands, depth, cur = [], 0, ""
+    for ch in m.group(1) + ",":
+        depth += ch == "<"
+        depth -= ch == ">"
+        if ch == "," and depth == 0:
+            operands.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    types = [o.split(None, 1)[1].strip().strip('"') if " " in o else "" for o in operands if o]
+    return types if len(types) == len(fdef.get("operand", [])) else None
+
+
+def _by_profile(defs: list[Node], args: list[Sql]) -> list[Node]:
+    """Overloads whose declared operand types name the profiles of the arguments' retrieves
+    (``[MedicationNotRequested: ...]`` -> the ``MedicationNotRequested`` overload); unchanged when
+    the arguments carry no profile or the definitions no CQL text to read the declared types from."""
+
+    def key(s: str) -> str:
+        return re.sub(r"[^a-z0-9]", "", s.lower())
+
+    def profile_name(url: str) -> str:
+        return re.sub(r"^(qicore|uscore)", "", key(url.rsplit("/", 1)[-1]))
+
+    if not any(a.profile for a in args):
+        return defs
+    fits = []
+    for d in defs:
+        types = _declared_types(d)
+        if types and all(
+            not a.profile or key(t) == profile_name(a.profile) for t, a in zip(types, args, strict=True)
+        ):
+            fits.append(d)
+    return fits or defs
 
 
 def result_type(node: Node) -> str:
@@ -660,15 +736,27 @@ class Compiler:
             raise ElmError(f"{target.name} declares no value set {node['name']!r}")
         return Sql(sql_str(target.valuesets[node["name"]]), "ValueSet")
 
-    def _code(self, node: Node, lib: Library) -> tuple[str, str]:
+    def _CodeRef(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        """A declared code: its system is the code system it names (perhaps an included library's, as
+        ``code "Once daily": '229797004' from QICoreCommon."SNOMEDCT"``), with that system's version."""
         target = self.package.included(lib, node["libraryName"]) if "libraryName" in node else lib
         if node["name"] not in target.codes:
             raise ElmError(f"{target.name} declares no code {node['name']!r}")
-        return target.codes[node["name"]]
+        code = target.codes[node["name"]]
+        ref = code["codeSystem"]
+        owner = self.package.included(target, ref["libraryName"]) if "libraryName" in ref else target
+        if ref["name"] not in owner.codesystems:
+            raise ElmError(f"{owner.name} declares no code system {ref['name']!r}")
+        system = owner.codesystems[ref["name"]]
 
-    def _CodeRef(self, node: Node, lib: Library, scope: Scope) -> Sql:
-        system, code = self._code(node, lib)
-        return Sql(f"struct_pack(system := {sql_str(system)}, code := {sql_str(code)})", "Code")
+        def text(v: str | None) -> str:
+            return sql_str(v) if v is not None else "CAST(NULL AS VARCHAR)"
+
+        return Sql(
+            f"struct_pack(system := {text(system['id'])}, code := {text(code['id'])}, "
+            f"version := {text(system.get('version'))}, display := {text(code.get('display'))})",
+            "Code",
+        )
 
     # retrieve -----------------------------------------------------------------------------------------
 
@@ -699,7 +787,7 @@ class Compiler:
             f"SELECT r_.resource AS v FROM flat.{flat} f_ JOIN resources r_ ON r_.center = f_.center "
             f"AND r_.type = {sql_str(resource)} AND r_.id = f_.id WHERE " + " AND ".join(conds)
         )
-        return Sql(text, "json", True)
+        return Sql(text, "json", True, profile=node.get("templateId", ""))
 
     def _code_filter(self, codes: Node, lib: Library, scope: Scope, concept: str, node: Node) -> str:
         if codes.get("type") == "ValueSetRef":
@@ -783,7 +871,7 @@ class Compiler:
             alias = self._alias(src["alias"])
             froms.append(f"({s.text}) {alias}")
             columns.append(alias)
-            inner.aliases[src["alias"]] = Sql(f"{alias}.v", s.type, fields=s.fields)
+            inner.aliases[src["alias"]] = Sql(f"{alias}.v", s.type, fields=s.fields, profile=s.profile)
         if node.get("let"):
             # each let is a column of one more projection over the sources (one layer per let, every
             # layer aliased alike): later lets and the body read the column, not the expression's text
@@ -857,7 +945,7 @@ class Compiler:
         text = f"SELECT {distinct}{select} FROM {', '.join(froms)}{where}"
         if is_sorted == "DESC":  # keep _k ascending: negate by ranking
             text = f"SELECT v, -row_number() OVER (ORDER BY _k ASC NULLS FIRST) AS _k FROM ({text})"
-        out = Sql(text, ret.type, True, bool(is_sorted), ret.fields)
+        out = Sql(text, ret.type, True, bool(is_sorted), ret.fields, profile=ret.profile)
         if all_scalar and not node.get("sort"):
             return Sql(f"(SELECT v FROM ({text}) LIMIT 1)", ret.type, False, False, ret.fields)
         return out
@@ -907,7 +995,7 @@ class Compiler:
         if source.type in ("Code", "Quantity", "Tuple") or source.fields:
             known = {
                 "Quantity": {"value": "Decimal", "unit": "String"},
-                "Code": {"system": "String", "code": "String"},
+                "Code": {"system": "String", "code": "String", "version": "String", "display": "String"},
             }
             t = dict(source.fields).get(part) or known.get(source.type, {}).get(part, "any")
             return Sql(f"({source.text}).{_field(part) if source.fields else part}", t)
@@ -999,6 +1087,8 @@ class Compiler:
             defs = exact or [
                 d for d in defs if [type_name(o.get("operandTypeSpecifier")) for o in d["operand"]] == sig
             ]
+            if len(defs) > 1:
+                defs = _by_profile(defs, args)
             if len(defs) != 1:
                 raise self.unsupported(node, f"ambiguous overload of {target.name}.{node['name']}")
         if not defs:
@@ -1203,13 +1293,20 @@ class Compiler:
         src = self.as_list(node["source"], lib, scope)
         if not src.sorted:
             raise self.unsupported(node, f"{node['type']} of an unsorted list")
-        return replace(
+        out = replace(
             src,
             parts=(),
             text=f"(SELECT v FROM ({src.text}) ORDER BY _k {direction} NULLS FIRST LIMIT 1)",
             is_list=False,
             sorted=False,
         )
+        # the ELM's signature names the list's element type where the node carries no result type:
+        # First of FHIR dateTime values (``First(timing.event sort ascending)``) is a CQL DateTime
+        sig = node.get("signature") or [{}]
+        element = type_name(sig[0].get("elementType")) if sig[0].get("type") == "ListTypeSpecifier" else "any"
+        if out.type == "json" and element in _SQL_TYPES:
+            out = self.coerce(out, element)
+        return out
 
     def _First(self, node: Node, lib: Library, scope: Scope) -> Sql:
         return self._first_last(node, lib, scope, "ASC")
@@ -1335,6 +1432,9 @@ class Compiler:
                 )
 
             return Sql(self.bind(a, lambda x: self.bind(b, lambda y: test(x, y))), "Boolean")
+        if a.type == "Code" and b.type == "Code" and op in ("=", "<>"):
+            eq = f"cql_code_eq({a.text}, {b.text})"
+            return Sql(eq if op == "=" else f"(NOT {eq})", "Boolean")
         if a.type in ("Code", "Concept", "Quantity", "Tuple", "Choice") or a.type.startswith("Interval"):
             raise self.unsupported(node, f"{node['type']} of {a.type}")
         return Sql(f"({a.text} {op} {b.text})", "Boolean")
@@ -1406,7 +1506,7 @@ class Compiler:
         if r.is_list:
             x = self.scalar(left, lib, scope)
             x = self.coerce(x, r.type) if x.type == "json" else x
-            return Sql(f"({x.text} IN (SELECT v FROM ({r.text})))", "Boolean")
+            return Sql(self.bind(x, lambda y: self._list_in(y.text, r)), "Boolean")
         if not r.type.startswith("Interval<"):
             raise self.unsupported(node, f"In of {r.type}")
         point = _point_type(r.type)
@@ -1414,6 +1514,18 @@ class Compiler:
         if x.type == "Date" and point == "DateTime":
             x = self.coerce(x, "DateTime")
         return Sql(self._point_in(x.text, r, node.get("precision")), "Boolean")
+
+    @staticmethod
+    def _list_in(x: str, items: Sql) -> str:
+        """``x in list`` (and ``list contains x``): true when some element equals x (a null x is in a list
+        that has a null element), false otherwise, never null, as CQL defines list membership; Codes
+        compare by CQL Code equality (``cql_code_eq``)."""
+        nulls = f"EXISTS (SELECT 1 FROM ({items.text}) n_ WHERE n_.v IS NULL)"
+        if items.type == "Code":
+            found = f"EXISTS (SELECT 1 FROM ({items.text}) w_ WHERE cql_code_eq({x}, w_.v))"
+        else:
+            found = f"coalesce({x} IN (SELECT v FROM ({items.text})), FALSE)"
+        return f"(CASE WHEN {x} IS NULL THEN {nulls} ELSE {found} END)"
 
     def _point_in(self, x: str, ivl: Sql, precision: str | None) -> str:
         t = self._trunc(precision)
@@ -1586,7 +1698,7 @@ class Compiler:
         """``X contains y``: ``y in X`` with the operands swapped (a list or an interval)."""
         container, item = node["operand"]
         c = self.expr(container, lib, scope)
-        if c.is_list and c.type in ("Code", "Concept", "Tuple", "json", "Choice"):
+        if c.is_list and c.type in ("Concept", "Tuple", "json", "Choice"):
             raise self.unsupported(node, f"Contains of a {c.type} list")
         return self._In({**node, "operand": [item, container]}, lib, scope)
 
