@@ -826,6 +826,8 @@ SUPPORTED_2026 = (
     "CMS75FHIRChildrenDentalDecay",
     "CMS139FHIRFallRiskScreening",
     "CMS349FHIRHIVScreening",
+    # the cheapest CumulativeMedicationDuration measure (medicationRequestPeriod as a per-resource relation)
+    "CMS138FHIRTobaccoScrnCessation",
 )
 
 
