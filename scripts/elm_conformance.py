@@ -60,11 +60,31 @@ def section(runs: list[tuple[Path, dict, float]], run_date: date) -> str:
     return "\n".join(lines) + "\n"
 
 
+HAND_WRITTEN = "### Re-measured"  # subsections written by hand (measures run alone): kept on regeneration
+
+
+def kept_subsections(old: str) -> str:
+    """The hand-written ``### Re-measured ...`` subsections of the old section, in order."""
+    kept, keep = [], False
+    for line in old.splitlines():
+        if line.startswith("### "):
+            keep = line.startswith(HAND_WRITTEN)
+        if keep:
+            kept.append(line)
+    return "\n".join(kept).strip("\n")
+
+
 def replace_section(text: str, new: str) -> str:
-    """``text`` with its ELM section replaced by ``new`` (appended when there is none)."""
+    """``text`` with its ELM section replaced by ``new`` (appended when there is none); the old
+    section's hand-written re-measurement subsections are kept at the end of the new one."""
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
-        return head + new.rstrip("\n") + rest.split(END, 1)[1]
+        old, tail = rest.split(END, 1)
+        kept = kept_subsections(old)
+        body = new.rstrip("\n")
+        if kept:
+            body = body[: -len(END)].rstrip("\n") + "\n\n" + kept + "\n\n" + END
+        return head + body + tail
     return text.rstrip("\n") + "\n\n" + new
 
 

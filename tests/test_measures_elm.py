@@ -18,8 +18,10 @@ from conftest import shared_dir
 
 SYS = "{urn:hl7-org:elm-types:r1}"
 FHIR = "{http://hl7.org/fhir}"
+QICORE = "http://hl7.org/fhir/us/qicore/StructureDefinition/"
 VS = "http://example.org/ValueSet/office"
 SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
 PERIOD = Period(__import__("datetime").date(2026, 1, 1), __import__("datetime").date(2026, 12, 31))
 
 # --- ELM builders (the JSON the CQL-to-ELM translator writes) ------------------------------------------
@@ -151,23 +153,37 @@ def con() -> duckdb.DuckDBPyConnection:
     c.close()
 
 
+CODES = (  # the codes library T declares (CQL Code equality compares every element)
+    {"name": "BMI code", "id": "BMI", "codeSystem": {"name": "SNOMED"}},
+    {"name": "BMI shown", "id": "BMI", "display": "Body mass index", "codeSystem": {"name": "SNOMED"}},
+    {"name": "BMI too", "id": "BMI", "codeSystem": {"name": "SNOMED"}},
+    {"name": "BMI elsewhere", "id": "BMI", "codeSystem": {"name": "LOINC", "libraryName": "Common"}},
+)
+
+
 def library(tmp: Path, defines: dict[str, dict], functions: tuple[dict, ...] = ()) -> Package:
-    """A package of one library ``T`` holding ``defines`` (and the FHIRHelpers it includes)."""
+    """A package of one library ``T`` holding ``defines`` (and the FHIRHelpers and Common it includes)."""
     patient = {"type": "SingletonFrom", "operand": retrieve("Patient")}
     defines = {"Patient": patient, **defines}
     statements = [{"name": n, "context": "Patient", "expression": e} for n, e in defines.items()]
+    includes = [
+        {"localIdentifier": "FHIRHelpers", "path": "FHIRHelpers", "version": "4"},
+        {"localIdentifier": "Common", "path": "Common", "version": "1"},
+    ]
     lib = {
         "library": {
             "identifier": {"id": "T", "version": "1"},
-            "includes": {"def": [{"localIdentifier": "FHIRHelpers", "path": "FHIRHelpers", "version": "4"}]},
+            "includes": {"def": includes},
             "valueSets": {"def": [{"name": "Office Visit", "id": VS}]},
             "codeSystems": {"def": [{"name": "SNOMED", "id": SNOMED}]},
-            "codes": {"def": [{"name": "BMI code", "id": "BMI", "codeSystem": {"name": "SNOMED"}}]},
+            "codes": {"def": list(CODES)},
             "statements": {"def": statements + list(functions)},
         }
     }
+    common = {"identifier": {"id": "Common"}, "codeSystems": {"def": [{"name": "LOINC", "id": LOINC}]}}
     (tmp / "T.json").write_text(json.dumps(lib))
     (tmp / "FHIRHelpers.json").write_text(json.dumps({"library": {"identifier": {"id": "FHIRHelpers"}}}))
+    (tmp / "Common.json").write_text(json.dumps({"library": common}))
     return Package(tmp)
 
 
@@ -604,6 +620,199 @@ def test_overload_chosen_by_its_declared_fhir_type(con, tmp_path):
         evaluate(con, tmp_path, call("Observation"), fns)
 
 
+def _encounter_function(name: str, body: dict) -> dict:
+    spec = {"type": "NamedTypeSpecifier", "name": FHIR + "Encounter"}
+    return {
+        "type": "FunctionDef",
+        "name": name,
+        "operand": [{"name": "Enc", "operandTypeSpecifier": spec}],
+        "expression": body,
+    }
+
+
+def test_function_of_one_resource_is_computed_once_per_resource(con, tmp_path):
+    """f(Enc Encounter): ``Enc X let s: X.status, label: if s = 'finished' then X.id else 'open'
+    return label`` (a let chain, as CumulativeMedicationDuration's medicationRequestPeriod) reads no
+    patient context, so it is one relation over every Encounter (elm_fn_t_f) that each call reads by the
+    argument's id; g, which reads the patient's birth date, stays inlined at its call."""
+    x = {"type": "AliasRef", "name": "X"}
+    status = helper("ToString", prop("status", source=x))
+    ident = helper("ToString", prop("id", source=x))
+    s = {"type": "QueryLetRef", "name": "s"}
+    label = {
+        "type": "If",
+        "condition": op("Equal", s, lit("finished", "String")),
+        "then": ident,
+        "else": lit("open", "String"),
+    }
+    body = query("X", {"type": "OperandRef", "name": "Enc"}, ret={"type": "QueryLetRef", "name": "label"})
+    body["let"] = [{"identifier": "s", "expression": status}, {"identifier": "label", "expression": label}]
+    birth = helper("ToString", prop("birthDate", source=ref("Patient")))
+    g_body = query("X", {"type": "OperandRef", "name": "Enc"}, ret=birth)
+    fns = (_encounter_function("f", body), _encounter_function("g", g_body))
+
+    def calls(name):
+        call = {"type": "FunctionRef", "name": name, "operand": [{"type": "AliasRef", "name": "E"}]}
+        return query("E", retrieve("Encounter"), ret=call)
+
+    package = library(tmp_path, {"X": calls("f"), "Y": calls("g")}, fns)
+    compiler = Compiler(package, (PERIOD.start_ts, PERIOD.end_ts))
+    compiler.define(package.library("T"), "X")
+    compiler.define(package.library("T"), "Y")
+    assert [d.table for d in compiler.order if d.table.startswith("elm_fn_")] == ["elm_fn_t_f"]
+    assert evaluate(con, tmp_path, calls("f"), fns) == {
+        "p1": ["e1"],
+        "p2": ["e2", "open"],
+        "p3": ["e4"],
+        "p4": ["e5"],
+    }
+    assert evaluate(con, tmp_path, calls("g"), fns) == {
+        "p1": ["2000-06-15"],
+        "p2": ["1960-01-01"],
+        "p3": ["2010-12-31"],
+        "p4": [None],
+    }
+
+
+def test_compiler_macros_read_their_argument_once():
+    """DuckDB copies a macro's argument into every use: a macro reading its JSON argument four times,
+    nested three deep, copied the innermost expression 64 times (seconds to bind and optimise one
+    CumulativeMedicationDuration statement). Each compiler macro binds its first argument once."""
+    import re
+
+    from chc_equity.measures.elm.compiler import MACROS
+
+    bound = 0
+    for macro in MACROS:
+        name, params, body = re.match(
+            r"CREATE OR REPLACE TEMP MACRO (\w+)\(([^)]*)\) AS (.*)", macro, re.S
+        ).groups()
+        first = params.split(",")[0].strip()
+        if body.startswith("list_transform(["):
+            assert len(re.findall(rf"\b{first}\b", body)) == 1, name
+            bound += 1
+    assert bound >= 10
+
+
+def test_value_of_an_absent_choice_element_is_null(con, tmp_path):
+    """``O.value is null`` for Observations without a value (FHIRHelpers.ToValue of an absent element is
+    null, not a choice with no alternative set: CMS122 'result is null' numerator)."""
+    no_value = un("IsNull", helper("ToValue", prop("value", "O")))
+    got = evaluate(con, tmp_path, {"type": "Count", "source": query("O", retrieve("Observation"), no_value)})
+    assert got == {"p1": 2, "p2": 1, "p3": 1, "p4": 0}
+
+
+def test_code_equality_compares_every_element(con, tmp_path):
+    """CQL Code equality (tuple equality, as the reference engine): same code, system, version and
+    display; an element null on both sides is equal, on one side unknown (null)."""
+
+    def code(name):
+        return {"type": "CodeRef", "name": name}
+
+    assert value(con, tmp_path, op("Equal", code("BMI code"), code("BMI too"))) is True
+    assert value(con, tmp_path, op("Equal", code("BMI code"), code("BMI elsewhere"))) is False
+    assert value(con, tmp_path, op("Equal", code("BMI code"), code("BMI shown"))) is None
+    assert value(con, tmp_path, op("NotEqual", code("BMI code"), code("BMI elsewhere"))) is True
+    loinc = value(con, tmp_path, code("BMI elsewhere"))  # a code system of an included library
+    assert (loinc["system"], loinc["code"]) == (LOINC, "BMI")
+
+
+def test_list_of_codes_contains_by_code_equality(con, tmp_path):
+    """``(O.code as Concept).codes contains "BMI code"`` (CMS1056's 'Full Body'): the data's coding
+    (SNOMED BMI, no display) equals "BMI code" but not "BMI shown" (a display on one side only: unknown,
+    so not contained) nor "BMI elsewhere" (LOINC)."""
+
+    def has(name):
+        codes = prop(
+            "codes",
+            source={
+                "type": "As",
+                "asType": SYS + "Concept",
+                "operand": helper("ToConcept", prop("code", "O")),
+            },
+        )
+        contains = op("Contains", codes, {"type": "CodeRef", "name": name})
+        return evaluate(con, tmp_path, un("Exists", query("O", retrieve("Observation"), contains)))
+
+    assert has("BMI code") == {"p1": True, "p2": True, "p3": True, "p4": False}
+    assert set(has("BMI shown").values()) == {False}
+    assert set(has("BMI elsewhere").values()) == {False}
+
+
+def test_list_membership_is_never_null(con, tmp_path):
+    """``x in {...}``: true when an element equals x; a null x is in a list holding a null; otherwise
+    false, never null (so ``not (x in list)`` is true for a null x)."""
+    null = {"type": "Null", "resultTypeName": SYS + "String"}
+
+    def strings(*items):
+        return {"type": "List", "element": [lit(i, "String") if i else null for i in items]}
+
+    assert value(con, tmp_path, op("In", lit("a", "String"), strings("a", "b"))) is True
+    assert value(con, tmp_path, op("In", lit("c", "String"), strings("a", None))) is False
+    assert value(con, tmp_path, op("In", null, strings("a", "b"))) is False
+    assert value(con, tmp_path, op("In", null, strings("a", None))) is True
+    assert value(con, tmp_path, un("Not", op("In", null, strings("a")))) is True
+
+
+def test_first_of_fhir_date_times_is_a_date_time(con, tmp_path):
+    """First(O.effective sort ascending) where the ELM gives no result type but its signature
+    List<System.DateTime> (2025 CMS646 ``First(dosageTiming.event sort ascending)``): a CQL DateTime
+    (then ``is DateTime`` / toInterval() work on it), not a FHIR JSON string."""
+    events = query("O", retrieve("Observation"), ret=prop("effective", "O"))
+    events["sort"] = {"by": [{"type": "ByDirection", "direction": "ascending"}]}
+    element = {"type": "NamedTypeSpecifier", "name": SYS + "DateTime"}
+    first = {
+        "type": "First",
+        "source": events,
+        "signature": [{"type": "ListTypeSpecifier", "elementType": element}],
+    }
+    got = evaluate(con, tmp_path, first)
+    assert {p: str(v) if v else v for p, v in got.items()} == {
+        "p1": "2026-02-01 09:00:00",
+        "p2": None,  # an effectivePeriod: no dateTime
+        "p3": "2027-01-01 00:00:00",
+        "p4": None,
+    }
+
+
+def test_overload_chosen_by_the_profile_its_cql_declares(con, tmp_path):
+    """isOrdered(MedicationRequest MedicationRequest) and isOrdered(MedicationRequest
+    MedicationNotRequested) (2025 AHAOverall): the ELM types both operands FHIR.MedicationRequest, so
+    the overload is the one whose CQL (kept in the annotation) declares the profile of the argument's
+    retrieve (its templateId); with no CQL text to read, the call stays ambiguous (an error)."""
+
+    def g(profile, result, annotated=True):
+        spec = {"type": "NamedTypeSpecifier", "name": FHIR + "Observation"}
+        text = f"define fluent function g(x {profile}): {result}"
+        fn = {
+            "type": "FunctionDef",
+            "name": "g",
+            "operand": [{"name": "x", "operandTypeSpecifier": spec}],
+            "expression": lit(result),
+        }
+        return (
+            {**fn, "annotation": [{"type": "Annotation", "s": {"s": [{"value": [text]}]}}]}
+            if annotated
+            else fn
+        )
+
+    def call(template):
+        source = {**retrieve("Observation"), "templateId": QICORE + template}
+        signature = [{"type": "NamedTypeSpecifier", "name": FHIR + "Observation"}]
+        return {"type": "FunctionRef", "name": "g", "operand": [source], "signature": signature}
+
+    fns = (g("Observation", 1), g("SimpleObservation", 2))
+    assert value(con, tmp_path, call("qicore-simple-observation"), fns) == 2
+    assert value(con, tmp_path, call("qicore-observation"), fns) == 1
+    with pytest.raises(Unsupported, match="ambiguous overload of T.g"):
+        evaluate(
+            con,
+            tmp_path,
+            call("qicore-simple-observation"),
+            (g("Observation", 1, False), g("SimpleObservation", 2, False)),
+        )
+
+
 def test_unsupported_node_names_type_library_and_define(con, tmp_path):
     with pytest.raises(Unsupported, match=r"unsupported: Foo at T\.X"):
         evaluate(con, tmp_path, {"type": "Foo"})
@@ -617,6 +826,8 @@ SUPPORTED_2026 = (
     "CMS75FHIRChildrenDentalDecay",
     "CMS139FHIRFallRiskScreening",
     "CMS349FHIRHIVScreening",
+    # the cheapest CumulativeMedicationDuration measure (medicationRequestPeriod as a per-resource relation)
+    "CMS138FHIRTobaccoScrnCessation",
 )
 
 

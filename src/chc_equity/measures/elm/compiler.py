@@ -27,6 +27,7 @@ import itertools
 import re
 from dataclasses import dataclass, field, replace
 
+from chc_equity.ingest.fhir import RESOURCE_TYPES
 from chc_equity.measures.elm.library import ElmError, Library, Node, Package
 from chc_equity.measures.vocabulary import (
     blood_pressure_observation,
@@ -151,33 +152,72 @@ def _value_parts(h: str, path) -> list[tuple[str, str]]:
     ]
 
 
+_PATIENTS = "_elm_patients"  # the relation of patients in context (measure.PATIENTS)
+
 # Resource types outside the Patient compartment: a retrieve in Patient context returns all of them.
 NO_SUBJECT = ("Medication", "Organization", "Practitioner", "PractitionerRole", "Location")
 
+
+def _macro(name: str, params: str, body: str) -> str:
+    """``CREATE MACRO name(params) AS body`` with the first parameter bound once, by a lambda over a
+    one-element list: DuckDB expands a macro by copying its argument into every use, so nested calls
+    (``fhir_value(fhir_get(fhir_get(x, 'a'), 'b'))``: x read 4 x 4 x 6 times) grew the expression
+    exponentially, and binding and optimising it took seconds per statement."""
+    first = params.split(",")[0].strip()
+    bound = f"{name}_{first}"
+    inner = re.sub(rf"\b{first}\b", bound, body)
+    once = f"list_transform([{first}], lambda {bound}: {inner})[1]"
+    return f"CREATE OR REPLACE TEMP MACRO {name}({params}) AS {once}"
+
+
 # SQL macros the compiled SQL calls (created per connection by the runner, with the engine's MACROS).
 MACROS: tuple[str, ...] = (
-    "CREATE OR REPLACE TEMP MACRO cql_concept(j) AS CASE WHEN j IS NULL THEN NULL ELSE "
-    "list_transform(coalesce(CASE WHEN json_type(j) = 'ARRAY' THEN json_extract(j, '$[*].coding[*]') "
-    "ELSE json_extract(j, '$.coding[*]') END, []), "
-    "lambda c: struct_pack(system := c->>'system', code := c->>'code')) END",
-    "CREATE OR REPLACE TEMP MACRO cql_code(j) AS CASE WHEN j IS NULL THEN NULL ELSE "
-    "struct_pack(system := j->>'system', code := j->>'code') END",
-    "CREATE OR REPLACE TEMP MACRO cql_period(j) AS CASE WHEN j IS NULL THEN NULL ELSE struct_pack("
-    "lo := fhir_ts(j->>'start'), hi := fhir_ts(j->>'end'), lc := (j->>'start') IS NOT NULL, hc := TRUE) END",
-    "CREATE OR REPLACE TEMP MACRO cql_quantity(j) AS CASE WHEN j IS NULL OR (j->>'value') IS NULL THEN NULL "
-    "ELSE struct_pack(value := CAST(j->>'value' AS DOUBLE), "
-    "unit := coalesce(j->>'code', j->>'unit', '1')) END",
-    "CREATE OR REPLACE TEMP MACRO cql_prim(j) AS "
-    "CASE WHEN json_type(j) IN ('OBJECT', 'ARRAY') THEN NULL ELSE json_extract_string(j, '$') END",
+    _macro(
+        "cql_concept",
+        "j",
+        "CASE WHEN j IS NULL THEN NULL ELSE "
+        "list_transform(coalesce(CASE WHEN json_type(j) = 'ARRAY' THEN json_extract(j, '$[*].coding[*]') "
+        "ELSE json_extract(j, '$.coding[*]') END, []), "
+        "lambda c: struct_pack(system := c->>'system', code := c->>'code', version := c->>'version', "
+        "display := c->>'display')) END",
+    ),
+    _macro(
+        "cql_code",
+        "j",
+        "CASE WHEN j IS NULL THEN NULL ELSE struct_pack(system := j->>'system', code := j->>'code', "
+        "version := j->>'version', display := j->>'display') END",
+    ),
+    _macro(
+        "cql_period",
+        "j",
+        "CASE WHEN j IS NULL THEN NULL ELSE struct_pack(lo := fhir_ts(j->>'start'), "
+        "hi := fhir_ts(j->>'end'), lc := (j->>'start') IS NOT NULL, hc := TRUE) END",
+    ),
+    _macro(
+        "cql_quantity",
+        "j",
+        "CASE WHEN j IS NULL OR (j->>'value') IS NULL THEN NULL "
+        "ELSE struct_pack(value := CAST(j->>'value' AS DOUBLE), "
+        "unit := coalesce(j->>'code', j->>'unit', '1')) END",
+    ),
+    _macro(
+        "cql_prim",
+        "j",
+        "CASE WHEN json_type(j) IN ('OBJECT', 'ARRAY') THEN NULL ELSE json_extract_string(j, '$') END",
+    ),
     # a CQL calendar duration (Quantity of years, months ... as UCUM or CQL unit) as an INTERVAL
-    "CREATE OR REPLACE TEMP MACRO cql_duration(q) AS CASE "
-    + " ".join(
-        f"WHEN q.unit IN ({', '.join(repr(u) for u, p in _UNITS.items() if p == part)}) "
-        f"THEN to_{part}s(CAST(trunc(q.value) AS BIGINT))"
-        for part in dict.fromkeys(_UNITS.values())
-        if part != "millisecond"
-    )
-    + " END",
+    _macro(
+        "cql_duration",
+        "q",
+        "CASE "
+        + " ".join(
+            f"WHEN q.unit IN ({', '.join(repr(u) for u, p in _UNITS.items() if p == part)}) "
+            f"THEN to_{part}s(CAST(trunc(q.value) AS BIGINT))"
+            for part in dict.fromkeys(_UNITS.values())
+            if part != "millisecond"
+        )
+        + " END",
+    ),
     # UCUM conversion of a Quantity to unit u: null when either unit is unknown or of another dimension
     # (a CQL engine raises an error there; the compiler never guesses a factor)
     "CREATE OR REPLACE TEMP MACRO ucum_dim(u) AS CASE u "
@@ -186,23 +226,63 @@ MACROS: tuple[str, ...] = (
     "CREATE OR REPLACE TEMP MACRO ucum_factor(u) AS CASE u "
     + " ".join(f"WHEN {sql_str(u)} THEN {f!r}::DOUBLE" for u, (_, f) in _UCUM.items())
     + " END",
-    "CREATE OR REPLACE TEMP MACRO cql_convert(q, u) AS CASE WHEN q IS NULL OR u IS NULL THEN NULL "
-    "WHEN q.unit = u THEN q WHEN ucum_dim(q.unit) = ucum_dim(u) THEN struct_pack("
-    "value := q.value * ucum_factor(q.unit) / ucum_factor(u), unit := u) END",
+    _macro(
+        "cql_convert",
+        "q, u",
+        "CASE WHEN q IS NULL OR u IS NULL THEN NULL "
+        "WHEN q.unit = u THEN q WHEN ucum_dim(q.unit) = ucum_dim(u) THEN struct_pack("
+        "value := q.value * ucum_factor(q.unit) / ucum_factor(u), unit := u) END",
+    ),
+    # a CQL choice value (one STRUCT field per alternative) is null when no alternative is set: an
+    # absent element's FHIRHelpers.ToValue is null, not a STRUCT of nulls (``X.value is null``)
+    _macro(
+        "cql_choice",
+        "s",
+        "CASE WHEN "
+        + " AND ".join(f"s.{f} IS NULL" for f, _ in _value_parts("h", lambda sfx: ""))
+        + " THEN NULL ELSE s END",
+    ),
+    # CQL Code equality: code, system, version and display all equal (an element null on both sides is
+    # equal, null on one side unknown, and then the result is null); null when either Code is null
+    _macro(
+        "cql_code_eq2",
+        "p",
+        "CASE WHEN p.a IS NULL OR p.b IS NULL THEN NULL WHEN "
+        + " OR ".join(
+            f"(p.a.{f} IS NULL) <> (p.b.{f} IS NULL)" for f in ("code", "system", "version", "display")
+        )
+        + " THEN NULL ELSE "
+        + " AND ".join(
+            f"p.a.{f} IS NOT DISTINCT FROM p.b.{f}" for f in ("code", "system", "version", "display")
+        )
+        + " END",
+    ),
+    "CREATE OR REPLACE TEMP MACRO cql_code_eq(x, y) AS cql_code_eq2(struct_pack(a := x, b := y))",
     # FHIRHelpers.ToValue of the choice element <p>[x] of JSON object h (<p>DateTime, <p>Period, ...)
-    "CREATE OR REPLACE TEMP MACRO cql_value(h, p) AS struct_pack("
-    + ", ".join(f"{f} := {v}" for f, v in _value_parts("h", lambda sfx: f"('$.' || p || '{sfx}')"))
-    + ")",
+    _macro(
+        "cql_value",
+        "h, p",
+        "cql_choice(struct_pack("
+        + ", ".join(f"{f} := {v}" for f, v in _value_parts("h", lambda sfx: f"('$.' || p || '{sfx}')"))
+        + "))",
+    ),
     # the items of a FHIR element that may repeat (an array, one value, or absent: no items)
-    "CREATE OR REPLACE TEMP MACRO fhir_items(j) AS CASE WHEN j IS NULL THEN CAST([] AS JSON[]) "
-    "WHEN json_type(j) = 'ARRAY' THEN CAST(j AS JSON[]) ELSE [j] END",
+    _macro(
+        "fhir_items",
+        "j",
+        "CASE WHEN j IS NULL THEN CAST([] AS JSON[]) WHEN json_type(j) = 'ARRAY' THEN CAST(j AS JSON[]) "
+        "ELSE [j] END",
+    ),
     # element of a FHIR primitive: the JSON itself (FHIR JSON has no wrapper object for primitives)
     # element p of a FHIR JSON object; a choice element p[x] is stored under its typed key (valueQuantity)
-    "CREATE OR REPLACE TEMP MACRO fhir_get(j, p) AS coalesce(json_extract(j, '$.' || p), "
-    "CASE WHEN json_type(j) = 'OBJECT' THEN json_extract(j, '$.' || list_filter(json_keys(j), "
-    "lambda k: starts_with(k, p) AND regexp_matches(k[length(p) + 1:length(p) + 1], '[A-Z]'))[1]) END)",
-    "CREATE OR REPLACE TEMP MACRO fhir_value(j) AS "
-    "CASE WHEN json_type(j) = 'OBJECT' THEN fhir_get(j, 'value') ELSE j END",
+    _macro(
+        "fhir_get",
+        "j, p",
+        "coalesce(json_extract(j, '$.' || p), "
+        "CASE WHEN json_type(j) = 'OBJECT' THEN json_extract(j, '$.' || list_filter(json_keys(j), "
+        "lambda k: starts_with(k, p) AND regexp_matches(k[length(p) + 1:length(p) + 1], '[A-Z]'))[1]) END)",
+    ),
+    _macro("fhir_value", "j", "CASE WHEN json_type(j) = 'OBJECT' THEN fhir_get(j, 'value') ELSE j END"),
 )
 
 # Point type -> (SQL type, minimum, maximum) for unbounded closed interval ends.
@@ -240,7 +320,8 @@ _VALUE_FIELDS = (
 
 
 _PRIMITIVES = ("DateTime", "Date", "String", "Integer", "Decimal", "Boolean")
-_CODE_SQL = "STRUCT(system VARCHAR, code VARCHAR)"
+# a CQL Code: every element, as CQL equality compares them all (equivalence only system and code)
+_CODE_SQL = "STRUCT(system VARCHAR, code VARCHAR, version VARCHAR, display VARCHAR)"
 _QUANTITY_SQL = "STRUCT(value DOUBLE, unit VARCHAR)"
 _SQL_TYPES = {
     "DateTime": "TIMESTAMP",
@@ -273,6 +354,7 @@ class Sql:
     sorted: bool = False
     fields: tuple[tuple[str, str], ...] = ()
     parts: tuple[tuple[str, str], ...] = ()  # field -> SQL of a STRUCT built here (read without rebuilding)
+    profile: str = ""  # the profile (templateId) of the retrieve FHIR resources come from, when known
 
     def part(self, name: str) -> str:
         """SQL of field ``name`` of this STRUCT value (its own text when built here)."""
@@ -319,6 +401,62 @@ def _spec_key(node: Node | None) -> str:
     if kind == "ChoiceTypeSpecifier":
         return "Choice<" + ",".join(sorted(_spec_key(c) for c in node.get("choice", []))) + ">"
     return repr(sorted((k, v) for k, v in node.items() if k != "localId"))
+
+
+def _source_text(node: Node) -> str:
+    """The CQL text the translator kept in a definition's annotation (empty when it kept none)."""
+
+    def walk(n) -> str:
+        if isinstance(n, dict):
+            return "".join(walk(v) for k, v in n.items() if k in ("s", "value"))
+        if isinstance(n, list):
+            return "".join(walk(v) for v in n)
+        return n if isinstance(n, str) else ""
+
+    return "".join(walk(a.get("s")) for a in node.get("annotation", []) if isinstance(a, dict))
+
+
+def _declared_types(fdef: Node) -> list[str] | None:
+    """The operand types a function definition's CQL declares (``(MedicationRequest
+    MedicationNotRequested)`` -> ``["MedicationNotRequested"]``), from its annotation: where QI-Core
+    profiles of one resource type overload a function, the ELM types both operands as that resource."""
+    m = re.search(r"function\s+(?:\"[^\"]*\"|[\w.]+)\s*\((.*?)\)\s*(?:returns\b|:)", _source_text(fdef), re.S)
+    if m is None:
+        return None
+    operands, depth, cur = [], 0, ""
+    for ch in m.group(1) + ",":
+        depth += ch == "<"
+        depth -= ch == ">"
+        if ch == "," and depth == 0:
+            operands.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    types = [o.split(None, 1)[1].strip().strip('"') if " " in o else "" for o in operands if o]
+    return types if len(types) == len(fdef.get("operand", [])) else None
+
+
+def _by_profile(defs: list[Node], args: list[Sql]) -> list[Node]:
+    """Overloads whose declared operand types name the profiles of the arguments' retrieves
+    (``[MedicationNotRequested: ...]`` -> the ``MedicationNotRequested`` overload); unchanged when
+    the arguments carry no profile or the definitions no CQL text to read the declared types from."""
+
+    def key(s: str) -> str:
+        return re.sub(r"[^a-z0-9]", "", s.lower())
+
+    def profile_name(url: str) -> str:
+        return re.sub(r"^(qicore|uscore)", "", key(url.rsplit("/", 1)[-1]))
+
+    if not any(a.profile for a in args):
+        return defs
+    fits = []
+    for d in defs:
+        types = _declared_types(d)
+        if types and all(
+            not a.profile or key(t) == profile_name(a.profile) for t, a in zip(types, args, strict=True)
+        ):
+            fits.append(d)
+    return fits or defs
 
 
 def result_type(node: Node) -> str:
@@ -378,6 +516,10 @@ class Compiler:
         self.order: list[Define] = []
         self._ids = itertools.count(1)
         self._where: list[str] = []  # library.define being compiled, for error messages
+        # per-resource function relations: (library, version, function, overload) -> Define, or None
+        # where the body reads the patient context and so is inlined at each call
+        self._memo: dict[tuple[str, str, str, int], Define | None] = {}
+        self._center = "_pt.center"  # the center of the resources an expression reads
 
     # --- defines -------------------------------------------------------------------------------------
 
@@ -396,9 +538,9 @@ class Compiler:
             self._where.pop()
         table = "elm_" + re.sub(r"[^a-z0-9]+", "_", f"{lib.name}_{name}".lower()).strip("_")
         if body.is_list:
-            sql = f"SELECT _pt.center, _pt.patient_id, x_.v FROM _elm_patients _pt, LATERAL ({body.text}) x_"
+            sql = f"SELECT _pt.center, _pt.patient_id, x_.v FROM {_PATIENTS} _pt, LATERAL ({body.text}) x_"
         else:
-            sql = f"SELECT _pt.center, _pt.patient_id, ({body.text}) AS v FROM _elm_patients _pt"
+            sql = f"SELECT _pt.center, _pt.patient_id, ({body.text}) AS v FROM {_PATIENTS} _pt"
         define = Define(table, sql, replace(body, sorted=False, parts=()))
         self.defines[key] = define
         self.order.append(define)
@@ -594,15 +736,27 @@ class Compiler:
             raise ElmError(f"{target.name} declares no value set {node['name']!r}")
         return Sql(sql_str(target.valuesets[node["name"]]), "ValueSet")
 
-    def _code(self, node: Node, lib: Library) -> tuple[str, str]:
+    def _CodeRef(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        """A declared code: its system is the code system it names (perhaps an included library's, as
+        ``code "Once daily": '229797004' from QICoreCommon."SNOMEDCT"``), with that system's version."""
         target = self.package.included(lib, node["libraryName"]) if "libraryName" in node else lib
         if node["name"] not in target.codes:
             raise ElmError(f"{target.name} declares no code {node['name']!r}")
-        return target.codes[node["name"]]
+        code = target.codes[node["name"]]
+        ref = code["codeSystem"]
+        owner = self.package.included(target, ref["libraryName"]) if "libraryName" in ref else target
+        if ref["name"] not in owner.codesystems:
+            raise ElmError(f"{owner.name} declares no code system {ref['name']!r}")
+        system = owner.codesystems[ref["name"]]
 
-    def _CodeRef(self, node: Node, lib: Library, scope: Scope) -> Sql:
-        system, code = self._code(node, lib)
-        return Sql(f"struct_pack(system := {sql_str(system)}, code := {sql_str(code)})", "Code")
+        def text(v: str | None) -> str:
+            return sql_str(v) if v is not None else "CAST(NULL AS VARCHAR)"
+
+        return Sql(
+            f"struct_pack(system := {text(system['id'])}, code := {text(code['id'])}, "
+            f"version := {text(system.get('version'))}, display := {text(code.get('display'))})",
+            "Code",
+        )
 
     # retrieve -----------------------------------------------------------------------------------------
 
@@ -633,7 +787,7 @@ class Compiler:
             f"SELECT r_.resource AS v FROM flat.{flat} f_ JOIN resources r_ ON r_.center = f_.center "
             f"AND r_.type = {sql_str(resource)} AND r_.id = f_.id WHERE " + " AND ".join(conds)
         )
-        return Sql(text, "json", True)
+        return Sql(text, "json", True, profile=node.get("templateId", ""))
 
     def _code_filter(self, codes: Node, lib: Library, scope: Scope, concept: str, node: Node) -> str:
         if codes.get("type") == "ValueSetRef":
@@ -709,25 +863,34 @@ class Compiler:
 
     def _list_query(self, node: Node, lib: Library, scope: Scope) -> Sql:
         inner = Scope(dict(scope.aliases), dict(scope.lets), scope.operands, scope.element)
-        froms, all_scalar = [], True
+        froms, all_scalar, columns = [], True, []
         for src in node["source"]:
             s = self.expr(src["expression"], lib, inner)
             all_scalar = all_scalar and not s.is_list
             s = self.listify(s)
             alias = self._alias(src["alias"])
             froms.append(f"({s.text}) {alias}")
-            inner.aliases[src["alias"]] = Sql(f"{alias}.v", s.type, fields=s.fields)
-        for let in node.get("let", []):
-            # each let is a column of a one-row LATERAL subquery: later lets and the body read the
-            # column, not the expression's text (a let chain read several times would grow the SQL
-            # exponentially)
-            value = self.scalar(let["expression"], lib, inner)
-            if not _costly(value):
-                inner.lets[let["identifier"]] = value
-                continue
-            alias = self._alias(let["identifier"])
-            froms.append(f"LATERAL (SELECT {value.text} AS v) {alias}")
-            inner.lets[let["identifier"]] = replace(value, parts=(), text=f"{alias}.v")
+            columns.append(alias)
+            inner.aliases[src["alias"]] = Sql(f"{alias}.v", s.type, fields=s.fields, profile=s.profile)
+        if node.get("let"):
+            # each let is a column of one more projection over the sources (one layer per let, every
+            # layer aliased alike): later lets and the body read the column, not the expression's text
+            # (a let chain read several times would grow the SQL exponentially). LATERAL one-row
+            # subqueries did the same but DuckDB's decorrelation of a LATERAL chain took over a second
+            # per row of CumulativeMedicationDuration's twelve lets.
+            layer = self._alias("q")
+            rows = f"SELECT {', '.join(f'{a}.v AS {a}' for a in columns)} FROM {', '.join(froms)}"
+            for src, a in zip(node["source"], columns, strict=True):
+                inner.aliases[src["alias"]] = replace(inner.aliases[src["alias"]], text=f"{layer}.{a}")
+            for let in node["let"]:
+                value = self.scalar(let["expression"], lib, inner)
+                if not _costly(value):
+                    inner.lets[let["identifier"]] = value
+                    continue
+                column = self._alias(let["identifier"])
+                rows = f"SELECT *, {value.text} AS {column} FROM ({rows}) {layer}"
+                inner.lets[let["identifier"]] = replace(value, parts=(), text=f"{layer}.{column}")
+            froms = [f"({rows}) {layer}"]
         conds = []
         for rel in node.get("relationship", []):
             r = self.as_list(rel["expression"], lib, inner)
@@ -782,7 +945,7 @@ class Compiler:
         text = f"SELECT {distinct}{select} FROM {', '.join(froms)}{where}"
         if is_sorted == "DESC":  # keep _k ascending: negate by ranking
             text = f"SELECT v, -row_number() OVER (ORDER BY _k ASC NULLS FIRST) AS _k FROM ({text})"
-        out = Sql(text, ret.type, True, bool(is_sorted), ret.fields)
+        out = Sql(text, ret.type, True, bool(is_sorted), ret.fields, profile=ret.profile)
         if all_scalar and not node.get("sort"):
             return Sql(f"(SELECT v FROM ({text}) LIMIT 1)", ret.type, False, False, ret.fields)
         return out
@@ -832,7 +995,7 @@ class Compiler:
         if source.type in ("Code", "Quantity", "Tuple") or source.fields:
             known = {
                 "Quantity": {"value": "Decimal", "unit": "String"},
-                "Code": {"system": "String", "code": "String"},
+                "Code": {"system": "String", "code": "String", "version": "String", "display": "String"},
             }
             t = dict(source.fields).get(part) or known.get(source.type, {}).get(part, "any")
             return Sql(f"({source.text}).{_field(part) if source.fields else part}", t)
@@ -901,7 +1064,7 @@ class Compiler:
         parts = tuple(
             (f, value.text if t == value.type else f"CAST(NULL AS {_SQL_TYPES[t]})") for f, t in _VALUE_FIELDS
         )
-        text = "struct_pack(" + ", ".join(f"{f} := {v}" for f, v in parts) + ")"
+        text = "cql_choice(struct_pack(" + ", ".join(f"{f} := {v}" for f, v in parts) + "))"
         return Sql(text, "Choice", fields=_VALUE_FIELDS, parts=parts)
 
     # functions ----------------------------------------------------------------------------------------
@@ -924,6 +1087,8 @@ class Compiler:
             defs = exact or [
                 d for d in defs if [type_name(o.get("operandTypeSpecifier")) for o in d["operand"]] == sig
             ]
+            if len(defs) > 1:
+                defs = _by_profile(defs, args)
             if len(defs) != 1:
                 raise self.unsupported(node, f"ambiguous overload of {target.name}.{node['name']}")
         if not defs:
@@ -949,6 +1114,9 @@ class Compiler:
                 # a CQL value of one known type passed as a Choice operand: a choice with that
                 # alternative set, so the body's other alternatives (``choice.low`` ...) are null
                 args[i] = self.choice_of(args[i])
+        memo = self._resource_function(node, target, fdef, args)
+        if memo is not None:
+            return memo
         names = [o["name"] for o in fdef["operand"]]
         big = [(n, a) for n, a in zip(names, args, strict=True) if not a.is_list and _costly(a)]
         if not big:
@@ -974,6 +1142,59 @@ class Compiler:
                 text=f"SELECT {alias}_b.* FROM (SELECT {cols}) {alias}, LATERAL ({body.text}) {alias}_b",
             )
         return replace(body, parts=(), text=f"(SELECT {body.text} FROM (SELECT {cols}) {alias})")
+
+    def _resource_function(self, node: Node, target: Library, fdef: Node, args: list[Sql]) -> Sql | None:
+        """A function of one FHIR resource whose body needs no patient context (CumulativeMedicationDuration's
+        ``medicationRequestPeriod``: a chain of lets over the request) is computed once per resource, as a
+        relation ``(center, id, v)`` over every resource of that type, like a define; each call reads its
+        argument's row. Inlined at every call, such a body is re-evaluated per use, per enclosing row.
+        None where the function does not qualify (then it is inlined): another operand shape, a list
+        result, a body without subqueries (cheap to inline) or one that reads the patient in context."""
+        operands = fdef.get("operand", [])
+        spec = operands[0].get("operandTypeSpecifier", {}) if len(operands) == 1 else {}
+        name = spec.get("name", "") if spec.get("type") == "NamedTypeSpecifier" else ""
+        resource = name[len(FHIR) :] if name.startswith(FHIR) else ""
+        if resource not in RESOURCE_TYPES or args[0].is_list or args[0].type != "json":
+            return None
+        overload = target.functions[fdef["name"]].index(fdef)
+        key = (target.name, target.version, fdef["name"], overload)
+        if key not in self._memo:
+            self._memo[key] = self._compile_resource_function(target, fdef, resource, overload)
+        memo = self._memo[key]
+        if memo is None:
+            return None
+        m = f"m{next(self._ids)}_"
+        lookup = (
+            f"(SELECT {m}.v FROM {memo.table} {m} WHERE {m}.center = {self._center} "
+            f"AND {m}.id = ({args[0].text}->>'id'))"
+        )
+        return replace(memo.result, text=lookup)
+
+    def _compile_resource_function(
+        self, target: Library, fdef: Node, resource: str, overload: int
+    ) -> Define | None:
+        res = f"r{next(self._ids)}_"
+        saved, self._center = self._center, f"{res}.center"
+        self._where.append(f"{target.name}.{fdef['name']}")
+        try:
+            operand = Sql(f"{res}.resource", "json")
+            body = self.expr(
+                fdef["expression"], target, Scope(operands={fdef["operand"][0]["name"]: operand})
+            )
+        finally:
+            self._where.pop()
+            self._center = saved
+        if body.is_list or "SELECT" not in body.text or re.search(r"\b_pt\b", body.text):
+            return None
+        name = f"{target.name}_{fdef['name']}" + (f"_{overload}" if overload else "")
+        table = "elm_fn_" + re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+        sql = (
+            f"SELECT {res}.center, {res}.id, ({body.text}) AS v FROM resources {res} "
+            f"WHERE {res}.type = {sql_str(resource)} AND {res}.center IN (SELECT center FROM {_PATIENTS})"
+        )
+        define = Define(table, sql, replace(body, sorted=False, parts=()))
+        self.order.append(define)
+        return define
 
     def _fhirhelpers(self, node: Node, args: list[Sql], lib: Library, scope: Scope) -> Sql:
         name = node["name"]
@@ -1092,13 +1313,20 @@ class Compiler:
         src = self.as_list(node["source"], lib, scope)
         if not src.sorted:
             raise self.unsupported(node, f"{node['type']} of an unsorted list")
-        return replace(
+        out = replace(
             src,
             parts=(),
             text=f"(SELECT v FROM ({src.text}) ORDER BY _k {direction} NULLS FIRST LIMIT 1)",
             is_list=False,
             sorted=False,
         )
+        # the ELM's signature names the list's element type where the node carries no result type:
+        # First of FHIR dateTime values (``First(timing.event sort ascending)``) is a CQL DateTime
+        sig = node.get("signature") or [{}]
+        element = type_name(sig[0].get("elementType")) if sig[0].get("type") == "ListTypeSpecifier" else "any"
+        if out.type == "json" and element in _SQL_TYPES:
+            out = self.coerce(out, element)
+        return out
 
     def _First(self, node: Node, lib: Library, scope: Scope) -> Sql:
         return self._first_last(node, lib, scope, "ASC")
@@ -1224,6 +1452,9 @@ class Compiler:
                 )
 
             return Sql(self.bind(a, lambda x: self.bind(b, lambda y: test(x, y))), "Boolean")
+        if a.type == "Code" and b.type == "Code" and op in ("=", "<>"):
+            eq = f"cql_code_eq({a.text}, {b.text})"
+            return Sql(eq if op == "=" else f"(NOT {eq})", "Boolean")
         if a.type in ("Code", "Concept", "Quantity", "Tuple", "Choice") or a.type.startswith("Interval"):
             raise self.unsupported(node, f"{node['type']} of {a.type}")
         return Sql(f"({a.text} {op} {b.text})", "Boolean")
@@ -1305,7 +1536,7 @@ class Compiler:
         if r.is_list:
             x = self.scalar(left, lib, scope)
             x = self.coerce(x, r.type) if x.type == "json" else x
-            return Sql(f"({x.text} IN (SELECT v FROM ({r.text})))", "Boolean")
+            return Sql(self.bind(x, lambda y: self._list_in(y.text, r)), "Boolean")
         if not r.type.startswith("Interval<"):
             raise self.unsupported(node, f"In of {r.type}")
         point = _point_type(r.type)
@@ -1313,6 +1544,18 @@ class Compiler:
         if x.type == "Date" and point == "DateTime":
             x = self.coerce(x, "DateTime")
         return Sql(self._point_in(x.text, r, node.get("precision")), "Boolean")
+
+    @staticmethod
+    def _list_in(x: str, items: Sql) -> str:
+        """``x in list`` (and ``list contains x``): true when some element equals x (a null x is in a list
+        that has a null element), false otherwise, never null, as CQL defines list membership; Codes
+        compare by CQL Code equality (``cql_code_eq``)."""
+        nulls = f"EXISTS (SELECT 1 FROM ({items.text}) n_ WHERE n_.v IS NULL)"
+        if items.type == "Code":
+            found = f"EXISTS (SELECT 1 FROM ({items.text}) w_ WHERE cql_code_eq({x}, w_.v))"
+        else:
+            found = f"coalesce({x} IN (SELECT v FROM ({items.text})), FALSE)"
+        return f"(CASE WHEN {x} IS NULL THEN {nulls} ELSE {found} END)"
 
     def _point_in(self, x: str, ivl: Sql, precision: str | None) -> str:
         t = self._trunc(precision)
@@ -1486,7 +1729,7 @@ class Compiler:
         """``X contains y``: ``y in X`` with the operands swapped (a list or an interval)."""
         container, item = node["operand"]
         c = self.expr(container, lib, scope)
-        if c.is_list and c.type in ("Code", "Concept", "Tuple", "json", "Choice"):
+        if c.is_list and c.type in ("Concept", "Tuple", "json", "Choice"):
             raise self.unsupported(node, f"Contains of a {c.type} list")
         return self._In({**node, "operand": [item, container]}, lib, scope)
 

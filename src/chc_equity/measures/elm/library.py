@@ -31,8 +31,8 @@ class Library:
     defines: dict[str, Node] = field(default_factory=dict)
     functions: dict[str, list[Node]] = field(default_factory=dict)
     valuesets: dict[str, str] = field(default_factory=dict)  # name -> canonical URL
-    codesystems: dict[str, str] = field(default_factory=dict)  # name -> system URL
-    codes: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (system URL, code)
+    codesystems: dict[str, Node] = field(default_factory=dict)  # name -> CodeSystemDef (id: system URL)
+    codes: dict[str, Node] = field(default_factory=dict)  # name -> CodeDef (its codeSystem may be included)
     parameters: dict[str, Node] = field(default_factory=dict)
 
     @classmethod
@@ -46,10 +46,9 @@ class Library:
         for vs in lib.get("valueSets", {}).get("def", []):
             out.valuesets[vs["name"]] = vs["id"]
         for cs in lib.get("codeSystems", {}).get("def", []):
-            out.codesystems[cs["name"]] = cs["id"]
+            out.codesystems[cs["name"]] = cs
         for code in lib.get("codes", {}).get("def", []):
-            system = out.codesystems.get(code["codeSystem"]["name"], code["codeSystem"]["name"])
-            out.codes[code["name"]] = (system, code["id"])
+            out.codes[code["name"]] = code
         for p in lib.get("parameters", {}).get("def", []):
             out.parameters[p["name"]] = p
         for stmt in lib.get("statements", {}).get("def", []):
