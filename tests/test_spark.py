@@ -36,17 +36,20 @@ def spark():
     spark.stop()
 
 
-@pytest.fixture(scope="module")
-def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small generated network (3 centers) plus, in one center, a later file that replaces a Patient
-    (a newer lastUpdated: the winner rule across files) and a malformed line (a reject)."""
+def _generated(root: Path, *, centers: int, patients: int) -> Path:
+    """A generated network plus, in its first center, a later file that replaces a Patient (a newer
+    lastUpdated: the winner rule across files) and a malformed line (a reject)."""
     import orjson
 
     from chc_equity.synth import generate, load_config
 
-    root = tmp_path_factory.mktemp("spark-net")
     generate(
-        root, centers=3, patients=150, seed=19, period_end=PERIOD[1], cfg=load_config(None, disparities=True)
+        root,
+        centers=centers,
+        patients=patients,
+        seed=19,
+        period_end=PERIOD[1],
+        cfg=load_config(None, disparities=True),
     )
     center = sorted(p for p in root.iterdir() if p.is_dir())[0]
     first = orjson.loads((center / "Patient.ndjson").read_bytes().splitlines()[0])
@@ -54,6 +57,18 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
     first["meta"] = {**first.get("meta", {}), "lastUpdated": "2099-01-01T00:00:00Z"}
     (center / "zz-later.ndjson").write_bytes(orjson.dumps(first) + b"\n{not json\n")
     return root
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small network (3 centers x 50 patients) for the rerun and attach checks."""
+    return _generated(tmp_path_factory.mktemp("spark-net"), centers=3, patients=150)
+
+
+@pytest.fixture(scope="module")
+def network_20k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The issue's 20k-patient generated network (4 centers; ~9 CPU-s to generate)."""
+    return _generated(tmp_path_factory.mktemp("spark-net-20k"), centers=4, patients=20_000)
 
 
 def _tables() -> list[str]:
@@ -76,56 +91,64 @@ def _assert_identical(con, output: Path, tables: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def network_run(spark, network: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The network through Spark with one compute task failing after it wrote part of its output."""
+    """The small network through Spark (the run the rerun and attach checks start from)."""
     from chc_equity.spark.pipeline import resolve_inputs, run
 
     out = tmp_path_factory.mktemp("spark-out")
-    marker = out / "failed-once"
     inputs = resolve_inputs([str(network)])
+    result = run(spark, inputs, period_start=PERIOD[0], period_end=PERIOD[1], output=str(out / "run1"))
+    return inputs, out, result
+
+
+def test_20k_network_identical_to_duckdb_after_a_failed_task(
+    spark, network_20k: Path, tmp_path: Path
+) -> None:
+    """The issue's must-show: on a 20k-patient generated network, every table Spark writes
+    (``resources``, ``rejects``, ``measure_results``, ``patient_attributes``, every flat table) and the
+    equity tables equal the embedded (DuckDB) run's row for row -- with one compute task failing after
+    it wrote part of its output, the later file's Patient winning and the malformed line rejected."""
+    from chc_equity.spark.compare import embedded_run
+    from chc_equity.spark.pipeline import resolve_inputs, run
+
+    marker = tmp_path / "failed-once"
+    inputs = resolve_inputs([str(network_20k)])
     result = run(
         spark,
         inputs,
         period_start=PERIOD[0],
         period_end=PERIOD[1],
-        output=str(out / "run1"),
+        output=str(tmp_path / "run"),
+        partitions=4,  # ~5,000 patients each: the fixed cost per partition is paid 4 times, not 200
         fail_once=str(marker),
     )
-    return inputs, out, marker, result
-
-
-def test_network_identical_to_duckdb_after_a_failed_task(network_run) -> None:
-    from chc_equity.spark.compare import embedded_run
-
-    inputs, out, marker, result = network_run
     assert marker.read_text().startswith("partition "), "the injected failure did not happen"
     con = embedded_run(inputs, period_start=PERIOD[0], period_end=PERIOD[1])
     try:
         assert con.execute("SELECT count(*) FROM rejects").fetchone()[0] == 1
         replaced = con.execute("SELECT count(*) FROM flat.patient WHERE postal_code = '99999'").fetchone()[0]
         assert replaced == 1  # the later file's Patient won in DuckDB ...
-        assert result.rows["flat.patient"] == 150 and result.rows["rejects"] == 1
-        assert (
-            result.rows["measure_results"]
-            == con.execute("SELECT count(*) FROM measure_results").fetchone()[0]
-        )
-        _assert_identical(con, out / "run1", _tables())  # ... and in Spark; every table equal
+        assert result.rows["flat.patient"] == 20_000 and result.rows["rejects"] == 1
+        results = con.execute("SELECT count(*) FROM measure_results").fetchone()[0]
+        assert results > 20_000 and result.rows["measure_results"] == results
+        _assert_identical(con, tmp_path / "run", _tables())  # ... and in Spark; every table equal
     finally:
         con.close()
-    manifest = json.loads((out / "run1" / "_manifest.json").read_text())
-    assert [c["center"] for c in manifest["centers"]] == sorted(inputs)
-    assert not list(out.glob("run1.staging-*")), "the staging folder was committed by rename"
+    manifest = json.loads((tmp_path / "run" / "_manifest.json").read_text())
+    assert [c["center"] for c in manifest["centers"]] == sorted(inputs) and manifest["partitions"] == 4
+    assert not list(tmp_path.glob("run.staging-*")), "the staging folder was committed by rename"
     # The retried partition's files replaced the first attempt's: no temporary or duplicate file.
-    assert not list((out / "run1").rglob(".*.tmp"))
+    assert not list((tmp_path / "run").rglob(".*.tmp"))
+    assert len(list((tmp_path / "run" / "measure_results").glob("part-*.parquet"))) == 5  # 4 + global
 
 
 def test_rerun_is_deterministic(spark, network_run) -> None:
-    """The same input again (no failure) over the previous output: the same files, byte for byte, for
+    """The same input again over the previous output: the same files, byte for byte, for
     every table the partitions write; the same rows for the tables Spark's writer writes."""
     import duckdb
 
     from chc_equity.spark.pipeline import run
 
-    inputs, out, _, _ = network_run
+    inputs, out, _ = network_run
     first = {p.relative_to(out / "run1"): p.read_bytes() for p in (out / "run1").rglob("part-*.parquet")}
     shutil.copytree(out / "run1", out / "before")
     run(spark, inputs, period_start=PERIOD[0], period_end=PERIOD[1], output=str(out / "run1"))
@@ -170,7 +193,7 @@ def test_attach_makes_a_warehouse_of_the_output(network_run, tmp_path: Path) -> 
     from chc_equity.spark.compare import read_rows
     from chc_equity.warehouse import connect
 
-    inputs, out, _, result = network_run
+    inputs, out, result = network_run
     _register("spark")
     warehouse = tmp_path / "w.duckdb"
     done = CliRunner().invoke(app, ["spark", "attach", str(out / "run1"), "--warehouse", str(warehouse)])
