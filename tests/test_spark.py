@@ -2,8 +2,9 @@
 20k-patient generated network and on the official eCQM test patients --, survives a task that fails
 mid-run, and is deterministic.
 
-Cost (measured 2026-12-02): the 20k test is ~200 CPU-s (Spark ~110-125, the embedded reference 69,
-generation 8.5); the rest of the file runs on a 150-patient network.
+Cost (measured 2026-12-02 on the loaded 2-core VM): the 20k test alone took 382 CPU-s of its process
+tree (960 s wall at load 5-23; a probe of its parts: Spark 109 + session 12, embedded reference 69,
+generation 8.5 -- the gap is not explained yet); the rest of the file runs on a 150-patient network.
 
 One SparkSession (local[2,4]: two cores, a task may fail up to 4 times) for the whole test session.
 Skips with the reason when Java or PySpark is missing (.ci/run installs Debian's openjdk-17-jre-headless
