@@ -1,5 +1,6 @@
 """chc_equity.spark: the Spark run equals the embedded (DuckDB) run row for row -- on the issue's
-20k-patient generated network and on the official eCQM test patients --, survives a task that fails
+20k-patient generated network (opt-in: CHC_EQUITY_SPARK_20K=1; CI runs the same test on 150 patients)
+and on the official eCQM test patients --, survives a task that fails
 mid-run, and is deterministic.
 
 Cost (measured 2026-12-02 on the loaded 2-core VM): the 20k test alone took 382 CPU-s of its process
@@ -14,6 +15,7 @@ and `make test` installs the `spark` extra).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from datetime import date
 from pathlib import Path
@@ -70,10 +72,21 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _generated(tmp_path_factory.mktemp("spark-net"), centers=3, patients=150)
 
 
-@pytest.fixture(scope="module")
-def network_20k(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The issue's 20k-patient generated network (4 centers; ~9 CPU-s to generate)."""
-    return _generated(tmp_path_factory.mktemp("spark-net-20k"), centers=4, patients=20_000)
+SIZES = {"150": (3, 150), "20k": (4, 20_000)}
+
+
+@pytest.fixture(scope="module", params=sorted(SIZES))
+def failing_network(request, network: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """The network the failed-task run uses: the small one always; the issue's 20k-patient network
+    (4 centers) when ``CHC_EQUITY_SPARK_20K=1``. That run costs ~380 CPU-s over the process tree, more
+    than CI's whole remaining budget, so CI runs the same test on 150 patients and the 20k run is
+    taken on the dev VM (figures and date in benchmarks/README.md, "Spark")."""
+    centers, patients = SIZES[request.param]
+    if patients == 150:
+        return network, patients
+    if os.environ.get("CHC_EQUITY_SPARK_20K") != "1":
+        pytest.skip("20k Spark run (~380 CPU-s) is opt-in: set CHC_EQUITY_SPARK_20K=1")
+    return _generated(tmp_path_factory.mktemp("spark-net-20k"), centers=centers, patients=patients), patients
 
 
 def _tables() -> list[str]:
@@ -105,18 +118,20 @@ def network_run(spark, network: Path, tmp_path_factory: pytest.TempPathFactory):
     return inputs, out, result
 
 
-def test_20k_network_identical_to_duckdb_after_a_failed_task(
-    spark, network_20k: Path, tmp_path: Path
+def test_network_identical_to_duckdb_after_a_failed_task(
+    spark, failing_network: tuple[Path, int], tmp_path: Path
 ) -> None:
-    """The issue's must-show: on a 20k-patient generated network, every table Spark writes
-    (``resources``, ``rejects``, ``measure_results``, ``patient_attributes``, every flat table) and the
-    equity tables equal the embedded (DuckDB) run's row for row -- with one compute task failing after
-    it wrote part of its output, the later file's Patient winning and the malformed line rejected."""
+    """The issue's must-show (on the 20k-patient network when opted in, see ``failing_network``):
+    every table Spark writes (``resources``, ``rejects``, ``measure_results``, ``patient_attributes``,
+    every flat table) and the equity tables equal the embedded (DuckDB) run's row for row -- with one
+    compute task failing after it wrote part of its output, the later file's Patient winning and the
+    malformed line rejected."""
     from chc_equity.spark.compare import embedded_run
     from chc_equity.spark.pipeline import resolve_inputs, run
 
+    network, patients = failing_network
     marker = tmp_path / "failed-once"
-    inputs = resolve_inputs([str(network_20k)])
+    inputs = resolve_inputs([str(network)])
     result = run(
         spark,
         inputs,
@@ -132,9 +147,9 @@ def test_20k_network_identical_to_duckdb_after_a_failed_task(
         assert con.execute("SELECT count(*) FROM rejects").fetchone()[0] == 1
         replaced = con.execute("SELECT count(*) FROM flat.patient WHERE postal_code = '99999'").fetchone()[0]
         assert replaced == 1  # the later file's Patient won in DuckDB ...
-        assert result.rows["flat.patient"] == 20_000 and result.rows["rejects"] == 1
+        assert result.rows["flat.patient"] == patients and result.rows["rejects"] == 1
         results = con.execute("SELECT count(*) FROM measure_results").fetchone()[0]
-        assert results > 20_000 and result.rows["measure_results"] == results
+        assert results > patients and result.rows["measure_results"] == results
         _assert_identical(con, tmp_path / "run", _tables())  # ... and in Spark; every table equal
     finally:
         con.close()
