@@ -1,5 +1,11 @@
-"""chc_equity.spark: the Spark run equals the embedded (DuckDB) run row for row, survives a task that
-fails mid-run, and is deterministic.
+"""chc_equity.spark: the Spark run equals the embedded (DuckDB) run row for row -- on the issue's
+20k-patient generated network (opt-in: CHC_EQUITY_SPARK_20K=1; CI runs the same test on 150 patients)
+and on the official eCQM test patients --, survives a task that fails
+mid-run, and is deterministic.
+
+Cost (measured 2026-12-02 on the loaded 2-core VM): the 20k test alone took 382 CPU-s of its process
+tree (960 s wall at load 5-23; a probe of its parts: Spark 109 + session 12, embedded reference 69,
+generation 8.5 -- the gap is not explained yet); the rest of the file runs on a 150-patient network.
 
 One SparkSession (local[2,4]: two cores, a task may fail up to 4 times) for the whole test session.
 Skips with the reason when Java or PySpark is missing (.ci/run installs Debian's openjdk-17-jre-headless
@@ -9,6 +15,7 @@ and `make test` installs the `spark` extra).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from datetime import date
 from pathlib import Path
@@ -36,17 +43,20 @@ def spark():
     spark.stop()
 
 
-@pytest.fixture(scope="module")
-def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small generated network (3 centers) plus, in one center, a later file that replaces a Patient
-    (a newer lastUpdated: the winner rule across files) and a malformed line (a reject)."""
+def _generated(root: Path, *, centers: int, patients: int) -> Path:
+    """A generated network plus, in its first center, a later file that replaces a Patient (a newer
+    lastUpdated: the winner rule across files) and a malformed line (a reject)."""
     import orjson
 
     from chc_equity.synth import generate, load_config
 
-    root = tmp_path_factory.mktemp("spark-net")
     generate(
-        root, centers=3, patients=150, seed=19, period_end=PERIOD[1], cfg=load_config(None, disparities=True)
+        root,
+        centers=centers,
+        patients=patients,
+        seed=19,
+        period_end=PERIOD[1],
+        cfg=load_config(None, disparities=True),
     )
     center = sorted(p for p in root.iterdir() if p.is_dir())[0]
     first = orjson.loads((center / "Patient.ndjson").read_bytes().splitlines()[0])
@@ -54,6 +64,29 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
     first["meta"] = {**first.get("meta", {}), "lastUpdated": "2099-01-01T00:00:00Z"}
     (center / "zz-later.ndjson").write_bytes(orjson.dumps(first) + b"\n{not json\n")
     return root
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small network (3 centers x 50 patients) for the rerun and attach checks."""
+    return _generated(tmp_path_factory.mktemp("spark-net"), centers=3, patients=150)
+
+
+SIZES = {"150": (3, 150), "20k": (4, 20_000)}
+
+
+@pytest.fixture(scope="module", params=sorted(SIZES))
+def failing_network(request, network: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """The network the failed-task run uses: the small one always; the issue's 20k-patient network
+    (4 centers) when ``CHC_EQUITY_SPARK_20K=1``. That run costs ~380 CPU-s over the process tree, more
+    than CI's whole remaining budget, so CI runs the same test on 150 patients and the 20k run is
+    taken on the dev VM (figures and date in benchmarks/README.md, "Spark")."""
+    centers, patients = SIZES[request.param]
+    if patients == 150:
+        return network, patients
+    if os.environ.get("CHC_EQUITY_SPARK_20K") != "1":
+        pytest.skip("20k Spark run (~380 CPU-s) is opt-in: set CHC_EQUITY_SPARK_20K=1")
+    return _generated(tmp_path_factory.mktemp("spark-net-20k"), centers=centers, patients=patients), patients
 
 
 def _tables() -> list[str]:
@@ -76,56 +109,66 @@ def _assert_identical(con, output: Path, tables: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def network_run(spark, network: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The network through Spark with one compute task failing after it wrote part of its output."""
+    """The small network through Spark (the run the rerun and attach checks start from)."""
     from chc_equity.spark.pipeline import resolve_inputs, run
 
     out = tmp_path_factory.mktemp("spark-out")
-    marker = out / "failed-once"
+    inputs = resolve_inputs([str(network)])
+    result = run(spark, inputs, period_start=PERIOD[0], period_end=PERIOD[1], output=str(out / "run1"))
+    return inputs, out, result
+
+
+def test_network_identical_to_duckdb_after_a_failed_task(
+    spark, failing_network: tuple[Path, int], tmp_path: Path
+) -> None:
+    """The issue's must-show (on the 20k-patient network when opted in, see ``failing_network``):
+    every table Spark writes (``resources``, ``rejects``, ``measure_results``, ``patient_attributes``,
+    every flat table) and the equity tables equal the embedded (DuckDB) run's row for row -- with one
+    compute task failing after it wrote part of its output, the later file's Patient winning and the
+    malformed line rejected."""
+    from chc_equity.spark.compare import embedded_run
+    from chc_equity.spark.pipeline import resolve_inputs, run
+
+    network, patients = failing_network
+    marker = tmp_path / "failed-once"
     inputs = resolve_inputs([str(network)])
     result = run(
         spark,
         inputs,
         period_start=PERIOD[0],
         period_end=PERIOD[1],
-        output=str(out / "run1"),
+        output=str(tmp_path / "run"),
+        partitions=4,  # ~5,000 patients each: the fixed cost per partition is paid 4 times, not 200
         fail_once=str(marker),
     )
-    return inputs, out, marker, result
-
-
-def test_network_identical_to_duckdb_after_a_failed_task(network_run) -> None:
-    from chc_equity.spark.compare import embedded_run
-
-    inputs, out, marker, result = network_run
     assert marker.read_text().startswith("partition "), "the injected failure did not happen"
     con = embedded_run(inputs, period_start=PERIOD[0], period_end=PERIOD[1])
     try:
         assert con.execute("SELECT count(*) FROM rejects").fetchone()[0] == 1
         replaced = con.execute("SELECT count(*) FROM flat.patient WHERE postal_code = '99999'").fetchone()[0]
         assert replaced == 1  # the later file's Patient won in DuckDB ...
-        assert result.rows["flat.patient"] == 150 and result.rows["rejects"] == 1
-        assert (
-            result.rows["measure_results"]
-            == con.execute("SELECT count(*) FROM measure_results").fetchone()[0]
-        )
-        _assert_identical(con, out / "run1", _tables())  # ... and in Spark; every table equal
+        assert result.rows["flat.patient"] == patients and result.rows["rejects"] == 1
+        results = con.execute("SELECT count(*) FROM measure_results").fetchone()[0]
+        assert results > patients and result.rows["measure_results"] == results
+        _assert_identical(con, tmp_path / "run", _tables())  # ... and in Spark; every table equal
     finally:
         con.close()
-    manifest = json.loads((out / "run1" / "_manifest.json").read_text())
-    assert [c["center"] for c in manifest["centers"]] == sorted(inputs)
-    assert not list(out.glob("run1.staging-*")), "the staging folder was committed by rename"
+    manifest = json.loads((tmp_path / "run" / "_manifest.json").read_text())
+    assert [c["center"] for c in manifest["centers"]] == sorted(inputs) and manifest["partitions"] == 4
+    assert not list(tmp_path.glob("run.staging-*")), "the staging folder was committed by rename"
     # The retried partition's files replaced the first attempt's: no temporary or duplicate file.
-    assert not list((out / "run1").rglob(".*.tmp"))
+    assert not list((tmp_path / "run").rglob(".*.tmp"))
+    assert len(list((tmp_path / "run" / "measure_results").glob("part-*.parquet"))) == 5  # 4 + global
 
 
 def test_rerun_is_deterministic(spark, network_run) -> None:
-    """The same input again (no failure) over the previous output: the same files, byte for byte, for
+    """The same input again over the previous output: the same files, byte for byte, for
     every table the partitions write; the same rows for the tables Spark's writer writes."""
     import duckdb
 
     from chc_equity.spark.pipeline import run
 
-    inputs, out, _, _ = network_run
+    inputs, out, _ = network_run
     first = {p.relative_to(out / "run1"): p.read_bytes() for p in (out / "run1").rglob("part-*.parquet")}
     shutil.copytree(out / "run1", out / "before")
     run(spark, inputs, period_start=PERIOD[0], period_end=PERIOD[1], output=str(out / "run1"))
@@ -170,7 +213,7 @@ def test_attach_makes_a_warehouse_of_the_output(network_run, tmp_path: Path) -> 
     from chc_equity.spark.compare import read_rows
     from chc_equity.warehouse import connect
 
-    inputs, out, _, result = network_run
+    inputs, out, result = network_run
     _register("spark")
     warehouse = tmp_path / "w.duckdb"
     done = CliRunner().invoke(app, ["spark", "attach", str(out / "run1"), "--warehouse", str(warehouse)])
