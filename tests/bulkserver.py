@@ -14,7 +14,8 @@ Node headers (no prebuilt binary download).
 
 ``FaultProxy`` sits between client and server (the server's BASE_URL names the proxy, so the
 manifest's file URLs go through it too) and can cut the connection of the next N file downloads after
-K bytes: a real killed connection, not a simulated one.
+K bytes (a real killed connection, not a simulated one) or answer the next N matching requests itself
+with a given HTTP response (``answer``) before the server sees them.
 """
 
 from __future__ import annotations
@@ -212,6 +213,8 @@ class FaultProxy:
         self.port = self._listener.getsockname()[1]
         self._lock = threading.Lock()
         self._cuts: list[tuple[str, int]] = []  # (path fragment, bytes to pass before cutting)
+        self._answers: list[tuple[str, bytes]] = []  # (path fragment, whole HTTP response)
+        self.answered = 0
         self.cut_count = 0
         # The address the server sees for our connections. The server rate-limits each route per client
         # address (60 requests a minute, then that address is blocked for 5 minutes); one test module
@@ -226,6 +229,17 @@ class FaultProxy:
         with self._lock:
             self._cuts.extend([(fragment, after_bytes)] * times)
 
+    def answer(self, fragment: str, status: int, body: dict, times: int = 1) -> None:
+        """Answer the next ``times`` requests whose first line contains ``fragment`` with ``status`` and
+        the JSON ``body`` (then close that connection); the server never sees those requests."""
+        data = json.dumps(body).encode()
+        head = (
+            f"HTTP/1.1 {status} Proxy Answer\r\nContent-Type: application/fhir+json\r\n"
+            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        with self._lock:
+            self._answers.extend([(fragment, head + data)] * times)
+
     def new_client(self) -> str:
         """Make the following connections come from the next loopback address (127.0.0.2, ...: all of
         127/8 is this host on Linux), so the server counts them as a new client."""
@@ -238,6 +252,7 @@ class FaultProxy:
     def clear(self) -> None:
         with self._lock:
             self._cuts.clear()
+            self._answers.clear()
 
     def close(self) -> None:
         self._closed = True
@@ -258,6 +273,16 @@ class FaultProxy:
                 if fragment in first:
                     del self._cuts[i]
                     return after
+        return None
+
+    def _take_answer(self, request_head: bytes) -> bytes | None:
+        first = request_head.split(b"\r\n", 1)[0].decode("latin-1")
+        with self._lock:
+            for i, (fragment, response) in enumerate(self._answers):
+                if fragment in first:
+                    del self._answers[i]
+                    self.answered += 1
+                    return response
         return None
 
     def _serve(self, client: socket.socket) -> None:
@@ -294,6 +319,10 @@ class FaultProxy:
                 if not data:
                     break
                 if data[:4] in (b"GET ", b"POST", b"DELE", b"PUT ", b"HEAD"):
+                    canned = self._take_answer(data)
+                    if canned is not None:  # the previous response is complete: the client waited for it
+                        client.sendall(canned)
+                        break  # "Connection: close"; closing upstream ends the downstream thread too
                     cut = self._take_cut(data)
                     if cut is not None:
                         budget[0] = cut

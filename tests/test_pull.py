@@ -32,7 +32,8 @@ CENTER = "c01"
 # Short retries, but the server's "Retry-After: 1" while an export runs is honoured (max_wait_s=1): the
 # server blocks a client for 5 minutes past 60 status polls a minute, which polling every 0.5 s
 # reached on a loaded CI machine (an export taking ~30 s ended in "export failed: HTTP 429").
-FAST = Policy(attempts=3, backoff_s=0.05, max_wait_s=1.0, parallel=3, timeout_s=30)
+# An export not ready in 5 minutes fails the test then, not after the 6-hour default.
+FAST = Policy(attempts=3, backoff_s=0.05, max_wait_s=1.0, parallel=3, timeout_s=30, poll_timeout_s=300)
 # No simulated wait. One file per type: the server pages a type's files with LIMIT/OFFSET over a query
 # ordered by type only, so with several files per type SQLite may hand the same row to two pages.
 SIM = {"dur": 0}
@@ -297,9 +298,36 @@ def test_server_error_simulation_is_a_clear_error(server, full, tmp_path, err, m
     assert snapshot(path) == before
 
 
+# What the server's own `transient_error` simulation answers a status request.
+TRANSIENT = {
+    "resourceType": "OperationOutcome",
+    "issue": [
+        {
+            "severity": "error",
+            "code": "transient",
+            "diagnostics": "An unknown error occurred (transient_error). Please try again.",
+        }
+    ],
+}
+
+
 def test_transient_status_error_is_retried(server, full, tmp_path) -> None:
+    """Three status polls in a row answer HTTP 500 with a `transient` OperationOutcome; the pull asks
+    again and loads exactly the export.
+
+    The answers come from the proxy, not from the server's `transient_error` simulation: that simulation
+    has a lost update (the status handler loads the job, sets "already failed once" and saves it, and a
+    save that lands after the export job's final save puts its progress back under 100 %), so the export
+    can stay "in progress" until the server deletes it an hour later (seen in CI: 3,604 s, then 404).
+    """
     path = tmp_path / "wh.duckdb"
-    result = run_pull(path, server.fhir(**SIM, err="transient_error"))
+    before = server.proxy.answered
+    server.proxy.answer("/bulkstatus/", 500, TRANSIENT, times=3)
+    try:
+        result = run_pull(path, server.fhir(**SIM))
+        assert server.proxy.answered == before + 3
+    finally:
+        server.proxy.clear()
     assert result.record.status == "ok"
     assert warehouse_resources(path) == warehouse_resources(full[0])
 
