@@ -180,9 +180,11 @@ def library(tmp: Path, defines: dict[str, dict], functions: tuple[dict, ...] = (
             "statements": {"def": statements + list(functions)},
         }
     }
-    common = {"identifier": {"id": "Common"}, "codeSystems": {"def": [{"name": "LOINC", "id": LOINC}]}}
+    loinc = {"def": [{"name": "LOINC", "id": LOINC}]}
+    common = {"identifier": {"id": "Common", "version": "1"}, "codeSystems": loinc}
     (tmp / "T.json").write_text(json.dumps(lib))
-    (tmp / "FHIRHelpers.json").write_text(json.dumps({"library": {"identifier": {"id": "FHIRHelpers"}}}))
+    helpers = {"identifier": {"id": "FHIRHelpers", "version": "4"}}
+    (tmp / "FHIRHelpers.json").write_text(json.dumps({"library": helpers}))
     (tmp / "Common.json").write_text(json.dumps({"library": common}))
     return Package(tmp)
 
@@ -816,6 +818,30 @@ def test_overload_chosen_by_the_profile_its_cql_declares(con, tmp_path):
 def test_unsupported_node_names_type_library_and_define(con, tmp_path):
     with pytest.raises(Unsupported, match=r"unsupported: Foo at T\.X"):
         evaluate(con, tmp_path, {"type": "Foo"})
+
+
+def test_an_include_resolves_only_to_the_version_it_names(tmp_path):
+    """An include of a version the package lacks is an error naming the version wanted, the versions
+    present and what MANIFEST.tsv says; never another version of the library in its place."""
+    from chc_equity.measures.elm.library import ElmError
+
+    def write(file, name, version, includes=()):
+        inc = [{"localIdentifier": n, "path": n, "version": v} for n, v in includes]
+        lib = {"identifier": {"id": name, "version": version}, "includes": {"def": inc}}
+        (tmp_path / file).write_text(json.dumps({"library": lib}))
+
+    write("Q.json", "Q", "4")
+    write("M.json", "M", "1", [("Q", "4")])
+    write("N.json", "N", "1", [("Q", "3")])
+    package = Package(tmp_path)
+    package.load_includes(package.library("M"))
+    assert package.library("Q", "4").version == "4"
+    (tmp_path / "MANIFEST.tsv").write_text("library\tversion\tstatus\nQ\t3\tMISSING: no ELM\n")
+    wanted = r"library missing: Q 3 not in .*present: Q.json \(version 4\)\); MANIFEST.tsv: MISSING"
+    with pytest.raises(ElmError, match=wanted):
+        package.load_includes(package.library("N"))
+    write("Q-3.json", "Q", "3")  # now the include resolves
+    assert Package(tmp_path).library("Q", "3").version == "3"
 
 
 # --- official 2026 cases -----------------------------------------------------------------------------------
