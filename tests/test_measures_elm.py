@@ -1137,6 +1137,37 @@ def test_compiled_measures_agree_with_official_2026_cases(official_cases):
         assert r.compared > 0 and r.agreed == r.compared, f"{name}: {r.disagreements[:5]}"
 
 
+# 2025 measures newly at 100 % of their official cases (docs/conformance.md, "Re-measured after the list
+# step"); each loads only its own test folder (CMS826: 36 populations, about 10 CPU-s).
+SUPPORTED_2025 = ("CMS826FHIRHHPI",)
+
+
+@pytest.mark.parametrize("measure", SUPPORTED_2025)
+def test_compiled_measures_agree_with_official_2025_cases(measure):
+    """Compiled from ../shared/ecqm-2025/elm (CMS826: claimDiagnosis, list lets and Flatten), run on
+    its own official test Bundles: every population of every test patient as expected."""
+    from chc_equity.measures.elm.conformance import check_package
+
+    result = check_package(shared_dir("ecqm-2025"), [measure])[measure]
+    assert not result.error, result.error
+    assert result.compared > 0 and result.agreed == result.compared, result.disagreements[:5]
+
+
+def test_a_measure_whose_include_is_missing_names_it(tmp_path):
+    """2025 CMS871 includes CumulativeMedicationDuration 5.0.000, which includes QICoreCommon 3.0.000:
+    absent from the package, so compilation stops naming it (never QICoreCommon 4.0.000 instead)."""
+    from chc_equity.measures.elm.conformance import PackageLayout
+    from chc_equity.measures.elm.library import ElmError
+    from chc_equity.measures.elm.measure import MeasureDef, compile_measure
+
+    layout = PackageLayout(shared_dir("ecqm-2025"))
+    measure = MeasureDef.read(layout.measures / "CMS871HHHyperFHIR.json")
+    with pytest.raises(
+        ElmError, match=r"library missing: QICoreCommon 3\.0\.000 .*QICoreCommon\.json \(version 4\.0\.000\)"
+    ):
+        compile_measure(measure, layout.elm, PERIOD)
+
+
 def test_cli_compile_prints_or_saves_the_sql_or_names_the_unsupported_node(tmp_path):
     """`measures compile` compiles from ../shared/ecqm/elm: the defines' SQL (printed, or saved with
     --out), or exit 1 naming the node; --dialect other than duckdb is refused."""
