@@ -353,6 +353,14 @@ def test_contains_of_interval_and_list(con, tmp_path):
     assert value(con, tmp_path, op("Contains", listing, lit(3))) is False
 
 
+def test_expand_of_integer_intervals(con, tmp_path):
+    """expand { Interval[1, 3], Interval[2, 5) } return end of X: the unit intervals 1..4, distinct."""
+    listing = {"type": "List", "element": [ivl(1, 3), ivl(2, 5, high_closed=False)]}
+    end = un("End", {"type": "AliasRef", "name": "X"})
+    got = evaluate(con, tmp_path, query("X", {"type": "Expand", "operand": [listing]}, ret=end))
+    assert set(map(tuple, got.values())) == {(1, 2, 3, 4)}
+
+
 def test_any_true_and_all_true(con, tmp_path):
     """AnyTrue ignores nulls and is false for an empty list; AllTrue ignores nulls, true when empty."""
     t, f = lit("true", "Boolean"), lit("false", "Boolean")

@@ -1938,6 +1938,26 @@ class Compiler:
         )
         return Sql(text, src.type, True)
 
+    def _Expand(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        """``expand`` of a list of Integer intervals (``expand { Interval[1, n] }``, CMS871): the unit
+        intervals ``[i, i]`` of every whole number they contain (open ends exclude theirs), distinct and
+        in order; an interval with a null end adds none. Another point type or a ``per`` is not
+        compiled yet."""
+        operands = node["operand"] if isinstance(node["operand"], list) else [node["operand"]]
+        if len(operands) > 1 and operands[1].get("type") != "Null":
+            raise self.unsupported(node, "Expand per a quantity")
+        src = self.as_list(operands[0], lib, scope)
+        if src.type != "Interval<Integer>":
+            raise self.unsupported(node, f"Expand of {src.type}")
+        v = Sql("e_.v", src.type)
+        start, end = self._bound(v, "start"), self._bound(v, "end")
+        ends = "(e_.v).lo IS NOT NULL AND (e_.v).hi IS NOT NULL"
+        text = (
+            "SELECT DISTINCT struct_pack(lo := i_, hi := i_, lc := TRUE, hc := TRUE) AS v, i_ AS _k FROM "
+            f"(SELECT unnest(generate_series({start}, {end})) AS i_ FROM ({src.text}) e_ WHERE {ends})"
+        )
+        return Sql(text, src.type, True, True)
+
     def _AnyTrue(self, node: Node, lib: Library, scope: Scope) -> Sql:
         """AnyTrue: true when some element is true; false for an empty list or only false / null."""
         s = self.as_list(node["source"], lib, scope)
