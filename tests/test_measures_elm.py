@@ -1031,6 +1031,22 @@ def test_singleton_from_more_than_one_element_is_an_error(claims_con, tmp_path):
         evaluate(claims_con, tmp_path, every, functions=(CLAIM_DIAGNOSIS,))
 
 
+def test_is_null_of_a_query_over_an_untyped_fhir_element(claims_con, tmp_path):
+    """An ELM without result types (CMS646 ``getStagingProcedure() is not null``, a query over
+    ``partOf``): over an array (Claim.item) the query is a list, not null even when nothing matches;
+    over one value (Claim.use) it is that value, null when the where clause drops it."""
+    items = query("I", prop("item", "C"), op("Equal", prop("value", source=prop("sequence", "I")), lit(99)))
+    got = evaluate(claims_con, tmp_path, query("C", retrieve("Claim"), ret=un("IsNull", items)))
+    assert got == {"p1": [False], "p2": [False], "p3": [False], "p4": [False]}
+    use = query(
+        "U",
+        prop("use", "C"),
+        op("Equal", helper("ToString", {"type": "AliasRef", "name": "U"}), lit("x", "String")),
+    )
+    got = evaluate(claims_con, tmp_path, query("C", retrieve("Claim"), ret=un("IsNull", use)))
+    assert got == {"p1": [True], "p2": [True], "p3": [True], "p4": [True]}
+
+
 def test_quantity_in_an_annotation_unit_compares_with_a_number(claims_con, tmp_path):
     """INR > 3.0 (CMS190): ToQuantity(3.0) has unit '1', the observation's '{INR}' is a UCUM
     annotation, i.e. unit 1 too; p1's 3.5 is greater, p2's 2.0 not, p3 and p4 have none."""

@@ -1519,10 +1519,55 @@ class Compiler:
         return Sql(f"(NOT {self.scalar(node['operand'], lib, scope, 'Boolean').text})", "Boolean")
 
     def _IsNull(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        element = self._element_query_null(node["operand"], lib, scope)
+        if element is not None:
+            return Sql(element, "Boolean")
         value = self.expr(node["operand"], lib, scope)
         if value.is_list:
             return Sql(f"({self._list_null(node['operand'], lib, scope)})", "Boolean")
         return Sql(f"({value.text} IS NULL)", "Boolean")
+
+    def _element_query_null(self, node: Node, lib: Library, scope: Scope) -> str | None:
+        """``X is null`` where X is a query over a FHIR element the ELM does not type (an ELM without
+        result types: CMS646 ``StagingObservation.getStagingProcedure() is not null``, a query over
+        ``partOf``), directly or as the body of a function of resources. FHIR JSON writes an element
+        that may repeat as an array, always, so the data say which the query is: over an array, a list
+        (null only when the element is absent, even if every item returns null); over one value, that
+        value (null when the where clause drops it). None where ``node`` is no such query."""
+        if node.get("type") == "FunctionRef" and "libraryName" in node:
+            target = self.package.included(lib, node["libraryName"])
+        elif node.get("type") == "FunctionRef":
+            target = lib
+        else:
+            target = None
+        if target is not None:
+            defs = [
+                d
+                for d in target.functions.get(node["name"], [])
+                if len(d.get("operand", [])) == len(node.get("operand", []))
+            ]
+            if target.name == "FHIRHelpers" or len(defs) != 1 or "expression" not in defs[0]:
+                return None
+            args = [self.expr(a, lib, scope) for a in node.get("operand", [])]
+            if any(a.is_list or a.type != "json" for a in args):
+                return None
+            names = [o["name"] for o in defs[0]["operand"]]
+            body_scope = Scope(operands=dict(zip(names, args, strict=True)))
+            return self._element_query_null(defs[0]["expression"], target, body_scope)
+        if (
+            node.get("type") != "Query"
+            or len(node["source"]) != 1
+            or any(node.get(k) for k in ("let", "relationship", "sort", "aggregate"))
+            or result_type(node["source"][0]["expression"]) != "any"  # the ELM types it: one value
+        ):
+            return None
+        source = self.expr(node["source"][0]["expression"], lib, scope)
+        if source.is_list or source.type != "json":
+            return None
+        whole = self.expr(node, lib, scope)
+        if whole.is_list:
+            return None
+        return f"(CASE WHEN json_type({source.text}) = 'ARRAY' THEN FALSE ELSE ({whole.text}) IS NULL END)"
 
     def _list_null(self, node: Node, lib: Library, scope: Scope) -> str:
         """SQL: list ``node`` is null (not merely empty). A retrieve never is; a query is null when its
