@@ -180,9 +180,11 @@ def library(tmp: Path, defines: dict[str, dict], functions: tuple[dict, ...] = (
             "statements": {"def": statements + list(functions)},
         }
     }
-    common = {"identifier": {"id": "Common"}, "codeSystems": {"def": [{"name": "LOINC", "id": LOINC}]}}
+    loinc = {"def": [{"name": "LOINC", "id": LOINC}]}
+    common = {"identifier": {"id": "Common", "version": "1"}, "codeSystems": loinc}
     (tmp / "T.json").write_text(json.dumps(lib))
-    (tmp / "FHIRHelpers.json").write_text(json.dumps({"library": {"identifier": {"id": "FHIRHelpers"}}}))
+    helpers = {"identifier": {"id": "FHIRHelpers", "version": "4"}}
+    (tmp / "FHIRHelpers.json").write_text(json.dumps({"library": helpers}))
     (tmp / "Common.json").write_text(json.dumps({"library": common}))
     return Package(tmp)
 
@@ -349,6 +351,14 @@ def test_contains_of_interval_and_list(con, tmp_path):
     listing = {"type": "List", "element": [lit(1), lit(2)]}
     assert value(con, tmp_path, op("Contains", listing, lit(2))) is True
     assert value(con, tmp_path, op("Contains", listing, lit(3))) is False
+
+
+def test_expand_of_integer_intervals(con, tmp_path):
+    """expand { Interval[1, 3], Interval[2, 5) } return end of X: the unit intervals 1..4, distinct."""
+    listing = {"type": "List", "element": [ivl(1, 3), ivl(2, 5, high_closed=False)]}
+    end = un("End", {"type": "AliasRef", "name": "X"})
+    got = evaluate(con, tmp_path, query("X", {"type": "Expand", "operand": [listing]}, ret=end))
+    assert set(map(tuple, got.values())) == {(1, 2, 3, 4)}
 
 
 def test_any_true_and_all_true(con, tmp_path):
@@ -813,9 +823,314 @@ def test_overload_chosen_by_the_profile_its_cql_declares(con, tmp_path):
         )
 
 
+# --- lists of FHIR elements (CQMCommon.claimDiagnosis), resources and tuples ------------------------------
+
+CLAIM_ENCOUNTERS = {"p1": "ea", "p2": "eb", "p3": "ec", "p4": "ed"}
+
+
+def diagnosis(sequence, code=None, reference=None, on_admission=None, principal=False):
+    out = {"sequence": sequence}
+    if code:
+        out["diagnosisCodeableConcept"] = {"coding": [{"system": SNOMED, "code": code}]}
+    if reference:
+        out["diagnosisReference"] = {"reference": reference}
+    if on_admission:
+        out["onAdmission"] = {"coding": [{"code": on_admission}]}
+    if principal:
+        out["type"] = [{"coding": [{"code": "principal"}]}]
+    return out
+
+
+CLAIMS = [  # patient, claim id, status, items (encounter, diagnosisSequence), diagnoses
+    (
+        "p1",
+        "c1",
+        "active",
+        [("ea", [1, 2])],
+        [diagnosis(1, "D1", on_admission="Y"), diagnosis(2, reference="Condition/x"), diagnosis(3, "D3")],
+    ),
+    ("p2", "c2", "active", [("elsewhere", [1])], [diagnosis(1, "D1")]),
+    ("p3", "c3", "cancelled", [("ec", [1])], [diagnosis(1, "D1")]),
+    # two principal diagnoses of one encounter (singleton from them is an error); an item without
+    # diagnosisSequence (the translator's `not IsNull(...)` of a query over an absent element)
+    (
+        "p4",
+        "c4",
+        "active",
+        [("ed", [1, 2]), ("ed", None)],
+        [diagnosis(1, "D1", principal=True), diagnosis(2, "D2", principal=True)],
+    ),
+]
+INR = {"p1": 3.5, "p2": 2.0}  # Observation valueQuantity in unit '{INR}' (a UCUM annotation: unit 1)
+
+
+@pytest.fixture(scope="module")
+def claims_con() -> duckdb.DuckDBPyConnection:
+    """Patients p1-p4 with one Encounter each, Claims whose items reference them, INR Observations."""
+    c = duckdb.connect()
+    c.execute("SET TimeZone = 'UTC'")
+    c.execute("CREATE TABLE resources (center VARCHAR, type VARCHAR, id VARCHAR, resource JSON)")
+    c.execute("CREATE SCHEMA flat")
+    for table in ("patient", "encounter", "claim", "observation"):
+        c.execute(f"CREATE TABLE flat.{table} (center VARCHAR, id VARCHAR, patient_id VARCHAR)")
+
+    def add(kind, pid, res):
+        c.execute("INSERT INTO resources VALUES ('c', ?, ?, ?)", [kind, res["id"], json.dumps(res)])
+        c.execute(f"INSERT INTO flat.{kind.lower()} VALUES ('c', ?, ?)", [res["id"], pid])
+
+    for pid, eid in CLAIM_ENCOUNTERS.items():
+        add("Patient", pid, {"resourceType": "Patient", "id": pid})
+        add("Encounter", pid, {"resourceType": "Encounter", "id": eid, "status": "finished"})
+    for pid, cid, status, items, diagnoses in CLAIMS:
+        item = [
+            {
+                "sequence": n,
+                "encounter": [{"reference": f"Encounter/{e}"}],
+                **({"diagnosisSequence": s} if s else {}),
+            }
+            for n, (e, s) in enumerate(items, start=1)
+        ]
+        claim = {"resourceType": "Claim", "id": cid, "status": status, "use": "claim", "item": item}
+        add("Claim", pid, {**claim, "diagnosis": diagnoses})
+    for pid, value in INR.items():
+        quantity = {"value": value, "unit": "INR", "system": "http://unitsofmeasure.org", "code": "{INR}"}
+        add(
+            "Observation", pid, {"resourceType": "Observation", "id": f"inr-{pid}", "valueQuantity": quantity}
+        )
+    prepare(c)
+    c.execute(
+        f"CREATE TEMP TABLE {PATIENTS} AS SELECT p.center, p.id AS patient_id, r.resource AS res "
+        "FROM flat.patient p JOIN resources r ON r.id = p.id AND r.type = 'Patient'"
+    )
+    yield c
+    c.close()
+
+
+def this_query(source, path, ret=None, where=True):
+    """The translator's path over a repeating element: ``source $this where $this.path is not null
+    return $this.path`` (or ``return ret``; no where clause when ``where`` is false)."""
+    element = prop(path, source={"type": "AliasRef", "name": "$this"})
+    node = {
+        "type": "Query",
+        "source": [{"alias": "$this", "expression": source}],
+        "return": {"distinct": False, "expression": ret or element},
+    }
+    return {**node, "where": un("Not", un("IsNull", ret or element))} if where else node
+
+
+def references(refs, alias):
+    """``refs.references(alias)``: some Reference's tail is the resource's id (QICoreCommon)."""
+    tail = {
+        "type": "Last",
+        "source": {"type": "Split", "stringToSplit": prop("reference", "R"), "separator": lit("/", "String")},
+    }
+    return un("Exists", query("R", refs, op("Equal", tail, prop("id", alias))))
+
+
+# CQMCommon 4.1.000 claimDiagnosis as the translator writes it: a query over one Encounter whose lets are
+# lists (the claims, their items) and whose return is a list (the claims' diagnoses the items name).
+CLAIM_DIAGNOSIS = {
+    "type": "FunctionDef",
+    "name": "claimDiagnosis",
+    "operand": [{"name": "encounter"}],
+    "expression": {
+        "type": "Query",
+        "source": [{"alias": "E", "expression": {"type": "OperandRef", "name": "encounter"}}],
+        "let": [
+            {
+                "identifier": "claim",
+                "expression": query(
+                    "C",
+                    retrieve("Claim"),
+                    op(
+                        "And",
+                        op("Equal", helper("ToString", prop("status", "C")), lit("active", "String")),
+                        un("Exists", query("I", prop("item", "C"), references(prop("encounter", "I"), "E"))),
+                    ),
+                ),
+            },
+            {
+                "identifier": "claimItem",
+                "expression": query(
+                    "I",
+                    un("Flatten", this_query({"type": "QueryLetRef", "name": "claim"}, "item")),
+                    references(prop("encounter", "I"), "E"),
+                ),
+            },
+        ],
+        "relationship": [],
+        "return": {
+            "expression": query(
+                "D",
+                un("Flatten", this_query({"type": "QueryLetRef", "name": "claim"}, "diagnosis")),
+                op(
+                    "In",
+                    prop("value", source=prop("sequence", "D")),
+                    un(
+                        "Flatten",
+                        this_query(
+                            {"type": "QueryLetRef", "name": "claimItem"},
+                            "diagnosisSequence",
+                            this_query(
+                                prop("diagnosisSequence", source={"type": "AliasRef", "name": "$this"}),
+                                "value",
+                                where=False,
+                            ),
+                        ),
+                    ),
+                ),
+            )
+        },
+    },
+}
+
+
+def per_encounter(expression_of_e):
+    """``[Encounter] E return <expression of E>``."""
+    return query("E", retrieve("Encounter"), ret=expression_of_e)
+
+
+def claim_diagnosis_of_e():
+    return {"type": "FunctionRef", "name": "claimDiagnosis", "operand": [{"type": "AliasRef", "name": "E"}]}
+
+
+def test_query_over_one_encounter_with_list_lets_returns_a_list(claims_con, tmp_path):
+    """claimDiagnosis: p1's claim item names diagnoses 1 and 2 (not 3); p2's claim is for another
+    encounter, p3's is cancelled; p4's two items name 1 and 2 (the second item has no diagnosisSequence)."""
+    count = {"type": "Count", "source": claim_diagnosis_of_e()}
+    got = evaluate(claims_con, tmp_path, per_encounter(count), functions=(CLAIM_DIAGNOSIS,))
+    assert got == {"p1": [2], "p2": [0], "p3": [0], "p4": [2]}
+    # ToValue(D.diagnosis) as FHIR.Reference is the choice element diagnosisReference (p1's diagnosis 2)
+    as_reference = {
+        "type": "As",
+        "asType": FHIR + "Reference",
+        "operand": helper("ToValue", prop("diagnosis", "D")),
+    }
+    reference = helper("ToString", prop("reference", source=as_reference))
+    got = evaluate(
+        claims_con,
+        tmp_path,
+        per_encounter(un("Exists", query("D", claim_diagnosis_of_e(), ret=reference))),
+        functions=(CLAIM_DIAGNOSIS,),
+    )
+    assert got == {"p1": [True], "p2": [False], "p3": [False], "p4": [True]}
+
+
+def test_singleton_from_more_than_one_element_is_an_error(claims_con, tmp_path):
+    """singleton from: p1's diagnosis 1 is its only principal one (none: null); p4 has two, which CQL
+    makes a run-time error, never a value chosen."""
+    on_admission = un(
+        "SingletonFrom",
+        query("D", claim_diagnosis_of_e(), op("Equal", prop("value", source=prop("sequence", "D")), lit(1))),
+    )
+    first = per_encounter(un("Not", un("IsNull", on_admission)))
+    got = evaluate(claims_con, tmp_path, first, functions=(CLAIM_DIAGNOSIS,))
+    assert got == {"p1": [True], "p2": [False], "p3": [False], "p4": [True]}
+    every = per_encounter(un("SingletonFrom", claim_diagnosis_of_e()))
+    with pytest.raises(duckdb.Error, match=r"singleton from: more than one element at T\.X"):
+        evaluate(claims_con, tmp_path, every, functions=(CLAIM_DIAGNOSIS,))
+
+
+def test_is_null_of_a_query_over_an_untyped_fhir_element(claims_con, tmp_path):
+    """An ELM without result types (CMS646 ``getStagingProcedure() is not null``, a query over
+    ``partOf``): over an array (Claim.item) the query is a list, not null even when nothing matches;
+    over one value (Claim.use) it is that value, null when the where clause drops it."""
+    items = query("I", prop("item", "C"), op("Equal", prop("value", source=prop("sequence", "I")), lit(99)))
+    got = evaluate(claims_con, tmp_path, query("C", retrieve("Claim"), ret=un("IsNull", items)))
+    assert got == {"p1": [False], "p2": [False], "p3": [False], "p4": [False]}
+    use = query(
+        "U",
+        prop("use", "C"),
+        op("Equal", helper("ToString", {"type": "AliasRef", "name": "U"}), lit("x", "String")),
+    )
+    got = evaluate(claims_con, tmp_path, query("C", retrieve("Claim"), ret=un("IsNull", use)))
+    assert got == {"p1": [True], "p2": [True], "p3": [True], "p4": [True]}
+
+
+def test_quantity_in_an_annotation_unit_compares_with_a_number(claims_con, tmp_path):
+    """INR > 3.0 (CMS190): ToQuantity(3.0) has unit '1', the observation's '{INR}' is a UCUM
+    annotation, i.e. unit 1 too; p1's 3.5 is greater, p2's 2.0 not, p3 and p4 have none."""
+    value = {"type": "As", "asType": SYS + "Quantity", "operand": helper("ToValue", prop("value", "O"))}
+    greater = op("Greater", value, un("ToQuantity", lit(3.0, "Decimal")))
+    got = evaluate(claims_con, tmp_path, query("O", retrieve("Observation"), ret=greater))
+    assert got == {"p1": [True], "p2": [False], "p3": [], "p4": []}
+
+
+def test_list_of_encounters_contains_an_encounter(con, tmp_path):
+    """ "Finished office visits" contains E: CQL equality of resources (structural, as the reference
+    engine's equalsDeep): e3 is cancelled and e4 not an office visit."""
+    contains = op("Contains", ENCOUNTERS, {"type": "AliasRef", "name": "E"})
+    got = evaluate(
+        con, tmp_path, query("E", retrieve("Encounter"), contains, ret=helper("ToString", prop("id", "E")))
+    )
+    assert got == {"p1": ["e1"], "p2": ["e2"], "p3": [], "p4": ["e5"]}
+
+
+def test_union_of_tuples_of_different_shapes_with_a_list_element(con, tmp_path):
+    """{id, codes: E.type $this return ToConcept($this)} union {id, when: O.effective}: one list of
+    tuples, every element present (null where a tuple lacks it); a tuple's list element reads back as
+    a list (every type of the Encounter, not the first)."""
+    codes = this_query(
+        prop("type", "E"), "type", ret=helper("ToConcept", {"type": "AliasRef", "name": "$this"}), where=False
+    )
+    codes["source"][0]["expression"] = prop("type", "E")
+    enc = query(
+        "E",
+        retrieve("Encounter"),
+        ret={
+            "type": "Tuple",
+            "element": [
+                {"name": "id", "value": helper("ToString", prop("id", "E"))},
+                {"name": "codes", "value": codes},
+            ],
+        },
+    )
+    obs = query(
+        "O",
+        retrieve("Observation"),
+        ret={
+            "type": "Tuple",
+            "element": [
+                {"name": "id", "value": helper("ToString", prop("id", "O"))},
+                {"name": "when", "value": prop("effective", "O")},
+            ],
+        },
+    )
+    both = op("Union", enc, obs)
+    got = evaluate(con, tmp_path, query("U", both, ret=prop("id", "U")))
+    assert got == {"p1": ["e1", "o1", "o4"], "p2": ["e2", "e3", "o2"], "p3": ["e4", "o3"], "p4": ["e5"]}
+    count = {"type": "Count", "source": prop("codes", "U")}
+    got = evaluate(con, tmp_path, query("U", both, op("Equal", count, lit(1)), ret=prop("id", "U")))
+    assert got == {"p1": ["e1"], "p2": ["e2", "e3"], "p3": ["e4"], "p4": ["e5"]}
+
+
 def test_unsupported_node_names_type_library_and_define(con, tmp_path):
     with pytest.raises(Unsupported, match=r"unsupported: Foo at T\.X"):
         evaluate(con, tmp_path, {"type": "Foo"})
+
+
+def test_an_include_resolves_only_to_the_version_it_names(tmp_path):
+    """An include of a version the package lacks is an error naming the version wanted, the versions
+    present and what MANIFEST.tsv says; never another version of the library in its place."""
+    from chc_equity.measures.elm.library import ElmError
+
+    def write(file, name, version, includes=()):
+        inc = [{"localIdentifier": n, "path": n, "version": v} for n, v in includes]
+        lib = {"identifier": {"id": name, "version": version}, "includes": {"def": inc}}
+        (tmp_path / file).write_text(json.dumps({"library": lib}))
+
+    write("Q.json", "Q", "4")
+    write("M.json", "M", "1", [("Q", "4")])
+    write("N.json", "N", "1", [("Q", "3")])
+    package = Package(tmp_path)
+    package.load_includes(package.library("M"))
+    assert package.library("Q", "4").version == "4"
+    (tmp_path / "MANIFEST.tsv").write_text("library\tversion\tstatus\nQ\t3\tMISSING: no ELM\n")
+    wanted = r"library missing: Q 3 not in .*present: Q.json \(version 4\)\); MANIFEST.tsv: MISSING"
+    with pytest.raises(ElmError, match=wanted):
+        package.load_includes(package.library("N"))
+    write("Q-3.json", "Q", "3")  # now the include resolves
+    assert Package(tmp_path).library("Q", "3").version == "3"
 
 
 # --- official 2026 cases -----------------------------------------------------------------------------------
@@ -844,6 +1159,37 @@ def test_compiled_measures_agree_with_official_2026_cases(official_cases):
     for name, r in results.items():
         assert not r.error, f"{name}: {r.error}"
         assert r.compared > 0 and r.agreed == r.compared, f"{name}: {r.disagreements[:5]}"
+
+
+# 2025 measures newly at 100 % of their official cases (docs/conformance.md, "Re-measured after the list
+# step"); each loads only its own test folder (CMS826: 36 populations, about 10 CPU-s).
+SUPPORTED_2025 = ("CMS826FHIRHHPI",)
+
+
+@pytest.mark.parametrize("measure", SUPPORTED_2025)
+def test_compiled_measures_agree_with_official_2025_cases(measure):
+    """Compiled from ../shared/ecqm-2025/elm (CMS826: claimDiagnosis, list lets and Flatten), run on
+    its own official test Bundles: every population of every test patient as expected."""
+    from chc_equity.measures.elm.conformance import check_package
+
+    result = check_package(shared_dir("ecqm-2025"), [measure])[measure]
+    assert not result.error, result.error
+    assert result.compared > 0 and result.agreed == result.compared, result.disagreements[:5]
+
+
+def test_a_measure_whose_include_is_missing_names_it(tmp_path):
+    """2025 CMS871 includes CumulativeMedicationDuration 5.0.000, which includes QICoreCommon 3.0.000:
+    absent from the package, so compilation stops naming it (never QICoreCommon 4.0.000 instead)."""
+    from chc_equity.measures.elm.conformance import PackageLayout
+    from chc_equity.measures.elm.library import ElmError
+    from chc_equity.measures.elm.measure import MeasureDef, compile_measure
+
+    layout = PackageLayout(shared_dir("ecqm-2025"))
+    measure = MeasureDef.read(layout.measures / "CMS871HHHyperFHIR.json")
+    with pytest.raises(
+        ElmError, match=r"library missing: QICoreCommon 3\.0\.000 .*QICoreCommon\.json \(version 4\.0\.000\)"
+    ):
+        compile_measure(measure, layout.elm, PERIOD)
 
 
 def test_cli_compile_prints_or_saves_the_sql_or_names_the_unsupported_node(tmp_path):

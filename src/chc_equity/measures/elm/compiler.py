@@ -171,6 +171,8 @@ def _macro(name: str, params: str, body: str) -> str:
 
 
 # SQL macros the compiled SQL calls (created per connection by the runner, with the engine's MACROS).
+# cql_quantity: a unit that is only a UCUM annotation (``{INR}``, ``{score}``) is the unit 1, as UCUM
+# defines annotations (so 3.5 '{INR}' > 3.0 compares, as the reference engine's UCUM conversion does).
 MACROS: tuple[str, ...] = (
     _macro(
         "cql_concept",
@@ -198,7 +200,7 @@ MACROS: tuple[str, ...] = (
         "j",
         "CASE WHEN j IS NULL OR (j->>'value') IS NULL THEN NULL "
         "ELSE struct_pack(value := CAST(j->>'value' AS DOUBLE), "
-        "unit := coalesce(j->>'code', j->>'unit', '1')) END",
+        "unit := regexp_replace(coalesce(j->>'code', j->>'unit', '1'), '^\\{[^}]*\\}$', '1')) END",
     ),
     _macro(
         "cql_prim",
@@ -831,6 +833,7 @@ class Compiler:
             or node.get("sort")
             or node.get("aggregate")
             or node.get("let")
+            or self._over_a_list(node)
         ):
             return None
         src = node["source"][0]
@@ -856,14 +859,29 @@ class Compiler:
         return Sql(f"list_transform([{value.text}], lambda {param}: {body})[1]", ret.type, fields=ret.fields)
 
     @staticmethod
+    def _over_a_list(node: Node) -> bool:
+        """The ELM says this Query ranges over a list although its source may compile as one FHIR value:
+        a source's result type is a list, or a source is the translator's ``$this`` (the form a path
+        over a repeating element takes: ``T.statusReason`` -> ``T.statusReason $this return
+        ToConcept($this)``). Such a query is a list of every item, never the first item alone."""
+        return any(
+            src.get("alias") == "$this" or result_type(src["expression"]).startswith("List<")
+            for src in node["source"]
+        )
+
+    @staticmethod
     def _single_resource(node: Node) -> bool:
         """The ELM declares one FHIR value (a resource operand or alias), not a list of them."""
         name = node.get("resultTypeName")
         return isinstance(name, str) and name.startswith(FHIR)
 
-    def _list_query(self, node: Node, lib: Library, scope: Scope) -> Sql:
+    def _list_query(self, node: Node, lib: Library, scope: Scope, flatten: bool = False) -> Sql:
+        """The general translation of a Query. ``flatten``: the query is the operand of ``Flatten``, so a
+        return that is a list for each source element may be flattened here (a list of lists has no
+        other representation)."""
         inner = Scope(dict(scope.aliases), dict(scope.lets), scope.operands, scope.element)
-        froms, all_scalar, columns = [], True, []
+        froms, columns = [], []
+        all_scalar = not self._over_a_list(node)
         for src in node["source"]:
             s = self.expr(src["expression"], lib, inner)
             all_scalar = all_scalar and not s.is_list
@@ -883,7 +901,19 @@ class Compiler:
             for src, a in zip(node["source"], columns, strict=True):
                 inner.aliases[src["alias"]] = replace(inner.aliases[src["alias"]], text=f"{layer}.{a}")
             for let in node["let"]:
-                value = self.scalar(let["expression"], lib, inner)
+                value = self.expr(let["expression"], lib, inner)
+                if value.is_list:
+                    # a list let (``claim: [Claim] C where ...``): one LIST column, read back by unnest
+                    column = self._alias(let["identifier"])
+                    order = " ORDER BY _k" if value.sorted else ""
+                    items = f"(SELECT list(v{order}) FROM ({value.text}))"
+                    rows = f"SELECT *, {items} AS {column} FROM ({rows}) {layer}"
+                    col = f"{layer}.{column}"
+                    read = f"SELECT unnest({col}) AS v" + (
+                        f", unnest(range(1, len({col}) + 1)) AS _k" if value.sorted else ""
+                    )
+                    inner.lets[let["identifier"]] = replace(value, parts=(), text=read)
+                    continue
                 if not _costly(value):
                     inner.lets[let["identifier"]] = value
                     continue
@@ -913,9 +943,12 @@ class Compiler:
         if node.get("aggregate"):
             raise self.unsupported(node, "Query aggregate")
         distinct = ""
+        where = (" WHERE " + " AND ".join(conds)) if conds else ""
         if node.get("return"):
-            ret = self.scalar(node["return"]["expression"], lib, inner)
+            ret = self.expr(node["return"]["expression"], lib, inner)
             distinct = "DISTINCT " if node["return"].get("distinct", True) else ""
+            if ret.is_list:
+                return self._list_return(node, ret, froms, where, all_scalar, flatten)
         elif len(node["source"]) == 1:
             ret = next(iter(inner.aliases[s["alias"]] for s in node["source"]))
         else:
@@ -941,14 +974,45 @@ class Compiler:
             select += f", {keys[0].rsplit(' ', 3)[0]} AS _k"
             direction = keys[0].split(" ")[-3]
             is_sorted = direction
-        where = (" WHERE " + " AND ".join(conds)) if conds else ""
         text = f"SELECT {distinct}{select} FROM {', '.join(froms)}{where}"
         if is_sorted == "DESC":  # keep _k ascending: negate by ranking
             text = f"SELECT v, -row_number() OVER (ORDER BY _k ASC NULLS FIRST) AS _k FROM ({text})"
         out = Sql(text, ret.type, True, bool(is_sorted), ret.fields, profile=ret.profile)
-        if all_scalar and not node.get("sort"):
+        if flatten:  # each element a FHIR element that may repeat (``claim.item``): its items
+            if ret.type != "json" or is_sorted:
+                raise self.unsupported(node, f"Flatten of a list of {ret.type}")
+            return Sql(f"SELECT unnest(fhir_items(f_.v)) AS v FROM ({text}) f_", "json", True)
+        if all_scalar and not node.get("sort") and not self._over_a_list(node):
             return Sql(f"(SELECT v FROM ({text}) LIMIT 1)", ret.type, False, False, ret.fields)
         return out
+
+    def _list_return(
+        self, node: Node, ret: Sql, froms: list[str], where: str, all_scalar: bool, flatten: bool
+    ) -> Sql:
+        """A Query whose return is a list. Over single values (``encounter E let ... return claim.diagnosis
+        D where ...``) the query's value is that list; over lists, a list for each element, which only
+        ``Flatten`` can take (flattened here: the lists' elements in turn)."""
+        if node.get("sort") or node.get("aggregate"):
+            raise self.unsupported(node, "sorted Query returning a list")
+        if not all_scalar and not flatten:
+            raise self.unsupported(node, "Query returning a list for each element (a list of lists)")
+        if not all_scalar and node["return"].get("distinct", True):
+            raise self.unsupported(node, "distinct list of lists")
+        r = self._alias("ret")
+        key = f", {r}._k" if ret.sorted and all_scalar else ""
+        text = f"SELECT {r}.v{key} FROM {', '.join(froms)}, LATERAL ({ret.text}) {r}{where}"
+        return Sql(text, ret.type, True, bool(key), ret.fields, profile=ret.profile)
+
+    def _Flatten(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        """``Flatten`` of a list of lists: of a Query returning a list (or a repeating FHIR element) for
+        each element, or of a list of FHIR elements (each an array or one value: its items)."""
+        operand = node["operand"]
+        if operand.get("type") == "Query":
+            return self._list_query(operand, lib, scope, flatten=True)
+        src = self.as_list(operand, lib, scope)
+        if src.type != "json":
+            raise self.unsupported(node, f"Flatten of a list of {src.type}")
+        return Sql(f"SELECT unnest(fhir_items(f_.v)) AS v FROM ({src.text}) f_", "json", True)
 
     # properties, choices, types -------------------------------------------------------------------------
 
@@ -998,7 +1062,10 @@ class Compiler:
                 "Code": {"system": "String", "code": "String", "version": "String", "display": "String"},
             }
             t = dict(source.fields).get(part) or known.get(source.type, {}).get(part, "any")
-            return Sql(f"({source.text}).{_field(part) if source.fields else part}", t)
+            if t.startswith("List<"):  # a tuple element holding a list (see _tuple_element)
+                return Sql(f'SELECT unnest(({source.text})."{_field(part)}") AS v', t[5:-1], True)
+            # a tuple element's name may be an SQL keyword (``when``): quoted
+            return Sql(f"({source.text})." + (f'"{_field(part)}"' if source.fields else part), t)
         if source.type == "Concept" and part == "codes":
             return Sql(f"SELECT unnest({source.text}) AS v", "Code", True)
         raise self.unsupported(node, f"property {part!r} of {source.type}")
@@ -1017,6 +1084,10 @@ class Compiler:
     def _cast(self, node: Node, lib: Library, scope: Scope, *, test: bool) -> Sql:
         key = self._choice_key(node)
         operand = node["operand"]
+        if key.startswith("FHIR:") and self._to_value_of_element(operand, lib):
+            # FHIRHelpers.ToValue(X.p) as FHIR.Reference: ToValue returns a FHIR type it has no CQL
+            # conversion for (Reference ...) unchanged, so this is the choice element X.pReference
+            operand = operand["operand"][0]
         if key.startswith("FHIR:") and operand.get("type") == "Property":
             # X.value as FHIR.CodeableConcept -> the choice element X.valueCodeableConcept
             fhir_type = key[5:]
@@ -1032,6 +1103,10 @@ class Compiler:
             if primitive:
                 return self.choice_of(self.coerce(src, primitive))
         if key == "Choice" and not test and (src.fields or src.type == "json"):
+            return src
+        if src.is_list and key.startswith("List<") and not test:
+            # a list as a list type (``As List<Choice<Tuple ...>>`` around a union's operands): the
+            # elements keep their representation (a tuple's fields are not a choice's alternatives)
             return src
         if src.fields:  # a CQL choice value
             name = _field(key)
@@ -1057,6 +1132,17 @@ class Compiler:
         if src.type in _SQL_TYPES and key in _SQL_TYPES:  # statically another type: null
             return Sql(f"CAST(NULL AS {_SQL_TYPES[key]})", key)
         raise self.unsupported(node, f"As {key} on {src.type}")
+
+    def _to_value_of_element(self, node: Node, lib: Library) -> bool:
+        """``node`` is ``FHIRHelpers.ToValue(<property>)``."""
+        if node.get("type") != "FunctionRef" or node.get("name") != "ToValue" or "libraryName" not in node:
+            return False
+        operands = node.get("operand", [])
+        return (
+            self.package.included(lib, node["libraryName"]).name == "FHIRHelpers"
+            and len(operands) == 1
+            and operands[0].get("type") == "Property"
+        )
 
     def choice_of(self, value: Sql) -> Sql:
         """``value`` as a CQL choice: the one STRUCT type of every choice here, with only the field of
@@ -1277,6 +1363,8 @@ class Compiler:
         (SQL's own aggregate semantics); other element types (Quantity ...) are not compiled yet."""
         src = self.listify(self.expr(node["source"], lib, scope))
         t = result_type(node)
+        if t == "any":  # an ELM without result types: the element type of the list
+            t = src.type
         if t not in ("Integer", "Decimal", "DateTime", "Date") or (
             fn == "sum" and t not in ("Integer", "Decimal")
         ):
@@ -1293,18 +1381,31 @@ class Compiler:
         return self._aggregate(node, lib, scope, "sum")
 
     def _SingletonFrom(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        """``singleton from``: the only element, null for an empty list; more than one element is a
+        run-time error in CQL (the reference engines raise it and evaluate nothing more for the
+        patient), so the run stops with DuckDB ``error()`` naming the define, never a value chosen."""
         one = self.expr(node["operand"], lib, scope)
+        loc = f" (line {node['locator']})" if "locator" in node else ""
+        error = f"error({sql_str(f'singleton from: more than one element at {self._here()}{loc}')})"
         if not one.is_list and one.type == "json":  # a FHIR element: its only item, no subquery
             return Sql(
-                self.bind(one, lambda j: f"(CASE WHEN len(fhir_items({j.text})) = 1 THEN {_first(j)} END)"),
+                self.bind(
+                    one,
+                    lambda j: (
+                        f"(CASE WHEN len(fhir_items({j.text})) = 1 THEN {_first(j)} "
+                        f"WHEN len(fhir_items({j.text})) > 1 THEN {error} END)"
+                    ),
+                ),
                 "json",
             )
         src = self.listify(one)
-        # more than one element is a run-time error in CQL; here the subject gets no value (never a guess)
         return replace(
             src,
             parts=(),
-            text=f"(SELECT CASE WHEN count(*) = 1 THEN any_value(v) END FROM ({src.text}))",
+            text=(
+                f"(SELECT CASE WHEN count(*) = 1 THEN any_value(v) WHEN count(*) > 1 THEN {error} END "
+                f"FROM ({src.text}))"
+            ),
             is_list=False,
             sorted=False,
         )
@@ -1341,8 +1442,50 @@ class Compiler:
 
     def _set_op(self, node: Node, lib: Library, scope: Scope, op: str) -> Sql:
         parts = [self.as_list(o, lib, scope) for o in node["operand"]]
+        if all(p.type == "Tuple" for p in parts) and len({p.fields for p in parts}) > 1:
+            parts = self._same_tuples(node, parts)
         text = f" {op} ".join(f"SELECT v FROM ({p.text})" for p in parts)
         return Sql(text, parts[0].type, True, fields=parts[0].fields)
+
+    def _same_tuples(self, node: Node, parts: list[Sql]) -> list[Sql]:
+        """Lists of tuples of different shapes (a union of ``{id, medicationStatusReason, authoredOn}`` and
+        ``{id, requestStatusReason, authoredOn}``: a list of a choice of tuple types) as lists of one
+        STRUCT type: every element name of any of them, null where a tuple has no such element (CQL
+        reads an element a tuple type lacks as null); a FHIR value meeting a CQL type is converted."""
+        names: dict[str, list[str]] = {}
+        for p in parts:
+            for name, t in p.fields:
+                names.setdefault(name, []).append(t)
+        types = {}
+        for name, ts in names.items():
+            known = {t for t in ts if t not in ("json", "any")}
+            if len(known) > 1:
+                raise self.unsupported(node, f"{node['type']} of tuples whose {name} differ in type")
+            types[name] = known.pop() if known else ts[0]
+
+        def sql_type(t: str) -> str:
+            if t.startswith("List<"):
+                return sql_type(t[5:-1]) + "[]"
+            if t == "json":
+                return "JSON"
+            if t not in _SQL_TYPES:
+                raise self.unsupported(node, f"{node['type']} of tuples with an element of type {t}")
+            return _SQL_TYPES[t]
+
+        out = []
+        for p in parts:
+            have = dict(p.fields)
+            cols = []
+            for name, t in types.items():
+                element = f'u_.v."{name}"'
+                if name not in have:
+                    cols.append(f'"{name}" := CAST(NULL AS {sql_type(t)})')
+                else:
+                    value = self.coerce(Sql(element, have[name]), t) if have[name] != t else Sql(element)
+                    cols.append(f'"{name}" := {value.text}')
+            text = f"SELECT struct_pack({', '.join(cols)}) AS v FROM ({p.text}) u_"
+            out.append(Sql(text, "Tuple", True, fields=tuple(types.items())))
+        return out
 
     def _Union(self, node: Node, lib: Library, scope: Scope) -> Sql:
         return self._set_op(node, lib, scope, "UNION")
@@ -1376,7 +1519,72 @@ class Compiler:
         return Sql(f"(NOT {self.scalar(node['operand'], lib, scope, 'Boolean').text})", "Boolean")
 
     def _IsNull(self, node: Node, lib: Library, scope: Scope) -> Sql:
-        return Sql(f"({self.scalar(node['operand'], lib, scope).text} IS NULL)", "Boolean")
+        element = self._element_query_null(node["operand"], lib, scope)
+        if element is not None:
+            return Sql(element, "Boolean")
+        value = self.expr(node["operand"], lib, scope)
+        if value.is_list:
+            return Sql(f"({self._list_null(node['operand'], lib, scope)})", "Boolean")
+        return Sql(f"({value.text} IS NULL)", "Boolean")
+
+    def _element_query_null(self, node: Node, lib: Library, scope: Scope) -> str | None:
+        """``X is null`` where X is a query over a FHIR element the ELM does not type (an ELM without
+        result types: CMS646 ``StagingObservation.getStagingProcedure() is not null``, a query over
+        ``partOf``), directly or as the body of a function of resources. FHIR JSON writes an element
+        that may repeat as an array, always, so the data say which the query is: over an array, a list
+        (null only when the element is absent, even if every item returns null); over one value, that
+        value (null when the where clause drops it). None where ``node`` is no such query."""
+        if node.get("type") == "FunctionRef" and "libraryName" in node:
+            target = self.package.included(lib, node["libraryName"])
+        elif node.get("type") == "FunctionRef":
+            target = lib
+        else:
+            target = None
+        if target is not None:
+            defs = [
+                d
+                for d in target.functions.get(node["name"], [])
+                if len(d.get("operand", [])) == len(node.get("operand", []))
+            ]
+            if target.name == "FHIRHelpers" or len(defs) != 1 or "expression" not in defs[0]:
+                return None
+            args = [self.expr(a, lib, scope) for a in node.get("operand", [])]
+            if any(a.is_list or a.type != "json" for a in args):
+                return None
+            names = [o["name"] for o in defs[0]["operand"]]
+            body_scope = Scope(operands=dict(zip(names, args, strict=True)))
+            return self._element_query_null(defs[0]["expression"], target, body_scope)
+        if (
+            node.get("type") != "Query"
+            or len(node["source"]) != 1
+            or any(node.get(k) for k in ("let", "relationship", "sort", "aggregate"))
+            or result_type(node["source"][0]["expression"]) != "any"  # the ELM types it: one value
+        ):
+            return None
+        source = self.expr(node["source"][0]["expression"], lib, scope)
+        if source.is_list or source.type != "json":
+            return None
+        whole = self.expr(node, lib, scope)
+        if whole.is_list:
+            return None
+        return f"(CASE WHEN json_type({source.text}) = 'ARRAY' THEN FALSE ELSE ({whole.text}) IS NULL END)"
+
+    def _list_null(self, node: Node, lib: Library, scope: Scope) -> str:
+        """SQL: list ``node`` is null (not merely empty). A retrieve never is; a query is null when its
+        one source is (``not (X.diagnosisSequence $this return $this.value) is null``: the element
+        absent); other lists are not compiled here rather than answered as never null."""
+        kind = node.get("type")
+        if kind == "Retrieve":
+            return "FALSE"
+        if (
+            kind == "Query"
+            and len(node["source"]) == 1
+            and not any(node.get(k) for k in ("let", "relationship", "where", "aggregate"))
+        ):
+            src = node["source"][0]["expression"]
+            value = self.expr(src, lib, scope)
+            return self._list_null(src, lib, scope) if value.is_list else f"{value.text} IS NULL"
+        raise self.unsupported(node, f"IsNull of a list ({kind})")
 
     def _IsTrue(self, node: Node, lib: Library, scope: Scope) -> Sql:
         return Sql(f"coalesce({self.scalar(node['operand'], lib, scope, 'Boolean').text}, FALSE)", "Boolean")
@@ -1553,6 +1761,11 @@ class Compiler:
         nulls = f"EXISTS (SELECT 1 FROM ({items.text}) n_ WHERE n_.v IS NULL)"
         if items.type == "Code":
             found = f"EXISTS (SELECT 1 FROM ({items.text}) w_ WHERE cql_code_eq({x}, w_.v))"
+        elif items.type == "json":
+            # FHIR values (a list of Encounters contains an Encounter): equal when structurally equal, as the
+            # reference engine compares them (``equalsDeep``); every one is read from the stored resources,
+            # so structurally equal values have the same JSON text (json() drops only whitespace)
+            found = f"coalesce(json({x}) IN (SELECT json(w_.v) FROM ({items.text}) w_), FALSE)"
         else:
             found = f"coalesce({x} IN (SELECT v FROM ({items.text})), FALSE)"
         return f"(CASE WHEN {x} IS NULL THEN {nulls} ELSE {found} END)"
@@ -1729,7 +1942,7 @@ class Compiler:
         """``X contains y``: ``y in X`` with the operands swapped (a list or an interval)."""
         container, item = node["operand"]
         c = self.expr(container, lib, scope)
-        if c.is_list and c.type in ("Concept", "Tuple", "json", "Choice"):
+        if c.is_list and c.type in ("Concept", "Tuple", "Choice"):
             raise self.unsupported(node, f"Contains of a {c.type} list")
         return self._In({**node, "operand": [item, container]}, lib, scope)
 
@@ -1769,6 +1982,26 @@ class Compiler:
             "hi := c_.hi, lc := TRUE, hc := TRUE))) AS v"
         )
         return Sql(text, src.type, True)
+
+    def _Expand(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        """``expand`` of a list of Integer intervals (``expand { Interval[1, n] }``, CMS871): the unit
+        intervals ``[i, i]`` of every whole number they contain (open ends exclude theirs), distinct and
+        in order; an interval with a null end adds none. Another point type or a ``per`` is not
+        compiled yet."""
+        operands = node["operand"] if isinstance(node["operand"], list) else [node["operand"]]
+        if len(operands) > 1 and operands[1].get("type") != "Null":
+            raise self.unsupported(node, "Expand per a quantity")
+        src = self.as_list(operands[0], lib, scope)
+        if src.type != "Interval<Integer>":
+            raise self.unsupported(node, f"Expand of {src.type}")
+        v = Sql("e_.v", src.type)
+        start, end = self._bound(v, "start"), self._bound(v, "end")
+        ends = "(e_.v).lo IS NOT NULL AND (e_.v).hi IS NOT NULL"
+        text = (
+            "SELECT DISTINCT struct_pack(lo := i_, hi := i_, lc := TRUE, hc := TRUE) AS v, i_ AS _k FROM "
+            f"(SELECT unnest(generate_series({start}, {end})) AS i_ FROM ({src.text}) e_ WHERE {ends})"
+        )
+        return Sql(text, src.type, True, True)
 
     def _AnyTrue(self, node: Node, lib: Library, scope: Scope) -> Sql:
         """AnyTrue: true when some element is true; false for an empty list or only false / null."""
@@ -1848,6 +2081,20 @@ class Compiler:
     def _ToString(self, node: Node, lib: Library, scope: Scope) -> Sql:
         x = self.scalar(node["operand"], lib, scope)
         return self.coerce(x, "String") if x.type == "json" else Sql(f"CAST({x.text} AS VARCHAR)", "String")
+
+    def _ToQuantity(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        """``ToQuantity`` of an Integer or Decimal (``INR > 3.0``): that value with unit '1', as CQL
+        converts a number implicitly; of a String (a quantity to parse) not compiled."""
+        x = self.scalar(node["operand"], lib, scope)
+        if x.type == "Quantity":
+            return x
+        if x.type not in ("Integer", "Decimal"):
+            raise self.unsupported(node, f"ToQuantity of {x.type}")
+        return Sql(
+            f"CASE WHEN {x.text} IS NULL THEN NULL ELSE struct_pack(value := CAST({x.text} AS DOUBLE), "
+            "unit := '1') END",
+            "Quantity",
+        )
 
     def _ToConcept(self, node: Node, lib: Library, scope: Scope) -> Sql:
         x = self.scalar(node["operand"], lib, scope)
@@ -1943,9 +2190,20 @@ class Compiler:
         return Sql(f"cql_convert({q.text}, {u.text})", "Quantity")
 
     def _Tuple(self, node: Node, lib: Library, scope: Scope) -> Sql:
-        elems = [(e["name"], self.scalar(e["value"], lib, scope)) for e in node.get("element", [])]
-        body = ", ".join(f"{_field(n)} := {v.text}" for n, v in elems)
+        elems = [(e["name"], self._tuple_element(e["value"], lib, scope)) for e in node.get("element", [])]
+        body = ", ".join(f'"{_field(n)}" := {v.text}' for n, v in elems)
         return Sql(f"struct_pack({body})", "Tuple", fields=tuple((_field(n), v.type) for n, v in elems))
+
+    def _tuple_element(self, node: Node, lib: Library, scope: Scope) -> Sql:
+        """A tuple element's value; a list (``medicationStatusReason: { T.statusReason }``) is a SQL LIST
+        of its elements, in order, typed ``List<T>`` (a property read unnests it back into a list)."""
+        value = self.expr(node, lib, scope)
+        if not value.is_list:
+            return value
+        if value.fields:
+            raise self.unsupported(node, "tuple element of a list of choices or tuples")
+        order = " ORDER BY t_._k" if value.sorted else ""
+        return Sql(f"(SELECT list(t_.v{order}) FROM ({value.text}) t_)", f"List<{value.type}>")
 
     def _Message(self, node: Node, lib: Library, scope: Scope) -> Sql:
         """``Message(source, condition, code, severity, message)``: an 'Error' stops the run (DuckDB

@@ -3,11 +3,13 @@ value sets, codes and code systems.
 
 A package directory holds one ``<Name>.json`` (and optionally ``<Name>-<version>.json``) per library;
 an include resolves by name and version (``Hospice-6.15.000.json`` before ``Hospice.json``), so two
-measures of one package may pin different versions of a shared library.
+measures of one package may pin different versions of a shared library. The file must hold the version
+the include names (its ELM identifier); no other version stands in for a missing one.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,18 +71,57 @@ class Package:
         self._loaded: dict[tuple[str, str | None], Library] = {}
 
     def library(self, name: str, version: str | None = None) -> Library:
-        """Library ``name`` (the file of that exact version if there is one, else ``<name>.json``)."""
+        """Library ``name`` at ``version``: the file ``<name>-<version>.json`` or ``<name>.json`` whose ELM
+        identifier has that version (any version of ``<name>.json`` when none is asked). Another version
+        is never taken in its place: libraries change between versions (QICoreCommon 3 and 4 differ),
+        so a missing version is an error naming the version wanted and those the package has."""
         key = (name, version)
         if key not in self._loaded:
             candidates = ([self.dir / f"{name}-{version}.json"] if version else []) + [
                 self.dir / f"{name}.json"
             ]
-            path = next((p for p in candidates if p.exists()), None)
-            if path is None:
-                raise ElmError(f"library {name} {version or ''} not found in {self.dir}")
-            with open(path, "rb") as fh:
-                self._loaded[key] = Library.parse(json.load(fh))
+            for path in candidates:
+                if not path.exists():
+                    continue
+                with open(path, "rb") as fh:
+                    lib = Library.parse(json.load(fh))
+                if version is None or lib.version == version:
+                    self._loaded[key] = lib
+                    break
+            else:
+                raise ElmError(self._missing(name, version))
         return self._loaded[key]
+
+    def _missing(self, name: str, version: str | None) -> str:
+        """Why library ``name`` ``version`` cannot be loaded: the versions present, and what the package's
+        ``MANIFEST.tsv`` (when it has one) says of the version wanted."""
+        present = []
+        for path in sorted([*self.dir.glob(f"{name}.json"), *self.dir.glob(f"{name}-*.json")]):
+            with open(path, "rb") as fh:
+                ident = json.load(fh).get("library", {}).get("identifier", {})
+            if ident.get("id") == name:
+                present.append(f"{path.name} (version {ident.get('version') or 'none'})")
+        wanted = f"{name} {version}" if version else name
+        msg = f"library missing: {wanted} not in {self.dir} (present: {', '.join(present) or 'none'})"
+        manifest = self.dir / "MANIFEST.tsv"
+        if manifest.exists():
+            with open(manifest, newline="") as fh:
+                for row in csv.DictReader(fh, delimiter="\t"):
+                    same = row.get("library") == name and version in (None, row.get("version"))
+                    if same and row.get("status"):
+                        msg += f"; MANIFEST.tsv: {row['status']}"
+        return msg
+
+    def load_includes(self, lib: Library) -> None:
+        """Load every library ``lib`` includes, transitively, as a CQL translator resolves includes before
+        anything runs: a missing library stops compilation even where no reference reaches it yet."""
+        seen, todo = set(), [lib]
+        while todo:
+            current = todo.pop()
+            for name, version in current.includes.values():
+                if (name, version) not in seen:
+                    seen.add((name, version))
+                    todo.append(self.library(name, version))
 
     def included(self, lib: Library, alias: str) -> Library:
         """The library ``lib`` includes under ``alias`` (``libraryName`` of a reference)."""

@@ -164,6 +164,7 @@ def compile_measure(
         raise ElmError(f"unsupported: {measure.scoring} scoring at {measure.library}")
     package = Package(elm_dir)
     lib = package.library(measure.library, measure.library_version)
+    package.load_includes(lib)
     compiler = Compiler(package, (period.start_ts, period.end_ts), valueset_table)
     stored = {column: code for code, column in POPULATION_COLUMNS.items()}  # column -> proportion code
     selects, episode_tables, observations = [], {}, []
