@@ -30,13 +30,15 @@ from dataclasses import dataclass, field, replace
 from chc_equity.ingest.fhir import RESOURCE_TYPES
 from chc_equity.measures.elm.library import ElmError, Library, Node, Package
 from chc_equity.measures.vocabulary import (
-    blood_pressure_observation,
+    US_CORE_OBSERVATION_CODES,
+    condition_problem_or_health_concern,
     medication_not_requested,
     medication_requested,
     observation_cancelled,
     service_not_requested,
     service_requested,
     sql_str,
+    us_core_observation,
 )
 
 SYSTEM = "{urn:hl7-org:elm-types:r1}"
@@ -52,7 +54,11 @@ CONSTRAINT_PROFILES = {
     QICORE + "qicore-medicationnotrequested": medication_not_requested,
     QICORE + "qicore-medicationrequest": medication_requested,
     QICORE + "qicore-observationcancelled": observation_cancelled,
-    USCORE + "us-core-blood-pressure": blood_pressure_observation,
+    QICORE + "qicore-condition-problems-health-concerns": condition_problem_or_health_concern,
+    **{
+        USCORE + p: (lambda o, p=p: us_core_observation(o, p))
+        for p in (*US_CORE_OBSERVATION_CODES, "us-core-smokingstatus")
+    },
 }
 
 _UNITS = {  # CQL calendar / UCUM duration units -> DuckDB interval part
