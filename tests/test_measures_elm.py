@@ -498,6 +498,25 @@ def test_convert_quantity_between_ucum_units(con, tmp_path):
     assert value(con, tmp_path, convert(1, "{tbl}", "d")) is None
 
 
+def test_quantities_compare_after_conversion_and_incomparable_units_give_null(con, tmp_path):
+    """1 'g' > 500 'mg' and 1 'kg' = 1000 'g' (one dimension: converted, then compared); 25 'kg/m2' >
+    85 '%' is null, not an error (CQL: quantities whose units do not convert are incomparable; the
+    2026 CMS69 compiled on a generated network stopped on BMI percentiles in % before)."""
+
+    def q(v, unit):
+        return {"type": "Quantity", "value": v, "unit": unit}
+
+    assert value(con, tmp_path, op("Greater", q(1, "g"), q(500, "mg"))) is True
+    assert value(con, tmp_path, op("Less", q(1, "g"), q(500, "mg"))) is False
+    assert value(con, tmp_path, op("Equal", q(1, "kg"), q(1000, "g"))) is True
+    assert value(con, tmp_path, op("NotEqual", q(1, "kg"), q(1000, "g"))) is False
+    assert value(con, tmp_path, op("GreaterOrEqual", q(30, "kg/m2"), q(30, "kg/m2"))) is True
+    assert value(con, tmp_path, op("Greater", q(3, "{score}"), q(2, "{score}"))) is True  # same unit
+    assert value(con, tmp_path, op("Greater", q(25, "kg/m2"), q(85, "%"))) is None
+    assert value(con, tmp_path, op("Equal", q(2, "kg/m2"), q(2, "%"))) is None
+    assert value(con, tmp_path, op("Less", q(2, "{tbl}"), q(2, "mg"))) is None
+
+
 def test_value_of_a_quantity_is_a_decimal(con, tmp_path):
     """``q.value / 2`` where the ELM gives the property no result type (2025 CumulativeMedicationDuration's
     ``quantity.value / (dose.value * dosesPerDay)``): a Quantity's value is a Decimal, its unit a String."""

@@ -1447,15 +1447,12 @@ class Compiler:
 
     def _compare(self, node: Node, lib: Library, scope: Scope, op: str) -> Sql:
         a, b = self._pair(node, lib, scope)
-        if a.type == "Quantity" and b.type == "Quantity" and op != "=":
-            # same unit: compare the values; another unit needs a UCUM conversion, which the compiler
-            # does not do yet: the run stops rather than answer wrongly
+        if a.type == "Quantity" and b.type == "Quantity":
+            # CQL compares quantities of one dimension after converting one to the other's unit, and
+            # quantities whose units do not convert (% and kg/m2, or a unit _UCUM does not list) are
+            # incomparable: null, never an error. cql_convert is the one conversion (null then).
             def test(x: Sql, y: Sql) -> str:
-                other = f"error('unsupported: quantities in ' || {x.text}.unit || ' and ' || {y.text}.unit)"
-                return (
-                    f"(CASE WHEN {x.text} IS NULL OR {y.text} IS NULL THEN NULL WHEN {x.text}.unit = "
-                    f"{y.text}.unit THEN {x.text}.value {op} {y.text}.value ELSE {other} END)"
-                )
+                return f"({x.text}.value {op} (cql_convert({y.text}, {x.text}.unit)).value)"
 
             return Sql(self.bind(a, lambda x: self.bind(b, lambda y: test(x, y))), "Boolean")
         if a.type == "Code" and b.type == "Code" and op in ("=", "<>"):
