@@ -112,6 +112,13 @@ BIRTH = {"p1": "2000-06-15", "p2": "1960-01-01", "p3": "2010-12-31", "p4": None}
 
 @pytest.fixture(scope="module")
 def con() -> duckdb.DuckDBPyConnection:
+    c = tiny_warehouse()
+    yield c
+    c.close()
+
+
+def tiny_warehouse() -> duckdb.DuckDBPyConnection:
+    """A new connection holding the tiny warehouse (the ``con`` fixture's, for a test that changes it)."""
     c = duckdb.connect()
     c.execute("SET TimeZone = 'UTC'")
     c.execute("CREATE TABLE resources (center VARCHAR, type VARCHAR, id VARCHAR, resource JSON)")
@@ -149,8 +156,7 @@ def con() -> duckdb.DuckDBPyConnection:
         f"CREATE TEMP TABLE {PATIENTS} AS SELECT p.center, p.id AS patient_id, r.resource AS res "
         "FROM flat.patient p JOIN resources r ON r.id = p.id AND r.type = 'Patient'"
     )
-    yield c
-    c.close()
+    return c
 
 
 CODES = (  # the codes library T declares (CQL Code equality compares every element)
