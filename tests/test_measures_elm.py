@@ -435,6 +435,19 @@ def test_choice_is_and_as(con, tmp_path):
     assert got == {"p1": False, "p2": True, "p3": False, "p4": False}
 
 
+def test_is_a_resource_type_reads_its_resource_type(con, tmp_path):
+    """``Event is AllergyIntolerance`` where Event is a Choice<AllergyIntolerance, Condition> operand
+    (2025 CMS145): true only for a resource of that type, so a Condition takes the Condition branch."""
+
+    def is_type(resource):
+        spec = {"type": "NamedTypeSpecifier", "name": FHIR + resource}
+        return {"type": "Is", "isTypeSpecifier": spec, "operand": {"type": "AliasRef", "name": "O"}}
+
+    for resource, want in (("Observation", True), ("Condition", False)):
+        got = evaluate(con, tmp_path, un("Exists", query("O", retrieve("Observation"), is_type(resource))))
+        assert got == {"p1": want, "p2": want, "p3": want, "p4": False}
+
+
 def test_last_of_sorted_query(con, tmp_path):
     """Last(E sort by start of period): the latest encounter's id."""
     sort = {

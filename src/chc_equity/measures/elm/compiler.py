@@ -1012,6 +1012,9 @@ class Compiler:
     def _choice_key(self, node: Node) -> str:
         t = node.get("asType") or node.get("isType")
         spec = node.get("asTypeSpecifier") or node.get("isTypeSpecifier")
+        named = spec.get("name", "") if isinstance(spec, dict) and not t else ""
+        if named.startswith(FHIR) and named[len(FHIR) :] in RESOURCE_TYPES:  # `is FHIR.Condition`
+            t = named
         return type_name(t if t else spec) if not (t or "").startswith(FHIR) else "FHIR:" + t[len(FHIR) :]
 
     def _As(self, node: Node, lib: Library, scope: Scope) -> Sql:
@@ -1047,6 +1050,12 @@ class Compiler:
         if test:
             if src.text == "NULL":
                 return Sql("FALSE", "Boolean")
+            if key.startswith("FHIR:") and key[5:] in RESOURCE_TYPES and src.type == "json":
+                # a resource is of a resource type by its resourceType (a Choice<AllergyIntolerance,
+                # Condition> operand is one or the other: 2025 CMS145 overlapsAfterDayOfEncounter)
+                return Sql(
+                    f"(json_extract_string({src.text}, '$.resourceType') = {sql_str(key[5:])})", "Boolean"
+                )
             if src.type == key or (key.startswith("FHIR:") and src.type == "json"):
                 return Sql(f"({src.text} IS NOT NULL)", "Boolean")
             if src.type in _SQL_TYPES and key in _SQL_TYPES:  # statically another type: never
