@@ -287,6 +287,26 @@ def dt(day, hour):
     }
 
 
+def test_start_and_end_of_an_interval_with_null_boundaries(con, tmp_path):
+    """A closed null boundary is the minimum / maximum of the point type when the other boundary is
+    known; with both null there is no start or end (the reference engine takes the point type from
+    the other boundary: 2025 CMS135's ``Interval[null, null)`` from an Observation's
+    prevalenceInterval()); an open null boundary is unknown."""
+
+    def start(node):
+        return value(con, tmp_path, un("Start", node))
+
+    def end(node):
+        return value(con, tmp_path, un("End", node))
+
+    assert start(ivl(None, 5)) == -2147483648
+    assert end(ivl(1, None)) == 2147483647
+    assert start(ivl(None, None, high_closed=False)) is None
+    assert end(ivl(None, None)) is None
+    assert start(ivl(None, 5, low_closed=False)) is None
+    assert start(ivl(2, 5, low_closed=False)) == 3
+
+
 def value(con, tmp_path, expression, functions=()):
     """The one value every patient gets for a patient-independent expression."""
     values = list(evaluate(con, tmp_path, expression, functions).values())
