@@ -287,24 +287,22 @@ def dt(day, hour):
     }
 
 
-def test_start_and_end_of_an_interval_with_null_boundaries(con, tmp_path):
-    """A closed null boundary is the minimum / maximum of the point type when the other boundary is
-    known; with both null there is no start or end (the reference engine takes the point type from
-    the other boundary: 2025 CMS135's ``Interval[null, null)`` from an Observation's
-    prevalenceInterval()); an open null boundary is unknown."""
+def test_query_over_a_null_source_is_null(con, tmp_path):
+    """``(X) d return ...`` over a single null X is null, not the return evaluated with d = null (CQL,
+    FHIR-40225): QICoreCommon's prevalenceInterval() of a resource with no abatement and no active
+    status would otherwise be Interval[null, null), which starts at the minimum (2025 CMS135
+    "DENOMFail-EFLT40Obsv1MinAfterEncEdge")."""
 
-    def start(node):
-        return value(con, tmp_path, un("Start", node))
+    def single(source):
+        return {
+            "type": "Query",
+            "source": [{"alias": "d", "expression": source}],
+            "relationship": [],
+            "return": {"expression": ivl({"type": "AliasRef", "name": "d"}, None, high_closed=False)},
+        }
 
-    def end(node):
-        return value(con, tmp_path, un("End", node))
-
-    assert start(ivl(None, 5)) == -2147483648
-    assert end(ivl(1, None)) == 2147483647
-    assert start(ivl(None, None, high_closed=False)) is None
-    assert end(ivl(None, None)) is None
-    assert start(ivl(None, 5, low_closed=False)) is None
-    assert start(ivl(2, 5, low_closed=False)) == 3
+    assert value(con, tmp_path, single({"type": "Null", "resultTypeName": SYS + "Integer"})) is None
+    assert value(con, tmp_path, single(lit(3))) == {"lo": 3, "hi": None, "lc": True, "hc": False}
 
 
 def value(con, tmp_path, expression, functions=()):

@@ -828,7 +828,8 @@ class Compiler:
 
     def _singleton_query(self, node: Node, lib: Library, scope: Scope) -> Sql | None:
         """A query over one single value (``(end of X) d return ...``, or over a function's resource
-        operand) as a lambda over a one-element list, not a correlated subquery; None when the query
+        operand) as a lambda over a one-element list (none when the value is null), not a correlated
+        subquery; None when the query
         needs the general translation (lets: nested lambdas of a long let chain exhaust DuckDB's memory,
         so lets are LATERAL columns of the general translation)."""
         if (
@@ -859,7 +860,16 @@ class Compiler:
         body = f"CASE WHEN {cond} THEN {ret.text} END" if cond else ret.text
         if "SELECT" in body:
             return None
-        return Sql(f"list_transform([{value.text}], lambda {param}: {body})[1]", ret.type, fields=ret.fields)
+        # a query over a null source is null (CQL, FHIR-40225; the reference engine's Query): no element
+        # of the list, so [1] is null. QICoreCommon's prevalenceInterval() of an Observation (2025
+        # AHAOverall, a union of Observations and Conditions) reaches ``(end of abatementInterval())
+        # abatementDate return ...`` with no abatement: null, not Interval[null, null).
+        return Sql(
+            f"list_transform(list_filter([{value.text}], lambda {param}: {param} IS NOT NULL), "
+            f"lambda {param}: {body})[1]",
+            ret.type,
+            fields=ret.fields,
+        )
 
     @staticmethod
     def _single_resource(node: Node) -> bool:
@@ -1633,47 +1643,36 @@ class Compiler:
             raise self.unsupported(node, f"interval operation on {s.type}")
         return s
 
-    def _bound(self, ivl: Sql, which: str, *, operator: bool = False) -> str:
+    def _bound(self, ivl: Sql, which: str) -> str:
         """``start of`` / ``end of`` an interval: a closed null boundary is the minimum / maximum value;
-        an open boundary is the predecessor / successor of its value (null when unknown).
-
-        ``operator``: the value the ``Start`` / ``End`` operators return, where a closed null boundary
-        is the minimum / maximum only when the other boundary is known: the reference engine
-        (cql-execution ``Interval.start()``: ``minValueForInstance(this.high)``) takes the point type
-        from the other boundary, so ``start of Interval[null, null)`` is null. The official case 2025
-        CMS135 "DENOMFail-EFLT40Obsv1MinAfterEncEdge" turns on it: AHAOverall's ``Coalesce(
-        LVSDFindings.prevalenceInterval(), LVSDFindings.effective.toInterval()) starts before ...``
-        gets ``Interval[null, null)`` from an Observation and expects no start. Interval comparisons
-        (overlaps, includes, before ...) keep the typed minimum / maximum (``toClosed`` there)."""
+        an open boundary is the predecessor / successor of its value (null when unknown)."""
         point = _point_type(ivl.type)
         sql_type, lo_min, hi_max = _POINT.get(point, ("VARCHAR", "NULL", "NULL"))
         step = {"DateTime": "INTERVAL 1 MILLISECOND", "Date": "INTERVAL 1 DAY", "Integer": "1"}.get(point)
         key, flag, edge = ("lo", "lc", lo_min) if which == "start" else ("hi", "hc", hi_max)
-        other = "hi" if which == "start" else "lo"
         sign = "+" if which == "start" else "-"
 
-        def bound(value: Sql, closed: str, known: str) -> str:
+        def bound(value: Sql, closed: str) -> str:
             open_value = f"CAST({value.text} {sign} {step} AS {sql_type})" if step else "NULL"
-            extreme = f"(CASE WHEN {known} IS NOT NULL THEN {edge} END)" if operator else edge
-            return f"(CASE WHEN {closed} THEN coalesce({value.text}, {extreme}) ELSE {open_value} END)"
+            return f"(CASE WHEN {closed} THEN coalesce({value.text}, {edge}) ELSE {open_value} END)"
 
         if ivl.parts:  # an interval built here: no STRUCT to take apart
-            return self.bind(Sql(ivl.part(key)), lambda v: bound(v, ivl.part(flag), ivl.part(other)))
+            return self.bind(Sql(ivl.part(key)), lambda v: bound(v, ivl.part(flag)))
         return self.bind(
             ivl,
             lambda i: (
                 f"(CASE WHEN {i.text} IS NULL THEN NULL ELSE "
-                f"{bound(Sql(f'({i.text}).{key}'), f'({i.text}).{flag}', f'({i.text}).{other}')} END)"
+                f"{bound(Sql(f'({i.text}).{key}'), f'({i.text}).{flag}')} END)"
             ),
         )
 
     def _Start(self, node: Node, lib: Library, scope: Scope) -> Sql:
         ivl = self._ivl(node["operand"], lib, scope)
-        return Sql(self._bound(ivl, "start", operator=True), _point_type(ivl.type))
+        return Sql(self._bound(ivl, "start"), _point_type(ivl.type))
 
     def _End(self, node: Node, lib: Library, scope: Scope) -> Sql:
         ivl = self._ivl(node["operand"], lib, scope)
-        return Sql(self._bound(ivl, "end", operator=True), _point_type(ivl.type))
+        return Sql(self._bound(ivl, "end"), _point_type(ivl.type))
 
     def _IncludedIn(self, node: Node, lib: Library, scope: Scope) -> Sql:
         left, right = node["operand"]
