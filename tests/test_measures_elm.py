@@ -884,6 +884,10 @@ SUPPORTED_2026 = (
     "CMS349FHIRHIVScreening",
     # the cheapest CumulativeMedicationDuration measure (medicationRequestPeriod as a per-resource relation)
     "CMS138FHIRTobaccoScrnCessation",
+    # US Core vital-sign profile retrieves (pediatric BMI, height, weight: 5 CPU-s) and
+    # ConditionProblemsHealthConcerns with the Encounter basis (11 CPU-s), both constrained by profile
+    "CMS155FHIRWgtAssessCounseling",
+    "CMS22FHIRPCSBPScreeningFollowUp",
 )
 
 
