@@ -39,7 +39,8 @@ class Agreement:
     counts: dict[str, tuple[int, int]] = field(default_factory=dict)
     differences: list[tuple[str, str, str, str, bool, bool]] = field(default_factory=list)  # the first ones
     n_differences: int = 0
-    # subjects whose strata (the stratifier names they meet) differ; apart from the populations, as
+    # subjects of both initial populations whose strata (the stratifier names they meet) differ
+    # (a subject outside one initial population is a population difference); apart from them, as
     # the two may name a stratifier differently (2026 CMS74: the Measure resource's three stratifiers
     # all name "Initial Population", the hand-written measure its CQL's age bands)
     strata_differences: int = 0
@@ -138,7 +139,8 @@ def _compare(con: duckdb.DuckDBPyConnection, result: Agreement, period: Period, 
         f"""CREATE OR REPLACE TEMP TABLE _elm_pairs AS
         SELECT coalesce(h.center, k.center) AS center, coalesce(h.patient_id, k.patient_id) AS patient_id,
                coalesce(h.group_id, k.group_id) AS group_id, {pairs},
-               list_sort(coalesce(h.strata, [])) IS DISTINCT FROM list_sort(coalesce(k.strata, []))
+               coalesce(h.initial_population AND k.initial_population, FALSE)
+                 AND list_sort(coalesce(h.strata, [])) IS DISTINCT FROM list_sort(coalesce(k.strata, []))
                  AS strata_differ
         FROM (SELECT * FROM {RESULTS_TABLE} WHERE {where}) h
         FULL JOIN (SELECT * FROM {COMPILED_TABLE} WHERE {where}) k
