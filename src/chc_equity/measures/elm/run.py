@@ -221,10 +221,13 @@ def _run_here(
             model = compiled.measure.model()
             rows = results_where(model, ctx)
             con.execute(f"DELETE FROM {RESULTS_TABLE} WHERE {rows}")
-            # every scored subject (the observations read them), of which the initial population's
-            # are written, as the hand-written measures write them
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {SCORED} AS {compiled.select}")
-            con.execute(f"INSERT INTO {RESULTS_TABLE} SELECT * FROM {SCORED} WHERE initial_population")
+            # the subjects of the initial population, as the hand-written measures write them; a
+            # measure with observations keeps every scored subject first (the observations read them)
+            scored = f"({compiled.select})"
+            if compiled.observations_sql:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {SCORED} AS {compiled.select}")
+                scored = SCORED
+            con.execute(f"INSERT INTO {RESULTS_TABLE} SELECT * FROM {scored} WHERE initial_population")
             con.execute(f"DELETE FROM {OBSERVATIONS_TABLE} WHERE {rows}")
             if compiled.observations_sql:
                 subject_type = "Patient" if model.basis == "boolean" else model.basis
