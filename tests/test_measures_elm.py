@@ -466,6 +466,33 @@ def test_is_a_resource_type_reads_its_resource_type(con, tmp_path):
         assert got == {"p1": want, "p2": want, "p3": want, "p4": False}
 
 
+def test_this_query_over_a_repeating_element_is_a_list(tmp_path):
+    """``E.type.coding`` through a list-valued element: the translator writes ``(E.type) $this where
+    $this.coding is not null return $this.coding``, with no result types; a ``$this`` source is a list
+    by construction, so every item counts, not the first (2025 CMS135 reads
+    ``MedicationRequest.dosageInstruction.timing.repeat.bounds`` of three dosage instructions)."""
+    db = tiny_warehouse()
+    try:
+        types = [{"coding": [{"system": SNOMED, "code": c}]} for c in ("OV", "XX")]
+        res = {"resourceType": "Encounter", "id": "e9", "status": "finished", "type": types}
+        db.execute("INSERT INTO resources VALUES ('c', 'Encounter', 'e9', ?)", [json.dumps(res)])
+        db.execute("INSERT INTO flat.encounter VALUES ('c', 'e9', 'p3')")
+        this = {
+            "type": "Query",
+            "source": [{"alias": "$this", "expression": prop("type", "E")}],
+            "relationship": [],
+            "where": un("Not", un("IsNull", prop("coding", "$this"))),
+            "return": {"expression": prop("coding", "$this")},
+        }
+        is_e9 = op("Equal", helper("ToString", prop("id", "E")), lit("e9", "String"))
+        got = evaluate(
+            db, tmp_path, query("E", retrieve("Encounter"), is_e9, ret={"type": "Count", "source": this})
+        )
+        assert got["p3"] == [2]
+    finally:
+        db.close()
+
+
 def test_last_of_sorted_query(con, tmp_path):
     """Last(E sort by start of period): the latest encounter's id."""
     sort = {

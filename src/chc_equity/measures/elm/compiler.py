@@ -882,7 +882,8 @@ class Compiler:
         froms, all_scalar, columns = [], True, []
         for src in node["source"]:
             s = self.expr(src["expression"], lib, inner)
-            all_scalar = all_scalar and not s.is_list
+            # the translator writes a `$this` source only for a path through a list-valued element
+            all_scalar = all_scalar and not s.is_list and src["alias"] != "$this"
             s = self.listify(s)
             alias = self._alias(src["alias"])
             froms.append(f"({s.text}) {alias}")
