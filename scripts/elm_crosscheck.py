@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             return
         counts = " ".join(f"{code}={h}/{k}" for code, (h, k) in r.counts.items() if h or k)
         print(
-            f"{r.measure}: {r.patients} patients, {r.n_differences} differing cells "
+            f"{r.measure}: {r.patients} patients, {r.n_differences} differing cells, "
+            f"{r.strata_differences} subjects with other strata "
             f"(hand-written {r.seconds[0]:.1f} s {r.cpu[0]:.1f} CPU-s, compiled {r.seconds[1]:.1f} s "
             f"{r.cpu[1]:.1f} CPU-s); "
             f"hand-written/compiled {counts}",

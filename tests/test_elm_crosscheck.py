@@ -54,8 +54,8 @@ def test_compiled_agree_with_handwritten_on_every_patient_and_population(network
 
 def test_run_package_writes_compiled_rows_that_report_reads(network: Path, tmp_path: Path) -> None:
     """`measures run --package --measure CMS349` replaces the hand-written rows with the compiled ones
-    (the same rows but strata), `--engine handwritten` puts the hand-written ones back, and
-    `measures report --package` writes the MeasureReport from them."""
+    (the same rows; CMS349 declares no stratifiers), `--engine handwritten` puts the hand-written ones
+    back, and `measures report --package` writes the MeasureReport from them."""
     ecqm = shared_dir("ecqm")
     query = (
         "SELECT list((center, patient_id, initial_population, denominator, denominator_exclusion, "
@@ -75,7 +75,7 @@ def test_run_package_writes_compiled_rows_that_report_reads(network: Path, tmp_p
     compiled = con.execute(query).fetchone()
     con.close()
     assert compiled[:2] == before[:2]  # every patient, every population, as the hand-written
-    assert compiled[2] == 0  # compiled rows carry no strata (yet)
+    assert compiled[2] == before[2] == 0  # no stratifiers: strata null on both
     back = CliRunner().invoke(app, [*args, "--engine", "handwritten"])
     assert back.exit_code == 0, back.output
     con = duckdb.connect(str(network), read_only=True)

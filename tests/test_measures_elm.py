@@ -112,6 +112,13 @@ BIRTH = {"p1": "2000-06-15", "p2": "1960-01-01", "p3": "2010-12-31", "p4": None}
 
 @pytest.fixture(scope="module")
 def con() -> duckdb.DuckDBPyConnection:
+    c = tiny_warehouse()
+    yield c
+    c.close()
+
+
+def tiny_warehouse() -> duckdb.DuckDBPyConnection:
+    """A new connection holding the tiny warehouse (the ``con`` fixture's, for a test that changes it)."""
     c = duckdb.connect()
     c.execute("SET TimeZone = 'UTC'")
     c.execute("CREATE TABLE resources (center VARCHAR, type VARCHAR, id VARCHAR, resource JSON)")
@@ -149,8 +156,7 @@ def con() -> duckdb.DuckDBPyConnection:
         f"CREATE TEMP TABLE {PATIENTS} AS SELECT p.center, p.id AS patient_id, r.resource AS res "
         "FROM flat.patient p JOIN resources r ON r.id = p.id AND r.type = 'Patient'"
     )
-    yield c
-    c.close()
+    return c
 
 
 CODES = (  # the codes library T declares (CQL Code equality compares every element)
@@ -281,6 +287,24 @@ def dt(day, hour):
         "type": "DateTime",
         **{k: lit(v) for k, v in (("year", 2026), ("month", 3), ("day", day), ("hour", hour))},
     }
+
+
+def test_query_over_a_null_source_is_null(con, tmp_path):
+    """``(X) d return ...`` over a single null X is null, not the return evaluated with d = null (CQL,
+    FHIR-40225): QICoreCommon's prevalenceInterval() of a resource with no abatement and no active
+    status would otherwise be Interval[null, null), which starts at the minimum (2025 CMS135
+    "DENOMFail-EFLT40Obsv1MinAfterEncEdge")."""
+
+    def single(source):
+        return {
+            "type": "Query",
+            "source": [{"alias": "d", "expression": source}],
+            "relationship": [],
+            "return": {"expression": ivl({"type": "AliasRef", "name": "d"}, None, high_closed=False)},
+        }
+
+    assert value(con, tmp_path, single({"type": "Null", "resultTypeName": SYS + "Integer"})) is None
+    assert value(con, tmp_path, single(lit(3))) == {"lo": 3, "hi": None, "lc": True, "hc": False}
 
 
 def value(con, tmp_path, expression, functions=()):
@@ -439,6 +463,46 @@ def test_choice_is_and_as(con, tmp_path):
     assert got == {"p1": False, "p2": True, "p3": False, "p4": False}
 
 
+def test_is_a_resource_type_reads_its_resource_type(con, tmp_path):
+    """``Event is AllergyIntolerance`` where Event is a Choice<AllergyIntolerance, Condition> operand
+    (2025 CMS145): true only for a resource of that type, so a Condition takes the Condition branch."""
+
+    def is_type(resource):
+        spec = {"type": "NamedTypeSpecifier", "name": FHIR + resource}
+        return {"type": "Is", "isTypeSpecifier": spec, "operand": {"type": "AliasRef", "name": "O"}}
+
+    for resource, want in (("Observation", True), ("Condition", False)):
+        got = evaluate(con, tmp_path, un("Exists", query("O", retrieve("Observation"), is_type(resource))))
+        assert got == {"p1": want, "p2": want, "p3": want, "p4": False}
+
+
+def test_this_query_over_a_repeating_element_is_a_list(tmp_path):
+    """``E.type.coding`` through a list-valued element: the translator writes ``(E.type) $this where
+    $this.coding is not null return $this.coding``, with no result types; a ``$this`` source is a list
+    by construction, so every item counts, not the first (2025 CMS135 reads
+    ``MedicationRequest.dosageInstruction.timing.repeat.bounds`` of three dosage instructions)."""
+    db = tiny_warehouse()
+    try:
+        types = [{"coding": [{"system": SNOMED, "code": c}]} for c in ("OV", "XX")]
+        res = {"resourceType": "Encounter", "id": "e9", "status": "finished", "type": types}
+        db.execute("INSERT INTO resources VALUES ('c', 'Encounter', 'e9', ?)", [json.dumps(res)])
+        db.execute("INSERT INTO flat.encounter VALUES ('c', 'e9', 'p3')")
+        this = {
+            "type": "Query",
+            "source": [{"alias": "$this", "expression": prop("type", "E")}],
+            "relationship": [],
+            "where": un("Not", un("IsNull", prop("coding", "$this"))),
+            "return": {"expression": prop("coding", "$this")},
+        }
+        is_e9 = op("Equal", helper("ToString", prop("id", "E")), lit("e9", "String"))
+        got = evaluate(
+            db, tmp_path, query("E", retrieve("Encounter"), is_e9, ret={"type": "Count", "source": this})
+        )
+        assert got["p3"] == [2]
+    finally:
+        db.close()
+
+
 def test_last_of_sorted_query(con, tmp_path):
     """Last(E sort by start of period): the latest encounter's id."""
     sort = {
@@ -506,6 +570,25 @@ def test_convert_quantity_between_ucum_units(con, tmp_path):
     assert value(con, tmp_path, convert(30, "days", "d")) == {"value": 30.0, "unit": "d"}
     assert value(con, tmp_path, convert(1, "mg", "d")) is None
     assert value(con, tmp_path, convert(1, "{tbl}", "d")) is None
+
+
+def test_quantities_compare_after_conversion_and_incomparable_units_give_null(con, tmp_path):
+    """1 'g' > 500 'mg' and 1 'kg' = 1000 'g' (one dimension: converted, then compared); 25 'kg/m2' >
+    85 '%' is null, not an error (CQL: quantities whose units do not convert are incomparable; the
+    2026 CMS69 compiled on a generated network stopped on BMI percentiles in % before)."""
+
+    def q(v, unit):
+        return {"type": "Quantity", "value": v, "unit": unit}
+
+    assert value(con, tmp_path, op("Greater", q(1, "g"), q(500, "mg"))) is True
+    assert value(con, tmp_path, op("Less", q(1, "g"), q(500, "mg"))) is False
+    assert value(con, tmp_path, op("Equal", q(1, "kg"), q(1000, "g"))) is True
+    assert value(con, tmp_path, op("NotEqual", q(1, "kg"), q(1000, "g"))) is False
+    assert value(con, tmp_path, op("GreaterOrEqual", q(30, "kg/m2"), q(30, "kg/m2"))) is True
+    assert value(con, tmp_path, op("Greater", q(3, "{score}"), q(2, "{score}"))) is True  # same unit
+    assert value(con, tmp_path, op("Greater", q(25, "kg/m2"), q(85, "%"))) is None
+    assert value(con, tmp_path, op("Equal", q(2, "kg/m2"), q(2, "%"))) is None
+    assert value(con, tmp_path, op("Less", q(2, "{tbl}"), q(2, "mg"))) is None
 
 
 def test_value_of_a_quantity_is_a_decimal(con, tmp_path):
@@ -1143,6 +1226,10 @@ SUPPORTED_2026 = (
     "CMS349FHIRHIVScreening",
     # the cheapest CumulativeMedicationDuration measure (medicationRequestPeriod as a per-resource relation)
     "CMS138FHIRTobaccoScrnCessation",
+    # US Core vital-sign profile retrieves (pediatric BMI, height, weight: 5 CPU-s) and
+    # ConditionProblemsHealthConcerns with the Encounter basis (11 CPU-s), both constrained by profile
+    "CMS155FHIRWgtAssessCounseling",
+    "CMS22FHIRPCSBPScreeningFollowUp",
 )
 
 

@@ -43,6 +43,22 @@ DEFINES = {
     ),
     # a patient-level Boolean in an episode measure: every episode of a patient with a BMI observation
     "Denominator Exceptions": {"type": "Exists", "operand": retrieve("Observation")},
+    # stratifiers: a patient-level Boolean (p1, p2, p3 have observations), a list of episodes (the
+    # finished office visits e1, e2, e5) and a list of Booleans (one per office visit: finished?)
+    "Stratification 1": {"type": "Exists", "operand": retrieve("Observation")},
+    "Stratification 2": query(
+        "E",
+        ref("Initial Population"),
+        op("Equal", helper("ToString", prop("status", "E")), lit("finished", "String")),
+    ),
+    "Stratification 3": {
+        "type": "Query",
+        "source": [{"alias": "E", "expression": ref("Initial Population")}],
+        "relationship": [],
+        "return": {
+            "expression": op("Equal", helper("ToString", prop("status", "E")), lit("cancelled", "String"))
+        },
+    },
 }
 FINISHED = op(
     "Equal",
@@ -74,7 +90,11 @@ def population(code: str, expression: str, pid: str, **ext: str) -> dict:
     }
 
 
-def measure_json(scoring: str, populations: list[dict]) -> dict:
+def measure_json(scoring: str, populations: list[dict], stratifiers: tuple[str, ...] = ()) -> dict:
+    strata = [
+        {"id": f"Stratification_1_{k}", "description": f"stratum {k}", "criteria": {"expression": name}}
+        for k, name in enumerate(stratifiers, start=1)
+    ]
     return {
         "resourceType": "Measure",
         "name": "EpisodeTest",
@@ -87,6 +107,7 @@ def measure_json(scoring: str, populations: list[dict]) -> dict:
                     {"url": CQFM + "cqfm-scoring", "valueCodeableConcept": {"coding": [{"code": scoring}]}},
                 ],
                 "population": populations,
+                **({"stratifier": strata} if strata else {}),
             }
         ],
     }
@@ -277,3 +298,71 @@ def test_in_value_set_of_a_value_set_operand(con, tmp_path):  # noqa: F811
         con, tmp_path, {"type": "Exists", "operand": query("E", retrieve("Encounter"), call)}, (fn,)
     )
     assert got == {"p1": True, "p2": True, "p3": False, "p4": True}
+
+
+def test_stratifiers_list_the_names_each_subject_meets(con, tmp_path):  # noqa: F811
+    """Each subject's ``strata`` names the Measure's stratifier defines it meets: a patient-level
+    Boolean holds for all the patient's episodes, a list of episodes for those in it, a list of
+    Booleans (2026 CMS159's shape) when one of them is true (p2's list holds one true, for e3)."""
+    pops = [population("initial-population", "Initial Population", "InitialPopulation_1")]
+    names = ("Stratification 1", "Stratification 2", "Stratification 3")
+    compiled, scored, _ = run(con, tmp_path, measure_json("proportion", pops, names))
+    group = compiled.measure.model().groups[0]
+    assert group.stratifiers == names
+    assert group.stratifier_labels == ("stratum 1", "stratum 2", "stratum 3")
+    assert {r[6]: r[-1] for r in scored} == {
+        "e1": ["Stratification 1", "Stratification 2"],
+        "e2": ["Stratification 1", "Stratification 2", "Stratification 3"],
+        "e3": ["Stratification 1", "Stratification 3"],
+        "e5": ["Stratification 2"],
+    }
+    plain = compile_measure(MeasureDef.read(tmp_path / "m.json"), tmp_path, PERIOD)
+    assert plain.measure.stratifiers[0][0].expression == "Stratification 1"
+
+
+def test_measures_run_writes_ratio_observations(tmp_path):
+    """`measures run --package` (run.run_compiled_measures) writes a ratio measure's observations into
+    ``measure_observations`` beside its ``measure_results`` rows, and a second run replaces them."""
+    from chc_equity.measures.elm.run import run_compiled_measures
+    from test_measures_elm import tiny_warehouse
+
+    pops = [
+        population("initial-population", "Initial Population", "InitialPopulation_1"),
+        population("denominator", "Denominator", "Denominator_1"),
+        population("denominator-exclusion", "Denominator Exclusions", "DenominatorExclusion_1"),
+        population("numerator", "Numerator", "Numerator_1"),
+        population(
+            "measure-observation",
+            "Denominator Observation",
+            "MeasureObservation_1_1",
+            **{"cqfm-aggregateMethod": "Sum", "cqfm-criteriaReference": "Denominator_1"},
+        ),
+        population(
+            "measure-observation",
+            "Numerator Observation",
+            "MeasureObservation_1_2",
+            **{"cqfm-aggregateMethod": "Count", "cqfm-criteriaReference": "Numerator_1"},
+        ),
+    ]
+    library(tmp_path, DEFINES, FUNCTIONS)
+    (tmp_path / "m.json").write_text(json.dumps(measure_json("ratio", pops)))
+    # the run loads the shipped terminology into valueset_codes: the test's value set lives apart
+    compiled = compile_measure(MeasureDef.read(tmp_path / "m.json"), tmp_path, PERIOD, "test_valuesets")
+    db = tiny_warehouse()
+    try:
+        db.execute("CREATE TABLE test_valuesets AS SELECT * FROM valueset_codes")
+        for _ in range(2):
+            written = run_compiled_measures(db, [compiled], period_start=PERIOD.start, period_end=PERIOD.end)
+        assert written == {"EpisodeTest": 4}
+        rows = db.execute(
+            "SELECT patient_id, subject_type, subject_id, observation, value, period_start::VARCHAR "
+            "FROM measure_observations WHERE measure = 'EpisodeTest'"
+        ).fetchall()
+        assert sorted(rows) == [
+            ("p1", "Encounter", "e1", "MeasureObservation_1_1", 1.0, "2026-01-01"),
+            ("p1", "Encounter", "e1", "MeasureObservation_1_2", 5.0, "2026-01-01"),
+            ("p2", "Encounter", "e2", "MeasureObservation_1_1", 1.0, "2026-01-01"),
+            ("p4", "Encounter", "e5", "MeasureObservation_1_1", 1.0, "2026-01-01"),
+        ]
+    finally:
+        db.close()

@@ -530,6 +530,30 @@ def test_observation_profile_retrieves(flat, meta_profile, status, code, cancell
     assert evaluate(flat, v.blood_pressure_observation("a"), **row) is blood_pressure
 
 
+@pytest.mark.parametrize(
+    ("profile", "meta_profile", "coding", "expected"),
+    [
+        ("us-core-bmi", None, ("code", v.LOINC, "39156-5"), True),  # untagged: the fixed code
+        ("us-core-bmi", None, ("code", v.LOINC, "59576-9"), False),  # a BMI percentile is no BMI
+        ("pediatric-bmi-for-age", None, ("code", v.LOINC, "59576-9"), True),
+        ("us-core-body-height", None, ("code", v.LOINC, "29463-7"), False),  # a weight is no height
+        ("us-core-body-height", v.USCORE + "us-core-body-height", None, True),  # tagged: the tag
+        ("us-core-bmi", QICORE + "qicore-simple-observation", ("code", v.LOINC, "39156-5"), False),
+        ("us-core-smokingstatus", None, ("category", v.OBSERVATION_CATEGORY, "social-history"), True),
+        ("us-core-smokingstatus", None, ("code", v.LOINC, "72166-2"), False),  # fixes a category only
+    ],
+)
+@covers(v.us_core_observation)
+def test_us_core_observation_profile_retrieve(flat, profile, meta_profile, coding, expected) -> None:
+    """``[USCoreBMIProfile]`` and the other US Core Observation profiles that fix a code (or, smoking
+    status, a category): the tag when the resource declares profiles, else the fixed code."""
+    if coding:
+        table, system, code = coding
+        flat.execute(f"INSERT INTO flat.observation_{table} VALUES ('c', 'o1', ?, ?)", [system, code])
+    row = {"center": "c", "id": "o1", "meta_profile": meta_profile}
+    assert evaluate(flat, v.us_core_observation("a", profile), **row) is expected
+
+
 CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 
 

@@ -54,6 +54,27 @@ CREATE TABLE IF NOT EXISTS {RESULTS_TABLE} (
 )
 """
 
+# Measure observations of ratio and continuous-variable measures (only compiled ones have them, and
+# elm/run.py creates the table): one row per observed subject (episode) and observation (the Measure's
+# population id, e.g. "MeasureObservation_1_1"), replaced with the measure's results rows (the same
+# ``results_where``).
+OBSERVATIONS_TABLE = "measure_observations"
+
+OBSERVATIONS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {OBSERVATIONS_TABLE} (
+    center        VARCHAR NOT NULL,
+    measure       VARCHAR NOT NULL,
+    group_id      VARCHAR NOT NULL,
+    period_start  DATE NOT NULL,
+    period_end    DATE NOT NULL,
+    subject_type  VARCHAR NOT NULL,
+    subject_id    VARCHAR NOT NULL,
+    patient_id    VARCHAR NOT NULL,
+    observation   VARCHAR NOT NULL,
+    value         DOUBLE              -- the CQL function's value; null when it gives null
+)
+"""
+
 # Columns every measure's criteria query must return, in this order.
 CRITERIA_COLUMNS = (
     "center",
@@ -336,19 +357,28 @@ def _run_here(
 
 
 def _copy_back(
-    con: duckdb.DuckDBPyConnection, modules: list[MeasureModule], ctx: Context, source: str
+    con: duckdb.DuckDBPyConnection,
+    modules: list[MeasureModule],
+    ctx: Context,
+    source: str,
+    *,
+    observations: bool = False,
 ) -> None:
     """Replace the warehouse's result rows of ``modules`` for ``ctx`` with those database ``source``
-    computed (a copy's run: strict profile rule, or the subjects' scoped copy), in one transaction."""
+    computed (a copy's run: strict profile rule, or the subjects' scoped copy), and with
+    ``observations`` their measure observations likewise, in one transaction."""
     con.execute(RESULTS_DDL)
+    tables = (RESULTS_TABLE,)
+    if observations:
+        con.execute(OBSERVATIONS_DDL)
+        tables += (OBSERVATIONS_TABLE,)
     con.execute("BEGIN TRANSACTION")
     try:
         for module in modules:
             where = results_where(module.measure, ctx)
-            con.execute(f"DELETE FROM {RESULTS_TABLE} WHERE {where}")
-            con.execute(
-                f"INSERT INTO {RESULTS_TABLE} SELECT * FROM {source}.main.{RESULTS_TABLE} WHERE {where}"
-            )
+            for table in tables:
+                con.execute(f"DELETE FROM {table} WHERE {where}")
+                con.execute(f"INSERT INTO {table} SELECT * FROM {source}.main.{table} WHERE {where}")
         crash_point("measures:before-commit")
         con.execute("COMMIT")
     except BaseException:

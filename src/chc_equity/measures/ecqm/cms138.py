@@ -14,7 +14,6 @@ from chc_equity.measures.library import cmd, hospice
 from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.populations import Populations
 from chc_equity.measures.vocabulary import (
-    USCORE,
     MeasurementPeriod,
     age_at_start,
     code_in,
@@ -22,7 +21,6 @@ from chc_equity.measures.vocabulary import (
     during_day_of,
     during_day_of_mp,
     has_code,
-    in_profile,
     in_valueset,
     is_encounter_performed,
     is_intervention_performed,
@@ -32,6 +30,7 @@ from chc_equity.measures.vocabulary import (
     medication_requested,
     point_during_day,
     prevalence_starts_during_day,
+    us_core_observation,
     verified,
 )
 
@@ -89,7 +88,6 @@ PREVENTIVE_VISIT_CODES = ("99429", "99024")
 CPT = "http://www.ama-assn.org/go/cpt"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 TASK_CODE = "http://hl7.org/fhir/CodeSystem/task-code"
-OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 
 
 def _encounter_in(valuesets: tuple[str, ...], codes: tuple[str, ...]) -> str:
@@ -151,15 +149,14 @@ initial_population AS (
 ),
 -- Last([USCoreSmokingStatusProfile].isObservationSmokingStatus() during day of MP sort by start of effective)
 -- The profile retrieve has no code: an untagged Observation is a smoking status by its social-history
--- category (vocabulary.in_profile).
+-- category (vocabulary.us_core_observation).
 most_recent_tobacco_use_screening AS (
   SELECT center, patient_id, id FROM (
     SELECT o.center, o.patient_id, o.id,
            row_number() OVER (PARTITION BY o.center, o.patient_id
                               ORDER BY fhir_ts({eff_start}) DESC, o.id DESC) AS rn
     FROM flat.observation o
-    WHERE {in_profile('o', (USCORE + 'us-core-smokingstatus',),
-                      has_code('observation_category', 'o', OBSERVATION_CATEGORY, 'social-history'))}
+    WHERE {us_core_observation('o', 'us-core-smokingstatus')}
       AND {is_observation_smoking_status('o')}
       AND {during_day_of_mp(eff_start, eff_end, mp)}
   ) WHERE rn = 1

@@ -13,7 +13,6 @@ from chc_equity.measures.library import hospice, palliative
 from chc_equity.measures.model import Group, Measure
 from chc_equity.measures.populations import Populations
 from chc_equity.measures.vocabulary import (
-    USCORE,
     abatement_end,
     choice_end,
     choice_overlaps_day,
@@ -23,7 +22,6 @@ from chc_equity.measures.vocabulary import (
     during_day_of,
     during_day_of_mp,
     has_code,
-    in_profile,
     in_valueset,
     is_active,
     is_observation_performed,
@@ -35,6 +33,7 @@ from chc_equity.measures.vocabulary import (
     prevalence_overlaps_day,
     service_not_requested,
     service_requested,
+    us_core_observation,
 )
 
 MEASURE = Measure(
@@ -61,7 +60,6 @@ MEASURE = Measure(
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 LOINC = "http://loinc.org"
 BMI_RATIO = "39156-5"  # "Body mass index (BMI) [Ratio]", the US Core BMI profile's code
-PREGNANCY_STATUS = "82810-3"  # the US Core pregnancy status profile's code
 HEALTH_CONCERN_SYSTEM = "http://hl7.org/fhir/us/core/CodeSystem/condition-category"
 
 
@@ -123,7 +121,7 @@ initial_population AS (
 bmi_during_measurement_period AS (
   SELECT o.center, o.patient_id, {bmi_value} AS bmi
   FROM flat.observation o
-  WHERE {in_profile('o', (USCORE + 'us-core-bmi',), code_is('Observation', 'o', LOINC, BMI_RATIO))}
+  WHERE {us_core_observation('o', 'us-core-bmi')}
     AND {is_observation_performed('o')}
     AND {bmi_unit} = 'kg/m2' AND {bmi_value} > 0
     AND {during_day_of(eff_start, eff_end, lo, hi)}
@@ -235,8 +233,7 @@ is_pregnant AS (
     AND {prevalence_overlaps_day('c', 'p.birth_date', lo, hi)}
   UNION
   SELECT o.center, o.patient_id FROM flat.observation o   -- [USCoreObservationPregnancyStatusProfile]
-  WHERE {in_profile('o', (USCORE + 'us-core-observation-pregnancystatus',),
-                    code_is('Observation', 'o', LOINC, PREGNANCY_STATUS))}
+  WHERE {us_core_observation('o', 'us-core-observation-pregnancystatus')}
     AND {choice_overlaps_day('o', 'effective', lo, hi, instant=True)}
     AND o.status IN ('final', 'amended', 'corrected')
     AND {in_valueset('observation_value_code', 'o', 'Pregnancy or Other Related Diagnoses')}

@@ -30,13 +30,15 @@ from dataclasses import dataclass, field, replace
 from chc_equity.ingest.fhir import RESOURCE_TYPES
 from chc_equity.measures.elm.library import ElmError, Library, Node, Package
 from chc_equity.measures.vocabulary import (
-    blood_pressure_observation,
+    US_CORE_OBSERVATION_CODES,
+    condition_problem_or_health_concern,
     medication_not_requested,
     medication_requested,
     observation_cancelled,
     service_not_requested,
     service_requested,
     sql_str,
+    us_core_observation,
 )
 
 SYSTEM = "{urn:hl7-org:elm-types:r1}"
@@ -52,7 +54,11 @@ CONSTRAINT_PROFILES = {
     QICORE + "qicore-medicationnotrequested": medication_not_requested,
     QICORE + "qicore-medicationrequest": medication_requested,
     QICORE + "qicore-observationcancelled": observation_cancelled,
-    USCORE + "us-core-blood-pressure": blood_pressure_observation,
+    QICORE + "qicore-condition-problems-health-concerns": condition_problem_or_health_concern,
+    **{
+        USCORE + p: (lambda o, p=p: us_core_observation(o, p))
+        for p in (*US_CORE_OBSERVATION_CODES, "us-core-smokingstatus")
+    },
 }
 
 _UNITS = {  # CQL calendar / UCUM duration units -> DuckDB interval part
@@ -824,7 +830,8 @@ class Compiler:
 
     def _singleton_query(self, node: Node, lib: Library, scope: Scope) -> Sql | None:
         """A query over one single value (``(end of X) d return ...``, or over a function's resource
-        operand) as a lambda over a one-element list, not a correlated subquery; None when the query
+        operand) as a lambda over a one-element list (none when the value is null), not a correlated
+        subquery; None when the query
         needs the general translation (lets: nested lambdas of a long let chain exhaust DuckDB's memory,
         so lets are LATERAL columns of the general translation)."""
         if (
@@ -856,7 +863,16 @@ class Compiler:
         body = f"CASE WHEN {cond} THEN {ret.text} END" if cond else ret.text
         if "SELECT" in body:
             return None
-        return Sql(f"list_transform([{value.text}], lambda {param}: {body})[1]", ret.type, fields=ret.fields)
+        # a query over a null source is null (CQL, FHIR-40225; the reference engine's Query): no element
+        # of the list, so [1] is null. QICoreCommon's prevalenceInterval() of an Observation (2025
+        # AHAOverall, a union of Observations and Conditions) reaches ``(end of abatementInterval())
+        # abatementDate return ...`` with no abatement: null, not Interval[null, null).
+        return Sql(
+            f"list_transform(list_filter([{value.text}], lambda {param}: {param} IS NOT NULL), "
+            f"lambda {param}: {body})[1]",
+            ret.type,
+            fields=ret.fields,
+        )
 
     @staticmethod
     def _over_a_list(node: Node) -> bool:
@@ -884,7 +900,8 @@ class Compiler:
         all_scalar = not self._over_a_list(node)
         for src in node["source"]:
             s = self.expr(src["expression"], lib, inner)
-            all_scalar = all_scalar and not s.is_list
+            # the translator writes a `$this` source only for a path through a list-valued element
+            all_scalar = all_scalar and not s.is_list and src["alias"] != "$this"
             s = self.listify(s)
             alias = self._alias(src["alias"])
             froms.append(f"({s.text}) {alias}")
@@ -1073,6 +1090,9 @@ class Compiler:
     def _choice_key(self, node: Node) -> str:
         t = node.get("asType") or node.get("isType")
         spec = node.get("asTypeSpecifier") or node.get("isTypeSpecifier")
+        named = spec.get("name", "") if isinstance(spec, dict) and not t else ""
+        if named.startswith(FHIR) and named[len(FHIR) :] in RESOURCE_TYPES:  # `is FHIR.Condition`
+            t = named
         return type_name(t if t else spec) if not (t or "").startswith(FHIR) else "FHIR:" + t[len(FHIR) :]
 
     def _As(self, node: Node, lib: Library, scope: Scope) -> Sql:
@@ -1116,6 +1136,12 @@ class Compiler:
         if test:
             if src.text == "NULL":
                 return Sql("FALSE", "Boolean")
+            if key.startswith("FHIR:") and key[5:] in RESOURCE_TYPES and src.type == "json":
+                # a resource is of a resource type by its resourceType (a Choice<AllergyIntolerance,
+                # Condition> operand is one or the other: 2025 CMS145 overlapsAfterDayOfEncounter)
+                return Sql(
+                    f"(json_extract_string({src.text}, '$.resourceType') = {sql_str(key[5:])})", "Boolean"
+                )
             if src.type == key or (key.startswith("FHIR:") and src.type == "json"):
                 return Sql(f"({src.text} IS NOT NULL)", "Boolean")
             if src.type in _SQL_TYPES and key in _SQL_TYPES:  # statically another type: never
@@ -1649,15 +1675,12 @@ class Compiler:
 
     def _compare(self, node: Node, lib: Library, scope: Scope, op: str) -> Sql:
         a, b = self._pair(node, lib, scope)
-        if a.type == "Quantity" and b.type == "Quantity" and op != "=":
-            # same unit: compare the values; another unit needs a UCUM conversion, which the compiler
-            # does not do yet: the run stops rather than answer wrongly
+        if a.type == "Quantity" and b.type == "Quantity":
+            # CQL compares quantities of one dimension after converting one to the other's unit, and
+            # quantities whose units do not convert (% and kg/m2, or a unit _UCUM does not list) are
+            # incomparable: null, never an error. cql_convert is the one conversion (null then).
             def test(x: Sql, y: Sql) -> str:
-                other = f"error('unsupported: quantities in ' || {x.text}.unit || ' and ' || {y.text}.unit)"
-                return (
-                    f"(CASE WHEN {x.text} IS NULL OR {y.text} IS NULL THEN NULL WHEN {x.text}.unit = "
-                    f"{y.text}.unit THEN {x.text}.value {op} {y.text}.value ELSE {other} END)"
-                )
+                return f"({x.text}.value {op} (cql_convert({y.text}, {x.text}.unit)).value)"
 
             return Sql(self.bind(a, lambda x: self.bind(b, lambda y: test(x, y))), "Boolean")
         if a.type == "Code" and b.type == "Code" and op in ("=", "<>"):

@@ -39,6 +39,11 @@ class Agreement:
     counts: dict[str, tuple[int, int]] = field(default_factory=dict)
     differences: list[tuple[str, str, str, str, bool, bool]] = field(default_factory=list)  # the first ones
     n_differences: int = 0
+    # subjects of both initial populations whose strata (the stratifier names they meet) differ
+    # (a subject outside one initial population is a population difference); apart from them, as
+    # the two may name a stratifier differently (2026 CMS74: the Measure resource's three stratifiers
+    # all name "Initial Population", the hand-written measure its CQL's age bands)
+    strata_differences: int = 0
     seconds: tuple[float, float] = (0.0, 0.0)  # hand-written, compiled (wall)
     cpu: tuple[float, float] = (0.0, 0.0)  # hand-written, compiled (CPU seconds of this process)
 
@@ -133,7 +138,10 @@ def _compare(con: duckdb.DuckDBPyConnection, result: Agreement, period: Period, 
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _elm_pairs AS
         SELECT coalesce(h.center, k.center) AS center, coalesce(h.patient_id, k.patient_id) AS patient_id,
-               coalesce(h.group_id, k.group_id) AS group_id, {pairs}
+               coalesce(h.group_id, k.group_id) AS group_id, {pairs},
+               coalesce(h.initial_population AND k.initial_population, FALSE)
+                 AND list_sort(coalesce(h.strata, [])) IS DISTINCT FROM list_sort(coalesce(k.strata, []))
+                 AS strata_differ
         FROM (SELECT * FROM {RESULTS_TABLE} WHERE {where}) h
         FULL JOIN (SELECT * FROM {COMPILED_TABLE} WHERE {where}) k
           ON h.center = k.center AND h.subject_id = k.subject_id AND h.group_id = k.group_id"""
@@ -148,6 +156,9 @@ def _compare(con: duckdb.DuckDBPyConnection, result: Agreement, period: Period, 
         for code, c in POPULATION_COLUMNS.items()
     )
     result.n_differences = con.execute(f"SELECT count(*) FROM ({diffs})").fetchone()[0]
+    result.strata_differences = con.execute("SELECT count(*) FROM _elm_pairs WHERE strata_differ").fetchone()[
+        0
+    ]
     result.differences = [
         tuple(r) for r in con.execute(f"SELECT * FROM ({diffs}) ORDER BY ALL LIMIT {limit}").fetchall()
     ]

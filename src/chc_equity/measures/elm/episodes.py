@@ -60,8 +60,21 @@ def member(define: Define, basis: str, where: str) -> str:
     return f"EXISTS (SELECT 1 FROM {define.table} d_ WHERE {patient} AND d_.v->>'id' = ip.episode)"
 
 
-def criteria_select(group: str, columns: list[str], basis: str, ip: Define | None) -> str:
-    """The criteria SELECT of one group: ``columns`` (``<sql> AS <population column>``) per subject."""
+def stratum(define: Define, basis: str, where: str) -> str:
+    """SQL: the subject ``ip`` meets stratifier ``define``: as a population (:func:`member`), or, for a
+    list of Booleans (a query returning a Boolean per row: 2026 CMS159's age at each index
+    assessment), when one of them is true."""
+    if define.result.is_list and define.result.type == "Boolean":
+        patient = "d_.center = ip.center AND d_.patient_id = ip.patient_id"
+        return f"EXISTS (SELECT 1 FROM {define.table} d_ WHERE {patient} AND d_.v)"
+    return member(define, basis, where)
+
+
+def criteria_select(
+    group: str, columns: list[str], basis: str, ip: Define | None, strata: str | None = None
+) -> str:
+    """The criteria SELECT of one group: ``columns`` (``<sql> AS <population column>``) per subject,
+    and ``strata`` (SQL of the stratifier names it meets; NULL when the group has none)."""
     if basis == "boolean":
         source, subject = PATIENTS, "ip.patient_id"
     else:
@@ -70,7 +83,7 @@ def criteria_select(group: str, columns: list[str], basis: str, ip: Define | Non
     return (
         f"SELECT ip.center, ip.patient_id, {subject} AS subject_id, {sql_str(group)} AS group_id, "
         + ", ".join(columns)
-        + f", CAST(NULL AS VARCHAR[]) AS strata FROM {source} ip"
+        + f", {strata or 'CAST(NULL AS VARCHAR[])'} AS strata FROM {source} ip"
     )
 
 

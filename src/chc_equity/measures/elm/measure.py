@@ -7,7 +7,9 @@ the proportion rules (the MeasureReport counts are the same); a continuous-varia
 measure-population and its exclusion are stored in the ``denominator`` and ``denominator_exclusion``
 columns of ``measure_results`` (:data:`CV_COLUMNS`), which the engine's rules score identically
 (measure population = initial population AND criteria; exclusion = measure population AND criteria).
-Measure observations are rows of their own (:meth:`Compiled.observations_sql`).
+Measure observations are rows of their own (:meth:`Compiled.observations_sql`). A group's stratifiers
+are its Measure's ``stratifier.criteria`` defines, compiled like populations: a subject's ``strata``
+lists the names of those it meets (:func:`episodes.stratum`), as the hand-written measures write it.
 
 ``compile_measure`` is pure (no connection): it returns the statements that build each define as a
 temporary relation and the scored SELECT, the same per-subject rows ``measure_results`` holds.
@@ -28,7 +30,7 @@ from chc_equity.measures.elm.library import ElmError, Node, Package
 from chc_equity.measures.engine import scored_sql
 from chc_equity.measures.model import POPULATION_COLUMNS, POPULATIONS, Group, Measure
 from chc_equity.measures.vocabulary import MACROS as ENGINE_MACROS
-from chc_equity.measures.vocabulary import Period
+from chc_equity.measures.vocabulary import Period, sql_str
 
 PATIENTS = episodes.PATIENTS
 SCORING = ("proportion", "ratio", "cohort", "continuous-variable")
@@ -50,6 +52,14 @@ class Observation:
 
 
 @dataclass(frozen=True)
+class Stratifier:
+    """One stratifier of a group: the CQL define of its criteria and the Measure's description."""
+
+    expression: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class MeasureDef:
     """What a Measure resource says: its library, basis, scoring and each group's population defines."""
 
@@ -61,6 +71,7 @@ class MeasureDef:
     scoring: str
     groups: tuple[tuple[str, dict[str, str]], ...]  # (group id, population code -> define name)
     observations: tuple[tuple[Observation, ...], ...] = ()  # per group
+    stratifiers: tuple[tuple[Stratifier, ...], ...] = ()  # per group
 
     @classmethod
     def read(cls, path: str | Path) -> MeasureDef:
@@ -68,7 +79,7 @@ class MeasureDef:
         ref = doc["library"][0]
         url, _, version = ref.partition("|")
         basis, scoring = "boolean", doc.get("scoring", {}).get("coding", [{}])[0].get("code", "proportion")
-        groups, observations = [], []
+        groups, observations, stratifiers = [], [], []
         for n, g in enumerate(doc.get("group", []), start=1):
             for ext in g.get("extension", []):
                 if ext["url"].endswith("cqfm-populationBasis"):
@@ -95,6 +106,12 @@ class MeasureDef:
                 )
             groups.append((g.get("id", f"Group_{n}"), pops))
             observations.append(tuple(observed))
+            stratifiers.append(
+                tuple(
+                    Stratifier(st.get("criteria", {}).get("expression", ""), st.get("description", ""))
+                    for st in g.get("stratifier", [])
+                )
+            )
         return cls(
             doc["name"],
             doc.get("version", ""),
@@ -104,6 +121,7 @@ class MeasureDef:
             scoring,
             tuple(groups),
             tuple(observations),
+            tuple(stratifiers),
         )
 
     @property
@@ -117,12 +135,25 @@ class MeasureDef:
     def model(self) -> Measure:
         """The engine's metadata of this measure (what :func:`scored_sql` reads)."""
         stored = {column: code for code, column in POPULATION_COLUMNS.items()}
-        groups = tuple(
-            Group(gid, tuple(c for c in POPULATIONS if c in {stored.get(CV_COLUMNS.get(p), p) for p in pops}))
-            for gid, pops in self.groups
-        )
+        groups = []
+        for (gid, pops), strata in zip(self.groups, self.stratifiers or [()] * len(self.groups), strict=True):
+            labels = tuple(s.description for s in strata)
+            groups.append(
+                Group(
+                    gid,
+                    tuple(c for c in POPULATIONS if c in {stored.get(CV_COLUMNS.get(p), p) for p in pops}),
+                    stratifiers=tuple(s.expression for s in strata),
+                    stratifier_labels=labels if all(labels) else (),
+                )
+            )
         return Measure(
-            self.name, self.name, self.version, self.name, groups, basis=self.basis, scoring=self.scoring
+            self.name,
+            self.name,
+            self.version,
+            self.name,
+            tuple(groups),
+            basis=self.basis,
+            scoring=self.scoring,
         )
 
 
@@ -168,8 +199,9 @@ def compile_measure(
     compiler = Compiler(package, (period.start_ts, period.end_ts), valueset_table)
     stored = {column: code for code, column in POPULATION_COLUMNS.items()}  # column -> proportion code
     selects, episode_tables, observations = [], {}, []
-    for (gid, pops), observed in zip(
-        measure.groups, measure.observations or [()] * len(measure.groups), strict=True
+    no_groups = [()] * len(measure.groups)
+    for (gid, pops), observed, strata in zip(
+        measure.groups, measure.observations or no_groups, measure.stratifiers or no_groups, strict=True
     ):
         ip = None
         if measure.basis != "boolean":
@@ -192,7 +224,17 @@ def compile_measure(
                 cols.append(f"{episodes.member(d, measure.basis, where)} AS {column}")
             else:
                 cols.append(f"{'TRUE' if code == 'denominator' else 'FALSE'} AS {column}")
-        selects.append(episodes.criteria_select(gid, cols, measure.basis, ip))
+        tests = []
+        for st in strata:
+            if not st.expression:
+                raise ElmError(f"unsupported: stratifier without criteria (components) at {lib.name}")
+            d = compiler.define(lib, st.expression)
+            where = f"{lib.name}.{st.expression}"
+            tests.append(
+                f"CASE WHEN {episodes.stratum(d, measure.basis, where)} THEN {sql_str(st.expression)} END"
+            )
+        strata_sql = f"list_filter([{', '.join(tests)}], lambda s_: s_ IS NOT NULL)" if tests else None
+        selects.append(episodes.criteria_select(gid, cols, measure.basis, ip, strata_sql))
         for obs in observed:
             if ip is None:
                 raise ElmError(f"unsupported: measure observation of a patient-based group at {lib.name}")

@@ -3,7 +3,9 @@
 A package's Measure resources are compiled (:func:`measure.compile_measure`) and their scored rows
 replace the rows of the same measure and period in ``measure_results`` (one transaction, the engine's
 :func:`engine.results_where` deciding which rows), so summaries, MeasureReports, equity and the web
-app read a compiled measure exactly like a hand-written one. The profile rule is the engine's:
+app read a compiled measure exactly like a hand-written one. A ratio or continuous-variable measure's
+observations (:func:`measure.run_observations`'s rows) replace its rows in ``measure_observations``
+the same way. The profile rule is the engine's:
 ``strict`` runs on :func:`profiles.strict_copy` and copies the rows back.
 
 Which engine runs a measure that is both hand-written and published as ELM is chosen here
@@ -24,10 +26,18 @@ import duckdb
 
 from chc_equity.measures import engine
 from chc_equity.measures.elm.conformance import PackageLayout
+from chc_equity.measures.elm.episodes import SCORED
 from chc_equity.measures.elm.library import ElmError
 from chc_equity.measures.elm.measure import Compiled, MeasureDef, compile_measure
 from chc_equity.measures.elm.measure import prepare as prepare_macros
-from chc_equity.measures.engine import RESULTS_TABLE, Context, MeasureModule, results_where
+from chc_equity.measures.engine import (
+    OBSERVATIONS_DDL,
+    OBSERVATIONS_TABLE,
+    RESULTS_TABLE,
+    Context,
+    MeasureModule,
+    results_where,
+)
 from chc_equity.measures.model import Measure
 from chc_equity.measures.profiles import SCRATCH, check_profile_rule, strict_copy
 from chc_equity.measures.vocabulary import Period, sql_str
@@ -126,7 +136,7 @@ def run_compiled_measures(
         with strict_copy(con) as home:
             written = _run_here(con, measures, ctx, on_measure)
             con.execute(f'USE "{home}"')
-            engine._copy_back(con, [compiled_module(c) for c in measures], ctx, SCRATCH)
+            engine._copy_back(con, [compiled_module(c) for c in measures], ctx, SCRATCH, observations=True)
         return written
     return _run_here(con, measures, ctx, on_measure)
 
@@ -161,8 +171,9 @@ class DefineTables:
     def build(self, compiled: Compiled, patients_where: str = "") -> None:
         statements = compiled.statements(patients_where)
         self.con.execute(statements[0])  # the patients: the same relation for every measure of a run
+        defines = statements[1 : 1 + len(compiled.defines)]
         keys: dict[str, str] = {}
-        for define, statement in zip(compiled.defines, statements[1:], strict=True):
+        for define, statement in zip(compiled.defines, defines, strict=True):
             reads = sorted(t for t in set(_TABLE.findall(define.sql)) if t in keys and t != define.table)
             key = hashlib.sha256(
                 "\n".join([canonical(define.sql), *(keys[t] for t in reads)]).encode()
@@ -171,6 +182,8 @@ class DefineTables:
             if self.built.get(define.table) != key:
                 self.con.execute(statement)
                 self.built[define.table] = key
+        for statement in statements[1 + len(compiled.defines) :]:  # episodes of the measure's basis
+            self.con.execute(statement)
 
     def release(self, compiled: Compiled) -> None:
         """Drop the measure's own defines (those of its main library)."""
@@ -195,6 +208,7 @@ def _run_here(
     on_measure: Callable[[Measure, float], None] | None,
 ) -> dict[str, int]:
     engine.prepare(con)
+    con.execute(OBSERVATIONS_DDL)
     prepare_macros(con)
     where = "p.center IN (" + ", ".join(sql_str(c) for c in ctx.centers) + ")" if ctx.centers else ""
     written: dict[str, int] = {}
@@ -207,10 +221,22 @@ def _run_here(
             model = compiled.measure.model()
             rows = results_where(model, ctx)
             con.execute(f"DELETE FROM {RESULTS_TABLE} WHERE {rows}")
-            # the subjects of the initial population, as the hand-written measures write them
-            con.execute(
-                f"INSERT INTO {RESULTS_TABLE} SELECT * FROM ({compiled.select}) WHERE initial_population"
-            )
+            # the subjects of the initial population, as the hand-written measures write them; a
+            # measure with observations keeps every scored subject first (the observations read them)
+            scored = f"({compiled.select})"
+            if compiled.observations_sql:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {SCORED} AS {compiled.select}")
+                scored = SCORED
+            con.execute(f"INSERT INTO {RESULTS_TABLE} SELECT * FROM {scored} WHERE initial_population")
+            con.execute(f"DELETE FROM {OBSERVATIONS_TABLE} WHERE {rows}")
+            if compiled.observations_sql:
+                subject_type = "Patient" if model.basis == "boolean" else model.basis
+                con.execute(
+                    f"INSERT INTO {OBSERVATIONS_TABLE} SELECT o_.center, {sql_str(model.name)}, "
+                    f"o_.group_id, {ctx.period.start_date}, {ctx.period.end_date}, "
+                    f"{sql_str(subject_type)}, o_.subject_id, o_.patient_id, o_.observation, o_.value "
+                    f"FROM ({compiled.observations_sql}) o_"
+                )
             written[model.name] = con.execute(
                 f"SELECT count(*) FROM {RESULTS_TABLE} WHERE {rows}"
             ).fetchone()[0]

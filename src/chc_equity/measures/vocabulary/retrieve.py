@@ -168,9 +168,36 @@ def blood_pressure_observation(o: str) -> str:
     Never "every Observation": a BMI or HbA1c taken on the day of the most recent blood pressure must
     not count as a reading of that day (it has no systolic component and would null the lowest one).
     """
-    return in_profile(
-        o, (USCORE + "us-core-blood-pressure",), has_code("observation_code", o, LOINC, BP_PANEL)
-    )
+    return us_core_observation(o, "us-core-blood-pressure")
+
+
+# US Core Observation profiles whose meaning is their fixed Observation.code (a LOINC code): a retrieve
+# of one (``[USCoreBMIProfile]``, ``[USCoreBodyHeightProfile]`` ...) carries no code filter in the ELM,
+# so without the profile's own constraint a height would count as a BMI percentile (official case
+# CMS155 "Num1Fail-BMIObsAfterMP": only a height and a weight in the period, numerator 0).
+US_CORE_OBSERVATION_CODES = {
+    "us-core-blood-pressure": BP_PANEL,
+    "us-core-bmi": "39156-5",
+    "pediatric-bmi-for-age": "59576-9",
+    "us-core-body-height": "8302-2",
+    "us-core-body-weight": "29463-7",
+    "us-core-body-temperature": "8310-5",
+    "us-core-heart-rate": "8867-4",
+    "us-core-observation-pregnancystatus": "82810-3",
+}
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+
+
+def us_core_observation(o: str, profile: str) -> str:
+    """``[<US Core Observation profile>]`` on flat.observation row ``o`` (``profile`` is the last part
+    of its URL): tagged with the profile, or untagged with the code it fixes
+    (:data:`US_CORE_OBSERVATION_CODES`); the smoking status profile fixes no code, only the
+    social-history category."""
+    if profile == "us-core-smokingstatus":
+        untagged = has_code("observation_category", o, OBSERVATION_CATEGORY, "social-history")
+    else:
+        untagged = has_code("observation_code", o, LOINC, US_CORE_OBSERVATION_CODES[profile])
+    return in_profile(o, (USCORE + profile,), untagged)
 
 
 def condition_problem_or_health_concern(c: str) -> str:
