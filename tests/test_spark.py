@@ -208,7 +208,7 @@ def test_20k_network_equals_stored_embedded_digests_after_a_failed_task(spark, t
       differing rows (what to run when this test fails).
     """
     from chc_equity.spark.compare import embedded_digests, embedded_run, output_digests
-    from chc_equity.spark.pipeline import equity_dimensions
+    from chc_equity.spark.pipeline import EQUITY_TABLES, equity_dimensions
 
     network = _generated(tmp_path / "net", centers=NETWORK_20K["centers"], patients=NETWORK_20K["patients"])
     out = tmp_path / "run"
@@ -237,7 +237,7 @@ def test_20k_network_equals_stored_embedded_digests_after_a_failed_task(spark, t
     assert stored.get("network") == NETWORK_20K, f"{DIGEST_20K} is not of this network: set {UPDATE_ENV}=1"
     want = stored["tables"]
     # Not vacuous: the digests cover every table Spark writes, and the results and equity tables have rows.
-    assert set(want) == {*_tables(), "equity", "equity_summary"}
+    assert set(want) == {*_tables(), *EQUITY_TABLES}
     for table in ("resources", "flat.patient", "measure_results", "patient_attributes", "equity"):
         assert want[table]["rows"] > 0, table
     assert want["flat.patient"]["rows"] == NETWORK_20K["patients"] and want["rejects"]["rows"] == 1
