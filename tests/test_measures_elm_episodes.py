@@ -156,10 +156,9 @@ def test_episode_proportion_counts_each_patients_encounters(con, tmp_path):  # n
     assert observed == []
 
 
-def test_ratio_observations_per_episode_less_exclusions(con, tmp_path):  # noqa: F811
-    """Denominator observation of every denominator episode not excluded (e3 is not observed: it would
-    give 0), numerator observation of every numerator episode; compared as the official rows are."""
-    pops = [
+def ratio_populations() -> list[dict]:
+    """A ratio measure's populations with a denominator (Sum) and a numerator (Count) observation."""
+    return [
         population("initial-population", "Initial Population", "InitialPopulation_1"),
         population("denominator", "Denominator", "Denominator_1"),
         population("denominator-exclusion", "Denominator Exclusions", "DenominatorExclusion_1"),
@@ -177,6 +176,12 @@ def test_ratio_observations_per_episode_less_exclusions(con, tmp_path):  # noqa:
             **{"cqfm-aggregateMethod": "Count", "cqfm-criteriaReference": "Numerator_1"},
         ),
     ]
+
+
+def test_ratio_observations_per_episode_less_exclusions(con, tmp_path):  # noqa: F811
+    """Denominator observation of every denominator episode not excluded (e3 is not observed: it would
+    give 0), numerator observation of every numerator episode; compared as the official rows are."""
+    pops = ratio_populations()
     compiled, scored, observed = run(con, tmp_path, measure_json("ratio", pops))
     assert compiled.measure.scoring == "ratio"
     values = observation_values(observed)
@@ -326,24 +331,7 @@ def test_measures_run_writes_ratio_observations(tmp_path):
     from chc_equity.measures.elm.run import run_compiled_measures
     from test_measures_elm import tiny_warehouse
 
-    pops = [
-        population("initial-population", "Initial Population", "InitialPopulation_1"),
-        population("denominator", "Denominator", "Denominator_1"),
-        population("denominator-exclusion", "Denominator Exclusions", "DenominatorExclusion_1"),
-        population("numerator", "Numerator", "Numerator_1"),
-        population(
-            "measure-observation",
-            "Denominator Observation",
-            "MeasureObservation_1_1",
-            **{"cqfm-aggregateMethod": "Sum", "cqfm-criteriaReference": "Denominator_1"},
-        ),
-        population(
-            "measure-observation",
-            "Numerator Observation",
-            "MeasureObservation_1_2",
-            **{"cqfm-aggregateMethod": "Count", "cqfm-criteriaReference": "Numerator_1"},
-        ),
-    ]
+    pops = ratio_populations()
     library(tmp_path, DEFINES, FUNCTIONS)
     (tmp_path / "m.json").write_text(json.dumps(measure_json("ratio", pops)))
     # the run loads the shipped terminology into valueset_codes: the test's value set lives apart
