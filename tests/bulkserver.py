@@ -266,23 +266,15 @@ class FaultProxy:
                 return
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
-    def _take_cut(self, request_head: bytes) -> int | None:
+    def _take(self, queue: list, request_head: bytes):
+        """Remove and return the value of the first (fragment, value) in ``queue`` whose fragment is in
+        the request's first line; None when none matches."""
         first = request_head.split(b"\r\n", 1)[0].decode("latin-1")
         with self._lock:
-            for i, (fragment, after) in enumerate(self._cuts):
+            for i, (fragment, value) in enumerate(queue):
                 if fragment in first:
-                    del self._cuts[i]
-                    return after
-        return None
-
-    def _take_answer(self, request_head: bytes) -> bytes | None:
-        first = request_head.split(b"\r\n", 1)[0].decode("latin-1")
-        with self._lock:
-            for i, (fragment, response) in enumerate(self._answers):
-                if fragment in first:
-                    del self._answers[i]
-                    self.answered += 1
-                    return response
+                    del queue[i]
+                    return value
         return None
 
     def _serve(self, client: socket.socket) -> None:
@@ -319,11 +311,13 @@ class FaultProxy:
                 if not data:
                     break
                 if data[:4] in (b"GET ", b"POST", b"DELE", b"PUT ", b"HEAD"):
-                    canned = self._take_answer(data)
+                    canned = self._take(self._answers, data)
                     if canned is not None:  # the previous response is complete: the client waited for it
+                        with self._lock:
+                            self.answered += 1
                         client.sendall(canned)
                         break  # "Connection: close"; closing upstream ends the downstream thread too
-                    cut = self._take_cut(data)
+                    cut = self._take(self._cuts, data)
                     if cut is not None:
                         budget[0] = cut
                 upstream.sendall(data)
